@@ -1,0 +1,109 @@
+"""Accounts: users, role grants, cities and vehicles."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from mongoengine import (
+    BooleanField,
+    DateField,
+    DateTimeField,
+    Document,
+    ListField,
+    ObjectIdField,
+    StringField,
+)
+
+OWNER = "owner"
+CIRCLE_LEADER = "circle_leader"
+AMBASSADOR = "ambassador"
+ADMIN = "admin"
+GRANTABLE_ROLES = (CIRCLE_LEADER, AMBASSADOR, ADMIN)
+LOCALES = ("zh-CN", "en")
+
+VEHICLE_PENDING = "pending"
+VEHICLE_VERIFIED = "verified"
+VEHICLE_REJECTED = "rejected"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_referral_code() -> str:
+    # 8 characters of an unambiguous alphabet: easy to read out, ~10^12 codes.
+    alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+class City(Document):
+    code = StringField(required=True, unique=True, regex=r"^[A-Z]{2,8}$")
+    name = StringField(required=True, max_length=100)
+    province = StringField(required=True, max_length=100)
+    timezone = StringField(required=True, default="Asia/Shanghai")
+    created_at = DateTimeField(default=utcnow)
+
+    meta = {"collection": "cities", "indexes": []}
+
+
+class User(Document):
+    email = StringField(unique=True, sparse=True)
+    phone = StringField(unique=True, sparse=True)
+    password_hash = StringField(required=True)
+    display_name = StringField(required=True, max_length=50)
+    avatar_url = StringField(max_length=500)
+    city_code = StringField(required=True)
+    locale = StringField(default="zh-CN", choices=LOCALES)
+    verified_owner = BooleanField(default=False)
+    referral_code = StringField(required=True, unique=True, default=new_referral_code)
+    referred_by = ObjectIdField()
+    created_at = DateTimeField(default=utcnow)
+    erased_at = DateTimeField()
+
+    meta = {
+        "collection": "users",
+        "indexes": [
+            "city_code",
+            ("city_code", "verified_owner"),
+            "referred_by",
+        ],
+    }
+
+    @property
+    def active(self) -> bool:
+        return self.erased_at is None
+
+
+class RoleGrant(Document):
+    user_id = ObjectIdField(required=True)
+    role = StringField(required=True, choices=GRANTABLE_ROLES)
+    city_codes = ListField(StringField(), default=list)
+    granted_by = ObjectIdField()
+    created_at = DateTimeField(default=utcnow)
+
+    meta = {"collection": "role_grants", "indexes": ["user_id", "city_codes"]}
+
+
+class Vehicle(Document):
+    owner_id = ObjectIdField(required=True)
+    vin = StringField(required=True, unique=True)
+    model = StringField(required=True, max_length=100)
+    delivered_on = DateField()
+    # The owner's city when the vehicle was added: it routes the verification to that
+    # city's circle leaders.
+    city_code = StringField(required=True)
+    status = StringField(required=True, default=VEHICLE_PENDING,
+                         choices=(VEHICLE_PENDING, VEHICLE_VERIFIED, VEHICLE_REJECTED))
+    reviewed_by = ObjectIdField()
+    reviewed_at = DateTimeField()
+    rejection_reason = StringField(max_length=500)
+    created_at = DateTimeField(default=utcnow)
+
+    meta = {
+        "collection": "vehicles",
+        "indexes": [
+            ("owner_id", "-created_at"),
+            ("status", "city_code", "created_at"),
+        ],
+    }

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from accounts.models import GRANTABLE_ROLES, LOCALES, VEHICLE_PENDING, VEHICLE_REJECTED, VEHICLE_VERIFIED
+from app.web import PageArgsSchema, Schema
+
+CITY_CODE = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{2,8}$"))
+
+
+class IdentifierMixin:
+    @validates_schema
+    def one_identifier(self, data, **kwargs):
+        if bool(data.get("email")) == bool(data.get("phone")):
+            raise ValidationError("Give exactly one of email or phone.", "_schema")
+
+
+class RegisterSchema(IdentifierMixin, Schema):
+    email = fields.Email(validate=validate.Length(max=254))
+    phone = fields.String(validate=validate.Length(min=3, max=32))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(8, 128))
+    display_name = fields.String(required=True, validate=validate.Length(1, 50))
+    city_code = CITY_CODE
+    referral_code = fields.String(validate=validate.Length(1, 16))
+    locale = fields.String(load_default="zh-CN", validate=validate.OneOf(LOCALES))
+
+
+class LoginSchema(IdentifierMixin, Schema):
+    email = fields.String(validate=validate.Length(max=254))
+    phone = fields.String(validate=validate.Length(max=32))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(max=128))
+
+
+class UserSchema(Schema):
+    id = fields.String()
+    display_name = fields.String()
+    email = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    avatar_url = fields.String(allow_none=True)
+    city_code = fields.String()
+    locale = fields.String()
+    roles = fields.List(fields.String())
+    verified_owner = fields.Boolean()
+    tier = fields.String()
+    referral_code = fields.String()
+    created_at = fields.DateTime()
+
+
+class TokensSchema(Schema):
+    access_token = fields.String()
+    refresh_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+
+
+class RegisteredSchema(TokensSchema):
+    user = fields.Nested(UserSchema)
+
+
+class AccessTokenSchema(Schema):
+    access_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+
+
+class ProfileUpdateSchema(Schema):
+    display_name = fields.String(validate=validate.Length(1, 50))
+    avatar_url = fields.URL(allow_none=True, validate=validate.Length(max=500))
+    city_code = fields.String(validate=validate.Regexp(r"^[A-Z]{2,8}$"))
+    locale = fields.String(validate=validate.OneOf(LOCALES))
+
+
+class RoleGrantCreateSchema(Schema):
+    user_id = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(GRANTABLE_ROLES))
+    city_codes = fields.List(fields.String(validate=validate.Regexp(r"^[A-Z]{2,8}$")),
+                             load_default=list, validate=validate.Length(max=50))
+
+
+class RoleGrantSchema(Schema):
+    id = fields.String()
+    user_id = fields.String()
+    role = fields.String()
+    city_codes = fields.List(fields.String())
+    granted_by = fields.String()
+    created_at = fields.DateTime()
+
+
+class CityCreateSchema(Schema):
+    code = CITY_CODE
+    name = fields.String(required=True, validate=validate.Length(1, 100))
+    province = fields.String(required=True, validate=validate.Length(1, 100))
+    timezone = fields.String(load_default="Asia/Shanghai")
+
+    @validates_schema
+    def known_timezone(self, data, **kwargs):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(data.get("timezone", "Asia/Shanghai"))
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValidationError("Unknown time zone.", "timezone") from exc
+
+
+class CitySchema(Schema):
+    code = fields.String()
+    name = fields.String()
+    province = fields.String()
+    timezone = fields.String()
+
+
+class VehicleCreateSchema(Schema):
+    vin = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    model = fields.String(required=True, validate=validate.Length(1, 100))
+    delivered_on = fields.Date(allow_none=True)
+
+
+class VehicleSchema(Schema):
+    id = fields.String()
+    owner_id = fields.String()
+    vin = fields.String()
+    model = fields.String()
+    delivered_on = fields.Date(allow_none=True)
+    city_code = fields.String()
+    status = fields.String()
+    rejection_reason = fields.String(allow_none=True)
+    reviewed_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class VehicleQueueArgsSchema(PageArgsSchema):
+    status = fields.String(load_default=VEHICLE_PENDING,
+                           validate=validate.OneOf((VEHICLE_PENDING, VEHICLE_VERIFIED,
+                                                    VEHICLE_REJECTED)))
+    city = fields.String(validate=validate.Regexp(r"^[A-Z]{2,8}$"))
+
+
+class RejectSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(1, 500))

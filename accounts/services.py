@@ -1,0 +1,301 @@
+"""Accounts: sign-up, login, profile, role grants, cities and vehicle verification.
+
+Write-side functions change state (with their domain events in the same transaction) and
+log; they never talk to Redis. Callers get domain exceptions for every refusal.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+import phonenumbers
+import structlog
+from argon2 import PasswordHasher
+from bson import ObjectId
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from mongoengine.errors import NotUniqueError
+from pymongo.client_session import ClientSession
+from pymongo.errors import DuplicateKeyError
+
+from accounts.models import (
+    CIRCLE_LEADER,
+    VEHICLE_PENDING,
+    VEHICLE_REJECTED,
+    VEHICLE_VERIFIED,
+    City,
+    RoleGrant,
+    User,
+    Vehicle,
+    new_referral_code,
+    utcnow,
+)
+from app.auth import Caller
+from app.db import get_or_404, transaction
+from app.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
+from app.outbox import record_event
+
+log = structlog.get_logger()
+_hasher = PasswordHasher()
+# Verified against when the account does not exist, so both failures cost the same time.
+_DUMMY_HASH = _hasher.hash("timing-equaliser")
+_VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
+
+
+# --- identifiers -----------------------------------------------------------------------
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def normalise_phone(phone: str, region: str | None = None) -> str:
+    """E.164, assuming the configured default region for national numbers."""
+    region = region or current_app.config["DEFAULT_PHONE_REGION"]
+    try:
+        parsed = phonenumbers.parse(phone, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationFailed("invalid_phone", "The phone number is not valid.",
+                               errors={"phone": [str(exc)]}) from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValidationFailed("invalid_phone", "The phone number is not valid.",
+                               errors={"phone": ["Not a valid phone number."]})
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def login_key(email: str | None, phone: str | None) -> str | None:
+    """The account a login attempt targets, normalised, for per-account rate limits."""
+    if email:
+        return "email:" + normalise_email(email)
+    if phone:
+        try:
+            return "phone:" + normalise_phone(phone)
+        except ValidationFailed:
+            return "phone:" + phone.strip()
+    return None
+
+
+# --- cities ----------------------------------------------------------------------------
+
+def require_city(code: str) -> City:
+    city = City.objects(code=code).first()
+    if city is None:
+        raise ValidationFailed("unknown_city", f"No city with code {code!r}.",
+                               errors={"city_code": ["Unknown city."]})
+    return city
+
+
+def create_city(code: str, name: str, province: str, timezone: str) -> City:
+    city = City(code=code, name=name, province=province, timezone=timezone)
+    try:
+        city.save(force_insert=True)
+    except Exception as exc:
+        if _is_duplicate(exc):
+            raise Conflict("city_exists", f"City {code} already exists.") from exc
+        raise
+    log.info("city_created", code=code)
+    return city
+
+
+def city_timezones() -> dict[str, str]:
+    return {city.code: city.timezone for city in City.objects.only("code", "timezone")}
+
+
+# --- sign-up and login -----------------------------------------------------------------
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def register(*, password: str, display_name: str, city_code: str, email: str | None = None,
+             phone: str | None = None, referral_code: str | None = None,
+             locale: str = "zh-CN") -> User:
+    """Create an owner account. Email and phone are unique, also under concurrent sign-ups
+    (unique indexes decide, not a read-then-write)."""
+    require_city(city_code)
+    referrer = None
+    if referral_code:
+        referrer = User.objects(referral_code=referral_code.strip().upper(),
+                                erased_at=None).first()
+        if referrer is None:
+            raise ValidationFailed("invalid_referral_code", "Unknown referral code.",
+                                   errors={"referral_code": ["Unknown referral code."]})
+    user = User(
+        email=normalise_email(email) if email else None,
+        phone=normalise_phone(phone) if phone else None,
+        password_hash=hash_password(password),
+        display_name=display_name.strip(),
+        city_code=city_code,
+        locale=locale,
+        referred_by=referrer.pk if referrer else None,
+    )
+    user.validate()
+
+    def unit(session: ClientSession) -> None:
+        User._get_collection().insert_one(user.to_mongo(), session=session)
+        record_event(session, "user.registered", subject_type="user", subject_id=user.pk,
+                     actor_id=user.pk, city_code=city_code,
+                     payload={"referred_by": str(referrer.pk) if referrer else None})
+
+    user.pk = ObjectId()
+    for _ in range(5):
+        try:
+            transaction(unit)
+            break
+        except DuplicateKeyError as exc:
+            if "referral_code" in str(exc):
+                user.referral_code = new_referral_code()
+                continue
+            raise Conflict("account_exists",
+                           "An account with this email or phone already exists.") from exc
+    log.info("user_registered", user_id=str(user.pk), city=city_code)
+    return user
+
+
+def authenticate(*, password: str, email: str | None = None, phone: str | None = None) -> User:
+    """The same refusal for an unknown account and a wrong password."""
+    query: dict[str, Any] = {"erased_at": None}
+    if email:
+        query["email"] = normalise_email(email)
+    else:
+        try:
+            query["phone"] = normalise_phone(phone or "")
+        except ValidationFailed:
+            query["phone"] = None
+    user = User.objects(**query).first() if query.get("email") or query.get("phone") else None
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        user = None
+    if user is None:
+        raise Unauthorized("invalid_credentials", "Wrong account or password.")
+    if _hasher.check_needs_rehash(user.password_hash):
+        User.objects(pk=user.pk).update_one(set__password_hash=hash_password(password))
+    return user
+
+
+def update_profile(user: User, changes: dict[str, Any]) -> User:
+    if "city_code" in changes:
+        require_city(changes["city_code"])
+    updates = {f"set__{field}": value for field, value in changes.items()}
+    if updates:
+        User.objects(pk=user.pk).update_one(**updates)
+        user.reload()
+    return user
+
+
+# --- roles -----------------------------------------------------------------------------
+
+def grant_role(granted_by: Caller, user_id: str, role: str, city_codes: list[str]) -> RoleGrant:
+    granted_by.require_admin()
+    target = get_or_404(User, user_id, erased_at=None)
+    if role != "admin":
+        if not city_codes:
+            raise ValidationFailed("city_codes_required", "City-scoped roles need cities.",
+                                   errors={"city_codes": ["At least one city."]})
+        for code in city_codes:
+            require_city(code)
+    grant = RoleGrant(user_id=target.pk, role=role,
+                      city_codes=[] if role == "admin" else sorted(set(city_codes)),
+                      granted_by=granted_by.user.pk).save()
+    log.info("role_granted", user_id=user_id, role=role, cities=grant.city_codes,
+             by=granted_by.id)
+    return grant
+
+
+def revoke_role(revoked_by: Caller, grant_id: str) -> None:
+    revoked_by.require_admin()
+    grant = get_or_404(RoleGrant, grant_id)
+    grant.delete()
+    log.info("role_revoked", grant_id=grant_id, user_id=str(grant.user_id), by=revoked_by.id)
+
+
+# --- vehicles --------------------------------------------------------------------------
+
+def normalise_vin(vin: str) -> str:
+    value = vin.strip().upper()
+    if not _VIN.match(value):
+        raise ValidationFailed("invalid_vin",
+                               "A VIN is 17 characters of A-Z and 0-9, without I, O or Q.",
+                               errors={"vin": ["Not a valid VIN."]})
+    return value
+
+
+def add_vehicle(owner: User, vin: str, model: str, delivered_on: date | None = None) -> Vehicle:
+    vehicle = Vehicle(owner_id=owner.pk, vin=normalise_vin(vin), model=model.strip(),
+                      delivered_on=delivered_on, city_code=owner.city_code)
+    try:
+        vehicle.save(force_insert=True)
+    except Exception as exc:
+        if _is_duplicate(exc):
+            raise Conflict("vin_taken", "This VIN is already registered.") from exc
+        raise
+    log.info("vehicle_added", vehicle_id=str(vehicle.pk), owner_id=str(owner.pk))
+    return vehicle
+
+
+def verification_queue(caller: Caller, status: str, city: str | None):
+    """Vehicles a circle leader (or admin) may review, scoped to the caller's cities."""
+    cities = caller.cities_for(CIRCLE_LEADER)
+    if cities is not None and not cities:
+        raise Forbidden(message="Only circle leaders and admins review vehicles.")
+    query = Vehicle.objects(status=status)
+    if city:
+        if cities is not None and city not in cities:
+            raise Forbidden(message="You do not lead this city.")
+        return query.filter(city_code=city)
+    return query if cities is None else query.filter(city_code__in=sorted(cities))
+
+
+def _review(caller: Caller, vehicle_id: str, status: str, reason: str | None) -> Vehicle:
+    vehicle = get_or_404(Vehicle, vehicle_id)
+    caller.require(vehicle.city_code, CIRCLE_LEADER)
+
+    def unit(session: ClientSession) -> dict[str, Any] | None:
+        vehicles = Vehicle._get_collection()
+        changes: dict[str, Any] = {"status": status, "reviewed_by": caller.user.pk,
+                                   "reviewed_at": utcnow()}
+        if reason:
+            changes["rejection_reason"] = reason
+        reviewed = vehicles.find_one_and_update(
+            {"_id": vehicle.pk, "status": VEHICLE_PENDING}, {"$set": changes}, session=session)
+        if reviewed is None:
+            return None
+        if status == VEHICLE_VERIFIED:
+            _on_verified(session, vehicle, caller)
+        return reviewed
+
+    if transaction(unit) is None:
+        raise Conflict("not_pending", "This vehicle has already been reviewed.")
+    log.info("vehicle_reviewed", vehicle_id=vehicle_id, status=status, by=caller.id)
+    vehicle.reload()
+    return vehicle
+
+
+def _on_verified(session: ClientSession, vehicle: Vehicle, caller: Caller) -> None:
+    users = User._get_collection()
+    owner = users.find_one_and_update({"_id": vehicle.owner_id},
+                                      {"$set": {"verified_owner": True}}, session=session)
+    first = owner is not None and not owner.get("verified_owner", False)
+    record_event(session, "vehicle.verified", subject_type="vehicle", subject_id=vehicle.pk,
+                 actor_id=caller.user.pk, city_code=vehicle.city_code,
+                 payload={"owner_id": str(vehicle.owner_id), "vin": vehicle.vin,
+                          "model": vehicle.model, "first_verified_vehicle": first})
+    if first and owner.get("referred_by"):
+        record_event(session, "referral.completed", subject_type="user",
+                     subject_id=vehicle.owner_id, city_code=vehicle.city_code,
+                     payload={"referrer_id": str(owner["referred_by"]),
+                              "referee_id": str(vehicle.owner_id)})
+
+
+def verify_vehicle(caller: Caller, vehicle_id: str) -> Vehicle:
+    return _review(caller, vehicle_id, VEHICLE_VERIFIED, None)
+
+
+def reject_vehicle(caller: Caller, vehicle_id: str, reason: str) -> Vehicle:
+    return _review(caller, vehicle_id, VEHICLE_REJECTED, reason)
+
+
+def _is_duplicate(exc: Exception) -> bool:
+    return isinstance(exc, NotUniqueError | DuplicateKeyError)

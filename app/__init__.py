@@ -1,0 +1,68 @@
+"""Application factory: extensions are wired in one fixed order, configuration is validated
+before anything connects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app import config as app_config
+
+
+def create_app(override: dict[str, Any] | None = None) -> Flask:
+    settings = app_config.load()
+    settings.update(override or {})
+    app_config.validate(settings)
+
+    app = Flask(__name__)
+    app.config.update(settings)
+    app.config.update(
+        API_TITLE="Owner community and loyalty API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        JWT_SECRET_KEY=settings["SECRET_KEY"],
+        JWT_TOKEN_LOCATION=["headers"],
+        RATELIMIT_STORAGE_URI=settings["REDIS_URL"],
+        RATELIMIT_HEADERS_ENABLED=True,
+        # A Redis outage must not lock everyone out of login: limits pause, requests pass.
+        RATELIMIT_SWALLOW_ERRORS=True,
+        RATELIMIT_KEY_PREFIX="ratelimit",
+    )
+    if settings["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["TRUSTED_PROXIES"],
+                                x_proto=settings["TRUSTED_PROXIES"])
+
+    from app import auth, db, errors, observability
+    from app.extensions import api, jwt, limiter
+    from workers.broker import configure_broker
+
+    observability.init_app(app)
+    db.connect(settings["MONGODB_URI"])
+    configure_broker(settings["REDIS_URL"], settings["DRAMATIQ_HEARTBEAT_TIMEOUT_MS"])
+    jwt.init_app(app)
+    limiter.init_app(app)
+    api.init_app(app, spec_kwargs={"components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}}})
+    errors.init_app(app)
+    auth.init_app(app)
+    _register_blueprints(app, api)
+
+    from app import cli, health
+
+    app.register_blueprint(health.blueprint)
+    cli.init_app(app)
+    db.ensure_indexes()
+    return app
+
+
+def _register_blueprints(app: Flask, api) -> None:
+    from accounts.api import blueprints as account_blueprints
+
+    for blueprint in (*account_blueprints,):
+        api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")

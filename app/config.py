@@ -1,0 +1,109 @@
+"""Configuration: every environment variable the service reads, each in one place with its type.
+
+README's configuration table mirrors `SETTINGS`; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+class ConfigError(RuntimeError):
+    """Raised at start-up when the environment holds a value the service cannot use."""
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    key: str
+    parse: Callable[[str], Any]
+    default: Any
+    doc: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("MONGODB_URI", "MONGODB_URI", str, None,
+            "MongoDB URI including the database name. Unset: the launcher and the tests start "
+            "an embedded SecantusDB on 127.0.0.1."),
+    Setting("REDIS_URL", "REDIS_URL", str, None,
+            "Redis URL for Dramatiq, rate limits and scheduler locks. Unset: an embedded "
+            "redis-server is started."),
+    Setting("SECRET_KEY", "SECRET_KEY", str, "dev-insecure-secret-key-change-me-0000000000",
+            "Signs JWTs and event tickets. Must be set (32+ chars) in production."),
+    Setting("ENVIRONMENT", "ENVIRONMENT", str, "development",
+            "`production` refuses the development SECRET_KEY."),
+    Setting("JWT_ACCESS_TTL_SECONDS", "JWT_ACCESS_TOKEN_EXPIRES", int, 900,
+            "Lifetime of access tokens."),
+    Setting("JWT_REFRESH_TTL_SECONDS", "JWT_REFRESH_TOKEN_EXPIRES", int, 30 * 24 * 3600,
+            "Lifetime of refresh tokens."),
+    Setting("RATELIMIT_ENABLED", "RATELIMIT_ENABLED", _boolean, True,
+            "`false` turns every rate limit off (load tests)."),
+    Setting("RATELIMIT_LOGIN_PER_ACCOUNT", "RATELIMIT_LOGIN_PER_ACCOUNT", str, "10 per minute",
+            "Login attempts allowed per account (flask-limiter syntax)."),
+    Setting("RATELIMIT_LOGIN_PER_IP", "RATELIMIT_LOGIN_PER_IP", str, "30 per minute",
+            "Login attempts allowed per client IP."),
+    Setting("RATELIMIT_REGISTER_PER_IP", "RATELIMIT_REGISTER_PER_IP", str, "20 per minute",
+            "Sign-ups allowed per client IP."),
+    Setting("MAX_CONTENT_LENGTH", "MAX_CONTENT_LENGTH", int, 1024 * 1024,
+            "Largest request body in bytes; larger bodies get 413."),
+    Setting("DEFAULT_PHONE_REGION", "DEFAULT_PHONE_REGION", str, "CN",
+            "Region assumed for phone numbers written without a country code."),
+    Setting("LOG_LEVEL", "LOG_LEVEL", str, "INFO", "Log level of the JSON logs."),
+    Setting("TRUSTED_PROXIES", "TRUSTED_PROXIES", int, 0,
+            "How many reverse proxies set X-Forwarded-For in front of the API (rate limits use "
+            "the client IP)."),
+    Setting("DRAMATIQ_HEARTBEAT_TIMEOUT_MS", "DRAMATIQ_HEARTBEAT_TIMEOUT_MS", int, 60_000,
+            "After this long without a heartbeat a worker counts as dead and its unacked "
+            "messages are redelivered."),
+    Setting("EXTRA_HANDLER_MODULES", "EXTRA_HANDLER_MODULES",
+            lambda raw: tuple(filter(None, (part.strip() for part in raw.split(",")))), (),
+            "Comma-separated modules with more domain event handlers for the workers and the "
+            "dispatcher (tests load failing and slow handlers this way)."),
+    Setting("PUSH_PROVIDER", "PUSH_PROVIDER", str, "log", "`log` or `webhook`."),
+    Setting("PUSH_WEBHOOK_URL", "PUSH_WEBHOOK_URL", str, None,
+            "Where the webhook push provider POSTs notifications."),
+    Setting("PUSH_WEBHOOK_SECRET", "PUSH_WEBHOOK_SECRET", str, None,
+            "HMAC-SHA256 key that signs webhook bodies (X-Signature header)."),
+)
+
+
+def load(environ: dict[str, str] | os._Environ = os.environ) -> dict[str, Any]:
+    """Read every setting from the environment, with its type; raise ConfigError on bad values."""
+    config: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.env)
+        if raw is None or raw == "":
+            config[setting.key] = setting.default
+            continue
+        try:
+            config[setting.key] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{setting.env}: {exc}") from exc
+    return config
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Refuse configurations the service must not run with."""
+    if not config.get("MONGODB_URI"):
+        raise ConfigError("MONGODB_URI is not set (the launcher sets it for embedded servers)")
+    if not config.get("REDIS_URL"):
+        raise ConfigError("REDIS_URL is not set (the launcher sets it for embedded servers)")
+    if config["ENVIRONMENT"] == "production":
+        secret = config["SECRET_KEY"]
+        if secret.startswith("dev-insecure") or len(secret) < 32:
+            raise ConfigError("SECRET_KEY must be set to 32+ random characters in production")
+    if config["PUSH_PROVIDER"] not in {"log", "webhook"}:
+        raise ConfigError("PUSH_PROVIDER must be `log` or `webhook`")
+    if config["PUSH_PROVIDER"] == "webhook" and not config.get("PUSH_WEBHOOK_URL"):
+        raise ConfigError("PUSH_PROVIDER=webhook needs PUSH_WEBHOOK_URL")

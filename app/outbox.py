@@ -1,0 +1,113 @@
+"""Domain events and the transactional outbox.
+
+A service that changes state calls `record_event(session, ...)` inside the same
+`app.db.transaction` as the change, so the event is durable exactly when the change is.
+Nothing reaches Redis from the request: the dispatcher (`workers/dispatcher.py`) moves
+committed events to Dramatiq afterwards, and keeps them waiting while Redis is down.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mongoengine import DateTimeField, DictField, Document, IntField, StringField
+from pymongo.client_session import ClientSession
+
+from accounts.models import utcnow
+
+PENDING = "pending"
+DISPATCHED = "dispatched"
+
+
+class OutboxEvent(Document):
+    id = StringField(primary_key=True)
+    type = StringField(required=True)
+    version = IntField(required=True, default=1)
+    actor_id = StringField()
+    subject_type = StringField(required=True)
+    subject_id = StringField(required=True)
+    city_code = StringField()
+    payload = DictField()
+    occurred_at = DateTimeField(required=True)
+    status = StringField(required=True, default=PENDING)
+    lease_owner = StringField()
+    lease_until = DateTimeField()
+    dispatched_at = DateTimeField()
+
+    meta = {
+        "collection": "outbox",
+        "indexes": [
+            ("status", "occurred_at"),
+            "lease_owner",
+            ("subject_type", "subject_id"),
+            # Dispatched events are kept a week for audit and replay, then swept.
+            {"fields": ["dispatched_at"], "expireAfterSeconds": 7 * 24 * 3600},
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """An immutable fact. It travels whole in the Dramatiq message: unlike a document it
+    never changes, so handlers need not reload it."""
+
+    id: str
+    type: str
+    subject_type: str
+    subject_id: str
+    occurred_at: str
+    version: int = 1
+    actor_id: str | None = None
+    city_code: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def to_message(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> DomainEvent:
+        return cls(**data)
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> DomainEvent:
+        occurred_at: datetime = doc["occurred_at"]
+        return cls(
+            id=doc["_id"], type=doc["type"], version=doc.get("version", 1),
+            actor_id=doc.get("actor_id"), subject_type=doc["subject_type"],
+            subject_id=doc["subject_id"], city_code=doc.get("city_code"),
+            payload=doc.get("payload") or {}, occurred_at=occurred_at.isoformat(),
+        )
+
+
+def record_event(
+    session: ClientSession | None,
+    type: str,
+    *,
+    subject_type: str,
+    subject_id: Any,
+    actor_id: Any = None,
+    city_code: str | None = None,
+    payload: dict[str, Any] | None = None,
+    version: int = 1,
+) -> str:
+    """Store a domain event in the outbox, in the caller's transaction. Returns its id."""
+    event_id = uuid.uuid4().hex
+    OutboxEvent._get_collection().insert_one(
+        {
+            "_id": event_id,
+            "type": type,
+            "version": version,
+            "actor_id": str(actor_id) if actor_id is not None else None,
+            "subject_type": subject_type,
+            "subject_id": str(subject_id),
+            "city_code": city_code,
+            "payload": payload or {},
+            "occurred_at": utcnow(),
+            "status": PENDING,
+        },
+        session=session,
+    )
+    return event_id

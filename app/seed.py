@@ -1,0 +1,11 @@
+"""The demo world: each domain adds its part, in dependency order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+
+def seed_demo_world() -> Iterator[str]:
+    from accounts.seed import seed_people
+
+    yield from seed_people()

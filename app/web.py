@@ -1,0 +1,102 @@
+"""Thin project subclasses of flask-smorest's Api, Blueprint and marshmallow's Schema, plus
+keyset pagination, so later changes never touch the call sites."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from functools import cache
+from typing import Any
+
+import flask_smorest
+import marshmallow as ma
+from bson import json_util
+from marshmallow import fields, validate
+from mongoengine.queryset import QuerySet
+
+from app.errors import BadRequest, http_exception_response
+
+
+class Api(flask_smorest.Api):
+    def handle_http_exception(self, error):  # noqa: D401 - flask-smorest hook
+        return http_exception_response(error)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    pass
+
+
+class Schema(ma.Schema):
+    """Unknown fields are refused (422), never silently dropped."""
+
+    class Meta:
+        unknown = ma.RAISE
+        ordered = True
+
+
+def StrictInteger(**kwargs: Any) -> fields.Integer:  # noqa: N802 - reads like a field class
+    """JSON integers only: `2.589e-42` and `"5"` are refused, not coerced."""
+    return fields.Integer(strict=True, **kwargs)
+
+
+class PageArgsSchema(Schema):
+    cursor = fields.String(load_default=None, metadata={"description": "Opaque, from next_cursor"})
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+@cache
+def page_of(item_schema: type[ma.Schema]) -> type[ma.Schema]:
+    """The list envelope `{items, next_cursor}` for one item schema."""
+    return type(
+        f"{item_schema.__name__.removesuffix('Schema')}PageSchema",
+        (Schema,),
+        {
+            "items": fields.List(fields.Nested(item_schema)),
+            "next_cursor": fields.String(allow_none=True),
+        },
+    )
+
+
+def _encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json_util.dumps(values).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, width: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json_util.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise BadRequest("invalid_cursor", "The cursor is not valid.") from exc
+    if not isinstance(values, list) or len(values) != width:
+        raise BadRequest("invalid_cursor", "The cursor is not valid.")
+    return values
+
+
+def paginate(queryset: QuerySet, cursor: str | None, limit: int,
+             order: tuple[str, ...] = ("-id",)) -> dict[str, Any]:
+    """Keyset pagination: never skips, stable under inserts.
+
+    `order` lists mongoengine field names with an optional `-`; the last must be unique
+    (`id`), so the position of the last item returned identifies the next page exactly.
+    """
+    names = [field.lstrip("-") for field in order]
+    descending = [field.startswith("-") for field in order]
+    db_names = [queryset._document._fields[name].db_field for name in names]
+    if cursor:
+        values = _decode_cursor(cursor, len(names))
+        # (a, b, c) after (x, y, z): a>x or (a=x and b>y) or (a=x and b=y and c>z).
+        clauses = []
+        for depth, db_name in enumerate(db_names):
+            clause = {db_names[i]: values[i] for i in range(depth)}
+            clause[db_name] = {"$lt" if descending[depth] else "$gt": values[depth]}
+            clauses.append(clause)
+        queryset = queryset.filter(__raw__={"$or": clauses})
+    documents = list(queryset.order_by(*order).limit(limit + 1))
+    has_more = len(documents) > limit
+    documents = documents[:limit]
+    next_cursor = None
+    if has_more and documents:
+        last = documents[-1]
+        next_cursor = _encode_cursor([last._data.get(name) if name != "id" else last.pk
+                                      for name in names])
+    return {"items": documents, "next_cursor": next_cursor}

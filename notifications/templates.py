@@ -1,0 +1,19 @@
+"""Message templates per locale. Keys are template names; `{placeholders}` come from the
+notification's params."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
+    "vehicle_verified": {
+        "zh-CN": ("车辆认证成功", "您的 {model}（VIN {vin}）已通过车主认证。"),
+        "en": ("Vehicle verified", "Your {model} (VIN {vin}) is now verified."),
+    },
+}
+
+
+def render(template: str, locale: str, params: dict[str, Any]) -> tuple[str, str]:
+    variants = TEMPLATES[template]
+    title, body = variants.get(locale) or variants["zh-CN"]
+    return title.format(**params), body.format(**params)

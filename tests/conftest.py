@@ -1,0 +1,187 @@
+"""Test fixtures: real embedded SecantusDB and Redis, started and stopped by the session.
+
+With MONGODB_URI / REDIS_URL set, the suite uses those servers instead (a database of its
+own). Collections are emptied, not dropped, between tests so indexes stay.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+from werkzeug.serving import make_server
+
+from app.embedded import EmbeddedServer, start_mongo, start_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Servers:
+    mongodb_uri: str
+    redis_url: str
+    mongo: EmbeddedServer | None = None
+    redis: EmbeddedServer | None = None
+    redis_dir: Path | None = None
+    redis_port: int | None = None
+
+    def stop_redis(self) -> None:
+        assert self.redis is not None, "only an embedded Redis can be stopped by tests"
+        self.redis.stop()
+
+    def start_redis_again(self) -> None:
+        assert self.redis_dir is not None
+        self.redis = start_redis(self.redis_dir, port=self.redis_port)
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    started: list[EmbeddedServer] = []
+    given_mongo = os.environ.get("MONGODB_URI")
+    given_redis = os.environ.get("REDIS_URL")
+    result = Servers(mongodb_uri="", redis_url="")
+    try:
+        if given_mongo:
+            base, _, query = given_mongo.partition("?")
+            result.mongodb_uri = f"{base.rsplit('/', 1)[0]}/test_{uuid.uuid4().hex[:8]}" + (
+                f"?{query}" if query else "")
+        else:
+            result.mongo = start_mongo(tmp_path_factory.mktemp("mongodb"), "test")
+            started.append(result.mongo)
+            result.mongodb_uri = result.mongo.uri
+        if given_redis:
+            result.redis_url = given_redis
+        else:
+            result.redis_dir = tmp_path_factory.mktemp("redis")
+            result.redis = start_redis(result.redis_dir)
+            result.redis_port = int(result.redis.uri.rsplit(":", 1)[1].split("/")[0])
+            result.redis_url = result.redis.uri
+        os.environ["MONGODB_URI"] = result.mongodb_uri
+        os.environ["REDIS_URL"] = result.redis_url
+        yield result
+    finally:
+        if result.redis and result.redis not in started:
+            started.append(result.redis)  # restarted by a failure test
+        for server in reversed(started):
+            server.stop()
+
+
+TEST_SETTINGS = {
+    # High enough for any functional test; the rate-limit tests lower them.
+    "RATELIMIT_LOGIN_PER_ACCOUNT": "1000 per minute",
+    "RATELIMIT_LOGIN_PER_IP": "1000 per minute",
+    "RATELIMIT_REGISTER_PER_IP": "1000 per minute",
+}
+
+
+@pytest.fixture(scope="session")
+def app(servers: Servers):
+    from app import create_app
+
+    application = create_app(TEST_SETTINGS)
+    application.testing = True
+    with application.app_context():
+        yield application
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "app" not in request.fixturenames:
+        return
+    from app import db
+
+    database = db.database()
+    for name in database.list_collection_names():
+        if not name.startswith("system."):
+            database[name].delete_many({})
+    try:
+        redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=2).flushdb()
+    except redis.exceptions.RedisError:
+        pass  # a failure test left Redis down; the next one that needs it starts it
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[str]:
+    """The app behind a real threaded HTTP server, for truly concurrent requests."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+
+
+@dataclass
+class BackgroundProcesses:
+    """Real worker and dispatcher processes on the test servers."""
+
+    environ: dict[str, str]
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    COMMANDS = {
+        "worker": [str(Path(sys.executable).parent / "dramatiq"), "workers.main",
+                   "--processes", "1", "--threads", "4"],
+        "dispatcher": [sys.executable, "-m", "workers.dispatcher"],
+        "scheduler": [sys.executable, "-m", "workers.scheduler"],
+    }
+
+    def start(self, name: str, alias: str | None = None) -> subprocess.Popen:
+        process = subprocess.Popen(self.COMMANDS[name], cwd=ROOT, env=self.environ,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.processes[alias or name] = process
+        return process
+
+    def kill(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.kill()
+        process.wait()
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+
+@pytest.fixture
+def background(app, servers: Servers) -> Iterator[Callable[..., BackgroundProcesses]]:
+    """Start real processes: `background("worker", "dispatcher", EXTRA_HANDLER_MODULES=...)`."""
+    started: list[BackgroundProcesses] = []
+
+    def start(*names: str, **env: str) -> BackgroundProcesses:
+        environ = {**os.environ, "MONGODB_URI": servers.mongodb_uri,
+                   "REDIS_URL": servers.redis_url, "DRAMATIQ_HEARTBEAT_TIMEOUT_MS": "5000",
+                   "LOG_LEVEL": "WARNING", **env}
+        group = BackgroundProcesses(environ)
+        started.append(group)
+        for name in names:
+            group.start(name)
+        return group
+
+    try:
+        yield start
+    finally:
+        for group in started:
+            group.stop_all()

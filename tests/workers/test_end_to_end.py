@@ -1,0 +1,27 @@
+"""HTTP request -> outbox -> dispatcher -> Redis -> real worker process -> MongoDB."""
+
+from __future__ import annotations
+
+from app.outbox import DISPATCHED, OutboxEvent
+from notifications.models import Notification
+from tests.support import make_person, wait_until
+from workers.models import HandledEvent
+
+
+def test_vehicle_verified_reaches_owner_inbox_through_real_worker(client, background):
+    owner = make_person("SZ", locale="en")
+    leader = make_person("SZ", role="circle_leader")
+    vehicle = client.post("/api/v1/me/vehicles", headers=owner.headers,
+                          json={"vin": "LSJA24U69MS012345", "model": "smart #1"}).json
+    background("worker", "dispatcher")
+
+    assert client.post(f"/api/v1/vehicles/{vehicle['id']}/verify",
+                       headers=leader.headers).status_code == 200
+
+    notification = wait_until(lambda: Notification.objects(user_id=owner.user.pk).first(),
+                              message="the owner's notification")
+    assert notification.title == "Vehicle verified"
+    assert "LSJA24U69MS012345" in notification.body
+    event = OutboxEvent.objects.get(type="vehicle.verified")
+    wait_until(lambda: OutboxEvent.objects.get(pk=event.pk).status == DISPATCHED)
+    assert HandledEvent.objects(event_id=event.pk).count() == 1

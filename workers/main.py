@@ -1,0 +1,20 @@
+"""Dramatiq worker entry point: `dramatiq workers.main`.
+
+The broker is configured by `create_app` before any actor module is imported; every
+message then runs inside the Flask application context.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+
+from app import create_app
+from workers import registry
+from workers.broker import AppContext
+
+app = create_app()
+dramatiq.get_broker().add_middleware(AppContext(app))
+
+import workers.tasks  # noqa: E402,F401 - registers the backbone's actors on the broker
+
+registry.load_handler_modules(app.config["EXTRA_HANDLER_MODULES"])

@@ -1,0 +1,103 @@
+"""Domain event handlers register by type here, in one place:
+
+    @handles("vehicle.verified")
+    def notify_owner(event: DomainEvent, session: ClientSession) -> None: ...
+
+A transactional handler runs inside one MongoDB transaction together with the marker that
+says it handled this event, so a redelivered event changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pymongo.client_session import ClientSession
+
+from app.db import transaction
+from app.outbox import DomainEvent
+from workers.models import HandledEvent
+
+# Domain modules whose `tasks.py` registers handlers and actors. Adding a domain means one
+# line here.
+HANDLER_MODULES = (
+    "notifications.tasks",
+)
+
+HandlerFunc = Callable[[DomainEvent, ClientSession | None], None]
+
+
+@dataclass(frozen=True)
+class Handler:
+    name: str
+    event_type: str
+    func: HandlerFunc
+    transactional: bool
+    max_retries: int
+    min_backoff_ms: int
+    max_backoff_ms: int
+
+    @property
+    def message_options(self) -> dict[str, int]:
+        return {"max_retries": self.max_retries, "min_backoff": self.min_backoff_ms,
+                "max_backoff": self.max_backoff_ms}
+
+
+_by_type: dict[str, list[Handler]] = defaultdict(list)
+_by_name: dict[str, Handler] = {}
+
+
+def handles(event_type: str, *, transactional: bool = True, max_retries: int = 10,
+            min_backoff_ms: int = 1_000, max_backoff_ms: int = 600_000
+            ) -> Callable[[HandlerFunc], HandlerFunc]:
+    """Register `func` for `event_type`. A non-transactional handler (one that talks to the
+    outside world) receives `session=None` and must be idempotent by itself."""
+
+    def register(func: HandlerFunc) -> HandlerFunc:
+        name = f"{func.__module__}.{func.__qualname__}"
+        handler = Handler(name, event_type, func, transactional, max_retries,
+                          min_backoff_ms, max_backoff_ms)
+        if name not in _by_name:
+            _by_type[event_type].append(handler)
+        _by_name[name] = handler
+        return func
+
+    return register
+
+
+def handlers_for(event_type: str) -> list[Handler]:
+    return list(_by_type.get(event_type, ()))
+
+
+def handler_named(name: str) -> Handler | None:
+    return _by_name.get(name)
+
+
+def load_handler_modules(extra: tuple[str, ...] = ()) -> None:
+    for module in (*HANDLER_MODULES, *extra):
+        importlib.import_module(module)
+
+
+def run_handler(handler: Handler, event: DomainEvent) -> bool:
+    """Apply `handler` to `event` once. Returns False when it had already been applied."""
+    markers = HandledEvent._get_collection()
+    marker = {"event_id": event.id, "handler": handler.name}
+
+    if not handler.transactional:
+        if markers.find_one(marker, {"_id": 1}):
+            return False
+        handler.func(event, None)
+        markers.update_one(marker, {"$setOnInsert": HandledEvent(**marker).to_mongo()},
+                           upsert=True)
+        return True
+
+    def unit(session: ClientSession) -> bool:
+        if markers.find_one(marker, {"_id": 1}, session=session):
+            return False
+        handler.func(event, session)
+        markers.insert_one(HandledEvent(**marker).to_mongo().to_dict(), session=session)
+        return True
+
+    return transaction(unit)

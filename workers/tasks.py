@@ -1,0 +1,48 @@
+"""The backbone's actors: apply one handler to one domain event, and park dead letters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+import structlog
+
+from app.outbox import DomainEvent
+from workers import registry
+from workers.models import DeadLetter
+
+log = structlog.get_logger()
+
+
+@dramatiq.actor(actor_name="dead_letters.record", queue_name="backbone", max_retries=20,
+                time_limit=30_000)
+def record_dead_letter(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
+    """Keep a message whose retries ran out, for admins to read and replay."""
+    options = message.get("options") or {}
+    DeadLetter._get_collection().update_one(
+        {"message_id": message["message_id"]},
+        {"$setOnInsert": DeadLetter(
+            message_id=message["message_id"], queue_name=message["queue_name"],
+            actor_name=message["actor_name"], args=list(message.get("args") or []),
+            kwargs=message.get("kwargs") or {},
+            options={k: v for k, v in options.items()
+                     if k in {"max_retries", "min_backoff", "max_backoff"}},
+            retries=retry_info.get("retries", 0),
+            error=(options.get("traceback") or "")[-4000:],
+        ).to_mongo().to_dict()},
+        upsert=True,
+    )
+    log.warning("dead_letter", actor=message["actor_name"], message_id=message["message_id"])
+
+
+@dramatiq.actor(actor_name="outbox.handle", queue_name="domain_events", max_retries=10,
+                time_limit=120_000, on_retry_exhausted="dead_letters.record")
+def handle_domain_event(handler_name: str, event: dict[str, Any]) -> None:
+    handler = registry.handler_named(handler_name)
+    if handler is None:
+        # A handler removed in a release while its messages were queued: nothing to do.
+        log.warning("unknown_handler", handler=handler_name, event_id=event.get("id"))
+        return
+    applied = registry.run_handler(handler, DomainEvent.from_message(event))
+    log.info("domain_event_handled", handler=handler_name, event_id=event["id"],
+             type=event["type"], applied=applied)
