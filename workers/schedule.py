@@ -1,0 +1,16 @@
+"""What the scheduler enqueues, and when. Each domain adds its periodic jobs here: one line,
+naming an actor (declared in that domain's `tasks.py`) and an APScheduler cron trigger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    actor_name: str
+    # APScheduler CronTrigger fields, in UTC: {"minute": "*/5"}, {"hour": 3, "minute": 0}.
+    cron: dict[str, object] = field(default_factory=dict)
+
+
+SCHEDULE: tuple[PeriodicJob, ...] = ()
