@@ -7,7 +7,12 @@ from typing import Any
 
 from flask import current_app, request
 from flask.views import MethodView
-from flask_jwt_extended import create_access_token, create_refresh_token, get_jwt_identity, jwt_required
+from flask_jwt_extended import (
+    create_access_token,
+    create_refresh_token,
+    get_jwt_identity,
+    jwt_required,
+)
 
 from accounts import services
 from accounts.models import City, User, Vehicle

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from accounts.models import GRANTABLE_ROLES, LOCALES, VEHICLE_PENDING, VEHICLE_REJECTED, VEHICLE_VERIFIED
+from accounts.models import (
+    GRANTABLE_ROLES,
+    LOCALES,
+    VEHICLE_PENDING,
+    VEHICLE_REJECTED,
+    VEHICLE_VERIFIED,
+)
 from app.web import PageArgsSchema, Schema
 
 CITY_CODE = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{2,8}$"))

@@ -13,8 +13,8 @@ from typing import Any
 import phonenumbers
 import structlog
 from argon2 import PasswordHasher
-from bson import ObjectId
 from argon2.exceptions import InvalidHashError, VerificationError
+from bson import ObjectId
 from flask import current_app
 from mongoengine.errors import NotUniqueError
 from pymongo.client_session import ClientSession

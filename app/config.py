@@ -6,8 +6,9 @@ README's configuration table mirrors `SETTINGS`; keep the two in step.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 class ConfigError(RuntimeError):
@@ -78,10 +79,25 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
-def load(environ: dict[str, str] | os._Environ = os.environ) -> dict[str, Any]:
-    """Read every setting from the environment, with its type; raise ConfigError on bad values."""
+# Read by `make run` (app/launcher.py) only: how many of each process it starts, and where.
+LAUNCHER_SETTINGS: tuple[Setting, ...] = (
+    Setting("PORT", "PORT", int, 8000, "Port of the API on 127.0.0.1 (`make run`)."),
+    Setting("WEB_CONCURRENCY", "WEB_CONCURRENCY", int, 2, "gunicorn worker processes."),
+    Setting("WEB_THREADS", "WEB_THREADS", int, 4, "Threads per gunicorn worker."),
+    Setting("WORKER_PROCESSES", "WORKER_PROCESSES", int, 1, "Dramatiq worker processes."),
+    Setting("WORKER_THREADS", "WORKER_THREADS", int, 4, "Threads per Dramatiq process."),
+    Setting("EMBEDDED_MONGODB_PORT", "EMBEDDED_MONGODB_PORT", int, 27018,
+            "Port of the embedded SecantusDB when MONGODB_URI is unset."),
+    Setting("EMBEDDED_REDIS_PORT", "EMBEDDED_REDIS_PORT", int, 6380,
+            "Port of the embedded Redis when REDIS_URL is unset."),
+)
+
+
+def load(environ: dict[str, str] | os._Environ = os.environ,
+         settings: tuple[Setting, ...] = SETTINGS) -> dict[str, Any]:
+    """Read settings from the environment, with their types; raise ConfigError on bad values."""
     config: dict[str, Any] = {}
-    for setting in SETTINGS:
+    for setting in settings:
         raw = environ.get(setting.env)
         if raw is None or raw == "":
             config[setting.key] = setting.default

@@ -7,6 +7,7 @@ shares (WiredTiger locks its data directory to a single process).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import shutil
 import signal
@@ -23,10 +24,8 @@ _PR_SET_PDEATHSIG = 1
 def _die_with_parent() -> None:
     # Linux: the kernel sends SIGTERM to the child when the process that started it dies, so
     # a launcher killed with -9 leaves no server holding the data directory lock.
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 def free_port() -> int:
@@ -95,7 +94,7 @@ def start_mongo(data_dir: Path, database: str, port: int | None = None,
     """Start SecantusDB on 127.0.0.1 with its data in `data_dir` (kept across restarts)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    output = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it
     process = subprocess.Popen(
         [_executable("secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
          "--storage-path", str(data_dir), "--log-level", "WARNING"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import mongoengine
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 # Slugs for errors that carry no domain meaning of their own.
@@ -28,6 +28,9 @@ _SLUG_BY_STATUS = {
     500: "internal_error",
     503: "service_unavailable",
 }
+
+
+_WEBARGS_LOCATIONS = {"json", "query", "headers", "form", "files", "view_args", "querystring"}
 
 
 class DomainError(Exception):
@@ -114,19 +117,27 @@ def http_exception_response(exc: HTTPException) -> tuple[dict[str, Any], int, di
     data = getattr(exc, "data", None) or {}
     headers.update(data.get("headers") or {})
     errors = data.get("errors") or data.get("messages")
-    if isinstance(errors, dict) and set(errors) <= {"json", "query", "headers", "form",
-                                                     "files", "view_args", "querystring"}:
-        # webargs nests errors under the location; a single location is flattened.
-        if len(errors) == 1:
-            errors = next(iter(errors.values()))
+    # webargs nests errors under their location; a single location is flattened.
+    if isinstance(errors, dict) and len(errors) == 1 and set(errors) <= _WEBARGS_LOCATIONS:
+        errors = next(iter(errors.values()))
     message = data.get("message") or (exc.description if status < 500 else
                                       "Internal server error.")
-    if status == 400 and not data:
-        message = exc.description or "Malformed request."
-    return envelope(status, message, data.get("error"), errors), status, headers
+    slug = data.get("error")
+    if status == 400 and errors == ["Invalid JSON body."]:
+        slug, message, errors = "malformed_json", "The request body is not valid JSON.", None
+    return envelope(status, message, slug, errors), status, headers
 
 
 def init_app(app: Flask) -> None:
+    @app.before_request
+    def _json_bodies_only():
+        # A form or text body sent to a JSON API is a client mistake worth naming (415)
+        # rather than a list of "missing field" errors.
+        if (request.method in {"POST", "PUT", "PATCH"} and request.content_length
+                and not request.is_json):
+            return jsonify(envelope(415, "Send the body as application/json.")), 415
+        return None
+
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):
         response = jsonify(envelope(exc.status, exc.message, exc.error, **exc.details))

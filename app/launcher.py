@@ -17,6 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
+from app.config import LAUNCHER_SETTINGS, ConfigError, load
 from app.embedded import EmbeddedServer, _die_with_parent, start_mongo, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,38 +25,31 @@ VAR = ROOT / "var"
 BIN = Path(sys.executable).parent
 
 
-def _int_env(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        sys.exit(f"{name} must be an integer")
-
-
-def process_specs(port: int) -> dict[str, list[str]]:
+def process_specs(settings: dict[str, int]) -> dict[str, list[str]]:
     return {
-        "api": [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}",
-                "--workers", str(_int_env("WEB_CONCURRENCY", 2)), "--worker-class", "gthread",
-                "--threads", str(_int_env("WEB_THREADS", 4)), "--graceful-timeout", "10",
+        "api": [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{settings['PORT']}",
+                "--workers", str(settings["WEB_CONCURRENCY"]), "--worker-class", "gthread",
+                "--threads", str(settings["WEB_THREADS"]), "--graceful-timeout", "10",
                 "--access-logfile", "-"],
         "worker": [str(BIN / "dramatiq"), "workers.main",
-                   "--processes", str(_int_env("WORKER_PROCESSES", 1)),
-                   "--threads", str(_int_env("WORKER_THREADS", 4))],
+                   "--processes", str(settings["WORKER_PROCESSES"]),
+                   "--threads", str(settings["WORKER_THREADS"])],
         "dispatcher": [sys.executable, "-m", "workers.dispatcher"],
         "scheduler": [sys.executable, "-m", "workers.scheduler"],
     }
 
 
-def start_servers(environ: dict[str, str]) -> list[EmbeddedServer]:
+def start_servers(environ: dict[str, str], settings: dict[str, int]) -> list[EmbeddedServer]:
     servers = []
     if not environ.get("MONGODB_URI"):
         mongo = start_mongo(VAR / "mongodb", "community",
-                            port=_int_env("EMBEDDED_MONGODB_PORT", 27018),
+                            port=settings["EMBEDDED_MONGODB_PORT"],
                             log_file=VAR / "mongodb.log")
         servers.append(mongo)
         environ["MONGODB_URI"] = mongo.uri
         print(f"launcher: embedded SecantusDB at {mongo.uri}", flush=True)
     if not environ.get("REDIS_URL"):
-        redis_server = start_redis(VAR / "redis", port=_int_env("EMBEDDED_REDIS_PORT", 6380))
+        redis_server = start_redis(VAR / "redis", port=settings["EMBEDDED_REDIS_PORT"])
         servers.append(redis_server)
         environ["REDIS_URL"] = redis_server.uri
         print(f"launcher: embedded Redis at {redis_server.uri}", flush=True)
@@ -63,6 +57,10 @@ def start_servers(environ: dict[str, str]) -> list[EmbeddedServer]:
 
 
 def main() -> int:
+    try:
+        settings = load(os.environ, LAUNCHER_SETTINGS)
+    except ConfigError as exc:
+        sys.exit(f"launcher: {exc}")
     VAR.mkdir(exist_ok=True)
     environ = dict(os.environ)
     metrics_dir = VAR / "prometheus"
@@ -74,12 +72,12 @@ def main() -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
 
-    servers = start_servers(environ)
+    servers = start_servers(environ, settings)
     children: dict[str, subprocess.Popen] = {}
     exit_code = 0
     try:
-        port = _int_env("PORT", 8000)
-        for name, command in process_specs(port).items():
+        port = settings["PORT"]
+        for name, command in process_specs(settings).items():
             # Own session: Ctrl-C reaches only the launcher, which then stops children in
             # order (API first, servers last) instead of everything at once.
             children[name] = subprocess.Popen(command, cwd=ROOT, env=environ,
@@ -95,10 +93,10 @@ def main() -> int:
                 exit_code = 1
                 break
     finally:
-        for name, child in children.items():
+        for child in children.values():
             if child.poll() is None:
                 child.terminate()
-        for name, child in children.items():
+        for child in children.values():
             try:
                 child.wait(15)
             except subprocess.TimeoutExpired:

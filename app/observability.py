@@ -6,6 +6,7 @@ PROMETHEUS_MULTIPROC_DIR so `/metrics` adds them up (prometheus_client's multipr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -69,10 +70,8 @@ def metrics_registry() -> CollectorRegistry:
 def render_metrics(extra: list | None = None) -> Response:
     registry = metrics_registry()
     for collector in extra or []:
-        try:
+        with contextlib.suppress(ValueError):  # already in the default registry
             registry.register(collector)
-        except ValueError:  # already registered in the default registry
-            pass
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 

@@ -76,8 +76,9 @@ def paginate(queryset: QuerySet, cursor: str | None, limit: int,
              order: tuple[str, ...] = ("-id",)) -> dict[str, Any]:
     """Keyset pagination: never skips, stable under inserts.
 
-    `order` lists mongoengine field names with an optional `-`; the last must be unique
-    (`id`), so the position of the last item returned identifies the next page exactly.
+    `order` lists mongoengine field names with an optional `-`; the last must be
+    unique (`id`, or another unique field), so the position of the last item returned
+    identifies the next page exactly.
     """
     names = [field.lstrip("-") for field in order]
     descending = [field.startswith("-") for field in order]

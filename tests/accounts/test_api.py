@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from accounts.models import User, Vehicle
 from app.outbox import OutboxEvent
 from tests.support import make_city, make_person
@@ -91,3 +93,180 @@ def test_vehicle_verification_emits_event(client):
     again = client.post(f"/api/v1/vehicles/{created.json['id']}/verify", headers=leader.headers)
     assert again.status_code == 409 and again.json["error"] == "not_pending"
     assert Vehicle.objects.count() == 1
+
+
+def test_refresh_issues_new_access_token(client):
+    make_city("SZ")
+    tokens = register(client).json
+    refreshed = client.post("/api/v1/auth/refresh",
+                            headers={"Authorization": f"Bearer {tokens['refresh_token']}"})
+    assert refreshed.status_code == 200
+    me = client.get("/api/v1/me",
+                    headers={"Authorization": f"Bearer {refreshed.json['access_token']}"})
+    assert me.status_code == 200
+    with_access = client.post("/api/v1/auth/refresh",
+                              headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert with_access.status_code == 401
+
+
+def test_patch_me_changes_profile_and_checks_city(client):
+    ann = make_person("SZ")
+    make_city("CD")
+    changed = client.patch("/api/v1/me", headers=ann.headers,
+                           json={"display_name": "Ann Z", "city_code": "CD", "locale": "en"})
+    assert changed.status_code == 200
+    assert (changed.json["display_name"], changed.json["city_code"], changed.json["locale"]) == (
+        "Ann Z", "CD", "en")
+    unknown = client.patch("/api/v1/me", headers=ann.headers, json={"city_code": "ZZ"})
+    assert unknown.status_code == 422 and unknown.json["error"] == "unknown_city"
+    read_only = client.patch("/api/v1/me", headers=ann.headers, json={"verified_owner": True})
+    assert read_only.status_code == 422
+    assert User.objects.get(pk=ann.user.pk).verified_owner is False
+
+
+def test_role_grants_by_admin_only(client):
+    admin = make_person(role="admin")
+    ann = make_person("SZ")
+    make_city("CD")
+    forbidden = client.post("/api/v1/admin/role-grants", headers=ann.headers,
+                            json={"user_id": ann.id, "role": "admin"})
+    assert forbidden.status_code == 403
+    granted = client.post("/api/v1/admin/role-grants", headers=admin.headers,
+                          json={"user_id": ann.id, "role": "circle_leader",
+                                "city_codes": ["SZ", "CD"]})
+    assert granted.status_code == 201, granted.json
+    assert granted.json["city_codes"] == ["CD", "SZ"]
+    assert client.get("/api/v1/me", headers=ann.headers).json["roles"] == [
+        "circle_leader", "owner"]
+    revoked = client.delete(f"/api/v1/admin/role-grants/{granted.json['id']}",
+                            headers=admin.headers)
+    assert revoked.status_code == 204
+    assert client.get("/api/v1/me", headers=ann.headers).json["roles"] == ["owner"]
+
+
+def test_role_grant_refusals(client):
+    admin = make_person(role="admin")
+    ann = make_person("SZ")
+    no_city = client.post("/api/v1/admin/role-grants", headers=admin.headers,
+                          json={"user_id": ann.id, "role": "ambassador"})
+    assert no_city.status_code == 422 and no_city.json["error"] == "city_codes_required"
+    unknown_city = client.post("/api/v1/admin/role-grants", headers=admin.headers,
+                               json={"user_id": ann.id, "role": "ambassador",
+                                     "city_codes": ["ZZ"]})
+    assert unknown_city.json["error"] == "unknown_city"
+    nobody = client.post("/api/v1/admin/role-grants", headers=admin.headers,
+                         json={"user_id": "0" * 24, "role": "admin"})
+    assert nobody.status_code == 404
+    bad_role = client.post("/api/v1/admin/role-grants", headers=admin.headers,
+                           json={"user_id": ann.id, "role": "king"})
+    assert bad_role.status_code == 422
+    assert client.delete("/api/v1/admin/role-grants/" + "0" * 24,
+                         headers=admin.headers).status_code == 404
+
+
+def test_cities_created_by_admin_and_listed_for_anyone(client):
+    admin = make_person("SZ", role="admin")
+    owner = make_person("SZ")
+    body = {"code": "CD", "name": "Chengdu", "province": "Sichuan", "timezone": "Asia/Shanghai"}
+    assert client.post("/api/v1/cities", headers=owner.headers, json=body).status_code == 403
+    assert client.post("/api/v1/cities", json=body).status_code == 401
+    created = client.post("/api/v1/cities", headers=admin.headers, json=body)
+    assert created.status_code == 201 and created.json["code"] == "CD"
+    again = client.post("/api/v1/cities", headers=admin.headers, json=body)
+    assert again.status_code == 409 and again.json["error"] == "city_exists"
+    bad_zone = client.post("/api/v1/cities", headers=admin.headers,
+                           json={**body, "code": "GZ", "timezone": "Mars/Olympus"})
+    assert bad_zone.status_code == 422 and "timezone" in bad_zone.json["errors"]
+    assert [c["code"] for c in client.get("/api/v1/cities").json["items"]] == ["CD", "SZ"]
+
+
+@pytest.mark.parametrize("vin", ["LSJA24U69MS01234", "LSJA24U69MS0123456", "LSJA24U69MI012345",
+                                 "LSJA24U69MO012345", "LSJA24U69MQ012345", "LSJA24U69MS01234-"])
+def test_invalid_vins_are_refused(client, vin):
+    owner = make_person()
+    response = client.post("/api/v1/me/vehicles", headers=owner.headers,
+                           json={"vin": vin, "model": "smart #1"})
+    assert response.status_code == 422 and response.json["error"] == "invalid_vin"
+
+
+def test_vin_is_unique_across_owners(client):
+    ann, bob = make_person(), make_person()
+    body = {"vin": "LSJA24U69MS012345", "model": "smart #1"}
+    assert client.post("/api/v1/me/vehicles", headers=ann.headers, json=body).status_code == 201
+    taken = client.post("/api/v1/me/vehicles", headers=bob.headers,
+                        json={**body, "vin": body["vin"].lower()})
+    assert taken.status_code == 409 and taken.json["error"] == "vin_taken"
+    assert client.get("/api/v1/me/vehicles", headers=bob.headers).json["items"] == []
+    assert len(client.get("/api/v1/me/vehicles", headers=ann.headers).json["items"]) == 1
+
+
+def test_reject_needs_reason_and_leaves_owner_unverified(client):
+    owner = make_person("SZ")
+    leader = make_person("SZ", role="circle_leader")
+    vehicle = client.post("/api/v1/me/vehicles", headers=owner.headers,
+                          json={"vin": "LSJA24U69MS012345", "model": "smart #1"}).json
+    url = f"/api/v1/vehicles/{vehicle['id']}/reject"
+    assert client.post(url, headers=leader.headers, json={}).status_code == 422
+    rejected = client.post(url, headers=leader.headers, json={"reason": "Papers unreadable"})
+    assert rejected.status_code == 200
+    assert (rejected.json["status"], rejected.json["rejection_reason"]) == (
+        "rejected", "Papers unreadable")
+    assert User.objects.get(pk=owner.user.pk).verified_owner is False
+    assert OutboxEvent.objects(type="vehicle.verified").count() == 0
+
+
+def test_leader_acts_only_in_own_city(client):
+    cd_owner = make_person("CD")
+    sz_owner = make_person("SZ")
+    sz_leader = make_person("SZ", role="circle_leader")
+    cd_vehicle = client.post("/api/v1/me/vehicles", headers=cd_owner.headers,
+                             json={"vin": "LSJA24U69MS000001", "model": "smart #1"}).json
+    sz_vehicle = client.post("/api/v1/me/vehicles", headers=sz_owner.headers,
+                             json={"vin": "LSJA24U69MS000002", "model": "smart #3"}).json
+    queue = client.get("/api/v1/vehicles?status=pending", headers=sz_leader.headers).json
+    assert [v["id"] for v in queue["items"]] == [sz_vehicle["id"]]
+    other_city = client.get("/api/v1/vehicles?city=CD", headers=sz_leader.headers)
+    assert other_city.status_code == 403
+    for action, body in (("verify", None), ("reject", {"reason": "no"})):
+        hidden = client.post(f"/api/v1/vehicles/{cd_vehicle['id']}/{action}",
+                             headers=sz_leader.headers, json=body)
+        assert hidden.status_code == 404
+    assert Vehicle.objects.get(pk=cd_vehicle["id"]).status == "pending"
+
+
+def test_owners_cannot_review_or_see_the_queue(client):
+    owner = make_person("SZ")
+    vehicle = client.post("/api/v1/me/vehicles", headers=owner.headers,
+                          json={"vin": "LSJA24U69MS000003", "model": "smart #1"}).json
+    assert client.get("/api/v1/vehicles", headers=owner.headers).status_code == 403
+    assert client.post(f"/api/v1/vehicles/{vehicle['id']}/verify",
+                       headers=owner.headers).status_code == 404
+
+
+def test_admin_reviews_in_every_city(client):
+    owner = make_person("XN")
+    admin = make_person("SZ", role="admin")
+    vehicle = client.post("/api/v1/me/vehicles", headers=owner.headers,
+                          json={"vin": "LSJA24U69MS000004", "model": "smart #1"}).json
+    queue = client.get("/api/v1/vehicles?city=XN", headers=admin.headers).json
+    assert [v["id"] for v in queue["items"]] == [vehicle["id"]]
+    assert client.post(f"/api/v1/vehicles/{vehicle['id']}/verify",
+                       headers=admin.headers).status_code == 200
+
+
+def test_referred_owner_verification_completes_referral(client):
+    make_city("SZ")
+    referrer = make_person("SZ")
+    referee = register(client, email="ref@example.com",
+                       referral_code=referrer.user.referral_code.lower())
+    assert referee.status_code == 201
+    leader = make_person("SZ", role="circle_leader")
+    headers = {"Authorization": f"Bearer {referee.json['access_token']}"}
+    vehicle = client.post("/api/v1/me/vehicles", headers=headers,
+                          json={"vin": "LSJA24U69MS000005", "model": "smart #1"}).json
+    client.post(f"/api/v1/vehicles/{vehicle['id']}/verify", headers=leader.headers)
+    completed = OutboxEvent.objects.get(type="referral.completed")
+    assert completed.payload == {"referrer_id": referrer.id,
+                                 "referee_id": referee.json["user"]["id"]}
+    bad_code = register(client, email="x@example.com", referral_code="NOPE")
+    assert bad_code.status_code == 422 and bad_code.json["error"] == "invalid_referral_code"

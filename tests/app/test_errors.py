@@ -1,0 +1,91 @@
+"""Bad input gets a clear 4xx with a machine-readable `error` slug, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import make_city, make_person
+
+REGISTER = "/api/v1/auth/register"
+
+
+def test_malformed_json_is_400(client):
+    response = client.post(REGISTER, data="{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json["error"] == "malformed_json"
+
+
+def test_non_json_body_is_415(client):
+    response = client.post(REGISTER, data="email=a@b.c",
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert response.json["error"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("body", [[1, 2], "text", 42, None])
+def test_json_that_is_not_an_object_is_422(client, body):
+    response = client.post(REGISTER, json=body)
+    assert response.status_code == 422
+    assert response.json["error"] == "validation_failed"
+
+
+def test_wrong_types_and_unknown_fields_name_the_field(client):
+    make_city("SZ")
+    response = client.post(REGISTER, json={"email": 5, "password": ["x"], "display_name": "A",
+                                           "city_code": "SZ", "is_admin": True})
+    assert response.status_code == 422
+    assert set(response.json["errors"]) == {"email", "password", "is_admin"}
+
+
+def test_oversize_body_is_413(client):
+    response = client.post(REGISTER, data="{" + " " * 2_000_000 + "}",
+                           content_type="application/json")
+    assert response.status_code == 413
+    assert response.json["error"] == "payload_too_large"
+
+
+def test_wrong_method_is_405_with_allow_header(client):
+    response = client.delete(REGISTER)
+    assert response.status_code == 405
+    assert "POST" in response.headers["Allow"]
+    assert response.json["error"] == "method_not_allowed"
+
+
+def test_unknown_path_is_json_404(client):
+    response = client.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.json["error"] == "not_found"
+
+
+def test_malformed_id_in_path_is_404(client):
+    leader = make_person(role="circle_leader")
+    response = client.post("/api/v1/vehicles/not-an-id/verify", headers=leader.headers)
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("query", ["limit=abc", "limit=0", "limit=101", "limit=2.5"])
+def test_bad_page_size_is_422(client, query):
+    assert client.get(f"/api/v1/cities?{query}").status_code == 422
+
+
+@pytest.mark.parametrize("cursor", ["!!!", "bm90LWpzb24", "WzEsMl0"])
+def test_bad_cursor_is_400(client, cursor):
+    response = client.get(f"/api/v1/cities?cursor={cursor}")
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_cursor"
+
+
+@pytest.mark.parametrize("header", ["Bearer garbage", "Basic abc", "Bearer"])
+def test_bad_tokens_are_401(client, header):
+    response = client.get("/api/v1/me", headers={"Authorization": header})
+    assert response.status_code == 401
+    assert response.json["error"] == "unauthorized"
+
+
+def test_refresh_token_is_not_an_access_token(client):
+    make_city("SZ")
+    tokens = client.post(REGISTER, json={"email": "a@example.com", "password": "password-123",
+                                         "display_name": "A", "city_code": "SZ"}).json
+    response = client.get("/api/v1/me",
+                          headers={"Authorization": f"Bearer {tokens['refresh_token']}"})
+    assert response.status_code == 401

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from tests.support import make_city
+
+
+def test_keyset_pages_cover_everything_once(client):
+    codes = [f"C{chr(65 + i)}" for i in range(7)]
+    for code in reversed(codes):
+        make_city(code)
+    seen, cursor = [], None
+    while True:
+        url = "/api/v1/cities?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(url).json
+        seen.extend(city["code"] for city in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(codes)
+
+
+def test_inserts_between_pages_are_not_skipped(client):
+    for code in ("AA", "CC", "EE"):
+        make_city(code)
+    first = client.get("/api/v1/cities?limit=2").json
+    assert [c["code"] for c in first["items"]] == ["AA", "CC"]
+    make_city("DD")
+    second = client.get(f"/api/v1/cities?limit=2&cursor={first['next_cursor']}").json
+    assert [c["code"] for c in second["items"]] == ["DD", "EE"]
+    assert second["next_cursor"] is None
