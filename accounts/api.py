@@ -36,6 +36,7 @@ from accounts.schemas import (
 from app.auth import Caller, caller, load_caller, login_required
 from app.errors import Unauthorized
 from app.extensions import limiter
+from app.privacy import export_personal_data
 from app.web import Blueprint, PageArgsSchema, page_of, paginate
 
 accounts = Blueprint("accounts", __name__, description="Sign-up, login, profile, roles")
@@ -139,6 +140,23 @@ class Me(MethodView):
         found = caller()
         services.update_profile(found.user, changes)
         return user_document(found)
+
+    @accounts.response(204)
+    @accounts.doc(security=[{"bearer": []}])
+    def delete(self):
+        """Erase the caller's personal data (ledger totals stay consistent)"""
+        services.erase_account(caller().user)
+
+
+@accounts.route("/me/export")
+class MyData(MethodView):
+    decorators = [login_required]
+
+    @accounts.response(200, description="One section per domain that keeps personal data")
+    @accounts.doc(security=[{"bearer": []}])
+    def get(self):
+        """Everything the service keeps about the caller"""
+        return export_personal_data(caller().user.pk)
 
 
 @accounts.route("/admin/role-grants")

@@ -7,6 +7,7 @@ log; they never talk to Redis. Callers get domain exceptions for every refusal.
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import date
 from typing import Any
 
@@ -36,6 +37,7 @@ from app.auth import Caller
 from app.db import get_or_404, transaction
 from app.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
 from app.outbox import record_event
+from app.privacy import exporter
 
 log = structlog.get_logger()
 _hasher = PasswordHasher()
@@ -183,6 +185,45 @@ def update_profile(user: User, changes: dict[str, Any]) -> User:
         User.objects(pk=user.pk).update_one(**updates)
         user.reload()
     return user
+
+
+@exporter("account")
+def export_account(user_id: Any) -> dict[str, Any]:
+    user = User.objects.get(pk=user_id)
+    return {
+        "profile": {field: user[field] for field in (
+            "email", "phone", "display_name", "avatar_url", "city_code", "locale",
+            "verified_owner", "referral_code", "created_at")},
+        "vehicles": [{field: vehicle[field] for field in (
+            "vin", "model", "delivered_on", "status", "city_code", "created_at")}
+            for vehicle in Vehicle.objects(owner_id=user.pk)],
+        "roles": [{"role": grant.role, "city_codes": grant.city_codes}
+                  for grant in RoleGrant.objects(user_id=user.pk)],
+    }
+
+
+def erase_account(user: User) -> None:
+    """Erase the owner's personal data; records stay so that ledger totals and event
+    figures remain consistent, but nothing in them identifies the person any more."""
+
+    def unit(session: ClientSession) -> None:
+        User._get_collection().update_one(
+            {"_id": user.pk},
+            {"$set": {"display_name": "Deleted user", "erased_at": utcnow(),
+                      "password_hash": hash_password(secrets.token_urlsafe(32))},
+             "$unset": {"email": "", "phone": "", "avatar_url": ""}}, session=session)
+        # A VIN identifies a person through vehicle registries: keep the row, drop the VIN.
+        for vehicle in Vehicle._get_collection().find({"owner_id": user.pk}, {"_id": 1},
+                                                      session=session):
+            Vehicle._get_collection().update_one(
+                {"_id": vehicle["_id"]}, {"$set": {"vin": f"ERASED-{vehicle['_id']}"}},
+                session=session)
+        RoleGrant._get_collection().delete_many({"user_id": user.pk}, session=session)
+        record_event(session, "user.erased", subject_type="user", subject_id=user.pk,
+                     actor_id=user.pk, city_code=user.city_code)
+
+    transaction(unit)
+    log.info("user_erased", user_id=str(user.pk))
 
 
 # --- roles -----------------------------------------------------------------------------
