@@ -1,3 +1,5 @@
+"""The owner's inbox and their notification preferences."""
+
 from __future__ import annotations
 
 from mongoengine import DateTimeField, DictField, Document, ObjectIdField, StringField
@@ -5,6 +7,12 @@ from mongoengine import DateTimeField, DictField, Document, ObjectIdField, Strin
 from accounts.models import utcnow
 
 KINDS = ("events", "points", "community", "marketing")
+CHANNELS = ("in_app", "push")
+# Marketing is opt-in for push (an unasked-for buzz is what makes owners turn everything
+# off); everything else is on until the owner says otherwise.
+DEFAULT_PREFERENCES: dict[str, dict[str, bool]] = {
+    kind: {"in_app": True, "push": kind != "marketing"} for kind in KINDS
+}
 
 
 class Notification(Document):
@@ -23,3 +31,18 @@ class Notification(Document):
         "collection": "notifications",
         "indexes": [("user_id", "-id"), ("user_id", "read_at", "-id")],
     }
+
+    @property
+    def read(self) -> bool:
+        return self.read_at is not None
+
+
+class NotificationPreferences(Document):
+    """Only what the owner changed; `DEFAULT_PREFERENCES` fills in the rest."""
+
+    user_id = ObjectIdField(primary_key=True)
+    # {kind: {channel: bool}}
+    channels = DictField()
+    updated_at = DateTimeField(default=utcnow)
+
+    meta = {"collection": "notification_preferences", "indexes": []}

@@ -1,33 +1,174 @@
-"""Notifications: the owner's inbox."""
+"""Notifications: the owner's inbox, their preferences, and push delivery.
+
+`notify` is what other domains call from their domain event handlers, inside the
+handler's transaction. It honours the owner's preferences for the kind: `in_app` puts the
+message in the inbox, `push` records `notification.push_requested` in the outbox, so the
+push leaves (from a worker) only once the transaction committed.
+"""
 
 from __future__ import annotations
 
+import copy
+from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from bson import ObjectId
+from flask import current_app
+from mongoengine.queryset import QuerySet
 from pymongo.client_session import ClientSession
 
-from accounts.models import User, utcnow
-from notifications.models import Notification
+from accounts.models import City, User, utcnow
+from app.db import get_or_404
+from app.outbox import DomainEvent, OutboxEvent, record_event
+from app.privacy import exporter
+from notifications.models import DEFAULT_PREFERENCES, KINDS, Notification, NotificationPreferences
+from notifications.push import PushMessage, provider_from_config, quiet_hours_hold
 from notifications.templates import render
 
+log = structlog.get_logger()
+
+PUSH_REQUESTED = "notification.push_requested"
+
+
+# --- preferences ---------------------------------------------------------------------
+
+def preferences(user_id: ObjectId, session: ClientSession | None = None
+                ) -> dict[str, dict[str, bool]]:
+    """Every kind and channel: the owner's choices over the defaults."""
+    merged = copy.deepcopy(DEFAULT_PREFERENCES)
+    stored = NotificationPreferences._get_collection().find_one({"_id": user_id},
+                                                                session=session)
+    for kind, channels in ((stored or {}).get("channels") or {}).items():
+        if kind in merged:
+            merged[kind].update(channels)
+    return merged
+
+
+def update_preferences(user_id: ObjectId, changes: dict[str, dict[str, bool]]
+                       ) -> dict[str, dict[str, bool]]:
+    """Set the given kinds and channels; the ones not given keep their value."""
+    updates = {f"channels.{kind}.{channel}": value
+               for kind, channels in changes.items() for channel, value in channels.items()}
+    if updates:
+        NotificationPreferences._get_collection().update_one(
+            {"_id": user_id}, {"$set": {**updates, "updated_at": utcnow()}}, upsert=True)
+        log.info("notification_preferences_updated", user_id=str(user_id),
+                 changed=sorted(updates))
+    return preferences(user_id)
+
+
+# --- sending -------------------------------------------------------------------------
 
 def notify(session: ClientSession | None, user_id: str | ObjectId, kind: str, template: str,
            params: dict[str, Any], dedupe_key: str) -> bool:
-    """Put a message in the owner's inbox, at most once per `dedupe_key`.
+    """Notify an owner, at most once per `dedupe_key`, through the channels they chose
+    for `kind` (events, points, community, marketing).
 
-    Returns False when the owner no longer exists or the message was already there.
+    Returns False when the owner no longer exists, wants neither channel for this kind,
+    or was already notified for `dedupe_key`.
     """
-    users = User._get_collection()
-    owner = users.find_one({"_id": ObjectId(str(user_id)), "erased_at": None},
-                           {"locale": 1}, session=session)
+    if kind not in KINDS:
+        raise ValueError(f"unknown notification kind {kind!r}")
+    owner = User._get_collection().find_one(
+        {"_id": ObjectId(str(user_id)), "erased_at": None},
+        {"locale": 1, "city_code": 1}, session=session)
     if owner is None:
         return False
+    channels = preferences(owner["_id"], session)[kind]
+    if not (channels["in_app"] or channels["push"]):
+        return False
     title, body = render(template, owner.get("locale") or "zh-CN", params)
-    result = Notification._get_collection().update_one(
-        {"dedupe_key": dedupe_key},
-        {"$setOnInsert": {"user_id": owner["_id"], "kind": kind, "template": template,
-                          "title": title, "body": body, "data": params,
-                          "created_at": utcnow()}},
-        upsert=True, session=session)
-    return result.upserted_id is not None
+    notification_id = None
+    if channels["in_app"]:
+        result = Notification._get_collection().update_one(
+            {"dedupe_key": dedupe_key},
+            {"$setOnInsert": {"user_id": owner["_id"], "kind": kind, "template": template,
+                              "title": title, "body": body, "data": params,
+                              "created_at": utcnow()}},
+            upsert=True, session=session)
+        if result.upserted_id is None:
+            return False
+        notification_id = str(result.upserted_id)
+    elif _push_requested(dedupe_key, session):
+        return False
+    if channels["push"]:
+        record_event(session, PUSH_REQUESTED, subject_type="notification",
+                     subject_id=dedupe_key, city_code=owner.get("city_code"),
+                     payload={"user_id": str(owner["_id"]), "kind": kind, "title": title,
+                              "body": body, "data": params,
+                              "notification_id": notification_id})
+    return True
+
+
+def _push_requested(dedupe_key: str, session: ClientSession | None) -> bool:
+    # Outbox records stay a week after dispatch: the window in which a cause can repeat.
+    return OutboxEvent._get_collection().find_one(
+        {"subject_type": "notification", "subject_id": dedupe_key, "type": PUSH_REQUESTED},
+        {"_id": 1}, session=session) is not None
+
+
+def push_hold(event: DomainEvent, now: datetime | None = None) -> timedelta | None:
+    """How long a requested push must wait for the owner's quiet hours to end, or None.
+    Only marketing waits: what the owner did or booked is news they expect at once."""
+    if event.payload["kind"] != "marketing":
+        return None
+    city = City.objects(code=event.city_code).only("timezone").first()
+    return quiet_hours_hold(now or utcnow(), city.timezone if city else "Asia/Shanghai")
+
+
+def send_push(event: DomainEvent) -> bool:
+    """Hand a requested push to the configured provider, unless the owner has gone or
+    turned push off for the kind since it was requested. Raises when the provider fails."""
+    payload = event.payload
+    user_id = ObjectId(payload["user_id"])
+    if not User.objects(pk=user_id, erased_at=None).only("id").first():
+        return False
+    if not preferences(user_id)[payload["kind"]]["push"]:
+        log.info("push_skipped", push_id=event.id, reason="push_turned_off")
+        return False
+    provider_from_config(current_app.config).send(PushMessage(
+        id=event.id, user_id=payload["user_id"], kind=payload["kind"], title=payload["title"],
+        body=payload["body"], data=payload.get("data") or {}))
+    return True
+
+
+# --- the inbox -----------------------------------------------------------------------
+
+def inbox(user_id: ObjectId, unread_only: bool = False) -> QuerySet:
+    notifications = Notification.objects(user_id=user_id)
+    return notifications.filter(read_at=None) if unread_only else notifications
+
+
+def mark_read(user_id: ObjectId, notification_id: str) -> None:
+    """Mark one of the owner's notifications read; another owner's is simply not found."""
+    notification = get_or_404(Notification, notification_id, user_id=user_id)
+    # Conditional, so a repeated read keeps the first read time.
+    Notification.objects(pk=notification.pk, read_at=None).update_one(set__read_at=utcnow())
+
+
+def mark_all_read(user_id: ObjectId) -> int:
+    result = Notification._get_collection().update_many(
+        {"user_id": user_id, "read_at": None}, {"$set": {"read_at": utcnow()}})
+    return result.modified_count
+
+
+# --- personal data -------------------------------------------------------------------
+
+@exporter("notifications")
+def export_notifications(user_id: Any) -> dict[str, Any]:
+    oid = ObjectId(str(user_id))
+    return {
+        "preferences": preferences(oid),
+        "inbox": [{"id": n.pk, "kind": n.kind, "title": n.title, "body": n.body,
+                   "created_at": n.created_at, "read_at": n.read_at}
+                  for n in Notification.objects(user_id=oid).order_by("-id")],
+    }
+
+
+def erase_user_data(session: ClientSession | None, user_id: str) -> None:
+    """An erased owner's inbox and preferences go entirely: nothing in them is a record
+    the brand must keep."""
+    oid = ObjectId(user_id)
+    Notification._get_collection().delete_many({"user_id": oid}, session=session)
+    NotificationPreferences._get_collection().delete_one({"_id": oid}, session=session)

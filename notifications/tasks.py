@@ -1,17 +1,45 @@
-"""Domain event handlers that notify owners."""
+"""Domain event handlers that notify owners, and the push sender."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import dramatiq
 from pymongo.client_session import ClientSession
 
 from app.outbox import DomainEvent
-from notifications.services import notify
+from notifications import services
 from workers.registry import handles
+
+_PUSH_RETRIES = {"max_retries": 8, "min_backoff": 2_000, "max_backoff": 300_000}
 
 
 @handles("vehicle.verified")
 def notify_vehicle_verified(event: DomainEvent, session: ClientSession | None) -> None:
     payload = event.payload
-    notify(session, payload["owner_id"], "community", "vehicle_verified",
-           {"model": payload["model"], "vin": payload["vin"], "vehicle_id": event.subject_id},
-           dedupe_key=f"{event.id}:vehicle_verified")
+    services.notify(session, payload["owner_id"], "community", "vehicle_verified",
+                    {"model": payload["model"], "vin": payload["vin"],
+                     "vehicle_id": event.subject_id},
+                    dedupe_key=f"{event.id}:vehicle_verified")
+
+
+@handles("user.erased")
+def erase_notifications(event: DomainEvent, session: ClientSession | None) -> None:
+    services.erase_user_data(session, event.subject_id)
+
+
+@handles(services.PUSH_REQUESTED, transactional=False, max_retries=_PUSH_RETRIES["max_retries"],
+         min_backoff_ms=_PUSH_RETRIES["min_backoff"], max_backoff_ms=_PUSH_RETRIES["max_backoff"])
+def push_notification(event: DomainEvent, session: ClientSession | None) -> None:
+    """Push now, or at the end of the owner's quiet hours (a delayed message)."""
+    hold = services.push_hold(event)
+    if hold is None:
+        services.send_push(event)
+    else:
+        send_held_push.send_with_options(args=(event.to_message(),), delay=hold)
+
+
+@dramatiq.actor(actor_name="notifications.send_push", queue_name="notifications",
+                time_limit=30_000, **_PUSH_RETRIES)
+def send_held_push(event: dict[str, Any]) -> None:
+    services.send_push(DomainEvent.from_message(event))

@@ -6,6 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
+    # A brand announcement (kind `marketing`): the text comes whole from the campaign.
+    "announcement": {
+        "zh-CN": ("{headline}", "{message}"),
+        "en": ("{headline}", "{message}"),
+    },
     "vehicle_verified": {
         "zh-CN": ("车辆认证成功", "您的 {model}（VIN {vin}）已通过车主认证。"),
         "en": ("Vehicle verified", "Your {model} (VIN {vin}) is now verified."),

@@ -1,14 +1,29 @@
-"""The Dramatiq broker, configured from REDIS_URL before any `tasks.py` is imported."""
+"""The Dramatiq broker, configured from REDIS_URL before any `tasks.py` is imported.
+
+Two middlewares make the Redis broker dependable for the backbone:
+- `DeadLetters`: every message whose retries run out is parked by `dead_letters.record`
+  (workers/tasks.py) for admins to read and replay, whatever actor it was for.
+- `RequeueOrphans`: a worker killed mid-message leaves it unacked; Dramatiq gives such
+  messages back only during its "maintenance", which runs on a random 0.1 % of the broker
+  commands naming that queue, so an idle queue could wait hours. Workers run that
+  maintenance for every queue a few times per heartbeat timeout instead.
+"""
 
 from __future__ import annotations
 
 import threading
 
 import dramatiq
+import redis
+import structlog
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import current_millis
 from dramatiq.middleware import Middleware
 
+log = structlog.get_logger()
+
 _WEEK_MS = 7 * 24 * 3600 * 1000
+DEAD_LETTER_ACTOR = "dead_letters.record"
 
 
 class AppContext(Middleware):
@@ -31,6 +46,48 @@ class AppContext(Middleware):
     after_skip_message = after_process_message
 
 
+class DeadLetters(Middleware):
+    """Sends every message with `on_retry_exhausted=dead_letters.record` unless it names
+    another target, so no actor's final failure goes unseen."""
+
+    def before_enqueue(self, broker, message, delay) -> None:
+        if message.actor_name != DEAD_LETTER_ACTOR:
+            message.options.setdefault("on_retry_exhausted", DEAD_LETTER_ACTOR)
+
+
+def requeue_orphaned_messages(broker: RedisBroker) -> None:
+    """Give the unacked messages of workers whose heartbeat stopped back to their queues.
+
+    Dramatiq's own dispatch script does this when its maintenance flag is set; `qsize` is
+    the one command of that script that changes nothing else.
+    """
+    script = broker.scripts["dispatch"]
+    for queue in sorted(broker.get_declared_queues() | broker.get_declared_delay_queues()):
+        script(keys=[broker.namespace],
+               args=["qsize", current_millis(), queue, broker.broker_id, broker.heartbeat_timeout,
+                     broker.dead_message_ttl, 1, broker._max_unpack_size()])
+
+
+class RequeueOrphans(Middleware):
+    def __init__(self, interval_seconds: float) -> None:
+        self.interval_seconds = interval_seconds
+        self.stop = threading.Event()
+
+    def after_worker_boot(self, broker, worker) -> None:
+        threading.Thread(target=self._loop, args=(broker,), name="requeue-orphans",
+                         daemon=True).start()
+
+    def before_worker_shutdown(self, broker, worker) -> None:
+        self.stop.set()
+
+    def _loop(self, broker: RedisBroker) -> None:
+        while not self.stop.wait(self.interval_seconds):
+            try:
+                requeue_orphaned_messages(broker)
+            except redis.exceptions.RedisError as exc:
+                log.warning("requeue_orphans_failed", error=str(exc))
+
+
 def configure_broker(redis_url: str, heartbeat_timeout_ms: int = 60_000) -> RedisBroker:
     """Create the Redis broker and make it Dramatiq's global broker (idempotent per URL)."""
     current = dramatiq.get_broker() if _has_broker() else None
@@ -39,8 +96,17 @@ def configure_broker(redis_url: str, heartbeat_timeout_ms: int = 60_000) -> Redi
     broker = RedisBroker(url=redis_url, heartbeat_timeout=heartbeat_timeout_ms,
                          dead_message_ttl=_WEEK_MS)
     broker._configured_url = redis_url
+    broker.add_middleware(DeadLetters())
     dramatiq.set_broker(broker)
     return broker
+
+
+def add_worker_middleware(broker: RedisBroker, app) -> None:
+    """What only worker processes need: the app context and the orphan sweep."""
+    broker.add_middleware(AppContext(app))
+    # Several sweeps per timeout, so a dead worker's messages return soon after it counts
+    # as dead.
+    broker.add_middleware(RequeueOrphans(max(1.0, broker.heartbeat_timeout / 5000)))
 
 
 def _has_broker() -> bool:

@@ -10,10 +10,10 @@ import dramatiq
 
 from app import create_app
 from workers import registry
-from workers.broker import AppContext
+from workers.broker import add_worker_middleware
 
 app = create_app()
-dramatiq.get_broker().add_middleware(AppContext(app))
+add_worker_middleware(dramatiq.get_broker(), app)
 
 import workers.tasks  # noqa: E402,F401 - registers the backbone's actors on the broker
 

@@ -3,7 +3,15 @@ messages that exhausted their retries (the dead letters admins read and replay).
 
 from __future__ import annotations
 
-from mongoengine import DateTimeField, DictField, Document, IntField, ListField, StringField
+from mongoengine import (
+    DateTimeField,
+    DictField,
+    Document,
+    IntField,
+    ListField,
+    ObjectIdField,
+    StringField,
+)
 
 from accounts.models import utcnow
 
@@ -18,7 +26,12 @@ class HandledEvent(Document):
 
     meta = {
         "collection": "handled_events",
-        "indexes": [{"fields": ["event_id", "handler"], "unique": True}],
+        "indexes": [
+            {"fields": ["event_id", "handler"], "unique": True},
+            # Redeliveries come within hours (Redis keeps dead messages a week); a month
+            # is ample, and keeps the unique index small.
+            {"fields": ["handled_at"], "expireAfterSeconds": 30 * 24 * 3600},
+        ],
     }
 
 
@@ -33,9 +46,10 @@ class DeadLetter(Document):
     error = StringField()
     failed_at = DateTimeField(default=utcnow)
     replayed_at = DateTimeField()
+    replayed_by = ObjectIdField()
     replay_message_id = StringField()
 
     meta = {
         "collection": "dead_letters",
-        "indexes": [("replayed_at", "-failed_at"), "-failed_at"],
+        "indexes": [("replayed_at", "-id")],
     }

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pymongo.client_session import ClientSession
+from pymongo.errors import DuplicateKeyError
 
 from app.db import transaction
 from app.outbox import DomainEvent
@@ -83,21 +84,26 @@ def load_handler_modules(extra: tuple[str, ...] = ()) -> None:
 def run_handler(handler: Handler, event: DomainEvent) -> bool:
     """Apply `handler` to `event` once. Returns False when it had already been applied."""
     markers = HandledEvent._get_collection()
-    marker = {"event_id": event.id, "handler": handler.name}
+    key = {"event_id": event.id, "handler": handler.name}
+    marker = HandledEvent(**key).to_mongo().to_dict()
 
     if not handler.transactional:
-        if markers.find_one(marker, {"_id": 1}):
+        if markers.find_one(key, {"_id": 1}):
             return False
         handler.func(event, None)
-        markers.update_one(marker, {"$setOnInsert": HandledEvent(**marker).to_mongo()},
-                           upsert=True)
+        markers.update_one(key, {"$setOnInsert": marker}, upsert=True)
         return True
 
-    def unit(session: ClientSession) -> bool:
-        if markers.find_one(marker, {"_id": 1}, session=session):
-            return False
+    def unit(session: ClientSession) -> None:
+        # The marker goes first: a redelivery fails on the unique index at once, before
+        # doing the handler's work, and the whole unit aborts with it.
+        markers.insert_one(dict(marker), session=session)
         handler.func(event, session)
-        markers.insert_one(HandledEvent(**marker).to_mongo().to_dict(), session=session)
-        return True
 
-    return transaction(unit)
+    try:
+        transaction(unit)
+    except DuplicateKeyError:
+        if markers.find_one(key, {"_id": 1}):
+            return False
+        raise  # the handler's own unique index refused something: a real failure
+    return True

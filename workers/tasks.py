@@ -1,4 +1,6 @@
-"""The backbone's actors: apply one handler to one domain event, and park dead letters."""
+"""The backbone's actors: apply one handler to one domain event, and park dead letters
+(every actor's messages go to `dead_letters.record` when their retries run out: see
+workers/broker.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +11,13 @@ import structlog
 
 from app.outbox import DomainEvent
 from workers import registry
+from workers.broker import DEAD_LETTER_ACTOR
 from workers.models import DeadLetter
 
 log = structlog.get_logger()
 
 
-@dramatiq.actor(actor_name="dead_letters.record", queue_name="backbone", max_retries=20,
+@dramatiq.actor(actor_name=DEAD_LETTER_ACTOR, queue_name="backbone", max_retries=20,
                 time_limit=30_000)
 def record_dead_letter(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
     """Keep a message whose retries ran out, for admins to read and replay."""
@@ -36,7 +39,7 @@ def record_dead_letter(message: dict[str, Any], retry_info: dict[str, Any]) -> N
 
 
 @dramatiq.actor(actor_name="outbox.handle", queue_name="domain_events", max_retries=10,
-                time_limit=120_000, on_retry_exhausted="dead_letters.record")
+                time_limit=120_000)
 def handle_domain_event(handler_name: str, event: dict[str, Any]) -> None:
     handler = registry.handler_named(handler_name)
     if handler is None:
