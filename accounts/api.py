@@ -38,6 +38,7 @@ from app.errors import Unauthorized
 from app.extensions import limiter
 from app.privacy import export_personal_data
 from app.web import Blueprint, PageArgsSchema, page_of, paginate
+from loyalty.services import tier_of
 
 accounts = Blueprint("accounts", __name__, description="Sign-up, login, profile, roles")
 cities = Blueprint("cities", __name__, description="Markets the brand operates in")
@@ -65,7 +66,8 @@ def user_document(found: Caller) -> dict[str, Any]:
         "id": str(user.pk), "display_name": user.display_name, "email": user.email,
         "phone": user.phone, "avatar_url": user.avatar_url, "city_code": user.city_code,
         "locale": user.locale, "roles": found.roles, "verified_owner": user.verified_owner,
-        "tier": "member", "referral_code": user.referral_code, "created_at": user.created_at,
+        "tier": tier_of(user.pk), "referral_code": user.referral_code,
+        "created_at": user.created_at,
     }
 
 

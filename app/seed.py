@@ -9,3 +9,7 @@ def seed_demo_world() -> Iterator[str]:
     from accounts.seed import seed_people
 
     yield from seed_people()
+
+    from loyalty.seed import seed_rewards
+
+    yield from seed_rewards()

@@ -25,6 +25,7 @@ from workers.models import HandledEvent
 # line here.
 HANDLER_MODULES = (
     "notifications.tasks",
+    "loyalty.tasks",
 )
 
 HandlerFunc = Callable[[DomainEvent, ClientSession | None], None]

@@ -13,4 +13,8 @@ class PeriodicJob:
     cron: dict[str, object] = field(default_factory=dict)
 
 
-SCHEDULE: tuple[PeriodicJob, ...] = ()
+SCHEDULE: tuple[PeriodicJob, ...] = (
+    PeriodicJob("points.expire_due", {"minute": 5}),
+    PeriodicJob("points.warn_expiring", {"hour": 1, "minute": 15}),
+    PeriodicJob("reconciliation.run", {"hour": 19, "minute": 30}),  # 03:30 in China
+)

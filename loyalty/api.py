@@ -1,0 +1,268 @@
+"""Points, rewards, redemptions, earning rules, reconciliation and partner credits over HTTP.
+Views validate, call one service function and return a document for their response schema."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import g, request
+from flask.views import MethodView
+
+from app.auth import caller, login_required
+from app.db import get_or_404
+from app.idempotency import HEADER, KEY_PARAMETER, idempotent
+from app.web import Blueprint, PageArgsSchema, page_of, paginate
+from loyalty import services
+from loyalty.models import LedgerEntry, ReconciliationRun, Redemption
+from loyalty.schemas import (
+    AdjustmentEntrySchema,
+    AdjustmentSchema,
+    EarningRuleSchema,
+    EarningRuleUpdateSchema,
+    LedgerEntrySchema,
+    PartnerCreatedSchema,
+    PartnerCreateSchema,
+    PartnerCreditCreateSchema,
+    PartnerCreditSchema,
+    PointsSchema,
+    ReconciliationRunSchema,
+    RedemptionCreateSchema,
+    RedemptionSchema,
+    RewardArgsSchema,
+    RewardCreateSchema,
+    RewardSchema,
+    RewardUpdateSchema,
+    RunStartedSchema,
+)
+
+points = Blueprint("points", __name__, description="Points balance, ledger and administration")
+rewards = Blueprint("rewards", __name__, description="Rewards catalog and redemptions")
+partners = Blueprint("partners", __name__, description="Partner systems crediting points")
+blueprints = (points, rewards, partners)
+
+BEARER = [{"bearer": []}]
+REFUSALS = "`insufficient_points`, `out_of_stock`, `limit_reached`, `tier_too_low`, `not_in_city`"
+
+
+@points.route("/me/points")
+class MyPoints(MethodView):
+    decorators = [login_required]
+
+    @points.response(200, PointsSchema)
+    @points.doc(security=BEARER)
+    def get(self):
+        """The caller's balance, tier and points expiring soon"""
+        return services.points_summary(caller().id)
+
+
+@points.route("/me/points/ledger")
+class MyLedger(MethodView):
+    decorators = [login_required]
+
+    @points.arguments(PageArgsSchema, location="query")
+    @points.response(200, page_of(LedgerEntrySchema))
+    @points.doc(security=BEARER)
+    def get(self, args):
+        """The caller's ledger, newest first"""
+        return paginate(services.ledger_of(caller().id), args["cursor"], args["limit"])
+
+
+@points.route("/admin/points/adjustments")
+class Adjustments(MethodView):
+    decorators = [login_required]
+
+    @idempotent
+    @points.arguments(AdjustmentSchema)
+    @points.response(201, AdjustmentEntrySchema)
+    @points.alt_response(409, description="`insufficient_points` for a debit")
+    @points.doc(security=BEARER, parameters=[KEY_PARAMETER])
+    def post(self, data):
+        """Credit or debit an owner's points, with a reason (admin)"""
+        entry = services.adjust(caller(), **data, key=request.headers.get(HEADER))
+        return LedgerEntry._from_son(entry)
+
+
+@points.route("/admin/earning-rules")
+class EarningRules(MethodView):
+    decorators = [login_required]
+
+    @points.response(200, EarningRuleSchema(many=True))
+    @points.doc(security=BEARER)
+    def get(self):
+        """Earning rules (admin)"""
+        return services.list_rules(caller())
+
+
+@points.route("/admin/earning-rules/<code>")
+class EarningRuleItem(MethodView):
+    decorators = [login_required]
+
+    @points.arguments(EarningRuleUpdateSchema)
+    @points.response(200, EarningRuleSchema)
+    @points.doc(security=BEARER)
+    def put(self, changes, code):
+        """Change an earning rule's points, caps, activity or multiplier (admin)"""
+        return services.update_rule(caller(), code, changes)
+
+
+@points.route("/admin/reconciliation/runs")
+class ReconciliationRuns(MethodView):
+    decorators = [login_required]
+
+    @points.response(202, RunStartedSchema)
+    @points.doc(security=BEARER)
+    def post(self):
+        """Start a reconciliation run on the workers (admin)"""
+        return services.request_reconciliation(caller())
+
+
+@points.route("/admin/reconciliation/runs/<run_id>")
+class ReconciliationRunItem(MethodView):
+    decorators = [login_required]
+
+    @points.response(200, ReconciliationRunSchema)
+    @points.doc(security=BEARER)
+    def get(self, run_id):
+        """A reconciliation run and the drifts it found (admin)"""
+        caller().require_admin()
+        return get_or_404(ReconciliationRun, run_id)
+
+
+@rewards.route("/rewards")
+class Rewards(MethodView):
+    decorators = [login_required]
+
+    @rewards.arguments(RewardArgsSchema, location="query")
+    @rewards.response(200, page_of(RewardSchema))
+    @rewards.doc(security=BEARER)
+    def get(self, args):
+        """Active rewards the caller may redeem"""
+        found = services.rewards_for(caller().user, args.get("city"))
+        return paginate(found, args["cursor"], args["limit"])
+
+    @rewards.arguments(RewardCreateSchema)
+    @rewards.response(201, RewardSchema)
+    @rewards.doc(security=BEARER)
+    def post(self, data):
+        """Add a reward to the catalog (admin)"""
+        return services.create_reward(caller(), data)
+
+
+@rewards.route("/rewards/<reward_id>")
+class RewardItem(MethodView):
+    decorators = [login_required]
+
+    @rewards.arguments(RewardUpdateSchema)
+    @rewards.response(200, RewardSchema)
+    @rewards.doc(security=BEARER)
+    def patch(self, changes, reward_id):
+        """Change a reward (admin)"""
+        return services.update_reward(caller(), reward_id, changes)
+
+
+@rewards.route("/redemptions")
+class Redemptions(MethodView):
+    decorators = [login_required]
+
+    @idempotent
+    @rewards.arguments(RedemptionCreateSchema)
+    @rewards.response(201, RedemptionSchema)
+    @rewards.alt_response(409, description=REFUSALS)
+    @rewards.doc(security=BEARER, parameters=[KEY_PARAMETER])
+    def post(self, data):
+        """Redeem a reward: points and stock are debited at once"""
+        return services.redeem(caller().user, data["reward_id"], data["quantity"],
+                               client_key=request.headers.get(HEADER))
+
+
+@rewards.route("/me/redemptions")
+class MyRedemptions(MethodView):
+    decorators = [login_required]
+
+    @rewards.arguments(PageArgsSchema, location="query")
+    @rewards.response(200, page_of(RedemptionSchema))
+    @rewards.doc(security=BEARER)
+    def get(self, args):
+        """The caller's redemptions, newest first"""
+        return paginate(Redemption.objects(user_id=caller().user.pk), args["cursor"],
+                        args["limit"])
+
+
+@rewards.route("/redemptions/<redemption_id>/fulfill")
+class FulfilRedemption(MethodView):
+    decorators = [login_required]
+
+    @rewards.response(200, RedemptionSchema)
+    @rewards.alt_response(409, description="`not_pending`")
+    @rewards.doc(security=BEARER)
+    def post(self, redemption_id):
+        """Mark a redemption handed over (admin, circle leader of the pickup city)"""
+        return services.fulfil_redemption(caller(), redemption_id)
+
+
+@rewards.route("/redemptions/<redemption_id>/cancel")
+class CancelRedemption(MethodView):
+    decorators = [login_required]
+
+    @rewards.response(200, RedemptionSchema)
+    @rewards.alt_response(409, description="`not_pending`")
+    @rewards.doc(security=BEARER)
+    def post(self, redemption_id):
+        """Cancel a pending redemption: points refunded once, stock restored"""
+        return services.cancel_redemption(caller(), redemption_id)
+
+
+@partners.route("/admin/partners")
+class Partners(MethodView):
+    decorators = [login_required]
+
+    @partners.arguments(PartnerCreateSchema)
+    @partners.response(201, PartnerCreatedSchema)
+    @partners.doc(security=BEARER)
+    def post(self, data):
+        """Register a partner system; its secret is shown only here (admin)"""
+        partner, secret = services.create_partner(caller(), **data)
+        return {"id": partner.pk, "name": partner.name, "key": partner.key, "secret": secret,
+                "max_points_per_txn": partner.max_points_per_txn}
+
+
+def _credit_document(credit: dict[str, Any]) -> dict[str, Any]:
+    return {**credit, "id": credit.get("_id"), "member_id": credit["user_id"]}
+
+
+def partner_signed(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Authenticate the partner before the body is even validated: an unsigned request
+    learns nothing, not even which fields it got wrong."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        g.partner = services.authenticate_partner(
+            request.headers.get("X-Partner-Key"), request.headers.get("X-Signature"),
+            request.headers.get("X-Timestamp"), request.get_data())
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+@partners.route("/partner/points/credits")
+class PartnerCredits(MethodView):
+    @partner_signed
+    @partners.arguments(PartnerCreditCreateSchema)
+    @partners.response(201, PartnerCreditSchema)
+    @partners.alt_response(200, schema=PartnerCreditSchema,
+                           description="A replayed `partner_txn_id`: the first result")
+    @partners.alt_response(401, description="Bad key, signature or timestamp (one answer)")
+    @partners.alt_response(409, description="`partner_txn_reused` with other points")
+    @partners.alt_response(422, description="`over_cap`, `unknown_member`")
+    @partners.doc(parameters=[
+        {"in": "header", "name": name, "required": True, "schema": {"type": "string"},
+         "description": description} for name, description in (
+            ("X-Partner-Key", "The partner's API key"),
+            ("X-Signature", "Hex HMAC-SHA256 of the raw body with the partner's secret"),
+            ("X-Timestamp", "Unix seconds or ISO 8601; refused when 5+ minutes off"))])
+    def post(self, data):
+        """Credit points to an owner (partner systems, HMAC-signed)"""
+        credit, created = services.credit_from_partner(g.partner, **data)
+        return _credit_document(credit), 201 if created else 200

@@ -1,0 +1,79 @@
+"""Points from domain events, and the loyalty jobs the scheduler and admins start.
+
+An earning domain event needs one handler line here and one rule in
+`services.DEFAULT_RULES`. Handlers run inside the backbone's transaction with its
+idempotency marker; the ledger's own keys (event id + rule, and a per-owner `once_key`
+where the product says "once") keep a replay from earning twice even without it.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+from pymongo.client_session import ClientSession
+
+from app.outbox import DomainEvent
+from loyalty import services
+from workers.registry import handles
+
+
+@handles("vehicle.verified")
+def welcome_points(event: DomainEvent, session: ClientSession | None) -> None:
+    owner_id = event.payload["owner_id"]
+    if event.payload.get("first_verified_vehicle"):
+        services.award_for_event(session, event, "vehicle.verified", owner_id,
+                                 once_key=f"vehicle.verified:{owner_id}")
+
+
+@handles("referral.completed")
+def referral_points(event: DomainEvent, session: ClientSession | None) -> None:
+    referee = event.payload["referee_id"]
+    services.award_for_event(session, event, "referral.referrer", event.payload["referrer_id"],
+                             once_key=f"referral.referrer:{referee}")
+    services.award_for_event(session, event, "referral.referee", referee,
+                             once_key=f"referral.referee:{referee}")
+
+
+@handles("event.attended")
+def attendance_points(event: DomainEvent, session: ClientSession | None) -> None:
+    payload = event.payload
+    services.award_for_event(session, event, "event.attended", payload["user_id"],
+                             points=payload.get("points_reward"),
+                             once_key=f"event.attended:{payload['user_id']}:{payload['event_id']}")
+
+
+@handles("post.published")
+def post_points(event: DomainEvent, session: ClientSession | None) -> None:
+    services.award_for_event(session, event, "post.published",
+                             event.payload.get("author_id") or event.actor_id)
+
+
+@handles("comment.created")
+def comment_points(event: DomainEvent, session: ClientSession | None) -> None:
+    services.award_for_event(session, event, "comment.created",
+                             event.payload.get("author_id") or event.actor_id)
+
+
+@handles("reconciliation.requested", transactional=False)
+def start_reconciliation(event: DomainEvent, session: ClientSession | None) -> None:
+    # A run can outlast the domain-event actor's time limit and must not be one
+    # transaction: hand it to its own actor. A second delivery finds the run claimed.
+    reconcile.send(event.subject_id)
+
+
+@dramatiq.actor(actor_name="points.expire_due", queue_name="loyalty", max_retries=3,
+                time_limit=30 * 60_000)
+def expire_due() -> None:
+    services.expire_due()
+
+
+@dramatiq.actor(actor_name="points.warn_expiring", queue_name="loyalty", max_retries=3,
+                time_limit=30 * 60_000)
+def warn_expiring() -> None:
+    services.warn_expiring()
+
+
+@dramatiq.actor(actor_name="reconciliation.run", queue_name="loyalty", max_retries=3,
+                time_limit=2 * 3600_000)
+def reconcile(run_id: str | None = None) -> None:
+    """Run the requested reconciliation, or a new one (the nightly schedule sends none)."""
+    services.run_reconciliation(run_id)

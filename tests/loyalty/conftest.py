@@ -1,0 +1,55 @@
+"""Builders for loyalty tests: points credited through the ledger, rewards, a fixed clock."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from bson import ObjectId
+
+from app.auth import load_caller
+from app.db import transaction
+from loyalty import services
+from loyalty.models import LedgerEntry, Lot, PointsAccount, Reward
+from tests.support import make_person
+
+_keys = itertools.count(1)
+T0 = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
+
+
+def earn(user_id: Any, points: int, now: datetime | None = None, key: str | None = None,
+         rule: str = "vehicle.verified") -> dict[str, Any] | None:
+    """Credit `points` through an earning rule (the welcome rule has no multiplier or cap)."""
+    return transaction(lambda session: services.award(
+        session, user_id, rule, key=key or f"test:{next(_keys)}", source={}, points=points,
+        now=now))
+
+
+def make_reward(**fields: Any) -> Reward:
+    return Reward(**{"title": "Mug", "cost": 100, "stock": 10, "fulfillment": "pickup",
+                     **fields}).save()
+
+
+def assert_invariants(user_id: Any) -> int:
+    """Invariant 1 of PRODUCT.md for one account; returns the balance."""
+    account_id = ObjectId(str(user_id))
+    entries = list(LedgerEntry.objects(account_id=account_id).order_by("id"))
+    total = sum(entry.amount for entry in entries)
+    lots = sum(lot.remaining for lot in Lot.objects(account_id=account_id))
+    account = PointsAccount.objects(pk=account_id).first()
+    balance = account.balance if account else 0
+    assert balance == total == lots, (balance, total, lots)
+    assert balance >= 0
+    assert all(lot.remaining >= 0 for lot in Lot.objects(account_id=account_id))
+    assert account is None or account.lifetime_earned == sum(
+        entry.amount for entry in entries if entry.kind == "earn")
+    return balance
+
+
+@pytest.fixture
+def admin(app):
+    person = make_person("SZ", role="admin")
+    person.caller = load_caller(person.id)
+    return person
