@@ -63,10 +63,11 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
 
 def _register_blueprints(app: Flask, api) -> None:
     from accounts.api import blueprints as account_blueprints
+    from events.api import blueprints as event_blueprints
     from loyalty.api import blueprints as loyalty_blueprints
     from notifications.api import blueprints as notification_blueprints
     from workers.api import blueprints as worker_blueprints
 
     for blueprint in (*account_blueprints, *notification_blueprints, *worker_blueprints,
-                      *loyalty_blueprints):
+                      *loyalty_blueprints, *event_blueprints):
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")

@@ -13,3 +13,7 @@ def seed_demo_world() -> Iterator[str]:
     from loyalty.seed import seed_rewards
 
     yield from seed_rewards()
+
+    from events.seed import seed_events
+
+    yield from seed_events()

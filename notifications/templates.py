@@ -23,6 +23,23 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("积分即将过期", "您有 {points} 积分将于 {expires_on} 过期，请尽快使用。"),
         "en": ("Points expiring soon", "{points} of your points expire on {expires_on}."),
     },
+    "event_cancelled": {
+        "zh-CN": ("活动已取消", "您报名的活动「{title}」（{starts_at}）已取消：{reason}"),
+        "en": ("Event cancelled", "{title} ({starts_at}) has been cancelled: {reason}"),
+    },
+    "registration_promoted": {
+        "zh-CN": ("候补成功", "有名额空出，您已确认参加「{title}」，{starts_at}，{venue}。"),
+        "en": ("You have a place",
+               "A place came free: you are confirmed for {title}, {starts_at} at {venue}."),
+    },
+    "event_reminder_24h": {
+        "zh-CN": ("活动明天开始", "「{title}」将于 {starts_at} 在 {venue} 开始。"),
+        "en": ("Your event is tomorrow", "{title} starts {starts_at} at {venue}."),
+    },
+    "event_reminder_2h": {
+        "zh-CN": ("活动即将开始", "「{title}」将于 {starts_at} 在 {venue} 开始，别迟到哦。"),
+        "en": ("Your event starts soon", "{title} starts {starts_at} at {venue}."),
+    },
 }
 
 

@@ -26,6 +26,7 @@ from workers.models import HandledEvent
 HANDLER_MODULES = (
     "notifications.tasks",
     "loyalty.tasks",
+    "events.tasks",
 )
 
 HandlerFunc = Callable[[DomainEvent, ClientSession | None], None]

@@ -17,4 +17,5 @@ SCHEDULE: tuple[PeriodicJob, ...] = (
     PeriodicJob("points.expire_due", {"minute": 5}),
     PeriodicJob("points.warn_expiring", {"hour": 1, "minute": 15}),
     PeriodicJob("reconciliation.run", {"hour": 19, "minute": 30}),  # 03:30 in China
+    PeriodicJob("events.send_reminders", {"minute": "*/5"}),
 )

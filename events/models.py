@@ -1,0 +1,101 @@
+"""Local owner events run by circle leaders, and owners' registrations to them.
+
+`Event.seats_left` and `Event.waitlist_seq` are the two counters concurrent registrations
+race on: they are only ever changed by single-document conditional updates (`$inc` with a
+filter), never read-then-written, and never inside a multi-document transaction (every
+concurrent transaction touching the same document would abort and retry).
+"""
+
+from __future__ import annotations
+
+from mongoengine import (
+    BooleanField,
+    DateTimeField,
+    Document,
+    IntField,
+    ObjectIdField,
+    StringField,
+)
+
+from accounts.models import utcnow
+
+DRAFT = "draft"
+PUBLISHED = "published"
+CANCELLED = "cancelled"
+COMPLETED = "completed"
+EVENT_STATUSES = (DRAFT, PUBLISHED, CANCELLED, COMPLETED)
+
+CONFIRMED = "confirmed"
+WAITLISTED = "waitlisted"
+ATTENDED = "attended"
+NO_SHOW = "no_show"
+REGISTRATION_STATUSES = (CONFIRMED, WAITLISTED, CANCELLED, ATTENDED, NO_SHOW)
+# Registrations that hold the owner's place: a second registration is refused.
+ACTIVE = (CONFIRMED, WAITLISTED, ATTENDED, NO_SHOW)
+# Registrations that occupy a seat (capacity counts them).
+SEATED = (CONFIRMED, ATTENDED, NO_SHOW)
+
+# Who cancelled a registration: the owner, or the organizer by cancelling/closing the event.
+BY_OWNER = "owner"
+BY_EVENT = "event"
+
+
+class Event(Document):
+    city_code = StringField(required=True)
+    club_id = ObjectIdField()
+    organizer_id = ObjectIdField(required=True)
+    title = StringField(required=True, max_length=200)
+    description = StringField(default="", max_length=5000)
+    venue = StringField(required=True, max_length=300)
+    starts_at = DateTimeField(required=True)
+    ends_at = DateTimeField(required=True)
+    registration_closes_at = DateTimeField(required=True)
+    capacity = IntField(required=True, min_value=1)
+    # capacity minus seated registrations; never negative (conditional updates only).
+    seats_left = IntField(required=True, min_value=0)
+    # Last waitlist position handed out: positions are 1, 2, 3... each used once.
+    waitlist_seq = IntField(required=True, default=0)
+    points_reward = IntField(required=True, default=100, min_value=0)
+    verified_owners_only = BooleanField(default=False)
+    status = StringField(required=True, default=DRAFT, choices=EVENT_STATUSES)
+    cancel_reason = StringField(max_length=500)
+    created_at = DateTimeField(default=utcnow)
+    published_at = DateTimeField()
+    cancelled_at = DateTimeField()
+    completed_at = DateTimeField()
+
+    meta = {
+        "collection": "events",
+        "indexes": [
+            ("status", "starts_at"),
+            ("status", "city_code", "starts_at"),
+            ("city_code", "status", "starts_at"),
+        ],
+    }
+
+
+class Registration(Document):
+    event_id = ObjectIdField(required=True)
+    user_id = ObjectIdField(required=True)
+    city_code = StringField(required=True)
+    status = StringField(required=True, choices=REGISTRATION_STATUSES)
+    waitlist_position = IntField()
+    cancelled_by = StringField(choices=(BY_OWNER, BY_EVENT))
+    checked_in_by = ObjectIdField()
+    created_at = DateTimeField(default=utcnow)
+    confirmed_at = DateTimeField()
+    promoted_at = DateTimeField()
+    cancelled_at = DateTimeField()
+    attended_at = DateTimeField()
+
+    meta = {
+        "collection": "registrations",
+        "indexes": [
+            # One registration document per owner and event; re-registering after a
+            # cancellation reuses it, so a concurrent double submit cannot make two.
+            {"fields": ["event_id", "user_id"], "unique": True},
+            ("event_id", "status", "waitlist_position"),
+            ("event_id", "id"),
+            ("user_id", "-id"),
+        ],
+    }

@@ -1,0 +1,28 @@
+"""Events' domain event handlers (notifications) and the periodic reminder actor."""
+
+from __future__ import annotations
+
+import dramatiq
+from pymongo.client_session import ClientSession
+
+from app.outbox import DomainEvent
+from events import services
+from workers.registry import handles
+
+
+@handles("event.cancelled")
+def notify_event_cancelled(event: DomainEvent, session: ClientSession | None) -> None:
+    services.notify_event_cancelled(session, event.subject_id, cause=event.id)
+
+
+@handles("registration.promoted")
+def notify_promoted(event: DomainEvent, session: ClientSession | None) -> None:
+    services.notify_promoted(session, event.payload["event_id"], event.payload["user_id"],
+                             cause=event.id)
+
+
+@dramatiq.actor(actor_name="events.send_reminders", queue_name="events", max_retries=3,
+                time_limit=120_000)
+def send_reminders() -> None:
+    """Remind confirmed owners 24 h and 2 h before their events (once each)."""
+    services.send_reminders()

@@ -1,0 +1,56 @@
+"""Builders for events tests: events created through the services, and many owners at once
+(the burst tests need hundreds; argon2 hashing each one would take most of a minute)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from bson import ObjectId
+from flask_jwt_extended import create_access_token
+
+from accounts.models import User, utcnow
+from app.auth import load_caller
+from events import services
+from events.models import Event
+from tests.support import Person, make_city, make_person
+
+
+@pytest.fixture
+def leader(app) -> Person:
+    return make_person("SZ", role="circle_leader")
+
+
+@pytest.fixture
+def make_event(leader: Person) -> Callable[..., Event]:
+    """An event in SZ, published unless `publish=False`, starting in two days."""
+
+    def build(publish: bool = True, starts_in: timedelta = timedelta(days=2),
+              organizer: Person | None = None, **fields: Any) -> Event:
+        starts_at = utcnow() + starts_in
+        values = {"city_code": "SZ", "title": "Coffee salon", "venue": "Brand space",
+                  "starts_at": starts_at, "ends_at": starts_at + timedelta(hours=2),
+                  "capacity": 10, **fields}
+        who = load_caller((organizer or leader).id)
+        event = services.create_event(who, **values)
+        if publish:
+            event = services.publish_event(who, str(event.pk))
+        return event
+
+    return build
+
+
+def many_owners(count: int, city: str = "SZ", verified_owner: bool = False) -> list[Person]:
+    make_city(city)
+    users = [User(id=ObjectId(), email=f"owner{ObjectId()}@example.com", password_hash="x",
+                  display_name=f"Owner {number}", city_code=city,
+                  verified_owner=verified_owner, referral_code=f"R{ObjectId()}")
+             for number in range(count)]
+    User._get_collection().insert_many([user.to_mongo() for user in users])
+    return [Person(user, create_access_token(identity=str(user.pk))) for user in users]
+
+
+def as_caller(person: Person):
+    return load_caller(person.id)
