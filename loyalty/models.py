@@ -189,6 +189,7 @@ class PartnerCredit(Document):
     user_id = ObjectIdField(required=True)
     points = IntField(required=True)
     entry_id = ObjectIdField(required=True)
+    balance_after = IntField(required=True)
     occurred_at = DateTimeField()
     created_at = DateTimeField(required=True)
 

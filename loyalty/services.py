@@ -641,9 +641,9 @@ def credit_from_partner(partner: Partner, *, partner_txn_id: str, points: int,
     now = now or utcnow()
     key = f"partner:{partner.pk}:{partner_txn_id}"
 
-    def unit(session: ClientSession) -> tuple[dict[str, Any], bool]:
-        if (found := credits.find_one(query, session=session)) is not None:
-            return found, False
+    def unit(session: ClientSession) -> bool:
+        if credits.find_one(query, {"_id": 1}, session=session) is not None:
+            return False
         entry = _earn(session, Movement(
             owner.pk, EARN, points, key, f"Credited by {partner.name}",
             {"rule": "partner.credit", "type": "partner", "id": str(partner.pk),
@@ -652,9 +652,11 @@ def credit_from_partner(partner: Partner, *, partner_txn_id: str, points: int,
                   "balance_after": entry["balance_after"], "occurred_at": occurred_at,
                   "created_at": now}
         credits.insert_one(credit, session=session)
-        return credit, True
+        return True
 
-    credit, created = transaction(unit)
+    created = transaction(unit)
+    # Read back what was stored, so that the first answer and every replay are identical.
+    credit = credits.find_one(query)
     if created:
         log.info("partner_credit", partner_id=str(partner.pk), txn=partner_txn_id,
                  user_id=str(owner.pk), points=points)

@@ -1,0 +1,218 @@
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from app.outbox import OutboxEvent
+from loyalty.models import LedgerEntry, ReconciliationRun, Redemption, Reward
+from tests.loyalty.conftest import assert_invariants, earn, make_reward
+from tests.support import make_person
+
+
+def test_me_points_and_ledger(client):
+    owner = make_person("SZ")
+    earn(owner.id, 300)
+    earn(owner.id, 200)
+    points = client.get("/api/v1/me/points", headers=owner.headers)
+    assert points.status_code == 200
+    assert points.json["balance"] == 500 and points.json["tier"] == "member"
+    assert points.json["next_tier"] == {"name": "silver", "points_needed": 1500}
+    assert points.json["expiring"] == []
+    ledger = client.get("/api/v1/me/points/ledger?limit=1", headers=owner.headers).json
+    assert [entry["amount"] for entry in ledger["items"]] == [200]
+    assert ledger["items"][0]["balance_after"] == 500 and ledger["items"][0]["expires_at"]
+    rest = client.get(f"/api/v1/me/points/ledger?cursor={ledger['next_cursor']}",
+                      headers=owner.headers).json
+    assert [entry["amount"] for entry in rest["items"]] == [300] and rest["next_cursor"] is None
+    assert client.get("/api/v1/me", headers=owner.headers).json["tier"] == "member"
+
+
+def test_owners_see_only_their_own_points(client):
+    owner, other = make_person("SZ"), make_person("SZ")
+    earn(owner.id, 300)
+    assert client.get("/api/v1/me/points", headers=other.headers).json["balance"] == 0
+    assert client.get("/api/v1/me/points/ledger", headers=other.headers).json["items"] == []
+    assert client.get("/api/v1/me/points").status_code == 401
+
+
+def test_reward_catalog_is_admin_managed_and_filtered_for_owners(client, admin):
+    owner = make_person("SZ")
+    body = {"title": "Cap", "cost": 100, "stock": 5, "fulfillment": "pickup",
+            "per_owner_limit": 1}
+    assert client.post("/api/v1/rewards", json=body, headers=owner.headers).status_code == 403
+    created = client.post("/api/v1/rewards", json=body, headers=admin.headers)
+    assert created.status_code == 201, created.json
+    client.post("/api/v1/rewards", headers=admin.headers,
+                json={**body, "title": "Gold only", "min_tier": "gold"})
+    client.post("/api/v1/rewards", headers=admin.headers,
+                json={**body, "title": "Chengdu only", "city_codes": ["CD"]})
+    bad = client.post("/api/v1/rewards", headers=admin.headers, json={**body, "cost": 1.5})
+    assert bad.status_code == 422
+    listed = client.get("/api/v1/rewards", headers=owner.headers).json["items"]
+    assert [reward["title"] for reward in listed] == ["Cap"]
+    in_cd = client.get("/api/v1/rewards?city=CD", headers=owner.headers).json["items"]
+    assert sorted(reward["title"] for reward in in_cd) == ["Cap", "Chengdu only"]
+    patched = client.patch(f"/api/v1/rewards/{created.json['id']}", headers=admin.headers,
+                           json={"active": False})
+    assert patched.status_code == 200 and patched.json["active"] is False
+    assert client.get("/api/v1/rewards", headers=owner.headers).json["items"] == []
+
+
+def test_redeem_fulfil_and_cancel_over_http(client, admin):
+    owner = make_person("SZ")
+    earn(owner.id, 250)
+    reward = make_reward(cost=100, stock=3)
+    redeemed = client.post("/api/v1/redemptions", headers=owner.headers,
+                           json={"reward_id": str(reward.pk), "quantity": 2})
+    assert redeemed.status_code == 201, redeemed.json
+    assert redeemed.json["status"] == "pending" and redeemed.json["points"] == 200
+    refused = client.post("/api/v1/redemptions", headers=owner.headers,
+                          json={"reward_id": str(reward.pk)})
+    assert refused.status_code == 409 and refused.json["error"] == "insufficient_points"
+    missing = client.post("/api/v1/redemptions", headers=owner.headers,
+                          json={"reward_id": "nope"})
+    assert missing.status_code == 404
+    mine = client.get("/api/v1/me/redemptions", headers=owner.headers).json["items"]
+    assert [item["id"] for item in mine] == [redeemed.json["id"]]
+
+    other = make_person("SZ")
+    path = f"/api/v1/redemptions/{redeemed.json['id']}"
+    assert client.post(f"{path}/cancel", headers=other.headers).status_code == 404
+    cancelled = client.post(f"{path}/cancel", headers=owner.headers)
+    assert cancelled.status_code == 200 and cancelled.json["status"] == "cancelled"
+    again = client.post(f"{path}/cancel", headers=admin.headers)
+    assert again.status_code == 409 and again.json["error"] == "not_pending"
+    assert Reward.objects.get(pk=reward.pk).stock == 3
+    assert assert_invariants(owner.id) == 250
+
+    second = client.post("/api/v1/redemptions", headers=owner.headers,
+                         json={"reward_id": str(reward.pk)}).json
+    fulfilled = client.post(f"/api/v1/redemptions/{second['id']}/fulfill",
+                            headers=admin.headers)
+    assert fulfilled.status_code == 200 and fulfilled.json["status"] == "fulfilled"
+
+
+def test_same_idempotency_key_100_times_gives_one_entry_and_the_same_response(client):
+    owner = make_person("SZ")
+    earn(owner.id, 1000)
+    reward = make_reward(cost=10, stock=500)
+    headers = {**owner.headers, "Idempotency-Key": "redeem-once"}
+    body = {"reward_id": str(reward.pk)}
+    responses = [client.post("/api/v1/redemptions", headers=headers, json=body)
+                 for _ in range(100)]
+    assert {response.status_code for response in responses} == {201}
+    assert all(response.json == responses[0].json for response in responses)
+    assert LedgerEntry.objects(account_id=owner.user.pk, kind="redeem").count() == 1
+    assert Redemption.objects.count() == 1
+    assert Reward.objects.get(pk=reward.pk).stock == 499
+    assert assert_invariants(owner.id) == 990
+
+
+def test_admin_adjustments_are_idempotent_and_audited(client, admin):
+    owner = make_person("SZ")
+    headers = {**admin.headers, "Idempotency-Key": "adj-1"}
+    body = {"user_id": owner.id, "amount": 75, "reason": "Apology for a late delivery"}
+    first = client.post("/api/v1/admin/points/adjustments", headers=headers, json=body)
+    assert first.status_code == 201, first.json
+    assert first.json["actor_id"] == admin.id and first.json["kind"] == "adjust"
+    replay = client.post("/api/v1/admin/points/adjustments", headers=headers, json=body)
+    assert replay.json == first.json
+    assert LedgerEntry.objects(account_id=owner.user.pk).count() == 1
+    overdraw = client.post("/api/v1/admin/points/adjustments", headers=admin.headers,
+                           json={**body, "amount": -100})
+    assert overdraw.status_code == 409 and overdraw.json["error"] == "insufficient_points"
+    by_owner = client.post("/api/v1/admin/points/adjustments", headers=owner.headers, json=body)
+    assert by_owner.status_code == 403
+
+
+def test_earning_rules_admin(client, admin):
+    owner = make_person("SZ")
+    assert client.get("/api/v1/admin/earning-rules", headers=owner.headers).status_code == 403
+    rules = client.get("/api/v1/admin/earning-rules", headers=admin.headers).json
+    assert {rule["code"]: rule["points"] for rule in rules}["event.attended"] == 100
+    changed = client.put("/api/v1/admin/earning-rules/post.published", headers=admin.headers,
+                         json={"points": 8, "caps": {"day": 5, "week": 20}})
+    assert changed.status_code == 200, changed.json
+    assert changed.json["caps"] == {"day": 5, "week": 20} and changed.json["points"] == 8
+    assert client.put("/api/v1/admin/earning-rules/nope", headers=admin.headers,
+                      json={"points": 1}).status_code == 404
+    assert client.put("/api/v1/admin/earning-rules/post.published", headers=admin.headers,
+                      json={"caps": {"year": 1}}).status_code == 422
+
+
+def test_reconciliation_run_request_is_an_outbox_event(client, admin):
+    started = client.post("/api/v1/admin/reconciliation/runs", headers=admin.headers)
+    assert started.status_code == 202
+    run = ReconciliationRun.objects.get(pk=started.json["id"])
+    assert run.status == "queued"
+    assert OutboxEvent.objects.get(type="reconciliation.requested").subject_id == str(run.pk)
+    shown = client.get(f"/api/v1/admin/reconciliation/runs/{run.pk}", headers=admin.headers)
+    assert shown.status_code == 200 and shown.json["status"] == "queued"
+    owner = make_person("SZ")
+    assert client.post("/api/v1/admin/reconciliation/runs",
+                       headers=owner.headers).status_code == 403
+
+
+def _signed(partner, body: dict, *, secret=None, stamp=None, key=None):
+    raw = json.dumps(body).encode()
+    signature = hmac.new((secret or partner["secret"]).encode(), raw, hashlib.sha256).hexdigest()
+    return raw, {"Content-Type": "application/json", "X-Partner-Key": key or partner["key"],
+                 "X-Signature": signature, "X-Timestamp": str(stamp or int(time.time()))}
+
+
+def test_partner_credits_over_http(client, admin):
+    owner = make_person("SZ", phone="13900139000")
+    partner = client.post("/api/v1/admin/partners", headers=admin.headers,
+                          json={"name": "ChargeCo", "max_points_per_txn": 200})
+    assert partner.status_code == 201 and partner.json["secret"]
+    partner = partner.json
+    body = {"member_phone": "+8613900139000", "points": 50, "partner_txn_id": "txn-1",
+            "occurred_at": "2026-03-01T10:00:00+08:00"}
+
+    raw, headers = _signed(partner, body)
+    good = client.post("/api/v1/partner/points/credits", data=raw, headers=headers)
+    assert good.status_code == 201, good.json
+    assert good.json["points"] == 50 and good.json["member_id"] == owner.id
+    replay = client.post("/api/v1/partner/points/credits", data=raw, headers=headers)
+    assert replay.status_code == 200 and replay.json == good.json
+
+    bad = [_signed(partner, body, secret="wrong"),
+           _signed(partner, body, stamp=int(time.time()) - 600),
+           _signed(partner, body, key="pk_nobody")]
+    answers = [client.post("/api/v1/partner/points/credits", data=r, headers=h)
+               for r, h in bad]
+    assert {answer.status_code for answer in answers} == {401}
+    assert len({json.dumps(answer.json, sort_keys=True) for answer in answers}) == 1
+    unsigned = client.post("/api/v1/partner/points/credits", json={"junk": 1})
+    assert unsigned.status_code == 401
+
+    raw, headers = _signed(partner, {**body, "points": 201, "partner_txn_id": "txn-2"})
+    over = client.post("/api/v1/partner/points/credits", data=raw, headers=headers)
+    assert over.status_code == 422 and over.json["error"] == "over_cap"
+    assert assert_invariants(owner.id) == 50
+
+
+def test_fifty_concurrent_redemptions_of_stock_ten(live_server):
+    reward = make_reward(cost=10, stock=10)
+    owners = [make_person("SZ") for _ in range(50)]
+    for owner in owners:
+        earn(owner.id, 10)
+
+    def redeem(owner):
+        return requests.post(f"{live_server}/api/v1/redemptions", headers=owner.headers,
+                             json={"reward_id": str(reward.pk)}, timeout=120)
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        answers = list(pool.map(redeem, owners))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [201] * 10 + [409] * 40
+    assert {answer.json()["error"] for answer in answers if answer.status_code == 409} == \
+        {"out_of_stock"}
+    assert Reward.objects.get(pk=reward.pk).stock == 0
+    assert Redemption.objects.count() == 10
+    assert sum(assert_invariants(owner.id) for owner in owners) == 40 * 10
