@@ -3,12 +3,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import random
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
 from app.outbox import OutboxEvent
+from loyalty import services
 from loyalty.models import LedgerEntry, ReconciliationRun, Redemption, Reward
 from tests.loyalty.conftest import assert_invariants, earn, make_reward
 from tests.support import make_person
@@ -216,3 +219,56 @@ def test_fifty_concurrent_redemptions_of_stock_ten(live_server):
     assert Reward.objects.get(pk=reward.pk).stock == 0
     assert Redemption.objects.count() == 10
     assert sum(assert_invariants(owner.id) for owner in owners) == 40 * 10
+
+
+def test_twenty_threads_earning_and_redeeming_on_one_account(live_server, admin):
+    owner = make_person("SZ")
+    reward = make_reward(cost=30, stock=10_000)
+    earn(owner.id, 100)
+    expected = {"balance": 100}
+    lock = threading.Lock()
+
+    def change(delta: int) -> None:
+        with lock:
+            expected["balance"] += delta
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        mine: list[str] = []
+        session = requests.Session()
+        for _ in range(8):
+            action = rng.choice(("earn", "redeem", "redeem", "cancel", "debit"))
+            if action == "earn":
+                points = rng.randint(1, 60)
+                earn(owner.id, points)
+                change(points)
+            elif action == "redeem":
+                answer = session.post(f"{live_server}/api/v1/redemptions", headers=owner.headers,
+                                      json={"reward_id": str(reward.pk)}, timeout=120)
+                assert answer.status_code in (201, 409), answer.text
+                if answer.status_code == 201:
+                    mine.append(answer.json()["id"])
+                    change(-30)
+                else:
+                    assert answer.json()["error"] == "insufficient_points"
+            elif action == "cancel" and mine:
+                answer = session.post(f"{live_server}/api/v1/redemptions/{mine.pop()}/cancel",
+                                      headers=owner.headers, timeout=120)
+                assert answer.status_code == 200, answer.text
+                change(30)
+            elif action == "debit":
+                answer = session.post(f"{live_server}/api/v1/admin/points/adjustments",
+                                      headers=admin.headers, timeout=120,
+                                      json={"user_id": owner.id, "amount": -7, "reason": "x"})
+                assert answer.status_code in (201, 409), answer.text
+                if answer.status_code == 201:
+                    change(-7)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        list(pool.map(worker, range(20)))
+
+    assert assert_invariants(owner.id) == expected["balance"]
+    balances = [entry.balance_after for entry in LedgerEntry.objects(account_id=owner.user.pk)]
+    assert min(balances) >= 0
+    run = services.run_reconciliation()
+    assert run.drifts == [] and run.entries_checked == len(balances)

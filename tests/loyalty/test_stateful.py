@@ -1,0 +1,125 @@
+"""Random earns, redemptions, cancellations, clock jumps with expiry, and replays against the
+real service, compared after every step with a small reference model of lots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from app.auth import load_caller
+from app.errors import Conflict
+from loyalty import services
+from loyalty.models import LedgerEntry, Lot, PointsAccount, Redemption, Reward
+from tests.loyalty.conftest import T0, assert_invariants, earn, make_reward
+from tests.support import make_person
+
+COST = 7
+STOCK = 6
+
+
+@dataclass
+class ModelLot:
+    seq: int
+    expires_at: datetime
+    remaining: int
+
+
+@dataclass
+class Model:
+    now: datetime = T0
+    lots: list[ModelLot] = field(default_factory=list)
+    stock: int = STOCK
+    keys: set[str] = field(default_factory=set)
+    # Pending redemptions: (service id, quantity, [(lot seq, points)]).
+    pending: list[tuple[str, int, list[tuple[int, int]]]] = field(default_factory=list)
+
+    @property
+    def balance(self) -> int:
+        return sum(lot.remaining for lot in self.lots)
+
+    def spend(self, points: int) -> list[tuple[int, int]]:
+        taken = []
+        for lot in sorted(self.lots, key=lambda lot: (lot.expires_at, lot.seq)):
+            take = min(points, lot.remaining)
+            if take:
+                lot.remaining -= take
+                taken.append((lot.seq, take))
+                points -= take
+        return taken
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        # Each example starts from an empty ledger: the expiry job sweeps every account.
+        for document in (LedgerEntry, Lot, PointsAccount, Redemption, Reward):
+            document._get_collection().delete_many({})
+        self.owner = make_person("SZ")
+        self.reward = make_reward(cost=COST, stock=STOCK)
+        self.model = Model()
+
+    @rule(points=st.integers(1, 40), key=st.sampled_from(["a", "b", "c", "d", "e", "f"]))
+    def earn(self, points: int, key: str) -> None:
+        entry = earn(self.owner.id, points, now=self.model.now, key=f"{self.owner.id}:{key}")
+        if key in self.model.keys:
+            return  # a replay: the first entry, nothing new
+        self.model.keys.add(key)
+        self.model.lots.append(ModelLot(len(self.model.lots),
+                                        services.add_months(self.model.now, 24), points))
+        assert entry["amount"] == points
+
+    @rule(quantity=st.integers(1, 3))
+    def redeem(self, quantity: int) -> None:
+        try:
+            redemption = services.redeem(self.owner.user, str(self.reward.pk), quantity,
+                                         now=self.model.now)
+        except Conflict as refused:
+            expected = ("out_of_stock" if self.model.stock < quantity
+                        else "insufficient_points")
+            assert refused.error == expected
+            assert self.model.stock < quantity or self.model.balance < COST * quantity
+            return
+        assert self.model.stock >= quantity and self.model.balance >= COST * quantity
+        self.model.stock -= quantity
+        self.model.pending.append((str(redemption.pk), quantity,
+                                   self.model.spend(COST * quantity)))
+
+    @precondition(lambda self: self.model.pending)
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        index = data.draw(st.integers(0, len(self.model.pending) - 1))
+        redemption_id, quantity, taken = self.model.pending.pop(index)
+        services.cancel_redemption(load_caller(self.owner.id), redemption_id,
+                                   now=self.model.now)
+        self.model.stock += quantity
+        for seq, points in taken:
+            self.model.lots[seq].remaining += points
+
+    @rule(days=st.integers(1, 400))
+    def time_passes_and_lots_expire(self, days: int) -> None:
+        self.model.now += timedelta(days=days)
+        expired = services.expire_due(now=self.model.now)
+        due = [lot for lot in self.model.lots
+               if lot.expires_at <= self.model.now and lot.remaining]
+        assert expired == len(due)
+        for lot in due:
+            lot.remaining = 0
+
+    @invariant()
+    def matches_the_model(self) -> None:
+        assert assert_invariants(self.owner.id) == self.model.balance
+        lots = Lot.objects(account_id=self.owner.user.pk).order_by("id")
+        assert [lot.remaining for lot in lots] == [lot.remaining for lot in self.model.lots]
+        assert Reward.objects.get(pk=self.reward.pk).stock == self.model.stock
+
+
+def test_ledger_matches_a_reference_model(app):
+    from hypothesis.stateful import run_state_machine_as_test
+
+    run_state_machine_as_test(LedgerMachine, settings=settings(
+        max_examples=25, stateful_step_count=20, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow]))
