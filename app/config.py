@@ -24,6 +24,10 @@ def _boolean(raw: str) -> bool:
     raise ValueError(f"not a boolean: {raw!r}")
 
 
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(filter(None, (part.strip() for part in raw.split(","))))
+
+
 @dataclass(frozen=True)
 class Setting:
     env: str
@@ -67,10 +71,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DRAMATIQ_HEARTBEAT_TIMEOUT_MS", "DRAMATIQ_HEARTBEAT_TIMEOUT_MS", int, 60_000,
             "After this long without a heartbeat a worker counts as dead and its unacked "
             "messages are redelivered."),
-    Setting("EXTRA_HANDLER_MODULES", "EXTRA_HANDLER_MODULES",
-            lambda raw: tuple(filter(None, (part.strip() for part in raw.split(",")))), (),
+    Setting("EXTRA_HANDLER_MODULES", "EXTRA_HANDLER_MODULES", _names, (),
             "Comma-separated modules with more domain event handlers for the workers and the "
             "dispatcher (tests load failing and slow handlers this way)."),
+    Setting("EXTRA_SCHEDULE_MODULES", "EXTRA_SCHEDULE_MODULES", _names, (),
+            "Comma-separated modules whose `SCHEDULE` the scheduler runs besides "
+            "workers/schedule.py's (tests add a job firing every few seconds this way)."),
     Setting("PUSH_PROVIDER", "PUSH_PROVIDER", str, "log", "`log` or `webhook`."),
     Setting("PUSH_WEBHOOK_URL", "PUSH_WEBHOOK_URL", str, None,
             "Where the webhook push provider POSTs notifications."),
@@ -123,3 +129,5 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError("PUSH_PROVIDER must be `log` or `webhook`")
     if config["PUSH_PROVIDER"] == "webhook" and not config.get("PUSH_WEBHOOK_URL"):
         raise ConfigError("PUSH_PROVIDER=webhook needs PUSH_WEBHOOK_URL")
+    if config["PUSH_PROVIDER"] == "webhook" and not config.get("PUSH_WEBHOOK_SECRET"):
+        raise ConfigError("PUSH_PROVIDER=webhook needs PUSH_WEBHOOK_SECRET (bodies are signed)")

@@ -40,12 +40,28 @@ def record_dead_letter(message: dict[str, Any], retry_info: dict[str, Any]) -> N
 
 @dramatiq.actor(actor_name="outbox.handle", queue_name="domain_events", max_retries=10,
                 time_limit=120_000)
-def handle_domain_event(handler_name: str, event: dict[str, Any]) -> None:
+def handle_domain_events(handler_name: str, events: list[dict[str, Any]]) -> None:
+    """Apply one handler to one or more domain events (one dispatch round's batch)."""
     handler = registry.handler_named(handler_name)
     if handler is None:
         # A handler removed in a release while its messages were queued: nothing to do.
-        log.warning("unknown_handler", handler=handler_name, event_id=event.get("id"))
+        log.warning("unknown_handler", handler=handler_name, events=len(events))
         return
-    applied = registry.run_handler(handler, DomainEvent.from_message(event))
-    log.info("domain_event_handled", handler=handler_name, event_id=event["id"],
-             type=event["type"], applied=applied)
+    if len(events) == 1:
+        applied = registry.run_handler(handler, DomainEvent.from_message(events[0]))
+        log.info("domain_event_handled", handler=handler_name, event_id=events[0]["id"],
+                 type=events[0]["type"], applied=applied)
+        return
+    try:
+        registry.run_batch(handler, [DomainEvent.from_message(event) for event in events])
+    except Exception as exc:  # noqa: BLE001 - any failure: go one by one instead
+        # An event failed, or a redelivered batch was partly handled: each event goes on
+        # alone, with its own retries and, if it keeps failing, its own dead letter.
+        log.warning("domain_event_batch_split", handler=handler_name, events=len(events),
+                    error=repr(exc))
+        for event in events:
+            handle_domain_events.send_with_options(args=(handler_name, [event]),
+                                                   **handler.message_options)
+        return
+    log.info("domain_events_handled", handler=handler_name, events=len(events),
+             type=events[0]["type"])

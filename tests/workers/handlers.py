@@ -1,0 +1,45 @@
+"""Test-only handlers and actors, loaded into real worker, dispatcher and scheduler
+processes through EXTRA_HANDLER_MODULES. They write to `test_*` collections that the
+tests read."""
+
+from __future__ import annotations
+
+import time
+
+import dramatiq
+from pymongo.client_session import ClientSession
+
+from app.db import database
+from app.outbox import DomainEvent
+from workers.registry import handles
+
+
+def results():
+    return database()["test_results"]
+
+
+@handles("user.registered")
+def record_registration(event: DomainEvent, session: ClientSession | None) -> None:
+    results().insert_one({"event_id": event.id, "kind": "registered"}, session=session)
+
+
+@handles("test.slow")
+def slow(event: DomainEvent, session: ClientSession | None) -> None:
+    # Outside the transaction, so the test sees that the handler is under way.
+    database()["test_progress"].insert_one({"event_id": event.id, "at": time.time()})
+    time.sleep(event.payload["seconds"])
+    results().insert_one({"event_id": event.id, "kind": "slow"}, session=session)
+
+
+@handles("test.flaky", max_retries=2, min_backoff_ms=100, max_backoff_ms=200)
+def flaky(event: DomainEvent, session: ClientSession | None) -> None:
+    """Fails while the `flaky` switch is on."""
+    database()["test_progress"].insert_one({"event_id": event.id, "attempt_at": time.time()})
+    if database()["test_switches"].find_one({"_id": "flaky", "on": True}):
+        raise RuntimeError("flaky handler failing on purpose")
+    results().insert_one({"event_id": event.id, "kind": "flaky"}, session=session)
+
+
+@dramatiq.actor(actor_name="tests.tick", queue_name="tests_scheduled", max_retries=0)
+def tick() -> None:
+    """Enqueued by the test schedule; no worker consumes its queue in the tests."""

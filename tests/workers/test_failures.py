@@ -1,0 +1,116 @@
+"""Failure behaviour with real Redis and real worker, dispatcher processes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+
+from app.db import database, transaction
+from app.outbox import DISPATCHED, PENDING, OutboxEvent, record_event
+from tests.support import make_city, make_person, wait_until
+from workers.models import DeadLetter, HandledEvent
+
+HANDLERS = "tests.workers.handlers"
+
+
+def results() -> Counter:
+    return Counter(doc["event_id"] for doc in database()["test_results"].find())
+
+
+def emit(type_: str, **payload) -> str:
+    return transaction(lambda session: record_event(
+        session, type_, subject_type="test", subject_id="1", payload=payload))
+
+
+def kill_worker(group) -> None:
+    """Kill dramatiq's worker processes, then their parent. Killing the parent alone (what
+    `kill("worker")` does) leaves the forked worker process running to finish the message."""
+    parent = group.processes["worker"].pid
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    for child in children:
+        os.kill(int(child), signal.SIGKILL)
+    group.kill("worker")
+
+
+def test_redis_down_requests_succeed_and_events_wait_then_arrive_once(client, background,
+                                                                       servers):
+    make_city("SZ")
+    background("worker", "dispatcher", EXTRA_HANDLER_MODULES=HANDLERS)
+    servers.stop_redis()
+    try:
+        for number in range(5):
+            response = client.post("/api/v1/auth/register", json={
+                "email": f"down{number}@example.com", "password": "password-123",
+                "display_name": f"Down {number}", "city_code": "SZ"})
+            assert response.status_code == 201, response.json
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.headers["Retry-After"]
+        assert ready.json["checks"]["redis"] == "down"
+        waiting = [e.pk for e in OutboxEvent.objects(type="user.registered")]
+        assert len(waiting) == 5
+        assert OutboxEvent.objects(type="user.registered", status=PENDING).count() == 5
+    finally:
+        servers.start_redis_again()
+
+    wait_until(lambda: set(results()) == set(waiting), timeout=60,
+               message="every waiting event handled")
+    wait_until(lambda: OutboxEvent.objects(status=DISPATCHED).count() == 5)
+    assert client.get("/ready").status_code == 200
+    assert set(results().values()) == {1}
+    for event_id in waiting:
+        assert HandledEvent.objects(event_id=event_id).count() == 1
+
+
+def test_worker_killed_mid_handler_redelivers_and_result_exists_once(app, background):
+    group = background("worker", "dispatcher", EXTRA_HANDLER_MODULES=HANDLERS)
+    event_id = emit("test.slow", seconds=4)
+    progress = database()["test_progress"]
+    wait_until(lambda: progress.find_one({"event_id": event_id}), message="the slow handler")
+
+    kill_worker(group)
+    assert not results()
+    group.start("worker")
+
+    wait_until(lambda: results()[event_id] == 1, timeout=90, message="the redelivered event")
+    # Started twice (killed once), applied once.
+    assert progress.count_documents({"event_id": event_id}) == 2
+    assert results() == Counter({event_id: 1})
+    assert HandledEvent.objects(event_id=event_id).count() == 1
+
+
+def test_failing_handler_is_retried_then_dead_lettered_and_replayable(client, background):
+    admin = make_person("SZ", role="admin")
+    switches = database()["test_switches"]
+    switches.insert_one({"_id": "flaky", "on": True})
+    background("worker", "dispatcher", EXTRA_HANDLER_MODULES=HANDLERS)
+    event_id = emit("test.flaky")
+
+    letter = wait_until(lambda: DeadLetter.objects.first(), message="the dead letter")
+    attempts = sorted(doc["attempt_at"] for doc in database()["test_progress"].find(
+        {"event_id": event_id}))
+    assert len(attempts) == 3  # the first try and max_retries=2
+    # Back-off: each retry waits at least min_backoff (100 ms).
+    assert all(later - earlier >= 0.1 for earlier, later in itertools.pairwise(attempts))
+    assert letter.actor_name == "outbox.handle"
+    assert letter.args[0] == "tests.workers.handlers.flaky"
+    assert "flaky handler failing on purpose" in letter.error
+
+    listed = client.get("/api/v1/admin/dead-letters", headers=admin.headers)
+    assert listed.status_code == 200
+    assert [item["id"] for item in listed.json["items"]] == [str(letter.pk)]
+    assert listed.json["items"][0]["replayed_at"] is None
+
+    switches.update_one({"_id": "flaky"}, {"$set": {"on": False}})
+    replay = client.post(f"/api/v1/admin/dead-letters/{letter.pk}/replay", headers=admin.headers)
+    assert replay.status_code == 202, replay.json
+    assert replay.json["replayed_at"]
+    wait_until(lambda: results()[event_id] == 1, message="the replayed event handled")
+
+    again = client.post(f"/api/v1/admin/dead-letters/{letter.pk}/replay", headers=admin.headers)
+    assert again.status_code == 409
+    assert again.json["error"] == "already_replayed"
+    assert DeadLetter.objects.count() == 1
