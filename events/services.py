@@ -131,8 +131,8 @@ def describe_event(event: Event, zones: dict[str, str] | None = None,
     document["timezone"] = zone
     document["waitlist_count"] = waitlist_count(event.pk)
     if user_id is not None:
-        document["my_registration"] = Registration.objects(
-            event_id=event.pk, user_id=user_id, status__in=ACTIVE).first()
+        mine = Registration.objects(event_id=event.pk, user_id=user_id).first()
+        document["my_registration"] = mine if mine and mine.status in ACTIVE else None
     return document
 
 
@@ -328,21 +328,29 @@ def complete_event(caller: Caller, event_id: str) -> Event:
 
 
 # --- registration ----------------------------------------------------------------------
+# Filters below name the exact fields of an index (or `_id`) and test the rest in Python:
+# SecantusDB scans the whole collection for a filter with a field its index lacks, and for
+# every findAndModify. The one findAndModify left hands out waitlist positions, on the
+# events collection, which stays small next to registrations.
+
+def _take_seat(event_id: ObjectId) -> bool:
+    return _events().update_one({"_id": event_id, "status": PUBLISHED, "seats_left": {"$gt": 0}},
+                                {"$inc": {"seats_left": -1}}).modified_count == 1
+
 
 def _claim_place(event_id: ObjectId) -> tuple[str, int | None]:
     """A seat if one is free, else the next waitlist position; atomically either way."""
     events = _events()
-    open_event = {"_id": event_id, "status": PUBLISHED}
     while True:
-        if events.find_one_and_update({**open_event, "seats_left": {"$gt": 0}},
-                                       {"$inc": {"seats_left": -1}}, projection={"_id": 1}):
+        if _take_seat(event_id):
             return CONFIRMED, None
         queued = events.find_one_and_update(
-            {**open_event, "seats_left": {"$lte": 0}}, {"$inc": {"waitlist_seq": 1}},
-            projection={"waitlist_seq": 1}, return_document=ReturnDocument.AFTER)
+            {"_id": event_id, "status": PUBLISHED, "seats_left": {"$lte": 0}},
+            {"$inc": {"waitlist_seq": 1}}, projection={"waitlist_seq": 1},
+            return_document=ReturnDocument.AFTER)
         if queued:
             return WAITLISTED, queued["waitlist_seq"]
-        if events.find_one(open_event, {"_id": 1}) is None:
+        if events.find_one({"_id": event_id, "status": PUBLISHED}, {"_id": 1}) is None:
             raise _registration_closed()
         # A seat came free between the two updates: go for it.
 
@@ -350,6 +358,24 @@ def _claim_place(event_id: ObjectId) -> tuple[str, int | None]:
 def _free_seat(event_id: ObjectId) -> None:
     _events().update_one({"_id": event_id}, {"$inc": {"seats_left": 1}})
     fill_from_waitlist(event_id)
+
+
+def _registration_of(event_id: ObjectId, user_id: ObjectId) -> dict[str, Any] | None:
+    return _registrations().find_one({"event_id": event_id, "user_id": user_id})
+
+
+def _write_registration(existing: dict[str, Any] | None, fields: dict[str, Any]) -> bool:
+    """Insert the registration, or reuse the owner's cancelled one. False when another
+    request made it active first (the unique (event, owner) index, or the status check)."""
+    registrations = _registrations()
+    if existing is None:
+        try:
+            registrations.insert_one(fields)
+        except DuplicateKeyError:
+            return False
+        return True
+    return registrations.update_one({"_id": existing["_id"], "status": CANCELLED},
+                                    {"$set": fields}).modified_count == 1
 
 
 def register(caller: Caller, event_id: str) -> Registration:
@@ -361,27 +387,24 @@ def register(caller: Caller, event_id: str) -> Registration:
         raise _registration_closed()
     if event.verified_owners_only and not user.verified_owner:
         raise Forbidden("not_verified_owner", "This event is for verified owners only.")
-    mine = {"event_id": event.pk, "user_id": user.pk}
-    if _registrations().find_one({**mine, "status": {"$in": list(ACTIVE)}}, {"_id": 1}):
+    existing = _registration_of(event.pk, user.pk)
+    if existing is not None and existing["status"] in ACTIVE:
         raise _already_registered()
 
     status, position = _claim_place(event.pk)
-    fields = {"city_code": event.city_code, "status": status, "waitlist_position": position,
-              "created_at": now, "confirmed_at": now if status == CONFIRMED else None,
-              "cancelled_by": None, "cancelled_at": None, "promoted_at": None}
-    try:
-        # Reuses a cancelled registration; the unique (event, owner) index refuses a second
-        # active one from a concurrent double submit.
-        _registrations().update_one({**mine, "status": CANCELLED}, {"$set": fields},
-                                    upsert=True)
-    except DuplicateKeyError:
+    fields = {"event_id": event.pk, "user_id": user.pk, "city_code": event.city_code,
+              "status": status, "waitlist_position": position, "created_at": now,
+              "confirmed_at": now if status == CONFIRMED else None, "cancelled_by": None,
+              "cancelled_at": None, "promoted_at": None}
+    if not _write_registration(existing, fields):
         if status == CONFIRMED:
             _free_seat(event.pk)
-        raise _already_registered() from None
+        raise _already_registered()
+    registration = Registration.objects.get(event_id=event.pk, user_id=user.pk)
     if _events().find_one({"_id": event.pk, "status": PUBLISHED}, {"_id": 1}) is None:
         # Cancelled while we claimed: the cancellation's sweep may have run before our
         # write, so undo it here.
-        _registrations().update_one({**mine, "status": status},
+        _registrations().update_one({"_id": registration.pk, "status": status},
                                     {"$set": {"status": CANCELLED, "cancelled_by": BY_EVENT,
                                               "cancelled_at": utcnow()}})
         raise _registration_closed()
@@ -389,7 +412,7 @@ def register(caller: Caller, event_id: str) -> Registration:
         fill_from_waitlist(event.pk)
     log.info("registered", event_id=event_id, user_id=caller.id, status=status,
              waitlist_position=position)
-    return Registration.objects.get(**mine)
+    return registration
 
 
 def cancel_registration(caller: Caller, event_id: str) -> None:
@@ -397,13 +420,18 @@ def cancel_registration(caller: Caller, event_id: str) -> None:
     event = visible_event(caller, event_id)
     if event.status != PUBLISHED or utcnow() >= event.starts_at:
         raise Conflict("cancellation_closed", "This registration can no longer be cancelled.")
-    previous = _registrations().find_one_and_update(
-        {"event_id": event.pk, "user_id": caller.user.pk,
-         "status": {"$in": [CONFIRMED, WAITLISTED]}},
-        {"$set": {"status": CANCELLED, "cancelled_by": BY_OWNER, "cancelled_at": utcnow()},
-         "$unset": {"waitlist_position": ""}})
-    if previous is None:
-        raise NotFound(message="You are not registered for this event.")
+    while True:
+        previous = _registration_of(event.pk, caller.user.pk)
+        if previous is None or previous["status"] not in (CONFIRMED, WAITLISTED):
+            raise NotFound(message="You are not registered for this event.")
+        # Conditional on the status we read: a promotion may turn waitlisted into
+        # confirmed meanwhile, and then the seat must be freed.
+        if _registrations().update_one(
+                {"_id": previous["_id"], "status": previous["status"]},
+                {"$set": {"status": CANCELLED, "cancelled_by": BY_OWNER,
+                          "cancelled_at": utcnow()},
+                 "$unset": {"waitlist_position": ""}}).modified_count == 1:
+            break
     if previous["status"] == CONFIRMED:
         _free_seat(event.pk)
     log.info("registration_cancelled", event_id=event_id, user_id=caller.id,
@@ -411,31 +439,34 @@ def cancel_registration(caller: Caller, event_id: str) -> None:
 
 
 def _promote_first(session: ClientSession, event_id: ObjectId) -> dict[str, Any] | None:
+    registrations = _registrations()
+    first = next(registrations.find({"event_id": event_id, "status": WAITLISTED},
+                                    session=session).sort("waitlist_position", 1).limit(1),
+                 None)
+    if first is None:
+        return None
     now = utcnow()
-    promoted = _registrations().find_one_and_update(
-        {"event_id": event_id, "status": WAITLISTED},
-        {"$set": {"status": CONFIRMED, "confirmed_at": now, "promoted_at": now}},
-        sort=[("waitlist_position", 1)], session=session)
-    if promoted is not None:
-        record_event(session, "registration.promoted", subject_type="registration",
-                     subject_id=promoted["_id"], city_code=promoted["city_code"],
-                     payload={"user_id": str(promoted["user_id"]), "event_id": str(event_id),
-                              "waitlist_position": promoted.get("waitlist_position")})
-    return promoted
+    # In the transaction's snapshot: a concurrent promotion of the same owner is a write
+    # conflict, and the unit is retried with a fresh snapshot.
+    registrations.update_one({"_id": first["_id"], "status": WAITLISTED},
+                             {"$set": {"status": CONFIRMED, "confirmed_at": now,
+                                       "promoted_at": now}}, session=session)
+    record_event(session, "registration.promoted", subject_type="registration",
+                 subject_id=first["_id"], city_code=first["city_code"],
+                 payload={"user_id": str(first["user_id"]), "event_id": str(event_id),
+                          "waitlist_position": first.get("waitlist_position")})
+    return first
 
 
 def fill_from_waitlist(event_id: ObjectId) -> int:
     """Give free seats to waitlisted owners, first come first served. Returns how many
     were promoted."""
-    events = _events()
     promoted = 0
-    while events.find_one_and_update(
-            {"_id": event_id, "status": PUBLISHED, "seats_left": {"$gt": 0}},
-            {"$inc": {"seats_left": -1}}, projection={"_id": 1}):
+    while _take_seat(event_id):
         if transaction(lambda session: _promote_first(session, event_id)) is None:
             # Nobody waits: give the seat back. A registration waitlisted meanwhile runs
             # this function itself once its row is written, and takes the seat.
-            events.update_one({"_id": event_id}, {"$inc": {"seats_left": 1}})
+            _events().update_one({"_id": event_id}, {"$inc": {"seats_left": 1}})
             break
         promoted += 1
     if promoted:
@@ -476,9 +507,8 @@ def read_ticket(token: str, event_id: ObjectId) -> ObjectId:
 def issue_ticket(caller: Caller, event_id: str) -> dict[str, Any]:
     """A signed ticket for a confirmed owner, valid until a while after the event ends."""
     event = visible_event(caller, event_id)
-    registration = Registration.objects(event_id=event.pk, user_id=caller.user.pk,
-                                        status__in=ACTIVE).first()
-    if registration is None:
+    registration = Registration.objects(event_id=event.pk, user_id=caller.user.pk).first()
+    if registration is None or registration.status not in ACTIVE:
         raise NotFound(message="You are not registered for this event.")
     if registration.status == WAITLISTED:
         raise Conflict("not_confirmed", "Waitlisted registrations have no ticket yet.")
@@ -545,8 +575,10 @@ def notify_event_cancelled(session: ClientSession | None, event_id: str, cause: 
               "reason": event.get("cancel_reason") or ""}
     sent = 0
     for registration in _registrations().find(
-            {"event_id": event["_id"], "status": CANCELLED, "cancelled_by": BY_EVENT},
-            {"user_id": 1}, session=session):
+            {"event_id": event["_id"], "status": CANCELLED}, {"user_id": 1, "cancelled_by": 1},
+            session=session):
+        if registration.get("cancelled_by") != BY_EVENT:
+            continue  # left on their own before the cancellation
         sent += notify(session, registration["user_id"], "events", "event_cancelled", params,
                        dedupe_key=f"{cause}:event_cancelled:{registration['user_id']}")
     return sent

@@ -1,0 +1,204 @@
+"""Benchmark: a burst of registrations against one event, through the API, next to raw
+pymongo doing the same conditional updates on the same server.
+
+http: `POST /events/{id}/registrations` on gunicorn (2 workers x 8 threads, as `make run`)
+      on loopback, each request a different owner, CLIENTS at a time.
+raw:  the same claim (`seats_left > 0` → `$inc -1`, else `$inc waitlist_seq`) and the
+      registration upsert, from CLIENTS pymongo threads, on another event.
+
+Both events have capacity BURST / 4, so three quarters of each burst are waitlisted.
+Prints registrations/s and p50/p99 latency for both and http/raw. Starts an embedded
+SecantusDB and Redis when MONGODB_URI / REDIS_URL are unset.
+`python bench/registration.py [burst]`
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENTS = 16
+
+
+def _percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _burst(count: int, attempt: Callable[[int], None]) -> tuple[float, list[float]]:
+    """Run `attempt(i)` for i < count from CLIENTS threads; rate and per-call latencies."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def timed(index: int) -> None:
+        started = time.perf_counter()
+        attempt(index)
+        with lock:
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(timed, range(count)))
+    return count / (time.perf_counter() - started), latencies
+
+
+def _owners(count: int) -> list[tuple[str, str]]:
+    from bson import ObjectId
+    from flask_jwt_extended import create_access_token
+
+    from accounts.models import User
+
+    users = [User(id=ObjectId(), email=f"bench{ObjectId()}@example.com", password_hash="x",
+                  display_name="Bench owner", city_code="SZ", referral_code=f"B{ObjectId()}")
+             for _ in range(count)]
+    User._get_collection().insert_many([user.to_mongo() for user in users])
+    return [(str(user.pk), create_access_token(identity=str(user.pk))) for user in users]
+
+
+def _event(capacity: int):
+    from bson import ObjectId
+
+    from accounts.models import City, utcnow
+    from accounts.services import create_city
+    from events.models import PUBLISHED, Event
+
+    if not City.objects(code="SZ").first():
+        create_city("SZ", "Shenzhen", "Guangdong", "Asia/Shanghai")
+    starts_at = utcnow() + timedelta(days=7)
+    return Event(city_code="SZ", organizer_id=ObjectId(),
+                 title="Bench", venue="Loopback", starts_at=starts_at,
+                 ends_at=starts_at + timedelta(hours=2), registration_closes_at=starts_at,
+                 capacity=capacity, seats_left=capacity, status=PUBLISHED).save()
+
+
+def measure_http(base_url: str, event_id: str, owners: list[tuple[str, str]]):
+    import requests
+
+    local = threading.local()
+    failures = []
+
+    def attempt(index: int) -> None:
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        response = session.post(f"{base_url}/api/v1/events/{event_id}/registrations",
+                                headers={"Authorization": f"Bearer {owners[index][1]}"},
+                                timeout=60)
+        if response.status_code != 201:
+            failures.append(response.status_code)
+
+    rate, latencies = _burst(len(owners), attempt)
+    if failures:
+        raise SystemExit(f"bench: {len(failures)} registrations failed: {failures[:5]}")
+    return rate, latencies
+
+
+def measure_raw(event_id, owners: list[tuple[str, str]]):
+    from bson import ObjectId
+    from pymongo import ReturnDocument
+
+    from accounts.models import utcnow
+    from events.models import CANCELLED, CONFIRMED, WAITLISTED, Event, Registration
+
+    events, registrations = Event._get_collection(), Registration._get_collection()
+
+    def attempt(index: int) -> None:
+        status, position = CONFIRMED, None
+        if not events.find_one_and_update({"_id": event_id, "seats_left": {"$gt": 0}},
+                                          {"$inc": {"seats_left": -1}}, projection={"_id": 1}):
+            status = WAITLISTED
+            position = events.find_one_and_update(
+                {"_id": event_id, "seats_left": {"$lte": 0}}, {"$inc": {"waitlist_seq": 1}},
+                projection={"waitlist_seq": 1},
+                return_document=ReturnDocument.AFTER)["waitlist_seq"]
+        registrations.update_one(
+            {"event_id": event_id, "user_id": ObjectId(owners[index][0]), "status": CANCELLED},
+            {"$set": {"city_code": "SZ", "status": status, "waitlist_position": position,
+                      "created_at": utcnow()}}, upsert=True)
+
+    return _burst(len(owners), attempt)
+
+
+def _serve(environ: dict[str, str], port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "wsgi:app", "--bind",
+         f"127.0.0.1:{port}", "--workers", "2", "--worker-class", "gthread", "--threads", "8",
+         "--log-level", "warning"],
+        cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_ready(base_url: str, server: subprocess.Popen) -> None:
+    import requests
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit("bench: the API server exited")
+        try:
+            if requests.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("bench: the API server did not start")
+
+
+def _line(name: str, rate: float, latencies: list[float], baseline: float) -> str:
+    return (f"  {name:<28} {rate:8.0f} reg/s   p50 {_percentile(latencies, 0.5) * 1000:6.1f} ms"
+            f"   p99 {_percentile(latencies, 0.99) * 1000:6.1f} ms   {rate / baseline:.2f}x")
+
+
+def main() -> int:
+    burst = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    sys.path.insert(0, str(ROOT))
+    from app.embedded import free_port, start_mongo, start_redis
+
+    servers = []
+    with tempfile.TemporaryDirectory(prefix="bench-registration-") as scratch:
+        if not os.environ.get("MONGODB_URI"):
+            servers.append(start_mongo(Path(scratch) / "mongodb", "bench"))
+            os.environ["MONGODB_URI"] = servers[-1].uri
+        if not os.environ.get("REDIS_URL"):
+            servers.append(start_redis(Path(scratch) / "redis"))
+            os.environ["REDIS_URL"] = servers[-1].uri
+        port = free_port()
+        api = _serve({**os.environ, "LOG_LEVEL": "WARNING"}, port)
+        try:
+            from app import create_app
+
+            app = create_app({"LOG_LEVEL": "WARNING"})
+            with app.app_context():
+                base_url = f"http://127.0.0.1:{port}"
+                _wait_ready(base_url, api)
+                # Warm-up: both gunicorn workers connected, code paths loaded.
+                measure_http(base_url, str(_event(50).pk), _owners(200))
+                measure_raw(_event(50).pk, _owners(200))
+                http_event, raw_event = _event(burst // 4), _event(burst // 4)
+                raw_rate, raw_latencies = measure_raw(raw_event.pk, _owners(burst))
+                http_rate, http_latencies = measure_http(base_url, str(http_event.pk),
+                                                         _owners(burst))
+                for event in (http_event, raw_event):
+                    event.reload()
+                    assert event.seats_left == 0 and event.waitlist_seq == burst - burst // 4
+        finally:
+            api.terminate()
+            api.wait(20)
+            for server in reversed(servers):
+                server.stop()
+    print(f"registration benchmark: a burst of {burst} registrations against one event of "
+          f"capacity {burst // 4}, {CLIENTS} concurrent clients, loopback")
+    print(_line("raw pymongo (claim+upsert)", raw_rate, raw_latencies, raw_rate))
+    print(_line("http (gunicorn 2x8)", http_rate, http_latencies, raw_rate))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
