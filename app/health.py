@@ -12,6 +12,13 @@ from app.observability import render_metrics
 blueprint = Blueprint("health", __name__)
 
 
+@blueprint.record_once
+def _add_backbone_metrics(state) -> None:
+    from workers.metrics import BackboneCollector
+
+    state.app.extensions.setdefault("metrics_collectors", []).append(BackboneCollector())
+
+
 def redis_client() -> redis.Redis:
     """A short-timeout client shared by this process (health checks, locks)."""
     client = current_app.extensions.get("redis")

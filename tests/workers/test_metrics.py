@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import dramatiq
+
+from accounts.models import utcnow
+from app.db import transaction
+from app.outbox import OutboxEvent, record_event
+from workers.models import DeadLetter
+
+
+def sample(text: str, name: str, labels: str = "") -> float:
+    match = re.search(rf"^{name}{re.escape(labels)} (\S+)$", text, re.MULTILINE)
+    assert match, f"{name}{labels} missing from /metrics"
+    return float(match.group(1))
+
+
+def test_metrics_show_outbox_lag_pending_dead_letters_and_queue_lengths(client):
+    import workers.tasks  # noqa: F401 - declares outbox.handle on the test broker
+
+    quiet = client.get("/metrics").text
+    assert sample(quiet, "outbox_pending_events") == 0
+    assert sample(quiet, "outbox_lag_seconds") == 0
+
+    for _ in range(2):
+        transaction(lambda session: record_event(session, "test.metrics", subject_type="test",
+                                                 subject_id="1"))
+    OutboxEvent.objects.update(set__occurred_at=utcnow() - timedelta(seconds=90))
+    DeadLetter(message_id="m1", queue_name="domain_events", actor_name="outbox.handle").save()
+    DeadLetter(message_id="m2", queue_name="domain_events", actor_name="outbox.handle",
+               replayed_at=utcnow()).save()
+    dramatiq.get_broker().get_actor("outbox.handle").send("nobody", [])
+
+    text = client.get("/metrics").text
+    assert sample(text, "outbox_pending_events") == 2
+    assert 90 <= sample(text, "outbox_lag_seconds") < 120
+    assert sample(text, "dead_letters_unreplayed") == 1
+    assert sample(text, "dramatiq_queue_messages",
+                  '{queue="domain_events",state="ready"}') == 1
+    assert sample(text, "dramatiq_queue_messages",
+                  '{queue="domain_events",state="delayed"}') == 0
