@@ -92,6 +92,8 @@ LAUNCHER_SETTINGS: tuple[Setting, ...] = (
     Setting("WEB_THREADS", "WEB_THREADS", int, 4, "Threads per gunicorn worker."),
     Setting("WORKER_PROCESSES", "WORKER_PROCESSES", int, 1, "Dramatiq worker processes."),
     Setting("WORKER_THREADS", "WORKER_THREADS", int, 4, "Threads per Dramatiq process."),
+    Setting("DATA_DIR", "DATA_DIR", str, "var",
+            "Where the embedded servers keep their data across restarts."),
     Setting("EMBEDDED_MONGODB_PORT", "EMBEDDED_MONGODB_PORT", int, 27018,
             "Port of the embedded SecantusDB when MONGODB_URI is unset."),
     Setting("EMBEDDED_REDIS_PORT", "EMBEDDED_REDIS_PORT", int, 6380,

@@ -21,7 +21,7 @@ from pathlib import Path
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Linux: the kernel sends SIGTERM to the child when the process that started it dies, so
     # a launcher killed with -9 leaves no server holding the data directory lock.
     with contextlib.suppress(OSError):
@@ -98,7 +98,7 @@ def start_mongo(data_dir: Path, database: str, port: int | None = None,
     process = subprocess.Popen(
         [_executable("secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
          "--storage-path", str(data_dir), "--log-level", "WARNING"],
-        stdout=output, stderr=output, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+        stdout=output, stderr=output, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
     )
     server = EmbeddedServer("secantusdb", mongo_uri(port, database), process)
     _wait_for_port(server, port, 30)
@@ -115,7 +115,7 @@ def start_redis(data_dir: Path, port: int | None = None) -> EmbeddedServer:
          "--appendonly", "yes", "--save", "", "--protected-mode", "yes",
          "--loglevel", "warning", "--logfile", ""],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     server = EmbeddedServer("redis", f"redis://127.0.0.1:{port}/0", process)
     _wait_for_port(server, port, 10)

@@ -18,14 +18,13 @@ import threading
 from pathlib import Path
 
 from app.config import LAUNCHER_SETTINGS, ConfigError, load
-from app.embedded import EmbeddedServer, _die_with_parent, start_mongo, start_redis
+from app.embedded import EmbeddedServer, die_with_parent, start_mongo, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
 BIN = Path(sys.executable).parent
 
 
-def process_specs(settings: dict[str, int]) -> dict[str, list[str]]:
+def process_specs(settings: dict) -> dict[str, list[str]]:
     return {
         "api": [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{settings['PORT']}",
                 "--workers", str(settings["WEB_CONCURRENCY"]), "--worker-class", "gthread",
@@ -39,17 +38,17 @@ def process_specs(settings: dict[str, int]) -> dict[str, list[str]]:
     }
 
 
-def start_servers(environ: dict[str, str], settings: dict[str, int]) -> list[EmbeddedServer]:
+def start_servers(environ: dict[str, str], settings: dict, data_dir: Path) -> list[EmbeddedServer]:
     servers = []
     if not environ.get("MONGODB_URI"):
-        mongo = start_mongo(VAR / "mongodb", "community",
+        mongo = start_mongo(data_dir / "mongodb", "community",
                             port=settings["EMBEDDED_MONGODB_PORT"],
-                            log_file=VAR / "mongodb.log")
+                            log_file=data_dir / "mongodb.log")
         servers.append(mongo)
         environ["MONGODB_URI"] = mongo.uri
         print(f"launcher: embedded SecantusDB at {mongo.uri}", flush=True)
     if not environ.get("REDIS_URL"):
-        redis_server = start_redis(VAR / "redis", port=settings["EMBEDDED_REDIS_PORT"])
+        redis_server = start_redis(data_dir / "redis", port=settings["EMBEDDED_REDIS_PORT"])
         servers.append(redis_server)
         environ["REDIS_URL"] = redis_server.uri
         print(f"launcher: embedded Redis at {redis_server.uri}", flush=True)
@@ -61,9 +60,10 @@ def main() -> int:
         settings = load(os.environ, LAUNCHER_SETTINGS)
     except ConfigError as exc:
         sys.exit(f"launcher: {exc}")
-    VAR.mkdir(exist_ok=True)
+    data_dir = ROOT / settings["DATA_DIR"]
+    data_dir.mkdir(parents=True, exist_ok=True)
     environ = dict(os.environ)
-    metrics_dir = VAR / "prometheus"
+    metrics_dir = data_dir / "prometheus"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir()
     environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
@@ -72,7 +72,7 @@ def main() -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
 
-    servers = start_servers(environ, settings)
+    servers = start_servers(environ, settings, data_dir)
     children: dict[str, subprocess.Popen] = {}
     exit_code = 0
     try:
@@ -82,7 +82,7 @@ def main() -> int:
             # order (API first, servers last) instead of everything at once.
             children[name] = subprocess.Popen(command, cwd=ROOT, env=environ,
                                               start_new_session=True,
-                                              preexec_fn=_die_with_parent)
+                                              preexec_fn=die_with_parent)
         print(f"launcher: API on http://127.0.0.1:{port}/api/v1/docs (Ctrl-C stops all)",
               flush=True)
         while not stop.wait(0.5):

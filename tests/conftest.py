@@ -20,7 +20,7 @@ import pytest
 import redis
 from werkzeug.serving import make_server
 
-from app.embedded import EmbeddedServer, start_mongo, start_redis
+from app.embedded import EmbeddedServer, die_with_parent, start_mongo, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -142,8 +142,10 @@ class BackgroundProcesses:
     }
 
     def start(self, name: str, alias: str | None = None) -> subprocess.Popen:
+        # Dies with the test session even when pytest itself is killed.
         process = subprocess.Popen(self.COMMANDS[name], cwd=ROOT, env=self.environ,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   preexec_fn=die_with_parent)
         self.processes[alias or name] = process
         return process
 
