@@ -286,3 +286,16 @@ def test_registrations_are_part_of_the_personal_data_export(make_event):
     register_all(event, [owner])
     exported = export_personal_data(owner.id)["event_registrations"]
     assert exported == [{**exported[0], "event_id": str(event.pk), "status": CONFIRMED}]
+
+
+def test_demo_events_are_upcoming_published_and_seeded_once(app):
+    from accounts.seed import DEMO_CITIES, seed_people
+    from events.seed import DEMO_EVENTS, seed_events
+
+    seed_people()
+    seed_events()
+    seed_events()
+    for code, _, _ in DEMO_CITIES:
+        events = Event.objects(city_code=code)
+        assert events.count() == len(DEMO_EVENTS)
+        assert all(e.status == "published" and e.starts_at > utcnow() for e in events)
