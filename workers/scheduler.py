@@ -9,6 +9,7 @@ is sent once. SIGTERM or SIGINT stops it between firings.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import signal
 import socket
@@ -110,6 +111,8 @@ def main() -> None:
     from workers import registry
 
     app = create_app()
+    # APScheduler logs every firing at INFO in plain text; ours are the JSON lines.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     import workers.tasks  # noqa: F401 - declares the backbone's actors
 
     registry.load_handler_modules(app.config["EXTRA_HANDLER_MODULES"])

@@ -18,11 +18,12 @@ def test_vehicle_verified_reaches_owner_inbox_through_real_worker(client, backgr
     assert client.post(f"/api/v1/vehicles/{vehicle['id']}/verify",
                        headers=leader.headers).status_code == 200
 
-    notification = wait_until(lambda: Notification.objects(user_id=owner.user.pk,
-                                                                template="vehicle_verified").first(),
-                              message="the owner's notification")
+    notification = wait_until(
+        lambda: Notification.objects(user_id=owner.user.pk, template="vehicle_verified").first(),
+        message="the owner's notification")
     assert notification.title == "Vehicle verified"
     assert "LSJA24U69MS012345" in notification.body
     event = OutboxEvent.objects.get(type="vehicle.verified")
     wait_until(lambda: OutboxEvent.objects.get(pk=event.pk).status == DISPATCHED)
-    assert HandledEvent.objects(event_id=event.pk).count() == 1
+    assert HandledEvent.objects(event_id=event.pk,
+                                handler="notifications.tasks.notify_vehicle_verified").count() == 1
