@@ -22,6 +22,7 @@ from accounts.schemas import (
     CitySchema,
     LoginSchema,
     ProfileUpdateSchema,
+    ReferralSchema,
     RegisteredSchema,
     RegisterSchema,
     RejectSchema,
@@ -148,6 +149,17 @@ class Me(MethodView):
     def delete(self):
         """Erase the caller's personal data (ledger totals stay consistent)"""
         services.erase_account(caller().user)
+
+
+@accounts.route("/me/referral")
+class MyReferral(MethodView):
+    decorators = [login_required]
+
+    @accounts.response(200, ReferralSchema)
+    @accounts.doc(security=[{"bearer": []}])
+    def get(self):
+        """The caller's referral code and how many friends joined and verified a vehicle"""
+        return services.referral_summary(caller().user)
 
 
 @accounts.route("/me/export")

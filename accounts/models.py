@@ -66,7 +66,7 @@ class User(Document):
         "indexes": [
             "city_code",
             ("city_code", "verified_owner"),
-            "referred_by",
+            ("referred_by", "verified_owner"),
         ],
     }
 

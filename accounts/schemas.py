@@ -69,6 +69,12 @@ class AccessTokenSchema(Schema):
     expires_in = fields.Integer()
 
 
+class ReferralSchema(Schema):
+    code = fields.String()
+    invited = fields.Integer()
+    completed = fields.Integer()
+
+
 class ProfileUpdateSchema(Schema):
     display_name = fields.String(validate=validate.Length(1, 50))
     avatar_url = fields.URL(allow_none=True, validate=validate.Length(max=500))

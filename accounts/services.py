@@ -226,6 +226,13 @@ def erase_account(user: User) -> None:
     log.info("user_erased", user_id=str(user.pk))
 
 
+def referral_summary(user: User) -> dict[str, Any]:
+    """A referral completes when the referee's first vehicle is verified."""
+    invited = User.objects(referred_by=user.pk)
+    return {"code": user.referral_code, "invited": invited.count(),
+            "completed": invited.filter(verified_owner=True).count()}
+
+
 # --- roles -----------------------------------------------------------------------------
 
 def grant_role(granted_by: Caller, user_id: str, role: str, city_codes: list[str]) -> RoleGrant:

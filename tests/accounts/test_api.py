@@ -305,3 +305,15 @@ def test_erasure_anonymises_and_revokes_access(client):
     other = make_person("SZ")
     assert client.post("/api/v1/me/vehicles", headers=other.headers,
                        json={"vin": "LSJA24U69MS000007", "model": "smart #1"}).status_code == 201
+
+
+def test_referral_summary_counts_invited_and_completed(client):
+    ann = make_person("SZ")
+    bob = make_person("SZ", referral_code=ann.user.referral_code)
+    make_person("SZ", referral_code=ann.user.referral_code)
+    make_person("SZ")
+    User.objects(pk=bob.user.pk).update_one(set__verified_owner=True)
+    summary = client.get("/api/v1/me/referral", headers=ann.headers)
+    assert summary.status_code == 200
+    assert summary.json == {"code": ann.user.referral_code, "invited": 2, "completed": 1}
+    assert client.get("/api/v1/me/referral", headers=bob.headers).json["invited"] == 0
