@@ -31,6 +31,7 @@ from app.auth import Caller
 from app.db import get_or_404, object_id, transaction
 from app.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from app.outbox import DomainEvent, record_event
+from app.privacy import exporter
 from loyalty.models import (
     ADJUST,
     CANCELLED,
@@ -407,6 +408,17 @@ def points_summary(user_id: Any, now: datetime | None = None) -> dict[str, Any]:
 
 def ledger_of(user_id: Any) -> QuerySet:
     return LedgerEntry.objects(account_id=_oid(user_id))
+
+
+@exporter("points")
+def export_points(user_id: Any) -> dict[str, Any]:
+    account_id = _oid(user_id)
+    return {
+        "summary": points_summary(account_id),
+        "ledger": [entry.to_mongo().to_dict() for entry in ledger_of(account_id).order_by("id")],
+        "redemptions": [redemption.to_mongo().to_dict()
+                        for redemption in Redemption.objects(user_id=account_id).order_by("id")],
+    }
 
 
 def city_points_totals(city_code: str, start: datetime, end: datetime) -> dict[str, int]:

@@ -272,3 +272,14 @@ def test_twenty_threads_earning_and_redeeming_on_one_account(live_server, admin)
     assert min(balances) >= 0
     run = services.run_reconciliation()
     assert run.drifts == [] and run.entries_checked == len(balances)
+
+
+def test_personal_data_export_includes_points(client):
+    owner = make_person("SZ")
+    other = make_person("SZ")
+    earn(owner.id, 40)
+    earn(other.id, 7)
+    export = client.get("/api/v1/me/export", headers=owner.headers).json
+    assert export["points"]["summary"]["balance"] == 40
+    assert [entry["amount"] for entry in export["points"]["ledger"]] == [40]
+    assert export["points"]["redemptions"] == []
