@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -20,9 +21,20 @@ import pytest
 import redis
 from werkzeug.serving import make_server
 
-from app.embedded import EmbeddedServer, die_with_parent, start_mongo, start_redis
+from app.embedded import EmbeddedServer, die_with_parent, free_port, start_mongo, start_redis
+from workers.broker import configure_broker
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Dramatiq binds an actor to the global broker when its module is imported, and test modules
+# import `tasks.py` modules while pytest collects them, before any fixture runs. So the
+# embedded Redis's address is chosen now and the broker configured with it; the `servers`
+# fixture then starts Redis there.
+_GIVEN_MONGODB_URI = os.environ.get("MONGODB_URI")
+_GIVEN_REDIS_URL = os.environ.get("REDIS_URL")
+_EMBEDDED_REDIS_PORT = None if _GIVEN_REDIS_URL else free_port()
+os.environ["REDIS_URL"] = _GIVEN_REDIS_URL or f"redis://127.0.0.1:{_EMBEDDED_REDIS_PORT}/0"
+configure_broker(os.environ["REDIS_URL"])
 
 
 @dataclass
@@ -46,27 +58,21 @@ class Servers:
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     started: list[EmbeddedServer] = []
-    given_mongo = os.environ.get("MONGODB_URI")
-    given_redis = os.environ.get("REDIS_URL")
-    result = Servers(mongodb_uri="", redis_url="")
+    result = Servers(mongodb_uri="", redis_url=os.environ["REDIS_URL"])
     try:
-        if given_mongo:
-            base, _, query = given_mongo.partition("?")
+        if _GIVEN_MONGODB_URI:
+            base, _, query = _GIVEN_MONGODB_URI.partition("?")
             result.mongodb_uri = f"{base.rsplit('/', 1)[0]}/test_{uuid.uuid4().hex[:8]}" + (
                 f"?{query}" if query else "")
         else:
             result.mongo = start_mongo(tmp_path_factory.mktemp("mongodb"), "test")
             started.append(result.mongo)
             result.mongodb_uri = result.mongo.uri
-        if given_redis:
-            result.redis_url = given_redis
-        else:
+        if _EMBEDDED_REDIS_PORT:
             result.redis_dir = tmp_path_factory.mktemp("redis")
-            result.redis = start_redis(result.redis_dir)
-            result.redis_port = int(result.redis.uri.rsplit(":", 1)[1].split("/")[0])
-            result.redis_url = result.redis.uri
+            result.redis_port = _EMBEDDED_REDIS_PORT
+            result.redis = start_redis(result.redis_dir, port=_EMBEDDED_REDIS_PORT)
         os.environ["MONGODB_URI"] = result.mongodb_uri
-        os.environ["REDIS_URL"] = result.redis_url
         yield result
     finally:
         if result.redis and result.redis not in started:
@@ -142,16 +148,19 @@ class BackgroundProcesses:
     }
 
     def start(self, name: str, alias: str | None = None) -> subprocess.Popen:
-        # Dies with the test session even when pytest itself is killed.
+        # A process group of its own, so `kill` reaches the processes Dramatiq forks too;
+        # and it dies with the test session even when pytest itself is killed.
         process = subprocess.Popen(self.COMMANDS[name], cwd=ROOT, env=self.environ,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   preexec_fn=die_with_parent)
+                                   start_new_session=True, preexec_fn=die_with_parent)
         self.processes[alias or name] = process
         return process
 
     def kill(self, name: str) -> None:
+        """SIGKILL the process and everything it forked, as a crash of the host would."""
         process = self.processes.pop(name)
-        process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
     def stop_all(self) -> None:

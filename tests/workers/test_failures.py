@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import os
-import signal
 from collections import Counter
-from pathlib import Path
 
 from app.db import database, transaction
 from app.outbox import DISPATCHED, PENDING, OutboxEvent, record_event
@@ -25,14 +22,7 @@ def emit(type_: str, **payload) -> str:
         session, type_, subject_type="test", subject_id="1", payload=payload))
 
 
-def kill_worker(group) -> None:
-    """Kill dramatiq's worker processes, then their parent. Killing the parent alone (what
-    `kill("worker")` does) leaves the forked worker process running to finish the message."""
-    parent = group.processes["worker"].pid
-    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-    for child in children:
-        os.kill(int(child), signal.SIGKILL)
-    group.kill("worker")
+
 
 
 def test_redis_down_requests_succeed_and_events_wait_then_arrive_once(client, background,
@@ -71,7 +61,7 @@ def test_worker_killed_mid_handler_redelivers_and_result_exists_once(app, backgr
     progress = database()["test_progress"]
     wait_until(lambda: progress.find_one({"event_id": event_id}), message="the slow handler")
 
-    kill_worker(group)
+    group.kill("worker")
     assert not results()
     group.start("worker")
 
