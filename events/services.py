@@ -268,6 +268,8 @@ def _transition(caller: Caller, event: Event, allowed: tuple[str, ...], refusal:
             return False
         if cascade is not None:
             cascade(session)
+        # The payload carries the title and the text changes (a cancellation's reason);
+        # the times are the event's own `occurred_at`.
         record_event(session, f"event.{status}", subject_type="event", subject_id=event.pk,
                      actor_id=caller.user.pk, city_code=event.city_code,
                      payload={"title": event.title, **{k: v for k, v in changes.items()
