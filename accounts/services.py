@@ -300,21 +300,21 @@ def _review(caller: Caller, vehicle_id: str, status: str, reason: str | None) ->
     vehicle = get_or_404(Vehicle, vehicle_id)
     caller.require(vehicle.city_code, CIRCLE_LEADER)
 
-    def unit(session: ClientSession) -> dict[str, Any] | None:
+    def unit(session: ClientSession) -> bool:
         vehicles = Vehicle._get_collection()
         changes: dict[str, Any] = {"status": status, "reviewed_by": caller.user.pk,
                                    "reviewed_at": utcnow()}
         if reason:
             changes["rejection_reason"] = reason
-        reviewed = vehicles.find_one_and_update(
-            {"_id": vehicle.pk, "status": VEHICLE_PENDING}, {"$set": changes}, session=session)
-        if reviewed is None:
-            return None
+        reviewed = vehicles.update_one({"_id": vehicle.pk, "status": VEHICLE_PENDING},
+                                       {"$set": changes}, session=session)
+        if not reviewed.matched_count:
+            return False
         if status == VEHICLE_VERIFIED:
             _on_verified(session, vehicle, caller)
-        return reviewed
+        return True
 
-    if transaction(unit) is None:
+    if not transaction(unit):
         raise Conflict("not_pending", "This vehicle has already been reviewed.")
     log.info("vehicle_reviewed", vehicle_id=vehicle_id, status=status, by=caller.id)
     vehicle.reload()
@@ -323,8 +323,9 @@ def _review(caller: Caller, vehicle_id: str, status: str, reason: str | None) ->
 
 def _on_verified(session: ClientSession, vehicle: Vehicle, caller: Caller) -> None:
     users = User._get_collection()
-    owner = users.find_one_and_update({"_id": vehicle.owner_id},
-                                      {"$set": {"verified_owner": True}}, session=session)
+    owner = users.find_one({"_id": vehicle.owner_id}, session=session)
+    users.update_one({"_id": vehicle.owner_id}, {"$set": {"verified_owner": True}},
+                     session=session)
     first = owner is not None and not owner.get("verified_owner", False)
     record_event(session, "vehicle.verified", subject_type="vehicle", subject_id=vehicle.pk,
                  actor_id=caller.user.pk, city_code=vehicle.city_code,

@@ -17,6 +17,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import MongoClient
 from pymongo.client_session import ClientSession
+from pymongo.collection import Collection
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
@@ -49,6 +50,21 @@ def transaction(work: Callable[[ClientSession], T]) -> T:
             read_concern=ReadConcern("snapshot"),
             write_concern=WriteConcern("majority"),
         )
+
+
+def update_and_read(collection: Collection, filter: dict[str, Any], update: dict[str, Any], *,
+                    session: ClientSession, upsert: bool = False) -> dict[str, Any] | None:
+    """`find_one_and_update(..., return_document=AFTER)` for use inside a transaction.
+
+    SecantusDB runs findAndModify as a scan of the whole collection (65 ms at 5,000
+    documents, against 1 ms for an update and a read by `_id`). Inside a transaction the
+    update holds the document until commit, so reading it back in the same session is just
+    as atomic. `filter` must select by `_id`.
+    """
+    result = collection.update_one(filter, update, upsert=upsert, session=session)
+    if not (result.matched_count or result.upserted_id is not None):
+        return None
+    return collection.find_one({"_id": filter["_id"]}, session=session)
 
 
 def object_id(value: Any) -> ObjectId | None:

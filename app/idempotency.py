@@ -87,11 +87,11 @@ def _claim(records, scope: str, key: str, request_hash: str) -> Response | None:
                                "This Idempotency-Key was used with another request body.")
     if existing["state"] == DONE:
         return _replay(existing)
-    abandoned = records.find_one_and_update(
+    taken_over = records.update_one(
         {"_id": existing["_id"], "state": IN_PROGRESS,
          "created_at": {"$lt": utcnow() - ABANDONED_AFTER}},
         {"$set": {"created_at": utcnow()}})
-    if abandoned is None:
+    if not taken_over.matched_count:
         raise Conflict("request_in_progress",
                        "A request with this Idempotency-Key is still running.")
     return None

@@ -23,12 +23,11 @@ from zoneinfo import ZoneInfo
 import structlog
 from bson import ObjectId
 from mongoengine.queryset import QuerySet
-from pymongo import ReturnDocument
 from pymongo.client_session import ClientSession
 
 from accounts.models import CIRCLE_LEADER, City, User, utcnow
 from app.auth import Caller
-from app.db import get_or_404, object_id, transaction
+from app.db import get_or_404, object_id, transaction, update_and_read
 from app.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from app.outbox import DomainEvent, record_event
 from app.privacy import exporter
@@ -206,15 +205,15 @@ def _write(session: ClientSession, movement: Movement, now: datetime) -> dict[st
             changes["tier"] = movement.tier
         else:
             on_insert["tier"] = TIERS[0].name
-        account = accounts.find_one_and_update(
-            {"_id": movement.account_id},
+        account = update_and_read(
+            accounts, {"_id": movement.account_id},
             {"$inc": inc, "$set": changes, "$setOnInsert": on_insert},
-            upsert=True, return_document=ReturnDocument.AFTER, session=session)
+            upsert=True, session=session)
     else:
-        account = accounts.find_one_and_update(
-            {"_id": movement.account_id, "balance": {"$gte": -movement.amount}},
+        account = update_and_read(
+            accounts, {"_id": movement.account_id, "balance": {"$gte": -movement.amount}},
             {"$inc": {"balance": movement.amount}, "$set": {"updated_at": now}},
-            return_document=ReturnDocument.AFTER, session=session)
+            session=session)
         if account is None:
             raise Conflict("insufficient_points", "Not enough points.")
         entry["lots"] = _consume(session, movement, -movement.amount)
@@ -508,9 +507,9 @@ def redeem(owner: User, reward_id: str, quantity: int = 1, *, client_key: str | 
                 {"quantity": 1}, session=session))
             if taken + quantity > reward["per_owner_limit"]:
                 raise Conflict("limit_reached", "You reached the limit for this reward.")
-        if rewards.find_one_and_update({"_id": reward_oid, "stock": {"$gte": quantity}},
-                                       {"$inc": {"stock": -quantity}},
-                                       session=session) is None:
+        if not rewards.update_one({"_id": reward_oid, "stock": {"$gte": quantity}},
+                                  {"$inc": {"stock": -quantity}},
+                                  session=session).matched_count:
             raise Conflict("out_of_stock", "This reward is out of stock.")
         redemption_id = ObjectId()
         points = reward["cost"] * quantity
@@ -544,8 +543,8 @@ def cancel_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
     now = now or utcnow()
 
     def unit(session: ClientSession) -> None:
-        cancelled = Redemption._get_collection().find_one_and_update(
-            {"_id": redemption.pk, "status": PENDING},
+        cancelled = update_and_read(
+            Redemption._get_collection(), {"_id": redemption.pk, "status": PENDING},
             {"$set": {"status": CANCELLED, "cancelled_at": now, "cancelled_by": by.user.pk}},
             session=session)
         if cancelled is None:
@@ -573,11 +572,11 @@ def fulfil_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
     """Hand a reward over: admins, or circle leaders of the pickup city."""
     redemption = get_or_404(Redemption, redemption_id)
     by.require(redemption.city_code, CIRCLE_LEADER)
-    fulfilled = Redemption._get_collection().find_one_and_update(
+    fulfilled = Redemption._get_collection().update_one(
         {"_id": redemption.pk, "status": PENDING},
         {"$set": {"status": FULFILLED, "fulfilled_at": now or utcnow(),
                   "fulfilled_by": by.user.pk}})
-    if fulfilled is None:
+    if not fulfilled.matched_count:
         raise Conflict("not_pending", "Only a pending redemption can be fulfilled.")
     log.info("redemption_fulfilled", redemption_id=redemption_id, by=by.id)
     return redemption.reload()
@@ -723,8 +722,8 @@ def warn_expiring(now: datetime | None = None) -> int:
                           "remaining": {"$gt": 0}, "warned_at": None}, {"_id": 1}))
 
     def warn(session: ClientSession, lot_id: ObjectId) -> int:
-        lot = lots.find_one_and_update({"_id": lot_id, "warned_at": None},
-                                       {"$set": {"warned_at": now}}, session=session)
+        lot = update_and_read(lots, {"_id": lot_id, "warned_at": None},
+                              {"$set": {"warned_at": now}}, session=session)
         if lot is None:
             return 0
         owner = User._get_collection().find_one({"_id": lot["account_id"]},
@@ -825,10 +824,11 @@ def run_reconciliation(run_id: str | None = None, batch: int = 500) -> Reconcili
     runs = ReconciliationRun._get_collection()
     if run_id is None:
         run_id = str(runs.insert_one(ReconciliationRun().to_mongo().to_dict()).inserted_id)
-    claimed = runs.find_one_and_update(
-        {"_id": _oid(run_id), "status": {"$in": [RUN_QUEUED, RUN_FAILED]}},
+    run_oid = _oid(run_id)
+    claimed = runs.update_one(
+        {"_id": run_oid, "status": {"$in": [RUN_QUEUED, RUN_FAILED]}},
         {"$set": {"status": RUN_RUNNING, "started_at": utcnow()}})
-    if claimed is None:
+    if not claimed.matched_count:
         return None
     accounts = PointsAccount._get_collection()
     progress = {"accounts_checked": 0, "entries_checked": 0, "repaired": 0}
@@ -850,12 +850,12 @@ def run_reconciliation(run_id: str | None = None, batch: int = 500) -> Reconcili
                 break
             last = page[-1]
     except Exception as exc:
-        runs.update_one({"_id": claimed["_id"]},
+        runs.update_one({"_id": run_oid},
                         {"$set": {"status": RUN_FAILED, "error": repr(exc)[:2000],
                                   **progress, "drifts": drifts}})
         raise
-    runs.update_one({"_id": claimed["_id"]},
+    runs.update_one({"_id": run_oid},
                     {"$set": {"status": RUN_DONE, "finished_at": utcnow(), **progress,
                               "drifts": drifts}})
-    log.info("reconciliation_done", run_id=str(claimed["_id"]), drifts=len(drifts), **progress)
-    return ReconciliationRun.objects.get(pk=claimed["_id"])
+    log.info("reconciliation_done", run_id=str(run_oid), drifts=len(drifts), **progress)
+    return ReconciliationRun.objects.get(pk=run_oid)
