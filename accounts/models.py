@@ -64,7 +64,7 @@ class User(Document):
     meta = {
         "collection": "users",
         "indexes": [
-            "city_code",
+            ("city_code", "created_at"),
             ("city_code", "verified_owner"),
             ("referred_by", "verified_owner"),
         ],

@@ -56,6 +56,7 @@ from events.models import (
     Event,
     Registration,
 )
+from loyalty.services import city_points_totals
 from notifications.services import notify
 
 log = structlog.get_logger()
@@ -646,8 +647,6 @@ def city_stats(caller: Caller, code: str, start: datetime | None,
         {"$match": {"event_id": {"$in": event_ids}, "status": {"$in": list(ACTIVE)}}},
         {"$group": {"_id": "$status", "count": {"$sum": 1}}}])}
     attended, no_show = by_status.get(ATTENDED, 0), by_status.get(NO_SHOW, 0)
-    from loyalty.services import city_points_totals
-
     points = city_points_totals(code, start, end)
     return {
         "city_code": code, "from": start, "to": end,
