@@ -26,8 +26,10 @@ lock: $(STAMP)
 	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --extra embedded --extra dev -o requirements-dev.lock pyproject.toml
 
+BENCHMARKS := $(filter-out bench/support.py,$(wildcard bench/*.py))
+
 bench: $(STAMP)
-	for script in bench/*.py; do $(PY) $$script || exit 1; done
+	for script in $(BENCHMARKS); do $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) var

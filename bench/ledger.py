@@ -12,10 +12,7 @@ Starts embedded servers when MONGODB_URI / REDIS_URL are unset. `python bench/le
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -28,15 +25,13 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.support import api_server, servers  # noqa: E402
+
 CLIENTS = 8
 REDEMPTIONS_PER_CLIENT = 120
 ENTRIES_PER_ACCOUNT = 100
-
-
-def _free_port() -> int:
-    from app.embedded import free_port
-
-    return free_port()
 
 
 def _seed_redeemers(count: int) -> list[tuple[ObjectId, ObjectId, str]]:
@@ -178,51 +173,17 @@ def measure_reconciliation(accounts: int) -> tuple[int, float]:
 
 
 def main() -> int:
-    sys.path.insert(0, str(ROOT))
-    servers = []
-    with tempfile.TemporaryDirectory(prefix="bench-ledger-") as scratch:
-        from app.embedded import start_mongo, start_redis
+    with servers("bench-ledger-"):
+        from app import create_app
 
-        if not os.environ.get("MONGODB_URI"):
-            servers.append(start_mongo(Path(scratch) / "mongodb", "bench"))
-            os.environ["MONGODB_URI"] = servers[-1].uri
-        if not os.environ.get("REDIS_URL"):
-            servers.append(start_redis(Path(scratch) / "redis"))
-            os.environ["REDIS_URL"] = servers[-1].uri
-        port = _free_port()
-        api = None
-        try:
-            from app import create_app
-
-            app = create_app({"LOG_LEVEL": "WARNING"})
-            with app.app_context():
-                triples = _seed_redeemers(CLIENTS)
-                api = subprocess.Popen(
-                    [str(Path(sys.executable).parent / "gunicorn"), "wsgi:app", "--bind",
-                     f"127.0.0.1:{port}", "--workers", "2", "--worker-class", "gthread",
-                     "--threads", "4"],
-                    cwd=ROOT, env={**os.environ, "LOG_LEVEL": "WARNING"},
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                base_url = f"http://127.0.0.1:{port}"
-                deadline = time.monotonic() + 60
-                while True:
-                    try:
-                        requests.get(f"{base_url}/health", timeout=5)
-                        break
-                    except requests.RequestException:
-                        if time.monotonic() > deadline:
-                            raise SystemExit("bench: the API did not start") from None
-                        time.sleep(0.2)
+        app = create_app({"LOG_LEVEL": "WARNING"})
+        with app.app_context():
+            triples = _seed_redeemers(CLIENTS)
+            with api_server(workers=2, threads=4) as base_url:
                 raw = measure_raw(triples)
                 through_api = measure_api(base_url, triples)
-                small = measure_reconciliation(100)
-                large = measure_reconciliation(1000)
-        finally:
-            if api is not None:
-                api.terminate()
-                api.wait(20)
-            for server in reversed(servers):
-                server.stop()
+            small = measure_reconciliation(100)
+            large = measure_reconciliation(1000)
     print(f"ledger benchmark: {CLIENTS} concurrent clients x {REDEMPTIONS_PER_CLIENT} "
           "redemptions; API = gunicorn 2 workers x 4 threads")
     print(f"  raw pymongo (same transaction)   {raw:8.1f} redemptions/s   1.00x")

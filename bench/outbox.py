@@ -14,12 +14,15 @@ import importlib
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.support import servers  # noqa: E402
+
 WORKER_PROCESSES = 2
 WORKER_THREADS = 8
 QUEUE = "bench"
@@ -99,17 +102,7 @@ def measure_backbone(count: int) -> float:
 
 def main() -> int:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
-    sys.path.insert(0, str(ROOT))
-    servers = []
-    with tempfile.TemporaryDirectory(prefix="bench-outbox-") as scratch:
-        from app.embedded import start_mongo, start_redis
-
-        if not os.environ.get("MONGODB_URI"):
-            servers.append(start_mongo(Path(scratch) / "mongodb", "bench"))
-            os.environ["MONGODB_URI"] = servers[-1].uri
-        if not os.environ.get("REDIS_URL"):
-            servers.append(start_redis(Path(scratch) / "redis"))
-            os.environ["REDIS_URL"] = servers[-1].uri
+    with servers("bench-outbox-"):
         environ = {**os.environ, "EXTRA_HANDLER_MODULES": "bench.outbox", "LOG_LEVEL": "WARNING",
                    "PYTHONPATH": str(ROOT)}
         processes: list[subprocess.Popen] = []
@@ -131,8 +124,6 @@ def main() -> int:
                 backbone = measure_backbone(count)
         finally:
             _stop(processes)
-            for server in reversed(servers):
-                server.stop()
     print(f"outbox benchmark: {count} messages, {WORKER_PROCESSES} worker processes x "
           f"{WORKER_THREADS} threads, 1 dispatcher")
     print(f"  raw dramatiq (no-op actor)           {raw:8.0f} msg/s   1.00x")

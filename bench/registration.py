@@ -14,10 +14,7 @@ SecantusDB and Redis when MONGODB_URI / REDIS_URL are unset.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +23,10 @@ from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.support import api_server, servers  # noqa: E402
+
 CLIENTS = 16
 
 
@@ -126,30 +127,6 @@ def measure_raw(event_id, owners: list[tuple[str, str]]):
     return _burst(len(owners), attempt)
 
 
-def _serve(environ: dict[str, str], port: int) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "wsgi:app", "--bind",
-         f"127.0.0.1:{port}", "--workers", "2", "--worker-class", "gthread", "--threads", "8",
-         "--log-level", "warning"],
-        cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _wait_ready(base_url: str, server: subprocess.Popen) -> None:
-    import requests
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit("bench: the API server exited")
-        try:
-            if requests.get(f"{base_url}/health", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("bench: the API server did not start")
-
-
 def _line(name: str, rate: float, latencies: list[float], baseline: float) -> str:
     return (f"  {name:<28} {rate:8.0f} reg/s   p50 {_percentile(latencies, 0.5) * 1000:6.1f} ms"
             f"   p99 {_percentile(latencies, 0.99) * 1000:6.1f} ms   {rate / baseline:.2f}x")
@@ -157,41 +134,21 @@ def _line(name: str, rate: float, latencies: list[float], baseline: float) -> st
 
 def main() -> int:
     burst = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    sys.path.insert(0, str(ROOT))
-    from app.embedded import free_port, start_mongo, start_redis
+    with servers("bench-registration-"), api_server(workers=2, threads=8) as base_url:
+        from app import create_app
 
-    servers = []
-    with tempfile.TemporaryDirectory(prefix="bench-registration-") as scratch:
-        if not os.environ.get("MONGODB_URI"):
-            servers.append(start_mongo(Path(scratch) / "mongodb", "bench"))
-            os.environ["MONGODB_URI"] = servers[-1].uri
-        if not os.environ.get("REDIS_URL"):
-            servers.append(start_redis(Path(scratch) / "redis"))
-            os.environ["REDIS_URL"] = servers[-1].uri
-        port = free_port()
-        api = _serve({**os.environ, "LOG_LEVEL": "WARNING"}, port)
-        try:
-            from app import create_app
-
-            app = create_app({"LOG_LEVEL": "WARNING"})
-            with app.app_context():
-                base_url = f"http://127.0.0.1:{port}"
-                _wait_ready(base_url, api)
-                # Warm-up: both gunicorn workers connected, code paths loaded.
-                measure_http(base_url, str(_event(50).pk), _owners(200))
-                measure_raw(_event(50).pk, _owners(200))
-                http_event, raw_event = _event(burst // 4), _event(burst // 4)
-                raw_rate, raw_latencies = measure_raw(raw_event.pk, _owners(burst))
-                http_rate, http_latencies = measure_http(base_url, str(http_event.pk),
-                                                         _owners(burst))
-                for event in (http_event, raw_event):
-                    event.reload()
-                    assert event.seats_left == 0 and event.waitlist_seq == burst - burst // 4
-        finally:
-            api.terminate()
-            api.wait(20)
-            for server in reversed(servers):
-                server.stop()
+        app = create_app({"LOG_LEVEL": "WARNING"})
+        with app.app_context():
+            # Warm-up: both gunicorn workers connected, code paths loaded.
+            measure_http(base_url, str(_event(50).pk), _owners(200))
+            measure_raw(_event(50).pk, _owners(200))
+            http_event, raw_event = _event(burst // 4), _event(burst // 4)
+            raw_rate, raw_latencies = measure_raw(raw_event.pk, _owners(burst))
+            http_rate, http_latencies = measure_http(base_url, str(http_event.pk),
+                                                     _owners(burst))
+            for event in (http_event, raw_event):
+                event.reload()
+                assert event.seats_left == 0 and event.waitlist_seq == burst - burst // 4
     print(f"registration benchmark: a burst of {burst} registrations against one event of "
           f"capacity {burst // 4}, {CLIENTS} concurrent clients, loopback")
     print(_line("raw pymongo (claim+insert)", raw_rate, raw_latencies, raw_rate))
