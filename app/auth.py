@@ -59,6 +59,11 @@ class Caller:
             raise NotFound()
         raise Forbidden()
 
+    def require_self_or_admin(self, owner_id: Any) -> None:
+        """An owner reaches only their own things (404 for anyone else's); admins all."""
+        if not self.is_admin and str(owner_id) != self.id:
+            raise NotFound()
+
     def require_admin(self) -> None:
         if not self.is_admin:
             raise Forbidden(message="Only admins may do this.")

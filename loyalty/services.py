@@ -538,8 +538,7 @@ def cancel_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
     """Cancel a pending redemption: refund its points to the lots they came from, once, and
     put the stock back."""
     redemption = get_or_404(Redemption, redemption_id)
-    if not by.is_admin and redemption.user_id != by.user.pk:
-        raise NotFound()
+    by.require_self_or_admin(redemption.user_id)
     now = now or utcnow()
 
     def unit(session: ClientSession) -> None:
