@@ -78,6 +78,19 @@ TIERS = (Tier("member", 0, 10), Tier("silver", 2_000, 11), Tier("gold", 8_000, 1
          Tier("platinum", 20_000, 15))
 TIER_NAMES = tuple(tier.name for tier in TIERS)
 
+# What an owner reads in a points notice, in their language; a rule an admin adds later is
+# described by its (single-language) description instead.
+REASON_LABELS: dict[str, dict[str, str]] = {
+    "vehicle.verified": {"zh-CN": "首台车辆认证欢迎积分",
+                         "en": "welcome points for your first verified vehicle"},
+    "referral.referrer": {"zh-CN": "您邀请的好友成为了车主",
+                          "en": "the friend you invited became an owner"},
+    "referral.referee": {"zh-CN": "好友邀请欢迎奖励", "en": "referral welcome bonus"},
+    "event.attended": {"zh-CN": "参加活动", "en": "you attended an event"},
+    "post.published": {"zh-CN": "发布帖子", "en": "you published a post"},
+    "comment.created": {"zh-CN": "发表评论", "en": "you commented on a post"},
+}
+
 DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "vehicle.verified": {"event_type": "vehicle.verified", "points": 500, "caps": {},
                          "multipliable": False,
@@ -345,7 +358,7 @@ def award(session: ClientSession, user_id: Any, rule_code: str, *, key: str,
         {"rule": rule_code, **source}, city_code or owner["city_code"], once_key),
         rule["multipliable"], now)
     notify(session, owner["_id"], "points", "points_earned",
-           {"points": entry["amount"], "reason": entry["reason"]},
+           {"points": entry["amount"], "reason": REASON_LABELS.get(rule_code, entry["reason"])},
            dedupe_key=f"{entry['_id']}:points_earned")
     return entry
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from accounts.models import LOCALES
+
 TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
     # A brand announcement (kind `marketing`): the text comes whole from the campaign.
     "announcement": {
@@ -44,6 +46,15 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
 
 
 def render(template: str, locale: str, params: dict[str, Any]) -> tuple[str, str]:
+    """A param may itself be per locale (`{"zh-CN": ..., "en": ...}`), as a points reason
+    is: the owner reads it in their language too."""
     variants = TEMPLATES[template]
     title, body = variants.get(locale) or variants["zh-CN"]
-    return title.format(**params), body.format(**params)
+    values = {key: _in_locale(value, locale) for key, value in params.items()}
+    return title.format(**values), body.format(**values)
+
+
+def _in_locale(value: Any, locale: str) -> Any:
+    if isinstance(value, dict) and value and set(value) <= set(LOCALES):
+        return value.get(locale) or value.get("zh-CN") or next(iter(value.values()))
+    return value

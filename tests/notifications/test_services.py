@@ -141,3 +141,15 @@ def test_send_push_skips_when_push_was_turned_off_since(app):
     assert services.send_push(requested) is False
     services.update_preferences(owner.user.pk, {"community": {"push": True}})
     assert services.send_push(requested) is True
+
+
+def test_params_given_per_locale_are_rendered_in_the_owners_language():
+    from notifications.templates import render
+
+    reason = {"zh-CN": "参加活动", "en": "you attended an event"}
+    assert render("points_earned", "en", {"points": 110, "reason": reason})[1] == (
+        "You earned 110 points: you attended an event.")
+    assert render("points_earned", "zh-CN", {"points": 110, "reason": reason})[1] == (
+        "您获得了 110 积分：参加活动。")
+    assert render("points_earned", "en", {"points": 5, "reason": "Custom rule"})[1] == (
+        "You earned 5 points: Custom rule.")
