@@ -17,6 +17,9 @@ class PushReceiver:
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     # Statuses to answer with, in order; 200 once they run out.
     answers: list[int] = field(default_factory=list)
+    # Answer 503 once to the first push whose body contains this (pushes of one domain
+    # event for several handlers arrive in any order).
+    refuse_once_containing: bytes | None = None
 
     def bodies(self) -> list[dict]:
         return [json.loads(body) for _, body in self.requests]
@@ -30,7 +33,10 @@ def push_receiver() -> Iterator[PushReceiver]:
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             body = self.rfile.read(int(self.headers["Content-Length"]))
             receiver.requests.append((dict(self.headers), body))
-            self.send_response(receiver.answers.pop(0) if receiver.answers else 200)
+            status = receiver.answers.pop(0) if receiver.answers else 200
+            if receiver.refuse_once_containing and receiver.refuse_once_containing in body:
+                receiver.refuse_once_containing, status = None, 503
+            self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
