@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from accounts.models import (
@@ -106,8 +108,6 @@ class CityCreateSchema(Schema):
 
     @validates_schema
     def known_timezone(self, data, **kwargs):
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(data.get("timezone", "Asia/Shanghai"))
         except (ZoneInfoNotFoundError, ValueError) as exc:

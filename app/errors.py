@@ -7,6 +7,7 @@ not-found errors into that envelope. Anything else is a bug and stays a 500.
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 import mongoengine
@@ -96,8 +97,6 @@ class ServiceUnavailable(DomainError):
 
 def envelope(status: int, message: str, error: str | None = None,
              errors: Any = None, **details: Any) -> dict[str, Any]:
-    from http import HTTPStatus
-
     body: dict[str, Any] = {
         "code": status,
         "status": HTTPStatus(status).phrase,

@@ -18,6 +18,7 @@ import structlog
 from flask import Flask, Response, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
@@ -62,8 +63,6 @@ def metrics_registry() -> CollectorRegistry:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return registry
-    from prometheus_client import REGISTRY
-
     return REGISTRY
 
 
