@@ -30,6 +30,7 @@ from loyalty.schemas import (
     ReconciliationRunSchema,
     RedemptionCreateSchema,
     RedemptionSchema,
+    ReversalSchema,
     RewardArgsSchema,
     RewardCreateSchema,
     RewardSchema,
@@ -81,6 +82,23 @@ class Adjustments(MethodView):
     def post(self, data):
         """Credit or debit an owner's points, with a reason (admin)"""
         entry = services.adjust(caller(), **data, key=request.headers.get(HEADER))
+        return LedgerEntry._from_son(entry)
+
+
+@points.route("/admin/points/entries/<entry_id>/reversal")
+class Reversal(MethodView):
+    decorators = [login_required]
+
+    @idempotent
+    @points.arguments(ReversalSchema)
+    @points.response(201, AdjustmentEntrySchema)
+    @points.alt_response(
+        409, description="`not_reversible`, `already_reversed`, `insufficient_points`")
+    @points.doc(security=BEARER, parameters=[KEY_PARAMETER])
+    def post(self, data, entry_id):
+        """Reverse a mistaken earn or credit adjustment, once (admin)"""
+        entry = services.reverse_entry(caller(), entry_id, data["reason"],
+                                       key=request.headers.get(HEADER))
         return LedgerEntry._from_son(entry)
 
 

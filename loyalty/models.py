@@ -71,6 +71,12 @@ class LedgerEntry(Document):
     city_code = StringField()
     actor_id = ObjectIdField()
     expires_at = DateTimeField()
+    # For the reversal of an earn: when that earn was written. The reversal is counted at
+    # this date in the rolling tier figure, so it leaves exactly the windows the earn was in.
+    earned_at = DateTimeField()
+    # For a reversal: the admin's Idempotency-Key (scoped to the admin), so that the same
+    # request replayed gets its entry back while any other attempt is `already_reversed`.
+    request_key = StringField()
     created_at = DateTimeField(required=True)
 
     meta = {

@@ -47,6 +47,10 @@ class AdjustmentSchema(Schema):
     reason = fields.String(required=True, validate=validate.Length(1, 500))
 
 
+class ReversalSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
+
+
 class AdjustmentEntrySchema(LedgerEntrySchema):
     account_id = fields.String()
     actor_id = fields.String()

@@ -43,8 +43,10 @@ def assert_invariants(user_id: Any) -> int:
     assert balance == total == lots, (balance, total, lots)
     assert balance >= 0
     assert all(lot.remaining >= 0 for lot in Lot.objects(account_id=account_id))
+    # Lifetime earned: the earns, less those an admin reversed.
     assert account is None or account.lifetime_earned == sum(
-        entry.amount for entry in entries if entry.kind == "earn")
+        entry.amount for entry in entries
+        if entry.kind == "earn" or (entry.kind == "reverse" and entry.source["kind"] == "earn"))
     return balance
 
 

@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+from bson import ObjectId
 
 from app.outbox import OutboxEvent
 from loyalty import services
@@ -131,6 +132,33 @@ def test_admin_adjustments_are_idempotent_and_audited(client, admin):
     assert overdraw.status_code == 409 and overdraw.json["error"] == "insufficient_points"
     by_owner = client.post("/api/v1/admin/points/adjustments", headers=owner.headers, json=body)
     assert by_owner.status_code == 403
+
+
+def test_admin_reversal_over_http_is_idempotent_and_admin_only(client, admin):
+    owner = make_person("SZ")
+    mistake = earn(owner.id, 300)
+    earn(owner.id, 50)
+    path = f"/api/v1/admin/points/entries/{mistake['_id']}/reversal"
+    headers = {**admin.headers, "Idempotency-Key": "rev-1"}
+    body = {"reason": "Credited to the wrong owner"}
+    assert client.post(path, headers=owner.headers, json=body).status_code == 403
+    first = client.post(path, headers=headers, json=body)
+    assert first.status_code == 201, first.json
+    assert (first.json["kind"], first.json["amount"], first.json["balance_after"]) == \
+        ("reverse", -300, 50)
+    assert first.json["actor_id"] == admin.id and first.json["account_id"] == owner.id
+    assert first.json["source"]["id"] == str(mistake["_id"])
+    replay = client.post(path, headers=headers, json=body)
+    assert replay.status_code == 201 and replay.json == first.json
+    assert LedgerEntry.objects(account_id=owner.user.pk, kind="reverse").count() == 1
+    again = client.post(path, headers=admin.headers, json=body)
+    assert again.status_code == 409 and again.json["error"] == "already_reversed"
+    for unknown in (ObjectId(), "nope"):
+        missing = client.post(f"/api/v1/admin/points/entries/{unknown}/reversal",
+                              headers=admin.headers, json=body)
+        assert missing.status_code == 404
+    assert client.post(path, headers=admin.headers, json={"reason": ""}).status_code == 422
+    assert assert_invariants(owner.id) == 50
 
 
 def test_earning_rules_admin(client, admin):

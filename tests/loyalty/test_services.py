@@ -3,10 +3,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from bson import ObjectId
 
 from app.auth import load_caller
 from app.db import transaction
-from app.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from app.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from loyalty import services
 from loyalty.models import LedgerEntry, Lot, PointsAccount, Redemption, Reward
 from notifications.models import Notification
@@ -265,3 +266,153 @@ def test_award_in_a_transaction_for_an_erased_owner_earns_nothing(app):
     User.objects(pk=owner.user.pk).update_one(set__erased_at=T0)
     assert transaction(lambda s: services.award(s, owner.id, "vehicle.verified", key="x",
                                                 source={})) is None
+
+
+# --- reversals -------------------------------------------------------------------------
+
+def test_reversing_a_fresh_earn_empties_its_own_lot_and_uncounts_it(app, admin):
+    owner = make_person("SZ")
+    earn(owner.id, 100, now=T0)
+    mistake = earn(owner.id, 300, now=T0 + timedelta(days=1))
+    reversal = services.reverse_entry(admin.caller, str(mistake["_id"]), "Credited twice",
+                                      now=T0 + timedelta(days=2))
+    assert (reversal["kind"], reversal["amount"], reversal["balance_after"]) == \
+        ("reverse", -300, 100)
+    assert reversal["source"] == {"rule": "admin.reversal", "type": "ledger_entry",
+                                  "id": str(mistake["_id"]), "kind": "earn"}
+    assert reversal["reason"] == "Credited twice" and reversal["actor_id"] == admin.user.pk
+    own = Lot.objects.get(entry_id=mistake["_id"])
+    # Its own lot first, although the other lot expires earlier.
+    assert reversal["lots"] == [{"lot_id": own.pk, "points": 300}] and own.remaining == 0
+    assert Lot.objects.get(entry_id=LedgerEntry.objects.get(amount=100).pk).remaining == 100
+    assert PointsAccount.objects.get(pk=owner.user.pk).lifetime_earned == 100
+    assert assert_invariants(owner.id) == 100
+
+
+def test_reversing_a_partly_spent_earn_takes_the_rest_oldest_expiry_first(app, admin):
+    owner = make_person("SZ")
+    earn(owner.id, 100, now=T0)
+    mistake = earn(owner.id, 200, now=T0 + timedelta(days=10))
+    later = earn(owner.id, 100, now=T0 + timedelta(days=20))
+    latest = earn(owner.id, 100, now=T0 + timedelta(days=30))
+    redemption = services.redeem(owner.user, str(make_reward(cost=150).pk),
+                                 now=T0 + timedelta(days=31))  # 100 oldest + 50 of mistake
+    reversal = services.reverse_entry(admin.caller, str(mistake["_id"]), "Wrong owner",
+                                      now=T0 + timedelta(days=32))
+    lot_of = {entry["_id"]: Lot.objects.get(entry_id=entry["_id"])
+              for entry in (mistake, later, latest)}
+    assert [(part["lot_id"], part["points"]) for part in reversal["lots"]] == \
+        [(lot_of[mistake["_id"]].pk, 150), (lot_of[later["_id"]].pk, 50)]
+    assert [lot.remaining for lot in lot_of.values()] == [0, 50, 100]
+    assert reversal["balance_after"] == 150
+    assert assert_invariants(owner.id) == 150
+    # Cancelling the redemption afterwards puts its points back where they came from.
+    services.cancel_redemption(admin.caller, str(redemption.pk), now=T0 + timedelta(days=33))
+    assert assert_invariants(owner.id) == 300
+
+
+def test_reversal_refused_when_the_balance_is_too_low_changes_nothing(app, admin):
+    owner = make_person("SZ")
+    mistake = earn(owner.id, 300, now=T0)
+    redemption = services.redeem(owner.user, str(make_reward(cost=250).pk), now=T0)
+    with pytest.raises(Conflict) as refused:
+        services.reverse_entry(admin.caller, str(mistake["_id"]), "Oops", now=T0)
+    assert refused.value.error == "insufficient_points"
+    assert LedgerEntry.objects(account_id=owner.user.pk, kind="reverse").count() == 0
+    assert Lot.objects.get(entry_id=mistake["_id"]).remaining == 50
+    assert PointsAccount.objects.get(pk=owner.user.pk).lifetime_earned == 300
+    assert assert_invariants(owner.id) == 50
+    # Nothing was used up by the refusal: once the points are back, the reversal goes through.
+    services.cancel_redemption(admin.caller, str(redemption.pk), now=T0)
+    services.reverse_entry(admin.caller, str(mistake["_id"]), "Oops", now=T0)
+    assert assert_invariants(owner.id) == 0
+
+
+def test_only_earns_and_credit_adjustments_are_reversible(app, admin):
+    owner = make_person("SZ")
+    earn(owner.id, 100, now=T0)
+    credit = services.adjust(admin.caller, owner.id, 40, "Goodwill", now=T0)
+    debit = services.adjust(admin.caller, owner.id, -10, "Correction", now=T0)
+    redemption = services.redeem(owner.user, str(make_reward(cost=20).pk), now=T0)
+    services.cancel_redemption(admin.caller, str(redemption.pk), now=T0)
+    expiring = earn(owner.id, 5, now=T0 - timedelta(days=1))
+    services.expire_due(now=Lot.objects.get(entry_id=expiring["_id"]).expires_at)
+    reversal = services.reverse_entry(admin.caller, str(credit["_id"]), "Not owed", now=T0)
+    assert reversal["amount"] == -40 and reversal["source"]["kind"] == "adjust"
+    # An adjustment never counted as earned, so its reversal does not either.
+    assert PointsAccount.objects.get(pk=owner.user.pk).lifetime_earned == 105
+
+    refused = [debit["_id"], redemption.entry_id, redemption.reload().refund_entry_id,
+               LedgerEntry.objects.get(account_id=owner.user.pk, kind="expire").pk,
+               reversal["_id"]]
+    for entry_id in refused:
+        with pytest.raises(Conflict) as no:
+            services.reverse_entry(admin.caller, str(entry_id), "Try", now=T0)
+        assert no.value.error == "not_reversible"
+    for entry_id in ("nope", str(ObjectId())):
+        with pytest.raises(NotFound):
+            services.reverse_entry(admin.caller, entry_id, "Try", now=T0)
+    with pytest.raises(Forbidden):
+        services.reverse_entry(load_caller(owner.id), str(credit["_id"]), "Mine", now=T0)
+    assert assert_invariants(owner.id) == 90
+
+
+def test_a_credit_is_reversed_at_most_once(app, admin):
+    owner = make_person("SZ")
+    mistake = earn(owner.id, 300, now=T0)
+    earn(owner.id, 500, now=T0)
+    first = services.reverse_entry(admin.caller, str(mistake["_id"]), "Twice", key="r1", now=T0)
+    # The same request replayed gets its entry back; any other attempt is refused.
+    assert services.reverse_entry(admin.caller, str(mistake["_id"]), "Twice", key="r1",
+                                  now=T0)["_id"] == first["_id"]
+    other_admin = make_person("SZ", role="admin")
+    for by, key in ((admin.caller, None), (admin.caller, "r2"),
+                    (load_caller(other_admin.id), "r1")):
+        with pytest.raises(Conflict) as again:
+            services.reverse_entry(by, str(mistake["_id"]), "Twice", key=key, now=T0)
+        assert again.value.error == "already_reversed"
+    assert LedgerEntry.objects(account_id=owner.user.pk, kind="reverse").count() == 1
+    assert assert_invariants(owner.id) == 500
+
+
+def test_a_reversed_earn_leaves_the_tier_figure_for_exactly_its_window(app, admin):
+    owner = make_person("SZ")
+    mistake = earn(owner.id, 8_000, now=T0)
+    earn(owner.id, 2_500, now=T0 + timedelta(days=200))
+    assert PointsAccount.objects.get(pk=owner.user.pk).tier == "gold"
+    services.reverse_entry(admin.caller, str(mistake["_id"]), "Test credit",
+                           now=T0 + timedelta(days=300))
+    account = PointsAccount.objects.get(pk=owner.user.pk)
+    assert (account.tier, account.lifetime_earned) == ("silver", 2_500)
+    summary = services.points_summary(owner.id, now=T0 + timedelta(days=300))
+    assert (summary["tier"], summary["tier_points"], summary["lifetime_earned"]) == \
+        ("silver", 2_500, 2_500)
+    # Before the reversal was written, history still shows the earn.
+    assert services.tier_of(owner.id, now=T0 + timedelta(days=299)) == "gold"
+    # The reversal is dated by its earn: once the earn leaves the window, so does it.
+    assert services.tier_of(owner.id, now=T0 + timedelta(days=370)) == "silver"
+    attended = earn(owner.id, 100, now=T0 + timedelta(days=301), rule="event.attended")
+    assert attended["amount"] == 110  # silver x1.1, no longer gold x1.2
+    assert assert_invariants(owner.id) == 2_610
+
+
+def test_reconciliation_finds_no_drift_after_reversals_and_repairs_to_the_net(app, admin):
+    owner, other = make_person("SZ"), make_person("SZ")
+    mistake = earn(owner.id, 8_000, now=T0)
+    earn(owner.id, 300, now=T0)
+    credit = services.adjust(admin.caller, owner.id, 70, "Goodwill", now=T0)
+    services.redeem(owner.user, str(make_reward(cost=100).pk), now=T0)
+    services.reverse_entry(admin.caller, str(mistake["_id"]), "Test credit", now=T0)
+    services.reverse_entry(admin.caller, str(credit["_id"]), "Not owed", now=T0)
+    services.reverse_entry(admin.caller, str(earn(other.id, 50, now=T0)["_id"]), "No", now=T0)
+    run = services.run_reconciliation()
+    assert (run.drifts, run.repaired, run.entries_checked) == ([], 0, 8)
+
+    PointsAccount.objects(pk=owner.user.pk).update_one(set__lifetime_earned=8_300,
+                                                       set__tier="gold")
+    run = services.run_reconciliation()
+    assert [(drift["cached_lifetime_earned"], drift["computed_lifetime_earned"])
+            for drift in run.drifts] == [(8_300, 300)]
+    account = PointsAccount.objects.get(pk=owner.user.pk)
+    assert (account.lifetime_earned, account.tier) == (300, "member")
+    assert assert_invariants(owner.id) == 200 and assert_invariants(other.id) == 0

@@ -1,5 +1,6 @@
-"""Random earns, redemptions, cancellations, clock jumps with expiry, and replays against the
-real service, compared after every step with a small reference model of lots."""
+"""Random earns, redemptions, cancellations, admin reversals, clock jumps with expiry, and
+replays against the real service, compared after every step with a small reference model of
+lots."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ class ModelLot:
     seq: int
     expires_at: datetime
     remaining: int
+    # The earn entry that opened the lot, its points, and whether an admin reversed it.
+    entry_id: str
+    amount: int
+    reversed: bool = False
 
 
 @dataclass
@@ -59,6 +64,7 @@ class LedgerMachine(RuleBasedStateMachine):
         for document in (LedgerEntry, Lot, PointsAccount, Redemption, Reward):
             document._get_collection().delete_many({})
         self.owner = make_person("SZ")
+        self.admin = load_caller(make_person("SZ", role="admin").id)
         self.reward = make_reward(cost=COST, stock=STOCK)
         self.model = Model()
 
@@ -69,7 +75,8 @@ class LedgerMachine(RuleBasedStateMachine):
             return  # a replay: the first entry, nothing new
         self.model.keys.add(key)
         self.model.lots.append(ModelLot(len(self.model.lots),
-                                        services.add_months(self.model.now, 24), points))
+                                        services.add_months(self.model.now, 24), points,
+                                        str(entry["_id"]), points))
         assert entry["amount"] == points
 
     @rule(quantity=st.integers(1, 3))
@@ -98,6 +105,24 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model.stock += quantity
         for seq, points in taken:
             self.model.lots[seq].remaining += points
+
+    @precondition(lambda self: self.model.lots)
+    @rule(data=st.data())
+    def reverse(self, data: st.DataObject) -> None:
+        lot = data.draw(st.sampled_from(self.model.lots))
+        try:
+            services.reverse_entry(self.admin, lot.entry_id, "Mistake", now=self.model.now)
+        except Conflict as refused:
+            assert refused.error == ("already_reversed" if lot.reversed
+                                     else "insufficient_points")
+            assert lot.reversed or self.model.balance < lot.amount
+            return
+        assert not lot.reversed and self.model.balance >= lot.amount
+        lot.reversed = True
+        # What is left of its own lot first, then oldest expiry first.
+        own = min(lot.remaining, lot.amount)
+        lot.remaining -= own
+        self.model.spend(lot.amount - own)
 
     @rule(days=st.integers(1, 400))
     def time_passes_and_lots_expire(self, days: int) -> None:
