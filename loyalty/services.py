@@ -477,13 +477,22 @@ def export_points(user_id: Any) -> dict[str, Any]:
 
 
 def city_points_totals(city_code: str, start: datetime, end: datetime) -> dict[str, int]:
-    """Points issued (earned) and redeemed (net of refunds) in a city in [start, end)."""
-    totals = {row["_id"]: row["amount"] for row in LedgerEntry._get_collection().aggregate([
-        {"$match": {"city_code": city_code, "created_at": {"$gte": start, "$lt": end}}},
-        {"$group": {"_id": "$kind", "amount": {"$sum": "$amount"}}},
-    ])}
-    return {"issued": totals.get(EARN, 0),
-            "redeemed": -(totals.get(REDEEM, 0) + totals.get(REFUND, 0))}
+    """Points issued (earned, net of reversed earns) and redeemed (net of refunds) in a city
+    in [start, end)."""
+    totals = {(row["_id"]["kind"], row["_id"].get("reversed")): row["amount"]
+              for row in LedgerEntry._get_collection().aggregate([
+                  {"$match": {"city_code": city_code,
+                              "created_at": {"$gte": start, "$lt": end}}},
+                  {"$group": {"_id": {"kind": "$kind", "reversed": "$source.kind"},
+                              "amount": {"$sum": "$amount"}}},
+              ])}
+
+    def total(kind: str, reversed_kind: str | None = None) -> int:
+        return sum(amount for (found, reversed_), amount in totals.items()
+                   if found == kind and (reversed_kind is None or reversed_ == reversed_kind))
+
+    return {"issued": total(EARN) + total(REVERSE, EARN),
+            "redeemed": -(total(REDEEM) + total(REFUND))}
 
 
 # --- adjustments and reversals ---------------------------------------------------------

@@ -179,6 +179,16 @@ def test_city_points_totals(app):
         == {"issued": 0, "redeemed": 0}
 
 
+def test_city_points_issued_are_net_of_reversed_earns(app, admin):
+    owner = make_person("SZ")
+    earn(owner.id, 400, now=T0)
+    mistake = earn(owner.id, 300, now=T0)
+    services.adjust(admin.caller, owner.id, 50, "Goodwill", now=T0)
+    services.reverse_entry(admin.caller, str(mistake["_id"]), "Credited twice", now=T0)
+    assert services.city_points_totals("SZ", T0, T0 + timedelta(days=1)) == \
+        {"issued": 400, "redeemed": 0}
+
+
 def test_reconciliation_reports_and_repairs_drift(app, admin):
     owner, other = make_person("SZ"), make_person("SZ")
     earn(owner.id, 300)
