@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
 
 from mongoengine import (
     BooleanField,
@@ -15,6 +14,8 @@ from mongoengine import (
     StringField,
 )
 
+from app.clock import utcnow
+
 OWNER = "owner"
 CIRCLE_LEADER = "circle_leader"
 AMBASSADOR = "ambassador"
@@ -25,10 +26,6 @@ LOCALES = ("zh-CN", "en")
 VEHICLE_PENDING = "pending"
 VEHICLE_VERIFIED = "verified"
 VEHICLE_REJECTED = "rejected"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def new_referral_code() -> str:

@@ -31,9 +31,9 @@ from accounts.models import (
     User,
     Vehicle,
     new_referral_code,
-    utcnow,
 )
 from app.auth import Caller
+from app.clock import utcnow
 from app.db import get_or_404, transaction
 from app.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
 from app.outbox import record_event

@@ -22,8 +22,8 @@ from flask import Response, request
 from mongoengine import DateTimeField, Document, IntField, StringField
 from pymongo.errors import DuplicateKeyError
 
-from accounts.models import utcnow
 from app.auth import caller
+from app.clock import utcnow
 from app.errors import BadRequest, Conflict, DomainError, ValidationFailed, envelope
 
 HEADER = "Idempotency-Key"

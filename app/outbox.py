@@ -16,7 +16,7 @@ from typing import Any
 from mongoengine import DateTimeField, DictField, Document, IntField, StringField
 from pymongo.client_session import ClientSession
 
-from accounts.models import utcnow
+from app.clock import utcnow
 
 PENDING = "pending"
 # Sent, or being sent in a dispatch round (workers/dispatcher.py) that a crash would undo.

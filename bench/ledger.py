@@ -59,7 +59,7 @@ def _seed_redeemers(count: int) -> list[tuple[ObjectId, ObjectId, str]]:
 
 def _raw_redeem(owner_id: ObjectId, reward_id: ObjectId) -> None:
     """The transaction `services.redeem` runs, written directly with pymongo."""
-    from accounts.models import utcnow
+    from app.clock import utcnow
     from app.db import client, database
 
     db = database()
@@ -129,7 +129,7 @@ def measure_raw(triples) -> float:
 
 def _fill_ledger(accounts: int) -> int:
     """Consistent accounts: one earn of 1,000 (one lot) then 99 redemptions of 1 point."""
-    from accounts.models import utcnow
+    from app.clock import utcnow
     from app.db import database
 
     db = database()

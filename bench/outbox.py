@@ -81,7 +81,7 @@ def measure_raw(count: int) -> float:
 
 
 def measure_backbone(count: int) -> float:
-    from accounts.models import utcnow
+    from app.clock import utcnow
     from app.outbox import PENDING, OutboxEvent
     from workers.models import HandledEvent
 

@@ -68,8 +68,9 @@ def _owners(count: int) -> list[tuple[str, str]]:
 def _event(capacity: int):
     from bson import ObjectId
 
-    from accounts.models import City, utcnow
+    from accounts.models import City
     from accounts.services import create_city
+    from app.clock import utcnow
     from events.models import PUBLISHED, Event
 
     if not City.objects(code="SZ").first():
@@ -106,7 +107,7 @@ def measure_raw(event_id, owners: list[tuple[str, str]]):
     from bson import ObjectId
     from pymongo import ReturnDocument
 
-    from accounts.models import utcnow
+    from app.clock import utcnow
     from events.models import CONFIRMED, PUBLISHED, WAITLISTED, Event, Registration
 
     events, registrations = Event._get_collection(), Registration._get_collection()

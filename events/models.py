@@ -17,7 +17,7 @@ from mongoengine import (
     StringField,
 )
 
-from accounts.models import utcnow
+from app.clock import utcnow
 
 DRAFT = "draft"
 PUBLISHED = "published"

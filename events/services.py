@@ -32,9 +32,10 @@ from pymongo import ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
-from accounts.models import CIRCLE_LEADER, User, utcnow
+from accounts.models import CIRCLE_LEADER, User
 from accounts.services import city_timezones, require_city
 from app.auth import Caller
+from app.clock import utcnow
 from app.db import get_or_404, object_id, transaction
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.outbox import record_event

@@ -18,7 +18,7 @@ from mongoengine import (
     StringField,
 )
 
-from accounts.models import utcnow
+from app.clock import utcnow
 
 EARN = "earn"
 REDEEM = "redeem"

@@ -26,8 +26,9 @@ from bson import ObjectId
 from mongoengine.queryset import QuerySet
 from pymongo.client_session import ClientSession
 
-from accounts.models import CIRCLE_LEADER, City, User, utcnow
+from accounts.models import CIRCLE_LEADER, City, User
 from app.auth import Caller
+from app.clock import utcnow
 from app.db import get_or_404, object_id, transaction, update_and_read
 from app.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from app.outbox import DomainEvent, record_event

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mongoengine import DateTimeField, DictField, Document, ObjectIdField, StringField
 
-from accounts.models import utcnow
+from app.clock import utcnow
 
 KINDS = ("events", "points", "community", "marketing")
 CHANNELS = ("in_app", "push")

@@ -18,7 +18,8 @@ from flask import current_app
 from mongoengine.queryset import QuerySet
 from pymongo.client_session import ClientSession
 
-from accounts.models import City, User, utcnow
+from accounts.models import City, User
+from app.clock import utcnow
 from app.db import get_or_404
 from app.outbox import DomainEvent, OutboxEvent, record_event
 from app.privacy import exporter

@@ -25,7 +25,7 @@ from typing import Any
 import redis.exceptions
 import structlog
 
-from accounts.models import utcnow
+from app.clock import utcnow
 from app.outbox import DISPATCHED, PENDING, DomainEvent, OutboxEvent
 from workers import registry
 from workers.models import DispatchRound

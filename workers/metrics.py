@@ -13,7 +13,7 @@ from flask import current_app
 from prometheus_client.core import GaugeMetricFamily
 from pymongo.errors import PyMongoError
 
-from accounts.models import utcnow
+from app.clock import utcnow
 from app.outbox import PENDING, OutboxEvent
 from workers import registry
 from workers.models import DeadLetter

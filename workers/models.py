@@ -13,7 +13,7 @@ from mongoengine import (
     StringField,
 )
 
-from accounts.models import utcnow
+from app.clock import utcnow
 
 
 class HandledEvent(Document):

@@ -10,8 +10,8 @@ import structlog
 from dramatiq import Message
 from mongoengine.queryset import QuerySet
 
-from accounts.models import utcnow
 from app.auth import Caller
+from app.clock import utcnow
 from app.db import get_or_404
 from app.errors import Conflict, ServiceUnavailable
 from workers.models import DeadLetter

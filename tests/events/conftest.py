@@ -11,8 +11,9 @@ import pytest
 from bson import ObjectId
 from flask_jwt_extended import create_access_token
 
-from accounts.models import User, utcnow
+from accounts.models import User
 from app.auth import load_caller
+from app.clock import utcnow
 from events import services
 from events.models import Event
 from tests.support import Person, make_city, make_person

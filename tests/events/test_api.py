@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 
-from accounts.models import utcnow
+from app.clock import utcnow
 from app.db import transaction
 from app.outbox import OutboxEvent
 from events import services

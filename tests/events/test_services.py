@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from accounts.models import utcnow
+from app.clock import utcnow
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.outbox import OutboxEvent
 from events import services

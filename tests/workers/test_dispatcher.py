@@ -9,7 +9,7 @@ import dramatiq
 import pytest
 import redis
 
-from accounts.models import utcnow
+from app.clock import utcnow
 from app.db import transaction
 from app.outbox import DISPATCHED, PENDING, OutboxEvent, record_event
 from workers.dispatcher import Dispatcher

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import dramatiq
 
-from accounts.models import utcnow
+from app.clock import utcnow
 from app.db import transaction
 from app.outbox import OutboxEvent, record_event
 from workers.models import DeadLetter
