@@ -23,6 +23,9 @@ ADMIN = "admin"
 GRANTABLE_ROLES = (CIRCLE_LEADER, AMBASSADOR, ADMIN)
 LOCALES = ("zh-CN", "en")
 
+# Where a city gives no time zone (every market so far is on China time).
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
 VEHICLE_PENDING = "pending"
 VEHICLE_VERIFIED = "verified"
 VEHICLE_REJECTED = "rejected"
@@ -38,7 +41,7 @@ class City(Document):
     code = StringField(required=True, unique=True, regex=r"^[A-Z]{2,8}$")
     name = StringField(required=True, max_length=100)
     province = StringField(required=True, max_length=100)
-    timezone = StringField(required=True, default="Asia/Shanghai")
+    timezone = StringField(required=True, default=DEFAULT_TIMEZONE)
     created_at = DateTimeField(default=utcnow)
 
     meta = {"collection": "cities", "indexes": []}

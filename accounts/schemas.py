@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from accounts.models import (
+    DEFAULT_TIMEZONE,
     GRANTABLE_ROLES,
     LOCALES,
     VEHICLE_PENDING,
@@ -104,12 +105,12 @@ class CityCreateSchema(Schema):
     code = CITY_CODE
     name = fields.String(required=True, validate=validate.Length(1, 100))
     province = fields.String(required=True, validate=validate.Length(1, 100))
-    timezone = fields.String(load_default="Asia/Shanghai")
+    timezone = fields.String(load_default=DEFAULT_TIMEZONE)
 
     @validates_schema
     def known_timezone(self, data, **kwargs):
         try:
-            ZoneInfo(data.get("timezone", "Asia/Shanghai"))
+            ZoneInfo(data.get("timezone", DEFAULT_TIMEZONE))
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValidationError("Unknown time zone.", "timezone") from exc
 

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from accounts import services
-from accounts.models import ADMIN, AMBASSADOR, CIRCLE_LEADER, City, RoleGrant, User, Vehicle
+from accounts.models import (
+    ADMIN,
+    AMBASSADOR,
+    CIRCLE_LEADER,
+    DEFAULT_TIMEZONE,
+    City,
+    RoleGrant,
+    User,
+    Vehicle,
+)
 
 DEMO_CITIES = (
     ("SZ", "Shenzhen", "Guangdong"),
@@ -17,7 +26,7 @@ _DEMO_VINS = ("LSJA24U69MS0", "LSJA24U69MS1")
 
 def ensure_city(code: str, name: str, province: str) -> City:
     return City.objects(code=code).first() or services.create_city(code, name, province,
-                                                                    "Asia/Shanghai")
+                                                                    DEFAULT_TIMEZONE)
 
 
 def ensure_admin(email: str, password: str, city_code: str) -> tuple[User, bool]:

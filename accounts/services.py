@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import phonenumbers
@@ -23,6 +23,7 @@ from pymongo.errors import DuplicateKeyError
 
 from accounts.models import (
     CIRCLE_LEADER,
+    DEFAULT_TIMEZONE,
     VEHICLE_PENDING,
     VEHICLE_REJECTED,
     VEHICLE_VERIFIED,
@@ -34,7 +35,7 @@ from accounts.models import (
 )
 from app.auth import Caller
 from app.clock import utcnow
-from app.db import get_or_404, transaction
+from app.db import get_or_404, object_id, transaction
 from app.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
 from app.outbox import record_event
 from app.privacy import exporter
@@ -100,8 +101,44 @@ def create_city(code: str, name: str, province: str, timezone: str) -> City:
     return city
 
 
+def city_timezone(code: str | None, session: ClientSession | None = None) -> str:
+    city = City._get_collection().find_one({"code": code}, {"timezone": 1}, session=session)
+    return (city or {}).get("timezone") or DEFAULT_TIMEZONE
+
+
 def city_timezones() -> dict[str, str]:
     return {city.code: city.timezone for city in City.objects.only("code", "timezone")}
+
+
+def member_counts(city_code: str, until: datetime) -> dict[str, int]:
+    """Active accounts of a city created before `until`, and how many are verified owners."""
+    counts = {row["_id"]: row["count"] for row in User._get_collection().aggregate([
+        {"$match": {"city_code": city_code, "created_at": {"$lt": until}, "erased_at": None}},
+        {"$group": {"_id": "$verified_owner", "count": {"$sum": 1}}}])}
+    return {"members": sum(counts.values()), "verified_owners": counts.get(True, 0)}
+
+
+# --- owners, as other domains read them ------------------------------------------------
+
+def active_owner(user_id: Any, fields: tuple[str, ...] = ("city_code",),
+                 session: ClientSession | None = None) -> dict[str, Any] | None:
+    """An owner's `fields` (None when unknown or erased), in the caller's transaction."""
+    oid = object_id(user_id)
+    if oid is None:
+        return None
+    return User._get_collection().find_one({"_id": oid, "erased_at": None},
+                                           dict.fromkeys(fields, 1), session=session)
+
+
+def find_active_owner(user_id: str | None = None, phone: str | None = None) -> User | None:
+    """An owner named by id or by phone number (in any format), as partner systems do."""
+    if user_id:
+        oid = object_id(user_id)
+        return User.objects(pk=oid, erased_at=None).first() if oid else None
+    try:
+        return User.objects(phone=normalise_phone(phone or ""), erased_at=None).first()
+    except ValidationFailed:
+        return None
 
 
 # --- sign-up and login -----------------------------------------------------------------

@@ -32,8 +32,8 @@ from pymongo import ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
-from accounts.models import CIRCLE_LEADER, User
-from accounts.services import city_timezones, require_city
+from accounts.models import CIRCLE_LEADER, DEFAULT_TIMEZONE, User
+from accounts.services import city_timezones, member_counts, require_city
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, object_id, transaction
@@ -72,9 +72,6 @@ REMINDERS = (
     ("event_reminder_2h", timedelta(hours=2), timedelta(0)),
 )
 DEFAULT_STATS_PERIOD = timedelta(days=30)
-DEFAULT_ZONE = "Asia/Shanghai"
-
-
 def _events():
     return Event._get_collection()
 
@@ -115,7 +112,7 @@ def visible_event(caller: Caller, event_id: str) -> Event:
 
 def city_zone(code: str, zones: dict[str, str] | None = None) -> str:
     """The city's time zone name (`zones` saves the lookup when describing many events)."""
-    return (zones if zones is not None else city_timezones()).get(code, DEFAULT_ZONE)
+    return (zones if zones is not None else city_timezones()).get(code, DEFAULT_TIMEZONE)
 
 
 def waitlist_count(event_id: ObjectId) -> int:
@@ -636,9 +633,6 @@ def city_stats(caller: Caller, code: str, start: datetime | None,
     start = _as_utc(start or end - DEFAULT_STATS_PERIOD)
     if start >= end:
         raise ValidationFailed(errors={"from": ["Must be before `to`."]})
-    members = {row["_id"]: row["count"] for row in User._get_collection().aggregate([
-        {"$match": {"city_code": code, "created_at": {"$lt": end}, "erased_at": None}},
-        {"$group": {"_id": "$verified_owner", "count": {"$sum": 1}}}])}
     events = {row["_id"]: row for row in _events().aggregate([
         {"$match": {"city_code": code, "status": {"$in": [PUBLISHED, COMPLETED]},
                     "starts_at": {"$gte": start, "$lt": end}}},
@@ -651,7 +645,7 @@ def city_stats(caller: Caller, code: str, start: datetime | None,
     points = city_points_totals(code, start, end)
     return {
         "city_code": code, "from": start, "to": end,
-        "members": sum(members.values()), "verified_owners": members.get(True, 0),
+        **member_counts(code, end),
         "events_held": events.get(COMPLETED, {}).get("count", 0),
         "events_scheduled": events.get(PUBLISHED, {}).get("count", 0),
         "registrations": sum(by_status.values()),

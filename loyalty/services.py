@@ -26,7 +26,8 @@ from bson import ObjectId
 from mongoengine.queryset import QuerySet
 from pymongo.client_session import ClientSession
 
-from accounts.models import CIRCLE_LEADER, City, User
+from accounts.models import CIRCLE_LEADER, User
+from accounts.services import active_owner, city_timezone, find_active_owner
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, object_id, transaction, update_and_read
@@ -387,13 +388,10 @@ def award(session: ClientSession, user_id: Any, rule_code: str, *, key: str,
     if rule is None or not rule["active"]:
         return None
     base = rule["points"] if points is None else points
-    owner = User._get_collection().find_one({"_id": _oid(user_id), "erased_at": None},
-                                            {"city_code": 1}, session=session)
+    owner = active_owner(user_id, session=session)
     if base <= 0 or owner is None:
         return None
-    city = City._get_collection().find_one({"code": owner["city_code"]}, {"timezone": 1},
-                                           session=session)
-    timezone = (city or {}).get("timezone") or "Asia/Shanghai"
+    timezone = city_timezone(owner["city_code"], session)
     if _capped(session, owner["_id"], rule, timezone, now):
         log.info("points_capped", user_id=str(owner["_id"]), rule=rule_code)
         return None
@@ -738,19 +736,6 @@ def authenticate_partner(key: str | None, signature: str | None, timestamp: str 
     return partner
 
 
-def _member(member_id: str | None, member_phone: str | None) -> User:
-    from accounts.services import normalise_phone
-
-    if member_id:
-        oid = object_id(member_id)
-        owner = User.objects(pk=oid, erased_at=None).first() if oid else None
-    else:
-        owner = User.objects(phone=normalise_phone(member_phone or ""), erased_at=None).first()
-    if owner is None:
-        raise ValidationFailed("unknown_member", "No owner with this id or phone.")
-    return owner
-
-
 def credit_from_partner(partner: Partner, *, partner_txn_id: str, points: int,
                         member_id: str | None = None, member_phone: str | None = None,
                         occurred_at: datetime | None = None, now: datetime | None = None
@@ -764,7 +749,9 @@ def credit_from_partner(partner: Partner, *, partner_txn_id: str, points: int,
     if points > partner.max_points_per_txn:
         raise ValidationFailed("over_cap", f"At most {partner.max_points_per_txn} points "
                                            "per transaction.")
-    owner = _member(member_id, member_phone)
+    owner = find_active_owner(member_id, member_phone)
+    if owner is None:
+        raise ValidationFailed("unknown_member", "No owner with this id or phone.")
     now = now or utcnow()
     key = f"partner:{partner.pk}:{partner_txn_id}"
 
@@ -821,8 +808,7 @@ def _expire_lot(session: ClientSession, lot_id: ObjectId, now: datetime) -> int:
     lot = Lot._get_collection().find_one({"_id": lot_id}, session=session)
     if lot is None or lot["remaining"] <= 0 or lot["expires_at"] > now:
         return 0
-    owner = User._get_collection().find_one({"_id": lot["account_id"]}, {"city_code": 1},
-                                            session=session) or {}
+    owner = active_owner(lot["account_id"], session=session) or {}
     _write(session, Movement(
         lot["account_id"], EXPIRE, -lot["remaining"], f"expire:{lot_id}:{lot['expired']}",
         "Points expired", {"rule": "expiry", "type": "lot", "id": str(lot_id)},
@@ -842,12 +828,9 @@ def warn_expiring(now: datetime | None = None) -> int:
                               {"$set": {"warned_at": now}}, session=session)
         if lot is None:
             return 0
-        owner = User._get_collection().find_one({"_id": lot["account_id"]},
-                                                {"city_code": 1}, session=session) or {}
-        city = City._get_collection().find_one({"code": owner.get("city_code")},
-                                               {"timezone": 1}, session=session) or {}
+        owner = active_owner(lot["account_id"], session=session) or {}
         expires_on = lot["expires_at"].astimezone(
-            ZoneInfo(city.get("timezone") or "Asia/Shanghai")).date().isoformat()
+            ZoneInfo(city_timezone(owner.get("city_code"), session))).date().isoformat()
         notify(session, lot["account_id"], "points", "points_expiring",
                {"points": lot["remaining"], "expires_on": expires_on},
                dedupe_key=f"lot:{lot_id}:expiring")

@@ -18,7 +18,7 @@ from flask import current_app
 from mongoengine.queryset import QuerySet
 from pymongo.client_session import ClientSession
 
-from accounts.models import City, User
+from accounts.services import active_owner, city_timezone
 from app.clock import utcnow
 from app.db import get_or_404
 from app.outbox import DomainEvent, OutboxEvent, record_event
@@ -71,9 +71,7 @@ def notify(session: ClientSession | None, user_id: str | ObjectId, kind: str, te
     """
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
-    owner = User._get_collection().find_one(
-        {"_id": ObjectId(str(user_id)), "erased_at": None},
-        {"locale": 1, "city_code": 1}, session=session)
+    owner = active_owner(user_id, ("locale", "city_code"), session)
     if owner is None:
         return False
     channels = preferences(owner["_id"], session)[kind]
@@ -114,8 +112,7 @@ def push_hold(event: DomainEvent, now: datetime | None = None) -> timedelta | No
     Only marketing waits: what the owner did or booked is news they expect at once."""
     if event.payload["kind"] != "marketing":
         return None
-    city = City.objects(code=event.city_code).only("timezone").first()
-    return quiet_hours_hold(now or utcnow(), city.timezone if city else "Asia/Shanghai")
+    return quiet_hours_hold(now or utcnow(), city_timezone(event.city_code))
 
 
 def send_push(event: DomainEvent) -> bool:
@@ -123,7 +120,7 @@ def send_push(event: DomainEvent) -> bool:
     turned push off for the kind since it was requested. Raises when the provider fails."""
     payload = event.payload
     user_id = ObjectId(payload["user_id"])
-    if not User.objects(pk=user_id, erased_at=None).only("id").first():
+    if active_owner(user_id, ("_id",)) is None:
         return False
     if not preferences(user_id)[payload["kind"]]["push"]:
         log.info("push_skipped", push_id=event.id, reason="push_turned_off")
