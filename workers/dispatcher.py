@@ -1,11 +1,22 @@
-"""The outbox dispatcher: moves committed domain events to Dramatiq.
+"""The outbox dispatcher: moves committed domain events to Dramatiq, in commit order.
 
-Each round records itself (a `DispatchRound` with a lease), marks the oldest pending
-events (about `batch_size`) dispatched under its id, sends them, and deletes the round.
-Several dispatchers may run (one per host is typical): an update claims each event for
-exactly one round. If a dispatcher dies mid-round, its round outlives its lease and
-another dispatcher puts the round's events back to pending; events sent before the crash
-are then sent again, which handlers shrug off (they are idempotent by event id).
+It follows the outbox collection's change stream, which shows an event once the
+transaction that recorded it has committed, and never one that was rolled back. Events
+are written once and never marked, so dispatching costs MongoDB one small write per batch
+rather than one per event.
+
+One dispatcher leads at a time, by a lease on the cursor document (`DispatchCursor`);
+others stand by and take over when the lease runs out, or at once when the leader stops
+cleanly. After each batch is sent, the leader saves the stream's resume token in the same
+conditional write that renews its lease, so a dispatcher that lost the lead cannot move
+the cursor. After any failure (Redis down, a crash, a change of leader) dispatching
+resumes from the saved token: events sent after it are sent again, which handlers shrug
+off (they are idempotent by event id).
+
+With no saved token, or one the server no longer holds history for (the oplog is
+bounded: an hour or 100,000 writes on the embedded server), the leader opens a new stream
+and first sends every outbox event from a little before the last commit it sent, so
+nothing committed while no dispatcher ran is lost.
 
 Messages group up to `Handler.batch_size` events for one handler, so a worker applies
 them in one transaction (see workers/tasks.py). Run it with `python -m workers.dispatcher`.
@@ -17,109 +28,214 @@ import os
 import signal
 import socket
 import threading
-import uuid
+import time
 from collections import defaultdict
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any
 
 import redis.exceptions
 import structlog
+from pymongo.change_stream import CollectionChangeStream
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from app.clock import utcnow
-from app.outbox import DISPATCHED, PENDING, DomainEvent, OutboxEvent
+from app.outbox import DomainEvent, OutboxEvent, id_floor
 from workers import registry
-from workers.models import DispatchRound
+from workers.models import DispatchCursor, HandledEvent
 
 log = structlog.get_logger()
 
-# Dispatched events stay this long for audit, then go.
+CURSOR_ID = "outbox"
+# Events stay this long for audit and catch-up, then go.
 RETENTION = timedelta(days=7)
+# Handlers' markers must outlive every redelivery: Dramatiq retries for hours, and a
+# catch-up resends events up to RETENTION old.
+MARKER_RETENTION = timedelta(days=30)
+SWEEP_EVERY = timedelta(minutes=10)
+# An event commits after its `occurred_at`, at most a transaction's lifetime later (60 s
+# on MongoDB and the embedded server), so a catch-up scan reaches back this far.
+COMMIT_DELAY = timedelta(minutes=2)
+# The server's answer when a resume token points before the history it keeps.
+CHANGE_STREAM_HISTORY_LOST = 286
+
+
+class LeaseLost(Exception):
+    """Another dispatcher took the lead: this one must stop sending."""
 
 
 class Dispatcher:
-    def __init__(self, batch_size: int = 500, lease_seconds: int = 30,
-                 idle_seconds: float = 0.1, max_backoff_seconds: float = 5.0) -> None:
+    def __init__(self, batch_size: int = 500, lease_seconds: int = 30, wait_ms: int = 100,
+                 max_backoff_seconds: float = 5.0) -> None:
         self.batch_size = batch_size
         self.lease = timedelta(seconds=lease_seconds)
-        self.idle_seconds = idle_seconds
+        self.wait_ms = wait_ms
         self.max_backoff_seconds = max_backoff_seconds
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self._next_upkeep = utcnow()
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._renewed_at = datetime.min.replace(tzinfo=UTC)
+        self._next_sweep = utcnow()
 
-    def upkeep(self, now: datetime) -> int:
-        """Undo the rounds of dispatchers that died mid-round, and sweep old events.
-        Returns how many events went back to pending."""
-        restored = 0
-        for stale in DispatchRound.objects(lease_until__lt=now):
-            restored += self.undo_round(stale.pk)
-        OutboxEvent._get_collection().delete_many(
-            {"status": DISPATCHED, "occurred_at": {"$lt": now - RETENTION}})
-        if restored:
-            log.warning("outbox_rounds_undone", events=restored)
-        return restored
+    # The lead --------------------------------------------------------------------------
 
-    def undo_round(self, round_id: str) -> int:
-        result = OutboxEvent._get_collection().update_many(
-            {"dispatch_round": round_id},
-            {"$set": {"status": PENDING}, "$unset": {"dispatch_round": "", "dispatched_at": ""}})
-        DispatchRound.objects(pk=round_id).delete()
-        return result.modified_count
+    def acquire(self, now: datetime | None = None) -> bool:
+        """Take the lead if it is free, or renew it if it is ours. Returns whether we lead."""
+        now = now or utcnow()
+        cursors = DispatchCursor._get_collection()
+        lead = {"holder": self.name, "lease_until": now + self.lease}
+        try:
+            cursors.insert_one({"_id": CURSOR_ID, **lead})
+        except DuplicateKeyError:
+            taken = cursors.update_one(
+                {"_id": CURSOR_ID,
+                 "$or": [{"holder": self.name}, {"lease_until": {"$lt": now}}]},
+                {"$set": lead})
+            if not taken.matched_count:
+                return False
+        self._renewed_at = now
+        return True
 
-    def claim(self) -> tuple[str, list[dict[str, Any]]]:
-        """Open a round and mark the oldest pending events (about `batch_size`) with it."""
-        outbox = OutboxEvent._get_collection()
+    def release(self) -> None:
+        """Let a standby take over now rather than when the lease runs out."""
+        DispatchCursor._get_collection().update_one(
+            {"_id": CURSOR_ID, "holder": self.name}, {"$set": {"lease_until": utcnow()}})
+
+    def _save(self, **position: Any) -> None:
+        """Renew the lease, saving `position` with it. Raises LeaseLost if another
+        dispatcher has taken the lead."""
         now = utcnow()
-        if now >= self._next_upkeep:
-            self.upkeep(now)
-            self._next_upkeep = now + self.lease / 3
-        # Claimed by a range of occurred_at rather than a list of ids: one indexed update
-        # instead of an `$in` of hundreds (several times slower). Events sharing the
-        # boundary's millisecond all come along, which only makes the round larger.
-        boundary = list(outbox.find({"status": PENDING}, {"occurred_at": 1})
-                        .sort("occurred_at", 1).skip(self.batch_size - 1).limit(1))
-        claimable: dict[str, Any] = {"status": PENDING}
-        if boundary:
-            claimable["occurred_at"] = {"$lte": boundary[0]["occurred_at"]}
-        round_id = f"{self.name}:{uuid.uuid4().hex}"
-        DispatchRound(id=round_id, dispatcher=self.name, lease_until=now + self.lease).save(
-            force_insert=True)
-        result = outbox.update_many(claimable, {"$set": {
-            "status": DISPATCHED, "dispatch_round": round_id, "dispatched_at": now}})
-        if not result.modified_count:
-            DispatchRound.objects(pk=round_id).delete()
-            return round_id, []
-        # Sorted here: the server's sort made the read half as slow again.
-        return round_id, sorted(outbox.find({"dispatch_round": round_id}),
-                                key=lambda doc: doc["occurred_at"])
+        saved = DispatchCursor._get_collection().update_one(
+            {"_id": CURSOR_ID, "holder": self.name},
+            {"$set": {**position, "lease_until": now + self.lease}})
+        if not saved.matched_count:
+            raise LeaseLost
+        self._renewed_at = now
 
-    def dispatch_once(self) -> int:
-        """Send one round. Returns how many events were dispatched."""
+    def _keep_lease(self) -> None:
+        # Renewed well before it runs out, so nothing is sent on a lease that may have
+        # passed to another dispatcher.
+        if utcnow() - self._renewed_at > self.lease / 3:
+            self._save()
+
+    # Dispatching -----------------------------------------------------------------------
+
+    def open(self) -> CollectionChangeStream:
+        """The outbox's change stream from the saved position; when there is none to
+        resume from, a new stream, after sending what the outbox holds since the last
+        commit sent (every event, the first time)."""
+        cursor = DispatchCursor._get_collection().find_one({"_id": CURSOR_ID}) or {}
+        if cursor.get("resume_token"):
+            try:
+                return self._watch(resume_after=cursor["resume_token"])
+            except OperationFailure as exc:
+                if exc.code != CHANGE_STREAM_HISTORY_LOST:
+                    raise
+                log.warning("outbox_stream_history_lost",
+                            dispatched_through=cursor.get("dispatched_through"))
+        opened_at = utcnow()
+        stream = self._watch()
+        through = cursor.get("dispatched_through")
+        self.catch_up(through - COMMIT_DELAY if through else None)
+        # Whatever commits from here on, the stream shows.
+        self._save(resume_token=stream.resume_token, dispatched_through=opened_at)
+        return stream
+
+    def _watch(self, **options: Any) -> CollectionChangeStream:
+        return OutboxEvent._get_collection().watch(
+            [{"$match": {"operationType": "insert"}}], batch_size=self.batch_size,
+            max_await_time_ms=self.wait_ms, **options)
+
+    def catch_up(self, since: datetime | None) -> int:
+        """Send every outbox event that occurred since `since` (all when None), oldest
+        first. Returns how many."""
+        query = {} if since is None else {"_id": {"$gte": id_floor(since)}}
+        sent = 0
+        found = OutboxEvent._get_collection().find(query).sort("_id", 1)
+        for batch in _chunks(found.batch_size(self.batch_size), self.batch_size):
+            self._keep_lease()
+            self.send(batch)
+            sent += len(batch)
+        log.info("outbox_caught_up", events=sent, since=since)
+        return sent
+
+    def pump(self, stream: CollectionChangeStream) -> int:
+        """Send the next committed events (waiting up to `wait_ms` for some) and save the
+        position after them. Returns how many were sent."""
+        changes = self._read(stream)
+        if changes:
+            self._keep_lease()
+            self.send([change["fullDocument"] for change in changes])
+            self._save(resume_token=stream.resume_token,
+                       dispatched_through=changes[-1]["wallTime"])
+        elif utcnow() - self._renewed_at > self.lease / 3:
+            # Idle: keep the lead, and the saved position within the server's history.
+            self._save(resume_token=stream.resume_token)
+        if utcnow() >= self._next_sweep:
+            self.sweep()
+        return len(changes)
+
+    def _read(self, stream: CollectionChangeStream) -> list[dict[str, Any]]:
+        """Up to `batch_size` changes: those already there, or the first to arrive within
+        `wait_ms` and whatever follows it within another `wait_ms`."""
+        changes: list[dict[str, Any]] = []
+        flush_at = None
+        while len(changes) < self.batch_size:
+            change = stream.try_next()
+            if change is None:
+                break
+            changes.append(change)
+            flush_at = flush_at or time.monotonic() + self.wait_ms / 1000
+            if time.monotonic() >= flush_at:
+                break
+        return changes
+
+    def send(self, docs: list[dict[str, Any]]) -> None:
         from workers.tasks import handle_domain_events
 
-        round_id, claimed = self.claim()
-        if not claimed:
-            return 0
-        try:
-            for handler, events in _by_handler(claimed):
-                for start in range(0, len(events), handler.batch_size):
-                    handle_domain_events.send_with_options(
-                        args=(handler.name, events[start:start + handler.batch_size]),
-                        **handler.message_options)
-        except BaseException:
-            # Give them back at once rather than after the lease: Redis may return soon.
-            # Messages already sent are sent again then, which handlers shrug off.
-            self.undo_round(round_id)
-            raise
-        DispatchRound.objects(pk=round_id).delete()
-        return len(claimed)
+        for handler, events in _by_handler(docs):
+            for batch in _chunks(events, handler.batch_size):
+                handle_domain_events.send_with_options(args=(handler.name, batch),
+                                                       **handler.message_options)
+
+    def sweep(self) -> None:
+        """Delete events past their retention that have surely been sent, and markers past
+        theirs."""
+        now = utcnow()
+        self._next_sweep = now + SWEEP_EVERY
+        HandledEvent._get_collection().delete_many(
+            {"_id": {"$lt": id_floor(now - MARKER_RETENTION)}})
+        cursor = DispatchCursor._get_collection().find_one({"_id": CURSOR_ID}) or {}
+        if cursor.get("dispatched_through"):
+            cutoff = min(now - RETENTION, cursor["dispatched_through"] - COMMIT_DELAY)
+            OutboxEvent._get_collection().delete_many({"_id": {"$lt": id_floor(cutoff)}})
+
+    def lead(self, stop: threading.Event) -> None:
+        """Dispatch until `stop` is set. Raises LeaseLost when another dispatcher took the
+        lead."""
+        while not stop.is_set():
+            try:
+                with self.open() as stream:
+                    while not stop.is_set():
+                        self.pump(stream)
+            except OperationFailure as exc:
+                # The open stream fell behind the server's history: open() catches up.
+                if exc.code != CHANGE_STREAM_HISTORY_LOST:
+                    raise
+                log.warning("outbox_stream_history_lost")
 
     def run(self, stop: threading.Event) -> None:
         log.info("dispatcher_started", dispatcher=self.name)
         backoff = 0.0
         while not stop.is_set():
             try:
-                dispatched = self.dispatch_once()
-                backoff = 0.0
+                if not self.acquire():
+                    stop.wait(self.lease.total_seconds() / 6)
+                    continue
+                log.info("dispatcher_leading", dispatcher=self.name)
+                self.lead(stop)
+            except LeaseLost:
+                log.warning("dispatcher_lead_lost", dispatcher=self.name)
+                continue
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 backoff = min(self.max_backoff_seconds, max(0.25, backoff * 2))
                 log.warning("dispatcher_redis_unavailable", error=str(exc), retry_in=backoff)
@@ -130,16 +246,25 @@ class Dispatcher:
                 log.exception("dispatcher_error", retry_in=backoff)
                 stop.wait(backoff)
                 continue
-            if dispatched < self.batch_size:
-                stop.wait(self.idle_seconds)
+            backoff = 0.0
+        try:
+            self.release()
+        except PyMongoError as exc:
+            log.warning("dispatcher_release_failed", error=str(exc))
         log.info("dispatcher_stopped", dispatcher=self.name)
 
 
-def _by_handler(claimed: list[dict[str, Any]]
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _by_handler(docs: list[dict[str, Any]]
                 ) -> list[tuple[registry.Handler, list[dict[str, Any]]]]:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     handlers: dict[str, registry.Handler] = {}
-    for doc in claimed:
+    for doc in docs:
         event = DomainEvent.from_document(doc).to_message()
         for handler in registry.handlers_for(doc["type"]):
             handlers[handler.name] = handler

@@ -4,6 +4,7 @@ API process reports the same values without counting anything itself."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import dramatiq
 import redis
@@ -14,18 +15,27 @@ from prometheus_client.core import GaugeMetricFamily
 from pymongo.errors import PyMongoError
 
 from app.clock import utcnow
-from app.outbox import PENDING, OutboxEvent
+from app.outbox import OutboxEvent, id_floor
 from workers import registry
-from workers.models import DeadLetter
+from workers.dispatcher import CURSOR_ID
+from workers.models import DeadLetter, DispatchCursor
 
 log = structlog.get_logger()
 
 
 def outbox_figures() -> tuple[int, float]:
-    """How many events wait to be dispatched, and the age in seconds of the oldest."""
+    """How many events wait to be dispatched, and the age in seconds of the oldest.
+
+    Those are the events that occurred after the last commit the dispatcher sent (all of
+    them before it first ran). An event still committing then counts as sent: the figures
+    can be short by what a transaction in flight holds."""
+    cursor = DispatchCursor._get_collection().find_one({"_id": CURSOR_ID}) or {}
+    waiting: dict[str, Any] = {}
+    if through := cursor.get("dispatched_through"):
+        waiting = {"_id": {"$gte": id_floor(through)}, "occurred_at": {"$gt": through}}
     outbox = OutboxEvent._get_collection()
-    pending = outbox.count_documents({"status": PENDING})
-    oldest = outbox.find_one({"status": PENDING}, {"occurred_at": 1}, sort=[("occurred_at", 1)])
+    pending = outbox.count_documents(waiting)
+    oldest = outbox.find_one(waiting, {"occurred_at": 1}, sort=[("occurred_at", 1)])
     lag = (utcnow() - oldest["occurred_at"]).total_seconds() if oldest else 0.0
     return pending, max(0.0, lag)
 

@@ -20,19 +20,16 @@ class HandledEvent(Document):
     """Written in the same transaction as the handler's own changes: a redelivered
     event finds it and changes nothing twice."""
 
-    # "<event id>:<handler>": the primary key is the uniqueness check, so the marker
-    # costs no index of its own on each insert.
+    # "<event id>:<handler>": the primary key is the uniqueness check, and since event
+    # ids are ordered by time, an `_id` range is how the dispatcher sweeps old markers.
+    # So a marker costs no secondary index (a TTL index made marker writes twice as slow
+    # on the embedded server).
     id = StringField(primary_key=True)
     event_id = StringField(required=True)
     handler = StringField(required=True)
     handled_at = DateTimeField(default=utcnow)
 
-    meta = {
-        "collection": "handled_events",
-        # Redeliveries come within hours (Redis keeps dead messages a week); a month is
-        # ample.
-        "indexes": [{"fields": ["handled_at"], "expireAfterSeconds": 30 * 24 * 3600}],
-    }
+    meta = {"collection": "handled_events", "indexes": []}
 
     @classmethod
     def key(cls, event_id: str, handler: str) -> str:
@@ -44,16 +41,19 @@ class HandledEvent(Document):
                    handler=handler).to_mongo().to_dict()
 
 
-class DispatchRound(Document):
-    """A dispatcher's batch while it is being sent. Its events are already marked
-    dispatched (one write each, instead of a claim and a confirmation); if the dispatcher
-    dies before deleting this, another one puts them back to pending after `lease_until`."""
+class DispatchCursor(Document):
+    """Where the outbox dispatcher is: the change-stream position after the last events it
+    sent, and which dispatcher leads (one at a time) until when. One document."""
 
     id = StringField(primary_key=True)
-    dispatcher = StringField(required=True)
-    lease_until = DateTimeField(required=True)
+    holder = StringField()
+    lease_until = DateTimeField()
+    resume_token = DictField()
+    # The server's commit time of the last event sent: the outbox's newer events are the
+    # ones still waiting (workers/metrics.py), and a catch-up scan starts a little before it.
+    dispatched_through = DateTimeField()
 
-    meta = {"collection": "dispatch_rounds", "indexes": ["lease_until"]}
+    meta = {"collection": "outbox_dispatch"}
 
 
 class DeadLetter(Document):
