@@ -59,9 +59,9 @@ def handles(event_type: str, *, transactional: bool = True, max_retries: int = 1
     """Register `func` for `event_type`. A non-transactional handler (one that talks to the
     outside world) receives `session=None` and must be idempotent by itself.
 
-    A transactional handler gets up to `batch_size` events of one dispatch round in one
-    message and one transaction (lower it for handlers that take long per event); a
-    non-transactional one always gets one event per message.
+    A transactional handler gets up to `batch_size` events the dispatcher sent together,
+    in one message and one transaction (lower it for handlers that take long per event);
+    a non-transactional one always gets one event per message.
     """
 
     def register(func: HandlerFunc) -> HandlerFunc:

@@ -41,7 +41,7 @@ def record_dead_letter(message: dict[str, Any], retry_info: dict[str, Any]) -> N
 @dramatiq.actor(actor_name="outbox.handle", queue_name="domain_events", max_retries=10,
                 time_limit=120_000)
 def handle_domain_events(handler_name: str, events: list[dict[str, Any]]) -> None:
-    """Apply one handler to one or more domain events (one dispatch round's batch)."""
+    """Apply one handler to one or more domain events (sent together by the dispatcher)."""
     handler = registry.handler_named(handler_name)
     if handler is None:
         # A handler removed in a release while its messages were queued: nothing to do.
