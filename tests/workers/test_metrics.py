@@ -8,7 +8,9 @@ import dramatiq
 from app.clock import utcnow
 from app.db import transaction
 from app.outbox import OutboxEvent, record_event
-from workers.models import DeadLetter
+from workers.dispatcher import CURSOR_ID
+from workers.metrics import outbox_figures
+from workers.models import DeadLetter, DispatchCursor
 
 
 def sample(text: str, name: str, labels: str = "") -> float:
@@ -41,3 +43,18 @@ def test_metrics_show_outbox_lag_pending_dead_letters_and_queue_lengths(client):
                   '{queue="domain_events",state="ready"}') == 1
     assert sample(text, "dramatiq_queue_messages",
                   '{queue="domain_events",state="delayed"}') == 0
+
+
+def test_outbox_figures_count_what_occurred_after_the_last_commit_sent(app):
+    for _ in range(2):
+        transaction(lambda session: record_event(session, "test.metrics", subject_type="test",
+                                                 subject_id="1"))
+    OutboxEvent.objects.update(set__occurred_at=utcnow() - timedelta(seconds=90))
+    assert outbox_figures()[0] == 2  # no dispatcher has run: all of them wait
+
+    DispatchCursor(id=CURSOR_ID, dispatched_through=utcnow() - timedelta(seconds=60)).save()
+    assert outbox_figures() == (0, 0.0)
+    transaction(lambda session: record_event(session, "test.metrics", subject_type="test",
+                                             subject_id="2"))
+    pending, lag = outbox_figures()
+    assert pending == 1 and 0 <= lag < 5
