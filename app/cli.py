@@ -30,7 +30,12 @@ def init_app(app: Flask) -> None:
             click.echo(line)
 
     @app.cli.command("init-db")
-    def init_db() -> None:
+    @click.option("--drop-undeclared", is_flag=True,
+                  help="Also drop indexes no model declares (left by earlier releases).")
+    def init_db(drop_undeclared: bool) -> None:
         """Create every index the models declare (also done at start-up)."""
         db.ensure_indexes()
         click.echo("indexes ensured")
+        if drop_undeclared:
+            for name in db.drop_undeclared_indexes():
+                click.echo(f"dropped {name}")

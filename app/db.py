@@ -100,6 +100,21 @@ def ensure_indexes() -> None:
         document.ensure_indexes()
 
 
+def drop_undeclared_indexes() -> list[str]:
+    """Drop the indexes of model collections that no model declares any more: earlier
+    releases leave them behind, and each one costs every write. Returns what was dropped,
+    as "collection.index"."""
+    dropped = []
+    for document in all_document_classes():
+        collection = document._get_collection()
+        undeclared = document.compare_indexes()["extra"]
+        for name, info in collection.index_information().items():
+            if name != "_id_" and info["key"] in undeclared:
+                collection.drop_index(name)
+                dropped.append(f"{collection.name}.{name}")
+    return dropped
+
+
 def ping(timeout_ms: int = 1000) -> bool:
     try:
         client().admin.command("ping", maxTimeMS=timeout_ms)
