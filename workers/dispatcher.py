@@ -202,12 +202,16 @@ class Dispatcher:
         theirs."""
         now = utcnow()
         self._next_sweep = now + SWEEP_EVERY
+        # The `_id` range finds them by the index; the time field confirms, for ids that
+        # are not ObjectIds (events recorded before ids were).
+        cutoff = now - MARKER_RETENTION
         HandledEvent._get_collection().delete_many(
-            {"_id": {"$lt": id_floor(now - MARKER_RETENTION)}})
+            {"_id": {"$lt": id_floor(cutoff)}, "handled_at": {"$lt": cutoff}})
         cursor = DispatchCursor._get_collection().find_one({"_id": CURSOR_ID}) or {}
         if cursor.get("dispatched_through"):
             cutoff = min(now - RETENTION, cursor["dispatched_through"] - COMMIT_DELAY)
-            OutboxEvent._get_collection().delete_many({"_id": {"$lt": id_floor(cutoff)}})
+            OutboxEvent._get_collection().delete_many(
+                {"_id": {"$lt": id_floor(cutoff)}, "occurred_at": {"$lt": cutoff}})
 
     def lead(self, stop: threading.Event) -> None:
         """Dispatch until `stop` is set. Raises LeaseLost when another dispatcher took the

@@ -205,9 +205,14 @@ def test_sweep_keeps_what_may_not_have_been_sent_and_recent_markers(handlers):
          "occurred_at": now - timedelta(days=8)},
         {"_id": recent, "type": "test.dispatched", "subject_type": "test", "subject_id": "2",
          "occurred_at": now - timedelta(hours=1)}])
+    # A marker goes when both its event and its handling are past 30 days; a UUID event
+    # id (as before ids were ObjectIds) may sort anywhere, so its handling time decides.
+    uuid_id = "00000000" + "0" * 24
     HandledEvent._get_collection().insert_many([
-        HandledEvent.document(event_id(timedelta(days=31)), "h"),
-        HandledEvent.document(recent, "h")])
+        {**HandledEvent.document(event_id(timedelta(days=31)), "h"),
+         "handled_at": now - timedelta(days=31)},
+        HandledEvent.document(recent, "h"),
+        HandledEvent.document(uuid_id, "h")])
     dispatcher = leader()
     # The last commit sent is older than the old event: it may never have gone out.
     DispatchCursor._get_collection().update_one(
@@ -215,7 +220,8 @@ def test_sweep_keeps_what_may_not_have_been_sent_and_recent_markers(handlers):
 
     dispatcher.sweep()
     assert sorted(OutboxEvent.objects.scalar("id")) == sorted([old, recent])
-    assert [marker.event_id for marker in HandledEvent.objects] == [recent]
+    assert sorted(marker.event_id for marker in HandledEvent.objects) == sorted(
+        [recent, uuid_id])
 
     DispatchCursor._get_collection().update_one(
         {"_id": CURSOR_ID}, {"$set": {"dispatched_through": now}})
