@@ -507,9 +507,13 @@ def adjust(admin: Caller, user_id: str, amount: int, reason: str, *,
     key = f"adjust:{admin.id}:{key}" if key else f"adjust:{ObjectId()}"
 
     def unit(session: ClientSession) -> dict[str, Any]:
-        return _existing_entry(session, key) or _write(session, Movement(
+        if (existing := _existing_entry(session, key)) is not None:
+            return existing
+        entry = _write(session, Movement(
             owner.pk, ADJUST, amount, key, reason, {"rule": "admin.adjustment"},
             owner.city_code, actor_id=admin.user.pk), now)
+        _tell_owner_of_correction(session, entry)
+        return entry
 
     entry = transaction(unit)
     log.info("points_adjusted", user_id=user_id, amount=amount, reason=reason, by=admin.id)
@@ -553,18 +557,32 @@ def reverse_entry(admin: Caller, entry_id: str, reason: str, *, key: str | None 
         own_lot = Lot._get_collection().find_one({"account_id": account_id,
                                                   "entry_id": original_id},
                                                  {"_id": 1}, session=session)
-        return _write(session, Movement(
+        reversal = _write(session, Movement(
             account_id, REVERSE, -original["amount"], ledger_key, reason,
             {"rule": "admin.reversal", "type": "ledger_entry", "id": str(original_id),
              "kind": original["kind"]},
             original.get("city_code"), actor_id=admin.user.pk, tier=tier,
             first_lot=own_lot["_id"] if own_lot else None, earned_at=earned_at,
             request_key=request_key), now)
+        _tell_owner_of_correction(session, reversal)
+        return reversal
 
     entry = transaction(unit)
     log.info("points_reversed", entry_id=entry_id, reversal_id=str(entry["_id"]),
              amount=entry["amount"], reason=reason, by=admin.id)
     return entry
+
+
+def _tell_owner_of_correction(session: ClientSession, entry: dict[str, Any]) -> None:
+    """Points never change behind an owner's back: an admin's adjustment or reversal
+    reaches them with the admin's reason."""
+    if entry["kind"] == REVERSE:
+        template, points = "points_reversed", -entry["amount"]
+    else:
+        template, points = "points_adjusted", entry["amount"]
+    notify(session, entry["account_id"], "points", template,
+           {"points": points, "reason": entry["reason"]},
+           dedupe_key=f"{entry['_id']}:{template}")
 
 
 # --- rewards and redemptions -----------------------------------------------------------

@@ -21,6 +21,14 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("获得积分", "您获得了 {points} 积分：{reason}。"),
         "en": ("Points earned", "You earned {points} points: {reason}."),
     },
+    "points_reversed": {
+        "zh-CN": ("积分已撤回", "{points} 积分已撤回：{reason}。"),
+        "en": ("Points taken back", "{points} points were taken back: {reason}."),
+    },
+    "points_adjusted": {
+        "zh-CN": ("积分调整", "您的积分调整了 {points:+d}：{reason}。"),
+        "en": ("Points adjusted", "Your points were adjusted by {points:+d}: {reason}."),
+    },
     "points_expiring": {
         "zh-CN": ("积分即将过期", "您有 {points} 积分将于 {expires_on} 过期，请尽快使用。"),
         "en": ("Points expiring soon", "{points} of your points expire on {expires_on}."),

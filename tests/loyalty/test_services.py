@@ -165,6 +165,25 @@ def test_adjustments_are_audited_and_never_overdraw(app, admin):
         services.adjust(admin.caller, owner.id, 0, "Nothing")
 
 
+def test_owners_are_told_of_each_adjustment_and_reversal_once(app, admin):
+    owner = make_person("SZ", locale="en")
+    for _ in range(2):  # the second time a replay
+        credit = services.adjust(admin.caller, owner.id, 50, "Goodwill", key="a1")
+    for _ in range(2):
+        services.reverse_entry(admin.caller, str(credit["_id"]), "Granted by mistake",
+                               key="r1")
+    services.adjust(admin.caller, owner.id, 30, "Event make-up")
+    services.adjust(admin.caller, owner.id, -10, "Correction")
+    told = [(n.template, n.body) for n in
+            Notification.objects(user_id=owner.user.pk).order_by("created_at")]
+    assert told == [
+        ("points_adjusted", "Your points were adjusted by +50: Goodwill."),
+        ("points_reversed", "50 points were taken back: Granted by mistake."),
+        ("points_adjusted", "Your points were adjusted by +30: Event make-up."),
+        ("points_adjusted", "Your points were adjusted by -10: Correction."),
+    ]
+
+
 def test_city_points_totals(app):
     owner = make_person("SZ")
     other = make_person("CD")
