@@ -43,11 +43,10 @@ from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 from app.clock import utcnow
 from app.outbox import DomainEvent, OutboxEvent, id_floor
 from workers import registry
-from workers.models import DispatchCursor, HandledEvent
+from workers.models import CURSOR_ID, DispatchCursor, HandledEvent
 
 log = structlog.get_logger()
 
-CURSOR_ID = "outbox"
 # Events stay this long for audit and catch-up, then go.
 RETENTION = timedelta(days=7)
 # Handlers' markers must outlive every redelivery: Dramatiq retries for hours, and a
@@ -123,7 +122,7 @@ class Dispatcher:
         """The outbox's change stream from the saved position; when there is none to
         resume from, a new stream, after sending what the outbox holds since the last
         commit sent (every event, the first time)."""
-        cursor = DispatchCursor._get_collection().find_one({"_id": CURSOR_ID}) or {}
+        cursor = DispatchCursor.read()
         if cursor.get("resume_token"):
             try:
                 return self._watch(resume_after=cursor["resume_token"])
@@ -207,7 +206,7 @@ class Dispatcher:
         cutoff = now - MARKER_RETENTION
         HandledEvent._get_collection().delete_many(
             {"_id": {"$lt": id_floor(cutoff)}, "handled_at": {"$lt": cutoff}})
-        cursor = DispatchCursor._get_collection().find_one({"_id": CURSOR_ID}) or {}
+        cursor = DispatchCursor.read()
         if cursor.get("dispatched_through"):
             cutoff = min(now - RETENTION, cursor["dispatched_through"] - COMMIT_DELAY)
             OutboxEvent._get_collection().delete_many(

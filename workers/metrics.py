@@ -17,7 +17,6 @@ from pymongo.errors import PyMongoError
 from app.clock import utcnow
 from app.outbox import OutboxEvent, id_floor
 from workers import registry
-from workers.dispatcher import CURSOR_ID
 from workers.models import DeadLetter, DispatchCursor
 
 log = structlog.get_logger()
@@ -29,7 +28,7 @@ def outbox_figures() -> tuple[int, float]:
     Those are the events that occurred after the last commit the dispatcher sent (all of
     them before it first ran). An event still committing then counts as sent: the figures
     can be short by what a transaction in flight holds."""
-    cursor = DispatchCursor._get_collection().find_one({"_id": CURSOR_ID}) or {}
+    cursor = DispatchCursor.read()
     waiting: dict[str, Any] = {}
     if through := cursor.get("dispatched_through"):
         waiting = {"_id": {"$gte": id_floor(through)}, "occurred_at": {"$gt": through}}

@@ -41,6 +41,10 @@ class HandledEvent(Document):
                    handler=handler).to_mongo().to_dict()
 
 
+# The one cursor document: one stream (the outbox), one leader at a time.
+CURSOR_ID = "outbox"
+
+
 class DispatchCursor(Document):
     """Where the outbox dispatcher is: the change-stream position after the last events it
     sent, and which dispatcher leads (one at a time) until when. One document."""
@@ -54,6 +58,11 @@ class DispatchCursor(Document):
     dispatched_through = DateTimeField()
 
     meta = {"collection": "outbox_dispatch"}
+
+    @classmethod
+    def read(cls) -> dict:
+        """The cursor as stored; empty before any dispatcher has run."""
+        return cls._get_collection().find_one({"_id": CURSOR_ID}) or {}
 
 
 class DeadLetter(Document):

@@ -16,9 +16,9 @@ from app.clock import utcnow
 from app.db import transaction
 from app.outbox import OutboxEvent, record_event
 from tests.support import wait_until
-from workers.dispatcher import CURSOR_ID, Dispatcher
+from workers.dispatcher import Dispatcher
 from workers.metrics import outbox_figures
-from workers.models import DispatchCursor, HandledEvent
+from workers.models import CURSOR_ID, DispatchCursor, HandledEvent
 from workers.registry import handles
 
 
@@ -54,10 +54,6 @@ def leader(**options) -> Dispatcher:
     return dispatcher
 
 
-def cursor() -> dict:
-    return DispatchCursor._get_collection().find_one({"_id": CURSOR_ID}) or {}
-
-
 def test_first_start_sends_the_outbox_then_follows_commits_in_batches_per_handler(handlers):
     earlier = emit(120)
     dispatcher = leader()
@@ -72,7 +68,8 @@ def test_first_start_sends_the_outbox_then_follows_commits_in_batches_per_handle
         assert dispatcher.pump(stream) == 3
         assert dispatcher.pump(stream) == 0
     assert sorted(sent_ids()) == sorted(earlier + later)
-    assert cursor()["resume_token"] and cursor()["holder"] == dispatcher.name
+    saved = DispatchCursor.read()
+    assert saved["resume_token"] and saved["holder"] == dispatcher.name
 
 
 def test_only_committed_events_go_out(handlers):
@@ -103,16 +100,17 @@ def test_one_dispatcher_leads_and_a_standby_takes_over_where_it_stopped(handlers
     for thread in threads:
         thread.start()
     try:
-        wait_until(lambda: cursor().get("resume_token"), message="a leader's stream")
+        wait_until(lambda: DispatchCursor.read().get("resume_token"), message="a leader's stream")
         first = emit(300)
         wait_until(lambda: len(sent_ids()) >= 300, message="the leader's sends")
-        leading = next(i for i, d in enumerate(dispatchers) if d.name == cursor()["holder"])
+        holder = DispatchCursor.read()["holder"]
+        leading = next(i for i, d in enumerate(dispatchers) if d.name == holder)
         stops[leading].set()  # a clean stop hands the lead over at once
         threads[leading].join(10)
 
         later = emit(5)
         wait_until(lambda: len(sent_ids()) >= 305, message="the standby's sends")
-        assert cursor()["holder"] == dispatchers[1 - leading].name
+        assert DispatchCursor.read()["holder"] == dispatchers[1 - leading].name
     finally:
         for stop in stops:
             stop.set()
@@ -169,7 +167,7 @@ def test_a_position_the_server_no_longer_has_falls_back_to_a_scan(handlers, serv
         before = emit(2)
         assert dispatcher.pump(stream) == 2
     missed = emit(3)
-    saved = parse_resume_token(cursor()["resume_token"])
+    saved = parse_resume_token(DispatchCursor.read()["resume_token"])
     saved.seq = -1  # before the oldest history the server keeps, as after pruning
     DispatchCursor._get_collection().update_one(
         {"_id": CURSOR_ID}, {"$set": {"resume_token": make_resume_token(saved)}})

@@ -8,9 +8,8 @@ import dramatiq
 from app.clock import utcnow
 from app.db import transaction
 from app.outbox import OutboxEvent, record_event
-from workers.dispatcher import CURSOR_ID
 from workers.metrics import outbox_figures
-from workers.models import DeadLetter, DispatchCursor
+from workers.models import CURSOR_ID, DeadLetter, DispatchCursor
 
 
 def sample(text: str, name: str, labels: str = "") -> float:
