@@ -50,8 +50,10 @@ blueprints = (accounts, cities, vehicles)
 def _login_account_key() -> str:
     body = request.get_json(silent=True)
     if isinstance(body, dict):
-        key = services.login_key(body.get("email") if isinstance(body.get("email"), str) else None,
-                                 body.get("phone") if isinstance(body.get("phone"), str) else None)
+        key = services.login_key(
+            body.get("email") if isinstance(body.get("email"), str) else None,
+            body.get("phone") if isinstance(body.get("phone"), str) else None,
+        )
         if key:
             return key
     return "unknown"
@@ -64,10 +66,17 @@ def _limit(setting: str):
 def user_document(found: Caller) -> dict[str, Any]:
     user = found.user
     return {
-        "id": str(user.pk), "display_name": user.display_name, "email": user.email,
-        "phone": user.phone, "avatar_url": user.avatar_url, "city_code": user.city_code,
-        "locale": user.locale, "roles": found.roles, "verified_owner": user.verified_owner,
-        "tier": tier_of(user.pk), "referral_code": user.referral_code,
+        "id": str(user.pk),
+        "display_name": user.display_name,
+        "email": user.email,
+        "phone": user.phone,
+        "avatar_url": user.avatar_url,
+        "city_code": user.city_code,
+        "locale": user.locale,
+        "roles": found.roles,
+        "verified_owner": user.verified_owner,
+        "tier": tier_of(user.pk),
+        "referral_code": user.referral_code,
         "created_at": user.created_at,
     }
 
@@ -97,8 +106,11 @@ class Register(MethodView):
 @accounts.route("/auth/login")
 class Login(MethodView):
     decorators = [
-        limiter.limit(_limit("RATELIMIT_LOGIN_PER_ACCOUNT"), key_func=_login_account_key,
-                      scope="login-account"),
+        limiter.limit(
+            _limit("RATELIMIT_LOGIN_PER_ACCOUNT"),
+            key_func=_login_account_key,
+            scope="login-account",
+        ),
         limiter.limit(_limit("RATELIMIT_LOGIN_PER_IP"), scope="login-ip"),
     ]
 
@@ -121,8 +133,11 @@ class Refresh(MethodView):
         found = load_caller(get_jwt_identity())
         if found is None:
             raise Unauthorized(message="The account no longer exists.")
-        return {"access_token": create_access_token(identity=found.id), "token_type": "Bearer",
-                "expires_in": int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"])}
+        return {
+            "access_token": create_access_token(identity=found.id),
+            "token_type": "Bearer",
+            "expires_in": int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]),
+        }
 
 
 @accounts.route("/me")

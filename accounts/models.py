@@ -93,8 +93,11 @@ class Vehicle(Document):
     # The owner's city when the vehicle was added: it routes the verification to that
     # city's circle leaders.
     city_code = StringField(required=True)
-    status = StringField(required=True, default=VEHICLE_PENDING,
-                         choices=(VEHICLE_PENDING, VEHICLE_VERIFIED, VEHICLE_REJECTED))
+    status = StringField(
+        required=True,
+        default=VEHICLE_PENDING,
+        choices=(VEHICLE_PENDING, VEHICLE_VERIFIED, VEHICLE_REJECTED),
+    )
     reviewed_by = ObjectIdField()
     reviewed_at = DateTimeField()
     rejection_reason = StringField(max_length=500)

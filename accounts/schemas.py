@@ -88,8 +88,11 @@ class ProfileUpdateSchema(Schema):
 class RoleGrantCreateSchema(Schema):
     user_id = fields.String(required=True)
     role = fields.String(required=True, validate=validate.OneOf(GRANTABLE_ROLES))
-    city_codes = fields.List(fields.String(validate=validate.Regexp(r"^[A-Z]{2,8}$")),
-                             load_default=list, validate=validate.Length(max=50))
+    city_codes = fields.List(
+        fields.String(validate=validate.Regexp(r"^[A-Z]{2,8}$")),
+        load_default=list,
+        validate=validate.Length(max=50),
+    )
 
 
 class RoleGrantSchema(Schema):
@@ -142,9 +145,10 @@ class VehicleSchema(Schema):
 
 
 class VehicleQueueArgsSchema(PageArgsSchema):
-    status = fields.String(load_default=VEHICLE_PENDING,
-                           validate=validate.OneOf((VEHICLE_PENDING, VEHICLE_VERIFIED,
-                                                    VEHICLE_REJECTED)))
+    status = fields.String(
+        load_default=VEHICLE_PENDING,
+        validate=validate.OneOf((VEHICLE_PENDING, VEHICLE_VERIFIED, VEHICLE_REJECTED)),
+    )
     city = fields.String(validate=validate.Regexp(r"^[A-Z]{2,8}$"))
 
 

@@ -25,8 +25,9 @@ _DEMO_VINS = ("LSJA24U69MS0", "LSJA24U69MS1")
 
 
 def ensure_city(code: str, name: str, province: str) -> City:
-    return City.objects(code=code).first() or services.create_city(code, name, province,
-                                                                    DEFAULT_TIMEZONE)
+    return City.objects(code=code).first() or services.create_city(
+        code, name, province, DEFAULT_TIMEZONE
+    )
 
 
 def ensure_admin(email: str, password: str, city_code: str) -> tuple[User, bool]:
@@ -37,11 +38,13 @@ def ensure_admin(email: str, password: str, city_code: str) -> tuple[User, bool]
     user = User.objects(email=services.normalise_email(email)).first()
     created = user is None
     if created:
-        user = services.register(email=email, password=password, display_name="Admin",
-                                 city_code=city_code)
+        user = services.register(
+            email=email, password=password, display_name="Admin", city_code=city_code
+        )
     else:
         User.objects(pk=user.pk).update_one(
-            set__password_hash=services.hash_password(password), unset__erased_at=True)
+            set__password_hash=services.hash_password(password), unset__erased_at=True
+        )
     if not RoleGrant.objects(user_id=user.pk, role=ADMIN).first():
         RoleGrant(user_id=user.pk, role=ADMIN, city_codes=[]).save()
     return user, created
@@ -49,7 +52,8 @@ def ensure_admin(email: str, password: str, city_code: str) -> tuple[User, bool]
 
 def _ensure_user(email: str, name: str, city_code: str) -> User:
     return User.objects(email=email).first() or services.register(
-        email=email, password=DEMO_PASSWORD, display_name=name, city_code=city_code)
+        email=email, password=DEMO_PASSWORD, display_name=name, city_code=city_code
+    )
 
 
 def seed_people() -> list[str]:
@@ -59,13 +63,17 @@ def seed_people() -> list[str]:
         ensure_city(code, name, province)
         slug = code.lower()
         for role in (CIRCLE_LEADER, AMBASSADOR):
-            staff = _ensure_user(f"{role.replace('_', '-')}.{slug}@demo.example",
-                                 f"{name} {role.replace('_', ' ')}", code)
+            staff = _ensure_user(
+                f"{role.replace('_', '-')}.{slug}@demo.example",
+                f"{name} {role.replace('_', ' ')}",
+                code,
+            )
             if not RoleGrant.objects(user_id=staff.pk, role=role).first():
                 RoleGrant(user_id=staff.pk, role=role, city_codes=[code]).save()
         for number, vin_prefix in enumerate(_DEMO_VINS, start=1):
-            owner = _ensure_user(f"owner{number}.{slug}@demo.example",
-                                 f"{name} owner {number}", code)
+            owner = _ensure_user(
+                f"owner{number}.{slug}@demo.example", f"{name} owner {number}", code
+            )
             vin = f"{vin_prefix}{index:05d}"
             if not Vehicle.objects(vin=vin).first():
                 services.add_vehicle(owner, vin, "smart #1" if number == 1 else "smart #3", None)

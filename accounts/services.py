@@ -49,6 +49,7 @@ _VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
 
 # --- identifiers -----------------------------------------------------------------------
 
+
 def normalise_email(email: str) -> str:
     return email.strip().lower()
 
@@ -59,11 +60,15 @@ def normalise_phone(phone: str, region: str | None = None) -> str:
     try:
         parsed = phonenumbers.parse(phone, region)
     except phonenumbers.NumberParseException as exc:
-        raise ValidationFailed("invalid_phone", "The phone number is not valid.",
-                               errors={"phone": [str(exc)]}) from exc
+        raise ValidationFailed(
+            "invalid_phone", "The phone number is not valid.", errors={"phone": [str(exc)]}
+        ) from exc
     if not phonenumbers.is_valid_number(parsed):
-        raise ValidationFailed("invalid_phone", "The phone number is not valid.",
-                               errors={"phone": ["Not a valid phone number."]})
+        raise ValidationFailed(
+            "invalid_phone",
+            "The phone number is not valid.",
+            errors={"phone": ["Not a valid phone number."]},
+        )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -81,11 +86,13 @@ def login_key(email: str | None, phone: str | None) -> str | None:
 
 # --- cities ----------------------------------------------------------------------------
 
+
 def require_city(code: str) -> City:
     city = City.objects(code=code).first()
     if city is None:
-        raise ValidationFailed("unknown_city", f"No city with code {code!r}.",
-                               errors={"city_code": ["Unknown city."]})
+        raise ValidationFailed(
+            "unknown_city", f"No city with code {code!r}.", errors={"city_code": ["Unknown city."]}
+        )
     return city
 
 
@@ -112,22 +119,37 @@ def city_timezones() -> dict[str, str]:
 
 def member_counts(city_code: str, until: datetime) -> dict[str, int]:
     """Active accounts of a city created before `until`, and how many are verified owners."""
-    counts = {row["_id"]: row["count"] for row in User._get_collection().aggregate([
-        {"$match": {"city_code": city_code, "created_at": {"$lt": until}, "erased_at": None}},
-        {"$group": {"_id": "$verified_owner", "count": {"$sum": 1}}}])}
+    counts = {
+        row["_id"]: row["count"]
+        for row in User._get_collection().aggregate(
+            [
+                {
+                    "$match": {
+                        "city_code": city_code,
+                        "created_at": {"$lt": until},
+                        "erased_at": None,
+                    }
+                },
+                {"$group": {"_id": "$verified_owner", "count": {"$sum": 1}}},
+            ]
+        )
+    }
     return {"members": sum(counts.values()), "verified_owners": counts.get(True, 0)}
 
 
 # --- owners, as other domains read them ------------------------------------------------
 
-def active_owner(user_id: Any, fields: tuple[str, ...] = ("city_code",),
-                 session: ClientSession | None = None) -> dict[str, Any] | None:
+
+def active_owner(
+    user_id: Any, fields: tuple[str, ...] = ("city_code",), session: ClientSession | None = None
+) -> dict[str, Any] | None:
     """An owner's `fields` (None when unknown or erased), in the caller's transaction."""
     oid = object_id(user_id)
     if oid is None:
         return None
-    return User._get_collection().find_one({"_id": oid, "erased_at": None},
-                                           dict.fromkeys(fields, 1), session=session)
+    return User._get_collection().find_one(
+        {"_id": oid, "erased_at": None}, dict.fromkeys(fields, 1), session=session
+    )
 
 
 def find_active_owner(user_id: str | None = None, phone: str | None = None) -> User | None:
@@ -143,23 +165,33 @@ def find_active_owner(user_id: str | None = None, phone: str | None = None) -> U
 
 # --- sign-up and login -----------------------------------------------------------------
 
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def register(*, password: str, display_name: str, city_code: str, email: str | None = None,
-             phone: str | None = None, referral_code: str | None = None,
-             locale: str = "zh-CN") -> User:
+def register(
+    *,
+    password: str,
+    display_name: str,
+    city_code: str,
+    email: str | None = None,
+    phone: str | None = None,
+    referral_code: str | None = None,
+    locale: str = "zh-CN",
+) -> User:
     """Create an owner account. Email and phone are unique, also under concurrent sign-ups
     (unique indexes decide, not a read-then-write)."""
     require_city(city_code)
     referrer = None
     if referral_code:
-        referrer = User.objects(referral_code=referral_code.strip().upper(),
-                                erased_at=None).first()
+        referrer = User.objects(referral_code=referral_code.strip().upper(), erased_at=None).first()
         if referrer is None:
-            raise ValidationFailed("invalid_referral_code", "Unknown referral code.",
-                                   errors={"referral_code": ["Unknown referral code."]})
+            raise ValidationFailed(
+                "invalid_referral_code",
+                "Unknown referral code.",
+                errors={"referral_code": ["Unknown referral code."]},
+            )
     user = User(
         email=normalise_email(email) if email else None,
         phone=normalise_phone(phone) if phone else None,
@@ -173,9 +205,15 @@ def register(*, password: str, display_name: str, city_code: str, email: str | N
 
     def unit(session: ClientSession) -> None:
         User._get_collection().insert_one(user.to_mongo(), session=session)
-        record_event(session, "user.registered", subject_type="user", subject_id=user.pk,
-                     actor_id=user.pk, city_code=city_code,
-                     payload={"referred_by": str(referrer.pk) if referrer else None})
+        record_event(
+            session,
+            "user.registered",
+            subject_type="user",
+            subject_id=user.pk,
+            actor_id=user.pk,
+            city_code=city_code,
+            payload={"referred_by": str(referrer.pk) if referrer else None},
+        )
 
     user.pk = ObjectId()
     for _ in range(5):
@@ -186,8 +224,9 @@ def register(*, password: str, display_name: str, city_code: str, email: str | N
             if "referral_code" in str(exc):
                 user.referral_code = new_referral_code()
                 continue
-            raise Conflict("account_exists",
-                           "An account with this email or phone already exists.") from exc
+            raise Conflict(
+                "account_exists", "An account with this email or phone already exists."
+            ) from exc
     log.info("user_registered", user_id=str(user.pk), city=city_code)
     return user
 
@@ -228,14 +267,31 @@ def update_profile(user: User, changes: dict[str, Any]) -> User:
 def export_account(user_id: Any) -> dict[str, Any]:
     user = User.objects.get(pk=user_id)
     return {
-        "profile": {field: user[field] for field in (
-            "email", "phone", "display_name", "avatar_url", "city_code", "locale",
-            "verified_owner", "referral_code", "created_at")},
-        "vehicles": [{field: vehicle[field] for field in (
-            "vin", "model", "delivered_on", "status", "city_code", "created_at")}
-            for vehicle in Vehicle.objects(owner_id=user.pk)],
-        "roles": [{"role": grant.role, "city_codes": grant.city_codes}
-                  for grant in RoleGrant.objects(user_id=user.pk)],
+        "profile": {
+            field: user[field]
+            for field in (
+                "email",
+                "phone",
+                "display_name",
+                "avatar_url",
+                "city_code",
+                "locale",
+                "verified_owner",
+                "referral_code",
+                "created_at",
+            )
+        },
+        "vehicles": [
+            {
+                field: vehicle[field]
+                for field in ("vin", "model", "delivered_on", "status", "city_code", "created_at")
+            }
+            for vehicle in Vehicle.objects(owner_id=user.pk)
+        ],
+        "roles": [
+            {"role": grant.role, "city_codes": grant.city_codes}
+            for grant in RoleGrant.objects(user_id=user.pk)
+        ],
     }
 
 
@@ -246,18 +302,34 @@ def erase_account(user: User) -> None:
     def unit(session: ClientSession) -> None:
         User._get_collection().update_one(
             {"_id": user.pk},
-            {"$set": {"display_name": "Deleted user", "erased_at": utcnow(),
-                      "password_hash": hash_password(secrets.token_urlsafe(32))},
-             "$unset": {"email": "", "phone": "", "avatar_url": ""}}, session=session)
+            {
+                "$set": {
+                    "display_name": "Deleted user",
+                    "erased_at": utcnow(),
+                    "password_hash": hash_password(secrets.token_urlsafe(32)),
+                },
+                "$unset": {"email": "", "phone": "", "avatar_url": ""},
+            },
+            session=session,
+        )
         # A VIN identifies a person through vehicle registries: keep the row, drop the VIN.
-        for vehicle in Vehicle._get_collection().find({"owner_id": user.pk}, {"_id": 1},
-                                                      session=session):
+        for vehicle in Vehicle._get_collection().find(
+            {"owner_id": user.pk}, {"_id": 1}, session=session
+        ):
             Vehicle._get_collection().update_one(
-                {"_id": vehicle["_id"]}, {"$set": {"vin": f"ERASED-{vehicle['_id']}"}},
-                session=session)
+                {"_id": vehicle["_id"]},
+                {"$set": {"vin": f"ERASED-{vehicle['_id']}"}},
+                session=session,
+            )
         RoleGrant._get_collection().delete_many({"user_id": user.pk}, session=session)
-        record_event(session, "user.erased", subject_type="user", subject_id=user.pk,
-                     actor_id=user.pk, city_code=user.city_code)
+        record_event(
+            session,
+            "user.erased",
+            subject_type="user",
+            subject_id=user.pk,
+            actor_id=user.pk,
+            city_code=user.city_code,
+        )
 
     transaction(unit)
     log.info("user_erased", user_id=str(user.pk))
@@ -266,26 +338,35 @@ def erase_account(user: User) -> None:
 def referral_summary(user: User) -> dict[str, Any]:
     """A referral completes when the referee's first vehicle is verified."""
     invited = User.objects(referred_by=user.pk)
-    return {"code": user.referral_code, "invited": invited.count(),
-            "completed": invited.filter(verified_owner=True).count()}
+    return {
+        "code": user.referral_code,
+        "invited": invited.count(),
+        "completed": invited.filter(verified_owner=True).count(),
+    }
 
 
 # --- roles -----------------------------------------------------------------------------
+
 
 def grant_role(granted_by: Caller, user_id: str, role: str, city_codes: list[str]) -> RoleGrant:
     granted_by.require_admin()
     target = get_or_404(User, user_id, erased_at=None)
     if role != "admin":
         if not city_codes:
-            raise ValidationFailed("city_codes_required", "City-scoped roles need cities.",
-                                   errors={"city_codes": ["At least one city."]})
+            raise ValidationFailed(
+                "city_codes_required",
+                "City-scoped roles need cities.",
+                errors={"city_codes": ["At least one city."]},
+            )
         for code in city_codes:
             require_city(code)
-    grant = RoleGrant(user_id=target.pk, role=role,
-                      city_codes=[] if role == "admin" else sorted(set(city_codes)),
-                      granted_by=granted_by.user.pk).save()
-    log.info("role_granted", user_id=user_id, role=role, cities=grant.city_codes,
-             by=granted_by.id)
+    grant = RoleGrant(
+        user_id=target.pk,
+        role=role,
+        city_codes=[] if role == "admin" else sorted(set(city_codes)),
+        granted_by=granted_by.user.pk,
+    ).save()
+    log.info("role_granted", user_id=user_id, role=role, cities=grant.city_codes, by=granted_by.id)
     return grant
 
 
@@ -298,18 +379,26 @@ def revoke_role(revoked_by: Caller, grant_id: str) -> None:
 
 # --- vehicles --------------------------------------------------------------------------
 
+
 def normalise_vin(vin: str) -> str:
     value = vin.strip().upper()
     if not _VIN.match(value):
-        raise ValidationFailed("invalid_vin",
-                               "A VIN is 17 characters of A-Z and 0-9, without I, O or Q.",
-                               errors={"vin": ["Not a valid VIN."]})
+        raise ValidationFailed(
+            "invalid_vin",
+            "A VIN is 17 characters of A-Z and 0-9, without I, O or Q.",
+            errors={"vin": ["Not a valid VIN."]},
+        )
     return value
 
 
 def add_vehicle(owner: User, vin: str, model: str, delivered_on: date | None = None) -> Vehicle:
-    vehicle = Vehicle(owner_id=owner.pk, vin=normalise_vin(vin), model=model.strip(),
-                      delivered_on=delivered_on, city_code=owner.city_code)
+    vehicle = Vehicle(
+        owner_id=owner.pk,
+        vin=normalise_vin(vin),
+        model=model.strip(),
+        delivered_on=delivered_on,
+        city_code=owner.city_code,
+    )
     try:
         vehicle.save(force_insert=True)
     except Exception as exc:
@@ -339,12 +428,16 @@ def _review(caller: Caller, vehicle_id: str, status: str, reason: str | None) ->
 
     def unit(session: ClientSession) -> bool:
         vehicles = Vehicle._get_collection()
-        changes: dict[str, Any] = {"status": status, "reviewed_by": caller.user.pk,
-                                   "reviewed_at": utcnow()}
+        changes: dict[str, Any] = {
+            "status": status,
+            "reviewed_by": caller.user.pk,
+            "reviewed_at": utcnow(),
+        }
         if reason:
             changes["rejection_reason"] = reason
-        reviewed = vehicles.update_one({"_id": vehicle.pk, "status": VEHICLE_PENDING},
-                                       {"$set": changes}, session=session)
+        reviewed = vehicles.update_one(
+            {"_id": vehicle.pk, "status": VEHICLE_PENDING}, {"$set": changes}, session=session
+        )
         if not reviewed.matched_count:
             return False
         if status == VEHICLE_VERIFIED:
@@ -361,18 +454,31 @@ def _review(caller: Caller, vehicle_id: str, status: str, reason: str | None) ->
 def _on_verified(session: ClientSession, vehicle: Vehicle, caller: Caller) -> None:
     users = User._get_collection()
     owner = users.find_one({"_id": vehicle.owner_id}, session=session)
-    users.update_one({"_id": vehicle.owner_id}, {"$set": {"verified_owner": True}},
-                     session=session)
+    users.update_one({"_id": vehicle.owner_id}, {"$set": {"verified_owner": True}}, session=session)
     first = owner is not None and not owner.get("verified_owner", False)
-    record_event(session, "vehicle.verified", subject_type="vehicle", subject_id=vehicle.pk,
-                 actor_id=caller.user.pk, city_code=vehicle.city_code,
-                 payload={"owner_id": str(vehicle.owner_id), "vin": vehicle.vin,
-                          "model": vehicle.model, "first_verified_vehicle": first})
+    record_event(
+        session,
+        "vehicle.verified",
+        subject_type="vehicle",
+        subject_id=vehicle.pk,
+        actor_id=caller.user.pk,
+        city_code=vehicle.city_code,
+        payload={
+            "owner_id": str(vehicle.owner_id),
+            "vin": vehicle.vin,
+            "model": vehicle.model,
+            "first_verified_vehicle": first,
+        },
+    )
     if first and owner.get("referred_by"):
-        record_event(session, "referral.completed", subject_type="user",
-                     subject_id=vehicle.owner_id, city_code=vehicle.city_code,
-                     payload={"referrer_id": str(owner["referred_by"]),
-                              "referee_id": str(vehicle.owner_id)})
+        record_event(
+            session,
+            "referral.completed",
+            subject_type="user",
+            subject_id=vehicle.owner_id,
+            city_code=vehicle.city_code,
+            payload={"referrer_id": str(owner["referred_by"]), "referee_id": str(vehicle.owner_id)},
+        )
 
 
 def verify_vehicle(caller: Caller, vehicle_id: str) -> Vehicle:

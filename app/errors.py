@@ -41,8 +41,13 @@ class DomainError(Exception):
     error = "conflict"
     message = "The request conflicts with the current state."
 
-    def __init__(self, error: str | None = None, message: str | None = None,
-                 headers: dict[str, str] | None = None, **details: Any) -> None:
+    def __init__(
+        self,
+        error: str | None = None,
+        message: str | None = None,
+        headers: dict[str, str] | None = None,
+        **details: Any,
+    ) -> None:
         self.error = error or self.error
         self.message = message or self.message
         self.headers = headers or {}
@@ -95,8 +100,9 @@ class ServiceUnavailable(DomainError):
         self.headers.setdefault("Retry-After", str(retry_after))
 
 
-def envelope(status: int, message: str, error: str | None = None,
-             errors: Any = None, **details: Any) -> dict[str, Any]:
+def envelope(
+    status: int, message: str, error: str | None = None, errors: Any = None, **details: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "code": status,
         "status": HTTPStatus(status).phrase,
@@ -119,8 +125,7 @@ def http_exception_response(exc: HTTPException) -> tuple[dict[str, Any], int, di
     # webargs nests errors under their location; a single location is flattened.
     if isinstance(errors, dict) and len(errors) == 1 and set(errors) <= _WEBARGS_LOCATIONS:
         errors = next(iter(errors.values()))
-    message = data.get("message") or (exc.description if status < 500 else
-                                      "Internal server error.")
+    message = data.get("message") or (exc.description if status < 500 else "Internal server error.")
     slug = data.get("error")
     if status == 400 and errors == ["Invalid JSON body."]:
         slug, message, errors = "malformed_json", "The request body is not valid JSON.", None
@@ -132,8 +137,11 @@ def init_app(app: Flask) -> None:
     def _json_bodies_only():
         # A form or text body sent to a JSON API is a client mistake worth naming (415)
         # rather than a list of "missing field" errors.
-        if (request.method in {"POST", "PUT", "PATCH"} and request.content_length
-                and not request.is_json):
+        if (
+            request.method in {"POST", "PUT", "PATCH"}
+            and request.content_length
+            and not request.is_json
+        ):
             return jsonify(envelope(415, "Send the body as application/json.")), 415
         return None
 

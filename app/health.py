@@ -23,8 +23,9 @@ def redis_client() -> redis.Redis:
     """A short-timeout client shared by this process (health checks, locks)."""
     client = current_app.extensions.get("redis")
     if client is None:
-        client = redis.Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=1,
-                                      socket_connect_timeout=1)
+        client = redis.Redis.from_url(
+            current_app.config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1
+        )
         current_app.extensions["redis"] = client
     return client
 
@@ -45,8 +46,10 @@ def health():
 def ready():
     checks = {"mongodb": db.ping(), "redis": redis_ok()}
     ok = all(checks.values())
-    response = jsonify(status="ready" if ok else "unavailable",
-                       checks={name: "ok" if up else "down" for name, up in checks.items()})
+    response = jsonify(
+        status="ready" if ok else "unavailable",
+        checks={name: "ok" if up else "down" for name, up in checks.items()},
+    )
     if not ok:
         response.status_code = 503
         response.headers["Retry-After"] = "5"

@@ -34,9 +34,11 @@ ABANDONED_AFTER = timedelta(seconds=60)
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 KEY_PARAMETER = {
-    "in": "header", "name": HEADER, "required": False, "schema": {"type": "string"},
-    "description": "Makes a retried POST safe: the same key and body return the first "
-                   "response.",
+    "in": "header",
+    "name": HEADER,
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Makes a retried POST safe: the same key and body return the first response.",
 }
 
 
@@ -60,14 +62,16 @@ class IdempotencyRecord(Document):
 
 def _request_hash() -> str:
     payload = request.get_json(silent=True)
-    canonical = (json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-                 if payload is not None else request.get_data())
+    canonical = (
+        json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        if payload is not None
+        else request.get_data()
+    )
     return hashlib.sha256(canonical).hexdigest()
 
 
 def _replay(record: dict[str, Any]) -> Response:
-    response = Response(record["body"], status=record["status_code"],
-                        mimetype="application/json")
+    response = Response(record["body"], status=record["status_code"], mimetype="application/json")
     response.headers["Idempotent-Replayed"] = "true"
     return response
 
@@ -75,25 +79,38 @@ def _replay(record: dict[str, Any]) -> Response:
 def _claim(records, scope: str, key: str, request_hash: str) -> Response | None:
     """Insert the in-progress record; or answer from (or take over) an existing one."""
     try:
-        records.insert_one({"scope": scope, "key": key, "request_hash": request_hash,
-                            "state": IN_PROGRESS, "created_at": utcnow()})
+        records.insert_one(
+            {
+                "scope": scope,
+                "key": key,
+                "request_hash": request_hash,
+                "state": IN_PROGRESS,
+                "created_at": utcnow(),
+            }
+        )
         return None
     except DuplicateKeyError:
         existing = records.find_one({"scope": scope, "key": key})
     if existing is None:  # expired between the insert and the read
         return _claim(records, scope, key, request_hash)
     if existing["request_hash"] != request_hash:
-        raise ValidationFailed("idempotency_key_reused",
-                               "This Idempotency-Key was used with another request body.")
+        raise ValidationFailed(
+            "idempotency_key_reused", "This Idempotency-Key was used with another request body."
+        )
     if existing["state"] == DONE:
         return _replay(existing)
     taken_over = records.update_one(
-        {"_id": existing["_id"], "state": IN_PROGRESS,
-         "created_at": {"$lt": utcnow() - ABANDONED_AFTER}},
-        {"$set": {"created_at": utcnow()}})
+        {
+            "_id": existing["_id"],
+            "state": IN_PROGRESS,
+            "created_at": {"$lt": utcnow() - ABANDONED_AFTER},
+        },
+        {"$set": {"created_at": utcnow()}},
+    )
     if not taken_over.matched_count:
-        raise Conflict("request_in_progress",
-                       "A request with this Idempotency-Key is still running.")
+        raise Conflict(
+            "request_in_progress", "A request with this Idempotency-Key is still running."
+        )
     return None
 
 
@@ -106,8 +123,10 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
         if key is None:
             return view(*args, **kwargs)
         if not _KEY.match(key):
-            raise BadRequest("invalid_idempotency_key",
-                             "Idempotency-Key must be 1-255 printable ASCII characters.")
+            raise BadRequest(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1-255 printable ASCII characters.",
+            )
         records = IdempotencyRecord._get_collection()
         scope = f"{caller().id}:{request.method}:{request.path}"
         replayed = _claim(records, scope, key, _request_hash())
@@ -117,9 +136,10 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
             response = view(*args, **kwargs)
         except DomainError as exc:
             body = json.dumps(envelope(exc.status, exc.message, exc.error, **exc.details))
-            records.update_one({"scope": scope, "key": key},
-                               {"$set": {"state": DONE, "status_code": exc.status,
-                                         "body": body}})
+            records.update_one(
+                {"scope": scope, "key": key},
+                {"$set": {"state": DONE, "status_code": exc.status, "body": body}},
+            )
             raise
         except BaseException:
             records.delete_one({"scope": scope, "key": key, "state": IN_PROGRESS})
@@ -127,9 +147,16 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
         if response.status_code >= 500:
             records.delete_one({"scope": scope, "key": key, "state": IN_PROGRESS})
         else:
-            records.update_one({"scope": scope, "key": key},
-                               {"$set": {"state": DONE, "status_code": response.status_code,
-                                         "body": response.get_data(as_text=True)}})
+            records.update_one(
+                {"scope": scope, "key": key},
+                {
+                    "$set": {
+                        "state": DONE,
+                        "status_code": response.status_code,
+                        "body": response.get_data(as_text=True),
+                    }
+                },
+            )
         return response
 
     return wrapper

@@ -26,13 +26,30 @@ BIN = Path(sys.executable).parent
 
 def process_specs(settings: dict) -> dict[str, list[str]]:
     return {
-        "api": [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{settings['PORT']}",
-                "--workers", str(settings["WEB_CONCURRENCY"]), "--worker-class", "gthread",
-                "--threads", str(settings["WEB_THREADS"]), "--graceful-timeout", "10",
-                "--access-logfile", "-"],
-        "worker": [str(BIN / "dramatiq"), "workers.main",
-                   "--processes", str(settings["WORKER_PROCESSES"]),
-                   "--threads", str(settings["WORKER_THREADS"])],
+        "api": [
+            str(BIN / "gunicorn"),
+            "wsgi:app",
+            "--bind",
+            f"127.0.0.1:{settings['PORT']}",
+            "--workers",
+            str(settings["WEB_CONCURRENCY"]),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(settings["WEB_THREADS"]),
+            "--graceful-timeout",
+            "10",
+            "--access-logfile",
+            "-",
+        ],
+        "worker": [
+            str(BIN / "dramatiq"),
+            "workers.main",
+            "--processes",
+            str(settings["WORKER_PROCESSES"]),
+            "--threads",
+            str(settings["WORKER_THREADS"]),
+        ],
         "dispatcher": [sys.executable, "-m", "workers.dispatcher"],
         "scheduler": [sys.executable, "-m", "workers.scheduler"],
     }
@@ -41,9 +58,12 @@ def process_specs(settings: dict) -> dict[str, list[str]]:
 def start_servers(environ: dict[str, str], settings: dict, data_dir: Path) -> list[EmbeddedServer]:
     servers = []
     if not environ.get("MONGODB_URI"):
-        mongo = start_mongo(data_dir / "mongodb", "community",
-                            port=settings["EMBEDDED_MONGODB_PORT"],
-                            log_file=data_dir / "mongodb.log")
+        mongo = start_mongo(
+            data_dir / "mongodb",
+            "community",
+            port=settings["EMBEDDED_MONGODB_PORT"],
+            log_file=data_dir / "mongodb.log",
+        )
         servers.append(mongo)
         environ["MONGODB_URI"] = mongo.uri
         print(f"launcher: embedded SecantusDB at {mongo.uri}", flush=True)
@@ -80,14 +100,18 @@ def main() -> int:
         for name, command in process_specs(settings).items():
             # Own session: Ctrl-C reaches only the launcher, which then stops children in
             # order (API first, servers last) instead of everything at once.
-            children[name] = subprocess.Popen(command, cwd=ROOT, env=environ,
-                                              start_new_session=True,
-                                              preexec_fn=die_with_parent)
-        print(f"launcher: API on http://127.0.0.1:{port}/api/v1/docs (Ctrl-C stops all)",
-              flush=True)
+            children[name] = subprocess.Popen(
+                command, cwd=ROOT, env=environ, start_new_session=True, preexec_fn=die_with_parent
+            )
+        print(
+            f"launcher: API on http://127.0.0.1:{port}/api/v1/docs (Ctrl-C stops all)", flush=True
+        )
         while not stop.wait(0.5):
-            exited = {name: child.returncode for name, child in children.items()
-                      if child.poll() is not None}
+            exited = {
+                name: child.returncode
+                for name, child in children.items()
+                if child.poll() is not None
+            }
             if exited:
                 print(f"launcher: {exited} exited; stopping everything", flush=True)
                 exit_code = 1

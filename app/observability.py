@@ -92,6 +92,11 @@ def init_app(app: Flask) -> None:
         REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
         LATENCY.labels(request.method, endpoint).observe(elapsed)
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        log.info("request", method=request.method, path=request.path,
-                 status=response.status_code, duration_ms=round(elapsed * 1000, 1))
+        log.info(
+            "request",
+            method=request.method,
+            path=request.path,
+            status=response.status_code,
+            duration_ms=round(elapsed * 1000, 1),
+        )
         return response

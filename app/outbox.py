@@ -69,10 +69,15 @@ class DomainEvent:
     def from_document(cls, doc: dict[str, Any]) -> DomainEvent:
         occurred_at: datetime = doc["occurred_at"]
         return cls(
-            id=doc["_id"], type=doc["type"], version=doc.get("version", 1),
-            actor_id=doc.get("actor_id"), subject_type=doc["subject_type"],
-            subject_id=doc["subject_id"], city_code=doc.get("city_code"),
-            payload=doc.get("payload") or {}, occurred_at=occurred_at.isoformat(),
+            id=doc["_id"],
+            type=doc["type"],
+            version=doc.get("version", 1),
+            actor_id=doc.get("actor_id"),
+            subject_type=doc["subject_type"],
+            subject_id=doc["subject_id"],
+            city_code=doc.get("city_code"),
+            payload=doc.get("payload") or {},
+            occurred_at=occurred_at.isoformat(),
         )
 
 

@@ -72,8 +72,9 @@ def _decode_cursor(cursor: str, width: int) -> list[Any]:
     return values
 
 
-def paginate(queryset: QuerySet, cursor: str | None, limit: int,
-             order: tuple[str, ...] = ("-id",)) -> dict[str, Any]:
+def paginate(
+    queryset: QuerySet, cursor: str | None, limit: int, order: tuple[str, ...] = ("-id",)
+) -> dict[str, Any]:
     """Keyset pagination: never skips, stable under inserts.
 
     `order` lists mongoengine field names with an optional `-`; the last must be
@@ -103,6 +104,7 @@ def paginate(queryset: QuerySet, cursor: str | None, limit: int,
     next_cursor = None
     if has_more and documents:
         last = documents[-1]
-        next_cursor = _encode_cursor([last._data.get(name) if name != "id" else last.pk
-                                      for name in names])
+        next_cursor = _encode_cursor(
+            [last._data.get(name) if name != "id" else last.pk for name in names]
+        )
     return {"items": documents, "next_cursor": next_cursor}

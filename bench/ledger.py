@@ -47,11 +47,22 @@ def _seed_redeemers(count: int) -> list[tuple[ObjectId, ObjectId, str]]:
     accounts.create_city("SZ", "Shenzhen", "Guangdong", "Asia/Shanghai")
     triples = []
     for number in range(count):
-        owner = accounts.register(email=f"bench{number}@example.com", password="bench-password",
-                                  display_name=f"Bench {number}", city_code="SZ")
-        transaction(lambda session, owner=owner: services.award(
-            session, owner.pk, "vehicle.verified", key=f"bench:{owner.pk}", source={},
-            points=1_000_000))
+        owner = accounts.register(
+            email=f"bench{number}@example.com",
+            password="bench-password",
+            display_name=f"Bench {number}",
+            city_code="SZ",
+        )
+        transaction(
+            lambda session, owner=owner: services.award(
+                session,
+                owner.pk,
+                "vehicle.verified",
+                key=f"bench:{owner.pk}",
+                source={},
+                points=1_000_000,
+            )
+        )
         reward = Reward(title="Bench mug", cost=1, stock=1_000_000, fulfillment="digital").save()
         triples.append((owner.pk, reward.pk, create_access_token(identity=str(owner.pk))))
     return triples
@@ -67,34 +78,71 @@ def _raw_redeem(owner_id: ObjectId, reward_id: ObjectId) -> None:
 
     def unit(session) -> None:
         reward = db.rewards.find_one({"_id": reward_id, "active": True}, session=session)
-        list(db.ledger_entries.aggregate([
-            {"$match": {"account_id": owner_id, "kind": "earn",
-                        "created_at": {"$gt": now - timedelta(days=365), "$lte": now}}},
-            {"$group": {"_id": None, "earned": {"$sum": "$amount"}}}], session=session))
-        db.rewards.find_one_and_update({"_id": reward_id, "stock": {"$gte": 1}},
-                                       {"$inc": {"stock": -1}}, session=session)
+        list(
+            db.ledger_entries.aggregate(
+                [
+                    {
+                        "$match": {
+                            "account_id": owner_id,
+                            "kind": "earn",
+                            "created_at": {"$gt": now - timedelta(days=365), "$lte": now},
+                        }
+                    },
+                    {"$group": {"_id": None, "earned": {"$sum": "$amount"}}},
+                ],
+                session=session,
+            )
+        )
+        db.rewards.find_one_and_update(
+            {"_id": reward_id, "stock": {"$gte": 1}}, {"$inc": {"stock": -1}}, session=session
+        )
         account = db.points_accounts.find_one_and_update(
             {"_id": owner_id, "balance": {"$gte": reward["cost"]}},
             {"$inc": {"balance": -reward["cost"]}, "$set": {"updated_at": now}},
-            return_document=ReturnDocument.AFTER, session=session)
-        lot = db.points_lots.find_one({"account_id": owner_id, "remaining": {"$gt": 0}},
-                                      sort=[("expires_at", 1), ("_id", 1)], session=session)
-        db.points_lots.update_one({"_id": lot["_id"]}, {"$inc": {"remaining": -reward["cost"]}},
-                                  session=session)
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        lot = db.points_lots.find_one(
+            {"account_id": owner_id, "remaining": {"$gt": 0}},
+            sort=[("expires_at", 1), ("_id", 1)],
+            session=session,
+        )
+        db.points_lots.update_one(
+            {"_id": lot["_id"]}, {"$inc": {"remaining": -reward["cost"]}}, session=session
+        )
         redemption_id = ObjectId()
-        entry_id = db.ledger_entries.insert_one({
-            "account_id": owner_id, "kind": "redeem", "amount": -reward["cost"],
-            "balance_after": account["balance"], "reason": "raw", "source": {},
-            "idempotency_key": f"redemption:{redemption_id}", "lots": [],
-            "created_at": now}, session=session).inserted_id
-        db.redemptions.insert_one({"_id": redemption_id, "user_id": owner_id,
-                                   "reward_id": reward_id, "quantity": 1,
-                                   "points": reward["cost"], "status": "pending",
-                                   "entry_id": entry_id, "created_at": now}, session=session)
+        entry_id = db.ledger_entries.insert_one(
+            {
+                "account_id": owner_id,
+                "kind": "redeem",
+                "amount": -reward["cost"],
+                "balance_after": account["balance"],
+                "reason": "raw",
+                "source": {},
+                "idempotency_key": f"redemption:{redemption_id}",
+                "lots": [],
+                "created_at": now,
+            },
+            session=session,
+        ).inserted_id
+        db.redemptions.insert_one(
+            {
+                "_id": redemption_id,
+                "user_id": owner_id,
+                "reward_id": reward_id,
+                "quantity": 1,
+                "points": reward["cost"],
+                "status": "pending",
+                "entry_id": entry_id,
+                "created_at": now,
+            },
+            session=session,
+        )
 
     with client().start_session() as session:
-        session.with_transaction(unit, read_concern=ReadConcern("snapshot"),
-                                 write_concern=WriteConcern("majority"))
+        session.with_transaction(
+            unit, read_concern=ReadConcern("snapshot"), write_concern=WriteConcern("majority")
+        )
 
 
 def _rate(work, triples) -> float:
@@ -110,8 +158,9 @@ def measure_api(base_url: str, triples) -> float:
         with requests.Session() as session:
             session.headers["Authorization"] = f"Bearer {token}"
             for _ in range(REDEMPTIONS_PER_CLIENT):
-                answer = session.post(f"{base_url}/api/v1/redemptions",
-                                      json={"reward_id": str(reward_id)}, timeout=60)
+                answer = session.post(
+                    f"{base_url}/api/v1/redemptions", json={"reward_id": str(reward_id)}, timeout=60
+                )
                 if answer.status_code != 201:
                     raise SystemExit(f"bench: redemption answered {answer.status_code}")
 
@@ -141,18 +190,52 @@ def _fill_ledger(accounts: int) -> int:
         entries, lots, cached = [], [], []
         for _ in range(min(50, accounts - first)):
             account_id = ObjectId()
-            cached.append({"_id": account_id, "balance": 1000 - spent, "lifetime_earned": 1000,
-                           "tier": "member", "created_at": now, "updated_at": now})
-            lots.append({"account_id": account_id, "entry_id": ObjectId(), "amount": 1000,
-                         "remaining": 1000 - spent, "expired": 0,
-                         "expires_at": now + timedelta(days=700), "created_at": now})
-            entries.append({"account_id": account_id, "kind": "earn", "amount": 1000,
-                            "balance_after": 1000, "reason": "bench", "source": {},
-                            "idempotency_key": f"earn:{account_id}", "created_at": now})
-            entries.extend({"account_id": account_id, "kind": "redeem", "amount": -1,
-                            "balance_after": 999 - n, "reason": "bench", "source": {},
-                            "idempotency_key": f"redeem:{account_id}:{n}", "created_at": now}
-                           for n in range(spent))
+            cached.append(
+                {
+                    "_id": account_id,
+                    "balance": 1000 - spent,
+                    "lifetime_earned": 1000,
+                    "tier": "member",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            lots.append(
+                {
+                    "account_id": account_id,
+                    "entry_id": ObjectId(),
+                    "amount": 1000,
+                    "remaining": 1000 - spent,
+                    "expired": 0,
+                    "expires_at": now + timedelta(days=700),
+                    "created_at": now,
+                }
+            )
+            entries.append(
+                {
+                    "account_id": account_id,
+                    "kind": "earn",
+                    "amount": 1000,
+                    "balance_after": 1000,
+                    "reason": "bench",
+                    "source": {},
+                    "idempotency_key": f"earn:{account_id}",
+                    "created_at": now,
+                }
+            )
+            entries.extend(
+                {
+                    "account_id": account_id,
+                    "kind": "redeem",
+                    "amount": -1,
+                    "balance_after": 999 - n,
+                    "reason": "bench",
+                    "source": {},
+                    "idempotency_key": f"redeem:{account_id}:{n}",
+                    "created_at": now,
+                }
+                for n in range(spent)
+            )
         db.points_accounts.insert_many(cached)
         db.points_lots.insert_many(lots)
         db.ledger_entries.insert_many(entries)
@@ -167,8 +250,10 @@ def measure_reconciliation(accounts: int) -> tuple[int, float]:
     run = services.run_reconciliation()
     elapsed = time.perf_counter() - started
     if run is None or run.entries_checked != entries or run.drifts:
-        raise SystemExit(f"bench: reconciliation checked {run and run.entries_checked} of "
-                         f"{entries} entries, drifts {run and len(run.drifts)}")
+        raise SystemExit(
+            f"bench: reconciliation checked {run and run.entries_checked} of "
+            f"{entries} entries, drifts {run and len(run.drifts)}"
+        )
     return entries, elapsed
 
 
@@ -184,14 +269,20 @@ def main() -> int:
                 through_api = measure_api(base_url, triples)
             small = measure_reconciliation(100)
             large = measure_reconciliation(1000)
-    print(f"ledger benchmark: {CLIENTS} concurrent clients x {REDEMPTIONS_PER_CLIENT} "
-          "redemptions; API = gunicorn 2 workers x 4 threads")
+    print(
+        f"ledger benchmark: {CLIENTS} concurrent clients x {REDEMPTIONS_PER_CLIENT} "
+        "redemptions; API = gunicorn 2 workers x 4 threads"
+    )
     print(f"  raw pymongo (same transaction)   {raw:8.1f} redemptions/s   1.00x")
-    print(f"  HTTP API (POST /redemptions)     {through_api:8.1f} redemptions/s   "
-          f"{through_api / raw:.2f}x")
+    print(
+        f"  HTTP API (POST /redemptions)     {through_api:8.1f} redemptions/s   "
+        f"{through_api / raw:.2f}x"
+    )
     print(f"  reconciliation {small[0]:>7} entries   {small[1]:7.2f} s")
-    print(f"  reconciliation {large[0]:>7} entries   {large[1]:7.2f} s   "
-          f"ratio {large[1] / small[1]:.1f} (linear would be 10)")
+    print(
+        f"  reconciliation {large[0]:>7} entries   {large[1]:7.2f} s   "
+        f"ratio {large[1] / small[1]:.1f} (linear would be 10)"
+    )
     return 0
 
 

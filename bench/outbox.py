@@ -54,8 +54,9 @@ def _wait(predicate, timeout: float, what: str) -> None:
 
 
 def _start(command: list[str], environ: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(command, cwd=ROOT, env=environ, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        command, cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def _stop(processes: list[subprocess.Popen]) -> None:
@@ -93,25 +94,46 @@ def measure_backbone(count: int) -> float:
     ids = [str(ObjectId()) for _ in range(count)]
     started = time.perf_counter()
     for offset in range(0, count, 500):
-        outbox.insert_many([
-            {"_id": event_id, "type": "bench.noop", "version": 1, "actor_id": None,
-             "subject_type": "bench", "subject_id": event_id, "city_code": None,
-             "payload": {}, "occurred_at": utcnow()}
-            for event_id in ids[offset:offset + 500]])
+        outbox.insert_many(
+            [
+                {
+                    "_id": event_id,
+                    "type": "bench.noop",
+                    "version": 1,
+                    "actor_id": None,
+                    "subject_type": "bench",
+                    "subject_id": event_id,
+                    "city_code": None,
+                    "payload": {},
+                    "occurred_at": utcnow(),
+                }
+                for event_id in ids[offset : offset + 500]
+            ]
+        )
     # Polled by primary key: counting the markers scans them on the embedded server, and
     # polling that would take a tenth of the server's time from what is being measured.
     # Events are handled out of order, so once the last is in, the count confirms.
     last = HandledEvent.key(ids[-1], handlers_for("bench.noop")[0].name)
-    _wait(lambda: markers.find_one({"_id": last}, {"_id": 1}) is not None
-          and markers.count_documents({}) >= count, 600, "events handled")
+    _wait(
+        lambda: (
+            markers.find_one({"_id": last}, {"_id": 1}) is not None
+            and markers.count_documents({}) >= count
+        ),
+        600,
+        "events handled",
+    )
     return count / (time.perf_counter() - started)
 
 
 def main() -> int:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
     with servers("bench-outbox-"):
-        environ = {**os.environ, "EXTRA_HANDLER_MODULES": "bench.outbox", "LOG_LEVEL": "WARNING",
-                   "PYTHONPATH": str(ROOT)}
+        environ = {
+            **os.environ,
+            "EXTRA_HANDLER_MODULES": "bench.outbox",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+        }
         processes: list[subprocess.Popen] = []
         try:
             from app import create_app
@@ -119,10 +141,22 @@ def main() -> int:
             app = create_app({"LOG_LEVEL": "WARNING"})
             importlib.import_module("bench.outbox")
             with app.app_context():
-                processes.append(_start(
-                    [str(Path(sys.executable).parent / "dramatiq"), "workers.main",
-                     "--processes", str(WORKER_PROCESSES), "--threads", str(WORKER_THREADS),
-                     "--queues", QUEUE, "domain_events"], environ))
+                processes.append(
+                    _start(
+                        [
+                            str(Path(sys.executable).parent / "dramatiq"),
+                            "workers.main",
+                            "--processes",
+                            str(WORKER_PROCESSES),
+                            "--threads",
+                            str(WORKER_THREADS),
+                            "--queues",
+                            QUEUE,
+                            "domain_events",
+                        ],
+                        environ,
+                    )
+                )
                 processes.append(_start([sys.executable, "-m", "workers.dispatcher"], environ))
                 # Warm-up: worker processes booted, connections open, code paths loaded.
                 measure_raw(200)
@@ -131,8 +165,10 @@ def main() -> int:
                 backbone = measure_backbone(count)
         finally:
             _stop(processes)
-    print(f"outbox benchmark: {count} messages, {WORKER_PROCESSES} worker processes x "
-          f"{WORKER_THREADS} threads, 1 dispatcher")
+    print(
+        f"outbox benchmark: {count} messages, {WORKER_PROCESSES} worker processes x "
+        f"{WORKER_THREADS} threads, 1 dispatcher"
+    )
     print(f"  raw dramatiq (no-op actor)           {raw:8.0f} msg/s   1.00x")
     print(f"  backbone (outbox -> handled, no-op)  {backbone:8.0f} evt/s   {backbone / raw:.2f}x")
     print(f"  target >= 0.50x: {'met' if backbone / raw >= 0.5 else 'NOT met'}")

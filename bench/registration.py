@@ -58,9 +58,17 @@ def _owners(count: int) -> list[tuple[str, str]]:
 
     from accounts.models import User
 
-    users = [User(id=ObjectId(), email=f"bench{ObjectId()}@example.com", password_hash="x",
-                  display_name="Bench owner", city_code="SZ", referral_code=f"B{ObjectId()}")
-             for _ in range(count)]
+    users = [
+        User(
+            id=ObjectId(),
+            email=f"bench{ObjectId()}@example.com",
+            password_hash="x",
+            display_name="Bench owner",
+            city_code="SZ",
+            referral_code=f"B{ObjectId()}",
+        )
+        for _ in range(count)
+    ]
     User._get_collection().insert_many([user.to_mongo() for user in users])
     return [(str(user.pk), create_access_token(identity=str(user.pk))) for user in users]
 
@@ -76,10 +84,18 @@ def _event(capacity: int):
     if not City.objects(code="SZ").first():
         create_city("SZ", "Shenzhen", "Guangdong", "Asia/Shanghai")
     starts_at = utcnow() + timedelta(days=7)
-    return Event(city_code="SZ", organizer_id=ObjectId(),
-                 title="Bench", venue="Loopback", starts_at=starts_at,
-                 ends_at=starts_at + timedelta(hours=2), registration_closes_at=starts_at,
-                 capacity=capacity, seats_left=capacity, status=PUBLISHED).save()
+    return Event(
+        city_code="SZ",
+        organizer_id=ObjectId(),
+        title="Bench",
+        venue="Loopback",
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(hours=2),
+        registration_closes_at=starts_at,
+        capacity=capacity,
+        seats_left=capacity,
+        status=PUBLISHED,
+    ).save()
 
 
 def measure_http(base_url: str, event_id: str, owners: list[tuple[str, str]]):
@@ -91,9 +107,11 @@ def measure_http(base_url: str, event_id: str, owners: list[tuple[str, str]]):
     def attempt(index: int) -> None:
         session = getattr(local, "session", None) or requests.Session()
         local.session = session
-        response = session.post(f"{base_url}/api/v1/events/{event_id}/registrations",
-                                headers={"Authorization": f"Bearer {owners[index][1]}"},
-                                timeout=60)
+        response = session.post(
+            f"{base_url}/api/v1/events/{event_id}/registrations",
+            headers={"Authorization": f"Bearer {owners[index][1]}"},
+            timeout=60,
+        )
         if response.status_code != 201:
             failures.append(response.status_code)
 
@@ -114,23 +132,39 @@ def measure_raw(event_id, owners: list[tuple[str, str]]):
 
     def attempt(index: int) -> None:
         status, position = CONFIRMED, None
-        if events.update_one({"_id": event_id, "status": PUBLISHED, "seats_left": {"$gt": 0}},
-                             {"$inc": {"seats_left": -1}}).modified_count == 0:
+        if (
+            events.update_one(
+                {"_id": event_id, "status": PUBLISHED, "seats_left": {"$gt": 0}},
+                {"$inc": {"seats_left": -1}},
+            ).modified_count
+            == 0
+        ):
             status = WAITLISTED
             position = events.find_one_and_update(
                 {"_id": event_id, "status": PUBLISHED, "seats_left": {"$lte": 0}},
-                {"$inc": {"waitlist_seq": 1}}, projection={"waitlist_seq": 1},
-                return_document=ReturnDocument.AFTER)["waitlist_seq"]
-        registrations.insert_one({"event_id": event_id, "user_id": ObjectId(owners[index][0]),
-                                  "city_code": "SZ", "status": status,
-                                  "waitlist_position": position, "created_at": utcnow()})
+                {"$inc": {"waitlist_seq": 1}},
+                projection={"waitlist_seq": 1},
+                return_document=ReturnDocument.AFTER,
+            )["waitlist_seq"]
+        registrations.insert_one(
+            {
+                "event_id": event_id,
+                "user_id": ObjectId(owners[index][0]),
+                "city_code": "SZ",
+                "status": status,
+                "waitlist_position": position,
+                "created_at": utcnow(),
+            }
+        )
 
     return _burst(len(owners), attempt)
 
 
 def _line(name: str, rate: float, latencies: list[float], baseline: float) -> str:
-    return (f"  {name:<28} {rate:8.0f} reg/s   p50 {_percentile(latencies, 0.5) * 1000:6.1f} ms"
-            f"   p99 {_percentile(latencies, 0.99) * 1000:6.1f} ms   {rate / baseline:.2f}x")
+    return (
+        f"  {name:<28} {rate:8.0f} reg/s   p50 {_percentile(latencies, 0.5) * 1000:6.1f} ms"
+        f"   p99 {_percentile(latencies, 0.99) * 1000:6.1f} ms   {rate / baseline:.2f}x"
+    )
 
 
 def main() -> int:
@@ -145,13 +179,14 @@ def main() -> int:
             measure_raw(_event(50).pk, _owners(200))
             http_event, raw_event = _event(burst // 4), _event(burst // 4)
             raw_rate, raw_latencies = measure_raw(raw_event.pk, _owners(burst))
-            http_rate, http_latencies = measure_http(base_url, str(http_event.pk),
-                                                     _owners(burst))
+            http_rate, http_latencies = measure_http(base_url, str(http_event.pk), _owners(burst))
             for event in (http_event, raw_event):
                 event.reload()
                 assert event.seats_left == 0 and event.waitlist_seq == burst - burst // 4
-    print(f"registration benchmark: a burst of {burst} registrations against one event of "
-          f"capacity {burst // 4}, {CLIENTS} concurrent clients, loopback")
+    print(
+        f"registration benchmark: a burst of {burst} registrations against one event of "
+        f"capacity {burst // 4}, {CLIENTS} concurrent clients, loopback"
+    )
     print(_line("raw pymongo (claim+insert)", raw_rate, raw_latencies, raw_rate))
     print(_line("http (gunicorn 2x8)", http_rate, http_latencies, raw_rate))
     return 0

@@ -45,11 +45,25 @@ def api_server(workers: int = 2, threads: int = 8) -> Iterator[str]:
 
     port = free_port()
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "wsgi:app", "--bind",
-         f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "gthread",
-         "--threads", str(threads), "--log-level", "warning"],
-        cwd=ROOT, env={**os.environ, "LOG_LEVEL": "WARNING", "RATELIMIT_ENABLED": "false"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "wsgi:app",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(threads),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "LOG_LEVEL": "WARNING", "RATELIMIT_ENABLED": "false"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

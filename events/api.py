@@ -37,8 +37,9 @@ class Events(MethodView):
     @blp.doc(security=BEARER)
     def get(self, args):
         """Published events, soonest first"""
-        return services.list_events(args.get("city"), args.get("from_"), args.get("to"),
-                                    args["cursor"], args["limit"])
+        return services.list_events(
+            args.get("city"), args.get("from_"), args.get("to"), args["cursor"], args["limit"]
+        )
 
     @blp.arguments(EventCreateSchema)
     @blp.response(201, EventSchema)
@@ -90,8 +91,7 @@ class CancelEvent(MethodView):
     @blp.doc(security=BEARER)
     def post(self, data, event_id):
         """Cancel an event; every registrant is notified"""
-        return services.describe_event(services.cancel_event(caller(), event_id,
-                                                             data["reason"]))
+        return services.describe_event(services.cancel_event(caller(), event_id, data["reason"]))
 
 
 @blp.route("/events/<event_id>/complete")
@@ -124,8 +124,9 @@ class EventRegistrations(MethodView):
     @blp.doc(security=BEARER)
     def get(self, args, event_id):
         """Registrations of an event (its city's circle leaders, admin)"""
-        return services.event_registrations(caller(), event_id, args.get("status"),
-                                            args["cursor"], args["limit"])
+        return services.event_registrations(
+            caller(), event_id, args.get("status"), args["cursor"], args["limit"]
+        )
 
 
 @blp.route("/events/<event_id>/registrations/me")

@@ -27,7 +27,8 @@ class EventFieldsSchema(Schema):
     starts_at = _schedule_time()
     ends_at = _schedule_time()
     registration_closes_at = _schedule_time(
-        metadata={"description": "Defaults to starts_at; may not be after it."})
+        metadata={"description": "Defaults to starts_at; may not be after it."}
+    )
     capacity = StrictInteger(validate=validate.Range(1, 100_000))
     points_reward = StrictInteger(validate=validate.Range(0, 100_000))
     verified_owners_only = fields.Boolean()
@@ -142,7 +143,8 @@ class CityStatsSchema(Schema):
     seated = fields.Integer()
     attended = fields.Integer()
     no_show = fields.Integer()
-    attendance_rate = fields.Float(allow_none=True,
-                                   metadata={"description": "attended / (attended + no_show)"})
+    attendance_rate = fields.Float(
+        allow_none=True, metadata={"description": "attended / (attended + no_show)"}
+    )
     points_issued = fields.Integer()
     points_redeemed = fields.Integer()

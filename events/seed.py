@@ -35,11 +35,18 @@ def seed_events() -> list[str]:
                 continue
             starts_at = datetime.combine(today + timedelta(days=days), time(hour), zone)
             event = services.create_event(
-                organizer, city_code=code, title=full_title, venue=f"{name} brand space",
-                description=f"A demo event for {name} owners.", starts_at=starts_at,
+                organizer,
+                city_code=code,
+                title=full_title,
+                venue=f"{name} brand space",
+                description=f"A demo event for {name} owners.",
+                starts_at=starts_at,
                 ends_at=starts_at + timedelta(hours=hours),
-                registration_closes_at=starts_at - timedelta(hours=2), capacity=capacity,
-                points_reward=100, verified_owners_only=verified_only)
+                registration_closes_at=starts_at - timedelta(hours=2),
+                capacity=capacity,
+                points_reward=100,
+                verified_owners_only=verified_only,
+            )
             services.publish_event(organizer, str(event.pk))
             created += 1
         lines.append(f"events {code}: {created} new upcoming events")

@@ -72,6 +72,8 @@ REMINDERS = (
     ("event_reminder_2h", timedelta(hours=2), timedelta(0)),
 )
 DEFAULT_STATS_PERIOD = timedelta(days=30)
+
+
 def _events():
     return Event._get_collection()
 
@@ -93,6 +95,7 @@ def _registration_closed() -> Conflict:
 
 
 # --- reading ---------------------------------------------------------------------------
+
 
 def managed_event(caller: Caller, event_id: str) -> Event:
     """An event the caller may manage: a circle leader of its city, or an admin. Others get
@@ -119,8 +122,9 @@ def waitlist_count(event_id: ObjectId) -> int:
     return Registration.objects(event_id=event_id, status=WAITLISTED).count()
 
 
-def describe_event(event: Event, zones: dict[str, str] | None = None,
-                   user_id: ObjectId | None = None) -> dict[str, Any]:
+def describe_event(
+    event: Event, zones: dict[str, str] | None = None, user_id: ObjectId | None = None
+) -> dict[str, Any]:
     """The event as the API shows it: schedule times in the city's time zone, free seats,
     the waitlist length and, for a caller, their own registration."""
     zone = city_zone(event.city_code, zones)
@@ -139,8 +143,9 @@ def event_details(caller: Caller, event_id: str) -> dict[str, Any]:
     return describe_event(visible_event(caller, event_id), user_id=caller.user.pk)
 
 
-def list_events(city: str | None, start: datetime | None, end: datetime | None,
-                cursor: str | None, limit: int) -> dict[str, Any]:
+def list_events(
+    city: str | None, start: datetime | None, end: datetime | None, cursor: str | None, limit: int
+) -> dict[str, Any]:
     """Published events, soonest first; upcoming ones unless `start` says otherwise."""
     query = Event.objects(status=PUBLISHED, starts_at__gte=_as_utc(start or utcnow()))
     if end is not None:
@@ -153,8 +158,9 @@ def list_events(city: str | None, start: datetime | None, end: datetime | None,
     return page
 
 
-def event_registrations(caller: Caller, event_id: str, status: str | None,
-                        cursor: str | None, limit: int) -> dict[str, Any]:
+def event_registrations(
+    caller: Caller, event_id: str, status: str | None, cursor: str | None, limit: int
+) -> dict[str, Any]:
     event = managed_event(caller, event_id)
     query = Registration.objects(event_id=event.pk)
     if status:
@@ -168,13 +174,19 @@ def my_registrations(user: User, cursor: str | None, limit: int) -> dict[str, An
     by_id = {event.pk: event for event in events}
     zones = city_timezones()
     page["items"] = [
-        {**registration.to_mongo().to_dict(), "id": registration.pk,
-         "event": describe_event(by_id[registration.event_id], zones)}
-        for registration in page["items"] if registration.event_id in by_id]
+        {
+            **registration.to_mongo().to_dict(),
+            "id": registration.pk,
+            "event": describe_event(by_id[registration.event_id], zones),
+        }
+        for registration in page["items"]
+        if registration.event_id in by_id
+    ]
     return page
 
 
 # --- lifecycle -------------------------------------------------------------------------
+
 
 def _check_times(starts_at: datetime, ends_at: datetime, closes_at: datetime) -> None:
     errors = {}
@@ -183,8 +195,9 @@ def _check_times(starts_at: datetime, ends_at: datetime, closes_at: datetime) ->
     if closes_at > starts_at:
         errors["registration_closes_at"] = ["Must not be after starts_at."]
     if errors:
-        raise ValidationFailed("invalid_times", "The event's times are not consistent.",
-                               errors=errors)
+        raise ValidationFailed(
+            "invalid_times", "The event's times are not consistent.", errors=errors
+        )
 
 
 def _club_id(value: str | None) -> ObjectId | None:
@@ -196,22 +209,41 @@ def _club_id(value: str | None) -> ObjectId | None:
     return club_id
 
 
-def create_event(caller: Caller, *, city_code: str, title: str, venue: str,
-                 starts_at: datetime, ends_at: datetime, capacity: int,
-                 registration_closes_at: datetime | None = None, description: str = "",
-                 points_reward: int = 100, verified_owners_only: bool = False,
-                 club_id: str | None = None) -> Event:
+def create_event(
+    caller: Caller,
+    *,
+    city_code: str,
+    title: str,
+    venue: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    capacity: int,
+    registration_closes_at: datetime | None = None,
+    description: str = "",
+    points_reward: int = 100,
+    verified_owners_only: bool = False,
+    club_id: str | None = None,
+) -> Event:
     """A draft event in a city the caller leads (or any city, for an admin)."""
     caller.require(city_code, CIRCLE_LEADER, hide=False)
     require_city(city_code)
     closes_at = registration_closes_at or starts_at
     _check_times(starts_at, ends_at, closes_at)
-    event = Event(city_code=city_code, club_id=_club_id(club_id), organizer_id=caller.user.pk,
-                  title=title.strip(), description=description, venue=venue.strip(),
-                  starts_at=_as_utc(starts_at), ends_at=_as_utc(ends_at),
-                  registration_closes_at=_as_utc(closes_at), capacity=capacity,
-                  seats_left=capacity, points_reward=points_reward,
-                  verified_owners_only=verified_owners_only)
+    event = Event(
+        city_code=city_code,
+        club_id=_club_id(club_id),
+        organizer_id=caller.user.pk,
+        title=title.strip(),
+        description=description,
+        venue=venue.strip(),
+        starts_at=_as_utc(starts_at),
+        ends_at=_as_utc(ends_at),
+        registration_closes_at=_as_utc(closes_at),
+        capacity=capacity,
+        seats_left=capacity,
+        points_reward=points_reward,
+        verified_owners_only=verified_owners_only,
+    )
     event.save(force_insert=True)
     log.info("event_created", event_id=str(event.pk), city=city_code, by=caller.id)
     return event
@@ -225,8 +257,11 @@ def update_event(caller: Caller, event_id: str, changes: dict[str, Any]) -> Even
     if event.status not in (DRAFT, PUBLISHED):
         raise Conflict("event_closed", f"A {event.status} event cannot be changed.")
     _check_times(*(changes.get(name, event[name]) for name in TIME_FIELDS))
-    sets = {name: _as_utc(value) if name in TIME_FIELDS else value
-            for name, value in changes.items() if name != "capacity"}
+    sets = {
+        name: _as_utc(value) if name in TIME_FIELDS else value
+        for name, value in changes.items()
+        if name != "capacity"
+    }
     if "club_id" in sets:
         sets["club_id"] = _club_id(sets["club_id"])
     query: dict[str, Any] = {"_id": event.pk, "status": {"$in": [DRAFT, PUBLISHED]}}
@@ -244,9 +279,11 @@ def update_event(caller: Caller, event_id: str, changes: dict[str, Any]) -> Even
         if event.status not in (DRAFT, PUBLISHED):
             raise Conflict("event_closed", f"A {event.status} event cannot be changed.")
         seated = event.capacity - event.seats_left
-        raise Conflict("capacity_below_confirmed",
-                       f"{seated} places are taken; capacity cannot go below that.",
-                       confirmed=seated)
+        raise Conflict(
+            "capacity_below_confirmed",
+            f"{seated} places are taken; capacity cannot go below that.",
+            confirmed=seated,
+        )
     if delta > 0:
         fill_from_waitlist(event.pk)
     event.reload()
@@ -254,25 +291,42 @@ def update_event(caller: Caller, event_id: str, changes: dict[str, Any]) -> Even
     return event
 
 
-def _transition(caller: Caller, event: Event, allowed: tuple[str, ...], refusal: str,
-                status: str, changes: dict[str, Any],
-                cascade: Callable[[ClientSession], None] | None = None) -> Event:
+def _transition(
+    caller: Caller,
+    event: Event,
+    allowed: tuple[str, ...],
+    refusal: str,
+    status: str,
+    changes: dict[str, Any],
+    cascade: Callable[[ClientSession], None] | None = None,
+) -> Event:
     """Move the event to `status` with its domain event (`event.<status>`), and whatever
     `cascade` does to its registrations, in one transaction."""
 
     def unit(session: ClientSession) -> bool:
-        moved = _events().update_one({"_id": event.pk, "status": {"$in": list(allowed)}},
-                                     {"$set": {"status": status, **changes}}, session=session)
+        moved = _events().update_one(
+            {"_id": event.pk, "status": {"$in": list(allowed)}},
+            {"$set": {"status": status, **changes}},
+            session=session,
+        )
         if moved.matched_count == 0:
             return False
         if cascade is not None:
             cascade(session)
         # The payload carries the title and the text changes (a cancellation's reason);
         # the times are the event's own `occurred_at`.
-        record_event(session, f"event.{status}", subject_type="event", subject_id=event.pk,
-                     actor_id=caller.user.pk, city_code=event.city_code,
-                     payload={"title": event.title, **{k: v for k, v in changes.items()
-                                                        if isinstance(v, str)}})
+        record_event(
+            session,
+            f"event.{status}",
+            subject_type="event",
+            subject_id=event.pk,
+            actor_id=caller.user.pk,
+            city_code=event.city_code,
+            payload={
+                "title": event.title,
+                **{k: v for k, v in changes.items() if isinstance(v, str)},
+            },
+        )
         return True
 
     if not transaction(unit):
@@ -287,8 +341,7 @@ def publish_event(caller: Caller, event_id: str) -> Event:
     event = managed_event(caller, event_id)
     if event.status == DRAFT and event.starts_at <= utcnow():
         raise Conflict("event_started", "An event that has already started cannot be published.")
-    return _transition(caller, event, (DRAFT,), "not_draft", PUBLISHED,
-                       {"published_at": utcnow()})
+    return _transition(caller, event, (DRAFT,), "not_draft", PUBLISHED, {"published_at": utcnow()})
 
 
 def cancel_event(caller: Caller, event_id: str, reason: str) -> Event:
@@ -301,10 +354,18 @@ def cancel_event(caller: Caller, event_id: str, reason: str) -> Event:
         _registrations().update_many(
             {"event_id": event.pk, "status": {"$in": [CONFIRMED, WAITLISTED]}},
             {"$set": {"status": CANCELLED, "cancelled_by": BY_EVENT, "cancelled_at": now}},
-            session=session)
+            session=session,
+        )
 
-    return _transition(caller, event, (DRAFT, PUBLISHED), "event_closed", CANCELLED,
-                       {"cancel_reason": reason, "cancelled_at": now}, cancel_registrations)
+    return _transition(
+        caller,
+        event,
+        (DRAFT, PUBLISHED),
+        "event_closed",
+        CANCELLED,
+        {"cancel_reason": reason, "cancelled_at": now},
+        cancel_registrations,
+    )
 
 
 def complete_event(caller: Caller, event_id: str) -> Event:
@@ -317,15 +378,26 @@ def complete_event(caller: Caller, event_id: str) -> Event:
 
     def close_registrations(session: ClientSession) -> None:
         registrations = _registrations()
-        registrations.update_many({"event_id": event.pk, "status": CONFIRMED},
-                                  {"$set": {"status": NO_SHOW}}, session=session)
+        registrations.update_many(
+            {"event_id": event.pk, "status": CONFIRMED},
+            {"$set": {"status": NO_SHOW}},
+            session=session,
+        )
         registrations.update_many(
             {"event_id": event.pk, "status": WAITLISTED},
             {"$set": {"status": CANCELLED, "cancelled_by": BY_EVENT, "cancelled_at": now}},
-            session=session)
+            session=session,
+        )
 
-    return _transition(caller, event, (PUBLISHED,), "not_published", COMPLETED,
-                       {"completed_at": now}, close_registrations)
+    return _transition(
+        caller,
+        event,
+        (PUBLISHED,),
+        "not_published",
+        COMPLETED,
+        {"completed_at": now},
+        close_registrations,
+    )
 
 
 # --- registration ----------------------------------------------------------------------
@@ -334,9 +406,17 @@ def complete_event(caller: Caller, event_id: str) -> Event:
 # every findAndModify. The one findAndModify left hands out waitlist positions, on the
 # events collection, which stays small next to registrations.
 
+
 def _take_seat(event_id: ObjectId) -> bool:
-    return _events().update_one({"_id": event_id, "status": PUBLISHED, "seats_left": {"$gt": 0}},
-                                {"$inc": {"seats_left": -1}}).modified_count == 1
+    return (
+        _events()
+        .update_one(
+            {"_id": event_id, "status": PUBLISHED, "seats_left": {"$gt": 0}},
+            {"$inc": {"seats_left": -1}},
+        )
+        .modified_count
+        == 1
+    )
 
 
 def _claim_place(event_id: ObjectId) -> tuple[str, int | None]:
@@ -347,8 +427,10 @@ def _claim_place(event_id: ObjectId) -> tuple[str, int | None]:
             return CONFIRMED, None
         queued = events.find_one_and_update(
             {"_id": event_id, "status": PUBLISHED, "seats_left": {"$lte": 0}},
-            {"$inc": {"waitlist_seq": 1}}, projection={"waitlist_seq": 1},
-            return_document=ReturnDocument.AFTER)
+            {"$inc": {"waitlist_seq": 1}},
+            projection={"waitlist_seq": 1},
+            return_document=ReturnDocument.AFTER,
+        )
         if queued:
             return WAITLISTED, queued["waitlist_seq"]
         if events.find_one({"_id": event_id, "status": PUBLISHED}, {"_id": 1}) is None:
@@ -375,8 +457,12 @@ def _write_registration(existing: dict[str, Any] | None, fields: dict[str, Any])
         except DuplicateKeyError:
             return False
         return True
-    return registrations.update_one({"_id": existing["_id"], "status": CANCELLED},
-                                    {"$set": fields}).modified_count == 1
+    return (
+        registrations.update_one(
+            {"_id": existing["_id"], "status": CANCELLED}, {"$set": fields}
+        ).modified_count
+        == 1
+    )
 
 
 def register(caller: Caller, event_id: str) -> Registration:
@@ -393,10 +479,18 @@ def register(caller: Caller, event_id: str) -> Registration:
         raise _already_registered()
 
     status, position = _claim_place(event.pk)
-    fields = {"event_id": event.pk, "user_id": user.pk, "city_code": event.city_code,
-              "status": status, "waitlist_position": position, "created_at": now,
-              "confirmed_at": now if status == CONFIRMED else None, "cancelled_by": None,
-              "cancelled_at": None, "promoted_at": None}
+    fields = {
+        "event_id": event.pk,
+        "user_id": user.pk,
+        "city_code": event.city_code,
+        "status": status,
+        "waitlist_position": position,
+        "created_at": now,
+        "confirmed_at": now if status == CONFIRMED else None,
+        "cancelled_by": None,
+        "cancelled_at": None,
+        "promoted_at": None,
+    }
     if not _write_registration(existing, fields):
         if status == CONFIRMED:
             _free_seat(event.pk)
@@ -405,14 +499,20 @@ def register(caller: Caller, event_id: str) -> Registration:
     if _events().find_one({"_id": event.pk, "status": PUBLISHED}, {"_id": 1}) is None:
         # Cancelled while we claimed: the cancellation's sweep may have run before our
         # write, so undo it here.
-        _registrations().update_one({"_id": registration.pk, "status": status},
-                                    {"$set": {"status": CANCELLED, "cancelled_by": BY_EVENT,
-                                              "cancelled_at": utcnow()}})
+        _registrations().update_one(
+            {"_id": registration.pk, "status": status},
+            {"$set": {"status": CANCELLED, "cancelled_by": BY_EVENT, "cancelled_at": utcnow()}},
+        )
         raise _registration_closed()
     if status == WAITLISTED:
         fill_from_waitlist(event.pk)
-    log.info("registered", event_id=event_id, user_id=caller.id, status=status,
-             waitlist_position=position)
+    log.info(
+        "registered",
+        event_id=event_id,
+        user_id=caller.id,
+        status=status,
+        waitlist_position=position,
+    )
     return registration
 
 
@@ -427,35 +527,58 @@ def cancel_registration(caller: Caller, event_id: str) -> None:
             raise NotFound(message="You are not registered for this event.")
         # Conditional on the status we read: a promotion may turn waitlisted into
         # confirmed meanwhile, and then the seat must be freed.
-        if _registrations().update_one(
+        if (
+            _registrations()
+            .update_one(
                 {"_id": previous["_id"], "status": previous["status"]},
-                {"$set": {"status": CANCELLED, "cancelled_by": BY_OWNER,
-                          "cancelled_at": utcnow()},
-                 "$unset": {"waitlist_position": ""}}).modified_count == 1:
+                {
+                    "$set": {
+                        "status": CANCELLED,
+                        "cancelled_by": BY_OWNER,
+                        "cancelled_at": utcnow(),
+                    },
+                    "$unset": {"waitlist_position": ""},
+                },
+            )
+            .modified_count
+            == 1
+        ):
             break
     if previous["status"] == CONFIRMED:
         _free_seat(event.pk)
-    log.info("registration_cancelled", event_id=event_id, user_id=caller.id,
-             was=previous["status"])
+    log.info("registration_cancelled", event_id=event_id, user_id=caller.id, was=previous["status"])
 
 
 def _promote_first(session: ClientSession, event_id: ObjectId) -> dict[str, Any] | None:
     registrations = _registrations()
-    first = next(registrations.find({"event_id": event_id, "status": WAITLISTED},
-                                    session=session).sort("waitlist_position", 1).limit(1),
-                 None)
+    first = next(
+        registrations.find({"event_id": event_id, "status": WAITLISTED}, session=session)
+        .sort("waitlist_position", 1)
+        .limit(1),
+        None,
+    )
     if first is None:
         return None
     now = utcnow()
     # In the transaction's snapshot: a concurrent promotion of the same owner is a write
     # conflict, and the unit is retried with a fresh snapshot.
-    registrations.update_one({"_id": first["_id"], "status": WAITLISTED},
-                             {"$set": {"status": CONFIRMED, "confirmed_at": now,
-                                       "promoted_at": now}}, session=session)
-    record_event(session, "registration.promoted", subject_type="registration",
-                 subject_id=first["_id"], city_code=first["city_code"],
-                 payload={"user_id": str(first["user_id"]), "event_id": str(event_id),
-                          "waitlist_position": first.get("waitlist_position")})
+    registrations.update_one(
+        {"_id": first["_id"], "status": WAITLISTED},
+        {"$set": {"status": CONFIRMED, "confirmed_at": now, "promoted_at": now}},
+        session=session,
+    )
+    record_event(
+        session,
+        "registration.promoted",
+        subject_type="registration",
+        subject_id=first["_id"],
+        city_code=first["city_code"],
+        payload={
+            "user_id": str(first["user_id"]),
+            "event_id": str(event_id),
+            "waitlist_position": first.get("waitlist_position"),
+        },
+    )
     return first
 
 
@@ -477,13 +600,15 @@ def fill_from_waitlist(event_id: ObjectId) -> int:
 
 # --- tickets and check-in --------------------------------------------------------------
 
+
 def _ticket_serializer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=_TICKET_SALT)
 
 
 def ticket_token(event_id: Any, user_id: Any, expires_at: datetime) -> str:
-    return _ticket_serializer().dumps({"e": str(event_id), "u": str(user_id),
-                                       "x": int(expires_at.timestamp())})
+    return _ticket_serializer().dumps(
+        {"e": str(event_id), "u": str(user_id), "x": int(expires_at.timestamp())}
+    )
 
 
 def _invalid_ticket() -> ValidationFailed:
@@ -514,12 +639,16 @@ def issue_ticket(caller: Caller, event_id: str) -> dict[str, Any]:
     if registration.status == WAITLISTED:
         raise Conflict("not_confirmed", "Waitlisted registrations have no ticket yet.")
     expires_at = event.ends_at + TICKET_GRACE
-    return {"token": ticket_token(event.pk, caller.user.pk, expires_at),
-            "event_id": event.pk, "expires_at": expires_at}
+    return {
+        "token": ticket_token(event.pk, caller.user.pk, expires_at),
+        "event_id": event.pk,
+        "expires_at": expires_at,
+    }
 
 
-def check_in(caller: Caller, event_id: str, *, token: str | None = None,
-             user_id: str | None = None) -> tuple[Registration, bool]:
+def check_in(
+    caller: Caller, event_id: str, *, token: str | None = None, user_id: str | None = None
+) -> tuple[Registration, bool]:
     """Mark a confirmed owner as attended, with `event.attended` in the same transaction.
     Returns the registration and whether this call checked them in (False on a replay)."""
     event = managed_event(caller, event_id)
@@ -537,15 +666,30 @@ def check_in(caller: Caller, event_id: str, *, token: str | None = None,
     def unit(session: ClientSession) -> bool:
         attended = _registrations().update_one(
             {"_id": registration.pk, "status": CONFIRMED},
-            {"$set": {"status": ATTENDED, "attended_at": utcnow(),
-                      "checked_in_by": caller.user.pk}}, session=session)
+            {
+                "$set": {
+                    "status": ATTENDED,
+                    "attended_at": utcnow(),
+                    "checked_in_by": caller.user.pk,
+                }
+            },
+            session=session,
+        )
         if attended.matched_count == 0:
             return False
-        record_event(session, "event.attended", subject_type="registration",
-                     subject_id=registration.pk, actor_id=caller.user.pk,
-                     city_code=event.city_code,
-                     payload={"user_id": str(owner_id), "event_id": str(event.pk),
-                              "points_reward": event.points_reward})
+        record_event(
+            session,
+            "event.attended",
+            subject_type="registration",
+            subject_id=registration.pk,
+            actor_id=caller.user.pk,
+            city_code=event.city_code,
+            payload={
+                "user_id": str(owner_id),
+                "event_id": str(event.pk),
+                "points_reward": event.points_reward,
+            },
+        )
         return True
 
     checked_in = transaction(unit)
@@ -559,11 +703,15 @@ def check_in(caller: Caller, event_id: str, *, token: str | None = None,
 
 # --- notifications ---------------------------------------------------------------------
 
+
 def _notice_params(event: dict[str, Any] | Event, zone: str) -> dict[str, Any]:
     local_start = event["starts_at"].astimezone(ZoneInfo(zone))
-    return {"event_id": str(event["_id"] if isinstance(event, dict) else event.pk),
-            "title": event["title"], "venue": event["venue"],
-            "starts_at": local_start.strftime("%Y-%m-%d %H:%M (UTC%z)")}
+    return {
+        "event_id": str(event["_id"] if isinstance(event, dict) else event.pk),
+        "title": event["title"],
+        "venue": event["venue"],
+        "starts_at": local_start.strftime("%Y-%m-%d %H:%M (UTC%z)"),
+    }
 
 
 def notify_event_cancelled(session: ClientSession | None, event_id: str, cause: str) -> int:
@@ -572,27 +720,42 @@ def notify_event_cancelled(session: ClientSession | None, event_id: str, cause: 
     event = _events().find_one({"_id": ObjectId(event_id)}, session=session)
     if event is None:
         return 0
-    params = {**_notice_params(event, city_zone(event["city_code"])),
-              "reason": event.get("cancel_reason") or ""}
+    params = {
+        **_notice_params(event, city_zone(event["city_code"])),
+        "reason": event.get("cancel_reason") or "",
+    }
     sent = 0
     for registration in _registrations().find(
-            {"event_id": event["_id"], "status": CANCELLED}, {"user_id": 1, "cancelled_by": 1},
-            session=session):
+        {"event_id": event["_id"], "status": CANCELLED},
+        {"user_id": 1, "cancelled_by": 1},
+        session=session,
+    ):
         if registration.get("cancelled_by") != BY_EVENT:
             continue  # left on their own before the cancellation
-        sent += notify(session, registration["user_id"], "events", "event_cancelled", params,
-                       dedupe_key=f"{cause}:event_cancelled:{registration['user_id']}")
+        sent += notify(
+            session,
+            registration["user_id"],
+            "events",
+            "event_cancelled",
+            params,
+            dedupe_key=f"{cause}:event_cancelled:{registration['user_id']}",
+        )
     return sent
 
 
-def notify_promoted(session: ClientSession | None, event_id: str, user_id: str,
-                    cause: str) -> bool:
+def notify_promoted(session: ClientSession | None, event_id: str, user_id: str, cause: str) -> bool:
     event = _events().find_one({"_id": ObjectId(event_id)}, session=session)
     if event is None:
         return False
     params = _notice_params(event, city_zone(event["city_code"]))
-    return notify(session, user_id, "events", "registration_promoted", params,
-                  dedupe_key=f"{cause}:registration_promoted")
+    return notify(
+        session,
+        user_id,
+        "events",
+        "registration_promoted",
+        params,
+        dedupe_key=f"{cause}:registration_promoted",
+    )
 
 
 def send_reminders(now: datetime | None = None) -> int:
@@ -603,17 +766,25 @@ def send_reminders(now: datetime | None = None) -> int:
     zones = city_timezones()
     horizon = max(within for _, within, _ in REMINDERS)
     sent = 0
-    for event in _events().find({"status": PUBLISHED, "starts_at": {"$gt": now,
-                                                                      "$lte": now + horizon}}):
+    for event in _events().find(
+        {"status": PUBLISHED, "starts_at": {"$gt": now, "$lte": now + horizon}}
+    ):
         left = event["starts_at"] - now
         template = next(name for name, within, beyond in REMINDERS if beyond < left <= within)
         params = _notice_params(event, city_zone(event["city_code"], zones))
-        for registration in _registrations().find({"event_id": event["_id"],
-                                                   "status": CONFIRMED}, {"user_id": 1}):
+        for registration in _registrations().find(
+            {"event_id": event["_id"], "status": CONFIRMED}, {"user_id": 1}
+        ):
             # A concurrent run may insert the same reminder first: it is sent once.
             with suppress(DuplicateKeyError):
-                sent += notify(None, registration["user_id"], "events", template, params,
-                               dedupe_key=f"reminder:{registration['_id']}:{template}")
+                sent += notify(
+                    None,
+                    registration["user_id"],
+                    "events",
+                    template,
+                    params,
+                    dedupe_key=f"reminder:{registration['_id']}:{template}",
+                )
     if sent:
         log.info("reminders_sent", count=sent)
     return sent
@@ -621,8 +792,10 @@ def send_reminders(now: datetime | None = None) -> int:
 
 # --- city figures ----------------------------------------------------------------------
 
-def city_stats(caller: Caller, code: str, start: datetime | None,
-               end: datetime | None) -> dict[str, Any]:
+
+def city_stats(
+    caller: Caller, code: str, start: datetime | None, end: datetime | None
+) -> dict[str, Any]:
     """Engagement figures of one city for [start, end): the city's leaders and admins only
     (404 for others, like every city-scoped thing). Every count is an aggregation or count
     on indexed fields."""
@@ -633,35 +806,69 @@ def city_stats(caller: Caller, code: str, start: datetime | None,
     start = _as_utc(start or end - DEFAULT_STATS_PERIOD)
     if start >= end:
         raise ValidationFailed(errors={"from": ["Must be before `to`."]})
-    events = {row["_id"]: row for row in _events().aggregate([
-        {"$match": {"city_code": code, "status": {"$in": [PUBLISHED, COMPLETED]},
-                    "starts_at": {"$gte": start, "$lt": end}}},
-        {"$group": {"_id": "$status", "count": {"$sum": 1}, "ids": {"$push": "$_id"}}}])}
+    events = {
+        row["_id"]: row
+        for row in _events().aggregate(
+            [
+                {
+                    "$match": {
+                        "city_code": code,
+                        "status": {"$in": [PUBLISHED, COMPLETED]},
+                        "starts_at": {"$gte": start, "$lt": end},
+                    }
+                },
+                {"$group": {"_id": "$status", "count": {"$sum": 1}, "ids": {"$push": "$_id"}}},
+            ]
+        )
+    }
     event_ids = [event_id for row in events.values() for event_id in row["ids"]]
-    by_status = {row["_id"]: row["count"] for row in _registrations().aggregate([
-        {"$match": {"event_id": {"$in": event_ids}, "status": {"$in": list(ACTIVE)}}},
-        {"$group": {"_id": "$status", "count": {"$sum": 1}}}])}
+    by_status = {
+        row["_id"]: row["count"]
+        for row in _registrations().aggregate(
+            [
+                {"$match": {"event_id": {"$in": event_ids}, "status": {"$in": list(ACTIVE)}}},
+                {"$group": {"_id": "$status", "count": {"$sum": 1}}},
+            ]
+        )
+    }
     attended, no_show = by_status.get(ATTENDED, 0), by_status.get(NO_SHOW, 0)
     points = city_points_totals(code, start, end)
     return {
-        "city_code": code, "from": start, "to": end,
+        "city_code": code,
+        "from": start,
+        "to": end,
         **member_counts(code, end),
         "events_held": events.get(COMPLETED, {}).get("count", 0),
         "events_scheduled": events.get(PUBLISHED, {}).get("count", 0),
         "registrations": sum(by_status.values()),
         "seated": sum(by_status.get(status, 0) for status in SEATED),
-        "attended": attended, "no_show": no_show,
+        "attended": attended,
+        "no_show": no_show,
         "attendance_rate": round(attended / (attended + no_show), 4)
-        if attended + no_show else None,
-        "points_issued": points["issued"], "points_redeemed": points["redeemed"],
+        if attended + no_show
+        else None,
+        "points_issued": points["issued"],
+        "points_redeemed": points["redeemed"],
     }
 
 
 # --- personal data ---------------------------------------------------------------------
 
+
 @exporter("event_registrations")
 def export_registrations(user_id: Any) -> list[dict[str, Any]]:
-    return [{field: registration[field] for field in (
-        "event_id", "status", "waitlist_position", "created_at", "confirmed_at",
-        "cancelled_at", "attended_at")}
-        for registration in Registration.objects(user_id=object_id(user_id))]
+    return [
+        {
+            field: registration[field]
+            for field in (
+                "event_id",
+                "status",
+                "waitlist_position",
+                "created_at",
+                "confirmed_at",
+                "cancelled_at",
+                "attended_at",
+            )
+        }
+        for registration in Registration.objects(user_id=object_id(user_id))
+    ]

@@ -17,12 +17,14 @@ def notify_event_cancelled(event: DomainEvent, session: ClientSession | None) ->
 
 @handles("registration.promoted")
 def notify_promoted(event: DomainEvent, session: ClientSession | None) -> None:
-    services.notify_promoted(session, event.payload["event_id"], event.payload["user_id"],
-                             cause=event.id)
+    services.notify_promoted(
+        session, event.payload["event_id"], event.payload["user_id"], cause=event.id
+    )
 
 
-@dramatiq.actor(actor_name="events.send_reminders", queue_name="events", max_retries=3,
-                time_limit=120_000)
+@dramatiq.actor(
+    actor_name="events.send_reminders", queue_name="events", max_retries=3, time_limit=120_000
+)
 def send_reminders() -> None:
     """Remind confirmed owners 24 h and 2 h before their events (once each)."""
     services.send_reminders()

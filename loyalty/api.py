@@ -93,12 +93,14 @@ class Reversal(MethodView):
     @points.arguments(ReversalSchema)
     @points.response(201, AdjustmentEntrySchema)
     @points.alt_response(
-        409, description="`not_reversible`, `already_reversed`, `insufficient_points`")
+        409, description="`not_reversible`, `already_reversed`, `insufficient_points`"
+    )
     @points.doc(security=BEARER, parameters=[KEY_PARAMETER])
     def post(self, data, entry_id):
         """Reverse a mistaken earn or credit adjustment, once (admin)"""
-        entry = services.reverse_entry(caller(), entry_id, data["reason"],
-                                       key=request.headers.get(HEADER))
+        entry = services.reverse_entry(
+            caller(), entry_id, data["reason"], key=request.headers.get(HEADER)
+        )
         return LedgerEntry._from_son(entry)
 
 
@@ -191,8 +193,12 @@ class Redemptions(MethodView):
     @rewards.doc(security=BEARER, parameters=[KEY_PARAMETER])
     def post(self, data):
         """Redeem a reward: points and stock are debited at once"""
-        return services.redeem(caller().user, data["reward_id"], data["quantity"],
-                               client_key=request.headers.get(HEADER))
+        return services.redeem(
+            caller().user,
+            data["reward_id"],
+            data["quantity"],
+            client_key=request.headers.get(HEADER),
+        )
 
 
 @rewards.route("/me/redemptions")
@@ -204,8 +210,7 @@ class MyRedemptions(MethodView):
     @rewards.doc(security=BEARER)
     def get(self, args):
         """The caller's redemptions, newest first"""
-        return paginate(Redemption.objects(user_id=caller().user.pk), args["cursor"],
-                        args["limit"])
+        return paginate(Redemption.objects(user_id=caller().user.pk), args["cursor"], args["limit"])
 
 
 @rewards.route("/redemptions/<redemption_id>/fulfill")
@@ -242,8 +247,13 @@ class Partners(MethodView):
     def post(self, data):
         """Register a partner system; its secret is shown only here (admin)"""
         partner, secret = services.create_partner(caller(), **data)
-        return {"id": partner.pk, "name": partner.name, "key": partner.key, "secret": secret,
-                "max_points_per_txn": partner.max_points_per_txn}
+        return {
+            "id": partner.pk,
+            "name": partner.name,
+            "key": partner.key,
+            "secret": secret,
+            "max_points_per_txn": partner.max_points_per_txn,
+        }
 
 
 def _credit_document(credit: dict[str, Any]) -> dict[str, Any]:
@@ -257,8 +267,11 @@ def partner_signed(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         g.partner = services.authenticate_partner(
-            request.headers.get("X-Partner-Key"), request.headers.get("X-Signature"),
-            request.headers.get("X-Timestamp"), request.get_data())
+            request.headers.get("X-Partner-Key"),
+            request.headers.get("X-Signature"),
+            request.headers.get("X-Timestamp"),
+            request.get_data(),
+        )
         return view(*args, **kwargs)
 
     return wrapper
@@ -269,17 +282,28 @@ class PartnerCredits(MethodView):
     @partner_signed
     @partners.arguments(PartnerCreditCreateSchema)
     @partners.response(201, PartnerCreditSchema)
-    @partners.alt_response(200, schema=PartnerCreditSchema,
-                           description="A replayed `partner_txn_id`: the first result")
+    @partners.alt_response(
+        200, schema=PartnerCreditSchema, description="A replayed `partner_txn_id`: the first result"
+    )
     @partners.alt_response(401, description="Bad key, signature or timestamp (one answer)")
     @partners.alt_response(409, description="`partner_txn_reused` with other points")
     @partners.alt_response(422, description="`over_cap`, `unknown_member`")
-    @partners.doc(parameters=[
-        {"in": "header", "name": name, "required": True, "schema": {"type": "string"},
-         "description": description} for name, description in (
-            ("X-Partner-Key", "The partner's API key"),
-            ("X-Signature", "Hex HMAC-SHA256 of the raw body with the partner's secret"),
-            ("X-Timestamp", "Unix seconds or ISO 8601; refused when 5+ minutes off"))])
+    @partners.doc(
+        parameters=[
+            {
+                "in": "header",
+                "name": name,
+                "required": True,
+                "schema": {"type": "string"},
+                "description": description,
+            }
+            for name, description in (
+                ("X-Partner-Key", "The partner's API key"),
+                ("X-Signature", "Hex HMAC-SHA256 of the raw body with the partner's secret"),
+                ("X-Timestamp", "Unix seconds or ISO 8601; refused when 5+ minutes off"),
+            )
+        ]
+    )
     def post(self, data):
         """Credit points to an owner (partner systems, HMAC-signed)"""
         credit, created = services.credit_from_partner(g.partner, **data)

@@ -25,8 +25,10 @@ class PointsSchema(Schema):
     tier = fields.String()
     tier_points = fields.Integer(metadata={"description": "Earned in the rolling 12 months"})
     next_tier = fields.Nested(NextTierSchema, allow_none=True)
-    expiring = fields.List(fields.Nested(ExpiringSchema),
-                           metadata={"description": "Points expiring in the next 90 days"})
+    expiring = fields.List(
+        fields.Nested(ExpiringSchema),
+        metadata={"description": "Points expiring in the next 90 days"},
+    )
 
 
 class LedgerEntrySchema(Schema):
@@ -42,8 +44,7 @@ class LedgerEntrySchema(Schema):
 
 class AdjustmentSchema(Schema):
     user_id = fields.String(required=True)
-    amount = StrictInteger(required=True, validate=validate.Range(min=-1_000_000,
-                                                                  max=1_000_000))
+    amount = StrictInteger(required=True, validate=validate.Range(min=-1_000_000, max=1_000_000))
     reason = fields.String(required=True, validate=validate.Length(1, 500))
 
 
@@ -67,8 +68,10 @@ class EarningRuleSchema(Schema):
     event_type = fields.String()
     description = fields.String()
     points = fields.Integer()
-    caps = fields.Dict(keys=fields.String(validate=validate.OneOf(CAP_PERIODS)),
-                       values=fields.Integer(allow_none=True))
+    caps = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(CAP_PERIODS)),
+        values=fields.Integer(allow_none=True),
+    )
     active = fields.Boolean()
     multipliable = fields.Boolean()
     updated_at = fields.DateTime()
@@ -113,8 +116,9 @@ class RewardCreateSchema(RewardUpdateSchema):
     cost = StrictInteger(required=True, validate=validate.Range(min=1, max=10_000_000))
     stock = StrictInteger(required=True, validate=validate.Range(min=0, max=10_000_000))
     min_tier = fields.String(load_default="member", validate=validate.OneOf(TIER_NAMES))
-    city_codes = fields.List(fields.String(validate=CITY_CODE), load_default=list,
-                             validate=validate.Length(max=100))
+    city_codes = fields.List(
+        fields.String(validate=CITY_CODE), load_default=list, validate=validate.Length(max=100)
+    )
     fulfillment = fields.String(required=True, validate=validate.OneOf(FULFILLMENTS))
 
 
@@ -144,8 +148,7 @@ class RedemptionSchema(Schema):
 
 class PartnerCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(1, 100))
-    max_points_per_txn = StrictInteger(required=True, validate=validate.Range(min=1,
-                                                                               max=1_000_000))
+    max_points_per_txn = StrictInteger(required=True, validate=validate.Range(min=1, max=1_000_000))
 
 
 class PartnerCreatedSchema(Schema):

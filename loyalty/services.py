@@ -78,17 +78,25 @@ class Tier:
     multiplier: int
 
 
-TIERS = (Tier("member", 0, 10), Tier("silver", 2_000, 11), Tier("gold", 8_000, 12),
-         Tier("platinum", 20_000, 15))
+TIERS = (
+    Tier("member", 0, 10),
+    Tier("silver", 2_000, 11),
+    Tier("gold", 8_000, 12),
+    Tier("platinum", 20_000, 15),
+)
 TIER_NAMES = tuple(tier.name for tier in TIERS)
 
 # What an owner reads in a points notice, in their language; a rule an admin adds later is
 # described by its (single-language) description instead.
 REASON_LABELS: dict[str, dict[str, str]] = {
-    "vehicle.verified": {"zh-CN": "首台车辆认证欢迎积分",
-                         "en": "welcome points for your first verified vehicle"},
-    "referral.referrer": {"zh-CN": "您邀请的好友成为了车主",
-                          "en": "the friend you invited became an owner"},
+    "vehicle.verified": {
+        "zh-CN": "首台车辆认证欢迎积分",
+        "en": "welcome points for your first verified vehicle",
+    },
+    "referral.referrer": {
+        "zh-CN": "您邀请的好友成为了车主",
+        "en": "the friend you invited became an owner",
+    },
     "referral.referee": {"zh-CN": "好友邀请欢迎奖励", "en": "referral welcome bonus"},
     "event.attended": {"zh-CN": "参加活动", "en": "you attended an event"},
     "post.published": {"zh-CN": "发布帖子", "en": "you published a post"},
@@ -96,20 +104,48 @@ REASON_LABELS: dict[str, dict[str, str]] = {
 }
 
 DEFAULT_RULES: dict[str, dict[str, Any]] = {
-    "vehicle.verified": {"event_type": "vehicle.verified", "points": 500, "caps": {},
-                         "multipliable": False,
-                         "description": "Welcome points: first verified vehicle"},
-    "referral.referrer": {"event_type": "referral.completed", "points": 1000, "caps": {},
-                          "multipliable": False,
-                          "description": "Referral: the friend you invited became an owner"},
-    "referral.referee": {"event_type": "referral.completed", "points": 300, "caps": {},
-                         "multipliable": False, "description": "Referral: welcome bonus"},
-    "event.attended": {"event_type": "event.attended", "points": 100, "caps": {},
-                       "multipliable": True, "description": "Attended an event"},
-    "post.published": {"event_type": "post.published", "points": 5, "caps": {"day": 3},
-                       "multipliable": True, "description": "Published a post"},
-    "comment.created": {"event_type": "comment.created", "points": 1, "caps": {"day": 10},
-                        "multipliable": True, "description": "Commented on a post"},
+    "vehicle.verified": {
+        "event_type": "vehicle.verified",
+        "points": 500,
+        "caps": {},
+        "multipliable": False,
+        "description": "Welcome points: first verified vehicle",
+    },
+    "referral.referrer": {
+        "event_type": "referral.completed",
+        "points": 1000,
+        "caps": {},
+        "multipliable": False,
+        "description": "Referral: the friend you invited became an owner",
+    },
+    "referral.referee": {
+        "event_type": "referral.completed",
+        "points": 300,
+        "caps": {},
+        "multipliable": False,
+        "description": "Referral: welcome bonus",
+    },
+    "event.attended": {
+        "event_type": "event.attended",
+        "points": 100,
+        "caps": {},
+        "multipliable": True,
+        "description": "Attended an event",
+    },
+    "post.published": {
+        "event_type": "post.published",
+        "points": 5,
+        "caps": {"day": 3},
+        "multipliable": True,
+        "description": "Published a post",
+    },
+    "comment.created": {
+        "event_type": "comment.created",
+        "points": 1,
+        "caps": {"day": 10},
+        "multipliable": True,
+        "description": "Commented on a post",
+    },
 }
 
 
@@ -118,6 +154,7 @@ class LedgerCorrupt(RuntimeError):
 
 
 # --- tiers and clock helpers -----------------------------------------------------------
+
 
 def tier_for(earned: int) -> Tier:
     return [tier for tier in TIERS if earned >= tier.threshold][-1]
@@ -138,9 +175,11 @@ def period_starts(now: datetime, timezone: str) -> dict[str, datetime]:
     """Start of the owner's current day, week (Monday) and month, in UTC."""
     local = now.astimezone(ZoneInfo(timezone))
     day = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    return {"day": day.astimezone(UTC),
-            "week": (day - timedelta(days=day.weekday())).astimezone(UTC),
-            "month": day.replace(day=1).astimezone(UTC)}
+    return {
+        "day": day.astimezone(UTC),
+        "week": (day - timedelta(days=day.weekday())).astimezone(UTC),
+        "month": day.replace(day=1).astimezone(UTC),
+    }
 
 
 def _oid(value: Any) -> ObjectId:
@@ -151,6 +190,7 @@ def _oid(value: Any) -> ObjectId:
 
 
 # --- the ledger core -------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Movement:
@@ -183,13 +223,23 @@ def _counts_as_earned(kind: str, source: dict[str, Any]) -> bool:
 
 
 # `_counts_as_earned` as an aggregation expression: an entry's part in the points earned.
-EARNED_POINTS = {"$cond": [{"$or": [
-    {"$eq": ["$kind", EARN]},
-    {"$and": [{"$eq": ["$kind", REVERSE]}, {"$eq": ["$source.kind", EARN]}]}]}, "$amount", 0]}
+EARNED_POINTS = {
+    "$cond": [
+        {
+            "$or": [
+                {"$eq": ["$kind", EARN]},
+                {"$and": [{"$eq": ["$kind", REVERSE]}, {"$eq": ["$source.kind", EARN]}]},
+            ]
+        },
+        "$amount",
+        0,
+    ]
+}
 
 
-def _existing_entry(session: ClientSession | None, key: str,
-                    once_key: str | None = None) -> dict[str, Any] | None:
+def _existing_entry(
+    session: ClientSession | None, key: str, once_key: str | None = None
+) -> dict[str, Any] | None:
     entries = LedgerEntry._get_collection()
     found = entries.find_one({"idempotency_key": key}, session=session)
     if found is None and once_key:
@@ -200,8 +250,11 @@ def _existing_entry(session: ClientSession | None, key: str,
 def _consume(session: ClientSession, movement: Movement, points: int) -> list[dict[str, Any]]:
     lots = Lot._get_collection()
     if movement.lot_id is not None:
-        lots.update_one({"_id": movement.lot_id},
-                        {"$inc": {"remaining": -points, "expired": points}}, session=session)
+        lots.update_one(
+            {"_id": movement.lot_id},
+            {"$inc": {"remaining": -points, "expired": points}},
+            session=session,
+        )
         return [{"lot_id": movement.lot_id, "points": points}]
     taken: list[dict[str, Any]] = []
     left = points
@@ -221,12 +274,12 @@ def _spending_order(session: ClientSession, movement: Movement) -> Iterator[dict
     lots = Lot._get_collection()
     query = {"account_id": movement.account_id, "remaining": {"$gt": 0}}
     if movement.first_lot is not None:
-        own = lots.find_one({**query, "_id": movement.first_lot}, {"remaining": 1},
-                            session=session)
+        own = lots.find_one({**query, "_id": movement.first_lot}, {"remaining": 1}, session=session)
         if own is not None:
             yield own
-    for lot in lots.find(query, {"remaining": 1},
-                         session=session).sort([("expires_at", 1), ("_id", 1)]):
+    for lot in lots.find(query, {"remaining": 1}, session=session).sort(
+        [("expires_at", 1), ("_id", 1)]
+    ):
         if lot["_id"] != movement.first_lot:
             yield lot
 
@@ -235,10 +288,17 @@ def _write(session: ClientSession, movement: Movement, now: datetime) -> dict[st
     """Write one entry with its lots and the account's cached totals; return the entry."""
     accounts = PointsAccount._get_collection()
     entry: dict[str, Any] = {
-        "_id": ObjectId(), "account_id": movement.account_id, "kind": movement.kind,
-        "amount": movement.amount, "reason": movement.reason, "source": movement.source,
-        "idempotency_key": movement.key, "city_code": movement.city_code,
-        "actor_id": movement.actor_id, "lots": [], "created_at": now,
+        "_id": ObjectId(),
+        "account_id": movement.account_id,
+        "kind": movement.kind,
+        "amount": movement.amount,
+        "reason": movement.reason,
+        "source": movement.source,
+        "idempotency_key": movement.key,
+        "city_code": movement.city_code,
+        "actor_id": movement.actor_id,
+        "lots": [],
+        "created_at": now,
     }
     for name in ("once_key", "earned_at", "request_key"):
         if getattr(movement, name) is not None:
@@ -257,13 +317,19 @@ def _write(session: ClientSession, movement: Movement, now: datetime) -> dict[st
         if not movement.tier:
             on_insert["tier"] = TIERS[0].name
         account = update_and_read(
-            accounts, {"_id": movement.account_id},
+            accounts,
+            {"_id": movement.account_id},
             {"$inc": inc, "$set": changes, "$setOnInsert": on_insert},
-            upsert=True, session=session)
+            upsert=True,
+            session=session,
+        )
     else:
         account = update_and_read(
-            accounts, {"_id": movement.account_id, "balance": {"$gte": -movement.amount}},
-            {"$inc": inc, "$set": changes}, session=session)
+            accounts,
+            {"_id": movement.account_id, "balance": {"$gte": -movement.amount}},
+            {"$inc": inc, "$set": changes},
+            session=session,
+        )
         if account is None:
             raise Conflict("insufficient_points", "Not enough points.")
         entry["lots"] = _consume(session, movement, -movement.amount)
@@ -272,20 +338,31 @@ def _write(session: ClientSession, movement: Movement, now: datetime) -> dict[st
     return entry
 
 
-def _credit_lots(session: ClientSession, movement: Movement, entry: dict[str, Any],
-                 now: datetime) -> list[dict[str, Any]]:
+def _credit_lots(
+    session: ClientSession, movement: Movement, entry: dict[str, Any], now: datetime
+) -> list[dict[str, Any]]:
     lots = Lot._get_collection()
     if movement.restore:
         # A refund puts points back where they came from, keeping their expiry dates (an
         # already expired lot is expired again by the next expiry run).
         for part in movement.restore:
-            lots.update_one({"_id": part["lot_id"]}, {"$inc": {"remaining": part["points"]}},
-                            session=session)
+            lots.update_one(
+                {"_id": part["lot_id"]}, {"$inc": {"remaining": part["points"]}}, session=session
+            )
         return list(movement.restore)
     entry["expires_at"] = add_months(now, LOT_LIFETIME_MONTHS)
-    lots.insert_one({"account_id": movement.account_id, "entry_id": entry["_id"],
-                     "amount": movement.amount, "remaining": movement.amount, "expired": 0,
-                     "expires_at": entry["expires_at"], "created_at": now}, session=session)
+    lots.insert_one(
+        {
+            "account_id": movement.account_id,
+            "entry_id": entry["_id"],
+            "amount": movement.amount,
+            "remaining": movement.amount,
+            "expired": 0,
+            "expires_at": entry["expires_at"],
+            "created_at": now,
+        },
+        session=session,
+    )
     return []
 
 
@@ -298,16 +375,26 @@ def _rolling_earned(session: ClientSession | None, account_id: ObjectId, now: da
     # Each query first matches its index (account_id, kind, created_at) and nothing else:
     # SecantusDB answers a `$in` on kind, a `$cond` per entry or extra fields in that first
     # `$match` 2-3x more slowly, and this runs for every earn and redemption.
-    queries = ([{"$match": {**window, "kind": EARN}}],
-               [{"$match": {**window, "kind": REVERSE}},
-                {"$match": {"source.kind": EARN, "earned_at": {"$gt": since}}}])
+    queries = (
+        [{"$match": {**window, "kind": EARN}}],
+        [
+            {"$match": {**window, "kind": REVERSE}},
+            {"$match": {"source.kind": EARN, "earned_at": {"$gt": since}}},
+        ],
+    )
     entries = LedgerEntry._get_collection()
-    return sum(row["earned"] for stages in queries for row in entries.aggregate(
-        [*stages, {"$group": {"_id": None, "earned": {"$sum": "$amount"}}}], session=session))
+    return sum(
+        row["earned"]
+        for stages in queries
+        for row in entries.aggregate(
+            [*stages, {"$group": {"_id": None, "earned": {"$sum": "$amount"}}}], session=session
+        )
+    )
 
 
-def _earn(session: ClientSession, movement: Movement, multipliable: bool,
-          now: datetime) -> dict[str, Any]:
+def _earn(
+    session: ClientSession, movement: Movement, multipliable: bool, now: datetime
+) -> dict[str, Any]:
     """Credit `movement.amount` base points, times the owner's tier multiplier if asked."""
     earned = _rolling_earned(session, movement.account_id, now)
     amount = movement.amount
@@ -318,6 +405,7 @@ def _earn(session: ClientSession, movement: Movement, multipliable: bool,
 
 
 # --- earning rules ---------------------------------------------------------------------
+
 
 def rule_document(code: str, session: ClientSession | None = None) -> dict[str, Any] | None:
     """The rule as configured, or its default when an admin never changed it."""
@@ -332,9 +420,11 @@ def ensure_default_rules() -> None:
     """Seed the defaults of PRODUCT.md; rules an admin changed are left alone."""
     rules = EarningRule._get_collection()
     for code, default in DEFAULT_RULES.items():
-        rules.update_one({"code": code},
-                         {"$setOnInsert": {"code": code, "active": True, **default,
-                                           "updated_at": utcnow()}}, upsert=True)
+        rules.update_one(
+            {"code": code},
+            {"$setOnInsert": {"code": code, "active": True, **default, "updated_at": utcnow()}},
+            upsert=True,
+        )
 
 
 def list_rules(admin: Caller) -> QuerySet:
@@ -358,24 +448,43 @@ def update_rule(admin: Caller, code: str, changes: dict[str, Any]) -> EarningRul
     return rule
 
 
-def _capped(session: ClientSession, account_id: ObjectId, rule: dict[str, Any],
-            timezone: str, now: datetime) -> bool:
-    caps = {period: limit for period, limit in (rule.get("caps") or {}).items()
-            if limit is not None}
+def _capped(
+    session: ClientSession, account_id: ObjectId, rule: dict[str, Any], timezone: str, now: datetime
+) -> bool:
+    caps = {
+        period: limit for period, limit in (rule.get("caps") or {}).items() if limit is not None
+    }
     if not caps:
         return False
     starts = period_starts(now, timezone)
     entries = LedgerEntry._get_collection()
     return any(
-        entries.count_documents({"account_id": account_id, "source.rule": rule["code"],
-                                 "kind": EARN, "created_at": {"$gte": starts[period]}},
-                                session=session) >= limit
-        for period, limit in caps.items())
+        entries.count_documents(
+            {
+                "account_id": account_id,
+                "source.rule": rule["code"],
+                "kind": EARN,
+                "created_at": {"$gte": starts[period]},
+            },
+            session=session,
+        )
+        >= limit
+        for period, limit in caps.items()
+    )
 
 
-def award(session: ClientSession, user_id: Any, rule_code: str, *, key: str,
-          source: dict[str, Any], points: int | None = None, once_key: str | None = None,
-          city_code: str | None = None, now: datetime | None = None) -> dict[str, Any] | None:
+def award(
+    session: ClientSession,
+    user_id: Any,
+    rule_code: str,
+    *,
+    key: str,
+    source: dict[str, Any],
+    points: int | None = None,
+    once_key: str | None = None,
+    city_code: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any] | None:
     """Apply an earning rule to one owner inside the caller's transaction.
 
     Returns the entry (the earlier one when `key` or `once_key` was already used), or None
@@ -395,27 +504,56 @@ def award(session: ClientSession, user_id: Any, rule_code: str, *, key: str,
     if _capped(session, owner["_id"], rule, timezone, now):
         log.info("points_capped", user_id=str(owner["_id"]), rule=rule_code)
         return None
-    entry = _earn(session, Movement(
-        owner["_id"], EARN, base, key, rule.get("description") or rule_code,
-        {"rule": rule_code, **source}, city_code or owner["city_code"], once_key),
-        rule["multipliable"], now)
-    notify(session, owner["_id"], "points", "points_earned",
-           {"points": entry["amount"], "reason": REASON_LABELS.get(rule_code, entry["reason"])},
-           dedupe_key=f"{entry['_id']}:points_earned")
+    entry = _earn(
+        session,
+        Movement(
+            owner["_id"],
+            EARN,
+            base,
+            key,
+            rule.get("description") or rule_code,
+            {"rule": rule_code, **source},
+            city_code or owner["city_code"],
+            once_key,
+        ),
+        rule["multipliable"],
+        now,
+    )
+    notify(
+        session,
+        owner["_id"],
+        "points",
+        "points_earned",
+        {"points": entry["amount"], "reason": REASON_LABELS.get(rule_code, entry["reason"])},
+        dedupe_key=f"{entry['_id']}:points_earned",
+    )
     return entry
 
 
-def award_for_event(session: ClientSession, event: DomainEvent, rule_code: str, user_id: Any,
-                    *, points: int | None = None, once_key: str | None = None
-                    ) -> dict[str, Any] | None:
+def award_for_event(
+    session: ClientSession,
+    event: DomainEvent,
+    rule_code: str,
+    user_id: Any,
+    *,
+    points: int | None = None,
+    once_key: str | None = None,
+) -> dict[str, Any] | None:
     """`award` for a domain event: its id and the rule make the idempotency key."""
-    return award(session, user_id, rule_code, key=f"{event.id}:{rule_code}",
-                 source={"type": event.subject_type, "id": event.subject_id,
-                         "event_id": event.id},
-                 points=points, once_key=once_key, city_code=event.city_code)
+    return award(
+        session,
+        user_id,
+        rule_code,
+        key=f"{event.id}:{rule_code}",
+        source={"type": event.subject_type, "id": event.subject_id, "event_id": event.id},
+        points=points,
+        once_key=once_key,
+        city_code=event.city_code,
+    )
 
 
 # --- reading points --------------------------------------------------------------------
+
 
 def tier_of(user_id: Any, now: datetime | None = None) -> str:
     """The owner's tier on the points earned in the rolling last 12 months."""
@@ -432,18 +570,29 @@ def points_summary(user_id: Any, now: datetime | None = None) -> dict[str, Any]:
     account_id = _oid(user_id)
 
     def read(session: ClientSession) -> dict[str, Any]:
-        account = PointsAccount._get_collection().find_one({"_id": account_id},
-                                                           session=session) or {}
+        account = (
+            PointsAccount._get_collection().find_one({"_id": account_id}, session=session) or {}
+        )
         earned = _rolling_earned(session, account_id, now)
-        expiring = Lot._get_collection().aggregate([
-            {"$match": {"account_id": account_id, "remaining": {"$gt": 0},
-                        "expires_at": {"$lte": now + EXPIRING_WINDOW}}},
-            {"$group": {"_id": "$expires_at", "points": {"$sum": "$remaining"}}},
-            {"$sort": {"_id": 1}},
-        ], session=session)
-        return {"account": account, "earned": earned,
-                "expiring": [{"points": row["points"], "expires_at": row["_id"]}
-                             for row in expiring]}
+        expiring = Lot._get_collection().aggregate(
+            [
+                {
+                    "$match": {
+                        "account_id": account_id,
+                        "remaining": {"$gt": 0},
+                        "expires_at": {"$lte": now + EXPIRING_WINDOW},
+                    }
+                },
+                {"$group": {"_id": "$expires_at", "points": {"$sum": "$remaining"}}},
+                {"$sort": {"_id": 1}},
+            ],
+            session=session,
+        )
+        return {
+            "account": account,
+            "earned": earned,
+            "expiring": [{"points": row["points"], "expires_at": row["_id"]} for row in expiring],
+        }
 
     snapshot = transaction(read)
     tier = tier_for(snapshot["earned"])
@@ -453,9 +602,11 @@ def points_summary(user_id: Any, now: datetime | None = None) -> dict[str, Any]:
         "lifetime_earned": snapshot["account"].get("lifetime_earned", 0),
         "tier": tier.name,
         "tier_points": snapshot["earned"],
-        "next_tier": ({"name": upper[0].name,
-                       "points_needed": upper[0].threshold - snapshot["earned"]}
-                      if upper else None),
+        "next_tier": (
+            {"name": upper[0].name, "points_needed": upper[0].threshold - snapshot["earned"]}
+            if upper
+            else None
+        ),
         "expiring": snapshot["expiring"],
     }
 
@@ -470,34 +621,56 @@ def export_points(user_id: Any) -> dict[str, Any]:
     return {
         "summary": points_summary(account_id),
         "ledger": [entry.to_mongo().to_dict() for entry in ledger_of(account_id).order_by("id")],
-        "redemptions": [redemption.to_mongo().to_dict()
-                        for redemption in Redemption.objects(user_id=account_id).order_by("id")],
+        "redemptions": [
+            redemption.to_mongo().to_dict()
+            for redemption in Redemption.objects(user_id=account_id).order_by("id")
+        ],
     }
 
 
 def city_points_totals(city_code: str, start: datetime, end: datetime) -> dict[str, int]:
     """Points issued (earned, net of reversed earns) and redeemed (net of refunds) in a city
     in [start, end)."""
-    totals = {(row["_id"]["kind"], row["_id"].get("reversed")): row["amount"]
-              for row in LedgerEntry._get_collection().aggregate([
-                  {"$match": {"city_code": city_code,
-                              "created_at": {"$gte": start, "$lt": end}}},
-                  {"$group": {"_id": {"kind": "$kind", "reversed": "$source.kind"},
-                              "amount": {"$sum": "$amount"}}},
-              ])}
+    totals = {
+        (row["_id"]["kind"], row["_id"].get("reversed")): row["amount"]
+        for row in LedgerEntry._get_collection().aggregate(
+            [
+                {"$match": {"city_code": city_code, "created_at": {"$gte": start, "$lt": end}}},
+                {
+                    "$group": {
+                        "_id": {"kind": "$kind", "reversed": "$source.kind"},
+                        "amount": {"$sum": "$amount"},
+                    }
+                },
+            ]
+        )
+    }
 
     def total(kind: str, reversed_kind: str | None = None) -> int:
-        return sum(amount for (found, reversed_), amount in totals.items()
-                   if found == kind and (reversed_kind is None or reversed_ == reversed_kind))
+        return sum(
+            amount
+            for (found, reversed_), amount in totals.items()
+            if found == kind and (reversed_kind is None or reversed_ == reversed_kind)
+        )
 
-    return {"issued": total(EARN) + total(REVERSE, EARN),
-            "redeemed": -(total(REDEEM) + total(REFUND))}
+    return {
+        "issued": total(EARN) + total(REVERSE, EARN),
+        "redeemed": -(total(REDEEM) + total(REFUND)),
+    }
 
 
 # --- adjustments and reversals ---------------------------------------------------------
 
-def adjust(admin: Caller, user_id: str, amount: int, reason: str, *,
-           key: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+
+def adjust(
+    admin: Caller,
+    user_id: str,
+    amount: int,
+    reason: str,
+    *,
+    key: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """An admin's correction, audited by its entry: who (`actor_id`), why, when."""
     admin.require_admin()
     owner = get_or_404(User, user_id)
@@ -509,9 +682,20 @@ def adjust(admin: Caller, user_id: str, amount: int, reason: str, *,
     def unit(session: ClientSession) -> dict[str, Any]:
         if (existing := _existing_entry(session, key)) is not None:
             return existing
-        entry = _write(session, Movement(
-            owner.pk, ADJUST, amount, key, reason, {"rule": "admin.adjustment"},
-            owner.city_code, actor_id=admin.user.pk), now)
+        entry = _write(
+            session,
+            Movement(
+                owner.pk,
+                ADJUST,
+                amount,
+                key,
+                reason,
+                {"rule": "admin.adjustment"},
+                owner.city_code,
+                actor_id=admin.user.pk,
+            ),
+            now,
+        )
         _tell_owner_of_correction(session, entry)
         return entry
 
@@ -520,8 +704,14 @@ def adjust(admin: Caller, user_id: str, amount: int, reason: str, *,
     return entry
 
 
-def reverse_entry(admin: Caller, entry_id: str, reason: str, *, key: str | None = None,
-                  now: datetime | None = None) -> dict[str, Any]:
+def reverse_entry(
+    admin: Caller,
+    entry_id: str,
+    reason: str,
+    *,
+    key: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """Take back a mistaken credit (an earn or a positive adjustment) with one `reverse` entry,
     at most once per credit. The points come out of what is left of the credit's own lot,
     then oldest expiry first like any debit; a reversed earn stops counting as earned."""
@@ -538,8 +728,9 @@ def reverse_entry(admin: Caller, entry_id: str, reason: str, *, key: str | None 
         if original is None:
             raise NotFound(message="Ledger entry not found.")
         if original["kind"] not in (EARN, ADJUST) or original["amount"] <= 0:
-            raise Conflict("not_reversible",
-                           "Only an earn or a positive adjustment can be reversed.")
+            raise Conflict(
+                "not_reversible", "Only an earn or a positive adjustment can be reversed."
+            )
         if (reversal := _existing_entry(session, ledger_key)) is not None:
             if request_key is not None and reversal.get("request_key") == request_key:
                 return reversal
@@ -554,22 +745,44 @@ def reverse_entry(admin: Caller, entry_id: str, reason: str, *, key: str | None 
             if earned_at > now - TIER_WINDOW:
                 earned -= original["amount"]
             tier = tier_for(earned).name
-        own_lot = Lot._get_collection().find_one({"account_id": account_id,
-                                                  "entry_id": original_id},
-                                                 {"_id": 1}, session=session)
-        reversal = _write(session, Movement(
-            account_id, REVERSE, -original["amount"], ledger_key, reason,
-            {"rule": "admin.reversal", "type": "ledger_entry", "id": str(original_id),
-             "kind": original["kind"]},
-            original.get("city_code"), actor_id=admin.user.pk, tier=tier,
-            first_lot=own_lot["_id"] if own_lot else None, earned_at=earned_at,
-            request_key=request_key), now)
+        own_lot = Lot._get_collection().find_one(
+            {"account_id": account_id, "entry_id": original_id}, {"_id": 1}, session=session
+        )
+        reversal = _write(
+            session,
+            Movement(
+                account_id,
+                REVERSE,
+                -original["amount"],
+                ledger_key,
+                reason,
+                {
+                    "rule": "admin.reversal",
+                    "type": "ledger_entry",
+                    "id": str(original_id),
+                    "kind": original["kind"],
+                },
+                original.get("city_code"),
+                actor_id=admin.user.pk,
+                tier=tier,
+                first_lot=own_lot["_id"] if own_lot else None,
+                earned_at=earned_at,
+                request_key=request_key,
+            ),
+            now,
+        )
         _tell_owner_of_correction(session, reversal)
         return reversal
 
     entry = transaction(unit)
-    log.info("points_reversed", entry_id=entry_id, reversal_id=str(entry["_id"]),
-             amount=entry["amount"], reason=reason, by=admin.id)
+    log.info(
+        "points_reversed",
+        entry_id=entry_id,
+        reversal_id=str(entry["_id"]),
+        amount=entry["amount"],
+        reason=reason,
+        by=admin.id,
+    )
     return entry
 
 
@@ -580,12 +793,18 @@ def _tell_owner_of_correction(session: ClientSession, entry: dict[str, Any]) -> 
         template, points = "points_reversed", -entry["amount"]
     else:
         template, points = "points_adjusted", entry["amount"]
-    notify(session, entry["account_id"], "points", template,
-           {"points": points, "reason": entry["reason"]},
-           dedupe_key=f"{entry['_id']}:{template}")
+    notify(
+        session,
+        entry["account_id"],
+        "points",
+        template,
+        {"points": points, "reason": entry["reason"]},
+        dedupe_key=f"{entry['_id']}:{template}",
+    )
 
 
 # --- rewards and redemptions -----------------------------------------------------------
+
 
 def create_reward(admin: Caller, data: dict[str, Any]) -> Reward:
     admin.require_admin()
@@ -599,7 +818,8 @@ def update_reward(admin: Caller, reward_id: str, changes: dict[str, Any]) -> Rew
     reward = get_or_404(Reward, reward_id)
     if changes:
         Reward.objects(pk=reward.pk).update_one(
-            **{f"set__{name}": value for name, value in changes.items()})
+            **{f"set__{name}": value for name, value in changes.items()}
+        )
         reward.reload()
     log.info("reward_updated", reward_id=reward_id, changes=sorted(changes), by=admin.id)
     return reward
@@ -609,12 +829,20 @@ def rewards_for(owner: User, city: str | None, now: datetime | None = None) -> Q
     """Active rewards the owner may redeem in `city` (default: the owner's city)."""
     tier = tier_of(owner.pk, now)
     return Reward.objects(
-        active=True, min_tier__in=TIER_NAMES[:tier_rank(tier) + 1],
-        __raw__={"$or": [{"city_codes": []}, {"city_codes": city or owner.city_code}]})
+        active=True,
+        min_tier__in=TIER_NAMES[: tier_rank(tier) + 1],
+        __raw__={"$or": [{"city_codes": []}, {"city_codes": city or owner.city_code}]},
+    )
 
 
-def redeem(owner: User, reward_id: str, quantity: int = 1, *, client_key: str | None = None,
-           now: datetime | None = None) -> Redemption:
+def redeem(
+    owner: User,
+    reward_id: str,
+    quantity: int = 1,
+    *,
+    client_key: str | None = None,
+    now: datetime | None = None,
+) -> Redemption:
     """Debit points and stock in one transaction; refusals are 409 with their slug."""
     now = now or utcnow()
     reward_oid = _oid(reward_id)
@@ -622,8 +850,9 @@ def redeem(owner: User, reward_id: str, quantity: int = 1, *, client_key: str | 
 
     def unit(session: ClientSession) -> ObjectId:
         redemptions = Redemption._get_collection()
-        if client_key and (found := redemptions.find_one({"client_key": client_key},
-                                                         session=session)):
+        if client_key and (
+            found := redemptions.find_one({"client_key": client_key}, session=session)
+        ):
             return found["_id"]
         rewards = Reward._get_collection()
         reward = rewards.find_one({"_id": reward_oid, "active": True}, session=session)
@@ -635,35 +864,63 @@ def redeem(owner: User, reward_id: str, quantity: int = 1, *, client_key: str | 
         if tier_rank(tier.name) < tier_rank(reward["min_tier"]):
             raise Conflict("tier_too_low", f"This reward needs the {reward['min_tier']} tier.")
         if reward.get("per_owner_limit"):
-            taken = sum(row["quantity"] for row in redemptions.find(
-                {"reward_id": reward_oid, "user_id": owner.pk, "status": {"$ne": CANCELLED}},
-                {"quantity": 1}, session=session))
+            taken = sum(
+                row["quantity"]
+                for row in redemptions.find(
+                    {"reward_id": reward_oid, "user_id": owner.pk, "status": {"$ne": CANCELLED}},
+                    {"quantity": 1},
+                    session=session,
+                )
+            )
             if taken + quantity > reward["per_owner_limit"]:
                 raise Conflict("limit_reached", "You reached the limit for this reward.")
-        if not rewards.update_one({"_id": reward_oid, "stock": {"$gte": quantity}},
-                                  {"$inc": {"stock": -quantity}},
-                                  session=session).matched_count:
+        if not rewards.update_one(
+            {"_id": reward_oid, "stock": {"$gte": quantity}},
+            {"$inc": {"stock": -quantity}},
+            session=session,
+        ).matched_count:
             raise Conflict("out_of_stock", "This reward is out of stock.")
         redemption_id = ObjectId()
         points = reward["cost"] * quantity
-        entry = _write(session, Movement(
-            owner.pk, REDEEM, -points, f"redemption:{redemption_id}",
-            f"Redeemed {reward['title']}",
-            {"rule": "redemption", "type": "redemption", "id": str(redemption_id)},
-            owner.city_code), now)
-        document = {"_id": redemption_id, "user_id": owner.pk, "reward_id": reward_oid,
-                    "reward_title": reward["title"], "quantity": quantity, "points": points,
-                    "fulfillment": reward["fulfillment"], "status": PENDING,
-                    "city_code": owner.city_code if reward["fulfillment"] == "pickup" else None,
-                    "entry_id": entry["_id"], "created_at": now}
+        entry = _write(
+            session,
+            Movement(
+                owner.pk,
+                REDEEM,
+                -points,
+                f"redemption:{redemption_id}",
+                f"Redeemed {reward['title']}",
+                {"rule": "redemption", "type": "redemption", "id": str(redemption_id)},
+                owner.city_code,
+            ),
+            now,
+        )
+        document = {
+            "_id": redemption_id,
+            "user_id": owner.pk,
+            "reward_id": reward_oid,
+            "reward_title": reward["title"],
+            "quantity": quantity,
+            "points": points,
+            "fulfillment": reward["fulfillment"],
+            "status": PENDING,
+            "city_code": owner.city_code if reward["fulfillment"] == "pickup" else None,
+            "entry_id": entry["_id"],
+            "created_at": now,
+        }
         if client_key:
             document["client_key"] = client_key
         redemptions.insert_one(document, session=session)
         return redemption_id
 
     redemption = Redemption.objects.get(pk=transaction(unit))
-    log.info("reward_redeemed", redemption_id=str(redemption.pk), user_id=str(owner.pk),
-             reward_id=reward_id, points=redemption.points)
+    log.info(
+        "reward_redeemed",
+        redemption_id=str(redemption.pk),
+        user_id=str(owner.pk),
+        reward_id=reward_id,
+        points=redemption.points,
+    )
     return redemption
 
 
@@ -676,24 +933,39 @@ def cancel_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
 
     def unit(session: ClientSession) -> None:
         cancelled = update_and_read(
-            Redemption._get_collection(), {"_id": redemption.pk, "status": PENDING},
+            Redemption._get_collection(),
+            {"_id": redemption.pk, "status": PENDING},
             {"$set": {"status": CANCELLED, "cancelled_at": now, "cancelled_by": by.user.pk}},
-            session=session)
+            session=session,
+        )
         if cancelled is None:
             raise Conflict("not_pending", "Only a pending redemption can be cancelled.")
-        Reward._get_collection().update_one({"_id": cancelled["reward_id"]},
-                                            {"$inc": {"stock": cancelled["quantity"]}},
-                                            session=session)
-        debit = LedgerEntry._get_collection().find_one({"_id": cancelled["entry_id"]},
-                                                       session=session)
-        refund = _write(session, Movement(
-            cancelled["user_id"], REFUND, cancelled["points"], f"refund:{redemption.pk}",
-            f"Cancelled {cancelled['reward_title']}",
-            {"rule": "redemption", "type": "redemption", "id": str(redemption.pk)},
-            debit.get("city_code"), actor_id=by.user.pk, restore=debit["lots"]), now)
+        Reward._get_collection().update_one(
+            {"_id": cancelled["reward_id"]},
+            {"$inc": {"stock": cancelled["quantity"]}},
+            session=session,
+        )
+        debit = LedgerEntry._get_collection().find_one(
+            {"_id": cancelled["entry_id"]}, session=session
+        )
+        refund = _write(
+            session,
+            Movement(
+                cancelled["user_id"],
+                REFUND,
+                cancelled["points"],
+                f"refund:{redemption.pk}",
+                f"Cancelled {cancelled['reward_title']}",
+                {"rule": "redemption", "type": "redemption", "id": str(redemption.pk)},
+                debit.get("city_code"),
+                actor_id=by.user.pk,
+                restore=debit["lots"],
+            ),
+            now,
+        )
         Redemption._get_collection().update_one(
-            {"_id": redemption.pk}, {"$set": {"refund_entry_id": refund["_id"]}},
-            session=session)
+            {"_id": redemption.pk}, {"$set": {"refund_entry_id": refund["_id"]}}, session=session
+        )
 
     transaction(unit)
     log.info("redemption_cancelled", redemption_id=redemption_id, by=by.id)
@@ -706,8 +978,14 @@ def fulfil_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
     by.require(redemption.city_code, CIRCLE_LEADER)
     fulfilled = Redemption._get_collection().update_one(
         {"_id": redemption.pk, "status": PENDING},
-        {"$set": {"status": FULFILLED, "fulfilled_at": now or utcnow(),
-                  "fulfilled_by": by.user.pk}})
+        {
+            "$set": {
+                "status": FULFILLED,
+                "fulfilled_at": now or utcnow(),
+                "fulfilled_by": by.user.pk,
+            }
+        },
+    )
     if not fulfilled.matched_count:
         raise Conflict("not_pending", "Only a pending redemption can be fulfilled.")
     log.info("redemption_fulfilled", redemption_id=redemption_id, by=by.id)
@@ -716,12 +994,18 @@ def fulfil_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
 
 # --- partners --------------------------------------------------------------------------
 
+
 def create_partner(admin: Caller, name: str, max_points_per_txn: int) -> tuple[Partner, str]:
     """Returns the partner and its secret, which is shown this once."""
     admin.require_admin()
     secret = secrets.token_hex(32)
-    partner = Partner(name=name, key=f"pk_{secrets.token_hex(12)}", secret=secret,
-                      max_points_per_txn=max_points_per_txn, created_by=admin.user.pk).save()
+    partner = Partner(
+        name=name,
+        key=f"pk_{secrets.token_hex(12)}",
+        secret=secret,
+        max_points_per_txn=max_points_per_txn,
+        created_by=admin.user.pk,
+    ).save()
     log.info("partner_created", partner_id=str(partner.pk), name=name, by=admin.id)
     return partner, secret
 
@@ -738,8 +1022,13 @@ def _timestamp(raw: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else None
 
 
-def authenticate_partner(key: str | None, signature: str | None, timestamp: str | None,
-                         body: bytes, now: datetime | None = None) -> Partner:
+def authenticate_partner(
+    key: str | None,
+    signature: str | None,
+    timestamp: str | None,
+    body: bytes,
+    now: datetime | None = None,
+) -> Partner:
     """Check the key, the HMAC-SHA256 of the raw body and the timestamp window. One answer
     for every failure, so a caller cannot learn which part was wrong."""
     partner = Partner.objects(key=key, active=True).first() if key else None
@@ -754,10 +1043,16 @@ def authenticate_partner(key: str | None, signature: str | None, timestamp: str 
     return partner
 
 
-def credit_from_partner(partner: Partner, *, partner_txn_id: str, points: int,
-                        member_id: str | None = None, member_phone: str | None = None,
-                        occurred_at: datetime | None = None, now: datetime | None = None
-                        ) -> tuple[dict[str, Any], bool]:
+def credit_from_partner(
+    partner: Partner,
+    *,
+    partner_txn_id: str,
+    points: int,
+    member_id: str | None = None,
+    member_phone: str | None = None,
+    occurred_at: datetime | None = None,
+    now: datetime | None = None,
+) -> tuple[dict[str, Any], bool]:
     """Credit points once per `partner_txn_id`. Returns the credit and whether it is new; a
     replay returns the first credit."""
     credits = PartnerCredit._get_collection()
@@ -765,8 +1060,9 @@ def credit_from_partner(partner: Partner, *, partner_txn_id: str, points: int,
     if (first := credits.find_one(query)) is not None:
         return _same_credit(first, points), False
     if points > partner.max_points_per_txn:
-        raise ValidationFailed("over_cap", f"At most {partner.max_points_per_txn} points "
-                                           "per transaction.")
+        raise ValidationFailed(
+            "over_cap", f"At most {partner.max_points_per_txn} points per transaction."
+        )
     owner = find_active_owner(member_id, member_phone)
     if owner is None:
         raise ValidationFailed("unknown_member", "No owner with this id or phone.")
@@ -776,13 +1072,34 @@ def credit_from_partner(partner: Partner, *, partner_txn_id: str, points: int,
     def unit(session: ClientSession) -> bool:
         if credits.find_one(query, {"_id": 1}, session=session) is not None:
             return False
-        entry = _earn(session, Movement(
-            owner.pk, EARN, points, key, f"Credited by {partner.name}",
-            {"rule": "partner.credit", "type": "partner", "id": str(partner.pk),
-             "txn_id": partner_txn_id}, owner.city_code), False, now)
-        credit = {**query, "user_id": owner.pk, "points": points, "entry_id": entry["_id"],
-                  "balance_after": entry["balance_after"], "occurred_at": occurred_at,
-                  "created_at": now}
+        entry = _earn(
+            session,
+            Movement(
+                owner.pk,
+                EARN,
+                points,
+                key,
+                f"Credited by {partner.name}",
+                {
+                    "rule": "partner.credit",
+                    "type": "partner",
+                    "id": str(partner.pk),
+                    "txn_id": partner_txn_id,
+                },
+                owner.city_code,
+            ),
+            False,
+            now,
+        )
+        credit = {
+            **query,
+            "user_id": owner.pk,
+            "points": points,
+            "entry_id": entry["_id"],
+            "balance_after": entry["balance_after"],
+            "occurred_at": occurred_at,
+            "created_at": now,
+        }
         credits.insert_one(credit, session=session)
         return True
 
@@ -790,19 +1107,26 @@ def credit_from_partner(partner: Partner, *, partner_txn_id: str, points: int,
     # Read back what was stored, so that the first answer and every replay are identical.
     credit = credits.find_one(query)
     if created:
-        log.info("partner_credit", partner_id=str(partner.pk), txn=partner_txn_id,
-                 user_id=str(owner.pk), points=points)
+        log.info(
+            "partner_credit",
+            partner_id=str(partner.pk),
+            txn=partner_txn_id,
+            user_id=str(owner.pk),
+            points=points,
+        )
     return _same_credit(credit, points), created
 
 
 def _same_credit(credit: dict[str, Any], points: int) -> dict[str, Any]:
     if credit["points"] != points:
-        raise Conflict("partner_txn_reused",
-                       "This partner_txn_id was already used for another credit.")
+        raise Conflict(
+            "partner_txn_reused", "This partner_txn_id was already used for another credit."
+        )
     return credit
 
 
 # --- expiry ----------------------------------------------------------------------------
+
 
 def expire_due(now: datetime | None = None, batch: int = 500) -> int:
     """Expire every lot past its date with an `expire` entry. Returns the entries written."""
@@ -810,11 +1134,15 @@ def expire_due(now: datetime | None = None, batch: int = 500) -> int:
     lots = Lot._get_collection()
     written = 0
     while True:
-        due = list(lots.find({"expires_at": {"$lte": now}, "remaining": {"$gt": 0}},
-                             {"_id": 1}).limit(batch))
+        due = list(
+            lots.find({"expires_at": {"$lte": now}, "remaining": {"$gt": 0}}, {"_id": 1}).limit(
+                batch
+            )
+        )
         for lot in due:
-            written += transaction(lambda session, lot_id=lot["_id"]:
-                                   _expire_lot(session, lot_id, now))
+            written += transaction(
+                lambda session, lot_id=lot["_id"]: _expire_lot(session, lot_id, now)
+            )
         if len(due) < batch:
             break
     if written:
@@ -827,10 +1155,20 @@ def _expire_lot(session: ClientSession, lot_id: ObjectId, now: datetime) -> int:
     if lot is None or lot["remaining"] <= 0 or lot["expires_at"] > now:
         return 0
     owner = active_owner(lot["account_id"], session=session) or {}
-    _write(session, Movement(
-        lot["account_id"], EXPIRE, -lot["remaining"], f"expire:{lot_id}:{lot['expired']}",
-        "Points expired", {"rule": "expiry", "type": "lot", "id": str(lot_id)},
-        owner.get("city_code"), lot_id=lot_id), now)
+    _write(
+        session,
+        Movement(
+            lot["account_id"],
+            EXPIRE,
+            -lot["remaining"],
+            f"expire:{lot_id}:{lot['expired']}",
+            "Points expired",
+            {"rule": "expiry", "type": "lot", "id": str(lot_id)},
+            owner.get("city_code"),
+            lot_id=lot_id,
+        ),
+        now,
+    )
     return 1
 
 
@@ -838,30 +1176,50 @@ def warn_expiring(now: datetime | None = None) -> int:
     """Tell owners about lots expiring within 30 days, once per lot."""
     now = now or utcnow()
     lots = Lot._get_collection()
-    due = list(lots.find({"expires_at": {"$gt": now, "$lte": now + EXPIRY_WARNING},
-                          "remaining": {"$gt": 0}, "warned_at": None}, {"_id": 1}))
+    due = list(
+        lots.find(
+            {
+                "expires_at": {"$gt": now, "$lte": now + EXPIRY_WARNING},
+                "remaining": {"$gt": 0},
+                "warned_at": None,
+            },
+            {"_id": 1},
+        )
+    )
 
     def warn(session: ClientSession, lot_id: ObjectId) -> int:
-        lot = update_and_read(lots, {"_id": lot_id, "warned_at": None},
-                              {"$set": {"warned_at": now}}, session=session)
+        lot = update_and_read(
+            lots, {"_id": lot_id, "warned_at": None}, {"$set": {"warned_at": now}}, session=session
+        )
         if lot is None:
             return 0
         owner = active_owner(lot["account_id"], session=session) or {}
-        expires_on = lot["expires_at"].astimezone(
-            ZoneInfo(city_timezone(owner.get("city_code"), session))).date().isoformat()
-        notify(session, lot["account_id"], "points", "points_expiring",
-               {"points": lot["remaining"], "expires_on": expires_on},
-               dedupe_key=f"lot:{lot_id}:expiring")
+        expires_on = (
+            lot["expires_at"]
+            .astimezone(ZoneInfo(city_timezone(owner.get("city_code"), session)))
+            .date()
+            .isoformat()
+        )
+        notify(
+            session,
+            lot["account_id"],
+            "points",
+            "points_expiring",
+            {"points": lot["remaining"], "expires_on": expires_on},
+            dedupe_key=f"lot:{lot_id}:expiring",
+        )
         return 1
 
-    warned = sum(transaction(lambda session, lot_id=lot["_id"]: warn(session, lot_id))
-                 for lot in due)
+    warned = sum(
+        transaction(lambda session, lot_id=lot["_id"]: warn(session, lot_id)) for lot in due
+    )
     if warned:
         log.info("points_expiry_warned", lots=warned)
     return warned
 
 
 # --- reconciliation --------------------------------------------------------------------
+
 
 def request_reconciliation(admin: Caller) -> ReconciliationRun:
     """Store a queued run and its domain event; a worker runs it."""
@@ -871,27 +1229,53 @@ def request_reconciliation(admin: Caller) -> ReconciliationRun:
     def unit(session: ClientSession) -> None:
         ReconciliationRun._get_collection().insert_one(
             ReconciliationRun(id=run_id, requested_by=admin.user.pk).to_mongo().to_dict(),
-            session=session)
-        record_event(session, "reconciliation.requested", subject_type="reconciliation_run",
-                     subject_id=run_id, actor_id=admin.user.pk)
+            session=session,
+        )
+        record_event(
+            session,
+            "reconciliation.requested",
+            subject_type="reconciliation_run",
+            subject_id=run_id,
+            actor_id=admin.user.pk,
+        )
 
     transaction(unit)
     return ReconciliationRun.objects.get(pk=run_id)
 
 
 def _ledger_totals(session: ClientSession | None, account_id: ObjectId) -> dict[str, int]:
-    rows = list(LedgerEntry._get_collection().aggregate([
-        {"$match": {"account_id": account_id}},
-        {"$group": {"_id": None, "balance": {"$sum": "$amount"}, "entries": {"$sum": 1},
-                    "earned": {"$sum": EARNED_POINTS}}},
-    ], session=session))
-    lots = list(Lot._get_collection().aggregate([
-        {"$match": {"account_id": account_id}},
-        {"$group": {"_id": None, "remaining": {"$sum": "$remaining"}}},
-    ], session=session))
+    rows = list(
+        LedgerEntry._get_collection().aggregate(
+            [
+                {"$match": {"account_id": account_id}},
+                {
+                    "$group": {
+                        "_id": None,
+                        "balance": {"$sum": "$amount"},
+                        "entries": {"$sum": 1},
+                        "earned": {"$sum": EARNED_POINTS},
+                    }
+                },
+            ],
+            session=session,
+        )
+    )
+    lots = list(
+        Lot._get_collection().aggregate(
+            [
+                {"$match": {"account_id": account_id}},
+                {"$group": {"_id": None, "remaining": {"$sum": "$remaining"}}},
+            ],
+            session=session,
+        )
+    )
     totals = rows[0] if rows else {"balance": 0, "entries": 0, "earned": 0}
-    return {"balance": totals["balance"], "entries": totals["entries"],
-            "earned": totals["earned"], "lots": lots[0]["remaining"] if lots else 0}
+    return {
+        "balance": totals["balance"],
+        "entries": totals["entries"],
+        "earned": totals["earned"],
+        "lots": lots[0]["remaining"] if lots else 0,
+    }
 
 
 def check_account(account_id: ObjectId) -> tuple[int, dict[str, Any] | None]:
@@ -899,21 +1283,27 @@ def check_account(account_id: ObjectId) -> tuple[int, dict[str, Any] | None]:
     entry written meanwhile is either in both or in neither. Returns (entries, drift)."""
 
     def read(session: ClientSession) -> tuple[dict[str, Any], dict[str, int]]:
-        account = PointsAccount._get_collection().find_one({"_id": account_id},
-                                                           session=session) or {}
+        account = (
+            PointsAccount._get_collection().find_one({"_id": account_id}, session=session) or {}
+        )
         return account, _ledger_totals(session, account_id)
 
     account, totals = transaction(read)
-    cached = {"balance": account.get("balance", 0),
-              "earned": account.get("lifetime_earned", 0)}
-    if (cached["balance"], cached["earned"], totals["lots"]) == \
-            (totals["balance"], totals["earned"], totals["balance"]):
+    cached = {"balance": account.get("balance", 0), "earned": account.get("lifetime_earned", 0)}
+    if (cached["balance"], cached["earned"], totals["lots"]) == (
+        totals["balance"],
+        totals["earned"],
+        totals["balance"],
+    ):
         return totals["entries"], None
     return totals["entries"], {
-        "account_id": str(account_id), "cached_balance": cached["balance"],
-        "computed_balance": totals["balance"], "lots_total": totals["lots"],
+        "account_id": str(account_id),
+        "cached_balance": cached["balance"],
+        "computed_balance": totals["balance"],
+        "lots_total": totals["lots"],
         "cached_lifetime_earned": cached["earned"],
-        "computed_lifetime_earned": totals["earned"]}
+        "computed_lifetime_earned": totals["earned"],
+    }
 
 
 def repair_account(account_id: ObjectId, now: datetime | None = None) -> None:
@@ -924,10 +1314,16 @@ def repair_account(account_id: ObjectId, now: datetime | None = None) -> None:
         totals = _ledger_totals(session, account_id)
         PointsAccount._get_collection().update_one(
             {"_id": account_id},
-            {"$set": {"balance": totals["balance"], "lifetime_earned": totals["earned"],
-                      "tier": tier_for(_rolling_earned(session, account_id, now)).name,
-                      "updated_at": now}},
-            session=session)
+            {
+                "$set": {
+                    "balance": totals["balance"],
+                    "lifetime_earned": totals["earned"],
+                    "tier": tier_for(_rolling_earned(session, account_id, now)).name,
+                    "updated_at": now,
+                }
+            },
+            session=session,
+        )
 
     transaction(unit)
 
@@ -944,7 +1340,8 @@ def run_reconciliation(run_id: str | None = None, batch: int = 500) -> Reconcili
     run_oid = _oid(run_id)
     claimed = runs.update_one(
         {"_id": run_oid, "status": {"$in": [RUN_QUEUED, RUN_FAILED]}},
-        {"$set": {"status": RUN_RUNNING, "started_at": utcnow()}})
+        {"$set": {"status": RUN_RUNNING, "started_at": utcnow()}},
+    )
     if not claimed.matched_count:
         return None
     accounts = PointsAccount._get_collection()
@@ -953,8 +1350,12 @@ def run_reconciliation(run_id: str | None = None, batch: int = 500) -> Reconcili
     try:
         last: ObjectId | None = None
         while True:
-            page = [row["_id"] for row in accounts.find(
-                {"_id": {"$gt": last}} if last else {}, {"_id": 1}).sort("_id", 1).limit(batch)]
+            page = [
+                row["_id"]
+                for row in accounts.find({"_id": {"$gt": last}} if last else {}, {"_id": 1})
+                .sort("_id", 1)
+                .limit(batch)
+            ]
             for account_id in page:
                 entries, drift = check_account(account_id)
                 progress["accounts_checked"] += 1
@@ -967,12 +1368,21 @@ def run_reconciliation(run_id: str | None = None, batch: int = 500) -> Reconcili
                 break
             last = page[-1]
     except Exception as exc:
-        runs.update_one({"_id": run_oid},
-                        {"$set": {"status": RUN_FAILED, "error": repr(exc)[:2000],
-                                  **progress, "drifts": drifts}})
+        runs.update_one(
+            {"_id": run_oid},
+            {
+                "$set": {
+                    "status": RUN_FAILED,
+                    "error": repr(exc)[:2000],
+                    **progress,
+                    "drifts": drifts,
+                }
+            },
+        )
         raise
-    runs.update_one({"_id": run_oid},
-                    {"$set": {"status": RUN_DONE, "finished_at": utcnow(), **progress,
-                              "drifts": drifts}})
+    runs.update_one(
+        {"_id": run_oid},
+        {"$set": {"status": RUN_DONE, "finished_at": utcnow(), **progress, "drifts": drifts}},
+    )
     log.info("reconciliation_done", run_id=str(run_oid), drifts=len(drifts), **progress)
     return ReconciliationRun.objects.get(pk=run_oid)

@@ -20,37 +20,51 @@ from workers.registry import handles
 def welcome_points(event: DomainEvent, session: ClientSession | None) -> None:
     owner_id = event.payload["owner_id"]
     if event.payload.get("first_verified_vehicle"):
-        services.award_for_event(session, event, "vehicle.verified", owner_id,
-                                 once_key=f"vehicle.verified:{owner_id}")
+        services.award_for_event(
+            session, event, "vehicle.verified", owner_id, once_key=f"vehicle.verified:{owner_id}"
+        )
 
 
 @handles("referral.completed")
 def referral_points(event: DomainEvent, session: ClientSession | None) -> None:
     referee = event.payload["referee_id"]
-    services.award_for_event(session, event, "referral.referrer", event.payload["referrer_id"],
-                             once_key=f"referral.referrer:{referee}")
-    services.award_for_event(session, event, "referral.referee", referee,
-                             once_key=f"referral.referee:{referee}")
+    services.award_for_event(
+        session,
+        event,
+        "referral.referrer",
+        event.payload["referrer_id"],
+        once_key=f"referral.referrer:{referee}",
+    )
+    services.award_for_event(
+        session, event, "referral.referee", referee, once_key=f"referral.referee:{referee}"
+    )
 
 
 @handles("event.attended")
 def attendance_points(event: DomainEvent, session: ClientSession | None) -> None:
     payload = event.payload
-    services.award_for_event(session, event, "event.attended", payload["user_id"],
-                             points=payload.get("points_reward"),
-                             once_key=f"event.attended:{payload['user_id']}:{payload['event_id']}")
+    services.award_for_event(
+        session,
+        event,
+        "event.attended",
+        payload["user_id"],
+        points=payload.get("points_reward"),
+        once_key=f"event.attended:{payload['user_id']}:{payload['event_id']}",
+    )
 
 
 @handles("post.published")
 def post_points(event: DomainEvent, session: ClientSession | None) -> None:
-    services.award_for_event(session, event, "post.published",
-                             event.payload.get("author_id") or event.actor_id)
+    services.award_for_event(
+        session, event, "post.published", event.payload.get("author_id") or event.actor_id
+    )
 
 
 @handles("comment.created")
 def comment_points(event: DomainEvent, session: ClientSession | None) -> None:
-    services.award_for_event(session, event, "comment.created",
-                             event.payload.get("author_id") or event.actor_id)
+    services.award_for_event(
+        session, event, "comment.created", event.payload.get("author_id") or event.actor_id
+    )
 
 
 @handles("reconciliation.requested", transactional=False)
@@ -60,20 +74,23 @@ def start_reconciliation(event: DomainEvent, session: ClientSession | None) -> N
     reconcile.send(event.subject_id)
 
 
-@dramatiq.actor(actor_name="points.expire_due", queue_name="loyalty", max_retries=3,
-                time_limit=30 * 60_000)
+@dramatiq.actor(
+    actor_name="points.expire_due", queue_name="loyalty", max_retries=3, time_limit=30 * 60_000
+)
 def expire_due() -> None:
     services.expire_due()
 
 
-@dramatiq.actor(actor_name="points.warn_expiring", queue_name="loyalty", max_retries=3,
-                time_limit=30 * 60_000)
+@dramatiq.actor(
+    actor_name="points.warn_expiring", queue_name="loyalty", max_retries=3, time_limit=30 * 60_000
+)
 def warn_expiring() -> None:
     services.warn_expiring()
 
 
-@dramatiq.actor(actor_name="reconciliation.run", queue_name="loyalty", max_retries=3,
-                time_limit=2 * 3600_000)
+@dramatiq.actor(
+    actor_name="reconciliation.run", queue_name="loyalty", max_retries=3, time_limit=2 * 3600_000
+)
 def reconcile(run_id: str | None = None) -> None:
     """Run the requested reconciliation, or a new one (the nightly schedule sends none)."""
     services.run_reconciliation(run_id)

@@ -9,8 +9,9 @@ from app.web import Blueprint, page_of, paginate
 from notifications import services
 from notifications.schemas import InboxArgsSchema, NotificationSchema, PreferencesSchema
 
-notifications = Blueprint("notifications", __name__,
-                          description="The owner's inbox and notification preferences")
+notifications = Blueprint(
+    "notifications", __name__, description="The owner's inbox and notification preferences"
+)
 blueprints = (notifications,)
 
 
@@ -23,8 +24,9 @@ class Inbox(MethodView):
     @notifications.doc(security=[{"bearer": []}])
     def get(self, args):
         """The caller's notifications, newest first"""
-        return paginate(services.inbox(caller().user.pk, args["unread"]), args["cursor"],
-                        args["limit"])
+        return paginate(
+            services.inbox(caller().user.pk, args["unread"]), args["cursor"], args["limit"]
+        )
 
 
 @notifications.route("/me/notifications/<notification_id>/read")

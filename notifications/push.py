@@ -45,8 +45,14 @@ class LogProvider:
     """Development default: the push is a log line."""
 
     def send(self, message: PushMessage) -> None:
-        log.info("push_sent", provider="log", push_id=message.id, user_id=message.user_id,
-                 kind=message.kind, title=message.title)
+        log.info(
+            "push_sent",
+            provider="log",
+            push_id=message.id,
+            user_id=message.user_id,
+            kind=message.kind,
+            title=message.title,
+        )
 
 
 class WebhookProvider:
@@ -59,10 +65,15 @@ class WebhookProvider:
         self.timeout_seconds = timeout_seconds
 
     def send(self, message: PushMessage) -> None:
-        body = json.dumps(asdict(message), ensure_ascii=False, separators=(",", ":"),
-                          sort_keys=True).encode()
-        response = requests.post(self.url, data=body, timeout=self.timeout_seconds, headers={
-            "Content-Type": "application/json", SIGNATURE_HEADER: sign(self.secret, body)})
+        body = json.dumps(
+            asdict(message), ensure_ascii=False, separators=(",", ":"), sort_keys=True
+        ).encode()
+        response = requests.post(
+            self.url,
+            data=body,
+            timeout=self.timeout_seconds,
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.secret, body)},
+        )
         response.raise_for_status()
         log.info("push_sent", provider="webhook", push_id=message.id, status=response.status_code)
 

@@ -16,8 +16,9 @@ class StrictBoolean(fields.Boolean):
 
 
 class InboxArgsSchema(PageArgsSchema):
-    unread = fields.Boolean(load_default=False,
-                            metadata={"description": "Only notifications not yet read"})
+    unread = fields.Boolean(
+        load_default=False, metadata={"description": "Only notifications not yet read"}
+    )
 
 
 class NotificationSchema(Schema):
@@ -40,4 +41,5 @@ class ChannelsSchema(Schema):
 # One entry per kind; on PUT every kind and channel is optional and keeps its value when
 # left out.
 PreferencesSchema = Schema.from_dict(
-    {kind: fields.Nested(ChannelsSchema) for kind in KINDS}, name="NotificationPreferencesSchema")
+    {kind: fields.Nested(ChannelsSchema) for kind in KINDS}, name="NotificationPreferencesSchema"
+)

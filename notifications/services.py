@@ -34,35 +34,47 @@ PUSH_REQUESTED = "notification.push_requested"
 
 # --- preferences ---------------------------------------------------------------------
 
-def preferences(user_id: ObjectId, session: ClientSession | None = None
-                ) -> dict[str, dict[str, bool]]:
+
+def preferences(
+    user_id: ObjectId, session: ClientSession | None = None
+) -> dict[str, dict[str, bool]]:
     """Every kind and channel: the owner's choices over the defaults."""
     merged = copy.deepcopy(DEFAULT_PREFERENCES)
-    stored = NotificationPreferences._get_collection().find_one({"_id": user_id},
-                                                                session=session)
+    stored = NotificationPreferences._get_collection().find_one({"_id": user_id}, session=session)
     for kind, channels in ((stored or {}).get("channels") or {}).items():
         if kind in merged:
             merged[kind].update(channels)
     return merged
 
 
-def update_preferences(user_id: ObjectId, changes: dict[str, dict[str, bool]]
-                       ) -> dict[str, dict[str, bool]]:
+def update_preferences(
+    user_id: ObjectId, changes: dict[str, dict[str, bool]]
+) -> dict[str, dict[str, bool]]:
     """Set the given kinds and channels; the ones not given keep their value."""
-    updates = {f"channels.{kind}.{channel}": value
-               for kind, channels in changes.items() for channel, value in channels.items()}
+    updates = {
+        f"channels.{kind}.{channel}": value
+        for kind, channels in changes.items()
+        for channel, value in channels.items()
+    }
     if updates:
         NotificationPreferences._get_collection().update_one(
-            {"_id": user_id}, {"$set": {**updates, "updated_at": utcnow()}}, upsert=True)
-        log.info("notification_preferences_updated", user_id=str(user_id),
-                 changed=sorted(updates))
+            {"_id": user_id}, {"$set": {**updates, "updated_at": utcnow()}}, upsert=True
+        )
+        log.info("notification_preferences_updated", user_id=str(user_id), changed=sorted(updates))
     return preferences(user_id)
 
 
 # --- sending -------------------------------------------------------------------------
 
-def notify(session: ClientSession | None, user_id: str | ObjectId, kind: str, template: str,
-           params: dict[str, Any], dedupe_key: str) -> bool:
+
+def notify(
+    session: ClientSession | None,
+    user_id: str | ObjectId,
+    kind: str,
+    template: str,
+    params: dict[str, Any],
+    dedupe_key: str,
+) -> bool:
     """Notify an owner, at most once per `dedupe_key`, through the channels they chose
     for `kind` (events, points, community, marketing).
 
@@ -82,29 +94,54 @@ def notify(session: ClientSession | None, user_id: str | ObjectId, kind: str, te
     if channels["in_app"]:
         result = Notification._get_collection().update_one(
             {"dedupe_key": dedupe_key},
-            {"$setOnInsert": {"user_id": owner["_id"], "kind": kind, "template": template,
-                              "title": title, "body": body, "data": params,
-                              "created_at": utcnow()}},
-            upsert=True, session=session)
+            {
+                "$setOnInsert": {
+                    "user_id": owner["_id"],
+                    "kind": kind,
+                    "template": template,
+                    "title": title,
+                    "body": body,
+                    "data": params,
+                    "created_at": utcnow(),
+                }
+            },
+            upsert=True,
+            session=session,
+        )
         if result.upserted_id is None:
             return False
         notification_id = str(result.upserted_id)
     elif _push_requested(dedupe_key, session):
         return False
     if channels["push"]:
-        record_event(session, PUSH_REQUESTED, subject_type="notification",
-                     subject_id=dedupe_key, city_code=owner.get("city_code"),
-                     payload={"user_id": str(owner["_id"]), "kind": kind, "title": title,
-                              "body": body, "data": params,
-                              "notification_id": notification_id})
+        record_event(
+            session,
+            PUSH_REQUESTED,
+            subject_type="notification",
+            subject_id=dedupe_key,
+            city_code=owner.get("city_code"),
+            payload={
+                "user_id": str(owner["_id"]),
+                "kind": kind,
+                "title": title,
+                "body": body,
+                "data": params,
+                "notification_id": notification_id,
+            },
+        )
     return True
 
 
 def _push_requested(dedupe_key: str, session: ClientSession | None) -> bool:
     # Outbox records stay a week after dispatch: the window in which a cause can repeat.
-    return OutboxEvent._get_collection().find_one(
-        {"subject_type": "notification", "subject_id": dedupe_key, "type": PUSH_REQUESTED},
-        {"_id": 1}, session=session) is not None
+    return (
+        OutboxEvent._get_collection().find_one(
+            {"subject_type": "notification", "subject_id": dedupe_key, "type": PUSH_REQUESTED},
+            {"_id": 1},
+            session=session,
+        )
+        is not None
+    )
 
 
 def push_hold(event: DomainEvent, now: datetime | None = None) -> timedelta | None:
@@ -125,13 +162,21 @@ def send_push(event: DomainEvent) -> bool:
     if not preferences(user_id)[payload["kind"]]["push"]:
         log.info("push_skipped", push_id=event.id, reason="push_turned_off")
         return False
-    provider_from_config(current_app.config).send(PushMessage(
-        id=event.id, user_id=payload["user_id"], kind=payload["kind"], title=payload["title"],
-        body=payload["body"], data=payload.get("data") or {}))
+    provider_from_config(current_app.config).send(
+        PushMessage(
+            id=event.id,
+            user_id=payload["user_id"],
+            kind=payload["kind"],
+            title=payload["title"],
+            body=payload["body"],
+            data=payload.get("data") or {},
+        )
+    )
     return True
 
 
 # --- the inbox -----------------------------------------------------------------------
+
 
 def inbox(user_id: ObjectId, unread_only: bool = False) -> QuerySet:
     notifications = Notification.objects(user_id=user_id)
@@ -147,20 +192,30 @@ def mark_read(user_id: ObjectId, notification_id: str) -> None:
 
 def mark_all_read(user_id: ObjectId) -> int:
     result = Notification._get_collection().update_many(
-        {"user_id": user_id, "read_at": None}, {"$set": {"read_at": utcnow()}})
+        {"user_id": user_id, "read_at": None}, {"$set": {"read_at": utcnow()}}
+    )
     return result.modified_count
 
 
 # --- personal data -------------------------------------------------------------------
+
 
 @exporter("notifications")
 def export_notifications(user_id: Any) -> dict[str, Any]:
     oid = ObjectId(str(user_id))
     return {
         "preferences": preferences(oid),
-        "inbox": [{"id": n.pk, "kind": n.kind, "title": n.title, "body": n.body,
-                   "created_at": n.created_at, "read_at": n.read_at}
-                  for n in Notification.objects(user_id=oid).order_by("-id")],
+        "inbox": [
+            {
+                "id": n.pk,
+                "kind": n.kind,
+                "title": n.title,
+                "body": n.body,
+                "created_at": n.created_at,
+                "read_at": n.read_at,
+            }
+            for n in Notification.objects(user_id=oid).order_by("-id")
+        ],
     }
 
 

@@ -17,10 +17,14 @@ _PUSH_RETRIES = {"max_retries": 8, "min_backoff": 2_000, "max_backoff": 300_000}
 @handles("vehicle.verified")
 def notify_vehicle_verified(event: DomainEvent, session: ClientSession | None) -> None:
     payload = event.payload
-    services.notify(session, payload["owner_id"], "community", "vehicle_verified",
-                    {"model": payload["model"], "vin": payload["vin"],
-                     "vehicle_id": event.subject_id},
-                    dedupe_key=f"{event.id}:vehicle_verified")
+    services.notify(
+        session,
+        payload["owner_id"],
+        "community",
+        "vehicle_verified",
+        {"model": payload["model"], "vin": payload["vin"], "vehicle_id": event.subject_id},
+        dedupe_key=f"{event.id}:vehicle_verified",
+    )
 
 
 @handles("user.erased")
@@ -28,8 +32,13 @@ def erase_notifications(event: DomainEvent, session: ClientSession | None) -> No
     services.erase_user_data(session, event.subject_id)
 
 
-@handles(services.PUSH_REQUESTED, transactional=False, max_retries=_PUSH_RETRIES["max_retries"],
-         min_backoff_ms=_PUSH_RETRIES["min_backoff"], max_backoff_ms=_PUSH_RETRIES["max_backoff"])
+@handles(
+    services.PUSH_REQUESTED,
+    transactional=False,
+    max_retries=_PUSH_RETRIES["max_retries"],
+    min_backoff_ms=_PUSH_RETRIES["min_backoff"],
+    max_backoff_ms=_PUSH_RETRIES["max_backoff"],
+)
 def push_notification(event: DomainEvent, session: ClientSession | None) -> None:
     """Push now, or at the end of the owner's quiet hours (a delayed message)."""
     hold = services.push_hold(event)
@@ -39,7 +48,11 @@ def push_notification(event: DomainEvent, session: ClientSession | None) -> None
         send_held_push.send_with_options(args=(event.to_message(),), delay=hold)
 
 
-@dramatiq.actor(actor_name="notifications.send_push", queue_name="notifications",
-                time_limit=30_000, **_PUSH_RETRIES)
+@dramatiq.actor(
+    actor_name="notifications.send_push",
+    queue_name="notifications",
+    time_limit=30_000,
+    **_PUSH_RETRIES,
+)
 def send_held_push(event: dict[str, Any]) -> None:
     services.send_push(DomainEvent.from_message(event))

@@ -39,8 +39,10 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
     },
     "registration_promoted": {
         "zh-CN": ("候补成功", "有名额空出，您已确认参加「{title}」，{starts_at}，{venue}。"),
-        "en": ("You have a place",
-               "A place came free: you are confirmed for {title}, {starts_at} at {venue}."),
+        "en": (
+            "You have a place",
+            "A place came free: you are confirmed for {title}, {starts_at} at {venue}.",
+        ),
     },
     "event_reminder_24h": {
         "zh-CN": ("活动明天开始", "「{title}」将于 {starts_at} 在 {venue} 开始。"),

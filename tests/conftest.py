@@ -63,7 +63,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         if _GIVEN_MONGODB_URI:
             base, _, query = _GIVEN_MONGODB_URI.partition("?")
             result.mongodb_uri = f"{base.rsplit('/', 1)[0]}/test_{uuid.uuid4().hex[:8]}" + (
-                f"?{query}" if query else "")
+                f"?{query}" if query else ""
+            )
         else:
             result.mongo = start_mongo(tmp_path_factory.mktemp("mongodb"), "test")
             started.append(result.mongo)
@@ -141,8 +142,14 @@ class BackgroundProcesses:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     COMMANDS = {
-        "worker": [str(Path(sys.executable).parent / "dramatiq"), "workers.main",
-                   "--processes", "1", "--threads", "4"],
+        "worker": [
+            str(Path(sys.executable).parent / "dramatiq"),
+            "workers.main",
+            "--processes",
+            "1",
+            "--threads",
+            "4",
+        ],
         "dispatcher": [sys.executable, "-m", "workers.dispatcher"],
         "scheduler": [sys.executable, "-m", "workers.scheduler"],
     }
@@ -150,9 +157,15 @@ class BackgroundProcesses:
     def start(self, name: str, alias: str | None = None) -> subprocess.Popen:
         # A process group of its own, so `kill` reaches the processes Dramatiq forks too;
         # and it dies with the test session even when pytest itself is killed.
-        process = subprocess.Popen(self.COMMANDS[name], cwd=ROOT, env=self.environ,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   start_new_session=True, preexec_fn=die_with_parent)
+        process = subprocess.Popen(
+            self.COMMANDS[name],
+            cwd=ROOT,
+            env=self.environ,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
         self.processes[alias or name] = process
         return process
 
@@ -182,9 +195,14 @@ def background(app, servers: Servers) -> Iterator[Callable[..., BackgroundProces
     started: list[BackgroundProcesses] = []
 
     def start(*names: str, **env: str) -> BackgroundProcesses:
-        environ = {**os.environ, "MONGODB_URI": servers.mongodb_uri,
-                   "REDIS_URL": servers.redis_url, "DRAMATIQ_HEARTBEAT_TIMEOUT_MS": "5000",
-                   "LOG_LEVEL": "WARNING", **env}
+        environ = {
+            **os.environ,
+            "MONGODB_URI": servers.mongodb_uri,
+            "REDIS_URL": servers.redis_url,
+            "DRAMATIQ_HEARTBEAT_TIMEOUT_MS": "5000",
+            "LOG_LEVEL": "WARNING",
+            **env,
+        }
         group = BackgroundProcesses(environ)
         started.append(group)
         for name in names:

@@ -16,8 +16,12 @@ from accounts.models import ADMIN, City, RoleGrant, User
 _sequence = itertools.count(1)
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
-               message: str = "condition") -> Any:
+def wait_until(
+    predicate: Callable[[], Any],
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> Any:
     """Poll `predicate` until it returns something truthy, or fail after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -31,7 +35,8 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: fl
 
 def make_city(code: str = "SZ", name: str | None = None, timezone: str = "Asia/Shanghai") -> City:
     return City.objects(code=code).first() or services.create_city(
-        code, name or code, "Province", timezone)
+        code, name or code, "Province", timezone
+    )
 
 
 @dataclass
@@ -48,22 +53,31 @@ class Person:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def make_person(city: str = "SZ", role: str | None = None, cities: list[str] | None = None,
-                verified_owner: bool = False, **fields: Any) -> Person:
+def make_person(
+    city: str = "SZ",
+    role: str | None = None,
+    cities: list[str] | None = None,
+    verified_owner: bool = False,
+    **fields: Any,
+) -> Person:
     """A user with an access token; `role` grants circle_leader/ambassador (in `cities`,
     default the home city) or admin."""
     make_city(city)
     number = next(_sequence)
-    user = services.register(email=fields.pop("email", f"user{number}@example.com"),
-                             password=fields.pop("password", "password-123"),
-                             display_name=fields.pop("display_name", f"User {number}"),
-                             city_code=city, **fields)
+    user = services.register(
+        email=fields.pop("email", f"user{number}@example.com"),
+        password=fields.pop("password", "password-123"),
+        display_name=fields.pop("display_name", f"User {number}"),
+        city_code=city,
+        **fields,
+    )
     if verified_owner:
         User.objects(pk=user.pk).update_one(set__verified_owner=True)
         user.reload()
     if role:
         for code in cities or []:
             make_city(code)
-        RoleGrant(user_id=user.pk, role=role,
-                  city_codes=[] if role == ADMIN else (cities or [city])).save()
+        RoleGrant(
+            user_id=user.pk, role=role, city_codes=[] if role == ADMIN else (cities or [city])
+        ).save()
     return Person(user, create_access_token(identity=str(user.pk)))

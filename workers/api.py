@@ -9,8 +9,9 @@ from app.web import Blueprint, page_of, paginate
 from workers import services
 from workers.schemas import DeadLetterArgsSchema, DeadLetterSchema
 
-dead_letters = Blueprint("dead_letters", __name__,
-                         description="Messages whose retries ran out (admins)")
+dead_letters = Blueprint(
+    "dead_letters", __name__, description="Messages whose retries ran out (admins)"
+)
 blueprints = (dead_letters,)
 
 
@@ -24,8 +25,9 @@ class DeadLetters(MethodView):
     @dead_letters.doc(security=[{"bearer": []}])
     def get(self, args):
         """Dead letters, newest first (admin)"""
-        return paginate(services.dead_letters(caller(), args["replayed"]), args["cursor"],
-                        args["limit"])
+        return paginate(
+            services.dead_letters(caller(), args["replayed"]), args["cursor"], args["limit"]
+        )
 
 
 @dead_letters.route("/admin/dead-letters/<dead_letter_id>/replay")

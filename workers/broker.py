@@ -63,9 +63,19 @@ def requeue_orphaned_messages(broker: RedisBroker) -> None:
     """
     script = broker.scripts["dispatch"]
     for queue in sorted(broker.get_declared_queues() | broker.get_declared_delay_queues()):
-        script(keys=[broker.namespace],
-               args=["qsize", current_millis(), queue, broker.broker_id, broker.heartbeat_timeout,
-                     broker.dead_message_ttl, 1, broker._max_unpack_size()])
+        script(
+            keys=[broker.namespace],
+            args=[
+                "qsize",
+                current_millis(),
+                queue,
+                broker.broker_id,
+                broker.heartbeat_timeout,
+                broker.dead_message_ttl,
+                1,
+                broker._max_unpack_size(),
+            ],
+        )
 
 
 class RequeueOrphans(Middleware):
@@ -74,8 +84,9 @@ class RequeueOrphans(Middleware):
         self.stop = threading.Event()
 
     def after_worker_boot(self, broker, worker) -> None:
-        threading.Thread(target=self._loop, args=(broker,), name="requeue-orphans",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._loop, args=(broker,), name="requeue-orphans", daemon=True
+        ).start()
 
     def before_worker_shutdown(self, broker, worker) -> None:
         self.stop.set()
@@ -93,8 +104,9 @@ def configure_broker(redis_url: str, heartbeat_timeout_ms: int = 60_000) -> Redi
     current = dramatiq.get_broker() if _has_broker() else None
     if isinstance(current, RedisBroker) and getattr(current, "_configured_url", None) == redis_url:
         return current
-    broker = RedisBroker(url=redis_url, heartbeat_timeout=heartbeat_timeout_ms,
-                         dead_message_ttl=_WEEK_MS)
+    broker = RedisBroker(
+        url=redis_url, heartbeat_timeout=heartbeat_timeout_ms, dead_message_ttl=_WEEK_MS
+    )
     broker._configured_url = redis_url
     broker.add_middleware(DeadLetters())
     dramatiq.set_broker(broker)

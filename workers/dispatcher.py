@@ -65,8 +65,13 @@ class LeaseLost(Exception):
 
 
 class Dispatcher:
-    def __init__(self, batch_size: int = 500, lease_seconds: int = 30, wait_ms: int = 100,
-                 max_backoff_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        batch_size: int = 500,
+        lease_seconds: int = 30,
+        wait_ms: int = 100,
+        max_backoff_seconds: float = 5.0,
+    ) -> None:
         self.batch_size = batch_size
         self.lease = timedelta(seconds=lease_seconds)
         self.wait_ms = wait_ms
@@ -86,9 +91,9 @@ class Dispatcher:
             cursors.insert_one({"_id": CURSOR_ID, **lead})
         except DuplicateKeyError:
             taken = cursors.update_one(
-                {"_id": CURSOR_ID,
-                 "$or": [{"holder": self.name}, {"lease_until": {"$lt": now}}]},
-                {"$set": lead})
+                {"_id": CURSOR_ID, "$or": [{"holder": self.name}, {"lease_until": {"$lt": now}}]},
+                {"$set": lead},
+            )
             if not taken.matched_count:
                 return False
         self._renewed_at = now
@@ -97,7 +102,8 @@ class Dispatcher:
     def release(self) -> None:
         """Let a standby take over now rather than when the lease runs out."""
         DispatchCursor._get_collection().update_one(
-            {"_id": CURSOR_ID, "holder": self.name}, {"$set": {"lease_until": utcnow()}})
+            {"_id": CURSOR_ID, "holder": self.name}, {"$set": {"lease_until": utcnow()}}
+        )
 
     def _save(self, **position: Any) -> None:
         """Renew the lease, saving `position` with it. Raises LeaseLost if another
@@ -105,7 +111,8 @@ class Dispatcher:
         now = utcnow()
         saved = DispatchCursor._get_collection().update_one(
             {"_id": CURSOR_ID, "holder": self.name},
-            {"$set": {**position, "lease_until": now + self.lease}})
+            {"$set": {**position, "lease_until": now + self.lease}},
+        )
         if not saved.matched_count:
             raise LeaseLost
         self._renewed_at = now
@@ -129,8 +136,10 @@ class Dispatcher:
             except OperationFailure as exc:
                 if exc.code != CHANGE_STREAM_HISTORY_LOST:
                     raise
-                log.warning("outbox_stream_history_lost",
-                            dispatched_through=cursor.get("dispatched_through"))
+                log.warning(
+                    "outbox_stream_history_lost",
+                    dispatched_through=cursor.get("dispatched_through"),
+                )
         opened_at = utcnow()
         stream = self._watch()
         through = cursor.get("dispatched_through")
@@ -141,8 +150,11 @@ class Dispatcher:
 
     def _watch(self, **options: Any) -> CollectionChangeStream:
         return OutboxEvent._get_collection().watch(
-            [{"$match": {"operationType": "insert"}}], batch_size=self.batch_size,
-            max_await_time_ms=self.wait_ms, **options)
+            [{"$match": {"operationType": "insert"}}],
+            batch_size=self.batch_size,
+            max_await_time_ms=self.wait_ms,
+            **options,
+        )
 
     def catch_up(self, since: datetime | None) -> int:
         """Send every outbox event that occurred since `since` (all when None), oldest
@@ -164,8 +176,7 @@ class Dispatcher:
         if changes:
             self._keep_lease()
             self.send([change["fullDocument"] for change in changes])
-            self._save(resume_token=stream.resume_token,
-                       dispatched_through=changes[-1]["wallTime"])
+            self._save(resume_token=stream.resume_token, dispatched_through=changes[-1]["wallTime"])
         elif utcnow() - self._renewed_at > self.lease / 3:
             # Idle: keep the lead, and the saved position within the server's history.
             self._save(resume_token=stream.resume_token)
@@ -193,8 +204,9 @@ class Dispatcher:
 
         for handler, events in _by_handler(docs):
             for batch in _chunks(events, handler.batch_size):
-                handle_domain_events.send_with_options(args=(handler.name, batch),
-                                                       **handler.message_options)
+                handle_domain_events.send_with_options(
+                    args=(handler.name, batch), **handler.message_options
+                )
 
     def sweep(self) -> None:
         """Delete events past their retention that have surely been sent, and markers past
@@ -205,12 +217,14 @@ class Dispatcher:
         # are not ObjectIds (events recorded before ids were).
         cutoff = now - MARKER_RETENTION
         HandledEvent._get_collection().delete_many(
-            {"_id": {"$lt": id_floor(cutoff)}, "handled_at": {"$lt": cutoff}})
+            {"_id": {"$lt": id_floor(cutoff)}, "handled_at": {"$lt": cutoff}}
+        )
         cursor = DispatchCursor.read()
         if cursor.get("dispatched_through"):
             cutoff = min(now - RETENTION, cursor["dispatched_through"] - COMMIT_DELAY)
             OutboxEvent._get_collection().delete_many(
-                {"_id": {"$lt": id_floor(cutoff)}, "occurred_at": {"$lt": cutoff}})
+                {"_id": {"$lt": id_floor(cutoff)}, "occurred_at": {"$lt": cutoff}}
+            )
 
     def lead(self, stop: threading.Event) -> None:
         """Dispatch until `stop` is set. Raises LeaseLost when another dispatcher took the
@@ -263,8 +277,7 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _by_handler(docs: list[dict[str, Any]]
-                ) -> list[tuple[registry.Handler, list[dict[str, Any]]]]:
+def _by_handler(docs: list[dict[str, Any]]) -> list[tuple[registry.Handler, list[dict[str, Any]]]]:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     handlers: dict[str, registry.Handler] = {}
     for doc in docs:

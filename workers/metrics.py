@@ -54,8 +54,9 @@ def queue_lengths(client: redis.Redis) -> dict[tuple[str, str], int]:
         pipe.hlen(f"{namespace}:{dq_name(queue)}.msgs")
         pipe.zcard(f"{namespace}:{xq_name(queue)}")
     counts = iter(pipe.execute())
-    return {(queue, state): next(counts) for queue in queues
-            for state in ("ready", "delayed", "dead")}
+    return {
+        (queue, state): next(counts) for queue in queues for state in ("ready", "delayed", "dead")
+    }
 
 
 class BackboneCollector:
@@ -71,7 +72,8 @@ class BackboneCollector:
             families["outbox_pending_events"].add_metric([], pending)
             families["outbox_lag_seconds"].add_metric([], lag)
             families["dead_letters_unreplayed"].add_metric(
-                [], DeadLetter.objects(replayed_at=None).count())
+                [], DeadLetter.objects(replayed_at=None).count()
+            )
         except PyMongoError as exc:
             log.warning("metrics_mongodb_unavailable", error=str(exc))
         try:
@@ -84,12 +86,18 @@ class BackboneCollector:
     @staticmethod
     def _families() -> list[GaugeMetricFamily]:
         return [
-            GaugeMetricFamily("outbox_pending_events",
-                              "Domain events waiting in the outbox to be dispatched"),
-            GaugeMetricFamily("outbox_lag_seconds",
-                              "Age of the oldest domain event not yet dispatched"),
-            GaugeMetricFamily("dead_letters_unreplayed",
-                              "Messages whose retries ran out, not yet replayed"),
-            GaugeMetricFamily("dramatiq_queue_messages", "Messages in Dramatiq's Redis queues",
-                              labels=["queue", "state"]),
+            GaugeMetricFamily(
+                "outbox_pending_events", "Domain events waiting in the outbox to be dispatched"
+            ),
+            GaugeMetricFamily(
+                "outbox_lag_seconds", "Age of the oldest domain event not yet dispatched"
+            ),
+            GaugeMetricFamily(
+                "dead_letters_unreplayed", "Messages whose retries ran out, not yet replayed"
+            ),
+            GaugeMetricFamily(
+                "dramatiq_queue_messages",
+                "Messages in Dramatiq's Redis queues",
+                labels=["queue", "state"],
+            ),
         ]

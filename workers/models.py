@@ -37,8 +37,11 @@ class HandledEvent(Document):
 
     @classmethod
     def document(cls, event_id: str, handler: str) -> dict:
-        return cls(id=cls.key(event_id, handler), event_id=event_id,
-                   handler=handler).to_mongo().to_dict()
+        return (
+            cls(id=cls.key(event_id, handler), event_id=event_id, handler=handler)
+            .to_mongo()
+            .to_dict()
+        )
 
 
 # The one cursor document: one stream (the outbox), one leader at a time.

@@ -45,17 +45,26 @@ class Handler:
 
     @property
     def message_options(self) -> dict[str, int]:
-        return {"max_retries": self.max_retries, "min_backoff": self.min_backoff_ms,
-                "max_backoff": self.max_backoff_ms}
+        return {
+            "max_retries": self.max_retries,
+            "min_backoff": self.min_backoff_ms,
+            "max_backoff": self.max_backoff_ms,
+        }
 
 
 _by_type: dict[str, list[Handler]] = defaultdict(list)
 _by_name: dict[str, Handler] = {}
 
 
-def handles(event_type: str, *, transactional: bool = True, max_retries: int = 10,
-            min_backoff_ms: int = 1_000, max_backoff_ms: int = 600_000,
-            batch_size: int = 50) -> Callable[[HandlerFunc], HandlerFunc]:
+def handles(
+    event_type: str,
+    *,
+    transactional: bool = True,
+    max_retries: int = 10,
+    min_backoff_ms: int = 1_000,
+    max_backoff_ms: int = 600_000,
+    batch_size: int = 50,
+) -> Callable[[HandlerFunc], HandlerFunc]:
     """Register `func` for `event_type`. A non-transactional handler (one that talks to the
     outside world) receives `session=None` and must be idempotent by itself.
 
@@ -66,8 +75,16 @@ def handles(event_type: str, *, transactional: bool = True, max_retries: int = 1
 
     def register(func: HandlerFunc) -> HandlerFunc:
         name = f"{func.__module__}.{func.__qualname__}"
-        handler = Handler(name, event_type, func, transactional, max_retries,
-                          min_backoff_ms, max_backoff_ms, batch_size if transactional else 1)
+        handler = Handler(
+            name,
+            event_type,
+            func,
+            transactional,
+            max_retries,
+            min_backoff_ms,
+            max_backoff_ms,
+            batch_size if transactional else 1,
+        )
         if name not in _by_name:
             _by_type[event_type].append(handler)
         _by_name[name] = handler
@@ -129,7 +146,7 @@ def run_batch(handler: Handler, events: list[DomainEvent]) -> None:
         for event in events:
             handler.func(event, session)
         HandledEvent._get_collection().insert_many(
-            [HandledEvent.document(event.id, handler.name) for event in events],
-            session=session)
+            [HandledEvent.document(event.id, handler.name) for event in events], session=session
+        )
 
     transaction(unit)

@@ -60,8 +60,12 @@ def scheduled_fire_time(trigger: CronTrigger, now: datetime) -> datetime | None:
 
 
 class Scheduler:
-    def __init__(self, jobs: tuple[PeriodicJob, ...], locks: redis.Redis,
-                 broker: dramatiq.Broker | None = None) -> None:
+    def __init__(
+        self,
+        jobs: tuple[PeriodicJob, ...],
+        locks: redis.Redis,
+        broker: dramatiq.Broker | None = None,
+    ) -> None:
         self.jobs = jobs
         self.locks = locks
         self.broker = broker or dramatiq.get_broker()
@@ -69,12 +73,18 @@ class Scheduler:
         # Fail at start-up, not at 3 a.m., when a job names an actor nobody declared.
         for job in jobs:
             self.broker.get_actor(job.actor_name)
-        self.apscheduler = BackgroundScheduler(timezone=UTC, job_defaults={
-            "coalesce": True, "max_instances": 1,
-            "misfire_grace_time": int(MISFIRE_GRACE.total_seconds())})
+        self.apscheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": int(MISFIRE_GRACE.total_seconds()),
+            },
+        )
         for job in jobs:
-            self.apscheduler.add_job(self.fire, trigger_for(job), args=(job,),
-                                     id=job.actor_name, name=job.actor_name)
+            self.apscheduler.add_job(
+                self.fire, trigger_for(job), args=(job,), id=job.actor_name, name=job.actor_name
+            )
 
     def fire(self, job: PeriodicJob, now: datetime | None = None) -> bool:
         """Enqueue `job` for its current fire time unless another scheduler already did.
@@ -84,18 +94,26 @@ class Scheduler:
             return False
         key = f"scheduler:{job.actor_name}:{fire_time.isoformat()}"
         try:
-            if not self.locks.set(key, self.name, nx=True,
-                                  ex=int(LOCK_TTL.total_seconds())):
+            if not self.locks.set(key, self.name, nx=True, ex=int(LOCK_TTL.total_seconds())):
                 return False
             self.broker.get_actor(job.actor_name).send_with_options(
-                scheduled_at=fire_time.isoformat())
+                scheduled_at=fire_time.isoformat()
+            )
         except redis.exceptions.RedisError as exc:
             # Redis is down: this period is skipped, the next one comes on its own.
-            log.warning("scheduled_job_skipped", actor=job.actor_name,
-                        fire_time=fire_time.isoformat(), error=str(exc))
+            log.warning(
+                "scheduled_job_skipped",
+                actor=job.actor_name,
+                fire_time=fire_time.isoformat(),
+                error=str(exc),
+            )
             return False
-        log.info("scheduled_job_enqueued", actor=job.actor_name, fire_time=fire_time.isoformat(),
-                 scheduler=self.name)
+        log.info(
+            "scheduled_job_enqueued",
+            actor=job.actor_name,
+            fire_time=fire_time.isoformat(),
+            scheduler=self.name,
+        )
         return True
 
     def run(self, stop: threading.Event) -> None:
@@ -119,8 +137,9 @@ def main() -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    locks = redis.Redis.from_url(app.config["REDIS_URL"], socket_timeout=2,
-                                 socket_connect_timeout=2)
+    locks = redis.Redis.from_url(
+        app.config["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2
+    )
     Scheduler(load_schedule(app.config["EXTRA_SCHEDULE_MODULES"]), locks).run(stop)
 
 

@@ -6,8 +6,11 @@ from app.web import PageArgsSchema, Schema
 
 
 class DeadLetterArgsSchema(PageArgsSchema):
-    replayed = fields.Boolean(load_default=None, allow_none=True,
-                              metadata={"description": "true/false filters; absent: all"})
+    replayed = fields.Boolean(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "true/false filters; absent: all"},
+    )
 
 
 class DeadLetterSchema(Schema):

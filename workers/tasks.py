@@ -17,29 +17,40 @@ from workers.models import DeadLetter
 log = structlog.get_logger()
 
 
-@dramatiq.actor(actor_name=DEAD_LETTER_ACTOR, queue_name="backbone", max_retries=20,
-                time_limit=30_000)
+@dramatiq.actor(
+    actor_name=DEAD_LETTER_ACTOR, queue_name="backbone", max_retries=20, time_limit=30_000
+)
 def record_dead_letter(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
     """Keep a message whose retries ran out, for admins to read and replay."""
     options = message.get("options") or {}
     DeadLetter._get_collection().update_one(
         {"message_id": message["message_id"]},
-        {"$setOnInsert": DeadLetter(
-            message_id=message["message_id"], queue_name=message["queue_name"],
-            actor_name=message["actor_name"], args=list(message.get("args") or []),
-            kwargs=message.get("kwargs") or {},
-            options={k: v for k, v in options.items()
-                     if k in {"max_retries", "min_backoff", "max_backoff"}},
-            retries=retry_info.get("retries", 0),
-            error=(options.get("traceback") or "")[-4000:],
-        ).to_mongo().to_dict()},
+        {
+            "$setOnInsert": DeadLetter(
+                message_id=message["message_id"],
+                queue_name=message["queue_name"],
+                actor_name=message["actor_name"],
+                args=list(message.get("args") or []),
+                kwargs=message.get("kwargs") or {},
+                options={
+                    k: v
+                    for k, v in options.items()
+                    if k in {"max_retries", "min_backoff", "max_backoff"}
+                },
+                retries=retry_info.get("retries", 0),
+                error=(options.get("traceback") or "")[-4000:],
+            )
+            .to_mongo()
+            .to_dict()
+        },
         upsert=True,
     )
     log.warning("dead_letter", actor=message["actor_name"], message_id=message["message_id"])
 
 
-@dramatiq.actor(actor_name="outbox.handle", queue_name="domain_events", max_retries=10,
-                time_limit=120_000)
+@dramatiq.actor(
+    actor_name="outbox.handle", queue_name="domain_events", max_retries=10, time_limit=120_000
+)
 def handle_domain_events(handler_name: str, events: list[dict[str, Any]]) -> None:
     """Apply one handler to one or more domain events (sent together by the dispatcher)."""
     handler = registry.handler_named(handler_name)
@@ -49,19 +60,27 @@ def handle_domain_events(handler_name: str, events: list[dict[str, Any]]) -> Non
         return
     if len(events) == 1:
         applied = registry.run_handler(handler, DomainEvent.from_message(events[0]))
-        log.info("domain_event_handled", handler=handler_name, event_id=events[0]["id"],
-                 type=events[0]["type"], applied=applied)
+        log.info(
+            "domain_event_handled",
+            handler=handler_name,
+            event_id=events[0]["id"],
+            type=events[0]["type"],
+            applied=applied,
+        )
         return
     try:
         registry.run_batch(handler, [DomainEvent.from_message(event) for event in events])
     except Exception as exc:  # noqa: BLE001 - any failure: go one by one instead
         # An event failed, or a redelivered batch was partly handled: each event goes on
         # alone, with its own retries and, if it keeps failing, its own dead letter.
-        log.warning("domain_event_batch_split", handler=handler_name, events=len(events),
-                    error=repr(exc))
+        log.warning(
+            "domain_event_batch_split", handler=handler_name, events=len(events), error=repr(exc)
+        )
         for event in events:
-            handle_domain_events.send_with_options(args=(handler_name, [event]),
-                                                   **handler.message_options)
+            handle_domain_events.send_with_options(
+                args=(handler_name, [event]), **handler.message_options
+            )
         return
-    log.info("domain_events_handled", handler=handler_name, events=len(events),
-             type=events[0]["type"])
+    log.info(
+        "domain_events_handled", handler=handler_name, events=len(events), type=events[0]["type"]
+    )

@@ -10,10 +10,14 @@ REGISTER = "/api/v1/auth/register"
 
 
 def register(client, **overrides):
-    body = {"email": "Ann@Example.com", "password": "password-123", "display_name": "Ann",
-            "city_code": "SZ", **overrides}
+    body = {
+        "email": "Ann@Example.com",
+        "password": "password-123",
+        "display_name": "Ann",
+        "city_code": "SZ",
+        **overrides,
+    }
     return client.post(REGISTER, json={k: v for k, v in body.items() if v is not None})
-
 
 
 def test_register_returns_user_and_tokens(client):
@@ -57,8 +61,9 @@ def test_register_refuses_unknown_city_and_bad_fields(client):
 def test_login_and_me(client):
     make_city("SZ")
     register(client)
-    login = client.post("/api/v1/auth/login",
-                        json={"email": "ann@example.com", "password": "password-123"})
+    login = client.post(
+        "/api/v1/auth/login", json={"email": "ann@example.com", "password": "password-123"}
+    )
     assert login.status_code == 200
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {login.json['access_token']}"})
     assert me.status_code == 200
@@ -69,10 +74,12 @@ def test_login_and_me(client):
 def test_login_refusals_are_identical(client):
     make_city("SZ")
     register(client)
-    wrong = client.post("/api/v1/auth/login",
-                        json={"email": "ann@example.com", "password": "wrong-password"})
-    unknown = client.post("/api/v1/auth/login",
-                          json={"email": "bob@example.com", "password": "wrong-password"})
+    wrong = client.post(
+        "/api/v1/auth/login", json={"email": "ann@example.com", "password": "wrong-password"}
+    )
+    unknown = client.post(
+        "/api/v1/auth/login", json={"email": "bob@example.com", "password": "wrong-password"}
+    )
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json == unknown.json
 
@@ -80,12 +87,14 @@ def test_login_refusals_are_identical(client):
 def test_vehicle_verification_emits_event(client):
     owner = make_person("SZ")
     leader = make_person("SZ", role="circle_leader")
-    created = client.post("/api/v1/me/vehicles", headers=owner.headers,
-                          json={"vin": "lsja24u69ms012345", "model": "smart #1"})
+    created = client.post(
+        "/api/v1/me/vehicles",
+        headers=owner.headers,
+        json={"vin": "lsja24u69ms012345", "model": "smart #1"},
+    )
     assert created.status_code == 201, created.json
     assert created.json["vin"] == "LSJA24U69MS012345"
-    verified = client.post(f"/api/v1/vehicles/{created.json['id']}/verify",
-                           headers=leader.headers)
+    verified = client.post(f"/api/v1/vehicles/{created.json['id']}/verify", headers=leader.headers)
     assert verified.status_code == 200, verified.json
     assert verified.json["status"] == "verified"
     assert User.objects.get(pk=owner.user.pk).verified_owner is True
@@ -98,25 +107,34 @@ def test_vehicle_verification_emits_event(client):
 def test_refresh_issues_new_access_token(client):
     make_city("SZ")
     tokens = register(client).json
-    refreshed = client.post("/api/v1/auth/refresh",
-                            headers={"Authorization": f"Bearer {tokens['refresh_token']}"})
+    refreshed = client.post(
+        "/api/v1/auth/refresh", headers={"Authorization": f"Bearer {tokens['refresh_token']}"}
+    )
     assert refreshed.status_code == 200
-    me = client.get("/api/v1/me",
-                    headers={"Authorization": f"Bearer {refreshed.json['access_token']}"})
+    me = client.get(
+        "/api/v1/me", headers={"Authorization": f"Bearer {refreshed.json['access_token']}"}
+    )
     assert me.status_code == 200
-    with_access = client.post("/api/v1/auth/refresh",
-                              headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    with_access = client.post(
+        "/api/v1/auth/refresh", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
     assert with_access.status_code == 401
 
 
 def test_patch_me_changes_profile_and_checks_city(client):
     ann = make_person("SZ")
     make_city("CD")
-    changed = client.patch("/api/v1/me", headers=ann.headers,
-                           json={"display_name": "Ann Z", "city_code": "CD", "locale": "en"})
+    changed = client.patch(
+        "/api/v1/me",
+        headers=ann.headers,
+        json={"display_name": "Ann Z", "city_code": "CD", "locale": "en"},
+    )
     assert changed.status_code == 200
     assert (changed.json["display_name"], changed.json["city_code"], changed.json["locale"]) == (
-        "Ann Z", "CD", "en")
+        "Ann Z",
+        "CD",
+        "en",
+    )
     unknown = client.patch("/api/v1/me", headers=ann.headers, json={"city_code": "ZZ"})
     assert unknown.status_code == 422 and unknown.json["error"] == "unknown_city"
     read_only = client.patch("/api/v1/me", headers=ann.headers, json={"verified_owner": True})
@@ -128,18 +146,21 @@ def test_role_grants_by_admin_only(client):
     admin = make_person(role="admin")
     ann = make_person("SZ")
     make_city("CD")
-    forbidden = client.post("/api/v1/admin/role-grants", headers=ann.headers,
-                            json={"user_id": ann.id, "role": "admin"})
+    forbidden = client.post(
+        "/api/v1/admin/role-grants", headers=ann.headers, json={"user_id": ann.id, "role": "admin"}
+    )
     assert forbidden.status_code == 403
-    granted = client.post("/api/v1/admin/role-grants", headers=admin.headers,
-                          json={"user_id": ann.id, "role": "circle_leader",
-                                "city_codes": ["SZ", "CD"]})
+    granted = client.post(
+        "/api/v1/admin/role-grants",
+        headers=admin.headers,
+        json={"user_id": ann.id, "role": "circle_leader", "city_codes": ["SZ", "CD"]},
+    )
     assert granted.status_code == 201, granted.json
     assert granted.json["city_codes"] == ["CD", "SZ"]
-    assert client.get("/api/v1/me", headers=ann.headers).json["roles"] == [
-        "circle_leader", "owner"]
-    revoked = client.delete(f"/api/v1/admin/role-grants/{granted.json['id']}",
-                            headers=admin.headers)
+    assert client.get("/api/v1/me", headers=ann.headers).json["roles"] == ["circle_leader", "owner"]
+    revoked = client.delete(
+        f"/api/v1/admin/role-grants/{granted.json['id']}", headers=admin.headers
+    )
     assert revoked.status_code == 204
     assert client.get("/api/v1/me", headers=ann.headers).json["roles"] == ["owner"]
 
@@ -147,21 +168,32 @@ def test_role_grants_by_admin_only(client):
 def test_role_grant_refusals(client):
     admin = make_person(role="admin")
     ann = make_person("SZ")
-    no_city = client.post("/api/v1/admin/role-grants", headers=admin.headers,
-                          json={"user_id": ann.id, "role": "ambassador"})
+    no_city = client.post(
+        "/api/v1/admin/role-grants",
+        headers=admin.headers,
+        json={"user_id": ann.id, "role": "ambassador"},
+    )
     assert no_city.status_code == 422 and no_city.json["error"] == "city_codes_required"
-    unknown_city = client.post("/api/v1/admin/role-grants", headers=admin.headers,
-                               json={"user_id": ann.id, "role": "ambassador",
-                                     "city_codes": ["ZZ"]})
+    unknown_city = client.post(
+        "/api/v1/admin/role-grants",
+        headers=admin.headers,
+        json={"user_id": ann.id, "role": "ambassador", "city_codes": ["ZZ"]},
+    )
     assert unknown_city.json["error"] == "unknown_city"
-    nobody = client.post("/api/v1/admin/role-grants", headers=admin.headers,
-                         json={"user_id": "0" * 24, "role": "admin"})
+    nobody = client.post(
+        "/api/v1/admin/role-grants",
+        headers=admin.headers,
+        json={"user_id": "0" * 24, "role": "admin"},
+    )
     assert nobody.status_code == 404
-    bad_role = client.post("/api/v1/admin/role-grants", headers=admin.headers,
-                           json={"user_id": ann.id, "role": "king"})
+    bad_role = client.post(
+        "/api/v1/admin/role-grants", headers=admin.headers, json={"user_id": ann.id, "role": "king"}
+    )
     assert bad_role.status_code == 422
-    assert client.delete("/api/v1/admin/role-grants/" + "0" * 24,
-                         headers=admin.headers).status_code == 404
+    assert (
+        client.delete("/api/v1/admin/role-grants/" + "0" * 24, headers=admin.headers).status_code
+        == 404
+    )
 
 
 def test_cities_created_by_admin_and_listed_for_anyone(client):
@@ -174,18 +206,31 @@ def test_cities_created_by_admin_and_listed_for_anyone(client):
     assert created.status_code == 201 and created.json["code"] == "CD"
     again = client.post("/api/v1/cities", headers=admin.headers, json=body)
     assert again.status_code == 409 and again.json["error"] == "city_exists"
-    bad_zone = client.post("/api/v1/cities", headers=admin.headers,
-                           json={**body, "code": "GZ", "timezone": "Mars/Olympus"})
+    bad_zone = client.post(
+        "/api/v1/cities",
+        headers=admin.headers,
+        json={**body, "code": "GZ", "timezone": "Mars/Olympus"},
+    )
     assert bad_zone.status_code == 422 and "timezone" in bad_zone.json["errors"]
     assert [c["code"] for c in client.get("/api/v1/cities").json["items"]] == ["CD", "SZ"]
 
 
-@pytest.mark.parametrize("vin", ["LSJA24U69MS01234", "LSJA24U69MS0123456", "LSJA24U69MI012345",
-                                 "LSJA24U69MO012345", "LSJA24U69MQ012345", "LSJA24U69MS01234-"])
+@pytest.mark.parametrize(
+    "vin",
+    [
+        "LSJA24U69MS01234",
+        "LSJA24U69MS0123456",
+        "LSJA24U69MI012345",
+        "LSJA24U69MO012345",
+        "LSJA24U69MQ012345",
+        "LSJA24U69MS01234-",
+    ],
+)
 def test_invalid_vins_are_refused(client, vin):
     owner = make_person()
-    response = client.post("/api/v1/me/vehicles", headers=owner.headers,
-                           json={"vin": vin, "model": "smart #1"})
+    response = client.post(
+        "/api/v1/me/vehicles", headers=owner.headers, json={"vin": vin, "model": "smart #1"}
+    )
     assert response.status_code == 422 and response.json["error"] == "invalid_vin"
 
 
@@ -193,8 +238,9 @@ def test_vin_is_unique_across_owners(client):
     ann, bob = make_person(), make_person()
     body = {"vin": "LSJA24U69MS012345", "model": "smart #1"}
     assert client.post("/api/v1/me/vehicles", headers=ann.headers, json=body).status_code == 201
-    taken = client.post("/api/v1/me/vehicles", headers=bob.headers,
-                        json={**body, "vin": body["vin"].lower()})
+    taken = client.post(
+        "/api/v1/me/vehicles", headers=bob.headers, json={**body, "vin": body["vin"].lower()}
+    )
     assert taken.status_code == 409 and taken.json["error"] == "vin_taken"
     assert client.get("/api/v1/me/vehicles", headers=bob.headers).json["items"] == []
     assert len(client.get("/api/v1/me/vehicles", headers=ann.headers).json["items"]) == 1
@@ -203,14 +249,19 @@ def test_vin_is_unique_across_owners(client):
 def test_reject_needs_reason_and_leaves_owner_unverified(client):
     owner = make_person("SZ")
     leader = make_person("SZ", role="circle_leader")
-    vehicle = client.post("/api/v1/me/vehicles", headers=owner.headers,
-                          json={"vin": "LSJA24U69MS012345", "model": "smart #1"}).json
+    vehicle = client.post(
+        "/api/v1/me/vehicles",
+        headers=owner.headers,
+        json={"vin": "LSJA24U69MS012345", "model": "smart #1"},
+    ).json
     url = f"/api/v1/vehicles/{vehicle['id']}/reject"
     assert client.post(url, headers=leader.headers, json={}).status_code == 422
     rejected = client.post(url, headers=leader.headers, json={"reason": "Papers unreadable"})
     assert rejected.status_code == 200
     assert (rejected.json["status"], rejected.json["rejection_reason"]) == (
-        "rejected", "Papers unreadable")
+        "rejected",
+        "Papers unreadable",
+    )
     assert User.objects.get(pk=owner.user.pk).verified_owner is False
     assert OutboxEvent.objects(type="vehicle.verified").count() == 0
 
@@ -219,55 +270,78 @@ def test_leader_acts_only_in_own_city(client):
     cd_owner = make_person("CD")
     sz_owner = make_person("SZ")
     sz_leader = make_person("SZ", role="circle_leader")
-    cd_vehicle = client.post("/api/v1/me/vehicles", headers=cd_owner.headers,
-                             json={"vin": "LSJA24U69MS000001", "model": "smart #1"}).json
-    sz_vehicle = client.post("/api/v1/me/vehicles", headers=sz_owner.headers,
-                             json={"vin": "LSJA24U69MS000002", "model": "smart #3"}).json
+    cd_vehicle = client.post(
+        "/api/v1/me/vehicles",
+        headers=cd_owner.headers,
+        json={"vin": "LSJA24U69MS000001", "model": "smart #1"},
+    ).json
+    sz_vehicle = client.post(
+        "/api/v1/me/vehicles",
+        headers=sz_owner.headers,
+        json={"vin": "LSJA24U69MS000002", "model": "smart #3"},
+    ).json
     queue = client.get("/api/v1/vehicles?status=pending", headers=sz_leader.headers).json
     assert [v["id"] for v in queue["items"]] == [sz_vehicle["id"]]
     other_city = client.get("/api/v1/vehicles?city=CD", headers=sz_leader.headers)
     assert other_city.status_code == 403
     for action, body in (("verify", None), ("reject", {"reason": "no"})):
-        hidden = client.post(f"/api/v1/vehicles/{cd_vehicle['id']}/{action}",
-                             headers=sz_leader.headers, json=body)
+        hidden = client.post(
+            f"/api/v1/vehicles/{cd_vehicle['id']}/{action}", headers=sz_leader.headers, json=body
+        )
         assert hidden.status_code == 404
     assert Vehicle.objects.get(pk=cd_vehicle["id"]).status == "pending"
 
 
 def test_owners_cannot_review_or_see_the_queue(client):
     owner = make_person("SZ")
-    vehicle = client.post("/api/v1/me/vehicles", headers=owner.headers,
-                          json={"vin": "LSJA24U69MS000003", "model": "smart #1"}).json
+    vehicle = client.post(
+        "/api/v1/me/vehicles",
+        headers=owner.headers,
+        json={"vin": "LSJA24U69MS000003", "model": "smart #1"},
+    ).json
     assert client.get("/api/v1/vehicles", headers=owner.headers).status_code == 403
-    assert client.post(f"/api/v1/vehicles/{vehicle['id']}/verify",
-                       headers=owner.headers).status_code == 404
+    assert (
+        client.post(f"/api/v1/vehicles/{vehicle['id']}/verify", headers=owner.headers).status_code
+        == 404
+    )
 
 
 def test_admin_reviews_in_every_city(client):
     owner = make_person("XN")
     admin = make_person("SZ", role="admin")
-    vehicle = client.post("/api/v1/me/vehicles", headers=owner.headers,
-                          json={"vin": "LSJA24U69MS000004", "model": "smart #1"}).json
+    vehicle = client.post(
+        "/api/v1/me/vehicles",
+        headers=owner.headers,
+        json={"vin": "LSJA24U69MS000004", "model": "smart #1"},
+    ).json
     queue = client.get("/api/v1/vehicles?city=XN", headers=admin.headers).json
     assert [v["id"] for v in queue["items"]] == [vehicle["id"]]
-    assert client.post(f"/api/v1/vehicles/{vehicle['id']}/verify",
-                       headers=admin.headers).status_code == 200
+    assert (
+        client.post(f"/api/v1/vehicles/{vehicle['id']}/verify", headers=admin.headers).status_code
+        == 200
+    )
 
 
 def test_referred_owner_verification_completes_referral(client):
     make_city("SZ")
     referrer = make_person("SZ")
-    referee = register(client, email="ref@example.com",
-                       referral_code=referrer.user.referral_code.lower())
+    referee = register(
+        client, email="ref@example.com", referral_code=referrer.user.referral_code.lower()
+    )
     assert referee.status_code == 201
     leader = make_person("SZ", role="circle_leader")
     headers = {"Authorization": f"Bearer {referee.json['access_token']}"}
-    vehicle = client.post("/api/v1/me/vehicles", headers=headers,
-                          json={"vin": "LSJA24U69MS000005", "model": "smart #1"}).json
+    vehicle = client.post(
+        "/api/v1/me/vehicles",
+        headers=headers,
+        json={"vin": "LSJA24U69MS000005", "model": "smart #1"},
+    ).json
     client.post(f"/api/v1/vehicles/{vehicle['id']}/verify", headers=leader.headers)
     completed = OutboxEvent.objects.get(type="referral.completed")
-    assert completed.payload == {"referrer_id": referrer.id,
-                                 "referee_id": referee.json["user"]["id"]}
+    assert completed.payload == {
+        "referrer_id": referrer.id,
+        "referee_id": referee.json["user"]["id"],
+    }
     bad_code = register(client, email="x@example.com", referral_code="NOPE")
     assert bad_code.status_code == 422 and bad_code.json["error"] == "invalid_referral_code"
 
@@ -275,8 +349,11 @@ def test_referred_owner_verification_completes_referral(client):
 def test_export_contains_the_callers_data_only(client):
     ann = make_person("SZ", email="ann@example.com")
     make_person("SZ", email="bob@example.com")
-    client.post("/api/v1/me/vehicles", headers=ann.headers,
-                json={"vin": "LSJA24U69MS000006", "model": "smart #1"})
+    client.post(
+        "/api/v1/me/vehicles",
+        headers=ann.headers,
+        json={"vin": "LSJA24U69MS000006", "model": "smart #1"},
+    )
     export = client.get("/api/v1/me/export", headers=ann.headers)
     assert export.status_code == 200
     body = export.json
@@ -288,8 +365,11 @@ def test_export_contains_the_callers_data_only(client):
 
 def test_erasure_anonymises_and_revokes_access(client):
     ann = make_person("SZ", email="ann@example.com", phone="13800138000")
-    client.post("/api/v1/me/vehicles", headers=ann.headers,
-                json={"vin": "LSJA24U69MS000007", "model": "smart #1"})
+    client.post(
+        "/api/v1/me/vehicles",
+        headers=ann.headers,
+        json={"vin": "LSJA24U69MS000007", "model": "smart #1"},
+    )
     assert client.delete("/api/v1/me", headers=ann.headers).status_code == 204
     erased = User.objects.get(pk=ann.user.pk)
     assert (erased.email, erased.phone, erased.display_name) == (None, None, "Deleted user")
@@ -297,14 +377,21 @@ def test_erasure_anonymises_and_revokes_access(client):
     assert Vehicle.objects.get(owner_id=ann.user.pk).vin.startswith("ERASED-")
     assert OutboxEvent.objects(type="user.erased", subject_id=ann.id).count() == 1
     assert client.get("/api/v1/me", headers=ann.headers).status_code == 401
-    login = client.post("/api/v1/auth/login",
-                        json={"email": "ann@example.com", "password": "password-123"})
+    login = client.post(
+        "/api/v1/auth/login", json={"email": "ann@example.com", "password": "password-123"}
+    )
     assert login.status_code == 401
     # The email and the VIN are free again.
     make_person("SZ", email="ann@example.com")
     other = make_person("SZ")
-    assert client.post("/api/v1/me/vehicles", headers=other.headers,
-                       json={"vin": "LSJA24U69MS000007", "model": "smart #1"}).status_code == 201
+    assert (
+        client.post(
+            "/api/v1/me/vehicles",
+            headers=other.headers,
+            json={"vin": "LSJA24U69MS000007", "model": "smart #1"},
+        ).status_code
+        == 201
+    )
 
 
 def test_referral_summary_counts_invited_and_completed(client):

@@ -22,13 +22,14 @@ def test_init_db_drops_only_indexes_no_model_declares_when_asked(app):
         assert pruned.exit_code == 0, pruned.output
         dropped = [line for line in pruned.output.splitlines() if line.startswith("dropped")]
         # Those two only: every model's declared indexes stay.
-        assert sorted(dropped) == ["dropped handled_events.handled_at_1",
-                                   "dropped outbox.status_1_occurred_at_1"]
+        assert sorted(dropped) == [
+            "dropped handled_events.handled_at_1",
+            "dropped outbox.status_1_occurred_at_1",
+        ]
         assert list(outbox.index_information()) == ["_id_"]
         assert list(markers.index_information()) == ["_id_"]
         assert "message_id_1" in DeadLetter._get_collection().index_information()
     finally:
-        for collection, name in ((outbox, "status_1_occurred_at_1"),
-                                 (markers, "handled_at_1")):
+        for collection, name in ((outbox, "status_1_occurred_at_1"), (markers, "handled_at_1")):
             if name in collection.index_information():
                 collection.drop_index(name)

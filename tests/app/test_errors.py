@@ -16,8 +16,9 @@ def test_malformed_json_is_400(client):
 
 
 def test_non_json_body_is_415(client):
-    response = client.post(REGISTER, data="email=a@b.c",
-                           content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        REGISTER, data="email=a@b.c", content_type="application/x-www-form-urlencoded"
+    )
     assert response.status_code == 415
     assert response.json["error"] == "unsupported_media_type"
 
@@ -31,15 +32,24 @@ def test_json_that_is_not_an_object_is_422(client, body):
 
 def test_wrong_types_and_unknown_fields_name_the_field(client):
     make_city("SZ")
-    response = client.post(REGISTER, json={"email": 5, "password": ["x"], "display_name": "A",
-                                           "city_code": "SZ", "is_admin": True})
+    response = client.post(
+        REGISTER,
+        json={
+            "email": 5,
+            "password": ["x"],
+            "display_name": "A",
+            "city_code": "SZ",
+            "is_admin": True,
+        },
+    )
     assert response.status_code == 422
     assert set(response.json["errors"]) == {"email", "password", "is_admin"}
 
 
 def test_oversize_body_is_413(client):
-    response = client.post(REGISTER, data="{" + " " * 2_000_000 + "}",
-                           content_type="application/json")
+    response = client.post(
+        REGISTER, data="{" + " " * 2_000_000 + "}", content_type="application/json"
+    )
     assert response.status_code == 413
     assert response.json["error"] == "payload_too_large"
 
@@ -84,8 +94,16 @@ def test_bad_tokens_are_401(client, header):
 
 def test_refresh_token_is_not_an_access_token(client):
     make_city("SZ")
-    tokens = client.post(REGISTER, json={"email": "a@example.com", "password": "password-123",
-                                         "display_name": "A", "city_code": "SZ"}).json
-    response = client.get("/api/v1/me",
-                          headers={"Authorization": f"Bearer {tokens['refresh_token']}"})
+    tokens = client.post(
+        REGISTER,
+        json={
+            "email": "a@example.com",
+            "password": "password-123",
+            "display_name": "A",
+            "city_code": "SZ",
+        },
+    ).json
+    response = client.get(
+        "/api/v1/me", headers={"Authorization": f"Bearer {tokens['refresh_token']}"}
+    )
     assert response.status_code == 401

@@ -19,8 +19,9 @@ def test_ready_follows_redis(client, servers):
         assert down.json["checks"] == {"mongodb": "ok", "redis": "down"}
     finally:
         servers.start_redis_again()
-    wait_until(lambda: client.get("/ready").status_code == 200, timeout=10,
-               message="/ready to recover")
+    wait_until(
+        lambda: client.get("/ready").status_code == 200, timeout=10, message="/ready to recover"
+    )
 
 
 def test_metrics_are_prometheus_text(client):

@@ -31,8 +31,9 @@ def counting_view():
 
 
 def call(app, view, person, key, body):
-    with app.test_request_context("/api/v1/things", method="POST", json=body,
-                                  headers={"Idempotency-Key": key}):
+    with app.test_request_context(
+        "/api/v1/things", method="POST", json=body, headers={"Idempotency-Key": key}
+    ):
         g.caller = load_caller(person.id)
         return view()
 
@@ -79,12 +80,14 @@ def test_keys_are_scoped_to_the_caller(app, counting_view):
 def test_request_in_progress(app, counting_view):
     view, _ = counting_view
     person = make_person()
-    IdempotencyRecord(scope=f"{person.id}:POST:/api/v1/things", key="busy",
-                      request_hash="x").save()
+    IdempotencyRecord(scope=f"{person.id}:POST:/api/v1/things", key="busy", request_hash="x").save()
     with pytest.raises(ValidationFailed):  # another body hash
         call(app, view, person, "busy", {"a": 1})
-    IdempotencyRecord.objects(key="busy").update(set__request_hash=hashlib.sha256(
-        json.dumps({"a": 1}, sort_keys=True, separators=(",", ":")).encode()).hexdigest())
+    IdempotencyRecord.objects(key="busy").update(
+        set__request_hash=hashlib.sha256(
+            json.dumps({"a": 1}, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+    )
     with pytest.raises(Conflict) as busy:
         call(app, view, person, "busy", {"a": 1})
     assert busy.value.error == "request_in_progress"

@@ -43,14 +43,26 @@ def alive(pid: int) -> bool:
 
 
 def launch(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen:
-    environ = {key: value for key, value in os.environ.items()
-               if key not in {"MONGODB_URI", "REDIS_URL"}}
-    environ.update({"DATA_DIR": str(data_dir), "PORT": str(ports["api"]),
-                    "EMBEDDED_MONGODB_PORT": str(ports["mongo"]),
-                    "EMBEDDED_REDIS_PORT": str(ports["redis"]), "WEB_CONCURRENCY": "1",
-                    "LOG_LEVEL": "WARNING"})
-    return subprocess.Popen([sys.executable, "-m", "app.launcher"], cwd=ROOT, env=environ,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    environ = {
+        key: value for key, value in os.environ.items() if key not in {"MONGODB_URI", "REDIS_URL"}
+    }
+    environ.update(
+        {
+            "DATA_DIR": str(data_dir),
+            "PORT": str(ports["api"]),
+            "EMBEDDED_MONGODB_PORT": str(ports["mongo"]),
+            "EMBEDDED_REDIS_PORT": str(ports["redis"]),
+            "WEB_CONCURRENCY": "1",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.launcher"],
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def ready(port: int) -> bool:
@@ -72,10 +84,15 @@ def test_sigterm_stops_everything_and_data_survives_restart(tmp_path):
     api = f"http://127.0.0.1:{ports['api']}/api/v1"
     launcher = launch(tmp_path, ports)
     try:
-        wait_until(lambda: ready(ports["api"]), timeout=90, interval=0.25,
-                   message="the launched API to be ready")
+        wait_until(
+            lambda: ready(ports["api"]),
+            timeout=90,
+            interval=0.25,
+            message="the launched API to be ready",
+        )
         mongo = pymongo.MongoClient(
-            f"mongodb://127.0.0.1:{ports['mongo']}/?directConnection=true&retryWrites=false")
+            f"mongodb://127.0.0.1:{ports['mongo']}/?directConnection=true&retryWrites=false"
+        )
         mongo.community.cities.insert_one({"code": "KEEP", "name": "Kept", "province": "-"})
         mongo.close()
         started = stop(launcher)
@@ -88,8 +105,12 @@ def test_sigterm_stops_everything_and_data_survives_restart(tmp_path):
 
     relaunched = launch(tmp_path, ports)
     try:
-        wait_until(lambda: ready(ports["api"]), timeout=90, interval=0.25,
-                   message="the relaunched API (no stale lock) to be ready")
+        wait_until(
+            lambda: ready(ports["api"]),
+            timeout=90,
+            interval=0.25,
+            message="the relaunched API (no stale lock) to be ready",
+        )
         codes = [c["code"] for c in requests.get(f"{api}/cities", timeout=5).json()["items"]]
         assert codes == ["KEEP"]
         stop(relaunched)

@@ -39,9 +39,16 @@ def test_ties_in_the_first_sort_field_are_broken_by_id(app):
 
     same_time = datetime(2026, 1, 1, tzinfo=UTC)
     later = datetime(2026, 1, 2, tzinfo=UTC)
-    vehicles = [Vehicle(owner_id=ObjectId(), vin=f"LSJA24U69MS0000{n:02d}", model="m",
-                        city_code="SZ", created_at=later if n >= 5 else same_time).save()
-                for n in range(7)]
+    vehicles = [
+        Vehicle(
+            owner_id=ObjectId(),
+            vin=f"LSJA24U69MS0000{n:02d}",
+            model="m",
+            city_code="SZ",
+            created_at=later if n >= 5 else same_time,
+        ).save()
+        for n in range(7)
+    ]
     expected = [v.pk for v in sorted(vehicles, key=lambda v: (v.created_at, v.pk))]
     seen, cursor = [], None
     while True:

@@ -28,12 +28,22 @@ def leader(app) -> Person:
 def make_event(leader: Person) -> Callable[..., Event]:
     """An event in SZ, published unless `publish=False`, starting in two days."""
 
-    def build(publish: bool = True, starts_in: timedelta = timedelta(days=2),
-              organizer: Person | None = None, **fields: Any) -> Event:
+    def build(
+        publish: bool = True,
+        starts_in: timedelta = timedelta(days=2),
+        organizer: Person | None = None,
+        **fields: Any,
+    ) -> Event:
         starts_at = utcnow() + starts_in
-        values = {"city_code": "SZ", "title": "Coffee salon", "venue": "Brand space",
-                  "starts_at": starts_at, "ends_at": starts_at + timedelta(hours=2),
-                  "capacity": 10, **fields}
+        values = {
+            "city_code": "SZ",
+            "title": "Coffee salon",
+            "venue": "Brand space",
+            "starts_at": starts_at,
+            "ends_at": starts_at + timedelta(hours=2),
+            "capacity": 10,
+            **fields,
+        }
         who = load_caller((organizer or leader).id)
         event = services.create_event(who, **values)
         if publish:
@@ -45,10 +55,18 @@ def make_event(leader: Person) -> Callable[..., Event]:
 
 def many_owners(count: int, city: str = "SZ", verified_owner: bool = False) -> list[Person]:
     make_city(city)
-    users = [User(id=ObjectId(), email=f"owner{ObjectId()}@example.com", password_hash="x",
-                  display_name=f"Owner {number}", city_code=city,
-                  verified_owner=verified_owner, referral_code=f"R{ObjectId()}")
-             for number in range(count)]
+    users = [
+        User(
+            id=ObjectId(),
+            email=f"owner{ObjectId()}@example.com",
+            password_hash="x",
+            display_name=f"Owner {number}",
+            city_code=city,
+            verified_owner=verified_owner,
+            referral_code=f"R{ObjectId()}",
+        )
+        for number in range(count)
+    ]
     User._get_collection().insert_many([user.to_mongo() for user in users])
     return [Person(user, create_access_token(identity=str(user.pk))) for user in users]
 

@@ -14,8 +14,12 @@ from workers.schedule import PeriodicJob
 SCHEDULE = (PeriodicJob("tests.events.send_reminders", {"second": "*"}),)
 
 
-@dramatiq.actor(actor_name="tests.events.send_reminders", queue_name="tests_events",
-                max_retries=0, time_limit=30_000)
+@dramatiq.actor(
+    actor_name="tests.events.send_reminders",
+    queue_name="tests_events",
+    max_retries=0,
+    time_limit=30_000,
+)
 def send_reminders() -> None:
     sent = services.send_reminders()
     database()["test_reminder_runs"].insert_one({"sent": sent})

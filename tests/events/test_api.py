@@ -22,16 +22,23 @@ API = "/api/v1"
 
 def event_body(**overrides):
     starts_at = (utcnow() + timedelta(days=2)).replace(microsecond=0)
-    return {"city_code": "SZ", "title": "Night drive", "venue": "Brand space",
-            "starts_at": starts_at.isoformat(),
-            "ends_at": (starts_at + timedelta(hours=3)).isoformat(),
-            "registration_closes_at": (starts_at - timedelta(hours=2)).isoformat(),
-            "capacity": 2, "points_reward": 120, **overrides}
+    return {
+        "city_code": "SZ",
+        "title": "Night drive",
+        "venue": "Brand space",
+        "starts_at": starts_at.isoformat(),
+        "ends_at": (starts_at + timedelta(hours=3)).isoformat(),
+        "registration_closes_at": (starts_at - timedelta(hours=2)).isoformat(),
+        "capacity": 2,
+        "points_reward": 120,
+        **overrides,
+    }
 
 
 def register(client, event_id, person, **headers):
-    return client.post(f"{API}/events/{event_id}/registrations",
-                       headers={**person.headers, **headers})
+    return client.post(
+        f"{API}/events/{event_id}/registrations", headers={**person.headers, **headers}
+    )
 
 
 def test_leader_runs_an_event_end_to_end(client, leader):
@@ -56,39 +63,54 @@ def test_leader_runs_an_event_end_to_end(client, leader):
     assert (details["seats_left"], details["waitlist_count"]) == (0, 1)
     assert details["my_registration"]["status"] == "waitlisted"
 
-    assert client.delete(f"{API}/events/{event_id}/registrations/me",
-                         headers=second.headers).status_code == 204
+    assert (
+        client.delete(
+            f"{API}/events/{event_id}/registrations/me", headers=second.headers
+        ).status_code
+        == 204
+    )
     mine = client.get(f"{API}/me/registrations", headers=third.headers).json["items"]
     assert [(r["status"], r["event"]["id"]) for r in mine] == [("confirmed", event_id)]
 
     ticket = client.get(f"{API}/events/{event_id}/ticket", headers=first.headers).json["token"]
-    checked = client.post(f"{API}/events/{event_id}/check-ins", headers=leader.headers,
-                          json={"token": ticket})
+    checked = client.post(
+        f"{API}/events/{event_id}/check-ins", headers=leader.headers, json={"token": ticket}
+    )
     assert checked.status_code == 201 and checked.json["status"] == "attended"
     Event.objects(pk=event_id).update_one(set__starts_at=utcnow() - timedelta(minutes=1))
     completed = client.post(f"{API}/events/{event_id}/complete", headers=leader.headers)
     assert completed.status_code == 200 and completed.json["status"] == "completed"
     listed = client.get(f"{API}/events/{event_id}/registrations", headers=leader.headers).json
     assert Counter(r["status"] for r in listed["items"]) == {
-        "attended": 1, "no_show": 1, "cancelled": 1}
+        "attended": 1,
+        "no_show": 1,
+        "cancelled": 1,
+    }
 
 
 def test_create_refusals(client, leader):
     other_city = make_person("CD", role="circle_leader")
-    assert client.post(f"{API}/events", headers=other_city.headers,
-                       json=event_body()).status_code == 403
+    assert (
+        client.post(f"{API}/events", headers=other_city.headers, json=event_body()).status_code
+        == 403
+    )
     owner = make_person("SZ")
-    assert client.post(f"{API}/events", headers=owner.headers,
-                       json=event_body()).status_code == 403
-    naive = client.post(f"{API}/events", headers=leader.headers,
-                        json=event_body(starts_at="2030-01-01T10:00:00"))
+    assert client.post(f"{API}/events", headers=owner.headers, json=event_body()).status_code == 403
+    naive = client.post(
+        f"{API}/events", headers=leader.headers, json=event_body(starts_at="2030-01-01T10:00:00")
+    )
     assert naive.status_code == 422 and "starts_at" in naive.json["errors"]
-    backwards = client.post(f"{API}/events", headers=leader.headers,
-                            json=event_body(ends_at=utcnow().isoformat()))
+    backwards = client.post(
+        f"{API}/events", headers=leader.headers, json=event_body(ends_at=utcnow().isoformat())
+    )
     assert backwards.status_code == 422 and backwards.json["error"] == "invalid_times"
     for bad_capacity in (0, 2.5, "3"):
-        assert client.post(f"{API}/events", headers=leader.headers,
-                           json=event_body(capacity=bad_capacity)).status_code == 422
+        assert (
+            client.post(
+                f"{API}/events", headers=leader.headers, json=event_body(capacity=bad_capacity)
+            ).status_code
+            == 422
+        )
     assert client.post(f"{API}/events", json=event_body()).status_code == 401
 
 
@@ -98,10 +120,15 @@ def test_drafts_and_other_cities_are_hidden(client, make_event):
     assert client.get(f"{API}/events/{draft.pk}", headers=owner.headers).status_code == 404
     other_leader = make_person("CD", role="circle_leader")
     published = make_event()
-    for method, path in (("patch", ""), ("post", "/publish"), ("post", "/complete"),
-                         ("get", "/registrations")):
-        response = getattr(client, method)(f"{API}/events/{published.pk}{path}",
-                                           headers=other_leader.headers, json={"title": "x"})
+    for method, path in (
+        ("patch", ""),
+        ("post", "/publish"),
+        ("post", "/complete"),
+        ("get", "/registrations"),
+    ):
+        response = getattr(client, method)(
+            f"{API}/events/{published.pk}{path}", headers=other_leader.headers, json={"title": "x"}
+        )
         assert response.status_code == 404, (method, path)
     assert client.get(f"{API}/events/not-an-id", headers=owner.headers).status_code == 404
 
@@ -119,14 +146,13 @@ def test_list_published_soonest_first_with_filters(client, make_event):
     by_city = client.get(f"{API}/events?city=CD", headers=owner.headers).json
     assert [e["id"] for e in by_city["items"]] == [str(chengdu.pk)]
     until = (utcnow() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    window = client.get(f"{API}/events", headers=owner.headers,
-                        query_string={"to": until}).json
+    window = client.get(f"{API}/events", headers=owner.headers, query_string={"to": until}).json
     assert [e["id"] for e in window["items"]] == [str(sooner.pk), str(chengdu.pk)]
     paged = client.get(f"{API}/events?limit=2", headers=owner.headers).json
-    rest = client.get(f"{API}/events?limit=2&cursor={paged['next_cursor']}",
-                      headers=owner.headers).json
-    assert [e["id"] for e in paged["items"] + rest["items"]] == [
-        e["id"] for e in listed["items"]]
+    rest = client.get(
+        f"{API}/events?limit=2&cursor={paged['next_cursor']}", headers=owner.headers
+    ).json
+    assert [e["id"] for e in paged["items"] + rest["items"]] == [e["id"] for e in listed["items"]]
 
 
 def test_patch_capacity_promotes_and_refuses_below_confirmed(client, leader, make_event):
@@ -134,21 +160,20 @@ def test_patch_capacity_promotes_and_refuses_below_confirmed(client, leader, mak
     first, second = many_owners(2)
     for person in (first, second):
         register(client, event.pk, person)
-    lowered = client.patch(f"{API}/events/{event.pk}", headers=leader.headers,
-                           json={"capacity": 1, "title": "Renamed"})
+    lowered = client.patch(
+        f"{API}/events/{event.pk}", headers=leader.headers, json={"capacity": 1, "title": "Renamed"}
+    )
     assert lowered.status_code == 200 and lowered.json["title"] == "Renamed"
-    refused = client.patch(f"{API}/events/{event.pk}", headers=leader.headers,
-                           json={"capacity": 0})
+    refused = client.patch(f"{API}/events/{event.pk}", headers=leader.headers, json={"capacity": 0})
     assert refused.status_code == 422  # below 1 is not a capacity at all
-    raised = client.patch(f"{API}/events/{event.pk}", headers=leader.headers,
-                          json={"capacity": 2})
+    raised = client.patch(f"{API}/events/{event.pk}", headers=leader.headers, json={"capacity": 2})
     assert raised.json["seats_left"] == 0 and raised.json["waitlist_count"] == 0
     assert Registration.objects.get(user_id=second.user.pk).status == "confirmed"
-    below = client.patch(f"{API}/events/{event.pk}", headers=leader.headers,
-                         json={"capacity": 1})
+    below = client.patch(f"{API}/events/{event.pk}", headers=leader.headers, json={"capacity": 1})
     assert below.status_code == 409 and below.json["error"] == "capacity_below_confirmed"
-    assert client.patch(f"{API}/events/{event.pk}", headers=leader.headers,
-                        json={}).status_code == 422
+    assert (
+        client.patch(f"{API}/events/{event.pk}", headers=leader.headers, json={}).status_code == 422
+    )
 
 
 def test_registration_refusals_and_idempotency_key(client, make_event):
@@ -164,8 +189,9 @@ def test_registration_refusals_and_idempotency_key(client, make_event):
     again = register(client, event.pk, verified)
     assert again.status_code == 409 and again.json["error"] == "already_registered"
     assert Event.objects.get(pk=event.pk).seats_left == 4
-    closed = make_event(starts_in=timedelta(hours=1),
-                        registration_closes_at=utcnow() - timedelta(minutes=1))
+    closed = make_event(
+        starts_in=timedelta(hours=1), registration_closes_at=utcnow() - timedelta(minutes=1)
+    )
     late = register(client, closed.pk, verified)
     assert late.status_code == 409 and late.json["error"] == "registration_closed"
 
@@ -173,8 +199,12 @@ def test_registration_refusals_and_idempotency_key(client, make_event):
 def test_cancel_registration_refusals(client, make_event):
     event = make_event()
     owner = make_person("SZ")
-    assert client.delete(f"{API}/events/{event.pk}/registrations/me",
-                         headers=owner.headers).status_code == 404
+    assert (
+        client.delete(
+            f"{API}/events/{event.pk}/registrations/me", headers=owner.headers
+        ).status_code
+        == 404
+    )
     register(client, event.pk, owner)
     Event.objects(pk=event.pk).update_one(set__starts_at=utcnow() - timedelta(minutes=1))
     started = client.delete(f"{API}/events/{event.pk}/registrations/me", headers=owner.headers)
@@ -190,8 +220,11 @@ def test_two_hundred_concurrent_registrations_fill_capacity_exactly(live_server,
     def attempt(person):
         with requests.Session() as session:
             barrier.wait(30)
-            response = session.post(f"{live_server}{API}/events/{event.pk}/registrations",
-                                    headers=person.headers, timeout=120)
+            response = session.post(
+                f"{live_server}{API}/events/{event.pk}/registrations",
+                headers=person.headers,
+                timeout=120,
+            )
             answers.append((response.status_code, response.json()))
 
     threads = [threading.Thread(target=attempt, args=(person,)) for person in people]
@@ -200,10 +233,10 @@ def test_two_hundred_concurrent_registrations_fill_capacity_exactly(live_server,
     for thread in threads:
         thread.join(180)
     assert [status for status, _ in answers] == [201] * 200
-    assert Counter(body["status"] for _, body in answers) == {"confirmed": 50,
-                                                               "waitlisted": 150}
-    positions = sorted(body["waitlist_position"] for _, body in answers
-                       if body["status"] == "waitlisted")
+    assert Counter(body["status"] for _, body in answers) == {"confirmed": 50, "waitlisted": 150}
+    positions = sorted(
+        body["waitlist_position"] for _, body in answers if body["status"] == "waitlisted"
+    )
     assert positions == list(range(1, 151))
     stored = Counter(r.status for r in Registration.objects(event_id=event.pk))
     assert stored == {"confirmed": 50, "waitlisted": 150}
@@ -218,8 +251,13 @@ def test_double_submit_by_one_owner_registers_once(live_server, make_event):
 
     def attempt():
         barrier.wait(30)
-        codes.append(requests.post(f"{live_server}{API}/events/{event.pk}/registrations",
-                                   headers=owner.headers, timeout=60).status_code)
+        codes.append(
+            requests.post(
+                f"{live_server}{API}/events/{event.pk}/registrations",
+                headers=owner.headers,
+                timeout=60,
+            ).status_code
+        )
 
     threads = [threading.Thread(target=attempt) for _ in range(10)]
     for thread in threads:
@@ -237,23 +275,29 @@ def test_check_in_replay_forgery_other_event_and_other_city(client, leader, make
     register(client, event.pk, owner)
     register(client, other_event.pk, owner)
     token = client.get(f"{API}/events/{event.pk}/ticket", headers=owner.headers).json["token"]
-    other_token = client.get(f"{API}/events/{other_event.pk}/ticket",
-                             headers=owner.headers).json["token"]
+    other_token = client.get(f"{API}/events/{other_event.pk}/ticket", headers=owner.headers).json[
+        "token"
+    ]
     check_ins = f"{API}/events/{event.pk}/check-ins"
 
     chengdu_leader = make_person("CD", role="circle_leader")
     foreign = client.post(check_ins, headers=chengdu_leader.headers, json={"token": token})
     assert foreign.status_code == 404
     assert client.post(check_ins, headers=owner.headers, json={"token": token}).status_code == 404
-    for bad in (token[:-2] + ("AA" if not token.endswith("AA") else "BB"), other_token,
-                "garbage"):
+    for bad in (token[:-2] + ("AA" if not token.endswith("AA") else "BB"), other_token, "garbage"):
         refused = client.post(check_ins, headers=leader.headers, json={"token": bad})
         assert refused.status_code == 422 and refused.json["error"] == "invalid_ticket"
     expired = services.ticket_token(event.pk, owner.id, utcnow() - timedelta(minutes=1))
-    assert client.post(check_ins, headers=leader.headers,
-                       json={"token": expired}).json["error"] == "invalid_ticket"
-    assert client.post(check_ins, headers=leader.headers,
-                       json={"token": token, "user_id": owner.id}).status_code == 422
+    assert (
+        client.post(check_ins, headers=leader.headers, json={"token": expired}).json["error"]
+        == "invalid_ticket"
+    )
+    assert (
+        client.post(
+            check_ins, headers=leader.headers, json={"token": token, "user_id": owner.id}
+        ).status_code
+        == 422
+    )
 
     first = client.post(check_ins, headers=leader.headers, json={"token": token})
     replay = client.post(check_ins, headers=leader.headers, json={"token": token})
@@ -263,8 +307,10 @@ def test_check_in_replay_forgery_other_event_and_other_city(client, leader, make
     assert replay.json == first.json
     assert OutboxEvent.objects(type="event.attended").count() == 1
     stranger = make_person("SZ")
-    assert client.post(check_ins, headers=leader.headers,
-                       json={"user_id": stranger.id}).status_code == 404
+    assert (
+        client.post(check_ins, headers=leader.headers, json={"user_id": stranger.id}).status_code
+        == 404
+    )
 
 
 def test_ticket_needs_a_confirmed_registration(client, make_event):
@@ -272,25 +318,33 @@ def test_ticket_needs_a_confirmed_registration(client, make_event):
     first, second, stranger = (make_person("SZ") for _ in range(3))
     register(client, event.pk, first)
     register(client, event.pk, second)
-    assert client.get(f"{API}/events/{event.pk}/ticket",
-                      headers=second.headers).json["error"] == "not_confirmed"
-    assert client.get(f"{API}/events/{event.pk}/ticket",
-                      headers=stranger.headers).status_code == 404
+    assert (
+        client.get(f"{API}/events/{event.pk}/ticket", headers=second.headers).json["error"]
+        == "not_confirmed"
+    )
+    assert (
+        client.get(f"{API}/events/{event.pk}/ticket", headers=stranger.headers).status_code == 404
+    )
 
 
 def test_cancel_event_over_http(client, leader, make_event):
     event = make_event()
     owner = make_person("SZ")
     register(client, event.pk, owner)
-    assert client.post(f"{API}/events/{event.pk}/cancel", headers=leader.headers,
-                       json={}).status_code == 422
-    cancelled = client.post(f"{API}/events/{event.pk}/cancel", headers=leader.headers,
-                            json={"reason": "Typhoon"})
+    assert (
+        client.post(f"{API}/events/{event.pk}/cancel", headers=leader.headers, json={}).status_code
+        == 422
+    )
+    cancelled = client.post(
+        f"{API}/events/{event.pk}/cancel", headers=leader.headers, json={"reason": "Typhoon"}
+    )
     assert cancelled.status_code == 200
     assert (cancelled.json["status"], cancelled.json["cancel_reason"]) == ("cancelled", "Typhoon")
     assert Registration.objects.get(user_id=owner.user.pk).status == "cancelled"
-    assert client.post(f"{API}/events/{event.pk}/publish",
-                       headers=leader.headers).json["error"] == "not_draft"
+    assert (
+        client.post(f"{API}/events/{event.pk}/publish", headers=leader.headers).json["error"]
+        == "not_draft"
+    )
 
 
 def test_city_stats(client, leader, make_event):
@@ -299,12 +353,16 @@ def test_city_stats(client, leader, make_event):
     came, missed = make_person("SZ"), make_person("SZ")
     for person in (came, missed):
         register(client, event.pk, person)
-    client.post(f"{API}/events/{event.pk}/check-ins", headers=leader.headers,
-                json={"user_id": came.id})
+    client.post(
+        f"{API}/events/{event.pk}/check-ins", headers=leader.headers, json={"user_id": came.id}
+    )
     Event.objects(pk=event.pk).update_one(set__starts_at=utcnow() - timedelta(minutes=1))
     client.post(f"{API}/events/{event.pk}/complete", headers=leader.headers)
-    transaction(lambda session: award(session, came.id, "event.attended", key="stats-test",
-                                      source={"type": "test"}, points=80))
+    transaction(
+        lambda session: award(
+            session, came.id, "event.attended", key="stats-test", source={"type": "test"}, points=80
+        )
+    )
 
     stats = client.get(f"{API}/cities/SZ/stats", headers=leader.headers)
     assert stats.status_code == 200, stats.json
@@ -317,16 +375,21 @@ def test_city_stats(client, leader, make_event):
 
     earlier = (datetime.now(UTC) - timedelta(days=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
     before = (datetime.now(UTC) - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    empty = client.get(f"{API}/cities/SZ/stats", headers=leader.headers,
-                       query_string={"from": earlier, "to": before}).json
+    empty = client.get(
+        f"{API}/cities/SZ/stats",
+        headers=leader.headers,
+        query_string={"from": earlier, "to": before},
+    ).json
     assert (empty["events_held"], empty["attendance_rate"]) == (0, None)
-    backwards = client.get(f"{API}/cities/SZ/stats", headers=leader.headers,
-                           query_string={"from": before, "to": earlier})
+    backwards = client.get(
+        f"{API}/cities/SZ/stats",
+        headers=leader.headers,
+        query_string={"from": before, "to": earlier},
+    )
     assert backwards.status_code == 422
 
     chengdu_leader = make_person("CD", role="circle_leader")
-    assert client.get(f"{API}/cities/SZ/stats",
-                      headers=chengdu_leader.headers).status_code == 404
+    assert client.get(f"{API}/cities/SZ/stats", headers=chengdu_leader.headers).status_code == 404
     assert client.get(f"{API}/cities/SZ/stats", headers=came.headers).status_code == 404
     admin = make_person("CD", role="admin")
     assert client.get(f"{API}/cities/SZ/stats", headers=admin.headers).status_code == 200

@@ -30,8 +30,10 @@ def register_all(event, people):
 
 
 def statuses(event):
-    return {str(r.user_id): (r.status, r.waitlist_position)
-            for r in Registration.objects(event_id=event.pk)}
+    return {
+        str(r.user_id): (r.status, r.waitlist_position)
+        for r in Registration.objects(event_id=event.pk)
+    }
 
 
 def test_times_must_be_consistent(make_event):
@@ -77,8 +79,9 @@ def test_registration_refusals(make_event):
     owner = many_owners(1)[0]
     with pytest.raises(NotFound):  # drafts are invisible to owners
         register_all(make_event(publish=False), [owner])
-    closed = make_event(registration_closes_at=utcnow() + timedelta(seconds=-1),
-                        starts_in=timedelta(hours=1))
+    closed = make_event(
+        registration_closes_at=utcnow() + timedelta(seconds=-1), starts_in=timedelta(hours=1)
+    )
     with pytest.raises(Conflict) as late:
         register_all(closed, [owner])
     assert late.value.error == "registration_closed"
@@ -148,8 +151,12 @@ def test_concurrent_cancellations_never_leave_a_seat_free_while_someone_waits(ma
     people = many_owners(30)
     register_all(event, people)
     leaving = people[:10]
-    threads = [threading.Thread(target=services.cancel_registration,
-                                args=(as_caller(person), str(event.pk))) for person in leaving]
+    threads = [
+        threading.Thread(
+            target=services.cancel_registration, args=(as_caller(person), str(event.pk))
+        )
+        for person in leaving
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -237,8 +244,11 @@ def test_check_in_records_attendance_once(make_event, leader):
     attended = OutboxEvent.objects.get(type="event.attended")
     assert attended.subject_id == str(registration.pk)
     assert attended.actor_id == leader.id and attended.city_code == "SZ"
-    assert attended.payload == {"user_id": owner.id, "event_id": str(event.pk),
-                                "points_reward": 150}
+    assert attended.payload == {
+        "user_id": owner.id,
+        "event_id": str(event.pk),
+        "points_reward": 150,
+    }
 
 
 def test_reminders_are_sent_once_per_window(make_event):

@@ -43,8 +43,16 @@ def test_attendance_points_arrive_exactly_once_when_delivered_twice(leader, make
 def test_attendance_points_carry_the_tier_multiplier(leader, make_event):
     event = make_event(points_reward=100)
     owner = make_person("SZ")
-    transaction(lambda session: award(session, owner.id, "vehicle.verified", key="silver",
-                                      source={"type": "test"}, points=2000))
+    transaction(
+        lambda session: award(
+            session,
+            owner.id,
+            "vehicle.verified",
+            key="silver",
+            source={"type": "test"},
+            points=2000,
+        )
+    )
     services.register(as_caller(owner), str(event.pk))
     services.check_in(as_caller(leader), str(event.pk), user_id=owner.id)
     delivered_twice("event.attended")
@@ -74,24 +82,43 @@ def test_reminder_actor_run_twice_sends_once(make_event):
     assert notice.title == "Your event starts soon" and "Brand space" in notice.body
 
 
-def test_cancellation_reaches_every_registrant_through_real_worker(client, leader, make_event,
-                                                                    background):
+def test_cancellation_reaches_every_registrant_through_real_worker(
+    client, leader, make_event, background
+):
     event = make_event(capacity=2)
     people = [make_person("SZ", locale="en") for _ in range(3)]
     for person in people:
-        assert client.post(f"{API}/events/{event.pk}/registrations",
-                           headers=person.headers).status_code == 201
+        assert (
+            client.post(
+                f"{API}/events/{event.pk}/registrations", headers=person.headers
+            ).status_code
+            == 201
+        )
     background("worker", "dispatcher")
-    assert client.delete(f"{API}/events/{event.pk}/registrations/me",
-                         headers=people[0].headers).status_code == 204
-    promoted = wait_until(lambda: Notification.objects(template="registration_promoted").first(),
-                          message="the promotion notice")
+    assert (
+        client.delete(
+            f"{API}/events/{event.pk}/registrations/me", headers=people[0].headers
+        ).status_code
+        == 204
+    )
+    promoted = wait_until(
+        lambda: Notification.objects(template="registration_promoted").first(),
+        message="the promotion notice",
+    )
     assert str(promoted.user_id) == people[2].id and promoted.title == "You have a place"
 
-    assert client.post(f"{API}/events/{event.pk}/cancel", headers=leader.headers,
-                       json={"reason": "Typhoon warning"}).status_code == 200
-    wait_until(lambda: Notification.objects(template="event_cancelled").count() == 2,
-               message="two cancellation notices")
+    assert (
+        client.post(
+            f"{API}/events/{event.pk}/cancel",
+            headers=leader.headers,
+            json={"reason": "Typhoon warning"},
+        ).status_code
+        == 200
+    )
+    wait_until(
+        lambda: Notification.objects(template="event_cancelled").count() == 2,
+        message="two cancellation notices",
+    )
     notices = Notification.objects(template="event_cancelled")
     assert {str(n.user_id) for n in notices} == {people[1].id, people[2].id}
     assert all("Typhoon warning" in n.body for n in notices)
@@ -102,14 +129,20 @@ def test_reminder_sent_once_with_two_schedulers_running(make_event, background):
     people = many_owners(20)
     for person in people:
         services.register(as_caller(person), str(event.pk))
-    group = background("worker", "scheduler", EXTRA_HANDLER_MODULES="tests.events.jobs",
-                       EXTRA_SCHEDULE_MODULES="tests.events.jobs")
+    group = background(
+        "worker",
+        "scheduler",
+        EXTRA_HANDLER_MODULES="tests.events.jobs",
+        EXTRA_SCHEDULE_MODULES="tests.events.jobs",
+    )
     group.start("scheduler", alias="second-scheduler")
     runs = database()["test_reminder_runs"]
     reminders = Notification.objects(template="event_reminder_24h")
-    wait_until(lambda: runs.count_documents({}) >= 4 and reminders.count() >= 20, timeout=90,
-               message="four scheduled reminder runs and the reminders")
+    wait_until(
+        lambda: runs.count_documents({}) >= 4 and reminders.count() >= 20,
+        timeout=90,
+        message="four scheduled reminder runs and the reminders",
+    )
     assert sorted(str(n.user_id) for n in reminders) == sorted(p.id for p in people)
     # Both schedulers were up the whole time, each firing every second.
-    assert all(group.processes[name].poll() is None for name in ("scheduler",
-                                                                 "second-scheduler"))
+    assert all(group.processes[name].poll() is None for name in ("scheduler", "second-scheduler"))

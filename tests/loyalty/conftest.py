@@ -19,17 +19,31 @@ _keys = itertools.count(1)
 T0 = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
 
 
-def earn(user_id: Any, points: int, now: datetime | None = None, key: str | None = None,
-         rule: str = "vehicle.verified") -> dict[str, Any] | None:
+def earn(
+    user_id: Any,
+    points: int,
+    now: datetime | None = None,
+    key: str | None = None,
+    rule: str = "vehicle.verified",
+) -> dict[str, Any] | None:
     """Credit `points` through an earning rule (the welcome rule has no multiplier or cap)."""
-    return transaction(lambda session: services.award(
-        session, user_id, rule, key=key or f"test:{next(_keys)}", source={}, points=points,
-        now=now))
+    return transaction(
+        lambda session: services.award(
+            session,
+            user_id,
+            rule,
+            key=key or f"test:{next(_keys)}",
+            source={},
+            points=points,
+            now=now,
+        )
+    )
 
 
 def make_reward(**fields: Any) -> Reward:
-    return Reward(**{"title": "Mug", "cost": 100, "stock": 10, "fulfillment": "pickup",
-                     **fields}).save()
+    return Reward(
+        **{"title": "Mug", "cost": 100, "stock": 10, "fulfillment": "pickup", **fields}
+    ).save()
 
 
 def assert_invariants(user_id: Any) -> int:
@@ -45,8 +59,10 @@ def assert_invariants(user_id: Any) -> int:
     assert all(lot.remaining >= 0 for lot in Lot.objects(account_id=account_id))
     # Lifetime earned: the earns, less those an admin reversed.
     assert account is None or account.lifetime_earned == sum(
-        entry.amount for entry in entries
-        if entry.kind == "earn" or (entry.kind == "reverse" and entry.source["kind"] == "earn"))
+        entry.amount
+        for entry in entries
+        if entry.kind == "earn" or (entry.kind == "reverse" and entry.source["kind"] == "earn")
+    )
     return balance
 
 

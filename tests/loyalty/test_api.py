@@ -30,8 +30,9 @@ def test_me_points_and_ledger(client):
     ledger = client.get("/api/v1/me/points/ledger?limit=1", headers=owner.headers).json
     assert [entry["amount"] for entry in ledger["items"]] == [200]
     assert ledger["items"][0]["balance_after"] == 500 and ledger["items"][0]["expires_at"]
-    rest = client.get(f"/api/v1/me/points/ledger?cursor={ledger['next_cursor']}",
-                      headers=owner.headers).json
+    rest = client.get(
+        f"/api/v1/me/points/ledger?cursor={ledger['next_cursor']}", headers=owner.headers
+    ).json
     assert [entry["amount"] for entry in rest["items"]] == [300] and rest["next_cursor"] is None
     assert client.get("/api/v1/me", headers=owner.headers).json["tier"] == "member"
 
@@ -46,23 +47,29 @@ def test_owners_see_only_their_own_points(client):
 
 def test_reward_catalog_is_admin_managed_and_filtered_for_owners(client, admin):
     owner = make_person("SZ")
-    body = {"title": "Cap", "cost": 100, "stock": 5, "fulfillment": "pickup",
-            "per_owner_limit": 1}
+    body = {"title": "Cap", "cost": 100, "stock": 5, "fulfillment": "pickup", "per_owner_limit": 1}
     assert client.post("/api/v1/rewards", json=body, headers=owner.headers).status_code == 403
     created = client.post("/api/v1/rewards", json=body, headers=admin.headers)
     assert created.status_code == 201, created.json
-    client.post("/api/v1/rewards", headers=admin.headers,
-                json={**body, "title": "Gold only", "min_tier": "gold"})
-    client.post("/api/v1/rewards", headers=admin.headers,
-                json={**body, "title": "Chengdu only", "city_codes": ["CD"]})
+    client.post(
+        "/api/v1/rewards",
+        headers=admin.headers,
+        json={**body, "title": "Gold only", "min_tier": "gold"},
+    )
+    client.post(
+        "/api/v1/rewards",
+        headers=admin.headers,
+        json={**body, "title": "Chengdu only", "city_codes": ["CD"]},
+    )
     bad = client.post("/api/v1/rewards", headers=admin.headers, json={**body, "cost": 1.5})
     assert bad.status_code == 422
     listed = client.get("/api/v1/rewards", headers=owner.headers).json["items"]
     assert [reward["title"] for reward in listed] == ["Cap"]
     in_cd = client.get("/api/v1/rewards?city=CD", headers=owner.headers).json["items"]
     assert sorted(reward["title"] for reward in in_cd) == ["Cap", "Chengdu only"]
-    patched = client.patch(f"/api/v1/rewards/{created.json['id']}", headers=admin.headers,
-                           json={"active": False})
+    patched = client.patch(
+        f"/api/v1/rewards/{created.json['id']}", headers=admin.headers, json={"active": False}
+    )
     assert patched.status_code == 200 and patched.json["active"] is False
     assert client.get("/api/v1/rewards", headers=owner.headers).json["items"] == []
 
@@ -71,15 +78,18 @@ def test_redeem_fulfil_and_cancel_over_http(client, admin):
     owner = make_person("SZ")
     earn(owner.id, 250)
     reward = make_reward(cost=100, stock=3)
-    redeemed = client.post("/api/v1/redemptions", headers=owner.headers,
-                           json={"reward_id": str(reward.pk), "quantity": 2})
+    redeemed = client.post(
+        "/api/v1/redemptions",
+        headers=owner.headers,
+        json={"reward_id": str(reward.pk), "quantity": 2},
+    )
     assert redeemed.status_code == 201, redeemed.json
     assert redeemed.json["status"] == "pending" and redeemed.json["points"] == 200
-    refused = client.post("/api/v1/redemptions", headers=owner.headers,
-                          json={"reward_id": str(reward.pk)})
+    refused = client.post(
+        "/api/v1/redemptions", headers=owner.headers, json={"reward_id": str(reward.pk)}
+    )
     assert refused.status_code == 409 and refused.json["error"] == "insufficient_points"
-    missing = client.post("/api/v1/redemptions", headers=owner.headers,
-                          json={"reward_id": "nope"})
+    missing = client.post("/api/v1/redemptions", headers=owner.headers, json={"reward_id": "nope"})
     assert missing.status_code == 404
     mine = client.get("/api/v1/me/redemptions", headers=owner.headers).json["items"]
     assert [item["id"] for item in mine] == [redeemed.json["id"]]
@@ -94,10 +104,10 @@ def test_redeem_fulfil_and_cancel_over_http(client, admin):
     assert Reward.objects.get(pk=reward.pk).stock == 3
     assert assert_invariants(owner.id) == 250
 
-    second = client.post("/api/v1/redemptions", headers=owner.headers,
-                         json={"reward_id": str(reward.pk)}).json
-    fulfilled = client.post(f"/api/v1/redemptions/{second['id']}/fulfill",
-                            headers=admin.headers)
+    second = client.post(
+        "/api/v1/redemptions", headers=owner.headers, json={"reward_id": str(reward.pk)}
+    ).json
+    fulfilled = client.post(f"/api/v1/redemptions/{second['id']}/fulfill", headers=admin.headers)
     assert fulfilled.status_code == 200 and fulfilled.json["status"] == "fulfilled"
 
 
@@ -107,8 +117,7 @@ def test_same_idempotency_key_100_times_gives_one_entry_and_the_same_response(cl
     reward = make_reward(cost=10, stock=500)
     headers = {**owner.headers, "Idempotency-Key": "redeem-once"}
     body = {"reward_id": str(reward.pk)}
-    responses = [client.post("/api/v1/redemptions", headers=headers, json=body)
-                 for _ in range(100)]
+    responses = [client.post("/api/v1/redemptions", headers=headers, json=body) for _ in range(100)]
     assert {response.status_code for response in responses} == {201}
     assert all(response.json == responses[0].json for response in responses)
     assert LedgerEntry.objects(account_id=owner.user.pk, kind="redeem").count() == 1
@@ -127,8 +136,9 @@ def test_admin_adjustments_are_idempotent_and_audited(client, admin):
     replay = client.post("/api/v1/admin/points/adjustments", headers=headers, json=body)
     assert replay.json == first.json
     assert LedgerEntry.objects(account_id=owner.user.pk).count() == 1
-    overdraw = client.post("/api/v1/admin/points/adjustments", headers=admin.headers,
-                           json={**body, "amount": -100})
+    overdraw = client.post(
+        "/api/v1/admin/points/adjustments", headers=admin.headers, json={**body, "amount": -100}
+    )
     assert overdraw.status_code == 409 and overdraw.json["error"] == "insufficient_points"
     by_owner = client.post("/api/v1/admin/points/adjustments", headers=owner.headers, json=body)
     assert by_owner.status_code == 403
@@ -144,8 +154,11 @@ def test_admin_reversal_over_http_is_idempotent_and_admin_only(client, admin):
     assert client.post(path, headers=owner.headers, json=body).status_code == 403
     first = client.post(path, headers=headers, json=body)
     assert first.status_code == 201, first.json
-    assert (first.json["kind"], first.json["amount"], first.json["balance_after"]) == \
-        ("reverse", -300, 50)
+    assert (first.json["kind"], first.json["amount"], first.json["balance_after"]) == (
+        "reverse",
+        -300,
+        50,
+    )
     assert first.json["actor_id"] == admin.id and first.json["account_id"] == owner.id
     assert first.json["source"]["id"] == str(mistake["_id"])
     replay = client.post(path, headers=headers, json=body)
@@ -154,8 +167,9 @@ def test_admin_reversal_over_http_is_idempotent_and_admin_only(client, admin):
     again = client.post(path, headers=admin.headers, json=body)
     assert again.status_code == 409 and again.json["error"] == "already_reversed"
     for unknown in (ObjectId(), "nope"):
-        missing = client.post(f"/api/v1/admin/points/entries/{unknown}/reversal",
-                              headers=admin.headers, json=body)
+        missing = client.post(
+            f"/api/v1/admin/points/entries/{unknown}/reversal", headers=admin.headers, json=body
+        )
         assert missing.status_code == 404
     assert client.post(path, headers=admin.headers, json={"reason": ""}).status_code == 422
     assert assert_invariants(owner.id) == 50
@@ -166,14 +180,27 @@ def test_earning_rules_admin(client, admin):
     assert client.get("/api/v1/admin/earning-rules", headers=owner.headers).status_code == 403
     rules = client.get("/api/v1/admin/earning-rules", headers=admin.headers).json
     assert {rule["code"]: rule["points"] for rule in rules}["event.attended"] == 100
-    changed = client.put("/api/v1/admin/earning-rules/post.published", headers=admin.headers,
-                         json={"points": 8, "caps": {"day": 5, "week": 20}})
+    changed = client.put(
+        "/api/v1/admin/earning-rules/post.published",
+        headers=admin.headers,
+        json={"points": 8, "caps": {"day": 5, "week": 20}},
+    )
     assert changed.status_code == 200, changed.json
     assert changed.json["caps"] == {"day": 5, "week": 20} and changed.json["points"] == 8
-    assert client.put("/api/v1/admin/earning-rules/nope", headers=admin.headers,
-                      json={"points": 1}).status_code == 404
-    assert client.put("/api/v1/admin/earning-rules/post.published", headers=admin.headers,
-                      json={"caps": {"year": 1}}).status_code == 422
+    assert (
+        client.put(
+            "/api/v1/admin/earning-rules/nope", headers=admin.headers, json={"points": 1}
+        ).status_code
+        == 404
+    )
+    assert (
+        client.put(
+            "/api/v1/admin/earning-rules/post.published",
+            headers=admin.headers,
+            json={"caps": {"year": 1}},
+        ).status_code
+        == 422
+    )
 
 
 def test_reconciliation_run_request_is_an_outbox_event(client, admin):
@@ -185,25 +212,37 @@ def test_reconciliation_run_request_is_an_outbox_event(client, admin):
     shown = client.get(f"/api/v1/admin/reconciliation/runs/{run.pk}", headers=admin.headers)
     assert shown.status_code == 200 and shown.json["status"] == "queued"
     owner = make_person("SZ")
-    assert client.post("/api/v1/admin/reconciliation/runs",
-                       headers=owner.headers).status_code == 403
+    assert (
+        client.post("/api/v1/admin/reconciliation/runs", headers=owner.headers).status_code == 403
+    )
 
 
 def _signed(partner, body: dict, *, secret=None, stamp=None, key=None):
     raw = json.dumps(body).encode()
     signature = hmac.new((secret or partner["secret"]).encode(), raw, hashlib.sha256).hexdigest()
-    return raw, {"Content-Type": "application/json", "X-Partner-Key": key or partner["key"],
-                 "X-Signature": signature, "X-Timestamp": str(stamp or int(time.time()))}
+    return raw, {
+        "Content-Type": "application/json",
+        "X-Partner-Key": key or partner["key"],
+        "X-Signature": signature,
+        "X-Timestamp": str(stamp or int(time.time())),
+    }
 
 
 def test_partner_credits_over_http(client, admin):
     owner = make_person("SZ", phone="13900139000")
-    partner = client.post("/api/v1/admin/partners", headers=admin.headers,
-                          json={"name": "ChargeCo", "max_points_per_txn": 200})
+    partner = client.post(
+        "/api/v1/admin/partners",
+        headers=admin.headers,
+        json={"name": "ChargeCo", "max_points_per_txn": 200},
+    )
     assert partner.status_code == 201 and partner.json["secret"]
     partner = partner.json
-    body = {"member_phone": "+8613900139000", "points": 50, "partner_txn_id": "txn-1",
-            "occurred_at": "2026-03-01T10:00:00+08:00"}
+    body = {
+        "member_phone": "+8613900139000",
+        "points": 50,
+        "partner_txn_id": "txn-1",
+        "occurred_at": "2026-03-01T10:00:00+08:00",
+    }
 
     raw, headers = _signed(partner, body)
     good = client.post("/api/v1/partner/points/credits", data=raw, headers=headers)
@@ -212,11 +251,12 @@ def test_partner_credits_over_http(client, admin):
     replay = client.post("/api/v1/partner/points/credits", data=raw, headers=headers)
     assert replay.status_code == 200 and replay.json == good.json
 
-    bad = [_signed(partner, body, secret="wrong"),
-           _signed(partner, body, stamp=int(time.time()) - 600),
-           _signed(partner, body, key="pk_nobody")]
-    answers = [client.post("/api/v1/partner/points/credits", data=r, headers=h)
-               for r, h in bad]
+    bad = [
+        _signed(partner, body, secret="wrong"),
+        _signed(partner, body, stamp=int(time.time()) - 600),
+        _signed(partner, body, key="pk_nobody"),
+    ]
+    answers = [client.post("/api/v1/partner/points/credits", data=r, headers=h) for r, h in bad]
     assert {answer.status_code for answer in answers} == {401}
     assert len({json.dumps(answer.json, sort_keys=True) for answer in answers}) == 1
     unsigned = client.post("/api/v1/partner/points/credits", json={"junk": 1})
@@ -235,15 +275,20 @@ def test_fifty_concurrent_redemptions_of_stock_ten(live_server):
         earn(owner.id, 10)
 
     def redeem(owner):
-        return requests.post(f"{live_server}/api/v1/redemptions", headers=owner.headers,
-                             json={"reward_id": str(reward.pk)}, timeout=120)
+        return requests.post(
+            f"{live_server}/api/v1/redemptions",
+            headers=owner.headers,
+            json={"reward_id": str(reward.pk)},
+            timeout=120,
+        )
 
     with ThreadPoolExecutor(max_workers=50) as pool:
         answers = list(pool.map(redeem, owners))
     statuses = sorted(answer.status_code for answer in answers)
     assert statuses == [201] * 10 + [409] * 40
-    assert {answer.json()["error"] for answer in answers if answer.status_code == 409} == \
-        {"out_of_stock"}
+    assert {answer.json()["error"] for answer in answers if answer.status_code == 409} == {
+        "out_of_stock"
+    }
     assert Reward.objects.get(pk=reward.pk).stock == 0
     assert Redemption.objects.count() == 10
     assert sum(assert_invariants(owner.id) for owner in owners) == 40 * 10
@@ -271,8 +316,12 @@ def test_twenty_threads_earning_and_redeeming_on_one_account(live_server, admin)
                 earn(owner.id, points)
                 change(points)
             elif action == "redeem":
-                answer = session.post(f"{live_server}/api/v1/redemptions", headers=owner.headers,
-                                      json={"reward_id": str(reward.pk)}, timeout=120)
+                answer = session.post(
+                    f"{live_server}/api/v1/redemptions",
+                    headers=owner.headers,
+                    json={"reward_id": str(reward.pk)},
+                    timeout=120,
+                )
                 assert answer.status_code in (201, 409), answer.text
                 if answer.status_code == 201:
                     mine.append(answer.json()["id"])
@@ -280,14 +329,20 @@ def test_twenty_threads_earning_and_redeeming_on_one_account(live_server, admin)
                 else:
                     assert answer.json()["error"] == "insufficient_points"
             elif action == "cancel" and mine:
-                answer = session.post(f"{live_server}/api/v1/redemptions/{mine.pop()}/cancel",
-                                      headers=owner.headers, timeout=120)
+                answer = session.post(
+                    f"{live_server}/api/v1/redemptions/{mine.pop()}/cancel",
+                    headers=owner.headers,
+                    timeout=120,
+                )
                 assert answer.status_code == 200, answer.text
                 change(30)
             elif action == "debit":
-                answer = session.post(f"{live_server}/api/v1/admin/points/adjustments",
-                                      headers=admin.headers, timeout=120,
-                                      json={"user_id": owner.id, "amount": -7, "reason": "x"})
+                answer = session.post(
+                    f"{live_server}/api/v1/admin/points/adjustments",
+                    headers=admin.headers,
+                    timeout=120,
+                    json={"user_id": owner.id, "amount": -7, "reason": "x"},
+                )
                 assert answer.status_code in (201, 409), answer.text
                 if answer.status_code == 201:
                     change(-7)

@@ -58,12 +58,15 @@ def test_redeem_spends_oldest_expiry_first_and_cancel_restores_those_lots(app):
     assert assert_invariants(owner.id) == 200
 
 
-@pytest.mark.parametrize("setup, slug", [
-    (dict(cost=1000), "insufficient_points"),
-    (dict(stock=0), "out_of_stock"),
-    (dict(min_tier="silver"), "tier_too_low"),
-    (dict(city_codes=["CD"]), "not_in_city"),
-])
+@pytest.mark.parametrize(
+    "setup, slug",
+    [
+        (dict(cost=1000), "insufficient_points"),
+        (dict(stock=0), "out_of_stock"),
+        (dict(min_tier="silver"), "tier_too_low"),
+        (dict(city_codes=["CD"]), "not_in_city"),
+    ],
+)
 def test_redeem_refusals_change_nothing(app, setup, slug):
     owner = make_person("SZ")
     earn(owner.id, 200)
@@ -106,8 +109,10 @@ def test_daily_cap_counts_in_the_owner_city_time_zone(app):
     owner = make_person("SZ")
     # 15:30 UTC is 23:30 in Shanghai; 16:30 UTC is already the next day there.
     evening = datetime(2026, 3, 2, 15, 30, tzinfo=UTC)
-    awarded = [earn(owner.id, None, now=evening + timedelta(minutes=i), rule="post.published")
-               for i in range(4)]
+    awarded = [
+        earn(owner.id, None, now=evening + timedelta(minutes=i), rule="post.published")
+        for i in range(4)
+    ]
     assert [entry is not None for entry in awarded] == [True, True, True, False]
     assert earn(owner.id, None, now=evening + timedelta(hours=1), rule="post.published")
     assert assert_invariants(owner.id) == 20
@@ -144,8 +149,9 @@ def test_refund_into_an_expired_lot_expires_again(app):
     earn(owner.id, 100, now=T0)
     redemption = services.redeem(owner.user, str(make_reward().pk), now=T0)
     lot = Lot.objects.get(account_id=owner.user.pk)
-    services.cancel_redemption(load_caller(owner.id), str(redemption.pk),
-                               now=lot.expires_at + timedelta(days=1))
+    services.cancel_redemption(
+        load_caller(owner.id), str(redemption.pk), now=lot.expires_at + timedelta(days=1)
+    )
     assert services.expire_due(now=lot.expires_at + timedelta(days=1)) == 1
     assert assert_invariants(owner.id) == 0
 
@@ -154,8 +160,7 @@ def test_adjustments_are_audited_and_never_overdraw(app, admin):
     owner = make_person("SZ")
     credit = services.adjust(admin.caller, owner.id, 50, "Goodwill", key="a1")
     assert credit["actor_id"] == admin.user.pk and credit["reason"] == "Goodwill"
-    assert services.adjust(admin.caller, owner.id, 50, "Goodwill", key="a1")["_id"] == \
-        credit["_id"]
+    assert services.adjust(admin.caller, owner.id, 50, "Goodwill", key="a1")["_id"] == credit["_id"]
     with pytest.raises(Conflict) as refused:
         services.adjust(admin.caller, owner.id, -60, "Too much")
     assert refused.value.error == "insufficient_points"
@@ -170,12 +175,13 @@ def test_owners_are_told_of_each_adjustment_and_reversal_once(app, admin):
     for _ in range(2):  # the second time a replay
         credit = services.adjust(admin.caller, owner.id, 50, "Goodwill", key="a1")
     for _ in range(2):
-        services.reverse_entry(admin.caller, str(credit["_id"]), "Granted by mistake",
-                               key="r1")
+        services.reverse_entry(admin.caller, str(credit["_id"]), "Granted by mistake", key="r1")
     services.adjust(admin.caller, owner.id, 30, "Event make-up")
     services.adjust(admin.caller, owner.id, -10, "Correction")
-    told = [(n.template, n.body) for n in
-            Notification.objects(user_id=owner.user.pk).order_by("created_at")]
+    told = [
+        (n.template, n.body)
+        for n in Notification.objects(user_id=owner.user.pk).order_by("created_at")
+    ]
     assert told == [
         ("points_adjusted", "Your points were adjusted by +50: Goodwill."),
         ("points_reversed", "50 points were taken back: Granted by mistake."),
@@ -192,10 +198,14 @@ def test_city_points_totals(app):
     redemption = services.redeem(owner.user, str(make_reward(cost=100, stock=5).pk), 2, now=T0)
     services.redeem(owner.user, str(make_reward(cost=50).pk), now=T0)
     services.cancel_redemption(load_caller(owner.id), str(redemption.pk), now=T0)
-    assert services.city_points_totals("SZ", T0, T0 + timedelta(days=1)) == \
-        {"issued": 400, "redeemed": 50}
-    assert services.city_points_totals("SZ", T0 + timedelta(days=1), T0 + timedelta(days=2)) \
-        == {"issued": 0, "redeemed": 0}
+    assert services.city_points_totals("SZ", T0, T0 + timedelta(days=1)) == {
+        "issued": 400,
+        "redeemed": 50,
+    }
+    assert services.city_points_totals("SZ", T0 + timedelta(days=1), T0 + timedelta(days=2)) == {
+        "issued": 0,
+        "redeemed": 0,
+    }
 
 
 def test_city_points_issued_are_net_of_reversed_earns(app, admin):
@@ -204,8 +214,10 @@ def test_city_points_issued_are_net_of_reversed_earns(app, admin):
     mistake = earn(owner.id, 300, now=T0)
     services.adjust(admin.caller, owner.id, 50, "Goodwill", now=T0)
     services.reverse_entry(admin.caller, str(mistake["_id"]), "Credited twice", now=T0)
-    assert services.city_points_totals("SZ", T0, T0 + timedelta(days=1)) == \
-        {"issued": 400, "redeemed": 0}
+    assert services.city_points_totals("SZ", T0, T0 + timedelta(days=1)) == {
+        "issued": 400,
+        "redeemed": 0,
+    }
 
 
 def test_reconciliation_reports_and_repairs_drift(app, admin):
@@ -216,9 +228,16 @@ def test_reconciliation_reports_and_repairs_drift(app, admin):
     run = services.run_reconciliation(str(services.request_reconciliation(admin.caller).pk))
     assert run.status == "done"
     assert (run.accounts_checked, run.entries_checked, run.repaired) == (2, 2, 1)
-    assert run.drifts == [{"account_id": owner.id, "cached_balance": 999,
-                           "computed_balance": 300, "lots_total": 300,
-                           "cached_lifetime_earned": 300, "computed_lifetime_earned": 300}]
+    assert run.drifts == [
+        {
+            "account_id": owner.id,
+            "cached_balance": 999,
+            "computed_balance": 300,
+            "lots_total": 300,
+            "cached_lifetime_earned": 300,
+            "computed_lifetime_earned": 300,
+        }
+    ]
     assert assert_invariants(owner.id) == 300
     assert services.run_reconciliation(str(run.pk)) is None  # a redelivery does nothing
 
@@ -234,24 +253,28 @@ def test_partner_authentication_and_credit_rules(app, admin):
     now = datetime.now(UTC)
     stamp = str(int(now.timestamp()))
     assert services.authenticate_partner(partner.key, signature, stamp, body).pk == partner.pk
-    for key, sig, ts in ((partner.key, "0" * 64, stamp), ("pk_unknown", signature, stamp),
-                         (partner.key, signature, str(int(now.timestamp()) - 301)),
-                         (partner.key, signature, "yesterday"), (None, None, None)):
+    for key, sig, ts in (
+        (partner.key, "0" * 64, stamp),
+        ("pk_unknown", signature, stamp),
+        (partner.key, signature, str(int(now.timestamp()) - 301)),
+        (partner.key, signature, "yesterday"),
+        (None, None, None),
+    ):
         with pytest.raises(Unauthorized):
             services.authenticate_partner(key, sig, ts, body)
 
-    credit, created = services.credit_from_partner(partner, partner_txn_id="t1", points=10,
-                                                   member_phone="138 0013 8000")
+    credit, created = services.credit_from_partner(
+        partner, partner_txn_id="t1", points=10, member_phone="138 0013 8000"
+    )
     assert created and credit["balance_after"] == 10
-    replay, created = services.credit_from_partner(partner, partner_txn_id="t1", points=10,
-                                                   member_phone="138 0013 8000")
+    replay, created = services.credit_from_partner(
+        partner, partner_txn_id="t1", points=10, member_phone="138 0013 8000"
+    )
     assert not created and replay["entry_id"] == credit["entry_id"]
     with pytest.raises(Conflict):
-        services.credit_from_partner(partner, partner_txn_id="t1", points=11,
-                                     member_id=owner.id)
+        services.credit_from_partner(partner, partner_txn_id="t1", points=11, member_id=owner.id)
     with pytest.raises(ValidationFailed) as over:
-        services.credit_from_partner(partner, partner_txn_id="t2", points=501,
-                                     member_id=owner.id)
+        services.credit_from_partner(partner, partner_txn_id="t2", points=501, member_id=owner.id)
     assert over.value.error == "over_cap"
     assert assert_invariants(owner.id) == 10
 
@@ -275,17 +298,20 @@ def test_fulfil_is_for_admins_and_leaders_of_the_pickup_city(app):
     with pytest.raises(NotFound):
         services.fulfil_redemption(load_caller(owner.id), str(redemption.pk))
     leader = make_person("SZ", role="circle_leader")
-    assert services.fulfil_redemption(load_caller(leader.id), str(redemption.pk)).status == \
-        "fulfilled"
+    assert (
+        services.fulfil_redemption(load_caller(leader.id), str(redemption.pk)).status == "fulfilled"
+    )
     with pytest.raises(Conflict):
         services.cancel_redemption(load_caller(owner.id), str(redemption.pk))
 
 
 def test_add_months_clamps_to_month_end():
-    assert services.add_months(datetime(2024, 2, 29, tzinfo=UTC), 24) == \
-        datetime(2026, 2, 28, tzinfo=UTC)
-    assert services.add_months(datetime(2025, 11, 30, tzinfo=UTC), 3) == \
-        datetime(2026, 2, 28, tzinfo=UTC)
+    assert services.add_months(datetime(2024, 2, 29, tzinfo=UTC), 24) == datetime(
+        2026, 2, 28, tzinfo=UTC
+    )
+    assert services.add_months(datetime(2025, 11, 30, tzinfo=UTC), 3) == datetime(
+        2026, 2, 28, tzinfo=UTC
+    )
 
 
 def test_award_in_a_transaction_for_an_erased_owner_earns_nothing(app):
@@ -293,22 +319,33 @@ def test_award_in_a_transaction_for_an_erased_owner_earns_nothing(app):
     from accounts.models import User
 
     User.objects(pk=owner.user.pk).update_one(set__erased_at=T0)
-    assert transaction(lambda s: services.award(s, owner.id, "vehicle.verified", key="x",
-                                                source={})) is None
+    assert (
+        transaction(lambda s: services.award(s, owner.id, "vehicle.verified", key="x", source={}))
+        is None
+    )
 
 
 # --- reversals -------------------------------------------------------------------------
+
 
 def test_reversing_a_fresh_earn_empties_its_own_lot_and_uncounts_it(app, admin):
     owner = make_person("SZ")
     earn(owner.id, 100, now=T0)
     mistake = earn(owner.id, 300, now=T0 + timedelta(days=1))
-    reversal = services.reverse_entry(admin.caller, str(mistake["_id"]), "Credited twice",
-                                      now=T0 + timedelta(days=2))
-    assert (reversal["kind"], reversal["amount"], reversal["balance_after"]) == \
-        ("reverse", -300, 100)
-    assert reversal["source"] == {"rule": "admin.reversal", "type": "ledger_entry",
-                                  "id": str(mistake["_id"]), "kind": "earn"}
+    reversal = services.reverse_entry(
+        admin.caller, str(mistake["_id"]), "Credited twice", now=T0 + timedelta(days=2)
+    )
+    assert (reversal["kind"], reversal["amount"], reversal["balance_after"]) == (
+        "reverse",
+        -300,
+        100,
+    )
+    assert reversal["source"] == {
+        "rule": "admin.reversal",
+        "type": "ledger_entry",
+        "id": str(mistake["_id"]),
+        "kind": "earn",
+    }
     assert reversal["reason"] == "Credited twice" and reversal["actor_id"] == admin.user.pk
     own = Lot.objects.get(entry_id=mistake["_id"])
     # Its own lot first, although the other lot expires earlier.
@@ -324,14 +361,19 @@ def test_reversing_a_partly_spent_earn_takes_the_rest_oldest_expiry_first(app, a
     mistake = earn(owner.id, 200, now=T0 + timedelta(days=10))
     later = earn(owner.id, 100, now=T0 + timedelta(days=20))
     latest = earn(owner.id, 100, now=T0 + timedelta(days=30))
-    redemption = services.redeem(owner.user, str(make_reward(cost=150).pk),
-                                 now=T0 + timedelta(days=31))  # 100 oldest + 50 of mistake
-    reversal = services.reverse_entry(admin.caller, str(mistake["_id"]), "Wrong owner",
-                                      now=T0 + timedelta(days=32))
-    lot_of = {entry["_id"]: Lot.objects.get(entry_id=entry["_id"])
-              for entry in (mistake, later, latest)}
-    assert [(part["lot_id"], part["points"]) for part in reversal["lots"]] == \
-        [(lot_of[mistake["_id"]].pk, 150), (lot_of[later["_id"]].pk, 50)]
+    redemption = services.redeem(
+        owner.user, str(make_reward(cost=150).pk), now=T0 + timedelta(days=31)
+    )  # 100 oldest + 50 of mistake
+    reversal = services.reverse_entry(
+        admin.caller, str(mistake["_id"]), "Wrong owner", now=T0 + timedelta(days=32)
+    )
+    lot_of = {
+        entry["_id"]: Lot.objects.get(entry_id=entry["_id"]) for entry in (mistake, later, latest)
+    }
+    assert [(part["lot_id"], part["points"]) for part in reversal["lots"]] == [
+        (lot_of[mistake["_id"]].pk, 150),
+        (lot_of[later["_id"]].pk, 50),
+    ]
     assert [lot.remaining for lot in lot_of.values()] == [0, 50, 100]
     assert reversal["balance_after"] == 150
     assert assert_invariants(owner.id) == 150
@@ -371,9 +413,13 @@ def test_only_earns_and_credit_adjustments_are_reversible(app, admin):
     # An adjustment never counted as earned, so its reversal does not either.
     assert PointsAccount.objects.get(pk=owner.user.pk).lifetime_earned == 105
 
-    refused = [debit["_id"], redemption.entry_id, redemption.reload().refund_entry_id,
-               LedgerEntry.objects.get(account_id=owner.user.pk, kind="expire").pk,
-               reversal["_id"]]
+    refused = [
+        debit["_id"],
+        redemption.entry_id,
+        redemption.reload().refund_entry_id,
+        LedgerEntry.objects.get(account_id=owner.user.pk, kind="expire").pk,
+        reversal["_id"],
+    ]
     for entry_id in refused:
         with pytest.raises(Conflict) as no:
             services.reverse_entry(admin.caller, str(entry_id), "Try", now=T0)
@@ -392,11 +438,16 @@ def test_a_credit_is_reversed_at_most_once(app, admin):
     earn(owner.id, 500, now=T0)
     first = services.reverse_entry(admin.caller, str(mistake["_id"]), "Twice", key="r1", now=T0)
     # The same request replayed gets its entry back; any other attempt is refused.
-    assert services.reverse_entry(admin.caller, str(mistake["_id"]), "Twice", key="r1",
-                                  now=T0)["_id"] == first["_id"]
+    assert (
+        services.reverse_entry(admin.caller, str(mistake["_id"]), "Twice", key="r1", now=T0)["_id"]
+        == first["_id"]
+    )
     other_admin = make_person("SZ", role="admin")
-    for by, key in ((admin.caller, None), (admin.caller, "r2"),
-                    (load_caller(other_admin.id), "r1")):
+    for by, key in (
+        (admin.caller, None),
+        (admin.caller, "r2"),
+        (load_caller(other_admin.id), "r1"),
+    ):
         with pytest.raises(Conflict) as again:
             services.reverse_entry(by, str(mistake["_id"]), "Twice", key=key, now=T0)
         assert again.value.error == "already_reversed"
@@ -409,13 +460,17 @@ def test_a_reversed_earn_leaves_the_tier_figure_for_exactly_its_window(app, admi
     mistake = earn(owner.id, 8_000, now=T0)
     earn(owner.id, 2_500, now=T0 + timedelta(days=200))
     assert PointsAccount.objects.get(pk=owner.user.pk).tier == "gold"
-    services.reverse_entry(admin.caller, str(mistake["_id"]), "Test credit",
-                           now=T0 + timedelta(days=300))
+    services.reverse_entry(
+        admin.caller, str(mistake["_id"]), "Test credit", now=T0 + timedelta(days=300)
+    )
     account = PointsAccount.objects.get(pk=owner.user.pk)
     assert (account.tier, account.lifetime_earned) == ("silver", 2_500)
     summary = services.points_summary(owner.id, now=T0 + timedelta(days=300))
-    assert (summary["tier"], summary["tier_points"], summary["lifetime_earned"]) == \
-        ("silver", 2_500, 2_500)
+    assert (summary["tier"], summary["tier_points"], summary["lifetime_earned"]) == (
+        "silver",
+        2_500,
+        2_500,
+    )
     # Before the reversal was written, history still shows the earn.
     assert services.tier_of(owner.id, now=T0 + timedelta(days=299)) == "gold"
     # The reversal is dated by its earn: once the earn leaves the window, so does it.
@@ -437,11 +492,11 @@ def test_reconciliation_finds_no_drift_after_reversals_and_repairs_to_the_net(ap
     run = services.run_reconciliation()
     assert (run.drifts, run.repaired, run.entries_checked) == ([], 0, 8)
 
-    PointsAccount.objects(pk=owner.user.pk).update_one(set__lifetime_earned=8_300,
-                                                       set__tier="gold")
+    PointsAccount.objects(pk=owner.user.pk).update_one(set__lifetime_earned=8_300, set__tier="gold")
     run = services.run_reconciliation()
-    assert [(drift["cached_lifetime_earned"], drift["computed_lifetime_earned"])
-            for drift in run.drifts] == [(8_300, 300)]
+    assert [
+        (drift["cached_lifetime_earned"], drift["computed_lifetime_earned"]) for drift in run.drifts
+    ] == [(8_300, 300)]
     account = PointsAccount.objects.get(pk=owner.user.pk)
     assert (account.lifetime_earned, account.tier) == (300, "member")
     assert assert_invariants(owner.id) == 200 and assert_invariants(other.id) == 0

@@ -74,34 +74,38 @@ class LedgerMachine(RuleBasedStateMachine):
         if key in self.model.keys:
             return  # a replay: the first entry, nothing new
         self.model.keys.add(key)
-        self.model.lots.append(ModelLot(len(self.model.lots),
-                                        services.add_months(self.model.now, 24), points,
-                                        str(entry["_id"]), points))
+        self.model.lots.append(
+            ModelLot(
+                len(self.model.lots),
+                services.add_months(self.model.now, 24),
+                points,
+                str(entry["_id"]),
+                points,
+            )
+        )
         assert entry["amount"] == points
 
     @rule(quantity=st.integers(1, 3))
     def redeem(self, quantity: int) -> None:
         try:
-            redemption = services.redeem(self.owner.user, str(self.reward.pk), quantity,
-                                         now=self.model.now)
+            redemption = services.redeem(
+                self.owner.user, str(self.reward.pk), quantity, now=self.model.now
+            )
         except Conflict as refused:
-            expected = ("out_of_stock" if self.model.stock < quantity
-                        else "insufficient_points")
+            expected = "out_of_stock" if self.model.stock < quantity else "insufficient_points"
             assert refused.error == expected
             assert self.model.stock < quantity or self.model.balance < COST * quantity
             return
         assert self.model.stock >= quantity and self.model.balance >= COST * quantity
         self.model.stock -= quantity
-        self.model.pending.append((str(redemption.pk), quantity,
-                                   self.model.spend(COST * quantity)))
+        self.model.pending.append((str(redemption.pk), quantity, self.model.spend(COST * quantity)))
 
     @precondition(lambda self: self.model.pending)
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
         index = data.draw(st.integers(0, len(self.model.pending) - 1))
         redemption_id, quantity, taken = self.model.pending.pop(index)
-        services.cancel_redemption(load_caller(self.owner.id), redemption_id,
-                                   now=self.model.now)
+        services.cancel_redemption(load_caller(self.owner.id), redemption_id, now=self.model.now)
         self.model.stock += quantity
         for seq, points in taken:
             self.model.lots[seq].remaining += points
@@ -113,8 +117,7 @@ class LedgerMachine(RuleBasedStateMachine):
         try:
             services.reverse_entry(self.admin, lot.entry_id, "Mistake", now=self.model.now)
         except Conflict as refused:
-            assert refused.error == ("already_reversed" if lot.reversed
-                                     else "insufficient_points")
+            assert refused.error == ("already_reversed" if lot.reversed else "insufficient_points")
             assert lot.reversed or self.model.balance < lot.amount
             return
         assert not lot.reversed and self.model.balance >= lot.amount
@@ -128,8 +131,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def time_passes_and_lots_expire(self, days: int) -> None:
         self.model.now += timedelta(days=days)
         expired = services.expire_due(now=self.model.now)
-        due = [lot for lot in self.model.lots
-               if lot.expires_at <= self.model.now and lot.remaining]
+        due = [lot for lot in self.model.lots if lot.expires_at <= self.model.now and lot.remaining]
         assert expired == len(due)
         for lot in due:
             lot.remaining = 0
@@ -145,6 +147,12 @@ class LedgerMachine(RuleBasedStateMachine):
 def test_ledger_matches_a_reference_model(app):
     from hypothesis.stateful import run_state_machine_as_test
 
-    run_state_machine_as_test(LedgerMachine, settings=settings(
-        max_examples=25, stateful_step_count=20, deadline=None,
-        suppress_health_check=[HealthCheck.too_slow]))
+    run_state_machine_as_test(
+        LedgerMachine,
+        settings=settings(
+            max_examples=25,
+            stateful_step_count=20,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )

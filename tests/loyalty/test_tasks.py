@@ -19,16 +19,26 @@ from workers import registry
 
 def deliver(event_type: str, payload: dict, city_code: str = "SZ", **fields) -> DomainEvent:
     """Apply every registered handler of `event_type` to one event, as the worker would."""
-    event = DomainEvent(id=uuid.uuid4().hex, type=event_type, subject_type="test",
-                        subject_id="s1", occurred_at="2026-03-01T00:00:00+00:00",
-                        city_code=city_code, payload=payload, **fields)
+    event = DomainEvent(
+        id=uuid.uuid4().hex,
+        type=event_type,
+        subject_type="test",
+        subject_id="s1",
+        occurred_at="2026-03-01T00:00:00+00:00",
+        city_code=city_code,
+        payload=payload,
+        **fields,
+    )
     redeliver(event)
     return event
 
 
 def redeliver(event: DomainEvent) -> list[bool]:
-    return [registry.run_handler(handler, event) for handler in registry.handlers_for(event.type)
-            if handler.name.startswith("loyalty.")]
+    return [
+        registry.run_handler(handler, event)
+        for handler in registry.handlers_for(event.type)
+        if handler.name.startswith("loyalty.")
+    ]
 
 
 def test_attendance_points_once_even_when_delivered_twice(app):
@@ -48,18 +58,26 @@ def test_attendance_is_multiplied_by_the_tier(app):
     owner = make_person("SZ")
     earn(owner.id, 2_000)
     deliver("event.attended", {"user_id": owner.id, "event_id": "e2", "points_reward": 100})
-    assert LedgerEntry.objects(account_id=owner.user.pk, source__rule="event.attended") \
-        .get().amount == 110
+    assert (
+        LedgerEntry.objects(account_id=owner.user.pk, source__rule="event.attended").get().amount
+        == 110
+    )
 
 
 def test_welcome_points_once_per_owner(app):
     owner = make_person("SZ")
-    deliver("vehicle.verified", {"owner_id": owner.id, "first_verified_vehicle": True,
-                                 "vin": "V", "model": "smart #1"})
-    deliver("vehicle.verified", {"owner_id": owner.id, "first_verified_vehicle": True,
-                                 "vin": "W", "model": "smart #3"})
-    deliver("vehicle.verified", {"owner_id": owner.id, "first_verified_vehicle": False,
-                                 "vin": "X", "model": "smart #3"})
+    deliver(
+        "vehicle.verified",
+        {"owner_id": owner.id, "first_verified_vehicle": True, "vin": "V", "model": "smart #1"},
+    )
+    deliver(
+        "vehicle.verified",
+        {"owner_id": owner.id, "first_verified_vehicle": True, "vin": "W", "model": "smart #3"},
+    )
+    deliver(
+        "vehicle.verified",
+        {"owner_id": owner.id, "first_verified_vehicle": False, "vin": "X", "model": "smart #3"},
+    )
     assert assert_invariants(owner.id) == 500
 
 
@@ -72,8 +90,9 @@ def test_referral_pays_both_sides_once(app):
     assert assert_invariants(referee.id) == 300
 
 
-@pytest.mark.parametrize("event_type, points, cap", [("post.published", 5, 3),
-                                                     ("comment.created", 1, 10)])
+@pytest.mark.parametrize(
+    "event_type, points, cap", [("post.published", 5, 3), ("comment.created", 1, 10)]
+)
 def test_community_events_earn_within_daily_caps(app, event_type, points, cap):
     author = make_person("SZ")
     for _ in range(cap + 2):
@@ -114,13 +133,20 @@ def test_loyalty_actors_run_on_a_stub_broker(app, stub_broker):
 def test_vehicle_verified_earns_welcome_points_through_a_real_worker(client, background):
     owner = make_person("SZ")
     leader = make_person("SZ", role="circle_leader")
-    vehicle = client.post("/api/v1/me/vehicles", headers=owner.headers,
-                          json={"vin": "LSJA24U69MS099999", "model": "smart #1"}).json
+    vehicle = client.post(
+        "/api/v1/me/vehicles",
+        headers=owner.headers,
+        json={"vin": "LSJA24U69MS099999", "model": "smart #1"},
+    ).json
     background("worker", "dispatcher")
-    assert client.post(f"/api/v1/vehicles/{vehicle['id']}/verify",
-                       headers=leader.headers).status_code == 200
-    wait_until(lambda: client.get("/api/v1/me/points", headers=owner.headers)
-               .json["balance"] == 500, message="welcome points")
+    assert (
+        client.post(f"/api/v1/vehicles/{vehicle['id']}/verify", headers=leader.headers).status_code
+        == 200
+    )
+    wait_until(
+        lambda: client.get("/api/v1/me/points", headers=owner.headers).json["balance"] == 500,
+        message="welcome points",
+    )
     assert assert_invariants(owner.id) == 500
 
 
@@ -129,8 +155,17 @@ def test_reconciliation_requested_over_http_runs_on_a_real_worker(client, backgr
     earn(owner.id, 40)
     background("worker", "dispatcher")
     run_id = client.post("/api/v1/admin/reconciliation/runs", headers=admin.headers).json["id"]
-    done = wait_until(lambda: (body := client.get(f"/api/v1/admin/reconciliation/runs/{run_id}",
-                                                  headers=admin.headers).json)["status"] == "done"
-                      and body, message="the reconciliation run")
+    done = wait_until(
+        lambda: (
+            (
+                body := client.get(
+                    f"/api/v1/admin/reconciliation/runs/{run_id}", headers=admin.headers
+                ).json
+            )["status"]
+            == "done"
+            and body
+        ),
+        message="the reconciliation run",
+    )
     assert done["accounts_checked"] == 1 and done["entries_checked"] == 1
     assert done["drifts"] == [] and done["repaired"] == 0

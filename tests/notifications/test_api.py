@@ -11,9 +11,16 @@ PREFERENCES = "/api/v1/me/notification-preferences"
 
 def fill(person, count: int) -> list[str]:
     for number in range(count):
-        transaction(lambda session, n=number: services.notify(
-            session, person.id, "marketing", "announcement",
-            {"headline": f"News {n}", "message": "..."}, f"{person.id}:{n}"))
+        transaction(
+            lambda session, n=number: services.notify(
+                session,
+                person.id,
+                "marketing",
+                "announcement",
+                {"headline": f"News {n}", "message": "..."},
+                f"{person.id}:{n}",
+            )
+        )
     return [str(n.pk) for n in Notification.objects(user_id=person.user.pk).order_by("id")]
 
 
@@ -23,8 +30,9 @@ def test_inbox_is_the_callers_own_newest_first_in_pages(client):
     fill(other, 2)
     first = client.get(INBOX, query_string={"limit": 3}, headers=owner.headers)
     assert first.status_code == 200
-    second = client.get(INBOX, query_string={"limit": 3, "cursor": first.json["next_cursor"]},
-                        headers=owner.headers).json
+    second = client.get(
+        INBOX, query_string={"limit": 3, "cursor": first.json["next_cursor"]}, headers=owner.headers
+    ).json
     listed = [item["id"] for item in first.json["items"] + second["items"]]
     assert listed == list(reversed(ids))
     assert second["next_cursor"] is None
@@ -46,8 +54,9 @@ def test_read_one_then_unread_filter(client):
 def test_another_owners_notification_is_not_found(client):
     owner, intruder = make_person("SZ"), make_person("SZ")
     [notification_id] = fill(owner, 1)
-    assert client.post(f"{INBOX}/{notification_id}/read",
-                       headers=intruder.headers).status_code == 404
+    assert (
+        client.post(f"{INBOX}/{notification_id}/read", headers=intruder.headers).status_code == 404
+    )
     assert client.post(f"{INBOX}/not-an-id/read", headers=intruder.headers).status_code == 404
     assert Notification.objects.get(pk=notification_id).read_at is None
 
@@ -57,8 +66,10 @@ def test_read_all_touches_only_the_callers(client):
     fill(owner, 3)
     fill(other, 1)
     assert client.post(f"{INBOX}/read-all", headers=owner.headers).status_code == 204
-    assert client.get(INBOX, query_string={"unread": "true"},
-                      headers=owner.headers).json["items"] == []
+    assert (
+        client.get(INBOX, query_string={"unread": "true"}, headers=owner.headers).json["items"]
+        == []
+    )
     assert Notification.objects(user_id=other.user.pk, read_at=None).count() == 1
 
 
@@ -71,12 +82,17 @@ def test_preferences_default_then_partial_put(client):
     defaults = client.get(PREFERENCES, headers=owner.headers)
     assert defaults.status_code == 200
     assert defaults.json == {
-        "events": {"in_app": True, "push": True}, "points": {"in_app": True, "push": True},
+        "events": {"in_app": True, "push": True},
+        "points": {"in_app": True, "push": True},
         "community": {"in_app": True, "push": True},
-        "marketing": {"in_app": True, "push": False}}
+        "marketing": {"in_app": True, "push": False},
+    }
 
-    changed = client.put(PREFERENCES, headers=owner.headers,
-                         json={"marketing": {"push": True}, "events": {"in_app": False}})
+    changed = client.put(
+        PREFERENCES,
+        headers=owner.headers,
+        json={"marketing": {"push": True}, "events": {"in_app": False}},
+    )
     assert changed.status_code == 200
     assert changed.json["marketing"] == {"in_app": True, "push": True}
     assert changed.json["events"] == {"in_app": False, "push": True}
@@ -85,7 +101,11 @@ def test_preferences_default_then_partial_put(client):
 
 def test_preferences_refuse_unknown_kinds_and_non_booleans(client):
     owner = make_person("SZ")
-    for body in ({"gossip": {"push": True}}, {"events": {"push": 1}},
-                 {"events": {"push": "true"}}, {"events": {"sms": True}}):
+    for body in (
+        {"gossip": {"push": True}},
+        {"events": {"push": 1}},
+        {"events": {"push": "true"}},
+        {"events": {"sms": True}},
+    ):
         response = client.put(PREFERENCES, headers=owner.headers, json=body)
         assert response.status_code == 422, body

@@ -15,11 +15,13 @@ from notifications.push import PushMessage, WebhookProvider, quiet_hours_hold
 from tests.support import make_person
 
 
-def notify(person, kind="community", key="cause-1", template="vehicle_verified",
-           params=None) -> bool:
+def notify(
+    person, kind="community", key="cause-1", template="vehicle_verified", params=None
+) -> bool:
     params = params or {"model": "smart #1", "vin": "LSJA24U69MS012345", "vehicle_id": "v1"}
-    return transaction(lambda session: services.notify(session, person.id, kind, template,
-                                                       params, key))
+    return transaction(
+        lambda session: services.notify(session, person.id, kind, template, params, key)
+    )
 
 
 def pushes() -> list[OutboxEvent]:
@@ -66,8 +68,15 @@ def test_both_channels_off_means_nothing(app):
 def test_marketing_push_is_off_by_default(app):
     owner = make_person("SZ")
     assert services.preferences(owner.user.pk)["marketing"] == {"in_app": True, "push": False}
-    assert notify(owner, kind="marketing", template="announcement",
-                  params={"headline": "Spring drive", "message": "Join us"}) is True
+    assert (
+        notify(
+            owner,
+            kind="marketing",
+            template="announcement",
+            params={"headline": "Spring drive", "message": "Join us"},
+        )
+        is True
+    )
     assert Notification.objects.get().title == "Spring drive"
     assert pushes() == []
 
@@ -101,15 +110,18 @@ def test_erasure_removes_inbox_and_preferences(app):
     assert NotificationPreferences.objects.count() == 0
 
 
-@pytest.mark.parametrize(("utc", "zone", "hold"), [
-    (datetime(2026, 5, 1, 15, 0, tzinfo=UTC), "Asia/Shanghai", timedelta(hours=9)),  # 23:00
-    (datetime(2026, 5, 1, 23, 59, tzinfo=UTC), "Asia/Shanghai", timedelta(minutes=1)),
-    (datetime(2026, 5, 2, 0, 0, tzinfo=UTC), "Asia/Shanghai", None),  # 08:00 sharp
-    (datetime(2026, 5, 1, 13, 59, tzinfo=UTC), "Asia/Shanghai", None),  # 21:59
-    (datetime(2026, 5, 1, 14, 0, tzinfo=UTC), "Asia/Shanghai", timedelta(hours=10)),  # 22:00
-    # New York springs forward that night: 23:00 EST to 08:00 EDT is 8 hours, not 9.
-    (datetime(2026, 3, 8, 4, 0, tzinfo=UTC), "America/New_York", timedelta(hours=8)),
-])
+@pytest.mark.parametrize(
+    ("utc", "zone", "hold"),
+    [
+        (datetime(2026, 5, 1, 15, 0, tzinfo=UTC), "Asia/Shanghai", timedelta(hours=9)),  # 23:00
+        (datetime(2026, 5, 1, 23, 59, tzinfo=UTC), "Asia/Shanghai", timedelta(minutes=1)),
+        (datetime(2026, 5, 2, 0, 0, tzinfo=UTC), "Asia/Shanghai", None),  # 08:00 sharp
+        (datetime(2026, 5, 1, 13, 59, tzinfo=UTC), "Asia/Shanghai", None),  # 21:59
+        (datetime(2026, 5, 1, 14, 0, tzinfo=UTC), "Asia/Shanghai", timedelta(hours=10)),  # 22:00
+        # New York springs forward that night: 23:00 EST to 08:00 EDT is 8 hours, not 9.
+        (datetime(2026, 3, 8, 4, 0, tzinfo=UTC), "America/New_York", timedelta(hours=8)),
+    ],
+)
 def test_quiet_hours_hold_until_eight_in_the_city(utc, zone, hold):
     assert quiet_hours_hold(utc, zone) == hold
 
@@ -121,15 +133,17 @@ def test_webhook_provider_posts_signed_json(push_receiver):
     [(headers, body)] = push_receiver.requests
     assert headers["Content-Type"] == "application/json"
     assert headers["X-Signature"] == hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
-    assert push_receiver.bodies() == [{"id": "e1", "user_id": "u1", "kind": "events",
-                                       "title": "标题", "body": "b", "data": {}}]
+    assert push_receiver.bodies() == [
+        {"id": "e1", "user_id": "u1", "kind": "events", "title": "标题", "body": "b", "data": {}}
+    ]
 
 
 def test_webhook_provider_raises_on_a_refusal_so_the_message_is_retried(push_receiver):
     push_receiver.answers = [503]
     with pytest.raises(requests.HTTPError):
         WebhookProvider(push_receiver.url, "s3cret").send(
-            PushMessage(id="e1", user_id="u1", kind="events", title="t", body="b"))
+            PushMessage(id="e1", user_id="u1", kind="events", title="t", body="b")
+        )
 
 
 def test_send_push_skips_when_push_was_turned_off_since(app):
@@ -148,8 +162,11 @@ def test_params_given_per_locale_are_rendered_in_the_owners_language():
 
     reason = {"zh-CN": "参加活动", "en": "you attended an event"}
     assert render("points_earned", "en", {"points": 110, "reason": reason})[1] == (
-        "You earned 110 points: you attended an event.")
+        "You earned 110 points: you attended an event."
+    )
     assert render("points_earned", "zh-CN", {"points": 110, "reason": reason})[1] == (
-        "您获得了 110 积分：参加活动。")
+        "您获得了 110 积分：参加活动。"
+    )
     assert render("points_earned", "en", {"points": 5, "reason": "Custom rule"})[1] == (
-        "You earned 5 points: Custom rule.")
+        "You earned 5 points: Custom rule."
+    )

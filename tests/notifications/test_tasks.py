@@ -13,23 +13,37 @@ from notifications import services
 from tests.support import make_city, make_person, wait_until
 
 
-def test_vehicle_verified_push_goes_through_the_webhook_and_is_retried(client, background,
-                                                                      push_receiver):
+def test_vehicle_verified_push_goes_through_the_webhook_and_is_retried(
+    client, background, push_receiver
+):
     # The gateway refuses the community push once (loyalty's points push may come first).
     push_receiver.refuse_once_containing = b'"kind":"community"'
     owner = make_person("SZ", locale="en")
     leader = make_person("SZ", role="circle_leader")
-    vehicle = client.post("/api/v1/me/vehicles", headers=owner.headers,
-                          json={"vin": "LSJA24U69MS012345", "model": "smart #1"}).json
-    background("worker", "dispatcher", PUSH_PROVIDER="webhook",
-               PUSH_WEBHOOK_URL=push_receiver.url, PUSH_WEBHOOK_SECRET="s3cret")
+    vehicle = client.post(
+        "/api/v1/me/vehicles",
+        headers=owner.headers,
+        json={"vin": "LSJA24U69MS012345", "model": "smart #1"},
+    ).json
+    background(
+        "worker",
+        "dispatcher",
+        PUSH_PROVIDER="webhook",
+        PUSH_WEBHOOK_URL=push_receiver.url,
+        PUSH_WEBHOOK_SECRET="s3cret",
+    )
 
-    assert client.post(f"/api/v1/vehicles/{vehicle['id']}/verify",
-                       headers=leader.headers).status_code == 200
+    assert (
+        client.post(f"/api/v1/vehicles/{vehicle['id']}/verify", headers=leader.headers).status_code
+        == 200
+    )
 
     def community_pushes():
-        return [(headers, body) for headers, body in push_receiver.requests
-                if b'"kind":"community"' in body]
+        return [
+            (headers, body)
+            for headers, body in push_receiver.requests
+            if b'"kind":"community"' in body
+        ]
 
     wait_until(lambda: len(community_pushes()) == 2, timeout=60, message="the retried push")
     first, second = community_pushes()
@@ -56,9 +70,16 @@ def test_marketing_push_in_quiet_hours_is_held_until_eight(app):
     make_city("NIGHT", timezone=zone)
     owner = make_person("NIGHT")
     services.update_preferences(owner.user.pk, {"marketing": {"push": True}})
-    transaction(lambda session: services.notify(
-        session, owner.id, "marketing", "announcement",
-        {"headline": "Spring drive", "message": "Join us"}, "campaign-1"))
+    transaction(
+        lambda session: services.notify(
+            session,
+            owner.id,
+            "marketing",
+            "announcement",
+            {"headline": "Spring drive", "message": "Join us"},
+            "campaign-1",
+        )
+    )
     requested = OutboxEvent.objects.get(type=services.PUSH_REQUESTED)
 
     # Imported once the app fixture configured the broker: an actor binds to the broker

@@ -9,15 +9,24 @@ LIST = "/api/v1/admin/dead-letters"
 
 
 def park(number: int, **fields) -> DeadLetter:
-    return DeadLetter(message_id=f"m{number}", queue_name="backbone",
-                      actor_name="dead_letters.record", args=[{"n": number}, {}],
-                      options={"max_retries": 3}, retries=3, error="boom", **fields).save()
+    return DeadLetter(
+        message_id=f"m{number}",
+        queue_name="backbone",
+        actor_name="dead_letters.record",
+        args=[{"n": number}, {}],
+        options={"max_retries": 3},
+        retries=3,
+        error="boom",
+        **fields,
+    ).save()
 
 
 def queued(queue: str) -> list[dramatiq.Message]:
     broker = dramatiq.get_broker()
-    return [dramatiq.Message.decode(raw)
-            for raw in broker.client.hvals(f"{broker.namespace}:{queue}.msgs")]
+    return [
+        dramatiq.Message.decode(raw)
+        for raw in broker.client.hvals(f"{broker.namespace}:{queue}.msgs")
+    ]
 
 
 def test_only_admins_read_dead_letters(client):
@@ -35,8 +44,9 @@ def test_dead_letters_are_listed_newest_first_in_pages(client):
     admin = make_person("SZ", role="admin")
     letters = [park(n) for n in range(5)]
     first = client.get(LIST, query_string={"limit": 3}, headers=admin.headers).json
-    second = client.get(LIST, query_string={"limit": 3, "cursor": first["next_cursor"]},
-                        headers=admin.headers).json
+    second = client.get(
+        LIST, query_string={"limit": 3, "cursor": first["next_cursor"]}, headers=admin.headers
+    ).json
     ids = [item["id"] for item in first["items"] + second["items"]]
     assert ids == [str(letter.pk) for letter in reversed(letters)]
     assert second["next_cursor"] is None

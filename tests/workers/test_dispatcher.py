@@ -33,9 +33,12 @@ def handlers(app):
 
 
 def emit(count: int, type_: str = "test.dispatched") -> list[str]:
-    return transaction(lambda session: [
-        record_event(session, type_, subject_type="test", subject_id=str(n))
-        for n in range(count)])
+    return transaction(
+        lambda session: [
+            record_event(session, type_, subject_type="test", subject_id=str(n))
+            for n in range(count)
+        ]
+    )
 
 
 def queued_messages() -> list[dramatiq.Message]:
@@ -75,6 +78,7 @@ def test_first_start_sends_the_outbox_then_follows_commits_in_batches_per_handle
 def test_only_committed_events_go_out(handlers):
     dispatcher = leader()
     with dispatcher.open() as stream:
+
         def record_then_fail(session) -> None:
             record_event(session, "test.dispatched", subject_type="test", subject_id="x")
             raise RuntimeError("the state change fails")
@@ -84,8 +88,9 @@ def test_only_committed_events_go_out(handlers):
         client = OutboxEvent._get_collection().database.client
         with client.start_session() as session:
             session.start_transaction()
-            in_flight = record_event(session, "test.dispatched", subject_type="test",
-                                     subject_id="y")
+            in_flight = record_event(
+                session, "test.dispatched", subject_type="test", subject_id="y"
+            )
             assert dispatcher.pump(stream) == 0
             session.commit_transaction()
         assert dispatcher.pump(stream) == 1
@@ -95,8 +100,10 @@ def test_only_committed_events_go_out(handlers):
 def test_one_dispatcher_leads_and_a_standby_takes_over_where_it_stopped(handlers):
     dispatchers = [Dispatcher(lease_seconds=6) for _ in range(2)]
     stops = [threading.Event() for _ in dispatchers]
-    threads = [threading.Thread(target=d.run, args=(stop,), daemon=True)
-               for d, stop in zip(dispatchers, stops, strict=True)]
+    threads = [
+        threading.Thread(target=d.run, args=(stop,), daemon=True)
+        for d, stop in zip(dispatchers, stops, strict=True)
+    ]
     for thread in threads:
         thread.start()
     try:
@@ -137,8 +144,7 @@ def test_a_crashed_leaders_lease_runs_out_and_the_next_resumes_from_its_position
     assert sorted(sent_ids()) == sorted(first + later)
 
 
-def test_redis_down_keeps_the_position_and_everything_goes_when_it_returns(handlers,
-                                                                           servers):
+def test_redis_down_keeps_the_position_and_everything_goes_when_it_returns(handlers, servers):
     dispatcher = leader()
     with dispatcher.open() as stream:
         waiting = emit(2)
@@ -170,13 +176,15 @@ def test_a_position_the_server_no_longer_has_falls_back_to_a_scan(handlers, serv
     saved = parse_resume_token(DispatchCursor.read()["resume_token"])
     saved.seq = -1  # before the oldest history the server keeps, as after pruning
     DispatchCursor._get_collection().update_one(
-        {"_id": CURSOR_ID}, {"$set": {"resume_token": make_resume_token(saved)}})
+        {"_id": CURSOR_ID}, {"$set": {"resume_token": make_resume_token(saved)}}
+    )
 
     with dispatcher.open() as stream:
         # Everything since a little before the last commit sent: the missed events, and
         # those sent before again (handlers shrug that off).
-        assert Counter(sent_ids()) == Counter({**dict.fromkeys(missed, 1),
-                                               **dict.fromkeys(before, 2)})
+        assert Counter(sent_ids()) == Counter(
+            {**dict.fromkeys(missed, 1), **dict.fromkeys(before, 2)}
+        )
         after = emit(1)
         assert dispatcher.pump(stream) == 1
     assert after[0] in sent_ids()
@@ -198,30 +206,49 @@ def test_sweep_keeps_what_may_not_have_been_sent_and_recent_markers(handlers):
         return str(ObjectId.from_datetime(now - age))
 
     old, recent = event_id(timedelta(days=8)), event_id(timedelta(hours=1))
-    OutboxEvent._get_collection().insert_many([
-        {"_id": old, "type": "test.dispatched", "subject_type": "test", "subject_id": "1",
-         "occurred_at": now - timedelta(days=8)},
-        {"_id": recent, "type": "test.dispatched", "subject_type": "test", "subject_id": "2",
-         "occurred_at": now - timedelta(hours=1)}])
+    OutboxEvent._get_collection().insert_many(
+        [
+            {
+                "_id": old,
+                "type": "test.dispatched",
+                "subject_type": "test",
+                "subject_id": "1",
+                "occurred_at": now - timedelta(days=8),
+            },
+            {
+                "_id": recent,
+                "type": "test.dispatched",
+                "subject_type": "test",
+                "subject_id": "2",
+                "occurred_at": now - timedelta(hours=1),
+            },
+        ]
+    )
     # A marker goes when both its event and its handling are past 30 days; a UUID event
     # id (as before ids were ObjectIds) may sort anywhere, so its handling time decides.
     uuid_id = "00000000" + "0" * 24
-    HandledEvent._get_collection().insert_many([
-        {**HandledEvent.document(event_id(timedelta(days=31)), "h"),
-         "handled_at": now - timedelta(days=31)},
-        HandledEvent.document(recent, "h"),
-        HandledEvent.document(uuid_id, "h")])
+    HandledEvent._get_collection().insert_many(
+        [
+            {
+                **HandledEvent.document(event_id(timedelta(days=31)), "h"),
+                "handled_at": now - timedelta(days=31),
+            },
+            HandledEvent.document(recent, "h"),
+            HandledEvent.document(uuid_id, "h"),
+        ]
+    )
     dispatcher = leader()
     # The last commit sent is older than the old event: it may never have gone out.
     DispatchCursor._get_collection().update_one(
-        {"_id": CURSOR_ID}, {"$set": {"dispatched_through": now - timedelta(days=9)}})
+        {"_id": CURSOR_ID}, {"$set": {"dispatched_through": now - timedelta(days=9)}}
+    )
 
     dispatcher.sweep()
     assert sorted(OutboxEvent.objects.scalar("id")) == sorted([old, recent])
-    assert sorted(marker.event_id for marker in HandledEvent.objects) == sorted(
-        [recent, uuid_id])
+    assert sorted(marker.event_id for marker in HandledEvent.objects) == sorted([recent, uuid_id])
 
     DispatchCursor._get_collection().update_one(
-        {"_id": CURSOR_ID}, {"$set": {"dispatched_through": now}})
+        {"_id": CURSOR_ID}, {"$set": {"dispatched_through": now}}
+    )
     dispatcher.sweep()
     assert list(OutboxEvent.objects.scalar("id")) == [recent]

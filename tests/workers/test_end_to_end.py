@@ -11,18 +11,28 @@ from workers.models import HandledEvent
 def test_vehicle_verified_reaches_owner_inbox_through_real_worker(client, background):
     owner = make_person("SZ", locale="en")
     leader = make_person("SZ", role="circle_leader")
-    vehicle = client.post("/api/v1/me/vehicles", headers=owner.headers,
-                          json={"vin": "LSJA24U69MS012345", "model": "smart #1"}).json
+    vehicle = client.post(
+        "/api/v1/me/vehicles",
+        headers=owner.headers,
+        json={"vin": "LSJA24U69MS012345", "model": "smart #1"},
+    ).json
     background("worker", "dispatcher")
 
-    assert client.post(f"/api/v1/vehicles/{vehicle['id']}/verify",
-                       headers=leader.headers).status_code == 200
+    assert (
+        client.post(f"/api/v1/vehicles/{vehicle['id']}/verify", headers=leader.headers).status_code
+        == 200
+    )
 
     notification = wait_until(
         lambda: Notification.objects(user_id=owner.user.pk, template="vehicle_verified").first(),
-        message="the owner's notification")
+        message="the owner's notification",
+    )
     assert notification.title == "Vehicle verified"
     assert "LSJA24U69MS012345" in notification.body
     event = OutboxEvent.objects.get(type="vehicle.verified")
-    assert HandledEvent.objects(event_id=event.pk,
-                                handler="notifications.tasks.notify_vehicle_verified").count() == 1
+    assert (
+        HandledEvent.objects(
+            event_id=event.pk, handler="notifications.tasks.notify_vehicle_verified"
+        ).count()
+        == 1
+    )

@@ -19,23 +19,28 @@ def results() -> Counter:
 
 
 def emit(type_: str, **payload) -> str:
-    return transaction(lambda session: record_event(
-        session, type_, subject_type="test", subject_id="1", payload=payload))
+    return transaction(
+        lambda session: record_event(
+            session, type_, subject_type="test", subject_id="1", payload=payload
+        )
+    )
 
 
-
-
-
-def test_redis_down_requests_succeed_and_events_wait_then_arrive_once(client, background,
-                                                                       servers):
+def test_redis_down_requests_succeed_and_events_wait_then_arrive_once(client, background, servers):
     make_city("SZ")
     background("worker", "dispatcher", EXTRA_HANDLER_MODULES=HANDLERS)
     servers.stop_redis()
     try:
         for number in range(5):
-            response = client.post("/api/v1/auth/register", json={
-                "email": f"down{number}@example.com", "password": "password-123",
-                "display_name": f"Down {number}", "city_code": "SZ"})
+            response = client.post(
+                "/api/v1/auth/register",
+                json={
+                    "email": f"down{number}@example.com",
+                    "password": "password-123",
+                    "display_name": f"Down {number}",
+                    "city_code": "SZ",
+                },
+            )
             assert response.status_code == 201, response.json
         ready = client.get("/ready")
         assert ready.status_code == 503
@@ -47,8 +52,9 @@ def test_redis_down_requests_succeed_and_events_wait_then_arrive_once(client, ba
     finally:
         servers.start_redis_again()
 
-    wait_until(lambda: set(results()) == set(waiting), timeout=60,
-               message="every waiting event handled")
+    wait_until(
+        lambda: set(results()) == set(waiting), timeout=60, message="every waiting event handled"
+    )
     wait_until(lambda: outbox_figures()[0] == 0, message="the outbox dispatched")
     assert client.get("/ready").status_code == 200
     assert set(results().values()) == {1}
@@ -81,8 +87,9 @@ def test_failing_handler_is_retried_then_dead_lettered_and_replayable(client, ba
     event_id = emit("test.flaky")
 
     letter = wait_until(lambda: DeadLetter.objects.first(), message="the dead letter")
-    attempts = sorted(doc["attempt_at"] for doc in database()["test_progress"].find(
-        {"event_id": event_id}))
+    attempts = sorted(
+        doc["attempt_at"] for doc in database()["test_progress"].find({"event_id": event_id})
+    )
     assert len(attempts) == 3  # the first try and max_retries=2
     # Back-off: each retry waits at least min_backoff (100 ms).
     assert all(later - earlier >= 0.1 for earlier, later in itertools.pairwise(attempts))

@@ -9,8 +9,10 @@ from tests.support import wait_until
 from workers.schedule import PeriodicJob
 from workers.scheduler import Scheduler, scheduled_fire_time, trigger_for
 
-TEST_SCHEDULE = {"EXTRA_HANDLER_MODULES": "tests.workers.handlers",
-                 "EXTRA_SCHEDULE_MODULES": "tests.workers.schedule"}
+TEST_SCHEDULE = {
+    "EXTRA_HANDLER_MODULES": "tests.workers.handlers",
+    "EXTRA_SCHEDULE_MODULES": "tests.workers.schedule",
+}
 
 
 def test_fire_time_is_the_last_one_at_or_before_now():
@@ -40,23 +42,29 @@ def test_one_scheduler_per_fire_time_wins_the_lock(app, servers):
 
 def scheduled_messages() -> list[dramatiq.Message]:
     broker = dramatiq.get_broker()
-    return [dramatiq.Message.decode(raw)
-            for raw in broker.client.hvals(f"{broker.namespace}:tests_scheduled.msgs")]
+    return [
+        dramatiq.Message.decode(raw)
+        for raw in broker.client.hvals(f"{broker.namespace}:tests_scheduled.msgs")
+    ]
 
 
 def test_two_real_schedulers_enqueue_each_period_once(background):
     group = background(**TEST_SCHEDULE)
     schedulers = [group.start("scheduler"), group.start("scheduler", alias="scheduler-2")]
 
-    wait_until(lambda: len(scheduled_messages()) >= 4, timeout=60,
-               message="four periods of the test job")
+    wait_until(
+        lambda: len(scheduled_messages()) >= 4, timeout=60, message="four periods of the test job"
+    )
     assert all(process.poll() is None for process in schedulers)
     group.stop_all()  # SIGTERM: both stop cleanly
     assert [process.returncode for process in schedulers] == [0, 0]
 
-    fire_times = sorted(datetime.fromisoformat(message.options["scheduled_at"])
-                        for message in scheduled_messages())
+    fire_times = sorted(
+        datetime.fromisoformat(message.options["scheduled_at"]) for message in scheduled_messages()
+    )
     assert len(fire_times) == len(set(fire_times)), "a period was enqueued twice"
     # And no period in between was skipped.
-    assert all(later - earlier == timedelta(seconds=2)
-               for earlier, later in zip(fire_times, fire_times[1:], strict=False))
+    assert all(
+        later - earlier == timedelta(seconds=2)
+        for earlier, later in zip(fire_times, fire_times[1:], strict=False)
+    )
