@@ -38,7 +38,7 @@ def new_referral_code() -> str:
 
 
 class City(Document):
-    code = StringField(required=True, unique=True, regex=r"^[A-Z]{2,8}$")
+    code = StringField(required=True, unique=True, regex=r"^[A-Z]{2,8}\Z")
     name = StringField(required=True, max_length=100)
     province = StringField(required=True, max_length=100)
     timezone = StringField(required=True, default=DEFAULT_TIMEZONE)

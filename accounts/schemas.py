@@ -12,9 +12,10 @@ from accounts.models import (
     VEHICLE_REJECTED,
     VEHICLE_VERIFIED,
 )
+from app.fields import CityCode, NotEmpty, Rfc3339DateTime, Text
 from app.web import PageArgsSchema, Schema
 
-CITY_CODE = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{2,8}$"))
+DISPLAY_NAME_LENGTH = 50
 
 
 class IdentifierMixin:
@@ -28,8 +29,8 @@ class RegisterSchema(IdentifierMixin, Schema):
     email = fields.Email(validate=validate.Length(max=254))
     phone = fields.String(validate=validate.Length(min=3, max=32))
     password = fields.String(required=True, load_only=True, validate=validate.Length(8, 128))
-    display_name = fields.String(required=True, validate=validate.Length(1, 50))
-    city_code = CITY_CODE
+    display_name = Text(DISPLAY_NAME_LENGTH, required=True)
+    city_code = CityCode(required=True)
     referral_code = fields.String(validate=validate.Length(1, 16))
     locale = fields.String(load_default="zh-CN", validate=validate.OneOf(LOCALES))
 
@@ -52,7 +53,7 @@ class UserSchema(Schema):
     verified_owner = fields.Boolean()
     tier = fields.String()
     referral_code = fields.String()
-    created_at = fields.DateTime()
+    created_at = Rfc3339DateTime()
 
 
 class TokensSchema(Schema):
@@ -78,21 +79,17 @@ class ReferralSchema(Schema):
     completed = fields.Integer()
 
 
-class ProfileUpdateSchema(Schema):
-    display_name = fields.String(validate=validate.Length(1, 50))
+class ProfileUpdateSchema(NotEmpty, Schema):
+    display_name = Text(DISPLAY_NAME_LENGTH)
     avatar_url = fields.URL(allow_none=True, validate=validate.Length(max=500))
-    city_code = fields.String(validate=validate.Regexp(r"^[A-Z]{2,8}$"))
+    city_code = CityCode()
     locale = fields.String(validate=validate.OneOf(LOCALES))
 
 
 class RoleGrantCreateSchema(Schema):
     user_id = fields.String(required=True)
     role = fields.String(required=True, validate=validate.OneOf(GRANTABLE_ROLES))
-    city_codes = fields.List(
-        fields.String(validate=validate.Regexp(r"^[A-Z]{2,8}$")),
-        load_default=list,
-        validate=validate.Length(max=50),
-    )
+    city_codes = fields.List(CityCode(), load_default=list, validate=validate.Length(max=50))
 
 
 class RoleGrantSchema(Schema):
@@ -101,13 +98,13 @@ class RoleGrantSchema(Schema):
     role = fields.String()
     city_codes = fields.List(fields.String())
     granted_by = fields.String()
-    created_at = fields.DateTime()
+    created_at = Rfc3339DateTime()
 
 
 class CityCreateSchema(Schema):
-    code = CITY_CODE
-    name = fields.String(required=True, validate=validate.Length(1, 100))
-    province = fields.String(required=True, validate=validate.Length(1, 100))
+    code = CityCode(required=True)
+    name = Text(100, required=True)
+    province = Text(100, required=True)
     timezone = fields.String(load_default=DEFAULT_TIMEZONE)
 
     @validates_schema
@@ -127,8 +124,10 @@ class CitySchema(Schema):
 
 class VehicleCreateSchema(Schema):
     vin = fields.String(required=True, validate=validate.Length(min=1, max=32))
-    model = fields.String(required=True, validate=validate.Length(1, 100))
-    delivered_on = fields.Date(allow_none=True)
+    model = Text(100, required=True)
+    delivered_on = fields.Date(
+        allow_none=True, metadata={"description": "From 1990 to today in the owner's city"}
+    )
 
 
 class VehicleSchema(Schema):
@@ -140,8 +139,8 @@ class VehicleSchema(Schema):
     city_code = fields.String()
     status = fields.String()
     rejection_reason = fields.String(allow_none=True)
-    reviewed_at = fields.DateTime(allow_none=True)
-    created_at = fields.DateTime()
+    reviewed_at = Rfc3339DateTime(allow_none=True)
+    created_at = Rfc3339DateTime()
 
 
 class VehicleQueueArgsSchema(PageArgsSchema):
@@ -149,8 +148,8 @@ class VehicleQueueArgsSchema(PageArgsSchema):
         load_default=VEHICLE_PENDING,
         validate=validate.OneOf((VEHICLE_PENDING, VEHICLE_VERIFIED, VEHICLE_REJECTED)),
     )
-    city = fields.String(validate=validate.Regexp(r"^[A-Z]{2,8}$"))
+    city = CityCode()
 
 
 class RejectSchema(Schema):
-    reason = fields.String(required=True, validate=validate.Length(1, 500))
+    reason = Text(500, required=True)

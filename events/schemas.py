@@ -1,62 +1,74 @@
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, timedelta
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from app.fields import AwareDateTime, CityCode, NotEmpty, Rfc3339DateTime, StrictBoolean, Text
 from app.web import PageArgsSchema, Schema, StrictInteger
-from events.models import REGISTRATION_STATUSES
+from events.models import MAX_POINTS_REWARD, REGISTRATION_STATUSES
 
-CITY_CODE = validate.Regexp(r"^[A-Z]{2,8}$")
+# An event's times lie within a day before now (a registration deadline may have passed)
+# and five years ahead; it starts in the future.
+EVENT_TIMES_FROM = -timedelta(days=1)
+EVENT_TIMES_UNTIL = timedelta(days=5 * 365)
+MAX_CAPACITY = 100_000
 
 
-def _schedule_time(**kwargs) -> fields.AwareDateTime:
+def _schedule_time(earliest: timedelta = EVENT_TIMES_FROM, **kwargs) -> AwareDateTime:
     # An event's time without an offset is ambiguous (UTC? the city's?): refused.
-    return fields.AwareDateTime(**kwargs)
+    return AwareDateTime(earliest=earliest, latest=EVENT_TIMES_UNTIL, **kwargs)
 
 
-def _query_time(**kwargs) -> fields.AwareDateTime:
+def _start_time(**kwargs) -> AwareDateTime:
+    # Created, or moved, to start from now on: an event in the past is a typo.
+    return _schedule_time(
+        earliest=timedelta(0), metadata={"description": "In the future"}, **kwargs
+    )
+
+
+def _query_time(**kwargs) -> AwareDateTime:
     # `+` in a query string easily arrives as a space; times without an offset are UTC.
-    return fields.AwareDateTime(default_timezone=UTC, **kwargs)
+    return AwareDateTime(default_timezone=UTC, **kwargs)
 
 
 class EventFieldsSchema(Schema):
-    title = fields.String(validate=validate.Length(1, 200))
-    description = fields.String(validate=validate.Length(max=5000))
-    venue = fields.String(validate=validate.Length(1, 300))
-    starts_at = _schedule_time()
+    title = Text(200)
+    description = Text(5000, multiline=True, blank=True)
+    venue = Text(300)
+    starts_at = _start_time()
     ends_at = _schedule_time()
     registration_closes_at = _schedule_time(
         metadata={"description": "Defaults to starts_at; may not be after it."}
     )
-    capacity = StrictInteger(validate=validate.Range(1, 100_000))
-    points_reward = StrictInteger(validate=validate.Range(0, 100_000))
-    verified_owners_only = fields.Boolean()
+    capacity = StrictInteger(validate=validate.Range(1, MAX_CAPACITY))
+    points_reward = StrictInteger(
+        validate=validate.Range(0, MAX_POINTS_REWARD),
+        metadata={"description": "Earned on check-in; staff of the event's city earn none"},
+    )
+    verified_owners_only = StrictBoolean()
     club_id = fields.String(allow_none=True)
 
 
 class EventCreateSchema(EventFieldsSchema):
-    city_code = fields.String(required=True, validate=CITY_CODE)
-    title = fields.String(required=True, validate=validate.Length(1, 200))
-    venue = fields.String(required=True, validate=validate.Length(1, 300))
-    starts_at = _schedule_time(required=True)
+    city_code = CityCode(required=True)
+    title = Text(200, required=True)
+    venue = Text(300, required=True)
+    starts_at = _start_time(required=True)
     ends_at = _schedule_time(required=True)
-    capacity = StrictInteger(required=True, validate=validate.Range(1, 100_000))
+    capacity = StrictInteger(required=True, validate=validate.Range(1, MAX_CAPACITY))
 
 
-class EventUpdateSchema(EventFieldsSchema):
-    @validates_schema
-    def not_empty(self, data, **kwargs):
-        if not data:
-            raise ValidationError("Change at least one field.", "_schema")
+class EventUpdateSchema(NotEmpty, EventFieldsSchema):
+    pass
 
 
 class CancelEventSchema(Schema):
-    reason = fields.String(required=True, validate=validate.Length(1, 500))
+    reason = Text(500, required=True)
 
 
 class EventListArgsSchema(PageArgsSchema):
-    city = fields.String(validate=CITY_CODE)
+    city = CityCode()
     # `from` is a Python keyword: the attribute is `from_`, the parameter `from`.
     from_ = _query_time(data_key="from")
     to = _query_time()
@@ -78,11 +90,11 @@ class RegistrationSchema(Schema):
     city_code = fields.String()
     status = fields.String()
     waitlist_position = fields.Integer(allow_none=True)
-    created_at = fields.DateTime()
-    confirmed_at = fields.DateTime(allow_none=True)
-    promoted_at = fields.DateTime(allow_none=True)
-    cancelled_at = fields.DateTime(allow_none=True)
-    attended_at = fields.DateTime(allow_none=True)
+    created_at = Rfc3339DateTime()
+    confirmed_at = Rfc3339DateTime(allow_none=True)
+    promoted_at = Rfc3339DateTime(allow_none=True)
+    cancelled_at = Rfc3339DateTime(allow_none=True)
+    attended_at = Rfc3339DateTime(allow_none=True)
 
 
 class EventSchema(Schema):
@@ -94,9 +106,9 @@ class EventSchema(Schema):
     description = fields.String()
     venue = fields.String()
     timezone = fields.String(metadata={"description": "The city's; times carry its offset"})
-    starts_at = fields.DateTime()
-    ends_at = fields.DateTime()
-    registration_closes_at = fields.DateTime()
+    starts_at = Rfc3339DateTime()
+    ends_at = Rfc3339DateTime()
+    registration_closes_at = Rfc3339DateTime()
     capacity = fields.Integer()
     seats_left = fields.Integer()
     waitlist_count = fields.Integer()
@@ -104,10 +116,10 @@ class EventSchema(Schema):
     verified_owners_only = fields.Boolean()
     status = fields.String()
     cancel_reason = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    published_at = fields.DateTime(allow_none=True)
-    cancelled_at = fields.DateTime(allow_none=True)
-    completed_at = fields.DateTime(allow_none=True)
+    created_at = Rfc3339DateTime()
+    published_at = Rfc3339DateTime(allow_none=True)
+    cancelled_at = Rfc3339DateTime(allow_none=True)
+    completed_at = Rfc3339DateTime(allow_none=True)
     my_registration = fields.Nested(RegistrationSchema, allow_none=True)
 
 
@@ -118,7 +130,7 @@ class MyRegistrationSchema(RegistrationSchema):
 class TicketSchema(Schema):
     token = fields.String(metadata={"description": "Signed; show it as a QR code"})
     event_id = fields.String()
-    expires_at = fields.DateTime()
+    expires_at = Rfc3339DateTime()
 
 
 class CheckInSchema(Schema):
@@ -133,8 +145,8 @@ class CheckInSchema(Schema):
 
 class CityStatsSchema(Schema):
     city_code = fields.String()
-    from_ = fields.DateTime(data_key="from", attribute="from")
-    to = fields.DateTime()
+    from_ = Rfc3339DateTime(data_key="from", attribute="from")
+    to = Rfc3339DateTime()
     members = fields.Integer()
     verified_owners = fields.Integer()
     events_held = fields.Integer(metadata={"description": "Completed events starting in range"})

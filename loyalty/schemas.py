@@ -2,11 +2,19 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from app.fields import AwareDateTime, CityCode, NotEmpty, Rfc3339DateTime, StrictBoolean, Text
 from app.web import PageArgsSchema, Schema, StrictInteger
 from loyalty.models import ENTRY_KINDS, FULFILLMENTS
 from loyalty.services import CAP_PERIODS, TIER_NAMES
 
-CITY_CODE = validate.Regexp(r"^[A-Z]{2,8}$")
+# The most points one movement (an adjustment, a partner credit, one earning) may carry.
+MAX_POINTS = 1_000_000
+MAX_COST = 10_000_000
+MAX_STOCK = 10_000_000
+# How often a rule may pay out per period, and how many of a reward one owner may take.
+MAX_CAP = 10_000
+MAX_PER_OWNER = 10_000
+MAX_CITIES = 100
 
 
 class NextTierSchema(Schema):
@@ -16,7 +24,7 @@ class NextTierSchema(Schema):
 
 class ExpiringSchema(Schema):
     points = fields.Integer()
-    expires_at = fields.DateTime()
+    expires_at = Rfc3339DateTime()
 
 
 class PointsSchema(Schema):
@@ -38,18 +46,18 @@ class LedgerEntrySchema(Schema):
     balance_after = fields.Integer()
     reason = fields.String()
     source = fields.Dict()
-    created_at = fields.DateTime()
-    expires_at = fields.DateTime(allow_none=True)
+    created_at = Rfc3339DateTime()
+    expires_at = Rfc3339DateTime(allow_none=True)
 
 
 class AdjustmentSchema(Schema):
     user_id = fields.String(required=True)
-    amount = StrictInteger(required=True, validate=validate.Range(min=-1_000_000, max=1_000_000))
-    reason = fields.String(required=True, validate=validate.Length(1, 500))
+    amount = StrictInteger(required=True, validate=validate.Range(min=-MAX_POINTS, max=MAX_POINTS))
+    reason = Text(500, required=True)
 
 
 class ReversalSchema(Schema):
-    reason = fields.String(required=True, validate=validate.Length(1, 500))
+    reason = Text(500, required=True)
 
 
 class AdjustmentEntrySchema(LedgerEntrySchema):
@@ -58,9 +66,9 @@ class AdjustmentEntrySchema(LedgerEntrySchema):
 
 
 class CapsSchema(Schema):
-    day = StrictInteger(allow_none=True, validate=validate.Range(min=0))
-    week = StrictInteger(allow_none=True, validate=validate.Range(min=0))
-    month = StrictInteger(allow_none=True, validate=validate.Range(min=0))
+    day = StrictInteger(allow_none=True, validate=validate.Range(min=0, max=MAX_CAP))
+    week = StrictInteger(allow_none=True, validate=validate.Range(min=0, max=MAX_CAP))
+    month = StrictInteger(allow_none=True, validate=validate.Range(min=0, max=MAX_CAP))
 
 
 class EarningRuleSchema(Schema):
@@ -74,15 +82,15 @@ class EarningRuleSchema(Schema):
     )
     active = fields.Boolean()
     multipliable = fields.Boolean()
-    updated_at = fields.DateTime()
+    updated_at = Rfc3339DateTime()
 
 
-class EarningRuleUpdateSchema(Schema):
-    points = StrictInteger(validate=validate.Range(min=0, max=1_000_000))
+class EarningRuleUpdateSchema(NotEmpty, Schema):
+    points = StrictInteger(validate=validate.Range(min=0, max=MAX_POINTS))
     caps = fields.Nested(CapsSchema)
-    active = fields.Boolean()
-    multipliable = fields.Boolean()
-    description = fields.String(validate=validate.Length(max=200))
+    active = StrictBoolean()
+    multipliable = StrictBoolean()
+    description = Text(200, blank=True)
 
 
 class RewardSchema(Schema):
@@ -96,34 +104,40 @@ class RewardSchema(Schema):
     city_codes = fields.List(fields.String())
     fulfillment = fields.String()
     active = fields.Boolean()
-    created_at = fields.DateTime()
+    created_at = Rfc3339DateTime()
 
 
-class RewardUpdateSchema(Schema):
-    title = fields.String(validate=validate.Length(1, 200))
-    description = fields.String(allow_none=True, validate=validate.Length(max=2000))
-    cost = StrictInteger(validate=validate.Range(min=1, max=10_000_000))
-    stock = StrictInteger(validate=validate.Range(min=0, max=10_000_000))
-    per_owner_limit = StrictInteger(allow_none=True, validate=validate.Range(min=1))
+class RewardFieldsSchema(Schema):
+    title = Text(200)
+    description = Text(2000, multiline=True, blank=True, allow_none=True)
+    cost = StrictInteger(validate=validate.Range(min=1, max=MAX_COST))
+    stock = StrictInteger(validate=validate.Range(min=0, max=MAX_STOCK))
+    per_owner_limit = StrictInteger(
+        allow_none=True, validate=validate.Range(min=1, max=MAX_PER_OWNER)
+    )
     min_tier = fields.String(validate=validate.OneOf(TIER_NAMES))
-    city_codes = fields.List(fields.String(validate=CITY_CODE), validate=validate.Length(max=100))
+    city_codes = fields.List(CityCode(), validate=validate.Length(max=MAX_CITIES))
     fulfillment = fields.String(validate=validate.OneOf(FULFILLMENTS))
-    active = fields.Boolean()
+    active = StrictBoolean()
 
 
-class RewardCreateSchema(RewardUpdateSchema):
-    title = fields.String(required=True, validate=validate.Length(1, 200))
-    cost = StrictInteger(required=True, validate=validate.Range(min=1, max=10_000_000))
-    stock = StrictInteger(required=True, validate=validate.Range(min=0, max=10_000_000))
+class RewardUpdateSchema(NotEmpty, RewardFieldsSchema):
+    pass
+
+
+class RewardCreateSchema(RewardFieldsSchema):
+    title = Text(200, required=True)
+    cost = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_COST))
+    stock = StrictInteger(required=True, validate=validate.Range(min=0, max=MAX_STOCK))
     min_tier = fields.String(load_default="member", validate=validate.OneOf(TIER_NAMES))
     city_codes = fields.List(
-        fields.String(validate=CITY_CODE), load_default=list, validate=validate.Length(max=100)
+        CityCode(), load_default=list, validate=validate.Length(max=MAX_CITIES)
     )
     fulfillment = fields.String(required=True, validate=validate.OneOf(FULFILLMENTS))
 
 
 class RewardArgsSchema(PageArgsSchema):
-    city = fields.String(validate=CITY_CODE)
+    city = CityCode()
 
 
 class RedemptionCreateSchema(Schema):
@@ -141,14 +155,16 @@ class RedemptionSchema(Schema):
     fulfillment = fields.String()
     city_code = fields.String(allow_none=True)
     status = fields.String()
-    created_at = fields.DateTime()
-    fulfilled_at = fields.DateTime(allow_none=True)
-    cancelled_at = fields.DateTime(allow_none=True)
+    created_at = Rfc3339DateTime()
+    fulfilled_at = Rfc3339DateTime(allow_none=True)
+    cancelled_at = Rfc3339DateTime(allow_none=True)
 
 
 class PartnerCreateSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(1, 100))
-    max_points_per_txn = StrictInteger(required=True, validate=validate.Range(min=1, max=1_000_000))
+    name = Text(100, required=True)
+    max_points_per_txn = StrictInteger(
+        required=True, validate=validate.Range(min=1, max=MAX_POINTS)
+    )
 
 
 class PartnerCreatedSchema(Schema):
@@ -162,9 +178,9 @@ class PartnerCreatedSchema(Schema):
 class PartnerCreditCreateSchema(Schema):
     member_id = fields.String()
     member_phone = fields.String(validate=validate.Length(3, 32))
-    points = StrictInteger(required=True, validate=validate.Range(min=1))
+    points = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_POINTS))
     partner_txn_id = fields.String(required=True, validate=validate.Length(1, 128))
-    occurred_at = fields.AwareDateTime(load_default=None)
+    occurred_at = AwareDateTime(load_default=None)
 
     @validates_schema
     def one_member(self, data, **kwargs):
@@ -179,8 +195,8 @@ class PartnerCreditSchema(Schema):
     points = fields.Integer()
     balance_after = fields.Integer()
     entry_id = fields.String()
-    occurred_at = fields.DateTime(allow_none=True)
-    created_at = fields.DateTime()
+    occurred_at = Rfc3339DateTime(allow_none=True)
+    created_at = Rfc3339DateTime()
 
 
 class DriftSchema(Schema):
@@ -200,9 +216,9 @@ class ReconciliationRunSchema(Schema):
     drifts = fields.List(fields.Nested(DriftSchema))
     repaired = fields.Integer()
     error = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    started_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
+    created_at = Rfc3339DateTime()
+    started_at = Rfc3339DateTime(allow_none=True)
+    finished_at = Rfc3339DateTime(allow_none=True)
 
 
 class RunStartedSchema(Schema):

@@ -7,7 +7,12 @@ from flask.views import MethodView
 from app.auth import caller, login_required
 from app.web import Blueprint, page_of, paginate
 from notifications import services
-from notifications.schemas import InboxArgsSchema, NotificationSchema, PreferencesSchema
+from notifications.schemas import (
+    InboxArgsSchema,
+    NotificationSchema,
+    PreferencesSchema,
+    PreferencesUpdateSchema,
+)
 
 notifications = Blueprint(
     "notifications", __name__, description="The owner's inbox and notification preferences"
@@ -62,7 +67,7 @@ class Preferences(MethodView):
         """Channels (in_app, push) per kind (events, points, community, marketing)"""
         return services.preferences(caller().user.pk)
 
-    @notifications.arguments(PreferencesSchema)
+    @notifications.arguments(PreferencesUpdateSchema)
     @notifications.response(200, PreferencesSchema)
     @notifications.doc(security=[{"bearer": []}])
     def put(self, changes):

@@ -1,18 +1,10 @@
 from __future__ import annotations
 
-from marshmallow import ValidationError, fields
+from marshmallow import fields
 
+from app.fields import NotEmpty, Rfc3339DateTime, StrictBoolean
 from app.web import PageArgsSchema, Schema
 from notifications.models import KINDS
-
-
-class StrictBoolean(fields.Boolean):
-    """JSON true/false only: 1, "yes" and "true" are refused rather than coerced."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, bool):
-            raise ValidationError("Not a boolean.")
-        return value
 
 
 class InboxArgsSchema(PageArgsSchema):
@@ -29,17 +21,21 @@ class NotificationSchema(Schema):
     body = fields.String()
     data = fields.Dict()
     read = fields.Boolean()
-    created_at = fields.DateTime()
-    read_at = fields.DateTime(allow_none=True)
+    created_at = Rfc3339DateTime()
+    read_at = Rfc3339DateTime(allow_none=True)
 
 
-class ChannelsSchema(Schema):
+class ChannelsSchema(NotEmpty, Schema):
     in_app = StrictBoolean()
     push = StrictBoolean()
 
 
 # One entry per kind; on PUT every kind and channel is optional and keeps its value when
-# left out.
+# left out, but a body must change something.
 PreferencesSchema = Schema.from_dict(
     {kind: fields.Nested(ChannelsSchema) for kind in KINDS}, name="NotificationPreferencesSchema"
 )
+
+
+class PreferencesUpdateSchema(NotEmpty, PreferencesSchema):
+    pass

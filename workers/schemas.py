@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from marshmallow import fields
 
+from app.fields import Rfc3339DateTime
 from app.web import PageArgsSchema, Schema
 
 
@@ -22,7 +23,7 @@ class DeadLetterSchema(Schema):
     kwargs = fields.Dict()
     retries = fields.Integer()
     error = fields.String(allow_none=True)
-    failed_at = fields.DateTime()
-    replayed_at = fields.DateTime(allow_none=True)
+    failed_at = Rfc3339DateTime()
+    replayed_at = Rfc3339DateTime(allow_none=True)
     replayed_by = fields.String(allow_none=True)
     replay_message_id = fields.String(allow_none=True)

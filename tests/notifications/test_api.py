@@ -109,3 +109,16 @@ def test_preferences_refuse_unknown_kinds_and_non_booleans(client):
     ):
         response = client.put(PREFERENCES, headers=owner.headers, json=body)
         assert response.status_code == 422, body
+
+
+def test_preferences_put_must_change_something(client):
+    owner = make_person("SZ")
+    for body in (None, {}, {"events": {}}):
+        refused = client.put(PREFERENCES, headers=owner.headers, json=body)
+        assert refused.status_code == 422, (body, refused.json)
+    missing = client.put(PREFERENCES, headers=owner.headers)
+    assert missing.status_code == 422
+    assert client.get(PREFERENCES, headers=owner.headers).json["events"] == {
+        "in_app": True,
+        "push": True,
+    }
