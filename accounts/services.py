@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Collection
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 import structlog
@@ -45,6 +47,8 @@ _hasher = PasswordHasher()
 # Verified against when the account does not exist, so both failures cost the same time.
 _DUMMY_HASH = _hasher.hash("timing-equaliser")
 _VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
+# No vehicle of the brand was delivered before this; earlier dates are typos.
+EARLIEST_DELIVERY = date(1990, 1, 1)
 
 
 # --- identifiers -----------------------------------------------------------------------
@@ -94,6 +98,20 @@ def require_city(code: str) -> City:
             "unknown_city", f"No city with code {code!r}.", errors={"city_code": ["Unknown city."]}
         )
     return city
+
+
+def require_cities(codes: Collection[str], field: str = "city_codes") -> None:
+    """Refuse (422 `unknown_city`) a list that names a city that does not exist."""
+    if not codes:
+        return
+    known = {city.code for city in City.objects(code__in=list(codes)).only("code")}
+    unknown = sorted(set(codes) - known)
+    if unknown:
+        raise ValidationFailed(
+            "unknown_city",
+            f"No city with code {', '.join(unknown)}.",
+            errors={field: [f"Unknown city: {code}." for code in unknown]},
+        )
 
 
 def create_city(code: str, name: str, province: str, timezone: str) -> City:
@@ -358,8 +376,7 @@ def grant_role(granted_by: Caller, user_id: str, role: str, city_codes: list[str
                 "City-scoped roles need cities.",
                 errors={"city_codes": ["At least one city."]},
             )
-        for code in city_codes:
-            require_city(code)
+        require_cities(city_codes)
     grant = RoleGrant(
         user_id=target.pk,
         role=role,
@@ -391,7 +408,20 @@ def normalise_vin(vin: str) -> str:
     return value
 
 
+def _check_delivery_date(delivered_on: date, city_code: str) -> None:
+    # "Today" is the owner's: a car delivered this morning in Shenzhen is still tomorrow in UTC.
+    today = utcnow().astimezone(ZoneInfo(city_timezone(city_code))).date()
+    if not EARLIEST_DELIVERY <= delivered_on <= today:
+        raise ValidationFailed(
+            "date_out_of_range",
+            "The delivery date is not plausible.",
+            errors={"delivered_on": [f"Must be from {EARLIEST_DELIVERY} to {today}."]},
+        )
+
+
 def add_vehicle(owner: User, vin: str, model: str, delivered_on: date | None = None) -> Vehicle:
+    if delivered_on is not None:
+        _check_delivery_date(delivered_on, owner.city_code)
     vehicle = Vehicle(
         owner_id=owner.pk,
         vin=normalise_vin(vin),
@@ -423,8 +453,12 @@ def verification_queue(caller: Caller, status: str, city: str | None):
 
 
 def _review(caller: Caller, vehicle_id: str, status: str, reason: str | None) -> Vehicle:
+    """Verify or reject a pending vehicle. Nobody reviews their own, admins included:
+    verifying makes a verified owner and pays welcome points."""
     vehicle = get_or_404(Vehicle, vehicle_id)
     caller.require(vehicle.city_code, CIRCLE_LEADER)
+    if vehicle.owner_id == caller.user.pk:
+        raise Forbidden("own_vehicle", "Someone else must review your own vehicle.")
 
     def unit(session: ClientSession) -> bool:
         vehicles = Vehicle._get_collection()

@@ -10,6 +10,7 @@ from typing import Any
 from flask import g, request
 from flask.views import MethodView
 
+from accounts.services import require_cities
 from app.auth import caller, login_required
 from app.db import get_or_404
 from app.idempotency import HEADER, KEY_PARAMETER, idempotent
@@ -167,6 +168,7 @@ class Rewards(MethodView):
     @rewards.doc(security=BEARER)
     def post(self, data):
         """Add a reward to the catalog (admin)"""
+        require_cities(data["city_codes"])
         return services.create_reward(caller(), data)
 
 
@@ -179,6 +181,7 @@ class RewardItem(MethodView):
     @rewards.doc(security=BEARER)
     def patch(self, changes, reward_id):
         """Change a reward (admin)"""
+        require_cities(changes.get("city_codes", ()))
         return services.update_reward(caller(), reward_id, changes)
 
 

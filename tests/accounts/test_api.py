@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from accounts.models import User, Vehicle
+from app.clock import utcnow
 from app.outbox import OutboxEvent
 from tests.support import make_city, make_person
 
@@ -404,3 +408,117 @@ def test_referral_summary_counts_invited_and_completed(client):
     assert summary.status_code == 200
     assert summary.json == {"code": ann.user.referral_code, "invited": 2, "completed": 1}
     assert client.get("/api/v1/me/referral", headers=bob.headers).json["invited"] == 0
+
+
+def test_nobody_reviews_their_own_vehicle(client):
+    leader = make_person("SZ", role="circle_leader")
+    admin = make_person("SZ", role="admin")
+    for number, reviewer in enumerate((leader, admin)):
+        vehicle = client.post(
+            "/api/v1/me/vehicles",
+            headers=reviewer.headers,
+            json={"vin": f"LSJA24U69MS10000{number}", "model": "smart #1"},
+        ).json
+        for action, body in (("verify", None), ("reject", {"reason": "mine"})):
+            own = client.post(
+                f"/api/v1/vehicles/{vehicle['id']}/{action}", headers=reviewer.headers, json=body
+            )
+            assert own.status_code == 403 and own.json["error"] == "own_vehicle", own.json
+        assert Vehicle.objects.get(pk=vehicle["id"]).status == "pending"
+        assert User.objects.get(pk=reviewer.user.pk).verified_owner is False
+    assert OutboxEvent.objects(type="vehicle.verified").count() == 0
+    colleague = make_person("SZ", role="circle_leader")
+    for vehicle in Vehicle.objects:
+        verified = client.post(f"/api/v1/vehicles/{vehicle.pk}/verify", headers=colleague.headers)
+        assert verified.status_code == 200
+
+
+def test_delivery_date_is_between_1990_and_today_in_the_owners_city(client):
+    # Kiritimati is UTC+14: its today is tomorrow almost everywhere else.
+    make_city("KT", timezone="Pacific/Kiritimati")
+    owner = make_person("KT")
+    today = utcnow().astimezone(ZoneInfo("Pacific/Kiritimati")).date()
+    for number, delivered_on in enumerate(
+        ("2999-01-01", "1989-12-31", (today + timedelta(days=1)).isoformat())
+    ):
+        refused = client.post(
+            "/api/v1/me/vehicles",
+            headers=owner.headers,
+            json={
+                "vin": f"LSJA24U69MS20000{number}",
+                "model": "smart #1",
+                "delivered_on": delivered_on,
+            },
+        )
+        assert refused.status_code == 422 and refused.json["error"] == "date_out_of_range"
+        assert "delivered_on" in refused.json["errors"]
+    assert Vehicle.objects.count() == 0
+    accepted = client.post(
+        "/api/v1/me/vehicles",
+        headers=owner.headers,
+        json={"vin": "LSJA24U69MS200009", "model": " smart #1 ", "delivered_on": today.isoformat()},
+    )
+    assert accepted.status_code == 201, accepted.json
+    assert (accepted.json["delivered_on"], accepted.json["model"]) == (
+        today.isoformat(),
+        "smart #1",
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"display_name": "Ann\x00"},
+        {"display_name": "   "},
+        {"display_name": "\u202enna"},
+        {"display_name": "Ann\u2069"},
+        {"display_name": "Ann\nSmith"},
+        {"city_code": "SZ\n"},
+    ],
+)
+def test_register_refuses_unclean_names_and_codes(client, overrides):
+    make_city("SZ")
+    refused = register(client, **overrides)
+    assert refused.status_code == 422 and set(refused.json["errors"]) == set(overrides)
+    assert User.objects.count() == 0
+
+
+def test_profile_text_is_trimmed_and_clean_and_a_patch_changes_something(client):
+    ann = make_person("SZ")
+    trimmed = client.patch("/api/v1/me", headers=ann.headers, json={"display_name": "  Ann Z  "})
+    assert trimmed.status_code == 200 and trimmed.json["display_name"] == "Ann Z"
+    for body in ({"display_name": "\tAnn\x1b[31m"}, {"city_code": "SZ\n"}, {}):
+        assert client.patch("/api/v1/me", headers=ann.headers, json=body).status_code == 422
+    assert client.patch("/api/v1/me", headers=ann.headers).status_code == 422
+    assert User.objects.get(pk=ann.user.pk).display_name == "Ann Z"
+
+
+def test_city_codes_are_exact_everywhere(client):
+    admin = make_person("SZ", role="admin")
+    ann = make_person("SZ")
+    grant = client.post(
+        "/api/v1/admin/role-grants",
+        headers=admin.headers,
+        json={"user_id": ann.id, "role": "ambassador", "city_codes": ["SZ\n"]},
+    )
+    assert grant.status_code == 422 and "city_codes" in grant.json["errors"]
+    city = client.post(
+        "/api/v1/cities",
+        headers=admin.headers,
+        json={"code": "QQ\n", "name": "Q", "province": "Q"},
+    )
+    assert city.status_code == 422 and "code" in city.json["errors"]
+    assert client.get("/api/v1/vehicles?city=SZ%0A", headers=admin.headers).status_code == 422
+    unknown = client.post(
+        "/api/v1/admin/role-grants",
+        headers=admin.headers,
+        json={"user_id": ann.id, "role": "ambassador", "city_codes": ["SZ", "QQ", "ZZ"]},
+    )
+    assert unknown.status_code == 422 and unknown.json["error"] == "unknown_city"
+    assert unknown.json["errors"] == {"city_codes": ["Unknown city: QQ.", "Unknown city: ZZ."]}
+    named = client.post(
+        "/api/v1/cities",
+        headers=admin.headers,
+        json={"code": "QQ", "name": "Qingdao\u202e", "province": " "},
+    )
+    assert named.status_code == 422 and set(named.json["errors"]) == {"name", "province"}

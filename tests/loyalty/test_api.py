@@ -15,7 +15,7 @@ from app.outbox import OutboxEvent
 from loyalty import services
 from loyalty.models import LedgerEntry, ReconciliationRun, Redemption, Reward
 from tests.loyalty.conftest import assert_invariants, earn, make_reward
-from tests.support import make_person
+from tests.support import make_city, make_person
 
 
 def test_me_points_and_ledger(client):
@@ -47,6 +47,7 @@ def test_owners_see_only_their_own_points(client):
 
 def test_reward_catalog_is_admin_managed_and_filtered_for_owners(client, admin):
     owner = make_person("SZ")
+    make_city("CD")
     body = {"title": "Cap", "cost": 100, "stock": 5, "fulfillment": "pickup", "per_owner_limit": 1}
     assert client.post("/api/v1/rewards", json=body, headers=owner.headers).status_code == 403
     created = client.post("/api/v1/rewards", json=body, headers=admin.headers)
@@ -366,3 +367,90 @@ def test_personal_data_export_includes_points(client):
     assert export["points"]["summary"]["balance"] == 40
     assert [entry["amount"] for entry in export["points"]["ledger"]] == [40]
     assert export["points"]["redemptions"] == []
+
+
+def test_admin_numbers_are_bounded_and_booleans_strict(client, admin):
+    rule = "/api/v1/admin/earning-rules/post.published"
+    for body in (
+        {"caps": {"day": 10**30}},
+        {"caps": {"week": 10_001}},
+        {"points": 10**30},
+        {"active": 0},
+        {"multipliable": "true"},
+        {"description": "Posts\x00"},
+        {},
+    ):
+        refused = client.put(rule, headers=admin.headers, json=body)
+        assert refused.status_code == 422, (body, refused.json)
+    assert client.put(rule, headers=admin.headers).status_code == 422
+    rules = client.get("/api/v1/admin/earning-rules", headers=admin.headers).json
+    assert {rule["code"]: rule["caps"] for rule in rules}["post.published"] == {"day": 3}
+
+    body = {"title": "Cap", "cost": 100, "stock": 5, "fulfillment": "pickup"}
+    for overrides in (
+        {"per_owner_limit": 10**30},
+        {"cost": 10**30},
+        {"stock": 10**30},
+        {"active": 1},
+        {"title": " \u202eCap"},
+        {"description": "Nice\x07"},
+        {"city_codes": ["SZ\n"]},
+    ):
+        refused = client.post("/api/v1/rewards", headers=admin.headers, json={**body, **overrides})
+        assert refused.status_code == 422, (overrides, refused.json)
+        assert set(refused.json["errors"]) == set(overrides)
+    unknown = client.post(
+        "/api/v1/rewards", headers=admin.headers, json={**body, "city_codes": ["SZ", "QQ"]}
+    )
+    assert unknown.status_code == 422 and unknown.json["error"] == "unknown_city"
+    assert Reward.objects.count() == 0
+
+    reward = client.post(
+        "/api/v1/rewards",
+        headers=admin.headers,
+        json={**body, "title": " Cap ", "description": "Black,\none size"},
+    ).json
+    assert (reward["title"], reward["description"]) == ("Cap", "Black,\none size")
+    path = f"/api/v1/rewards/{reward['id']}"
+    for changes in ({}, {"per_owner_limit": 10**30}, {"city_codes": ["QQ"]}):
+        assert client.patch(path, headers=admin.headers, json=changes).status_code == 422, changes
+    assert client.patch(path, headers=admin.headers).status_code == 422
+    assert Reward.objects.get(pk=reward["id"]).city_codes == []
+
+    for adjustment in ({"amount": 10**30}, {"amount": 5, "reason": "\u2066gift\u2069"}):
+        refused = client.post(
+            "/api/v1/admin/points/adjustments",
+            headers=admin.headers,
+            json={"user_id": admin.id, "reason": "gift", **adjustment},
+        )
+        assert refused.status_code == 422, refused.json
+    assert LedgerEntry.objects.count() == 0
+
+
+def test_partner_credit_numbers_and_times_are_bounded(client, admin):
+    owner = make_person("SZ")
+    partner = client.post(
+        "/api/v1/admin/partners",
+        headers=admin.headers,
+        json={"name": "ChargeCo", "max_points_per_txn": 200},
+    ).json
+    assert (
+        client.post(
+            "/api/v1/admin/partners",
+            headers=admin.headers,
+            json={"name": "Big", "max_points_per_txn": 10**30},
+        ).status_code
+        == 422
+    )
+    body = {"member_id": owner.id, "points": 50, "partner_txn_id": "txn-1"}
+    for overrides in (
+        {"points": 10**30},
+        {"occurred_at": "9999-12-31T23:59:59-12:00"},
+        {"occurred_at": "0001-01-01T00:00:00+14:00"},
+        {"occurred_at": "2026-03-01T10:00:00"},
+    ):
+        raw, headers = _signed(partner, {**body, **overrides})
+        refused = client.post("/api/v1/partner/points/credits", data=raw, headers=headers)
+        assert refused.status_code == 422, (overrides, refused.json)
+        assert set(refused.json["errors"]) == set(overrides)
+    assert LedgerEntry.objects.count() == 0
