@@ -32,9 +32,9 @@ from pymongo import ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
-from accounts.models import CIRCLE_LEADER, DEFAULT_TIMEZONE, User
+from accounts.models import AMBASSADOR, CIRCLE_LEADER, DEFAULT_TIMEZONE, User
 from accounts.services import city_timezones, member_counts, require_city
-from app.auth import Caller
+from app.auth import Caller, load_caller
 from app.clock import utcnow
 from app.db import get_or_404, object_id, transaction
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -65,6 +65,9 @@ log = structlog.get_logger()
 TIME_FIELDS = ("starts_at", "ends_at", "registration_closes_at")
 # A ticket stays valid a while after the event ends, for late check-ins by hand.
 TICKET_GRACE = timedelta(hours=6)
+# Check-in opens this long before the start (the doors open early) and closes with the
+# tickets, TICKET_GRACE after the end.
+CHECK_IN_OPENS = timedelta(hours=2)
 _TICKET_SALT = "event-ticket"
 # (template, sent when the start is at most this far away, ...and more than this far away)
 REMINDERS = (
@@ -650,9 +653,18 @@ def check_in(
     caller: Caller, event_id: str, *, token: str | None = None, user_id: str | None = None
 ) -> tuple[Registration, bool]:
     """Mark a confirmed owner as attended, with `event.attended` in the same transaction.
-    Returns the registration and whether this call checked them in (False on a replay)."""
+    Returns the registration and whether this call checked them in (False on a replay).
+
+    Staff cannot pay themselves: nobody checks themselves in (403 `self_check_in`), and
+    staff of the event's city (its circle leaders and ambassadors, and admins) are checked
+    in with no points, so two leaders cannot check each other in for the reward either.
+    Check-in is open from CHECK_IN_OPENS before the start until the tickets expire
+    (409 `check_in_closed` otherwise).
+    """
     event = managed_event(caller, event_id)
     owner_id = read_ticket(token, event.pk) if token is not None else object_id(user_id)
+    if owner_id == caller.user.pk:
+        raise Forbidden("self_check_in", "Another organizer must check you in.")
     if event.status != PUBLISHED:
         raise Conflict("event_closed", f"Check-in is closed: the event is {event.status}.")
     registration = Registration.objects(event_id=event.pk, user_id=owner_id).first()
@@ -660,8 +672,19 @@ def check_in(
         raise NotFound(message="This owner is not registered for this event.")
     if registration.status == ATTENDED:
         return registration, False
+    now = utcnow()
+    opens_at, closes_at = event.starts_at - CHECK_IN_OPENS, event.ends_at + TICKET_GRACE
+    if not opens_at <= now <= closes_at:
+        raise Conflict(
+            "check_in_closed",
+            "Check-in is open from shortly before the start until a while after the end.",
+            opens_at=opens_at.isoformat(),
+            closes_at=closes_at.isoformat(),
+        )
     if registration.status != CONFIRMED:
         raise Conflict("not_confirmed", f"This registration is {registration.status}.")
+    attendee = load_caller(owner_id)
+    staff = attendee is not None and attendee.acts_in(event.city_code, CIRCLE_LEADER, AMBASSADOR)
 
     def unit(session: ClientSession) -> bool:
         attended = _registrations().update_one(
@@ -669,7 +692,7 @@ def check_in(
             {
                 "$set": {
                     "status": ATTENDED,
-                    "attended_at": utcnow(),
+                    "attended_at": now,
                     "checked_in_by": caller.user.pk,
                 }
             },
@@ -687,7 +710,7 @@ def check_in(
             payload={
                 "user_id": str(owner_id),
                 "event_id": str(event.pk),
-                "points_reward": event.points_reward,
+                "points_reward": 0 if staff else event.points_reward,
             },
         )
         return True

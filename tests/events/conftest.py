@@ -14,9 +14,11 @@ from flask_jwt_extended import create_access_token
 from accounts.models import User
 from app.auth import load_caller
 from app.clock import utcnow
+from app.outbox import DomainEvent, OutboxEvent
 from events import services
 from events.models import Event
 from tests.support import Person, make_city, make_person
+from workers import registry
 
 
 @pytest.fixture
@@ -73,3 +75,12 @@ def many_owners(count: int, city: str = "SZ", verified_owner: bool = False) -> l
 
 def as_caller(person: Person):
     return load_caller(person.id)
+
+
+def deliver(event_type: str) -> None:
+    """Run every handler of every recorded `event_type` event, as the workers would."""
+    registry.load_handler_modules()
+    for document in OutboxEvent._get_collection().find({"type": event_type}):
+        event = DomainEvent.from_document(document)
+        for handler in registry.handlers_for(event_type):
+            registry.run_handler(handler, event)

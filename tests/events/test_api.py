@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import urlencode
 
 import requests
 
@@ -14,7 +16,7 @@ from app.outbox import OutboxEvent
 from events import services
 from events.models import Event, Registration
 from loyalty.services import award
-from tests.events.conftest import many_owners
+from tests.events.conftest import deliver, many_owners
 from tests.support import make_city, make_person
 
 API = "/api/v1"
@@ -73,11 +75,12 @@ def test_leader_runs_an_event_end_to_end(client, leader):
     assert [(r["status"], r["event"]["id"]) for r in mine] == [("confirmed", event_id)]
 
     ticket = client.get(f"{API}/events/{event_id}/ticket", headers=first.headers).json["token"]
+    # The event begins: check-in opens, and it can be completed afterwards.
+    Event.objects(pk=event_id).update_one(set__starts_at=utcnow() - timedelta(minutes=1))
     checked = client.post(
         f"{API}/events/{event_id}/check-ins", headers=leader.headers, json={"token": ticket}
     )
     assert checked.status_code == 201 and checked.json["status"] == "attended"
-    Event.objects(pk=event_id).update_one(set__starts_at=utcnow() - timedelta(minutes=1))
     completed = client.post(f"{API}/events/{event_id}/complete", headers=leader.headers)
     assert completed.status_code == 200 and completed.json["status"] == "completed"
     listed = client.get(f"{API}/events/{event_id}/registrations", headers=leader.headers).json
@@ -269,7 +272,7 @@ def test_double_submit_by_one_owner_registers_once(live_server, make_event):
 
 
 def test_check_in_replay_forgery_other_event_and_other_city(client, leader, make_event):
-    event = make_event()
+    event = make_event(starts_in=timedelta(hours=1))
     other_event = make_event()
     owner = make_person("SZ")
     register(client, event.pk, owner)
@@ -394,3 +397,167 @@ def test_city_stats(client, leader, make_event):
     admin = make_person("CD", role="admin")
     assert client.get(f"{API}/cities/SZ/stats", headers=admin.headers).status_code == 200
     assert client.get(f"{API}/cities/ZZ/stats", headers=admin.headers).status_code == 404
+
+
+def test_event_times_outside_a_sane_window_are_refused_and_leave_nothing(client, leader):
+    event_id = client.post(f"{API}/events", headers=leader.headers, json=event_body()).json["id"]
+    starts = datetime.fromisoformat(event_body()["starts_at"])
+    refused_bodies = [
+        # The end of the calendar: any conversion to UTC or to the city's zone overflows.
+        event_body(starts_at="9999-12-31T10:00:00Z", ends_at="9999-12-31T12:00:00Z"),
+        event_body(ends_at="9999-12-31T23:59:59-12:00"),
+        event_body(starts_at="0001-01-01T00:00:00+14:00"),
+        # Before 1901 zoneinfo answers with local mean time (+08:05:43): not RFC 3339.
+        event_body(starts_at="1900-01-01T10:00:00+08:00", ends_at="1900-01-01T12:00:00+08:00"),
+        # In the past, and far ahead.
+        event_body(
+            starts_at=(utcnow() - timedelta(hours=1)).isoformat(),
+            ends_at=(utcnow() + timedelta(hours=1)).isoformat(),
+            registration_closes_at=(utcnow() - timedelta(hours=2)).isoformat(),
+        ),
+        event_body(
+            starts_at=(starts + timedelta(days=6 * 365)).isoformat(),
+            ends_at=(starts + timedelta(days=6 * 365, hours=2)).isoformat(),
+            registration_closes_at=(starts + timedelta(days=6 * 365)).isoformat(),
+        ),
+    ]
+    before = Event.objects.count()
+    for body in refused_bodies:
+        refused = client.post(f"{API}/events", headers=leader.headers, json=body)
+        assert refused.status_code == 422, (body, refused.json)
+        assert set(refused.json["errors"]) <= {"starts_at", "ends_at", "registration_closes_at"}
+    assert Event.objects.count() == before
+    for changes in (
+        {"ends_at": "9999-12-31T23:59:59-12:00"},
+        {"starts_at": "0001-01-01T00:00:00+14:00"},
+        {"starts_at": (utcnow() - timedelta(minutes=5)).isoformat()},
+    ):
+        patched = client.patch(f"{API}/events/{event_id}", headers=leader.headers, json=changes)
+        assert patched.status_code == 422, (changes, patched.json)
+    assert (
+        client.get(f"{API}/events/{event_id}", headers=leader.headers).json["starts_at"]
+        == starts.astimezone(timezone(timedelta(hours=8))).isoformat()
+    )
+
+    for bound in ("9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00"):
+        for path in ("/events?city=SZ&", "/cities/SZ/stats?"):
+            for name in ("from", "to"):
+                answer = client.get(
+                    f"{API}{path}{urlencode({name: bound})}", headers=leader.headers
+                )
+                assert answer.status_code == 422, (path, name, bound, answer.json)
+    assert client.get(f"{API}/events?city=SZ", headers=leader.headers).status_code == 200
+
+
+def test_event_fields_are_bounded_and_clean(client, leader):
+    before = Event.objects.count()
+    for overrides in (
+        {"points_reward": 100_000},
+        {"points_reward": 10**30},
+        {"capacity": 10**30},
+        {"title": "Night\x00drive"},
+        {"title": "   "},
+        {"venue": "Brand \u202espace"},
+        {"description": "Bring\x07 a friend"},
+        {"city_code": "SZ\n"},
+        {"verified_owners_only": 0},
+        {"verified_owners_only": "true"},
+    ):
+        refused = client.post(f"{API}/events", headers=leader.headers, json=event_body(**overrides))
+        assert refused.status_code == 422, (overrides, refused.json)
+        assert set(refused.json["errors"]) == set(overrides), refused.json
+    assert Event.objects.count() == before
+    created = client.post(
+        f"{API}/events",
+        headers=leader.headers,
+        json=event_body(
+            title="  Night drive ",
+            description="Route:\n\t1. Coast road\r\n",
+            points_reward=1000,
+            verified_owners_only=True,
+        ),
+    )
+    assert created.status_code == 201, created.json
+    assert created.json["title"] == "Night drive"
+    assert created.json["description"] == "Route:\n\t1. Coast road"
+    event_path = f"{API}/events/{created.json['id']}"
+    assert client.patch(event_path, headers=leader.headers).status_code == 422
+    assert client.patch(event_path, headers=leader.headers, json={}).status_code == 422
+    for bad in ({"title": "\u2066x\u2069"}, {"points_reward": 1001}, {"capacity": 10**30}):
+        assert client.patch(event_path, headers=leader.headers, json=bad).status_code == 422
+    cancelled = client.post(
+        f"{event_path}/cancel", headers=leader.headers, json={"reason": "Typhoon\x1b[2J"}
+    )
+    assert cancelled.status_code == 422
+
+
+def test_staff_cannot_mint_points_by_checking_in(client, leader, make_event):
+    event = make_event(points_reward=1000, capacity=10, starts_in=timedelta(hours=1))
+    check_ins = f"{API}/events/{event.pk}/check-ins"
+    second_leader = make_person("SZ", role="circle_leader")
+    ambassador = make_person("SZ", role="ambassador")
+    admin = make_person("GZ", role="admin")
+    visiting_leader = make_person("CD", role="circle_leader")
+    owner = make_person("SZ")
+    for person in (leader, second_leader, ambassador, admin, visiting_leader):
+        assert register(client, event.pk, person).status_code == 201
+    register(client, event.pk, owner)
+
+    ticket = client.get(f"{API}/events/{event.pk}/ticket", headers=leader.headers).json["token"]
+    for body in ({"user_id": leader.id}, {"token": ticket}):
+        own = client.post(check_ins, headers=leader.headers, json=body)
+        assert own.status_code == 403 and own.json["error"] == "self_check_in"
+    assert Registration.objects.get(user_id=leader.user.pk).status == "confirmed"
+
+    # Staff of the city attend, and earn nothing for it: neither two leaders checking each
+    # other in, nor an ambassador or an admin. A leader of another city is a guest here.
+    for person in (leader, ambassador, admin, visiting_leader, owner):
+        checked = client.post(check_ins, headers=second_leader.headers, json={"user_id": person.id})
+        assert checked.status_code == 201 and checked.json["status"] == "attended"
+    deliver("event.attended")
+    balances = {
+        person.id: client.get(f"{API}/me/points", headers=person.headers).json["balance"]
+        for person in (leader, ambassador, admin, visiting_leader, owner)
+    }
+    assert balances == {
+        leader.id: 0,
+        ambassador.id: 0,
+        admin.id: 0,
+        visiting_leader.id: 1000,
+        owner.id: 1000,
+    }
+
+
+def test_check_in_opens_two_hours_before_the_start_and_closes_after_the_grace(
+    client, leader, make_event
+):
+    event = make_event(starts_in=timedelta(hours=3))
+    owner = make_person("SZ")
+    register(client, event.pk, owner)
+    check_ins = f"{API}/events/{event.pk}/check-ins"
+    early = client.post(check_ins, headers=leader.headers, json={"user_id": owner.id})
+    assert early.status_code == 409 and early.json["error"] == "check_in_closed"
+    assert Registration.objects.get(user_id=owner.user.pk).status == "confirmed"
+
+    now = utcnow()
+    Event.objects(pk=event.pk).update_one(
+        set__starts_at=now - timedelta(hours=10), set__ends_at=now - timedelta(hours=6, minutes=1)
+    )
+    late = client.post(check_ins, headers=leader.headers, json={"user_id": owner.id})
+    assert late.status_code == 409 and late.json["error"] == "check_in_closed"
+
+    Event.objects(pk=event.pk).update_one(
+        set__starts_at=now + timedelta(hours=1, minutes=55), set__ends_at=now + timedelta(hours=4)
+    )
+    opened = client.post(check_ins, headers=leader.headers, json={"user_id": owner.id})
+    assert opened.status_code == 201 and opened.json["status"] == "attended"
+
+
+def test_times_are_shown_in_rfc_3339_even_for_old_dates(client, leader, make_event):
+    # Stored before times were bounded: Shanghai in 1900 was on local mean time, +08:05:43.
+    old = make_event(publish=False, starts_in=datetime(1900, 1, 1, 2, tzinfo=UTC) - utcnow())
+    shown = client.get(f"{API}/events/{old.pk}", headers=leader.headers).json
+    rfc_3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+    for name in ("starts_at", "ends_at", "registration_closes_at", "created_at"):
+        assert rfc_3339.fullmatch(shown[name]), (name, shown[name])
+    assert shown["starts_at"] == "1900-01-01T02:00:00+00:00"

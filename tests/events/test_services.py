@@ -233,7 +233,7 @@ def test_waitlisted_owner_gets_no_ticket(make_event):
 
 
 def test_check_in_records_attendance_once(make_event, leader):
-    event = make_event(points_reward=150)
+    event = make_event(points_reward=150, starts_in=timedelta(hours=1))
     owner = many_owners(1)[0]
     register_all(event, [owner])
     token = services.issue_ticket(as_caller(owner), str(event.pk))["token"]

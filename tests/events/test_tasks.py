@@ -30,7 +30,7 @@ def delivered_twice(event_type: str) -> None:
 
 
 def test_attendance_points_arrive_exactly_once_when_delivered_twice(leader, make_event):
-    event = make_event(points_reward=150)
+    event = make_event(points_reward=150, starts_in=timedelta(hours=1))
     owner = make_person("SZ")
     services.register(as_caller(owner), str(event.pk))
     services.check_in(as_caller(leader), str(event.pk), user_id=owner.id)
@@ -41,7 +41,7 @@ def test_attendance_points_arrive_exactly_once_when_delivered_twice(leader, make
 
 
 def test_attendance_points_carry_the_tier_multiplier(leader, make_event):
-    event = make_event(points_reward=100)
+    event = make_event(points_reward=100, starts_in=timedelta(hours=1))
     owner = make_person("SZ")
     transaction(
         lambda session: award(
