@@ -243,6 +243,7 @@ class MyVehicles(MethodView):
     @vehicles.arguments(VehicleCreateSchema)
     @vehicles.response(201, VehicleSchema)
     @vehicles.alt_response(409, description="`vin_taken`")
+    @vehicles.alt_response(422, description="`invalid_vin`, `date_out_of_range`")
     @vehicles.doc(security=[{"bearer": []}])
     def post(self, data):
         """Add a vehicle for verification"""
@@ -267,6 +268,7 @@ class VerifyVehicle(MethodView):
     decorators = [login_required]
 
     @vehicles.response(200, VehicleSchema)
+    @vehicles.alt_response(403, description="`own_vehicle`")
     @vehicles.alt_response(409, description="`not_pending`")
     @vehicles.doc(security=[{"bearer": []}])
     def post(self, vehicle_id):
@@ -280,6 +282,7 @@ class RejectVehicle(MethodView):
 
     @vehicles.arguments(RejectSchema)
     @vehicles.response(200, VehicleSchema)
+    @vehicles.alt_response(403, description="`own_vehicle`")
     @vehicles.alt_response(409, description="`not_pending`")
     @vehicles.doc(security=[{"bearer": []}])
     def post(self, data, vehicle_id):

@@ -409,7 +409,7 @@ def normalise_vin(vin: str) -> str:
 
 
 def _check_delivery_date(delivered_on: date, city_code: str) -> None:
-    # "Today" is the owner's: a car delivered this morning in Shenzhen is still tomorrow in UTC.
+    # "Today" is the owner's: early in a Shenzhen morning, UTC is still on yesterday's date.
     today = utcnow().astimezone(ZoneInfo(city_timezone(city_code))).date()
     if not EARLIEST_DELIVERY <= delivered_on <= today:
         raise ValidationFailed(

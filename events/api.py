@@ -160,6 +160,8 @@ class CheckIns(MethodView):
     @blp.arguments(CheckInSchema)
     @blp.response(201, RegistrationSchema)
     @blp.alt_response(200, schema=RegistrationSchema, description="Already checked in")
+    @blp.alt_response(403, description="`self_check_in`: staff of the city also earn no points")
+    @blp.alt_response(409, description="`check_in_closed` (before or long after the event)")
     @blp.alt_response(422, description="`invalid_ticket`")
     @blp.doc(security=BEARER)
     def post(self, data, event_id):
