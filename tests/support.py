@@ -8,10 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask_jwt_extended import create_access_token
-
 from accounts import services
-from accounts.models import ADMIN, City, RoleGrant, User
+from accounts.models import City, User
 
 _sequence = itertools.count(1)
 
@@ -60,8 +58,8 @@ def make_person(
     verified_owner: bool = False,
     **fields: Any,
 ) -> Person:
-    """A user with an access token; `role` grants circle_leader/ambassador (in `cities`,
-    default the home city) or admin."""
+    """A user with the access token of a live session; `role` grants
+    circle_leader/ambassador (in `cities`, default the home city) or admin."""
     make_city(city)
     number = next(_sequence)
     user = services.register(
@@ -77,7 +75,6 @@ def make_person(
     if role:
         for code in cities or []:
             make_city(code)
-        RoleGrant(
-            user_id=user.pk, role=role, city_codes=[] if role == ADMIN else (cities or [city])
-        ).save()
-    return Person(user, create_access_token(identity=str(user.pk)))
+        services.add_role_grant(user.pk, role, cities or [city])
+        user.reload()
+    return Person(user, services.start_session(user.pk, "tests")["access_token"])
