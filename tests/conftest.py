@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from pymongo import monitoring
 from werkzeug.serving import make_server
 
 from app.embedded import EmbeddedServer, die_with_parent, free_port, start_mongo, start_redis
+from tests.support import COMMAND_LOG
 from workers.broker import configure_broker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +37,8 @@ _GIVEN_REDIS_URL = os.environ.get("REDIS_URL")
 _EMBEDDED_REDIS_PORT = None if _GIVEN_REDIS_URL else free_port()
 os.environ["REDIS_URL"] = _GIVEN_REDIS_URL or f"redis://127.0.0.1:{_EMBEDDED_REDIS_PORT}/0"
 configure_broker(os.environ["REDIS_URL"])
+# Before any MongoDB client exists, so `count_commands()` sees every client's commands.
+monitoring.register(COMMAND_LOG)
 
 
 @dataclass
@@ -87,6 +91,8 @@ TEST_SETTINGS = {
     "RATELIMIT_LOGIN_PER_ACCOUNT": "1000 per minute",
     "RATELIMIT_LOGIN_PER_IP": "1000 per minute",
     "RATELIMIT_REGISTER_PER_IP": "1000 per minute",
+    "RATELIMIT_PASSWORD_RESET_PER_ACCOUNT": "1000 per minute",
+    "RATELIMIT_PASSWORD_RESET_PER_IP": "1000 per minute",
 }
 
 
