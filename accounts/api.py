@@ -65,13 +65,14 @@ def _device(data: dict[str, Any]) -> str:
     return data.pop("device", None) or request.user_agent.string or "unknown device"
 
 
+# Shared by asking for a code and confirming one: a guess costs as much as a new code.
 _PASSWORD_RESET_LIMITS = [
-    limiter.limit(
+    limiter.shared_limit(
         _limit("RATELIMIT_PASSWORD_RESET_PER_ACCOUNT"),
-        key_func=_login_account_key,
         scope="password-reset-account",
+        key_func=_login_account_key,
     ),
-    limiter.limit(_limit("RATELIMIT_PASSWORD_RESET_PER_IP"), scope="password-reset-ip"),
+    limiter.shared_limit(_limit("RATELIMIT_PASSWORD_RESET_PER_IP"), scope="password-reset-ip"),
 ]
 
 
