@@ -153,7 +153,7 @@ class Logout(MethodView):
 
 
 @accounts.route("/auth/password-reset")
-class PasswordReset(MethodView):
+class PasswordResetRequest(MethodView):
     decorators = _PASSWORD_RESET_LIMITS
 
     @accounts.arguments(PasswordResetRequestSchema)

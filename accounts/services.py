@@ -522,6 +522,11 @@ def export_account(user_id: Any) -> dict[str, Any]:
             {"role": grant.role, "city_codes": grant.city_codes}
             for grant in RoleGrant.objects(user_id=user.pk)
         ],
+        # Where and when the owner is logged in; the refresh hashes are ours, not theirs.
+        "sessions": [
+            {field: session[field] for field in ("device", "created_at", "last_used_at")}
+            for session in user.sessions
+        ],
     }
 
 

@@ -62,6 +62,15 @@ def test_a_login_opens_a_session_named_by_the_device(client):
     assert me(client, browser["access_token"]).status_code == 200
 
 
+def test_the_export_shows_sessions_without_their_secrets(client):
+    ann = make_person()
+    log_in(client, ann.user.email, device="Ann's phone")
+    export = client.get(f"{API}/me/export", headers=ann.headers)
+    devices = [session["device"] for session in export.json["account"]["sessions"]]
+    assert devices == ["tests", "Ann's phone"]
+    assert "refresh_hash" not in export.get_data(as_text=True)
+
+
 def test_refresh_rotates_and_a_reused_refresh_token_ends_the_session(client):
     ann = make_person()
     first = log_in(client, ann.user.email, device="phone")
