@@ -7,20 +7,17 @@ from typing import Any
 
 from flask import current_app, request
 from flask.views import MethodView
-from flask_jwt_extended import (
-    create_access_token,
-    create_refresh_token,
-    get_jwt_identity,
-    jwt_required,
-)
+from flask_jwt_extended import get_jwt, jwt_required
 
 from accounts import services
-from accounts.models import City, User, Vehicle
+from accounts.models import City, Vehicle
 from accounts.schemas import (
-    AccessTokenSchema,
     CityCreateSchema,
     CitySchema,
     LoginSchema,
+    PasswordChangeSchema,
+    PasswordResetConfirmSchema,
+    PasswordResetRequestSchema,
     ProfileUpdateSchema,
     ReferralSchema,
     RegisteredSchema,
@@ -28,14 +25,14 @@ from accounts.schemas import (
     RejectSchema,
     RoleGrantCreateSchema,
     RoleGrantSchema,
+    SessionSchema,
     TokensSchema,
     UserSchema,
     VehicleCreateSchema,
     VehicleQueueArgsSchema,
     VehicleSchema,
 )
-from app.auth import Caller, caller, load_caller, login_required
-from app.errors import Unauthorized
+from app.auth import Caller, caller, login_required
 from app.extensions import limiter
 from app.privacy import export_personal_data
 from app.web import Blueprint, PageArgsSchema, page_of, paginate
@@ -63,6 +60,22 @@ def _limit(setting: str):
     return lambda: current_app.config[setting]
 
 
+def _device(data: dict[str, Any]) -> str:
+    """The name the client gave this device, else its User-Agent."""
+    return data.pop("device", None) or request.user_agent.string or "unknown device"
+
+
+# Shared by asking for a code and confirming one: a guess costs as much as a new code.
+_PASSWORD_RESET_LIMITS = [
+    limiter.shared_limit(
+        _limit("RATELIMIT_PASSWORD_RESET_PER_ACCOUNT"),
+        scope="password-reset-account",
+        key_func=_login_account_key,
+    ),
+    limiter.shared_limit(_limit("RATELIMIT_PASSWORD_RESET_PER_IP"), scope="password-reset-ip"),
+]
+
+
 def user_document(found: Caller) -> dict[str, Any]:
     user = found.user
     return {
@@ -81,15 +94,6 @@ def user_document(found: Caller) -> dict[str, Any]:
     }
 
 
-def tokens_for(user: User) -> dict[str, Any]:
-    return {
-        "access_token": create_access_token(identity=str(user.pk)),
-        "refresh_token": create_refresh_token(identity=str(user.pk)),
-        "token_type": "Bearer",
-        "expires_in": int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]),
-    }
-
-
 @accounts.route("/auth/register")
 class Register(MethodView):
     decorators = [limiter.limit(_limit("RATELIMIT_REGISTER_PER_IP"))]
@@ -99,8 +103,9 @@ class Register(MethodView):
     @accounts.alt_response(409, description="`account_exists`")
     def post(self, data):
         """Create an owner account"""
+        device = _device(data)
         user = services.register(**data)
-        return {"user": user_document(Caller(user, ())), **tokens_for(user)}
+        return {"user": user_document(Caller(user, ())), **services.start_session(user.pk, device)}
 
 
 @accounts.route("/auth/login")
@@ -117,27 +122,97 @@ class Login(MethodView):
     @accounts.arguments(LoginSchema)
     @accounts.response(200, TokensSchema)
     @accounts.alt_response(401, description="`invalid_credentials`")
+    @accounts.alt_response(403, description="`account_banned`")
     @accounts.alt_response(429, description="`rate_limited`, with Retry-After")
     def post(self, data):
-        """Exchange credentials for tokens"""
-        return tokens_for(services.authenticate(**data))
+        """Exchange credentials for the tokens of a new device session"""
+        return services.log_in(device=_device(data), **data)
 
 
 @accounts.route("/auth/refresh")
 class Refresh(MethodView):
     @jwt_required(refresh=True)
-    @accounts.response(200, AccessTokenSchema)
+    @accounts.response(200, TokensSchema)
+    @accounts.alt_response(401, description="`session_ended`, `refresh_token_reused`")
     @accounts.doc(security=[{"bearer": []}])
     def post(self):
-        """Exchange a refresh token for a new access token"""
-        found = load_caller(get_jwt_identity())
-        if found is None:
-            raise Unauthorized(message="The account no longer exists.")
-        return {
-            "access_token": create_access_token(identity=found.id),
-            "token_type": "Bearer",
-            "expires_in": int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]),
-        }
+        """Exchange the refresh token for new tokens; the one sent is spent"""
+        claims = get_jwt()
+        return services.refresh_session(claims["sub"], claims.get("sid"), claims["jti"])
+
+
+@accounts.route("/auth/logout")
+class Logout(MethodView):
+    decorators = [login_required]
+
+    @accounts.response(204)
+    @accounts.doc(security=[{"bearer": []}])
+    def post(self):
+        """End the current session"""
+        services.end_session(caller().user.pk, caller().session_id)
+
+
+@accounts.route("/auth/password-reset")
+class PasswordResetRequest(MethodView):
+    decorators = _PASSWORD_RESET_LIMITS
+
+    @accounts.arguments(PasswordResetRequestSchema)
+    @accounts.response(202)
+    @accounts.alt_response(429, description="`rate_limited`, with Retry-After")
+    def post(self, data):
+        """Send a one-time code by push (the same answer whether or not the account exists)"""
+        services.request_password_reset(**data)
+
+
+@accounts.route("/auth/password-reset/confirm")
+class PasswordResetConfirm(MethodView):
+    decorators = _PASSWORD_RESET_LIMITS
+
+    @accounts.arguments(PasswordResetConfirmSchema)
+    @accounts.response(204)
+    @accounts.alt_response(422, description="`invalid_code`")
+    @accounts.alt_response(429, description="`rate_limited`, with Retry-After")
+    def post(self, data):
+        """Set a new password with the code; every session ends"""
+        services.reset_password(**data)
+
+
+@accounts.route("/me/password")
+class MyPassword(MethodView):
+    decorators = [
+        login_required,
+        limiter.limit(_limit("RATELIMIT_LOGIN_PER_IP"), scope="password-change-ip"),
+    ]
+
+    @accounts.arguments(PasswordChangeSchema)
+    @accounts.response(204)
+    @accounts.alt_response(403, description="`wrong_password`")
+    @accounts.doc(security=[{"bearer": []}])
+    def post(self, data):
+        """Change the password; every other session ends"""
+        services.change_password(caller(), **data)
+
+
+@accounts.route("/me/sessions")
+class MySessions(MethodView):
+    decorators = [login_required]
+
+    @accounts.response(200, page_of(SessionSchema))
+    @accounts.doc(security=[{"bearer": []}])
+    def get(self):
+        """The caller's live device sessions (at most 10, so one page)"""
+        return {"items": services.live_sessions(caller()), "next_cursor": None}
+
+
+@accounts.route("/me/sessions/<session_id>")
+class MySession(MethodView):
+    decorators = [login_required]
+
+    @accounts.response(204)
+    @accounts.doc(security=[{"bearer": []}])
+    def delete(self, session_id):
+        """End one of the caller's sessions: its tokens stop working at once"""
+        services.end_own_session(caller(), session_id)
 
 
 @accounts.route("/me")

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 
 from mongoengine import (
     BooleanField,
     DateField,
     DateTimeField,
     Document,
+    EmbeddedDocument,
+    EmbeddedDocumentField,
+    EmbeddedDocumentListField,
+    IntField,
     ListField,
     ObjectIdField,
     StringField,
@@ -25,6 +30,9 @@ LOCALES = ("zh-CN", "en")
 
 # Where a city gives no time zone (every market so far is on China time).
 DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+# Live device sessions kept per account; a new login beyond this ends the oldest.
+MAX_SESSIONS = 10
 
 VEHICLE_PENDING = "pending"
 VEHICLE_VERIFIED = "verified"
@@ -47,6 +55,34 @@ class City(Document):
     meta = {"collection": "cities", "indexes": []}
 
 
+class Grant(EmbeddedDocument):
+    """A copy of one RoleGrant on its user, written in the same transaction as the grant,
+    so the caller's roles come with the one read of the account each request makes."""
+
+    grant_id = ObjectIdField(required=True)
+    role = StringField(required=True, choices=GRANTABLE_ROLES)
+    city_codes = ListField(StringField(), default=list)
+
+
+class DeviceSession(EmbeddedDocument):
+    """One login on one device. Its access tokens carry `sid`; its one valid refresh
+    token is the one whose id hashes to `refresh_hash`, and each refresh replaces it."""
+
+    sid = StringField(required=True)
+    device = StringField(max_length=200)
+    refresh_hash = StringField(required=True)
+    created_at = DateTimeField(required=True)
+    last_used_at = DateTimeField(required=True)
+
+
+class PasswordReset(EmbeddedDocument):
+    """The one pending password-reset code: only its keyed hash is kept."""
+
+    code_hash = StringField(required=True)
+    expires_at = DateTimeField(required=True)
+    tries_left = IntField(required=True)
+
+
 class User(Document):
     email = StringField(unique=True, sparse=True)
     phone = StringField(unique=True, sparse=True)
@@ -60,6 +96,12 @@ class User(Document):
     referred_by = ObjectIdField()
     created_at = DateTimeField(default=utcnow)
     erased_at = DateTimeField()
+    # Set by moderation: until then the account can neither log in nor use its tokens.
+    banned_until = DateTimeField()
+    grants = EmbeddedDocumentListField(Grant)
+    # Bounded by MAX_SESSIONS, oldest first; an ended session is removed.
+    sessions = EmbeddedDocumentListField(DeviceSession)
+    password_reset = EmbeddedDocumentField(PasswordReset)
 
     meta = {
         "collection": "users",
@@ -74,8 +116,13 @@ class User(Document):
     def active(self) -> bool:
         return self.erased_at is None
 
+    def banned(self, now: datetime) -> bool:
+        return self.banned_until is not None and self.banned_until > now
+
 
 class RoleGrant(Document):
+    """The record of a grant (its id is the API's); `User.grants` holds its copy."""
+
     user_id = ObjectIdField(required=True)
     role = StringField(required=True, choices=GRANTABLE_ROLES)
     city_codes = ListField(StringField(), default=list)

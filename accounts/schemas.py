@@ -17,6 +17,12 @@ from app.web import PageArgsSchema, Schema
 
 DISPLAY_NAME_LENGTH = 50
 
+DEVICE = fields.String(
+    validate=validate.Length(1, 100),
+    metadata={"description": "A name for this device in the session list (else its User-Agent)"},
+)
+NEW_PASSWORD = fields.String(required=True, load_only=True, validate=validate.Length(8, 128))
+
 
 class IdentifierMixin:
     @validates_schema
@@ -33,12 +39,39 @@ class RegisterSchema(IdentifierMixin, Schema):
     city_code = CityCode(required=True)
     referral_code = fields.String(validate=validate.Length(1, 16))
     locale = fields.String(load_default="zh-CN", validate=validate.OneOf(LOCALES))
+    device = DEVICE
 
 
 class LoginSchema(IdentifierMixin, Schema):
     email = fields.String(validate=validate.Length(max=254))
     phone = fields.String(validate=validate.Length(max=32))
     password = fields.String(required=True, load_only=True, validate=validate.Length(max=128))
+    device = DEVICE
+
+
+class SessionSchema(Schema):
+    id = fields.String()
+    device = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    last_used_at = fields.DateTime()
+    current = fields.Boolean()
+
+
+class PasswordChangeSchema(Schema):
+    current_password = fields.String(
+        required=True, load_only=True, validate=validate.Length(max=128)
+    )
+    new_password = NEW_PASSWORD
+
+
+class PasswordResetRequestSchema(IdentifierMixin, Schema):
+    email = fields.String(validate=validate.Length(max=254))
+    phone = fields.String(validate=validate.Length(max=32))
+
+
+class PasswordResetConfirmSchema(PasswordResetRequestSchema):
+    code = fields.String(required=True, load_only=True, validate=validate.Regexp(r"^[0-9]{6}$"))
+    new_password = NEW_PASSWORD
 
 
 class UserSchema(Schema):
@@ -65,12 +98,6 @@ class TokensSchema(Schema):
 
 class RegisteredSchema(TokensSchema):
     user = fields.Nested(UserSchema)
-
-
-class AccessTokenSchema(Schema):
-    access_token = fields.String()
-    token_type = fields.String()
-    expires_in = fields.Integer()
 
 
 class ReferralSchema(Schema):

@@ -46,7 +46,7 @@ def ensure_admin(email: str, password: str, city_code: str) -> tuple[User, bool]
             set__password_hash=services.hash_password(password), unset__erased_at=True
         )
     if not RoleGrant.objects(user_id=user.pk, role=ADMIN).first():
-        RoleGrant(user_id=user.pk, role=ADMIN, city_codes=[]).save()
+        services.add_role_grant(user.pk, ADMIN, [])
     return user, created
 
 
@@ -69,7 +69,7 @@ def seed_people() -> list[str]:
                 code,
             )
             if not RoleGrant.objects(user_id=staff.pk, role=role).first():
-                RoleGrant(user_id=staff.pk, role=role, city_codes=[code]).save()
+                services.add_role_grant(staff.pk, role, [code])
         for number, vin_prefix in enumerate(_DEMO_VINS, start=1):
             owner = _ensure_user(
                 f"owner{number}.{slug}@demo.example", f"{name} owner {number}", code

@@ -1,4 +1,5 @@
-"""Accounts: sign-up, login, profile, role grants, cities and vehicle verification.
+"""Accounts: sign-up, login and device sessions, passwords, profile, role grants, cities
+and vehicle verification.
 
 Write-side functions change state (with their domain events in the same transaction) and
 log; they never talk to Redis. Callers get domain exceptions for every refusal.
@@ -6,10 +7,13 @@ log; they never talk to Redis. Callers get domain exceptions for every refusal.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Collection
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,8 +28,10 @@ from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
 from accounts.models import (
+    ADMIN,
     CIRCLE_LEADER,
     DEFAULT_TIMEZONE,
+    MAX_SESSIONS,
     VEHICLE_PENDING,
     VEHICLE_REJECTED,
     VEHICLE_VERIFIED,
@@ -35,12 +41,14 @@ from accounts.models import (
     Vehicle,
     new_referral_code,
 )
-from app.auth import Caller
+from app.auth import ACCOUNT_BANNED, SESSION_ENDED, Caller, issue_tokens
 from app.clock import utcnow
 from app.db import get_or_404, object_id, transaction
-from app.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
+from app.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from app.outbox import record_event
 from app.privacy import exporter
+from notifications.push import PushMessage, provider_from_config
+from notifications.templates import render
 
 log = structlog.get_logger()
 _hasher = PasswordHasher()
@@ -49,6 +57,8 @@ _DUMMY_HASH = _hasher.hash("timing-equaliser")
 _VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
 # No vehicle of the brand was delivered before this; earlier dates are typos.
 EARLIEST_DELIVERY = date(1990, 1, 1)
+RESET_CODE_TTL = timedelta(minutes=10)
+RESET_CODE_TRIES = 5
 
 
 # --- identifiers -----------------------------------------------------------------------
@@ -249,26 +259,246 @@ def register(
     return user
 
 
-def authenticate(*, password: str, email: str | None = None, phone: str | None = None) -> User:
-    """The same refusal for an unknown account and a wrong password."""
-    query: dict[str, Any] = {"erased_at": None}
+def _account(email: str | None, phone: str | None) -> User | None:
+    """The active account an email or a phone number (in any format) names."""
     if email:
-        query["email"] = normalise_email(email)
+        query = {"email": normalise_email(email)}
     else:
         try:
-            query["phone"] = normalise_phone(phone or "")
+            query = {"phone": normalise_phone(phone or "")}
         except ValidationFailed:
-            query["phone"] = None
-    user = User.objects(**query).first() if query.get("email") or query.get("phone") else None
+            return None
+    return User.objects(erased_at=None, **query).first()
+
+
+def authenticate(*, password: str, email: str | None = None, phone: str | None = None) -> User:
+    """The same refusal for an unknown account and a wrong password."""
+    user = _account(email, phone)
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         user = None
     if user is None:
         raise Unauthorized("invalid_credentials", "Wrong account or password.")
+    if user.banned(utcnow()):
+        raise Forbidden(ACCOUNT_BANNED, "This account is suspended.")
     if _hasher.check_needs_rehash(user.password_hash):
         User.objects(pk=user.pk).update_one(set__password_hash=hash_password(password))
     return user
+
+
+def log_in(
+    *, password: str, device: str, email: str | None = None, phone: str | None = None
+) -> dict[str, Any]:
+    """Check the credentials and open a session on `device`: its tokens."""
+    return start_session(authenticate(password=password, email=email, phone=phone).pk, device)
+
+
+# --- device sessions -------------------------------------------------------------------
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def start_session(user_id: ObjectId, device: str) -> dict[str, Any]:
+    """Open a device session and return its tokens. Beyond MAX_SESSIONS the oldest session
+    ends, so the list of live sessions every request reads stays small."""
+    session_id, refresh_id, now = str(ObjectId()), secrets.token_urlsafe(32), utcnow()
+    entry = {
+        "sid": session_id,
+        "device": device[:200],
+        "refresh_hash": _digest(refresh_id),
+        "created_at": now,
+        "last_used_at": now,
+    }
+    User._get_collection().update_one(
+        {"_id": user_id},
+        {"$push": {"sessions": {"$each": [entry], "$slice": -MAX_SESSIONS}}},
+    )
+    log.info("session_started", user_id=str(user_id), session_id=session_id)
+    return issue_tokens(str(user_id), session_id, refresh_id)
+
+
+def refresh_session(user_id: Any, session_id: str | None, refresh_id: str) -> dict[str, Any]:
+    """Swap a refresh token for new tokens; the one presented is spent.
+
+    A spent refresh token presented again means two parties hold the session's tokens (a
+    thief and the owner): the whole session ends, and whichever of them comes next must
+    log in again.
+    """
+    users = User._get_collection()
+    oid = object_id(user_id)
+    user = users.find_one({"_id": oid, "erased_at": None}, {"sessions": 1, "banned_until": 1})
+    session = next(
+        (entry for entry in (user or {}).get("sessions", []) if entry["sid"] == session_id), None
+    )
+    if session is None:
+        raise Unauthorized(SESSION_ENDED, "This session has ended; log in again.")
+    if user.get("banned_until") and user["banned_until"] > utcnow():
+        raise Forbidden(ACCOUNT_BANNED, "This account is suspended.")
+    spent, fresh = _digest(refresh_id), secrets.token_urlsafe(32)
+    rotated = False
+    if hmac.compare_digest(session["refresh_hash"], spent):
+        # Conditional on the spent hash: of two uses of one token at once, one rotates.
+        rotated = users.update_one(
+            {"_id": oid, "sessions": {"$elemMatch": {"sid": session_id, "refresh_hash": spent}}},
+            {
+                "$set": {
+                    "sessions.$.refresh_hash": _digest(fresh),
+                    "sessions.$.last_used_at": utcnow(),
+                }
+            },
+        ).matched_count
+    if not rotated:
+        end_session(oid, session_id)
+        log.warning("refresh_token_reused", user_id=str(oid), session_id=session_id)
+        raise Unauthorized(
+            "refresh_token_reused", "This refresh token was already used; the session has ended."
+        )
+    return issue_tokens(str(oid), session_id, fresh)
+
+
+def end_session(user_id: ObjectId, session_id: str | None) -> bool:
+    """End one session (its tokens stop working at once); False when it was not live."""
+    ended = User._get_collection().update_one(
+        {"_id": user_id, "sessions.sid": session_id},
+        {"$pull": {"sessions": {"sid": session_id}}},
+    )
+    if ended.modified_count:
+        log.info("session_ended", user_id=str(user_id), session_id=session_id)
+    return bool(ended.modified_count)
+
+
+def end_own_session(caller: Caller, session_id: str) -> None:
+    """End one of the caller's sessions; anyone else's is not found."""
+    if not end_session(caller.user.pk, session_id):
+        raise NotFound(message="No such session.")
+
+
+def live_sessions(caller: Caller) -> list[dict[str, Any]]:
+    """The caller's sessions whose refresh token has not run out, most recently used first."""
+    since = utcnow() - timedelta(seconds=current_app.config["JWT_REFRESH_TOKEN_EXPIRES"])
+    return [
+        {
+            "id": session.sid,
+            "device": session.device,
+            "created_at": session.created_at,
+            "last_used_at": session.last_used_at,
+            "current": session.sid == caller.session_id,
+        }
+        for session in sorted(caller.user.sessions, key=lambda s: s.last_used_at, reverse=True)
+        if session.last_used_at > since
+    ]
+
+
+# --- passwords -------------------------------------------------------------------------
+
+
+def change_password(caller: Caller, current_password: str, new_password: str) -> None:
+    """Set a new password; every session but the caller's ends."""
+    try:
+        _hasher.verify(caller.user.password_hash, current_password)
+    except (VerificationError, InvalidHashError) as exc:
+        raise Forbidden("wrong_password", "The current password is wrong.") from exc
+    User._get_collection().update_one(
+        {"_id": caller.user.pk},
+        {
+            "$set": {"password_hash": hash_password(new_password)},
+            "$pull": {"sessions": {"sid": {"$ne": caller.session_id}}},
+            "$unset": {"password_reset": ""},
+        },
+    )
+    log.info("password_changed", user_id=caller.id)
+
+
+def _reset_code_hash(user_id: ObjectId, code: str) -> str:
+    # Keyed: six digits are a million guesses, nothing against a plain hash of a leaked row.
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"{user_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def request_password_reset(*, email: str | None = None, phone: str | None = None) -> None:
+    """Send the account a one-time code by push, replacing any earlier one. Nothing tells
+    the caller whether the account exists, and a push that fails is only logged."""
+    user = _account(email, phone)
+    if user is None:
+        log.info("password_reset_unknown_account")
+        return
+    code = f"{secrets.randbelow(10**6):06d}"
+    User._get_collection().update_one(
+        {"_id": user.pk},
+        {
+            "$set": {
+                "password_reset": {
+                    "code_hash": _reset_code_hash(user.pk, code),
+                    "expires_at": utcnow() + RESET_CODE_TTL,
+                    "tries_left": RESET_CODE_TRIES,
+                }
+            }
+        },
+    )
+    minutes = int(RESET_CODE_TTL.total_seconds() // 60)
+    title, body = render("password_reset_code", user.locale, {"code": code, "minutes": minutes})
+    # Straight to the provider, from the request: the owner is waiting for the code now,
+    # and it must not rest in clear in the inbox, the outbox or a queue.
+    message = PushMessage(
+        id=str(ObjectId()),
+        user_id=str(user.pk),
+        kind="security",
+        title=title,
+        body=body,
+        data={"code": code},
+    )
+    try:
+        provider_from_config(current_app.config).send(message)
+    except Exception:  # any provider failure: the owner may ask again, the answer stays 202
+        log.exception("password_reset_push_failed", user_id=str(user.pk))
+        return
+    log.info("password_reset_code_sent", user_id=str(user.pk), push_id=message.id)
+
+
+def reset_password(
+    *, code: str, new_password: str, email: str | None = None, phone: str | None = None
+) -> None:
+    """Set a new password with a code from `request_password_reset`; every session ends.
+
+    Each try spends one of the code's RESET_CODE_TRIES before the code is compared, so
+    concurrent guesses get no more tries than sequential ones.
+    """
+    invalid = ValidationFailed(
+        "invalid_code",
+        "The code is wrong, used up or expired; ask for a new one.",
+        errors={"code": ["Invalid code."]},
+    )
+    user = _account(email, phone)
+    if user is None or user.password_reset is None:
+        raise invalid
+    users = User._get_collection()
+    expected = user.password_reset.code_hash
+    tried = users.update_one(
+        {
+            "_id": user.pk,
+            "password_reset.code_hash": expected,
+            "password_reset.expires_at": {"$gt": utcnow()},
+            "password_reset.tries_left": {"$gt": 0},
+        },
+        {"$inc": {"password_reset.tries_left": -1}},
+    )
+    if not tried.matched_count or not hmac.compare_digest(
+        expected, _reset_code_hash(user.pk, code)
+    ):
+        raise invalid
+    reset = users.update_one(
+        {"_id": user.pk, "password_reset.code_hash": expected},
+        {
+            "$set": {"password_hash": hash_password(new_password), "sessions": []},
+            "$unset": {"password_reset": ""},
+        },
+    )
+    if not reset.matched_count:
+        raise invalid
+    log.info("password_reset", user_id=str(user.pk))
 
 
 def update_profile(user: User, changes: dict[str, Any]) -> User:
@@ -310,6 +540,11 @@ def export_account(user_id: Any) -> dict[str, Any]:
             {"role": grant.role, "city_codes": grant.city_codes}
             for grant in RoleGrant.objects(user_id=user.pk)
         ],
+        # Where and when the owner is logged in; the refresh hashes are ours, not theirs.
+        "sessions": [
+            {field: session[field] for field in ("device", "created_at", "last_used_at")}
+            for session in user.sessions
+        ],
     }
 
 
@@ -325,8 +560,10 @@ def erase_account(user: User) -> None:
                     "display_name": "Deleted user",
                     "erased_at": utcnow(),
                     "password_hash": hash_password(secrets.token_urlsafe(32)),
+                    "sessions": [],
+                    "grants": [],
                 },
-                "$unset": {"email": "", "phone": "", "avatar_url": ""},
+                "$unset": {"email": "", "phone": "", "avatar_url": "", "password_reset": ""},
             },
             session=session,
         )
@@ -366,10 +603,46 @@ def referral_summary(user: User) -> dict[str, Any]:
 # --- roles -----------------------------------------------------------------------------
 
 
+def _copy_grants_to_user(session: ClientSession, user_id: ObjectId) -> None:
+    """Rebuild `User.grants` from the user's RoleGrant documents, inside the transaction
+    that changed them: the copy can never drift from the records."""
+    grants = [
+        {"grant_id": grant["_id"], "role": grant["role"], "city_codes": grant["city_codes"]}
+        for grant in RoleGrant._get_collection().find(
+            {"user_id": user_id}, sort=[("_id", 1)], session=session
+        )
+    ]
+    User._get_collection().update_one(
+        {"_id": user_id}, {"$set": {"grants": grants}}, session=session
+    )
+
+
+def add_role_grant(
+    user_id: ObjectId, role: str, city_codes: list[str], granted_by: ObjectId | None = None
+) -> RoleGrant:
+    """Record a grant and copy it onto the user in one transaction (no checks: seeds and
+    `grant_role` call this)."""
+    grant = RoleGrant(
+        id=ObjectId(),
+        user_id=user_id,
+        role=role,
+        city_codes=[] if role == ADMIN else sorted(set(city_codes)),
+        granted_by=granted_by,
+    )
+    grant.validate()
+
+    def unit(session: ClientSession) -> None:
+        RoleGrant._get_collection().insert_one(grant.to_mongo(), session=session)
+        _copy_grants_to_user(session, user_id)
+
+    transaction(unit)
+    return grant
+
+
 def grant_role(granted_by: Caller, user_id: str, role: str, city_codes: list[str]) -> RoleGrant:
     granted_by.require_admin()
     target = get_or_404(User, user_id, erased_at=None)
-    if role != "admin":
+    if role != ADMIN:
         if not city_codes:
             raise ValidationFailed(
                 "city_codes_required",
@@ -377,12 +650,7 @@ def grant_role(granted_by: Caller, user_id: str, role: str, city_codes: list[str
                 errors={"city_codes": ["At least one city."]},
             )
         require_cities(city_codes)
-    grant = RoleGrant(
-        user_id=target.pk,
-        role=role,
-        city_codes=[] if role == "admin" else sorted(set(city_codes)),
-        granted_by=granted_by.user.pk,
-    ).save()
+    grant = add_role_grant(target.pk, role, city_codes, granted_by.user.pk)
     log.info("role_granted", user_id=user_id, role=role, cities=grant.city_codes, by=granted_by.id)
     return grant
 
@@ -390,8 +658,28 @@ def grant_role(granted_by: Caller, user_id: str, role: str, city_codes: list[str
 def revoke_role(revoked_by: Caller, grant_id: str) -> None:
     revoked_by.require_admin()
     grant = get_or_404(RoleGrant, grant_id)
-    grant.delete()
+
+    def unit(session: ClientSession) -> None:
+        RoleGrant._get_collection().delete_one({"_id": grant.pk}, session=session)
+        _copy_grants_to_user(session, grant.user_id)
+
+    transaction(unit)
     log.info("role_revoked", grant_id=grant_id, user_id=str(grant.user_id), by=revoked_by.id)
+
+
+def copy_grants_to_users() -> int:
+    """Backfill (2026-12-01, run by `flask init-db`): role grants used to be read from
+    `role_grants` on every request; now each request reads them from the user. Copies
+    every user's grants onto the user, each in its own transaction; running it again
+    changes nothing. Returns how many users it wrote."""
+    user_ids = {grant["user_id"] for grant in RoleGrant._get_collection().find({}, {"user_id": 1})}
+    user_ids |= {
+        user["_id"]
+        for user in User._get_collection().find({"grants.0": {"$exists": True}}, {"_id": 1})
+    }
+    for user_id in user_ids:
+        transaction(partial(_copy_grants_to_user, user_id=user_id))
+    return len(user_ids)
 
 
 # --- vehicles --------------------------------------------------------------------------

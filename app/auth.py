@@ -1,29 +1,48 @@
-"""Authentication (JWT) and the one authorization helper every route uses.
+"""Authentication (JWT signed with rotating keys, one device session per login), the one
+authorization helper every route uses, and the headers and operator checks that guard
+every response.
 
-Roles are read from the database on each request rather than baked into the token, so a
-revoked grant takes effect at once.
+Each authenticated request costs one read: the account, carrying its role grants and the
+ids of its live sessions. So a revoked grant, a ban, an erased account or an ended
+session takes effect on the very next request, without a second round trip.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import wraps
+from functools import cache, wraps
 from typing import Any
 
-from flask import Flask, g, jsonify
-from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
+from flask import Flask, Response, current_app, g, jsonify, request
+from flask_jwt_extended import (
+    create_access_token,
+    create_refresh_token,
+    get_jwt,
+    verify_jwt_in_request,
+)
+from flask_jwt_extended.exceptions import JWTDecodeError
 
-from accounts.models import ADMIN, RoleGrant, User
+from accounts.models import ADMIN, Grant, User
+from app.clock import utcnow
 from app.db import object_id
 from app.errors import Forbidden, NotFound, Unauthorized, envelope
 from app.extensions import jwt
+
+ACCOUNT_BANNED = "account_banned"
+SESSION_ENDED = "session_ended"
 
 
 @dataclass(frozen=True)
 class Caller:
     user: User
-    grants: tuple[RoleGrant, ...]
+    grants: tuple[Grant, ...]
+    # The device session the access token belongs to; None when code acts for an account
+    # without a request (workers, seeds, tests of services).
+    session_id: str | None = None
 
     @property
     def id(self) -> str:
@@ -69,12 +88,26 @@ class Caller:
             raise Forbidden(message="Only admins may do this.")
 
 
-def load_caller(user_id: Any) -> Caller | None:
+def load_caller(user_id: Any, session_id: str | None = None) -> Caller | None:
+    """The active account `user_id` as a caller, in one read; None when unknown or erased."""
     oid = object_id(user_id)
     user = User.objects(pk=oid, erased_at=None).first() if oid else None
     if user is None:
         return None
-    return Caller(user, tuple(RoleGrant.objects(user_id=user.pk)))
+    return Caller(user, tuple(user.grants), session_id)
+
+
+def caller_for_token(claims: dict[str, Any]) -> Caller:
+    """The caller an access token speaks for, refused unless its account is active and not
+    banned and its session is still live."""
+    found = load_caller(claims.get("sub"), claims.get("sid"))
+    if found is None:
+        raise Unauthorized(message="The account no longer exists.")
+    if found.user.banned(utcnow()):
+        raise Forbidden(ACCOUNT_BANNED, "This account is suspended.")
+    if not any(session.sid == found.session_id for session in found.user.sessions):
+        raise Unauthorized(SESSION_ENDED, "This session has ended; log in again.")
+    return found
 
 
 def caller() -> Caller:
@@ -86,27 +119,113 @@ def caller() -> Caller:
 
 
 def login_required(view: Callable) -> Callable:
-    """Require a valid access token for an active account."""
+    """Require a valid access token of a live session of an active account."""
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         verify_jwt_in_request()
-        found = load_caller(get_jwt_identity())
-        if found is None:
-            raise Unauthorized(message="The account no longer exists.")
-        g.caller = found
+        g.caller = caller_for_token(get_jwt())
         return view(*args, **kwargs)
 
     return wrapper
+
+
+# --- tokens and their signing keys --------------------------------------------------------
+
+
+@cache
+def key_id(secret: str) -> str:
+    """A stable, public name for a signing key that reveals nothing of it."""
+    return hmac.new(secret.encode(), b"jwt-key-id", hashlib.sha256).hexdigest()[:16]
+
+
+def signing_keys() -> dict[str, str]:
+    """Keys that verify tokens, by key id: SECRET_KEY, which also signs, and
+    SECRET_KEY_PREVIOUS while tokens it signed may still be in use."""
+    keys = (current_app.config["SECRET_KEY"], current_app.config.get("SECRET_KEY_PREVIOUS"))
+    return {key_id(key): key for key in keys if key}
+
+
+def issue_tokens(user_id: str, session_id: str, refresh_id: str) -> dict[str, Any]:
+    """An access token and the session's refresh token, both naming the session."""
+    claims = {"sid": session_id}
+    return {
+        "access_token": create_access_token(identity=user_id, additional_claims=claims),
+        "refresh_token": create_refresh_token(
+            identity=user_id, additional_claims={**claims, "jti": refresh_id}
+        ),
+        "token_type": "Bearer",
+        "expires_in": int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]),
+    }
+
+
+def _decode_key(header: dict[str, Any], payload: dict[str, Any]) -> str:
+    key = signing_keys().get(header.get("kid", ""))
+    if key is None:
+        raise JWTDecodeError("Unknown signing key.")
+    return key
+
+
+# --- operators and response headers -------------------------------------------------------
+
+
+def require_operator() -> None:
+    """Guard `/metrics`: the bearer METRICS_TOKEN when one is set; without it, only
+    requests made on this host, not relayed by a proxy on someone else's behalf."""
+    token = current_app.config.get("METRICS_TOKEN")
+    if token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise Unauthorized(
+                message="A metrics token is required.", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return
+    relayed = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+    if relayed or not _loopback(request.remote_addr):
+        raise Forbidden(message="Without METRICS_TOKEN, metrics are served on loopback only.")
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
+
+
+_YEAR = 365 * 24 * 3600
+
+
+def _security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Referrer-Policy"] = "no-referrer"
+    # The interactive docs page loads Swagger UI's scripts and styles: it only may not be
+    # framed. Everything else is data, which needs no sources at all.
+    if response.mimetype == "text/html":
+        headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    else:
+        headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
+    if request.is_secure:
+        headers["Strict-Transport-Security"] = f"max-age={_YEAR}; includeSubDomains"
+    if request.path.startswith("/api/") or "Authorization" in request.headers:
+        headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 def init_app(app: Flask) -> None:
     def _unauthorized(message: str):
         return jsonify(envelope(401, message, "unauthorized")), 401
 
+    jwt.encode_key_loader(lambda identity: current_app.config["SECRET_KEY"])
+    jwt.additional_headers_loader(
+        lambda identity: {"kid": key_id(current_app.config["SECRET_KEY"])}
+    )
+    jwt.decode_key_loader(_decode_key)
     jwt.unauthorized_loader(lambda reason: _unauthorized("Missing or malformed token."))
     jwt.invalid_token_loader(lambda reason: _unauthorized("Invalid token."))
     jwt.expired_token_loader(lambda header, payload: _unauthorized("Token expired."))
     jwt.revoked_token_loader(lambda header, payload: _unauthorized("Token revoked."))
     jwt.needs_fresh_token_loader(lambda header, payload: _unauthorized("Fresh token needed."))
     jwt.user_lookup_error_loader(lambda header, payload: _unauthorized("Unknown account."))
+    app.after_request(_security_headers)

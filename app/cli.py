@@ -41,9 +41,13 @@ def init_app(app: Flask) -> None:
         help="Also drop indexes no model declares (left by earlier releases).",
     )
     def init_db(drop_undeclared: bool) -> None:
-        """Create every index the models declare (also done at start-up)."""
+        """Create every index the models declare (also done at start-up), and backfill
+        what a release moved (run it after each upgrade; running it again is harmless)."""
+        from accounts.services import copy_grants_to_users
+
         db.ensure_indexes()
         click.echo("indexes ensured")
+        click.echo(f"role grants copied onto {copy_grants_to_users()} users")
         if drop_undeclared:
             for name in db.drop_undeclared_indexes():
                 click.echo(f"dropped {name}")

@@ -62,6 +62,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Signs JWTs and event tickets. Must be set (32+ chars) in production.",
     ),
     Setting(
+        "SECRET_KEY_PREVIOUS",
+        "SECRET_KEY_PREVIOUS",
+        str,
+        None,
+        "The SECRET_KEY before the last rotation: still verifies the tokens and tickets it "
+        "signed, so a rotation logs nobody out.",
+    ),
+    Setting(
         "ENVIRONMENT",
         "ENVIRONMENT",
         str,
@@ -105,6 +113,20 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "20 per minute",
         "Sign-ups allowed per client IP.",
+    ),
+    Setting(
+        "RATELIMIT_PASSWORD_RESET_PER_ACCOUNT",
+        "RATELIMIT_PASSWORD_RESET_PER_ACCOUNT",
+        str,
+        "10 per hour",
+        "Password-reset codes asked for and confirmations tried, together, per account.",
+    ),
+    Setting(
+        "RATELIMIT_PASSWORD_RESET_PER_IP",
+        "RATELIMIT_PASSWORD_RESET_PER_IP",
+        str,
+        "30 per hour",
+        "Password-reset requests and confirmations, together, per client IP.",
     ),
     Setting(
         "MAX_CONTENT_LENGTH",
@@ -152,6 +174,13 @@ SETTINGS: tuple[Setting, ...] = (
         (),
         "Comma-separated modules whose `SCHEDULE` the scheduler runs besides "
         "workers/schedule.py's (tests add a job firing every few seconds this way).",
+    ),
+    Setting(
+        "METRICS_TOKEN",
+        "METRICS_TOKEN",
+        str,
+        None,
+        "Bearer token `/metrics` requires. Unset: `/metrics` answers loopback requests only.",
     ),
     Setting("PUSH_PROVIDER", "PUSH_PROVIDER", str, "log", "`log` or `webhook`."),
     Setting(
@@ -229,6 +258,9 @@ def validate(config: dict[str, Any]) -> None:
         secret = config["SECRET_KEY"]
         if secret.startswith("dev-insecure") or len(secret) < 32:
             raise ConfigError("SECRET_KEY must be set to 32+ random characters in production")
+        previous = config.get("SECRET_KEY_PREVIOUS")
+        if previous is not None and len(previous) < 32:
+            raise ConfigError("SECRET_KEY_PREVIOUS must be 32+ characters in production")
     if config["PUSH_PROVIDER"] not in {"log", "webhook"}:
         raise ConfigError("PUSH_PROVIDER must be `log` or `webhook`")
     if config["PUSH_PROVIDER"] == "webhook" and not config.get("PUSH_WEBHOOK_URL"):

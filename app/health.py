@@ -7,6 +7,7 @@ import redis
 from flask import Blueprint, current_app, jsonify
 
 from app import db
+from app.auth import require_operator
 from app.observability import render_metrics
 
 blueprint = Blueprint("health", __name__)
@@ -58,4 +59,5 @@ def ready():
 
 @blueprint.get("/metrics")
 def metrics():
+    require_operator()
     return render_metrics(current_app.extensions.get("metrics_collectors", []))

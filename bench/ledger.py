@@ -37,8 +37,6 @@ ENTRIES_PER_ACCOUNT = 100
 def _seed_redeemers(count: int) -> list[tuple[ObjectId, ObjectId, str]]:
     """Owners with plenty of points and one reward each, so clients measure the path rather
     than contention on one stock counter. Returns (owner, reward, token) triples."""
-    from flask_jwt_extended import create_access_token
-
     from accounts import services as accounts
     from app.db import transaction
     from loyalty import services
@@ -64,7 +62,8 @@ def _seed_redeemers(count: int) -> list[tuple[ObjectId, ObjectId, str]]:
             )
         )
         reward = Reward(title="Bench mug", cost=1, stock=1_000_000, fulfillment="digital").save()
-        triples.append((owner.pk, reward.pk, create_access_token(identity=str(owner.pk))))
+        token = accounts.start_session(owner.pk, "bench")["access_token"]
+        triples.append((owner.pk, reward.pk, token))
     return triples
 
 

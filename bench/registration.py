@@ -54,9 +54,9 @@ def _burst(count: int, attempt: Callable[[int], None]) -> tuple[float, list[floa
 
 def _owners(count: int) -> list[tuple[str, str]]:
     from bson import ObjectId
-    from flask_jwt_extended import create_access_token
 
     from accounts.models import User
+    from accounts.services import start_session
 
     users = [
         User(
@@ -70,7 +70,7 @@ def _owners(count: int) -> list[tuple[str, str]]:
         for _ in range(count)
     ]
     User._get_collection().insert_many([user.to_mongo() for user in users])
-    return [(str(user.pk), create_access_token(identity=str(user.pk))) for user in users]
+    return [(str(user.pk), start_session(user.pk, "bench")["access_token"]) for user in users]
 
 
 def _event(capacity: int):

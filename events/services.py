@@ -605,7 +605,10 @@ def fill_from_waitlist(event_id: ObjectId) -> int:
 
 
 def _ticket_serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=_TICKET_SALT)
+    # itsdangerous signs with the last key and verifies with each: a key rotation keeps
+    # issued tickets valid.
+    keys = [current_app.config.get("SECRET_KEY_PREVIOUS"), current_app.config["SECRET_KEY"]]
+    return URLSafeSerializer([key for key in keys if key], salt=_TICKET_SALT)
 
 
 def ticket_token(event_id: Any, user_id: Any, expires_at: datetime) -> str:

@@ -13,6 +13,14 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("{headline}", "{message}"),
         "en": ("{headline}", "{message}"),
     },
+    # Sent straight to the provider by accounts, never kept in the inbox.
+    "password_reset_code": {
+        "zh-CN": ("重置密码验证码", "验证码 {code}，{minutes} 分钟内有效。如非本人操作，请忽略。"),
+        "en": (
+            "Password reset code",
+            "Your code is {code}, valid for {minutes} minutes. Not you? Ignore this message.",
+        ),
+    },
     "vehicle_verified": {
         "zh-CN": ("车辆认证成功", "您的 {model}（VIN {vin}）已通过车主认证。"),
         "en": ("Vehicle verified", "Your {model} (VIN {vin}) is now verified."),

@@ -7,6 +7,7 @@ own). Collections are emptied, not dropped, between tests so indexes stay.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -15,13 +16,16 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import redis
+from pymongo import monitoring
 from werkzeug.serving import make_server
 
 from app.embedded import EmbeddedServer, die_with_parent, free_port, start_mongo, start_redis
+from tests.support import COMMAND_LOG
 from workers.broker import configure_broker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +39,8 @@ _GIVEN_REDIS_URL = os.environ.get("REDIS_URL")
 _EMBEDDED_REDIS_PORT = None if _GIVEN_REDIS_URL else free_port()
 os.environ["REDIS_URL"] = _GIVEN_REDIS_URL or f"redis://127.0.0.1:{_EMBEDDED_REDIS_PORT}/0"
 configure_broker(os.environ["REDIS_URL"])
+# Before any MongoDB client exists, so `count_commands()` sees every client's commands.
+monitoring.register(COMMAND_LOG)
 
 
 @dataclass
@@ -87,6 +93,8 @@ TEST_SETTINGS = {
     "RATELIMIT_LOGIN_PER_ACCOUNT": "1000 per minute",
     "RATELIMIT_LOGIN_PER_IP": "1000 per minute",
     "RATELIMIT_REGISTER_PER_IP": "1000 per minute",
+    "RATELIMIT_PASSWORD_RESET_PER_ACCOUNT": "1000 per minute",
+    "RATELIMIT_PASSWORD_RESET_PER_IP": "1000 per minute",
 }
 
 
@@ -214,3 +222,48 @@ def background(app, servers: Servers) -> Iterator[Callable[..., BackgroundProces
     finally:
         for group in started:
             group.stop_all()
+
+
+@dataclass
+class PushReceiver:
+    """A real HTTP server on the loopback interface standing in for a push gateway."""
+
+    url: str
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    # Statuses to answer with, in order; 200 once they run out.
+    answers: list[int] = field(default_factory=list)
+    # Answer 503 once to the first push whose body contains this (pushes of one domain
+    # event for several handlers arrive in any order).
+    refuse_once_containing: bytes | None = None
+
+    def bodies(self) -> list[dict]:
+        return [json.loads(body) for _, body in self.requests]
+
+
+@pytest.fixture
+def push_receiver() -> Iterator[PushReceiver]:
+    receiver = PushReceiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            receiver.requests.append((dict(self.headers), body))
+            status = receiver.answers.pop(0) if receiver.answers else 200
+            if receiver.refuse_once_containing and receiver.refuse_once_containing in body:
+                receiver.refuse_once_containing, status = None, 503
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_port}/push"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        thread.join(10)

@@ -1,17 +1,20 @@
-"""Helpers shared by the tests: polling with a deadline, and builders for people and cities."""
+"""Helpers shared by the tests: polling with a deadline, counting MongoDB commands, and
+builders for people and cities."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from flask_jwt_extended import create_access_token
+from pymongo import monitoring
 
 from accounts import services
-from accounts.models import ADMIN, City, RoleGrant, User
+from accounts.models import City, User
 
 _sequence = itertools.count(1)
 
@@ -31,6 +34,71 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+# Connection set-up and clean-up, not round trips a code path chose to make.
+_NOT_WORK = frozenset(
+    {"hello", "isMaster", "ismaster", "saslStart", "saslContinue", "endSessions", "killCursors"}
+)
+
+
+@dataclass
+class Commands:
+    """The MongoDB commands started inside one `count_commands()` block, as "name target"
+    ("find users", "commitTransaction admin")."""
+
+    names: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+class CommandLog(monitoring.CommandListener):
+    """pymongo command monitoring for the whole test process: conftest registers it before
+    any client exists, so it sees the application's client too."""
+
+    def __init__(self) -> None:
+        self._open: list[Commands] = []
+        self._lock = threading.Lock()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in _NOT_WORK:
+            return
+        target = event.command.get(event.command_name)
+        name = f"{event.command_name} {target if isinstance(target, str) else event.database_name}"
+        with self._lock:
+            for commands in self._open:
+                commands.names.append(name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def count(self) -> Iterator[Commands]:
+        commands = Commands()
+        with self._lock:
+            self._open.append(commands)
+        try:
+            yield commands
+        finally:
+            with self._lock:
+                self._open.remove(commands)
+
+
+COMMAND_LOG = CommandLog()
+
+
+def count_commands() -> contextlib.AbstractContextManager[Commands]:
+    """Count the MongoDB commands a block makes, from any thread of this process:
+
+    with count_commands() as commands:
+        client.get("/api/v1/me", headers=person.headers)
+    assert len(commands) <= 2, commands.names
+    """
+    return COMMAND_LOG.count()
 
 
 def make_city(code: str = "SZ", name: str | None = None, timezone: str = "Asia/Shanghai") -> City:
@@ -60,8 +128,8 @@ def make_person(
     verified_owner: bool = False,
     **fields: Any,
 ) -> Person:
-    """A user with an access token; `role` grants circle_leader/ambassador (in `cities`,
-    default the home city) or admin."""
+    """A user with the access token of a live session; `role` grants
+    circle_leader/ambassador (in `cities`, default the home city) or admin."""
     make_city(city)
     number = next(_sequence)
     user = services.register(
@@ -77,7 +145,6 @@ def make_person(
     if role:
         for code in cities or []:
             make_city(code)
-        RoleGrant(
-            user_id=user.pk, role=role, city_codes=[] if role == ADMIN else (cities or [city])
-        ).save()
-    return Person(user, create_access_token(identity=str(user.pk)))
+        services.add_role_grant(user.pk, role, cities or [city])
+        user.reload()
+    return Person(user, services.start_session(user.pk, "tests")["access_token"])

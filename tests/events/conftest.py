@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from bson import ObjectId
-from flask_jwt_extended import create_access_token
 
 from accounts.models import User
+from accounts.services import start_session
 from app.auth import load_caller
 from app.clock import utcnow
 from app.outbox import DomainEvent, OutboxEvent
@@ -70,7 +70,7 @@ def many_owners(count: int, city: str = "SZ", verified_owner: bool = False) -> l
         for number in range(count)
     ]
     User._get_collection().insert_many([user.to_mongo() for user in users])
-    return [Person(user, create_access_token(identity=str(user.pk))) for user in users]
+    return [Person(user, start_session(user.pk, "tests")["access_token"]) for user in users]
 
 
 def as_caller(person: Person):
