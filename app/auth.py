@@ -6,15 +6,17 @@ revoked grant takes effect at once.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
-from flask import Flask, g, jsonify
+from flask import Flask, g, jsonify, request
 from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
 
 from accounts.models import ADMIN, RoleGrant, User
+from app.config import uses_development_secret
 from app.db import object_id
 from app.errors import Forbidden, NotFound, Unauthorized, envelope
 from app.extensions import jwt
@@ -110,3 +112,24 @@ def init_app(app: Flask) -> None:
     jwt.revoked_token_loader(lambda header, payload: _unauthorized("Token revoked."))
     jwt.needs_fresh_token_loader(lambda header, payload: _unauthorized("Fresh token needed."))
     jwt.user_lookup_error_loader(lambda header, payload: _unauthorized("Unknown account."))
+    # PyJWT checks `exp` only when a token carries one; a token without it would never expire.
+    jwt.token_verification_loader(lambda header, payload: "exp" in payload)
+    jwt.token_verification_failed_loader(
+        lambda header, payload: _unauthorized("Token without an expiry.")
+    )
+
+    @app.before_request
+    def _development_key_serves_loopback_only():
+        # Anyone can sign tokens with the public development key, so an API running with it
+        # answers this machine only, whatever address it was bound to.
+        if uses_development_secret(app.config) and not _is_loopback(request.remote_addr):
+            message = "This server runs with the development SECRET_KEY: loopback clients only."
+            return jsonify(envelope(403, message, "development_key_loopback_only")), 403
+        return None
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False

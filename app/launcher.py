@@ -83,6 +83,9 @@ def main() -> int:
     data_dir = ROOT / settings["DATA_DIR"]
     data_dir.mkdir(parents=True, exist_ok=True)
     environ = dict(os.environ)
+    # Everything listens on 127.0.0.1: the public development SECRET_KEY will do, unless
+    # the shell names an environment or a key of its own.
+    environ.setdefault("ENVIRONMENT", "development")
     metrics_dir = data_dir / "prometheus"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir()
