@@ -2,9 +2,11 @@
 
 Starts the embedded SecantusDB and Redis when MONGODB_URI / REDIS_URL are unset (data under
 ./var, kept across restarts), then the API under gunicorn, a Dramatiq worker, the outbox
-dispatcher and the scheduler, all pointed at those one-process servers. Ctrl-C or SIGTERM
-stops every process it started, servers last; each child also dies with the launcher if
-the launcher is killed outright.
+dispatcher and the scheduler, all pointed at those one-process servers. Every child runs in
+a session of its own, so Ctrl-C reaches the launcher alone, which then stops them one by one:
+the API, the workers, the dispatcher, the scheduler, and the servers last, so that each
+process still has its databases while it stops (the dispatcher hands its lease back). Each
+child also dies with the launcher if the launcher is killed outright.
 """
 
 from __future__ import annotations
@@ -24,13 +26,25 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def process_specs(settings: dict) -> dict[str, list[str]]:
+# gunicorn answers a request line or header over its limits itself, with an HTML page; its
+# limits are raised so that the API's JSON 414 and 431 (app/errors.py) answer instead.
+# README's production command carries the same flags.
+GUNICORN_LIMITS = ("--limit-request-line", "0", "--limit-request-field_size", "32768")
+
+
+def process_specs(settings: dict, data_dir: Path) -> dict[str, list[str]]:
+    """The commands, in the order they are stopped."""
     return {
         "api": [
             str(BIN / "gunicorn"),
             "wsgi:app",
             "--bind",
             f"127.0.0.1:{settings['PORT']}",
+            *GUNICORN_LIMITS,
+            # Its own control socket: two launchers on one machine would otherwise share
+            # ~/.gunicorn/gunicorn.ctl, each taking it from the other.
+            "--control-socket",
+            str(data_dir / "gunicorn.ctl"),
             "--workers",
             str(settings["WEB_CONCURRENCY"]),
             "--worker-class",
@@ -75,6 +89,22 @@ def start_servers(environ: dict[str, str], settings: dict, data_dir: Path) -> li
     return servers
 
 
+def stop_in_order(children: dict[str, subprocess.Popen], servers: list[EmbeddedServer]) -> None:
+    """Stop each process, and wait for it, before the next; the servers they use last."""
+    for name, child in children.items():
+        if child.poll() is None:
+            print(f"launcher: stopping {name}", flush=True)
+            child.terminate()
+        try:
+            child.wait(15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    for server in reversed(servers):
+        print(f"launcher: stopping {server.name}", flush=True)
+        server.stop()
+
+
 def main() -> int:
     try:
         settings = load(os.environ, LAUNCHER_SETTINGS)
@@ -84,8 +114,8 @@ def main() -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     environ = dict(os.environ)
     # Everything listens on 127.0.0.1: the public development SECRET_KEY will do, unless
-    # the shell names an environment or a key of its own.
-    environ.setdefault("ENVIRONMENT", "development")
+    # the shell names an environment of its own.
+    environ["ENVIRONMENT"] = environ.get("ENVIRONMENT") or "development"
     metrics_dir = data_dir / "prometheus"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir()
@@ -100,9 +130,7 @@ def main() -> int:
     exit_code = 0
     try:
         port = settings["PORT"]
-        for name, command in process_specs(settings).items():
-            # Own session: Ctrl-C reaches only the launcher, which then stops children in
-            # order (API first, servers last) instead of everything at once.
+        for name, command in process_specs(settings, data_dir).items():
             children[name] = subprocess.Popen(
                 command, cwd=ROOT, env=environ, start_new_session=True, preexec_fn=die_with_parent
             )
@@ -120,17 +148,7 @@ def main() -> int:
                 exit_code = 1
                 break
     finally:
-        for child in children.values():
-            if child.poll() is None:
-                child.terminate()
-        for child in children.values():
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        for server in reversed(servers):
-            server.stop()
+        stop_in_order(children, servers)
         print("launcher: stopped", flush=True)
     return exit_code
 
