@@ -46,9 +46,8 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def launch(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen:
-    """The launcher as `make run` starts it from a fresh shell: no servers, no secret, the
-    leader of its own process group as a terminal's foreground job is."""
+def shell(data_dir: Path, ports: dict[str, int]) -> dict[str, str]:
+    """A fresh shell's environment: no servers, no secret."""
     unset = {"MONGODB_URI", "REDIS_URL", "SECRET_KEY", "ENVIRONMENT"}
     environ = {key: value for key, value in os.environ.items() if key not in unset}
     environ.update(
@@ -61,10 +60,16 @@ def launch(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen:
             "LOG_LEVEL": "WARNING",
         }
     )
+    return environ
+
+
+def launch(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen:
+    """The launcher as `make run` starts it from a fresh shell, the leader of its own
+    process group as a terminal's foreground job is."""
     launcher = subprocess.Popen(
         [sys.executable, "-m", "app.launcher"],
         cwd=ROOT,
-        env=environ,
+        env=shell(data_dir, ports),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -91,6 +96,18 @@ def ready(port: int) -> bool:
         return False
 
 
+def flask(data_dir: Path, ports: dict[str, int], *arguments: str) -> subprocess.CompletedProcess:
+    """`make flask ARGS=...` from another fresh shell."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.launcher", "flask", *arguments],
+        cwd=ROOT,
+        env=shell(data_dir, ports),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def stop(launcher: subprocess.Popen, signum: signal.Signals) -> set[int]:
     """Signal the launcher's process group, as Ctrl-C in its terminal does, and return
     every process it had started."""
@@ -104,11 +121,21 @@ def ports() -> dict[str, int]:
     return {"api": free_port(), "mongo": free_port(), "redis": free_port()}
 
 
-def test_gunicorn_answers_json_and_has_a_control_socket_of_its_own(tmp_path):
+def test_a_running_launcher(tmp_path):
+    """gunicorn answers JSON past its default limits and has a control socket of its own,
+    and `make flask` reaches the servers of the launcher with the same DATA_DIR."""
     given = ports()
     api = f"http://127.0.0.1:{given['api']}/api/v1"
+    absent = flask(tmp_path, given, "init-db")
+    assert absent.returncode != 0 and "no `make run` is running" in absent.stderr
+
     launcher = launch(tmp_path, given)
     try:
+        admin = {"email": "a@example.com", "password": "a-long-password"}
+        created = flask(tmp_path, given, "create-admin", *(f"--{k}={v}" for k, v in admin.items()))
+        assert created.returncode == 0, created.stderr
+        assert requests.post(f"{api}/auth/login", json=admin, timeout=5).status_code == 200
+
         # Past gunicorn's default limits (4094-byte request line, 8190-byte header).
         too_long = requests.get(f"{api}/cities?name={'a' * 9000}", timeout=5)
         assert too_long.status_code == 414
@@ -128,6 +155,7 @@ def test_gunicorn_answers_json_and_has_a_control_socket_of_its_own(tmp_path):
             launcher.kill()
     assert [pid for pid in started if alive(pid)] == []
     assert not (tmp_path / "gunicorn.ctl").exists()
+    assert not (tmp_path / "servers.json").exists()
 
 
 def test_readme_runs_gunicorn_with_the_launchers_limits():
