@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test install lint lock bench clean
+.PHONY: run flask test install lint lock bench clean
 
 $(STAMP): requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ install: $(STAMP)
 
 run: $(STAMP)
 	exec $(PY) -m app.launcher
+
+# An operator command against the servers `make run` started: make flask ARGS='seed-demo'
+flask: $(STAMP)
+	exec $(PY) -m app.launcher flask $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -57,8 +57,10 @@ def _ensure_user(email: str, name: str, city_code: str) -> User:
 
 
 def seed_people() -> list[str]:
-    """Cities, a circle leader and an ambassador per city, and owners with vehicles."""
+    """Cities, a circle leader and an ambassador per city, and owners with vehicles; the
+    lines name every demo account, so that one can sign in as any of them."""
     lines = []
+    accounts = []
     for index, (code, name, province) in enumerate(DEMO_CITIES):
         ensure_city(code, name, province)
         slug = code.lower()
@@ -70,6 +72,7 @@ def seed_people() -> list[str]:
             )
             if not RoleGrant.objects(user_id=staff.pk, role=role).first():
                 services.add_role_grant(staff.pk, role, [code])
+            accounts.append((staff.email, role, code))
         for number, vin_prefix in enumerate(_DEMO_VINS, start=1):
             owner = _ensure_user(
                 f"owner{number}.{slug}@demo.example", f"{name} owner {number}", code
@@ -77,6 +80,9 @@ def seed_people() -> list[str]:
             vin = f"{vin_prefix}{index:05d}"
             if not Vehicle.objects(vin=vin).first():
                 services.add_vehicle(owner, vin, "smart #1" if number == 1 else "smart #3", None)
+            accounts.append((owner.email, "owner", code))
         lines.append(f"city {code}: leader, ambassador, 2 owners with pending vehicles")
-    lines.append(f"demo accounts use the password {DEMO_PASSWORD!r}")
+    lines.append(f"demo accounts, all with the password {DEMO_PASSWORD!r}:")
+    width = max(len(email) for email, _, _ in accounts)
+    lines += [f"  {email:<{width}}  {role} in {code}" for email, role, code in accounts]
     return lines

@@ -28,6 +28,7 @@ from flask_jwt_extended.exceptions import JWTDecodeError
 
 from accounts.models import ADMIN, Grant, User
 from app.clock import utcnow
+from app.config import uses_development_secret
 from app.db import object_id
 from app.errors import Forbidden, NotFound, Unauthorized, envelope
 from app.extensions import jwt
@@ -229,3 +230,18 @@ def init_app(app: Flask) -> None:
     jwt.needs_fresh_token_loader(lambda header, payload: _unauthorized("Fresh token needed."))
     jwt.user_lookup_error_loader(lambda header, payload: _unauthorized("Unknown account."))
     app.after_request(_security_headers)
+
+    # PyJWT checks `exp` only when a token carries one; a token without it would never expire.
+    jwt.token_verification_loader(lambda header, payload: "exp" in payload)
+    jwt.token_verification_failed_loader(
+        lambda header, payload: _unauthorized("Token without an expiry.")
+    )
+
+    @app.before_request
+    def _development_key_serves_loopback_only():
+        # Anyone can sign tokens with the public development key, so an API running with it
+        # answers this machine only, whatever address it was bound to.
+        if uses_development_secret(app.config) and not _loopback(request.remote_addr):
+            message = "This server runs with the development SECRET_KEY: loopback clients only."
+            return jsonify(envelope(403, message, "development_key_loopback_only")), 403
+        return None

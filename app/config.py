@@ -10,6 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+# Public (it is in the repository): anyone can sign tokens with it. Only an explicit
+# ENVIRONMENT=development accepts it, and the API then answers loopback clients only.
+DEVELOPMENT_SECRET_KEY = "dev-insecure-secret-key-change-me-0000000000"
+MIN_SECRET_KEY_LENGTH = 32
+
 
 class ConfigError(RuntimeError):
     """Raised at start-up when the environment holds a value the service cannot use."""
@@ -58,8 +63,9 @@ SETTINGS: tuple[Setting, ...] = (
         "SECRET_KEY",
         "SECRET_KEY",
         str,
-        "dev-insecure-secret-key-change-me-0000000000",
-        "Signs JWTs and event tickets. Must be set (32+ chars) in production.",
+        DEVELOPMENT_SECRET_KEY,
+        f"Signs JWTs and event tickets: {MIN_SECRET_KEY_LENGTH}+ random characters. Unset: "
+        "the public development key, which only `ENVIRONMENT=development` accepts.",
     ),
     Setting(
         "SECRET_KEY_PREVIOUS",
@@ -73,8 +79,9 @@ SETTINGS: tuple[Setting, ...] = (
         "ENVIRONMENT",
         "ENVIRONMENT",
         str,
-        "development",
-        "`production` refuses the development SECRET_KEY.",
+        None,
+        "`development` (`make run` sets it) accepts the public development SECRET_KEY and then "
+        "serves loopback clients only. Anything else, or unset, needs a SECRET_KEY of your own.",
     ),
     Setting(
         "JWT_ACCESS_TTL_SECONDS", "JWT_ACCESS_TOKEN_EXPIRES", int, 900, "Lifetime of access tokens."
@@ -254,16 +261,40 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError("MONGODB_URI is not set (the launcher sets it for embedded servers)")
     if not config.get("REDIS_URL"):
         raise ConfigError("REDIS_URL is not set (the launcher sets it for embedded servers)")
-    if config["ENVIRONMENT"] == "production":
-        secret = config["SECRET_KEY"]
-        if secret.startswith("dev-insecure") or len(secret) < 32:
-            raise ConfigError("SECRET_KEY must be set to 32+ random characters in production")
-        previous = config.get("SECRET_KEY_PREVIOUS")
-        if previous is not None and len(previous) < 32:
-            raise ConfigError("SECRET_KEY_PREVIOUS must be 32+ characters in production")
+    _validate_secret(config["SECRET_KEY"], config["ENVIRONMENT"])
+    previous = config.get("SECRET_KEY_PREVIOUS")
+    too_short = previous is not None and len(previous) < MIN_SECRET_KEY_LENGTH
+    if too_short and config["ENVIRONMENT"] != "development":
+        raise ConfigError(f"SECRET_KEY_PREVIOUS must be {MIN_SECRET_KEY_LENGTH}+ random characters")
+    for env, key in (
+        ("JWT_ACCESS_TTL_SECONDS", "JWT_ACCESS_TOKEN_EXPIRES"),
+        ("JWT_REFRESH_TTL_SECONDS", "JWT_REFRESH_TOKEN_EXPIRES"),
+    ):
+        # flask-jwt-extended leaves `exp` out of tokens made with a zero lifetime, and the
+        # API refuses tokens without `exp`.
+        if config[key] <= 0:
+            raise ConfigError(f"{env} must be a positive number of seconds")
     if config["PUSH_PROVIDER"] not in {"log", "webhook"}:
         raise ConfigError("PUSH_PROVIDER must be `log` or `webhook`")
     if config["PUSH_PROVIDER"] == "webhook" and not config.get("PUSH_WEBHOOK_URL"):
         raise ConfigError("PUSH_PROVIDER=webhook needs PUSH_WEBHOOK_URL")
     if config["PUSH_PROVIDER"] == "webhook" and not config.get("PUSH_WEBHOOK_SECRET"):
         raise ConfigError("PUSH_PROVIDER=webhook needs PUSH_WEBHOOK_SECRET (bodies are signed)")
+
+
+def uses_development_secret(config: dict[str, Any]) -> bool:
+    return config["SECRET_KEY"] == DEVELOPMENT_SECRET_KEY
+
+
+def _validate_secret(secret: str, environment: str | None) -> None:
+    if environment == "development":
+        return
+    if secret == DEVELOPMENT_SECRET_KEY:
+        raise ConfigError(
+            "SECRET_KEY is not set. Set it to "
+            f"{MIN_SECRET_KEY_LENGTH}+ random characters (python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'), or set ENVIRONMENT=development to run on "
+            "loopback with the public development key (`make run` does)"
+        )
+    if len(secret) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(f"SECRET_KEY must be {MIN_SECRET_KEY_LENGTH}+ random characters")

@@ -2,7 +2,9 @@
 
 Production never imports this module; it needs the optional `embedded` extra. Each server
 runs as ONE child process on 127.0.0.1 that every API worker, Dramatiq worker and CLI
-shares (WiredTiger locks its data directory to a single process).
+shares (WiredTiger locks its data directory to a single process). Each runs in a session
+of its own, so a terminal's Ctrl-C does not reach it: whoever started it stops it, after
+the processes that use it.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ def start_mongo(
         stdout=output,
         stderr=output,
         stdin=subprocess.DEVNULL,
+        start_new_session=True,
         preexec_fn=die_with_parent,
     )
     server = EmbeddedServer("secantusdb", mongo_uri(port, database), process)
@@ -146,6 +149,7 @@ def start_redis(data_dir: Path, port: int | None = None) -> EmbeddedServer:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
+        start_new_session=True,
         preexec_fn=die_with_parent,
     )
     server = EmbeddedServer("redis", f"redis://127.0.0.1:{port}/0", process)

@@ -31,6 +31,11 @@ _SLUG_BY_STATUS = {
 }
 
 
+# Past these, gunicorn would answer with an HTML page of its own; it runs with its limits
+# raised (app/launcher.py, README) so that these JSON answers reach the client instead.
+MAX_URI_BYTES = 8190
+MAX_HEADER_BYTES = 8190
+
 _WEBARGS_LOCATIONS = {"json", "query", "headers", "form", "files", "view_args", "querystring"}
 
 
@@ -133,6 +138,17 @@ def http_exception_response(exc: HTTPException) -> tuple[dict[str, Any], int, di
 
 
 def init_app(app: Flask) -> None:
+    @app.before_request
+    def _refuse_oversized_heads():
+        if len(request.environ.get("RAW_URI") or request.full_path) > MAX_URI_BYTES:
+            message = f"The URL is longer than {MAX_URI_BYTES} bytes."
+            return jsonify(envelope(414, message, "uri_too_long")), 414
+        # A header line is `Name: value`.
+        if any(len(name) + 2 + len(value) > MAX_HEADER_BYTES for name, value in request.headers):
+            message = f"A request header is longer than {MAX_HEADER_BYTES} bytes."
+            return jsonify(envelope(431, message, "header_too_large")), 431
+        return None
+
     @app.before_request
     def _json_bodies_only():
         # A form or text body sent to a JSON API is a client mistake worth naming (415)

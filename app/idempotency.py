@@ -1,4 +1,4 @@
-"""`Idempotency-Key` for the POSTs API.md marks (idem).
+"""`Idempotency-Key` for the POSTs docs/api-guide.md lists.
 
 Keys are scoped to the caller, the method and the path, and kept 48 hours. The first
 request with a key runs; a replay with the same body gets the first response (same status,

@@ -2,13 +2,19 @@
 
 Starts the embedded SecantusDB and Redis when MONGODB_URI / REDIS_URL are unset (data under
 ./var, kept across restarts), then the API under gunicorn, a Dramatiq worker, the outbox
-dispatcher and the scheduler, all pointed at those one-process servers. Ctrl-C or SIGTERM
-stops every process it started, servers last; each child also dies with the launcher if
-the launcher is killed outright.
+dispatcher and the scheduler, all pointed at those one-process servers. Every child runs in
+a session of its own, so Ctrl-C reaches the launcher alone, which then stops them one by one:
+the API, the workers, the dispatcher, the scheduler, and the servers last, so that each
+process still has its databases while it stops (the dispatcher hands its lease back). Each
+child also dies with the launcher if the launcher is killed outright.
+
+`python -m app.launcher flask ARGS` (`make flask ARGS='...'`) runs a Flask CLI command
+against the servers of a running launcher.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -16,21 +22,37 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import NoReturn
 
 from app.config import LAUNCHER_SETTINGS, ConfigError, load
 from app.embedded import EmbeddedServer, die_with_parent, start_mongo, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# Under DATA_DIR while `make run` runs: the addresses of the embedded servers it started,
+# for `make flask` in another terminal.
+SERVERS_FILE = "servers.json"
 
 
-def process_specs(settings: dict) -> dict[str, list[str]]:
+# gunicorn answers a request line or header over its limits itself, with an HTML page; its
+# limits are raised so that the API's JSON 414 and 431 (app/errors.py) answer instead.
+# README's production command carries the same flags.
+GUNICORN_LIMITS = ("--limit-request-line", "0", "--limit-request-field_size", "32768")
+
+
+def process_specs(settings: dict, data_dir: Path) -> dict[str, list[str]]:
+    """The commands, in the order they are stopped."""
     return {
         "api": [
             str(BIN / "gunicorn"),
             "wsgi:app",
             "--bind",
             f"127.0.0.1:{settings['PORT']}",
+            *GUNICORN_LIMITS,
+            # Its own control socket: two launchers on one machine would otherwise share
+            # ~/.gunicorn/gunicorn.ctl, each taking it from the other.
+            "--control-socket",
+            str(data_dir / "gunicorn.ctl"),
             "--workers",
             str(settings["WEB_CONCURRENCY"]),
             "--worker-class",
@@ -55,34 +77,76 @@ def process_specs(settings: dict) -> dict[str, list[str]]:
     }
 
 
-def start_servers(environ: dict[str, str], settings: dict, data_dir: Path) -> list[EmbeddedServer]:
-    servers = []
+def start_servers(
+    environ: dict[str, str], settings: dict, data_dir: Path
+) -> dict[str, EmbeddedServer]:
+    """The embedded servers started, by the variable that points at them."""
+    servers = {}
     if not environ.get("MONGODB_URI"):
-        mongo = start_mongo(
+        servers["MONGODB_URI"] = start_mongo(
             data_dir / "mongodb",
             "community",
             port=settings["EMBEDDED_MONGODB_PORT"],
             log_file=data_dir / "mongodb.log",
         )
-        servers.append(mongo)
-        environ["MONGODB_URI"] = mongo.uri
-        print(f"launcher: embedded SecantusDB at {mongo.uri}", flush=True)
     if not environ.get("REDIS_URL"):
-        redis_server = start_redis(data_dir / "redis", port=settings["EMBEDDED_REDIS_PORT"])
-        servers.append(redis_server)
-        environ["REDIS_URL"] = redis_server.uri
-        print(f"launcher: embedded Redis at {redis_server.uri}", flush=True)
+        servers["REDIS_URL"] = start_redis(data_dir / "redis", port=settings["EMBEDDED_REDIS_PORT"])
+    for variable, server in servers.items():
+        environ[variable] = server.uri
+        print(f"launcher: embedded {server.name} at {server.uri}", flush=True)
     return servers
 
 
-def main() -> int:
+def stop_in_order(children: dict[str, subprocess.Popen], servers: list[EmbeddedServer]) -> None:
+    """Stop each process, and wait for it, before the next; the servers they use last."""
+    for name, child in children.items():
+        if child.poll() is None:
+            print(f"launcher: stopping {name}", flush=True)
+            child.terminate()
+        try:
+            child.wait(15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    for server in reversed(servers):
+        print(f"launcher: stopping {server.name}", flush=True)
+        server.stop()
+
+
+def development(environ: dict[str, str]) -> dict[str, str]:
+    # Everything listens on 127.0.0.1: the public development SECRET_KEY will do, unless
+    # the shell names an environment of its own.
+    return {**environ, "ENVIRONMENT": environ.get("ENVIRONMENT") or "development"}
+
+
+def launcher_settings() -> tuple[dict, Path]:
     try:
         settings = load(os.environ, LAUNCHER_SETTINGS)
     except ConfigError as exc:
         sys.exit(f"launcher: {exc}")
-    data_dir = ROOT / settings["DATA_DIR"]
-    data_dir.mkdir(parents=True, exist_ok=True)
+    return settings, ROOT / settings["DATA_DIR"]
+
+
+def flask_command(arguments: list[str]) -> NoReturn:
+    """`make flask ARGS='...'`: `flask --app wsgi ...` against the servers of the running
+    `make run` that keeps its data in the same DATA_DIR."""
+    _, data_dir = launcher_settings()
     environ = dict(os.environ)
+    try:
+        environ.update(json.loads((data_dir / SERVERS_FILE).read_text()))
+    except FileNotFoundError:
+        if not (environ.get("MONGODB_URI") and environ.get("REDIS_URL")):
+            sys.exit(f"launcher: no `make run` is running with DATA_DIR={data_dir}")
+    flask = str(BIN / "flask")
+    os.execve(flask, [flask, "--app", "wsgi", *arguments], development(environ))
+
+
+def main(arguments: list[str]) -> int:
+    if arguments[:1] == ["flask"]:
+        flask_command(arguments[1:])
+    settings, data_dir = launcher_settings()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    environ = development(dict(os.environ))
     metrics_dir = data_dir / "prometheus"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir()
@@ -93,13 +157,13 @@ def main() -> int:
         signal.signal(signum, lambda *_: stop.set())
 
     servers = start_servers(environ, settings, data_dir)
+    servers_file = data_dir / SERVERS_FILE
+    servers_file.write_text(json.dumps({name: server.uri for name, server in servers.items()}))
     children: dict[str, subprocess.Popen] = {}
     exit_code = 0
     try:
         port = settings["PORT"]
-        for name, command in process_specs(settings).items():
-            # Own session: Ctrl-C reaches only the launcher, which then stops children in
-            # order (API first, servers last) instead of everything at once.
+        for name, command in process_specs(settings, data_dir).items():
             children[name] = subprocess.Popen(
                 command, cwd=ROOT, env=environ, start_new_session=True, preexec_fn=die_with_parent
             )
@@ -117,20 +181,11 @@ def main() -> int:
                 exit_code = 1
                 break
     finally:
-        for child in children.values():
-            if child.poll() is None:
-                child.terminate()
-        for child in children.values():
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        for server in reversed(servers):
-            server.stop()
+        servers_file.unlink(missing_ok=True)
+        stop_in_order(children, list(servers.values()))
         print("launcher: stopped", flush=True)
     return exit_code
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -23,6 +23,8 @@ def servers(prefix: str) -> Iterator[None]:
     """Start SecantusDB and Redis for the run unless MONGODB_URI / REDIS_URL name servers."""
     from app.embedded import start_mongo, start_redis
 
+    # Benchmarks run on loopback: the development SECRET_KEY will do unless one is given.
+    os.environ.setdefault("ENVIRONMENT", "development")
     started = []
     with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
         try:

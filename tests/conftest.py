@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -29,6 +30,10 @@ from tests.support import COMMAND_LOG
 from workers.broker import configure_broker
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# A key of the session's own, inherited by the processes tests start: only an explicit
+# ENVIRONMENT=development accepts the public development key.
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
 
 # Dramatiq binds an actor to the global broker when its module is imported, and test modules
 # import `tasks.py` modules while pytest collects them, before any fixture runs. So the

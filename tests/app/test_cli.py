@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from app.outbox import OutboxEvent
 from workers.models import DeadLetter, HandledEvent
 
@@ -33,3 +35,21 @@ def test_init_db_drops_only_indexes_no_model_declares_when_asked(app):
         for collection, name in ((outbox, "status_1_occurred_at_1"), (markers, "handled_at_1")):
             if name in collection.index_information():
                 collection.drop_index(name)
+
+
+def test_seed_demo_names_every_demo_account_and_its_password(app, client):
+    from accounts.seed import DEMO_CITIES
+
+    result = app.test_cli_runner().invoke(args=["seed-demo"])
+    assert result.exit_code == 0, result.output
+    password = re.search(r"password '([^']+)'", result.output).group(1)
+    accounts = re.findall(r"^\s+(\S+@\S+)\s+(\w+) in (\w+)$", result.output, re.MULTILINE)
+    # A circle leader, an ambassador and two owners per city.
+    assert len(accounts) == 4 * len(DEMO_CITIES)
+    for email, role, city in accounts:
+        login = client.post("/api/v1/auth/login", json={"email": email, "password": password})
+        assert login.status_code == 200, email
+        me = client.get(
+            "/api/v1/me", headers={"Authorization": f"Bearer {login.json['access_token']}"}
+        )
+        assert role in me.json["roles"] and me.json["city_code"] == city

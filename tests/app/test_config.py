@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from flask_jwt_extended import create_access_token, create_refresh_token
 
 from app import config
+from tests.support import make_person
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVERS = {"MONGODB_URI": "mongodb://x/db", "REDIS_URL": "redis://x"}
 
 
 def test_every_setting_is_typed_from_the_environment():
@@ -27,14 +37,68 @@ def test_bad_values_fail_at_start_up(env):
         config.load(env)
 
 
-def test_production_refuses_the_development_secret():
-    settings = config.load(
-        {"MONGODB_URI": "mongodb://x/db", "REDIS_URL": "redis://x", "ENVIRONMENT": "production"}
+@pytest.mark.parametrize("environment", [None, "production", "staging"])
+def test_only_an_explicit_development_environment_accepts_the_development_secret(environment):
+    environ = {**SERVERS, **({"ENVIRONMENT": environment} if environment else {})}
+    with pytest.raises(config.ConfigError, match="SECRET_KEY is not set.*ENVIRONMENT=development"):
+        config.validate(config.load(environ))
+    with pytest.raises(config.ConfigError, match="32"):
+        config.validate(config.load({**environ, "SECRET_KEY": "short"}))
+    config.validate(config.load({**environ, "SECRET_KEY": "s" * 40}))
+
+    development = config.load({**SERVERS, "ENVIRONMENT": "development"})
+    config.validate(development)
+    assert development["SECRET_KEY"] == config.DEVELOPMENT_SECRET_KEY
+
+
+def test_a_process_without_a_secret_refuses_to_start():
+    environ = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ENVIRONMENT"}}
+    started = subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        cwd=ROOT,
+        env={**environ, **SERVERS},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    with pytest.raises(config.ConfigError, match="SECRET_KEY"):
+    assert started.returncode != 0
+    assert "ConfigError: SECRET_KEY is not set" in started.stderr
+
+
+@pytest.mark.parametrize("variable", ["JWT_ACCESS_TTL_SECONDS", "JWT_REFRESH_TTL_SECONDS"])
+def test_token_lifetimes_must_be_positive(variable):
+    # A zero lifetime makes tokens without `exp`, which the API refuses.
+    settings = config.load({**SERVERS, "SECRET_KEY": "s" * 40, variable: "0"})
+    with pytest.raises(config.ConfigError, match=variable):
         config.validate(settings)
-    settings["SECRET_KEY"] = "s" * 40
-    config.validate(settings)
+
+
+def test_tokens_without_an_expiry_are_refused(client):
+    person = make_person()
+    never_expiring = create_access_token(identity=person.id, expires_delta=False)
+    refused = client.get("/api/v1/me", headers={"Authorization": f"Bearer {never_expiring}"})
+    assert refused.status_code == 401
+    assert refused.json["error"] == "unauthorized"
+    assert client.get("/api/v1/me", headers=person.headers).status_code == 200
+
+    refresh = create_refresh_token(identity=person.id, expires_delta=False)
+    refused = client.post("/api/v1/auth/refresh", headers={"Authorization": f"Bearer {refresh}"})
+    assert refused.status_code == 401
+    assert refused.json["error"] == "unauthorized"
+
+
+def test_the_development_secret_serves_loopback_clients_only(app, client):
+    own_secret = app.config["SECRET_KEY"]
+    app.config["SECRET_KEY"] = config.DEVELOPMENT_SECRET_KEY
+    try:
+        remote = client.get("/health", environ_base={"REMOTE_ADDR": "203.0.113.7"})
+        assert remote.status_code == 403
+        assert remote.json["error"] == "development_key_loopback_only"
+        for loopback in ("127.0.0.1", "::1"):
+            assert client.get("/health", environ_base={"REMOTE_ADDR": loopback}).status_code == 200
+    finally:
+        app.config["SECRET_KEY"] = own_secret
+    assert client.get("/health", environ_base={"REMOTE_ADDR": "203.0.113.7"}).status_code == 200
 
 
 def test_missing_servers_are_reported():
@@ -43,8 +107,7 @@ def test_missing_servers_are_reported():
 
 
 def test_readme_documents_every_variable():
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    missing = [s.env for s in config.SETTINGS if f"`{s.env}`" not in readme]
+    readme = (ROOT / "README.md").read_text()
+    settings = (*config.SETTINGS, *config.LAUNCHER_SETTINGS)
+    missing = [s.env for s in settings if f"`{s.env}`" not in readme]
     assert missing == []

@@ -23,6 +23,17 @@ def test_non_json_body_is_415(client):
     assert response.json["error"] == "unsupported_media_type"
 
 
+def test_over_long_urls_and_headers_get_the_envelope(client):
+    # Through a real gunicorn too: tests/app/test_launcher.py.
+    too_long = client.get(f"/api/v1/cities?name={'a' * 8200}")
+    assert too_long.status_code == 414
+    assert too_long.json["error"] == "uri_too_long"
+    too_large = client.get("/api/v1/cities", headers={"X-Padding": "a" * 8200})
+    assert too_large.status_code == 431
+    assert too_large.json["error"] == "header_too_large"
+    assert client.get(f"/api/v1/cities?name={'a' * 8000}").status_code != 414
+
+
 @pytest.mark.parametrize("body", [[1, 2], "text", 42, None])
 def test_json_that_is_not_an_object_is_422(client, body):
     response = client.post(REGISTER, json=body)

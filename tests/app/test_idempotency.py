@@ -1,4 +1,4 @@
-"""The Idempotency-Key contract of API.md, on a view function called in request contexts."""
+"""The Idempotency-Key contract (docs/api-guide.md), on a view called in request contexts."""
 
 from __future__ import annotations
 

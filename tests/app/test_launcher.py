@@ -1,5 +1,6 @@
-"""`make run`'s launcher: the whole system up, then SIGTERM stops every process it started
-(no orphan, no stale WiredTiger lock), and data survives a restart."""
+"""`make run`'s launcher: the whole system up; Ctrl-C or SIGTERM stops every process it
+started, the databases last (no orphan, no stale WiredTiger lock, the dispatcher's lease
+handed back), and data survives a restart."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pymongo
 import requests
+from gunicorn.ctl.client import ControlClient
 
-from app.embedded import free_port
+from app.embedded import free_port, mongo_uri, start_mongo
+from app.launcher import GUNICORN_LIMITS
 from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,10 +46,10 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def launch(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen:
-    environ = {
-        key: value for key, value in os.environ.items() if key not in {"MONGODB_URI", "REDIS_URL"}
-    }
+def shell(data_dir: Path, ports: dict[str, int]) -> dict[str, str]:
+    """A fresh shell's environment: no servers, no secret."""
+    unset = {"MONGODB_URI", "REDIS_URL", "SECRET_KEY", "ENVIRONMENT"}
+    environ = {key: value for key, value in os.environ.items() if key not in unset}
     environ.update(
         {
             "DATA_DIR": str(data_dir),
@@ -56,13 +60,33 @@ def launch(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen:
             "LOG_LEVEL": "WARNING",
         }
     )
-    return subprocess.Popen(
+    return environ
+
+
+def launch(data_dir: Path, ports: dict[str, int]) -> subprocess.Popen:
+    """The launcher as `make run` starts it from a fresh shell, the leader of its own
+    process group as a terminal's foreground job is."""
+    launcher = subprocess.Popen(
         [sys.executable, "-m", "app.launcher"],
         cwd=ROOT,
-        env=environ,
+        env=shell(data_dir, ports),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
+    try:
+        wait_until(
+            lambda: ready(ports["api"]) or launcher.poll() is not None,
+            timeout=90,
+            interval=0.25,
+            message="the launched API to be ready",
+        )
+        assert launcher.poll() is None, "the launcher exited while starting"
+    except BaseException:
+        os.killpg(launcher.pid, signal.SIGKILL)
+        launcher.wait()
+        raise
+    return launcher
 
 
 def ready(port: int) -> bool:
@@ -72,30 +96,87 @@ def ready(port: int) -> bool:
         return False
 
 
-def stop(launcher: subprocess.Popen) -> set[int]:
+def flask(data_dir: Path, ports: dict[str, int], *arguments: str) -> subprocess.CompletedProcess:
+    """`make flask ARGS=...` from another fresh shell."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.launcher", "flask", *arguments],
+        cwd=ROOT,
+        env=shell(data_dir, ports),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def stop(launcher: subprocess.Popen, signum: signal.Signals) -> set[int]:
+    """Signal the launcher's process group, as Ctrl-C in its terminal does, and return
+    every process it had started."""
     started = descendants(launcher.pid)
-    launcher.send_signal(signal.SIGTERM)
-    assert launcher.wait(60) == 0
+    os.killpg(launcher.pid, signum)
+    assert launcher.wait(90) == 0
     return started
 
 
-def test_sigterm_stops_everything_and_data_survives_restart(tmp_path):
-    ports = {"api": free_port(), "mongo": free_port(), "redis": free_port()}
-    api = f"http://127.0.0.1:{ports['api']}/api/v1"
-    launcher = launch(tmp_path, ports)
+def ports() -> dict[str, int]:
+    return {"api": free_port(), "mongo": free_port(), "redis": free_port()}
+
+
+def test_a_running_launcher(tmp_path):
+    """gunicorn answers JSON past its default limits and has a control socket of its own,
+    and `make flask` reaches the servers of the launcher with the same DATA_DIR."""
+    given = ports()
+    api = f"http://127.0.0.1:{given['api']}/api/v1"
+    absent = flask(tmp_path, given, "init-db")
+    assert absent.returncode != 0 and "no `make run` is running" in absent.stderr
+
+    launcher = launch(tmp_path, given)
     try:
-        wait_until(
-            lambda: ready(ports["api"]),
-            timeout=90,
-            interval=0.25,
-            message="the launched API to be ready",
-        )
-        mongo = pymongo.MongoClient(
-            f"mongodb://127.0.0.1:{ports['mongo']}/?directConnection=true&retryWrites=false"
-        )
+        admin = {"email": "a@example.com", "password": "a-long-password"}
+        created = flask(tmp_path, given, "create-admin", *(f"--{k}={v}" for k, v in admin.items()))
+        assert created.returncode == 0, created.stderr
+        assert requests.post(f"{api}/auth/login", json=admin, timeout=5).status_code == 200
+
+        # Past gunicorn's default limits (4094-byte request line, 8190-byte header).
+        too_long = requests.get(f"{api}/cities?name={'a' * 9000}", timeout=5)
+        assert too_long.status_code == 414
+        assert too_long.json()["error"] == "uri_too_long"
+        too_large = requests.get(f"{api}/cities", headers={"X-Padding": "a" * 9000}, timeout=5)
+        assert too_large.status_code == 431
+        assert too_large.json()["error"] == "header_too_large"
+
+        control_socket = tmp_path / "gunicorn.ctl"
+        wait_until(control_socket.is_socket, message="gunicorn's control socket")
+        with ControlClient(str(control_socket), timeout=10) as control:
+            workers = {worker["pid"] for worker in control.send_command("show workers")["workers"]}
+        assert workers and workers <= descendants(launcher.pid)
+        started = stop(launcher, signal.SIGTERM)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert [pid for pid in started if alive(pid)] == []
+    assert not (tmp_path / "gunicorn.ctl").exists()
+    assert not (tmp_path / "servers.json").exists()
+
+
+def test_readme_runs_gunicorn_with_the_launchers_limits():
+    readme = (ROOT / "README.md").read_text()
+    assert " ".join(GUNICORN_LIMITS) in readme
+
+
+def test_ctrl_c_stops_the_databases_last_and_data_survives_restart(tmp_path):
+    given = ports()
+    api = f"http://127.0.0.1:{given['api']}/api/v1"
+    launcher = launch(tmp_path, given)
+    try:
+        mongo = pymongo.MongoClient(mongo_uri(given["mongo"], "community"))
         mongo.community.cities.insert_one({"code": "KEEP", "name": "Kept", "province": "-"})
+        leader = wait_until(
+            lambda: mongo.community.outbox_dispatch.find_one({"holder": {"$ne": None}}),
+            message="a dispatcher to lead",
+        )["holder"]
         mongo.close()
-        started = stop(launcher)
+        started = stop(launcher, signal.SIGINT)
+        stopped_at = datetime.now(UTC)
     finally:
         if launcher.poll() is None:
             launcher.kill()
@@ -103,17 +184,21 @@ def test_sigterm_stops_everything_and_data_survives_restart(tmp_path):
     assert len(started) >= 6
     assert [pid for pid in started if alive(pid)] == []
 
-    relaunched = launch(tmp_path, ports)
+    # The dispatcher stopped while MongoDB still ran: it handed its lease back, so the next
+    # start's dispatcher leads at once rather than when the lease runs out.
+    database = start_mongo(tmp_path / "mongodb", "community", port=free_port())
     try:
-        wait_until(
-            lambda: ready(ports["api"]),
-            timeout=90,
-            interval=0.25,
-            message="the relaunched API (no stale lock) to be ready",
-        )
+        lead = pymongo.MongoClient(database.uri).community.outbox_dispatch.find_one()
+        assert lead["holder"] == leader
+        assert lead["lease_until"].replace(tzinfo=UTC) <= stopped_at
+    finally:
+        database.stop()
+
+    relaunched = launch(tmp_path, given)
+    try:
         codes = [c["code"] for c in requests.get(f"{api}/cities", timeout=5).json()["items"]]
         assert codes == ["KEEP"]
-        stop(relaunched)
+        stop(relaunched, signal.SIGINT)
     finally:
         if relaunched.poll() is None:
             relaunched.kill()
