@@ -9,6 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as app_config
+from app.web import JSONProvider
 
 
 def create_app(override: dict[str, Any] | None = None) -> Flask:
@@ -17,6 +18,7 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
     app_config.validate(settings)
 
     app = Flask(__name__)
+    app.json = JSONProvider(app)
     app.config.update(settings)
     app.config.update(
         API_TITLE="Owner community and loyalty API",

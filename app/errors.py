@@ -61,6 +61,21 @@ class BadRequest(DomainError):
     message = "The request is not valid."
 
 
+class UnreadableBody(BadRequest, ValueError):
+    """A JSON body refused as a whole. A `ValueError` too, so `request.get_json(silent=True)`
+    callers (rate-limit keys, idempotency hashes) treat it as any malformed body."""
+
+
+class JSONTooDeep(UnreadableBody):
+    error = "json_too_deep"
+    message = "The request body nests too deeply."
+
+
+class InvalidText(UnreadableBody):
+    error = "invalid_text"
+    message = "The request body holds text that is not valid Unicode (a lone surrogate)."
+
+
 class ValidationFailed(DomainError):
     status = 422
     error = "validation_failed"
