@@ -4,8 +4,6 @@ call sites."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from functools import cache
@@ -16,6 +14,7 @@ import flask_smorest
 import marshmallow as ma
 from bson import json_util
 from flask.json.provider import DefaultJSONProvider
+from itsdangerous import BadData, URLSafeSerializer
 from marshmallow import fields, validate
 from mongoengine.queryset import QuerySet
 from webargs import core
@@ -114,19 +113,15 @@ def page_of(item_schema: type[ma.Schema]) -> type[ma.Schema]:
     )
 
 
-def _encode_cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json_util.dumps(values).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, width: int) -> list[Any]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json_util.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise BadRequest("invalid_cursor", "The cursor is not valid.") from exc
-    if not isinstance(values, list) or len(values) != width:
-        raise BadRequest("invalid_cursor", "The cursor is not valid.")
-    return values
+def _cursors(queryset: QuerySet, order: tuple[str, ...]) -> URLSafeSerializer:
+    """Cursors are signed with the app's key and salted with the collection and order: a
+    client can only hand back a position this list gave it, so nothing but the plain values
+    it was made of (never an operator such as `$gte`) reaches the query."""
+    return URLSafeSerializer(
+        flask.current_app.config["SECRET_KEY"],
+        salt=f"cursor:{queryset._document._get_collection_name()}:{','.join(order)}",
+        serializer=json_util,
+    )
 
 
 def paginate(
@@ -145,7 +140,10 @@ def paginate(
     if not cursor:
         documents = list(ordered.limit(limit + 1))
     else:
-        values = _decode_cursor(cursor, len(names))
+        try:
+            values = _cursors(queryset, order).loads(cursor)
+        except BadData as exc:
+            raise BadRequest("invalid_cursor", "The cursor is not valid.") from exc
         # (a, b, c) after (x, y, z) is (a=x, b=y, c>z), then (a=x, b>y), then (a>x), in that
         # order. One plain range query each, rather than an `$or` of the three, which
         # SecantusDB answers with a scan of the whole collection.
@@ -161,7 +159,7 @@ def paginate(
     next_cursor = None
     if has_more and documents:
         last = documents[-1]
-        next_cursor = _encode_cursor(
+        next_cursor = _cursors(queryset, order).dumps(
             [last._data.get(name) if name != "id" else last.pk for name in names]
         )
     return {"items": documents, "next_cursor": next_cursor}
