@@ -139,6 +139,25 @@ def test_unknown_path_is_json_404(client):
     assert response.json["error"] == "not_found"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("get", "/", 404, None),
+        ("get", "/api/v1/docs/swagger-ui/no-such-file.js", 404, None),
+        ("post", "/health", 405, "GET, HEAD, OPTIONS"),
+        ("post", "/api/v1/docs", 405, "GET, HEAD, OPTIONS"),
+        ("put", "/api/v1/auth/login", 405, "OPTIONS, POST"),
+    ],
+)
+def test_routing_errors_everywhere_are_the_envelope(client, method, path, status, allow):
+    response = getattr(client, method)(path)
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    assert set(response.json) == {"code", "status", "message", "error"}
+    assert response.json["code"] == status
+    assert response.headers.get("Allow") == allow
+
+
 def test_malformed_id_in_path_is_404(client):
     leader = make_person(role="circle_leader")
     response = client.post("/api/v1/vehicles/not-an-id/verify", headers=leader.headers)
