@@ -144,9 +144,9 @@ def test_unknown_path_is_json_404(client):
     [
         ("get", "/", 404, None),
         ("get", "/api/v1/docs/swagger-ui/no-such-file.js", 404, None),
-        ("post", "/health", 405, "GET, HEAD, OPTIONS"),
-        ("post", "/api/v1/docs", 405, "GET, HEAD, OPTIONS"),
-        ("put", "/api/v1/auth/login", 405, "OPTIONS, POST"),
+        ("post", "/health", 405, {"GET", "HEAD", "OPTIONS"}),
+        ("post", "/api/v1/docs", 405, {"GET", "HEAD", "OPTIONS"}),
+        ("put", "/api/v1/auth/login", 405, {"OPTIONS", "POST"}),
     ],
 )
 def test_routing_errors_everywhere_are_the_envelope(client, method, path, status, allow):
@@ -155,7 +155,9 @@ def test_routing_errors_everywhere_are_the_envelope(client, method, path, status
     assert response.mimetype == "application/json"
     assert set(response.json) == {"code", "status", "message", "error"}
     assert response.json["code"] == status
-    assert response.headers.get("Allow") == allow
+    # werkzeug lists the allowed methods in no fixed order.
+    assert allow is None or set(response.headers["Allow"].split(", ")) == allow
+    assert allow is not None or "Allow" not in response.headers
 
 
 def test_malformed_id_in_path_is_404(client):
