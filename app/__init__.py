@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Blueprint, Flask
+from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as app_config
+from app.web import JSONProvider
+
+# Swagger UI's files come with the `swagger-ui-bundle` package and are served by the app,
+# so `/api/v1/docs` works offline and loads nothing from a third party.
+SWAGGER_UI_URL = "/api/v1/docs/swagger-ui/"
 
 
 def create_app(override: dict[str, Any] | None = None) -> Flask:
@@ -17,6 +23,7 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
     app_config.validate(settings)
 
     app = Flask(__name__)
+    app.json = JSONProvider(app)
     app.config.update(settings)
     app.config.update(
         API_TITLE="Owner community and loyalty API",
@@ -25,7 +32,7 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL=SWAGGER_UI_URL,
         JWT_SECRET_KEY=settings["SECRET_KEY"],
         JWT_TOKEN_LOCATION=["headers"],
         RATELIMIT_STORAGE_URI=settings["REDIS_URL"],
@@ -65,6 +72,14 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
     from app import cli, health
 
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(
+        Blueprint(
+            "swagger_ui",
+            __name__,
+            static_folder=swagger_ui_path,
+            static_url_path=SWAGGER_UI_URL.rstrip("/"),
+        )
+    )
     cli.init_app(app)
     db.ensure_indexes()
     return app

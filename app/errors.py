@@ -12,7 +12,7 @@ from typing import Any
 
 import mongoengine
 from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 # Slugs for errors that carry no domain meaning of their own.
 _SLUG_BY_STATUS = {
@@ -64,6 +64,21 @@ class BadRequest(DomainError):
     status = 400
     error = "bad_request"
     message = "The request is not valid."
+
+
+class UnreadableBody(BadRequest, ValueError):
+    """A JSON body refused as a whole. A `ValueError` too, so `request.get_json(silent=True)`
+    callers (rate-limit keys, idempotency hashes) treat it as any malformed body."""
+
+
+class JSONTooDeep(UnreadableBody):
+    error = "json_too_deep"
+    message = "The request body nests too deeply."
+
+
+class InvalidText(UnreadableBody):
+    error = "invalid_text"
+    message = "The request body holds text that is not valid Unicode (a lone surrogate)."
 
 
 class ValidationFailed(DomainError):
@@ -151,13 +166,21 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _json_bodies_only():
+        if request.method not in {"POST", "PUT", "PATCH"}:
+            return None
+        has_body = bool(request.content_length)
+        if request.content_length is None:
+            # A streamed (chunked) body: werkzeug stops reading it at MAX_CONTENT_LENGTH
+            # without a word, and the cut JSON would read as malformed. A byte past the limit
+            # means the body was too large.
+            body = request.get_data()
+            has_body = bool(body)
+            limit = request.max_content_length
+            if limit is not None and len(body) >= limit and request.input_stream.read(1):
+                raise RequestEntityTooLarge()
         # A form or text body sent to a JSON API is a client mistake worth naming (415)
         # rather than a list of "missing field" errors.
-        if (
-            request.method in {"POST", "PUT", "PATCH"}
-            and request.content_length
-            and not request.is_json
-        ):
+        if has_body and not request.is_json:
             return jsonify(envelope(415, "Send the body as application/json.")), 415
         return None
 

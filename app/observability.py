@@ -34,21 +34,36 @@ _configured = False
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """JSON lines on stdout; idempotent so tests and workers can call it freely."""
+    """One JSON line per record on stdout, for structlog's events and for the standard
+    library's (Flask's unhandled-exception log, werkzeug, Dramatiq, flask-limiter) alike,
+    with the request id and any traceback as a string field. Idempotent, so tests and
+    workers can call it freely."""
     global _configured
     if _configured:
         return
-    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=level.upper())
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    # `force`: replace whatever handler came first (Dramatiq's plain-text one in workers).
+    logging.basicConfig(handlers=[handler], level=level.upper(), force=True)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
     _configured = True

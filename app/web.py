@@ -1,20 +1,76 @@
-"""Thin project subclasses of flask-smorest's Api, Blueprint and marshmallow's Schema, plus
-keyset pagination, so later changes never touch the call sites."""
+"""Thin project subclasses of flask-smorest's Api, Blueprint and marshmallow's Schema, the
+one reader of JSON request bodies, and keyset pagination, so later changes never touch the
+call sites."""
 
 from __future__ import annotations
 
-import base64
-import binascii
+import json
+import re
 from functools import cache
 from typing import Any
 
+import flask
 import flask_smorest
 import marshmallow as ma
 from bson import json_util
+from flask.json.provider import DefaultJSONProvider
+from itsdangerous import BadData, URLSafeSerializer
 from marshmallow import fields, validate
 from mongoengine.queryset import QuerySet
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
 
-from app.errors import BadRequest, http_exception_response
+from app.errors import BadRequest, InvalidText, JSONTooDeep, http_exception_response
+
+# No request of ours nests more than a few levels; a limit far below Python's recursion
+# limit keeps every later walk of the body (validation, BSON encoding) safe.
+MAX_JSON_DEPTH = 32
+# Valid JSON (`"\ud800"`) but not Unicode text: BSON cannot encode it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def load_json(data: str | bytes, **kwargs: Any) -> Any:
+    """Parse a request body, refusing what could never be stored: nesting deeper than
+    `MAX_JSON_DEPTH` and strings (values or keys) holding lone surrogates.
+
+    Bytes must be UTF-8 (a `UnicodeDecodeError` otherwise, as webargs does): the standard
+    library would let raw surrogate bytes through.
+    """
+    text = data.decode() if isinstance(data, bytes) else data
+    try:
+        document = json.loads(text, **kwargs)
+    except RecursionError:
+        raise JSONTooDeep() from None
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if _LONE_SURROGATE.search(value):
+                raise InvalidText()
+        elif isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise JSONTooDeep()
+            if isinstance(value, dict):
+                pending.extend((key, depth) for key in value)
+                value = value.values()
+            pending.extend((item, depth + 1) for item in value)
+    return document
+
+
+class JSONProvider(DefaultJSONProvider):
+    """`request.get_json()` reads bodies with `load_json`, as the arguments parser does."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return load_json(s, **kwargs)
+
+
+class ArgumentsParser(FlaskParser):
+    """webargs' Flask parser, reading JSON bodies with `load_json`."""
+
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        if not is_json_request(req):
+            return core.missing
+        return load_json(req.get_data(cache=True))
 
 
 class Api(flask_smorest.Api):
@@ -23,7 +79,7 @@ class Api(flask_smorest.Api):
 
 
 class Blueprint(flask_smorest.Blueprint):
-    pass
+    ARGUMENTS_PARSER = ArgumentsParser()
 
 
 class Schema(ma.Schema):
@@ -57,19 +113,15 @@ def page_of(item_schema: type[ma.Schema]) -> type[ma.Schema]:
     )
 
 
-def _encode_cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json_util.dumps(values).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, width: int) -> list[Any]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json_util.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise BadRequest("invalid_cursor", "The cursor is not valid.") from exc
-    if not isinstance(values, list) or len(values) != width:
-        raise BadRequest("invalid_cursor", "The cursor is not valid.")
-    return values
+def _cursors(queryset: QuerySet, order: tuple[str, ...]) -> URLSafeSerializer:
+    """Cursors are signed with the app's key and salted with the collection and order: a
+    client can only hand back a position this list gave it, so nothing but the plain values
+    it was made of (never an operator such as `$gte`) reaches the query."""
+    return URLSafeSerializer(
+        flask.current_app.config["SECRET_KEY"],
+        salt=f"cursor:{queryset._document._get_collection_name()}:{','.join(order)}",
+        serializer=json_util,
+    )
 
 
 def paginate(
@@ -88,7 +140,10 @@ def paginate(
     if not cursor:
         documents = list(ordered.limit(limit + 1))
     else:
-        values = _decode_cursor(cursor, len(names))
+        try:
+            values = _cursors(queryset, order).loads(cursor)
+        except BadData as exc:
+            raise BadRequest("invalid_cursor", "The cursor is not valid.") from exc
         # (a, b, c) after (x, y, z) is (a=x, b=y, c>z), then (a=x, b>y), then (a>x), in that
         # order. One plain range query each, rather than an `$or` of the three, which
         # SecantusDB answers with a scan of the whole collection.
@@ -104,7 +159,7 @@ def paginate(
     next_cursor = None
     if has_more and documents:
         last = documents[-1]
-        next_cursor = _encode_cursor(
+        next_cursor = _cursors(queryset, order).dumps(
             [last._data.get(name) if name != "id" else last.pk for name in names]
         )
     return {"items": documents, "next_cursor": next_cursor}

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
+import io
+import json
+from urllib.parse import urlsplit
+
 import pytest
 
 from tests.support import make_city, make_person
@@ -65,6 +70,73 @@ def test_oversize_body_is_413(client):
     assert response.json["error"] == "payload_too_large"
 
 
+def post_chunked(client, path: str, body: bytes, content_type: str = "application/json"):
+    """A body sent with Transfer-Encoding: chunked, as a WSGI server hands it over: no
+    Content-Length, and a stream the server ends (gunicorn and werkzeug say so with
+    `wsgi.input_terminated`)."""
+    return client.post(
+        path,
+        input_stream=io.BytesIO(body),
+        headers={"Content-Type": content_type, "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_oversize_chunked_body_is_413(client):
+    response = post_chunked(client, REGISTER, b"{" + b" " * 2 * 1024 * 1024 + b"}")
+    assert response.status_code == 413
+    assert response.json["error"] == "payload_too_large"
+
+
+def test_chunked_body_of_exactly_the_limit_is_read(app, client):
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    response = post_chunked(client, REGISTER, b"{" + b" " * (limit - 2) + b"}")
+    assert response.status_code == 422
+    assert "password" in response.json["errors"]
+
+
+def test_small_chunked_body_is_read(client):
+    make_city("SZ")
+    body = {
+        "email": "a@example.com",
+        "password": "password-123",
+        "display_name": "A",
+        "city_code": "SZ",
+    }
+    response = post_chunked(client, REGISTER, json.dumps(body).encode())
+    assert response.status_code == 201, response.json
+
+
+def test_chunked_form_body_is_415(client):
+    response = post_chunked(client, REGISTER, b"email=a@b.c", "application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert response.json["error"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+def test_oversize_body_is_413_through_a_real_server(live_server, chunked):
+    body = b"{" + b" " * 2 * 1024 * 1024 + b"}"
+    address = urlsplit(live_server)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    if chunked:
+        pieces = (body[start : start + 65536] for start in range(0, len(body), 65536))
+        connection.request(
+            "POST",
+            REGISTER,
+            body=pieces,
+            headers={"Content-Type": "application/json"},
+            encode_chunked=True,
+        )
+    else:
+        connection.request(
+            "POST", REGISTER, body=body, headers={"Content-Type": "application/json"}
+        )
+    response = connection.getresponse()
+    assert response.status == 413
+    assert json.loads(response.read())["error"] == "payload_too_large"
+    connection.close()
+
+
 def test_wrong_method_is_405_with_allow_header(client):
     response = client.delete(REGISTER)
     assert response.status_code == 405
@@ -76,6 +148,27 @@ def test_unknown_path_is_json_404(client):
     response = client.get("/api/v1/no-such-thing")
     assert response.status_code == 404
     assert response.json["error"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("get", "/", 404, None),
+        ("get", "/api/v1/docs/swagger-ui/no-such-file.js", 404, None),
+        ("post", "/health", 405, {"GET", "HEAD", "OPTIONS"}),
+        ("post", "/api/v1/docs", 405, {"GET", "HEAD", "OPTIONS"}),
+        ("put", "/api/v1/auth/login", 405, {"OPTIONS", "POST"}),
+    ],
+)
+def test_routing_errors_everywhere_are_the_envelope(client, method, path, status, allow):
+    response = getattr(client, method)(path)
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    assert set(response.json) == {"code", "status", "message", "error"}
+    assert response.json["code"] == status
+    # werkzeug lists the allowed methods in no fixed order.
+    assert allow is None or set(response.headers["Allow"].split(", ")) == allow
+    assert allow is not None or "Allow" not in response.headers
 
 
 def test_malformed_id_in_path_is_404(client):

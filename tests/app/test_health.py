@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 from openapi_spec_validator import validate
 
 from tests.support import wait_until
@@ -38,3 +40,21 @@ def test_openapi_document_is_valid_openapi_3(client):
     assert spec["openapi"].startswith("3.")
     assert "/api/v1/auth/register" in spec["paths"]
     assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_swagger_ui_is_served_by_the_app(client):
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200
+    assert "http:" not in page.text and "https:" not in page.text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert {asset.rsplit("/", 1)[-1] for asset in assets} == {
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-ui-standalone-preset.js",
+    }
+    for asset in assets:
+        assert asset.startswith("/api/v1/docs/")
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        assert response.mimetype in {"text/css", "text/javascript"}
+        assert len(response.data) > 1000
