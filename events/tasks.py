@@ -10,12 +10,12 @@ from events import services
 from workers.registry import handles
 
 
-@handles("event.cancelled")
+@handles("event.cancelled", name="events.notify_cancelled")
 def notify_event_cancelled(event: DomainEvent, session: ClientSession | None) -> None:
     services.notify_event_cancelled(session, event.subject_id, cause=event.id)
 
 
-@handles("registration.promoted")
+@handles("registration.promoted", name="events.notify_promoted")
 def notify_promoted(event: DomainEvent, session: ClientSession | None) -> None:
     services.notify_promoted(
         session, event.payload["event_id"], event.payload["user_id"], cause=event.id

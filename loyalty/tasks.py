@@ -16,7 +16,7 @@ from loyalty import services
 from workers.registry import handles
 
 
-@handles("vehicle.verified")
+@handles("vehicle.verified", name="loyalty.welcome_points")
 def welcome_points(event: DomainEvent, session: ClientSession | None) -> None:
     owner_id = event.payload["owner_id"]
     if event.payload.get("first_verified_vehicle"):
@@ -25,7 +25,7 @@ def welcome_points(event: DomainEvent, session: ClientSession | None) -> None:
         )
 
 
-@handles("referral.completed")
+@handles("referral.completed", name="loyalty.referral_points")
 def referral_points(event: DomainEvent, session: ClientSession | None) -> None:
     referee = event.payload["referee_id"]
     services.award_for_event(
@@ -40,7 +40,7 @@ def referral_points(event: DomainEvent, session: ClientSession | None) -> None:
     )
 
 
-@handles("event.attended")
+@handles("event.attended", name="loyalty.attendance_points")
 def attendance_points(event: DomainEvent, session: ClientSession | None) -> None:
     payload = event.payload
     services.award_for_event(
@@ -53,21 +53,21 @@ def attendance_points(event: DomainEvent, session: ClientSession | None) -> None
     )
 
 
-@handles("post.published")
+@handles("post.published", name="loyalty.post_points")
 def post_points(event: DomainEvent, session: ClientSession | None) -> None:
     services.award_for_event(
         session, event, "post.published", event.payload.get("author_id") or event.actor_id
     )
 
 
-@handles("comment.created")
+@handles("comment.created", name="loyalty.comment_points")
 def comment_points(event: DomainEvent, session: ClientSession | None) -> None:
     services.award_for_event(
         session, event, "comment.created", event.payload.get("author_id") or event.actor_id
     )
 
 
-@handles("reconciliation.requested", transactional=False)
+@handles("reconciliation.requested", name="loyalty.start_reconciliation", transactional=False)
 def start_reconciliation(event: DomainEvent, session: ClientSession | None) -> None:
     # A run can outlast the domain-event actor's time limit and must not be one
     # transaction: hand it to its own actor. A second delivery finds the run claimed.

@@ -14,7 +14,7 @@ from workers.registry import handles
 _PUSH_RETRIES = {"max_retries": 8, "min_backoff": 2_000, "max_backoff": 300_000}
 
 
-@handles("vehicle.verified")
+@handles("vehicle.verified", name="notifications.vehicle_verified")
 def notify_vehicle_verified(event: DomainEvent, session: ClientSession | None) -> None:
     payload = event.payload
     services.notify(
@@ -27,13 +27,14 @@ def notify_vehicle_verified(event: DomainEvent, session: ClientSession | None) -
     )
 
 
-@handles("user.erased")
+@handles("user.erased", name="notifications.erase_user_data")
 def erase_notifications(event: DomainEvent, session: ClientSession | None) -> None:
     services.erase_user_data(session, event.subject_id)
 
 
 @handles(
     services.PUSH_REQUESTED,
+    name="notifications.push",
     transactional=False,
     max_retries=_PUSH_RETRIES["max_retries"],
     min_backoff_ms=_PUSH_RETRIES["min_backoff"],

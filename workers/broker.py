@@ -2,7 +2,9 @@
 
 Two middlewares make the Redis broker dependable for the backbone:
 - `DeadLetters`: every message whose retries run out is parked by `dead_letters.record`
-  (workers/tasks.py) for admins to read and replay, whatever actor it was for.
+  (workers/tasks.py) for admins to read and replay, whatever actor it was for; so is, at
+  once, a message that failed with one of its actor's `throws` exceptions (a failure that
+  retrying cannot mend, which Dramatiq would otherwise just drop).
 - `RequeueOrphans`: a worker killed mid-message leaves it unacked; Dramatiq gives such
   messages back only during its "maintenance", which runs on a random 0.1 % of the broker
   commands naming that queue, so an idle queue could wait hours. Workers run that
@@ -12,6 +14,7 @@ Two middlewares make the Redis broker dependable for the backbone:
 from __future__ import annotations
 
 import threading
+import traceback
 
 import dramatiq
 import redis
@@ -53,6 +56,21 @@ class DeadLetters(Middleware):
     def before_enqueue(self, broker, message, delay) -> None:
         if message.actor_name != DEAD_LETTER_ACTOR:
             message.options.setdefault("on_retry_exhausted", DEAD_LETTER_ACTOR)
+
+    def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
+        # Dramatiq's Retries middleware fails a message that raised one of its actor's
+        # `throws` without retrying it, and without a word to `on_retry_exhausted`.
+        if exception is None or message.actor_name == DEAD_LETTER_ACTOR:
+            return
+        throws = broker.get_actor(message.actor_name).options.get("throws")
+        if not (throws and isinstance(exception, throws)):
+            return
+        parked = message.asdict()
+        # Called while the exception is being handled, so this is its traceback.
+        parked["options"] = {**message.options, "traceback": traceback.format_exc(limit=30)}
+        broker.get_actor(message.options.get("on_retry_exhausted", DEAD_LETTER_ACTOR)).send(
+            parked, {"retries": message.options.get("retries", 0)}
+        )
 
 
 def requeue_orphaned_messages(broker: RedisBroker) -> None:

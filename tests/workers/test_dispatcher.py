@@ -22,7 +22,7 @@ from workers.models import CURSOR_ID, DispatchCursor, HandledEvent
 from workers.registry import handles
 
 
-@handles("test.dispatched", max_retries=2)
+@handles("test.dispatched", name="tests.dispatched", max_retries=2)
 def dispatched_handler(event, session) -> None:
     """Only messages matter here."""
 
