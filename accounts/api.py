@@ -39,7 +39,7 @@ from app.errors import Unauthorized
 from app.extensions import limiter
 from app.privacy import export_personal_data
 from app.web import Blueprint, PageArgsSchema, page_of, paginate
-from loyalty.services import tier_of
+from loyalty.balances import tier_of
 
 accounts = Blueprint("accounts", __name__, description="Sign-up, login, profile, roles")
 cities = Blueprint("cities", __name__, description="Markets the brand operates in")

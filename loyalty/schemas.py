@@ -3,8 +3,9 @@ from __future__ import annotations
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.web import PageArgsSchema, Schema, StrictInteger
+from loyalty.ledger import TIER_NAMES
 from loyalty.models import ENTRY_KINDS, FULFILLMENTS
-from loyalty.services import CAP_PERIODS, TIER_NAMES
+from loyalty.rules import CAP_PERIODS
 
 CITY_CODE = validate.Regexp(r"^[A-Z]{2,8}$")
 

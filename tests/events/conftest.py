@@ -14,8 +14,8 @@ from flask_jwt_extended import create_access_token
 from accounts.models import User
 from app.auth import load_caller
 from app.clock import utcnow
-from events import services
-from events.models import Event
+from events import registration, services
+from events.models import Event, Registration
 from tests.support import Person, make_city, make_person
 
 
@@ -73,3 +73,14 @@ def many_owners(count: int, city: str = "SZ", verified_owner: bool = False) -> l
 
 def as_caller(person: Person):
     return load_caller(person.id)
+
+
+def register_all(event: Event, people: list[Person]) -> list[Registration]:
+    return [registration.register(as_caller(person), str(event.pk)) for person in people]
+
+
+def statuses(event: Event) -> dict[str, tuple[str, int | None]]:
+    return {
+        str(r.user_id): (r.status, r.waitlist_position)
+        for r in Registration.objects(event_id=event.pk)
+    }

@@ -11,9 +11,9 @@ import requests
 from app.clock import utcnow
 from app.db import transaction
 from app.outbox import OutboxEvent
-from events import services
+from events import tickets
 from events.models import Event, Registration
-from loyalty.services import award
+from loyalty.rules import award
 from tests.events.conftest import many_owners
 from tests.support import make_city, make_person
 
@@ -287,7 +287,7 @@ def test_check_in_replay_forgery_other_event_and_other_city(client, leader, make
     for bad in (token[:-2] + ("AA" if not token.endswith("AA") else "BB"), other_token, "garbage"):
         refused = client.post(check_ins, headers=leader.headers, json={"token": bad})
         assert refused.status_code == 422 and refused.json["error"] == "invalid_ticket"
-    expired = services.ticket_token(event.pk, owner.id, utcnow() - timedelta(minutes=1))
+    expired = tickets.ticket_token(event.pk, owner.id, utcnow() - timedelta(minutes=1))
     assert (
         client.post(check_ins, headers=leader.headers, json={"token": expired}).json["error"]
         == "invalid_ticket"

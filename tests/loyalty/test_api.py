@@ -12,7 +12,7 @@ import requests
 from bson import ObjectId
 
 from app.outbox import OutboxEvent
-from loyalty import services
+from loyalty import reconciliation
 from loyalty.models import LedgerEntry, ReconciliationRun, Redemption, Reward
 from tests.loyalty.conftest import assert_invariants, earn, make_reward
 from tests.support import make_person
@@ -353,7 +353,7 @@ def test_twenty_threads_earning_and_redeeming_on_one_account(live_server, admin)
     assert assert_invariants(owner.id) == expected["balance"]
     balances = [entry.balance_after for entry in LedgerEntry.objects(account_id=owner.user.pk)]
     assert min(balances) >= 0
-    run = services.run_reconciliation()
+    run = reconciliation.run_reconciliation()
     assert run.drifts == [] and run.entries_checked == len(balances)
 
 
