@@ -34,12 +34,12 @@ from accounts.schemas import (
     VehicleQueueArgsSchema,
     VehicleSchema,
 )
+from app import domains
 from app.auth import Caller, caller, load_caller, login_required
 from app.errors import Unauthorized
 from app.extensions import limiter
 from app.privacy import export_personal_data
 from app.web import Blueprint, PageArgsSchema, page_of, paginate
-from loyalty.balances import tier_of
 
 accounts = Blueprint("accounts", __name__, description="Sign-up, login, profile, roles")
 cities = Blueprint("cities", __name__, description="Markets the brand operates in")
@@ -75,9 +75,10 @@ def user_document(found: Caller) -> dict[str, Any]:
         "locale": user.locale,
         "roles": found.roles,
         "verified_owner": user.verified_owner,
-        "tier": tier_of(user.pk),
         "referral_code": user.referral_code,
         "created_at": user.created_at,
+        # The loyalty tier, from the domains that add to a profile.
+        **domains.profile_fields(user.pk),
     }
 
 

@@ -13,6 +13,7 @@ from accounts.models import (
     User,
     Vehicle,
 )
+from app.auth import Caller, load_caller
 
 DEMO_CITIES = (
     ("SZ", "Shenzhen", "Guangdong"),
@@ -54,6 +55,12 @@ def _ensure_user(email: str, name: str, city_code: str) -> User:
     return User.objects(email=email).first() or services.register(
         email=email, password=DEMO_PASSWORD, display_name=name, city_code=city_code
     )
+
+
+def demo_leader(city_code: str) -> Caller | None:
+    """The demo circle leader of a city, as a caller: other domains' demo data is theirs."""
+    leader = User.objects(email=f"circle-leader.{city_code.lower()}@demo.example").first()
+    return load_caller(leader.pk) if leader else None
 
 
 def seed_people() -> list[str]:

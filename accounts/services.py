@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import phonenumbers
 import structlog
@@ -33,18 +33,30 @@ from accounts.models import (
     Vehicle,
     new_referral_code,
 )
+
+# Other domains take accounts' vocabulary from here: the locales, like CIRCLE_LEADER and
+# DEFAULT_TIMEZONE above.
+from accounts.models import LOCALES as LOCALES
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, object_id, transaction
 from app.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
 from app.outbox import record_event
-from app.privacy import exporter
 
 log = structlog.get_logger()
 _hasher = PasswordHasher()
 # Verified against when the account does not exist, so both failures cost the same time.
 _DUMMY_HASH = _hasher.hash("timing-equaliser")
 _VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
+
+
+class Owner(Protocol):
+    """An account as other domains receive it (a caller's `user`): what they may read of
+    it. They never load `User` documents themselves, but call the functions below."""
+
+    pk: ObjectId
+    city_code: str
+    verified_owner: bool
 
 
 # --- identifiers -----------------------------------------------------------------------
@@ -117,8 +129,9 @@ def city_timezones() -> dict[str, str]:
     return {city.code: city.timezone for city in City.objects.only("code", "timezone")}
 
 
-def member_counts(city_code: str, until: datetime) -> dict[str, int]:
-    """Active accounts of a city created before `until`, and how many are verified owners."""
+def city_figures(city_code: str, start: datetime, end: datetime) -> dict[str, int]:
+    """Accounts' part of a city's figures: its members (active accounts created before
+    `end`, whenever they joined) and how many of them are verified owners."""
     counts = {
         row["_id"]: row["count"]
         for row in User._get_collection().aggregate(
@@ -126,7 +139,7 @@ def member_counts(city_code: str, until: datetime) -> dict[str, int]:
                 {
                     "$match": {
                         "city_code": city_code,
-                        "created_at": {"$lt": until},
+                        "created_at": {"$lt": end},
                         "erased_at": None,
                     }
                 },
@@ -263,7 +276,6 @@ def update_profile(user: User, changes: dict[str, Any]) -> User:
     return user
 
 
-@exporter("account")
 def export_account(user_id: Any) -> dict[str, Any]:
     user = User.objects.get(pk=user_id)
     return {

@@ -3,7 +3,7 @@ see its draft; everyone sees it once published."""
 
 from __future__ import annotations
 
-from accounts.models import CIRCLE_LEADER
+from accounts.services import CIRCLE_LEADER
 from app.auth import Caller
 from app.db import get_or_404
 from events.models import DRAFT, Event

@@ -1,13 +1,13 @@
-"""A city's engagement figures: the events' part, and the report that gathers every
-installed domain's part for the city's leaders and admins."""
+"""A city's engagement figures (GET /cities/{code}/stats): the report that gathers every
+installed domain's part for the city's leaders and admins, and the events' part."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from accounts.models import CIRCLE_LEADER
-from accounts.services import city_timezones, member_counts
+from accounts.services import CIRCLE_LEADER, city_timezones
+from app import domains
 from app.auth import Caller
 from app.clock import utcnow
 from app.errors import NotFound, ValidationFailed
@@ -22,7 +22,6 @@ from events.models import (
     Registration,
 )
 from events.services import as_utc
-from loyalty.balances import city_points_totals
 
 DEFAULT_STATS_PERIOD = timedelta(days=30)
 
@@ -30,9 +29,9 @@ DEFAULT_STATS_PERIOD = timedelta(days=30)
 def city_stats(
     caller: Caller, code: str, start: datetime | None, end: datetime | None
 ) -> dict[str, Any]:
-    """Engagement figures of one city for [start, end): the city's leaders and admins only
-    (404 for others, like every city-scoped thing). Every count is an aggregation or count
-    on indexed fields."""
+    """Engagement figures of one city for [start, end), every installed domain's part: the
+    city's leaders and admins only (404 for others, like every city-scoped thing). Every
+    count is an aggregation or count on indexed fields."""
     caller.require(code, CIRCLE_LEADER)
     if code not in city_timezones():
         raise NotFound(message="City not found.")
@@ -40,6 +39,12 @@ def city_stats(
     start = as_utc(start or end - DEFAULT_STATS_PERIOD)
     if start >= end:
         raise ValidationFailed(errors={"from": ["Must be before `to`."]})
+    return {"city_code": code, "from": start, "to": end, **domains.city_figures(code, start, end)}
+
+
+def city_figures(code: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """Events' part: events held and scheduled that start in [start, end), their
+    registrations and attendance."""
     events = {
         row["_id"]: row
         for row in Event._get_collection().aggregate(
@@ -66,12 +71,7 @@ def city_stats(
         )
     }
     attended, no_show = by_status.get(ATTENDED, 0), by_status.get(NO_SHOW, 0)
-    points = city_points_totals(code, start, end)
     return {
-        "city_code": code,
-        "from": start,
-        "to": end,
-        **member_counts(code, end),
         "events_held": events.get(COMPLETED, {}).get("count", 0),
         "events_scheduled": events.get(PUBLISHED, {}).get("count", 0),
         "registrations": sum(by_status.values()),
@@ -81,6 +81,4 @@ def city_stats(
         "attendance_rate": round(attended / (attended + no_show), 4)
         if attended + no_show
         else None,
-        "points_issued": points["issued"],
-        "points_redeemed": points["redeemed"],
     }

@@ -30,7 +30,6 @@ from app.clock import utcnow
 from app.db import object_id, transaction
 from app.errors import Conflict, Forbidden, NotFound
 from app.outbox import record_event
-from app.privacy import exporter
 from events.access import visible_event
 from events.models import (
     ACTIVE,
@@ -256,7 +255,6 @@ def fill_from_waitlist(event_id: ObjectId) -> int:
 # --- personal data ---------------------------------------------------------------------
 
 
-@exporter("event_registrations")
 def export_registrations(user_id: Any) -> list[dict[str, Any]]:
     return [
         {

@@ -14,8 +14,7 @@ import structlog
 from bson import ObjectId
 from pymongo.client_session import ClientSession
 
-from accounts.models import CIRCLE_LEADER, DEFAULT_TIMEZONE, User
-from accounts.services import city_timezones, require_city
+from accounts.services import CIRCLE_LEADER, DEFAULT_TIMEZONE, Owner, city_timezones, require_city
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import object_id, transaction
@@ -106,7 +105,7 @@ def event_registrations(
     return paginate(query, cursor, limit, order=("id",))
 
 
-def my_registrations(user: User, cursor: str | None, limit: int) -> dict[str, Any]:
+def my_registrations(user: Owner, cursor: str | None, limit: int) -> dict[str, Any]:
     page = paginate(Registration.objects(user_id=user.pk), cursor, limit)
     events = Event.objects(pk__in=[registration.event_id for registration in page["items"]])
     by_id = {event.pk: event for event in events}

@@ -10,10 +10,10 @@ import structlog
 from bson import ObjectId
 from pymongo.client_session import ClientSession
 
-from accounts.models import User
+from accounts.services import active_owner
 from app.auth import Caller
 from app.clock import utcnow
-from app.db import get_or_404, transaction
+from app.db import transaction
 from app.errors import Conflict, NotFound, ValidationFailed
 from loyalty import ledger
 from loyalty.models import ADJUST, EARN, REVERSE, LedgerEntry, Lot
@@ -33,7 +33,9 @@ def adjust(
 ) -> dict[str, Any]:
     """An admin's correction, audited by its entry: who (`actor_id`), why, when."""
     admin.require_admin()
-    owner = get_or_404(User, user_id)
+    owner = active_owner(user_id)
+    if owner is None:
+        raise NotFound(message="User not found.")
     if amount == 0:
         raise ValidationFailed(errors={"amount": ["Must not be zero."]})
     now = now or utcnow()
@@ -45,13 +47,13 @@ def adjust(
         entry = ledger.write(
             session,
             ledger.Movement(
-                owner.pk,
+                owner["_id"],
                 ADJUST,
                 amount,
                 key,
                 reason,
                 {"rule": "admin.adjustment"},
-                owner.city_code,
+                owner["city_code"],
                 actor_id=admin.user.pk,
             ),
             now,

@@ -1,5 +1,5 @@
 """Reading points: an owner's balance, tier, expiring points and entries, their personal
-data, and a city's points figures."""
+data and profile fields, and a city's points figures (the last three for `app.domains`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pymongo.client_session import ClientSession
 
 from app.clock import utcnow
 from app.db import object_id, transaction
-from app.privacy import exporter
 from loyalty import ledger
 from loyalty.models import (
     EARN,
@@ -33,6 +32,11 @@ def tier_of(user_id: Any, now: datetime | None = None) -> str:
     if account_id is None:
         return ledger.TIERS[0].name
     return ledger.tier_for(ledger.rolling_earned(None, account_id, now or utcnow())).name
+
+
+def profile_fields(user_id: Any) -> dict[str, Any]:
+    """Loyalty's part of an account's profile: the owner's tier."""
+    return {"tier": tier_of(user_id)}
 
 
 def points_summary(user_id: Any, now: datetime | None = None) -> dict[str, Any]:
@@ -87,7 +91,6 @@ def ledger_of(user_id: Any) -> QuerySet:
     return LedgerEntry.objects(account_id=ledger.id_or_404(user_id))
 
 
-@exporter("points")
 def export_points(user_id: Any) -> dict[str, Any]:
     account_id = ledger.id_or_404(user_id)
     return {
@@ -100,9 +103,9 @@ def export_points(user_id: Any) -> dict[str, Any]:
     }
 
 
-def city_points_totals(city_code: str, start: datetime, end: datetime) -> dict[str, int]:
-    """Points issued (earned, net of reversed earns) and redeemed (net of refunds) in a city
-    in [start, end)."""
+def city_figures(city_code: str, start: datetime, end: datetime) -> dict[str, int]:
+    """Loyalty's part of a city's figures: points issued (earned, net of reversed earns) and
+    redeemed (net of refunds) in the city in [start, end)."""
     totals = {
         (row["_id"]["kind"], row["_id"].get("reversed")): row["amount"]
         for row in LedgerEntry._get_collection().aggregate(
@@ -126,6 +129,6 @@ def city_points_totals(city_code: str, start: datetime, end: datetime) -> dict[s
         )
 
     return {
-        "issued": total(EARN) + total(REVERSE, EARN),
-        "redeemed": -(total(REDEEM) + total(REFUND)),
+        "points_issued": total(EARN) + total(REVERSE, EARN),
+        "points_redeemed": -(total(REDEEM) + total(REFUND)),
     }

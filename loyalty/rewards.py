@@ -11,7 +11,7 @@ from bson import ObjectId
 from mongoengine.queryset import QuerySet
 from pymongo.client_session import ClientSession
 
-from accounts.models import CIRCLE_LEADER, User
+from accounts.services import CIRCLE_LEADER, Owner
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction, update_and_read
@@ -50,7 +50,7 @@ def update_reward(admin: Caller, reward_id: str, changes: dict[str, Any]) -> Rew
     return reward
 
 
-def rewards_for(owner: User, city: str | None, now: datetime | None = None) -> QuerySet:
+def rewards_for(owner: Owner, city: str | None, now: datetime | None = None) -> QuerySet:
     """Active rewards the owner may redeem in `city` (default: the owner's city)."""
     tier = balances.tier_of(owner.pk, now)
     return Reward.objects(
@@ -61,7 +61,7 @@ def rewards_for(owner: User, city: str | None, now: datetime | None = None) -> Q
 
 
 def redeem(
-    owner: User,
+    owner: Owner,
     reward_id: str,
     quantity: int = 1,
     *,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
+from app import domains
 from app.db import transaction
 from app.outbox import DomainEvent
 from workers.models import HandledEvent
@@ -119,17 +120,10 @@ def handler_named(name: str) -> Handler | None:
     return _by_name.get(name)
 
 
-# Domain modules whose `tasks.py` registers handlers and actors. Adding a domain means one
-# line here.
-HANDLER_MODULES = (
-    "notifications.tasks",
-    "loyalty.tasks",
-    "events.tasks",
-)
-
-
 def load_handler_modules(extra: tuple[str, ...] = ()) -> None:
-    for module in (*HANDLER_MODULES, *extra):
+    """Import the installed domains' `tasks` modules (app/domains.py), which register their
+    handlers and declare their actors, then the `extra` ones."""
+    for module in (*domains.task_modules(), *extra):
         importlib.import_module(module)
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import dramatiq
 
 from app.db import database
+from app.domains import PeriodicJob
 from events import notices
-from workers.schedule import PeriodicJob
 
 SCHEDULE = (PeriodicJob("tests.events.send_reminders", {"second": "*"}),)
 

@@ -144,6 +144,16 @@ def test_admin_adjustments_are_idempotent_and_audited(client, admin):
     assert by_owner.status_code == 403
 
 
+def test_no_adjustment_for_an_erased_account(client, admin):
+    owner = make_person("SZ")
+    assert client.delete("/api/v1/me", headers=owner.headers).status_code == 204
+    body = {"user_id": owner.id, "amount": 75, "reason": "Goodwill"}
+    response = client.post("/api/v1/admin/points/adjustments", headers=admin.headers, json=body)
+    assert response.status_code == 404
+    assert response.json["error"] == "not_found"
+    assert LedgerEntry.objects.count() == 0
+
+
 def test_admin_reversal_over_http_is_idempotent_and_admin_only(client, admin):
     owner = make_person("SZ")
     mistake = earn(owner.id, 300)
