@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 from accounts.models import (
     CIRCLE_LEADER,
     DEFAULT_TIMEZONE,
+    NOT_ERASED,
     VEHICLE_PENDING,
     VEHICLE_REJECTED,
     VEHICLE_VERIFIED,
@@ -40,7 +41,7 @@ from accounts.models import LOCALES as LOCALES
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, object_id, transaction
-from app.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
+from app.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from app.outbox import record_event
 
 log = structlog.get_logger()
@@ -48,6 +49,8 @@ _hasher = PasswordHasher()
 # Verified against when the account does not exist, so both failures cost the same time.
 _DUMMY_HASH = _hasher.hash("timing-equaliser")
 _VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
+# A sign-up whose random referral code is taken draws another, this many times at most.
+REFERRAL_CODE_ATTEMPTS = 5
 
 
 class Owner(Protocol):
@@ -140,7 +143,7 @@ def city_figures(city_code: str, start: datetime, end: datetime) -> dict[str, in
                     "$match": {
                         "city_code": city_code,
                         "created_at": {"$lt": end},
-                        "erased_at": None,
+                        **NOT_ERASED,
                     }
                 },
                 {"$group": {"_id": "$verified_owner", "count": {"$sum": 1}}},
@@ -161,7 +164,7 @@ def active_owner(
     if oid is None:
         return None
     return User._get_collection().find_one(
-        {"_id": oid, "erased_at": None}, dict.fromkeys(fields, 1), session=session
+        {"_id": oid, **NOT_ERASED}, dict.fromkeys(fields, 1), session=session
     )
 
 
@@ -169,9 +172,9 @@ def find_active_owner(user_id: str | None = None, phone: str | None = None) -> U
     """An owner named by id or by phone number (in any format), as partner systems do."""
     if user_id:
         oid = object_id(user_id)
-        return User.objects(pk=oid, erased_at=None).first() if oid else None
+        return User.objects.active().filter(pk=oid).first() if oid else None
     try:
-        return User.objects(phone=normalise_phone(phone or ""), erased_at=None).first()
+        return User.objects.active().filter(phone=normalise_phone(phone or "")).first()
     except ValidationFailed:
         return None
 
@@ -198,7 +201,8 @@ def register(
     require_city(city_code)
     referrer = None
     if referral_code:
-        referrer = User.objects(referral_code=referral_code.strip().upper(), erased_at=None).first()
+        code = referral_code.strip().upper()
+        referrer = User.objects.active().filter(referral_code=code).first()
         if referrer is None:
             raise ValidationFailed(
                 "invalid_referral_code",
@@ -229,24 +233,26 @@ def register(
         )
 
     user.pk = ObjectId()
-    for _ in range(5):
+    for attempt in range(REFERRAL_CODE_ATTEMPTS):
+        if attempt:
+            user.referral_code = new_referral_code()
         try:
             transaction(unit)
-            break
         except DuplicateKeyError as exc:
-            if "referral_code" in str(exc):
-                user.referral_code = new_referral_code()
-                continue
-            raise Conflict(
-                "account_exists", "An account with this email or phone already exists."
-            ) from exc
-    log.info("user_registered", user_id=str(user.pk), city=city_code)
-    return user
+            if "referral_code" not in str(exc):
+                raise Conflict(
+                    "account_exists", "An account with this email or phone already exists."
+                ) from exc
+            continue
+        log.info("user_registered", user_id=str(user.pk), city=city_code)
+        return user
+    # With ~10^12 codes, this many collisions in a row means the codes are not random.
+    raise RuntimeError(f"No free referral code in {REFERRAL_CODE_ATTEMPTS} attempts.")
 
 
 def authenticate(*, password: str, email: str | None = None, phone: str | None = None) -> User:
     """The same refusal for an unknown account and a wrong password."""
-    query: dict[str, Any] = {"erased_at": None}
+    query: dict[str, Any] = {}
     if email:
         query["email"] = normalise_email(email)
     else:
@@ -254,7 +260,7 @@ def authenticate(*, password: str, email: str | None = None, phone: str | None =
             query["phone"] = normalise_phone(phone or "")
         except ValidationFailed:
             query["phone"] = None
-    user = User.objects(**query).first() if query.get("email") or query.get("phone") else None
+    user = User.objects.active().filter(**query).first() if any(query.values()) else None
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
@@ -362,7 +368,9 @@ def referral_summary(user: User) -> dict[str, Any]:
 
 def grant_role(granted_by: Caller, user_id: str, role: str, city_codes: list[str]) -> RoleGrant:
     granted_by.require_admin()
-    target = get_or_404(User, user_id, erased_at=None)
+    target = find_active_owner(user_id)
+    if target is None:
+        raise NotFound(message="User not found.")
     if role != "admin":
         if not city_codes:
             raise ValidationFailed(

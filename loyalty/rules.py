@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from bson import ObjectId
-from mongoengine.queryset import QuerySet
 from pymongo.client_session import ClientSession
 
 from accounts.services import active_owner, city_timezone
@@ -114,25 +113,38 @@ def rule_document(code: str, session: ClientSession | None = None) -> dict[str, 
 
 
 def ensure_default_rules() -> None:
-    """Seed the defaults of PRODUCT.md; rules an admin changed are left alone."""
-    rules = EarningRule._get_collection()
-    for code, default in DEFAULT_RULES.items():
-        rules.update_one(
-            {"code": code},
-            {"$setOnInsert": {"code": code, "active": True, **default, "updated_at": utcnow()}},
-            upsert=True,
-        )
+    """Store the defaults of PRODUCT.md (the demo world does, so admins see them stored);
+    rules an admin changed are left alone."""
+    for code in DEFAULT_RULES:
+        _store_default(code)
 
 
-def list_rules(admin: Caller) -> QuerySet:
+def _store_default(code: str) -> None:
+    default = DEFAULT_RULES[code]
+    EarningRule._get_collection().update_one(
+        {"code": code},
+        {"$setOnInsert": {"code": code, "active": True, **default, "updated_at": utcnow()}},
+        upsert=True,
+    )
+
+
+def list_rules(admin: Caller) -> list[EarningRule]:
+    """Every rule, as an admin configured it or as its default; reading stores nothing."""
     admin.require_admin()
-    ensure_default_rules()
-    return EarningRule.objects.order_by("code")
+    stored = {rule.code: rule for rule in EarningRule.objects}
+    defaults = [
+        EarningRule(code=code, active=True, **default)
+        for code, default in DEFAULT_RULES.items()
+        if code not in stored
+    ]
+    return sorted([*stored.values(), *defaults], key=lambda rule: rule.code)
 
 
 def update_rule(admin: Caller, code: str, changes: dict[str, Any]) -> EarningRule:
+    """Change a rule; its first change stores it, from its default."""
     admin.require_admin()
-    ensure_default_rules()
+    if code in DEFAULT_RULES:
+        _store_default(code)
     rule = EarningRule.objects(code=code).first()
     if rule is None:
         raise NotFound(message=f"No earning rule {code!r}.")

@@ -11,10 +11,11 @@ import requests
 from app.clock import utcnow
 from app.db import transaction
 from app.outbox import OutboxEvent
-from events import tickets
+from events import registration, tickets
 from events.models import Event, Registration
 from loyalty.rules import award
-from tests.events.conftest import many_owners
+from tests.conftest import mongo_commands
+from tests.events.conftest import as_caller, many_owners
 from tests.support import make_city, make_person
 
 API = "/api/v1"
@@ -131,6 +132,30 @@ def test_drafts_and_other_cities_are_hidden(client, make_event):
         )
         assert response.status_code == 404, (method, path)
     assert client.get(f"{API}/events/not-an-id", headers=owner.headers).status_code == 404
+
+
+def test_an_event_page_costs_the_same_commands_for_one_event_as_for_many(client, make_event):
+    owner = make_person("SZ")
+    waiting = many_owners(3)
+
+    def page() -> tuple[list[int], Counter]:
+        with mongo_commands() as sent:
+            response = client.get(f"{API}/events", headers=owner.headers)
+        assert response.status_code == 200
+        return [event["waitlist_count"] for event in response.json["items"]], Counter(sent)
+
+    first = make_event(capacity=1, starts_in=timedelta(days=1))
+    for person in waiting[:2]:
+        registration.register(as_caller(person), str(first.pk))
+    counts, one_event = page()
+    assert counts == [1]
+
+    for days in (2, 3, 4):
+        event = make_event(capacity=1, starts_in=timedelta(days=days))
+        registration.register(as_caller(waiting[2]), str(event.pk))
+    counts, four_events = page()
+    assert counts == [1, 0, 0, 0]
+    assert four_events == one_event
 
 
 def test_list_published_soonest_first_with_filters(client, make_event):

@@ -23,7 +23,7 @@ def test_seats_then_waitlist_positions_in_order(make_event):
     assert [r.status for r in results] == [CONFIRMED] * 2 + [WAITLISTED] * 3
     assert [r.waitlist_position for r in results[2:]] == [1, 2, 3]
     event.reload()
-    assert event.seats_left == 0 and services.waitlist_count(event.pk) == 3
+    assert event.seats_left == 0 and services.waitlist_counts([event.pk]) == {event.pk: 3}
 
 
 def test_second_registration_is_refused(make_event):

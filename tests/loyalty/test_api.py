@@ -13,7 +13,8 @@ from bson import ObjectId
 
 from app.outbox import OutboxEvent
 from loyalty import reconciliation
-from loyalty.models import LedgerEntry, ReconciliationRun, Redemption, Reward
+from loyalty.models import EarningRule, LedgerEntry, ReconciliationRun, Redemption, Reward
+from loyalty.rules import DEFAULT_RULES
 from tests.loyalty.conftest import assert_invariants, earn, make_reward
 from tests.support import make_person
 
@@ -183,6 +184,19 @@ def test_admin_reversal_over_http_is_idempotent_and_admin_only(client, admin):
         assert missing.status_code == 404
     assert client.post(path, headers=admin.headers, json={"reason": ""}).status_code == 422
     assert assert_invariants(owner.id) == 50
+
+
+def test_reading_the_earning_rules_stores_nothing(client, admin):
+    rules = client.get("/api/v1/admin/earning-rules", headers=admin.headers).json
+    assert [rule["code"] for rule in rules] == sorted(DEFAULT_RULES)
+    assert {rule["code"]: rule["active"] for rule in rules} == dict.fromkeys(DEFAULT_RULES, True)
+    assert EarningRule.objects.count() == 0
+    client.put(
+        "/api/v1/admin/earning-rules/comment.created", headers=admin.headers, json={"points": 2}
+    )
+    assert [rule.code for rule in EarningRule.objects] == ["comment.created"]
+    listed = client.get("/api/v1/admin/earning-rules", headers=admin.headers).json
+    assert {rule["code"]: rule["points"] for rule in listed}["comment.created"] == 2
 
 
 def test_earning_rules_admin(client, admin):

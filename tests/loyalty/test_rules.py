@@ -55,6 +55,3 @@ def test_award_in_a_transaction_for_an_erased_owner_earns_nothing(app):
         transaction(lambda s: rules.award(s, owner.id, "vehicle.verified", key="x", source={}))
         is None
     )
-
-
-# --- reversals -------------------------------------------------------------------------
