@@ -36,7 +36,8 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
         RATELIMIT_KEY_PREFIX="ratelimit",
     )
     if settings["TRUSTED_PROXIES"]:
-        app.wsgi_app = ProxyFix(
+        # Flask's documented way to add WSGI middleware (its type says "method").
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings["TRUSTED_PROXIES"], x_proto=settings["TRUSTED_PROXIES"]
         )
 

@@ -25,7 +25,7 @@ from events.schemas import (
 
 blp = Blueprint("events", __name__, description="Local owner events run by circle leaders")
 blueprints = (blp,)
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 @blp.route("/events")

@@ -210,7 +210,7 @@ def update_event(caller: Caller, event_id: str, changes: dict[str, Any]) -> Even
     if event.status not in (DRAFT, PUBLISHED):
         raise Conflict("event_closed", f"A {event.status} event cannot be changed.")
     _check_times(*(changes.get(name, event[name]) for name in TIME_FIELDS))
-    sets = {
+    sets: dict[str, Any] = {
         name: as_utc(value) if name in TIME_FIELDS else value
         for name, value in changes.items()
         if name != "capacity"

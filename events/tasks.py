@@ -11,12 +11,12 @@ from workers.registry import handles
 
 
 @handles("event.cancelled", name="events.notify_cancelled")
-def notify_event_cancelled(event: DomainEvent, session: ClientSession | None) -> None:
+def notify_event_cancelled(event: DomainEvent, session: ClientSession) -> None:
     notices.notify_event_cancelled(session, event.subject_id, cause=event.id)
 
 
 @handles("registration.promoted", name="events.notify_promoted")
-def notify_promoted(event: DomainEvent, session: ClientSession | None) -> None:
+def notify_promoted(event: DomainEvent, session: ClientSession) -> None:
     notices.notify_promoted(
         session, event.payload["event_id"], event.payload["user_id"], cause=event.id
     )

@@ -44,7 +44,7 @@ rewards = Blueprint("rewards", __name__, description="Rewards catalog and redemp
 partners = Blueprint("partners", __name__, description="Partner systems crediting points")
 blueprints = (points, rewards, partners)
 
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 REFUSALS = "`insufficient_points`, `out_of_stock`, `limit_reached`, `tier_too_low`, `not_in_city`"
 
 

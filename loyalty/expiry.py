@@ -4,6 +4,7 @@ days before."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -35,9 +36,7 @@ def expire_due(now: datetime | None = None, batch: int = 500) -> int:
             )
         )
         for lot in due:
-            written += transaction(
-                lambda session, lot_id=lot["_id"]: _expire_lot(session, lot_id, now)
-            )
+            written += transaction(partial(_expire_lot, lot_id=lot["_id"], now=now))
         if len(due) < batch:
             break
     if written:
@@ -105,9 +104,7 @@ def warn_expiring(now: datetime | None = None) -> int:
         )
         return 1
 
-    warned = sum(
-        transaction(lambda session, lot_id=lot["_id"]: warn(session, lot_id)) for lot in due
-    )
+    warned = sum(transaction(partial(warn, lot_id=lot["_id"])) for lot in due)
     if warned:
         log.info("points_expiry_warned", lots=warned)
     return warned

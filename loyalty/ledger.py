@@ -221,6 +221,7 @@ def write(session: ClientSession, movement: Movement, now: datetime) -> dict[str
         if account is None:
             raise Conflict("insufficient_points", "Not enough points.")
         entry["lots"] = _consume(session, movement, -movement.amount)
+    assert account is not None  # an upsert always finds the document it wrote
     entry["balance_after"] = account["balance"]
     LedgerEntry._get_collection().insert_one(entry, session=session)
     return entry

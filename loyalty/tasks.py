@@ -17,7 +17,7 @@ from workers.registry import handles
 
 
 @handles("vehicle.verified", name="loyalty.welcome_points")
-def welcome_points(event: DomainEvent, session: ClientSession | None) -> None:
+def welcome_points(event: DomainEvent, session: ClientSession) -> None:
     owner_id = event.payload["owner_id"]
     if event.payload.get("first_verified_vehicle"):
         rules.award_for_event(
@@ -26,7 +26,7 @@ def welcome_points(event: DomainEvent, session: ClientSession | None) -> None:
 
 
 @handles("referral.completed", name="loyalty.referral_points")
-def referral_points(event: DomainEvent, session: ClientSession | None) -> None:
+def referral_points(event: DomainEvent, session: ClientSession) -> None:
     referee = event.payload["referee_id"]
     rules.award_for_event(
         session,
@@ -41,7 +41,7 @@ def referral_points(event: DomainEvent, session: ClientSession | None) -> None:
 
 
 @handles("event.attended", name="loyalty.attendance_points")
-def attendance_points(event: DomainEvent, session: ClientSession | None) -> None:
+def attendance_points(event: DomainEvent, session: ClientSession) -> None:
     payload = event.payload
     rules.award_for_event(
         session,
@@ -54,21 +54,21 @@ def attendance_points(event: DomainEvent, session: ClientSession | None) -> None
 
 
 @handles("post.published", name="loyalty.post_points")
-def post_points(event: DomainEvent, session: ClientSession | None) -> None:
+def post_points(event: DomainEvent, session: ClientSession) -> None:
     rules.award_for_event(
         session, event, "post.published", event.payload.get("author_id") or event.actor_id
     )
 
 
 @handles("comment.created", name="loyalty.comment_points")
-def comment_points(event: DomainEvent, session: ClientSession | None) -> None:
+def comment_points(event: DomainEvent, session: ClientSession) -> None:
     rules.award_for_event(
         session, event, "comment.created", event.payload.get("author_id") or event.actor_id
     )
 
 
 @handles("reconciliation.requested", name="loyalty.start_reconciliation", transactional=False)
-def start_reconciliation(event: DomainEvent, session: ClientSession | None) -> None:
+def start_reconciliation(event: DomainEvent, session: None) -> None:
     # A run can outlast the domain-event actor's time limit and must not be one
     # transaction: hand it to its own actor. A second delivery finds the run claimed.
     reconcile.send(event.subject_id)

@@ -80,13 +80,17 @@ class Servers:
     redis_dir: Path | None = None
     redis_port: int | None = None
 
-    def stop_redis(self) -> None:
+    @contextlib.contextmanager
+    def redis_down(self) -> Iterator[None]:
+        """`with servers.redis_down():` the embedded Redis is stopped for the block, and
+        started again on its port after it, whatever the block raised."""
         assert self.redis is not None, "only an embedded Redis can be stopped by tests"
-        self.redis.stop()
-
-    def start_redis_again(self) -> None:
         assert self.redis_dir is not None
-        self.redis = start_redis(self.redis_dir, port=self.redis_port)
+        self.redis.stop()
+        try:
+            yield
+        finally:
+            self.redis = start_redis(self.redis_dir, port=self.redis_port)
 
 
 @pytest.fixture(scope="session")

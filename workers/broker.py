@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import traceback
+from typing import Any
 
 import dramatiq
 import redis
@@ -22,6 +23,7 @@ import structlog
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis
 from dramatiq.middleware import Middleware
+from flask import ctx
 
 log = structlog.get_logger()
 
@@ -34,7 +36,7 @@ class AppContext(Middleware):
 
     def __init__(self, app) -> None:
         self.app = app
-        self.contexts: dict[int, object] = {}
+        self.contexts: dict[int, ctx.AppContext] = {}
 
     def before_process_message(self, broker, message) -> None:
         context = self.app.app_context()
@@ -117,15 +119,22 @@ class RequeueOrphans(Middleware):
                 log.warning("requeue_orphans_failed", error=str(exc))
 
 
+class ConfiguredBroker(RedisBroker):
+    """The Redis broker, remembering the URL it was configured with."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url=url, **options)
+        self.configured_url = url
+
+
 def configure_broker(redis_url: str, heartbeat_timeout_ms: int = 60_000) -> RedisBroker:
     """Create the Redis broker and make it Dramatiq's global broker (idempotent per URL)."""
     current = dramatiq.get_broker() if _has_broker() else None
-    if isinstance(current, RedisBroker) and getattr(current, "_configured_url", None) == redis_url:
+    if isinstance(current, ConfiguredBroker) and current.configured_url == redis_url:
         return current
-    broker = RedisBroker(
-        url=redis_url, heartbeat_timeout=heartbeat_timeout_ms, dead_message_ttl=_WEEK_MS
+    broker = ConfiguredBroker(
+        redis_url, heartbeat_timeout=heartbeat_timeout_ms, dead_message_ttl=_WEEK_MS
     )
-    broker._configured_url = redis_url
     broker.add_middleware(DeadLetters())
     dramatiq.set_broker(broker)
     return broker

@@ -19,6 +19,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
@@ -28,7 +29,8 @@ from app.db import transaction
 from app.outbox import DomainEvent
 from workers.models import HandledEvent
 
-HandlerFunc = Callable[[DomainEvent, ClientSession | None], None]
+# A transactional handler gets the transaction's ClientSession, another one None.
+HandlerFunc = Callable[[DomainEvent, Any], None]
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class Handler:
     batch_size: int
 
     @property
-    def message_options(self) -> dict[str, int]:
+    def message_options(self) -> dict[str, Any]:
         return {
             "max_retries": self.max_retries,
             "min_backoff": self.min_backoff_ms,

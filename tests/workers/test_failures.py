@@ -30,8 +30,7 @@ def emit(type_: str, **payload) -> str:
 def test_redis_down_requests_succeed_and_events_wait_then_arrive_once(client, background, servers):
     make_city("SZ")
     background("worker", "dispatcher", EXTRA_HANDLER_MODULES=HANDLERS)
-    servers.stop_redis()
-    try:
+    with servers.redis_down():
         for number in range(5):
             response = client.post(
                 "/api/v1/auth/register",
@@ -50,8 +49,6 @@ def test_redis_down_requests_succeed_and_events_wait_then_arrive_once(client, ba
         waiting = [e.pk for e in OutboxEvent.objects(type="user.registered")]
         assert len(waiting) == 5
         assert outbox_figures()[0] == OutboxEvent.objects.count()  # all still waiting
-    finally:
-        servers.start_redis_again()
 
     wait_until(
         lambda: set(results()) == set(waiting), timeout=60, message="every waiting event handled"
