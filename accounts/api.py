@@ -14,7 +14,7 @@ from flask_jwt_extended import (
     jwt_required,
 )
 
-from accounts import services
+from accounts import ownership, services
 from accounts.models import City, User, Vehicle
 from accounts.schemas import (
     AccessTokenSchema,
@@ -247,7 +247,7 @@ class MyVehicles(MethodView):
     @vehicles.doc(security=[{"bearer": []}])
     def post(self, data):
         """Add a vehicle for verification"""
-        return services.add_vehicle(caller().user, **data)
+        return ownership.add_vehicle(caller().user, **data)
 
 
 @vehicles.route("/vehicles")
@@ -259,7 +259,7 @@ class VehicleQueue(MethodView):
     @vehicles.doc(security=[{"bearer": []}])
     def get(self, args):
         """Verification queue of the caller's cities (circle leaders, admins)"""
-        queue = services.verification_queue(caller(), args["status"], args.get("city"))
+        queue = ownership.verification_queue(caller(), args["status"], args.get("city"))
         return paginate(queue, args["cursor"], args["limit"], order=("created_at", "id"))
 
 
@@ -272,7 +272,7 @@ class VerifyVehicle(MethodView):
     @vehicles.doc(security=[{"bearer": []}])
     def post(self, vehicle_id):
         """Verify ownership (circle leader of the owner's city, admin)"""
-        return services.verify_vehicle(caller(), vehicle_id)
+        return ownership.verify_vehicle(caller(), vehicle_id)
 
 
 @vehicles.route("/vehicles/<vehicle_id>/reject")
@@ -285,4 +285,4 @@ class RejectVehicle(MethodView):
     @vehicles.doc(security=[{"bearer": []}])
     def post(self, data, vehicle_id):
         """Reject ownership (circle leader of the owner's city, admin)"""
-        return services.reject_vehicle(caller(), vehicle_id, data["reason"])
+        return ownership.reject_vehicle(caller(), vehicle_id, data["reason"])

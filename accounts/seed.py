@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from accounts import services
+from accounts import ownership, services
 from accounts.models import (
     ADMIN,
     AMBASSADOR,
@@ -83,7 +83,7 @@ def seed_people() -> list[str]:
             )
             vin = f"{vin_prefix}{index:05d}"
             if not Vehicle.objects(vin=vin).first():
-                services.add_vehicle(owner, vin, "smart #1" if number == 1 else "smart #3", None)
+                ownership.add_vehicle(owner, vin, "smart #1" if number == 1 else "smart #3", None)
         lines.append(f"city {code}: leader, ambassador, 2 owners with pending vehicles")
     lines.append(f"demo accounts use the password {DEMO_PASSWORD!r}")
     return lines

@@ -1,4 +1,5 @@
-"""Accounts: sign-up, login, profile, role grants, cities and vehicle verification.
+"""Accounts: sign-up, login, profile, erasure, role grants and cities, and what other
+domains may read of an owner (vehicles and their verification: `accounts.ownership`).
 
 Write-side functions change state (with their domain events in the same transaction) and
 log; they never talk to Redis. Callers get domain exceptions for every refusal.
@@ -6,9 +7,8 @@ log; they never talk to Redis. Callers get domain exceptions for every refusal.
 
 from __future__ import annotations
 
-import re
 import secrets
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import phonenumbers
@@ -21,34 +21,29 @@ from mongoengine.errors import NotUniqueError
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
+# Accounts' vocabulary, which other domains take from here: the role that runs a city, the
+# locales an owner reads, the time zone of a city that names none.
+from accounts.models import CIRCLE_LEADER as CIRCLE_LEADER
+from accounts.models import DEFAULT_TIMEZONE as DEFAULT_TIMEZONE
+from accounts.models import LOCALES as LOCALES
 from accounts.models import (
-    CIRCLE_LEADER,
-    DEFAULT_TIMEZONE,
     NOT_ERASED,
-    VEHICLE_PENDING,
-    VEHICLE_REJECTED,
-    VEHICLE_VERIFIED,
     City,
     RoleGrant,
     User,
     Vehicle,
     new_referral_code,
 )
-
-# Other domains take accounts' vocabulary from here: the locales, like CIRCLE_LEADER and
-# DEFAULT_TIMEZONE above.
-from accounts.models import LOCALES as LOCALES
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, object_id, transaction
-from app.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from app.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from app.outbox import record_event
 
 log = structlog.get_logger()
 _hasher = PasswordHasher()
 # Verified against when the account does not exist, so both failures cost the same time.
 _DUMMY_HASH = _hasher.hash("timing-equaliser")
-_VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
 # A sign-up whose random referral code is taken draws another, this many times at most.
 REFERRAL_CODE_ATTEMPTS = 5
 
@@ -395,118 +390,6 @@ def revoke_role(revoked_by: Caller, grant_id: str) -> None:
     grant = get_or_404(RoleGrant, grant_id)
     grant.delete()
     log.info("role_revoked", grant_id=grant_id, user_id=str(grant.user_id), by=revoked_by.id)
-
-
-# --- vehicles --------------------------------------------------------------------------
-
-
-def normalise_vin(vin: str) -> str:
-    value = vin.strip().upper()
-    if not _VIN.match(value):
-        raise ValidationFailed(
-            "invalid_vin",
-            "A VIN is 17 characters of A-Z and 0-9, without I, O or Q.",
-            errors={"vin": ["Not a valid VIN."]},
-        )
-    return value
-
-
-def add_vehicle(owner: User, vin: str, model: str, delivered_on: date | None = None) -> Vehicle:
-    vehicle = Vehicle(
-        owner_id=owner.pk,
-        vin=normalise_vin(vin),
-        model=model.strip(),
-        delivered_on=delivered_on,
-        city_code=owner.city_code,
-    )
-    try:
-        vehicle.save(force_insert=True)
-    except Exception as exc:
-        if _is_duplicate(exc):
-            raise Conflict("vin_taken", "This VIN is already registered.") from exc
-        raise
-    log.info("vehicle_added", vehicle_id=str(vehicle.pk), owner_id=str(owner.pk))
-    return vehicle
-
-
-def verification_queue(caller: Caller, status: str, city: str | None):
-    """Vehicles a circle leader (or admin) may review, scoped to the caller's cities."""
-    cities = caller.cities_for(CIRCLE_LEADER)
-    if cities is not None and not cities:
-        raise Forbidden(message="Only circle leaders and admins review vehicles.")
-    query = Vehicle.objects(status=status)
-    if city:
-        if cities is not None and city not in cities:
-            raise Forbidden(message="You do not lead this city.")
-        return query.filter(city_code=city)
-    return query if cities is None else query.filter(city_code__in=sorted(cities))
-
-
-def _review(caller: Caller, vehicle_id: str, status: str, reason: str | None) -> Vehicle:
-    vehicle = get_or_404(Vehicle, vehicle_id)
-    caller.require(vehicle.city_code, CIRCLE_LEADER)
-
-    def unit(session: ClientSession) -> bool:
-        vehicles = Vehicle._get_collection()
-        changes: dict[str, Any] = {
-            "status": status,
-            "reviewed_by": caller.user.pk,
-            "reviewed_at": utcnow(),
-        }
-        if reason:
-            changes["rejection_reason"] = reason
-        reviewed = vehicles.update_one(
-            {"_id": vehicle.pk, "status": VEHICLE_PENDING}, {"$set": changes}, session=session
-        )
-        if not reviewed.matched_count:
-            return False
-        if status == VEHICLE_VERIFIED:
-            _on_verified(session, vehicle, caller)
-        return True
-
-    if not transaction(unit):
-        raise Conflict("not_pending", "This vehicle has already been reviewed.")
-    log.info("vehicle_reviewed", vehicle_id=vehicle_id, status=status, by=caller.id)
-    vehicle.reload()
-    return vehicle
-
-
-def _on_verified(session: ClientSession, vehicle: Vehicle, caller: Caller) -> None:
-    users = User._get_collection()
-    owner = users.find_one({"_id": vehicle.owner_id}, session=session)
-    users.update_one({"_id": vehicle.owner_id}, {"$set": {"verified_owner": True}}, session=session)
-    first = owner is not None and not owner.get("verified_owner", False)
-    record_event(
-        session,
-        "vehicle.verified",
-        subject_type="vehicle",
-        subject_id=vehicle.pk,
-        actor_id=caller.user.pk,
-        city_code=vehicle.city_code,
-        payload={
-            "owner_id": str(vehicle.owner_id),
-            "vin": vehicle.vin,
-            "model": vehicle.model,
-            "first_verified_vehicle": first,
-        },
-    )
-    if first and owner.get("referred_by"):
-        record_event(
-            session,
-            "referral.completed",
-            subject_type="user",
-            subject_id=vehicle.owner_id,
-            city_code=vehicle.city_code,
-            payload={"referrer_id": str(owner["referred_by"]), "referee_id": str(vehicle.owner_id)},
-        )
-
-
-def verify_vehicle(caller: Caller, vehicle_id: str) -> Vehicle:
-    return _review(caller, vehicle_id, VEHICLE_VERIFIED, None)
-
-
-def reject_vehicle(caller: Caller, vehicle_id: str, reason: str) -> Vehicle:
-    return _review(caller, vehicle_id, VEHICLE_REJECTED, reason)
 
 
 def _is_duplicate(exc: Exception) -> bool:
