@@ -9,7 +9,7 @@ from flask import current_app, request
 from flask.views import MethodView
 from flask_jwt_extended import get_jwt, jwt_required
 
-from accounts import services
+from accounts import ownership, services
 from accounts.models import City, Vehicle
 from accounts.schemas import (
     CityCreateSchema,
@@ -32,11 +32,11 @@ from accounts.schemas import (
     VehicleQueueArgsSchema,
     VehicleSchema,
 )
+from app import domains
 from app.auth import Caller, caller, login_required
 from app.extensions import limiter
 from app.privacy import export_personal_data
 from app.web import Blueprint, PageArgsSchema, page_of, paginate
-from loyalty.services import tier_of
 
 accounts = Blueprint("accounts", __name__, description="Sign-up, login, profile, roles")
 cities = Blueprint("cities", __name__, description="Markets the brand operates in")
@@ -88,9 +88,10 @@ def user_document(found: Caller) -> dict[str, Any]:
         "locale": user.locale,
         "roles": found.roles,
         "verified_owner": user.verified_owner,
-        "tier": tier_of(user.pk),
         "referral_code": user.referral_code,
         "created_at": user.created_at,
+        # The loyalty tier, from the domains that add to a profile.
+        **domains.profile_fields(user.pk),
     }
 
 
@@ -322,7 +323,7 @@ class MyVehicles(MethodView):
     @vehicles.doc(security=[{"bearer": []}])
     def post(self, data):
         """Add a vehicle for verification"""
-        return services.add_vehicle(caller().user, **data)
+        return ownership.add_vehicle(caller().user, **data)
 
 
 @vehicles.route("/vehicles")
@@ -334,7 +335,7 @@ class VehicleQueue(MethodView):
     @vehicles.doc(security=[{"bearer": []}])
     def get(self, args):
         """Verification queue of the caller's cities (circle leaders, admins)"""
-        queue = services.verification_queue(caller(), args["status"], args.get("city"))
+        queue = ownership.verification_queue(caller(), args["status"], args.get("city"))
         return paginate(queue, args["cursor"], args["limit"], order=("created_at", "id"))
 
 
@@ -348,7 +349,7 @@ class VerifyVehicle(MethodView):
     @vehicles.doc(security=[{"bearer": []}])
     def post(self, vehicle_id):
         """Verify ownership (circle leader of the owner's city, admin)"""
-        return services.verify_vehicle(caller(), vehicle_id)
+        return ownership.verify_vehicle(caller(), vehicle_id)
 
 
 @vehicles.route("/vehicles/<vehicle_id>/reject")
@@ -362,4 +363,4 @@ class RejectVehicle(MethodView):
     @vehicles.doc(security=[{"bearer": []}])
     def post(self, data, vehicle_id):
         """Reject ownership (circle leader of the owner's city, admin)"""
-        return services.reject_vehicle(caller(), vehicle_id, data["reason"])
+        return ownership.reject_vehicle(caller(), vehicle_id, data["reason"])

@@ -18,6 +18,7 @@ from mongoengine import (
     ObjectIdField,
     StringField,
 )
+from mongoengine.queryset import QuerySet
 
 from app.clock import utcnow
 
@@ -83,6 +84,17 @@ class PasswordReset(EmbeddedDocument):
     tries_left = IntField(required=True)
 
 
+# The accounts that count: an erased account keeps its row (ledger totals and event figures
+# point at it) but is nobody any more. For queries through pymongo (inside a transaction).
+NOT_ERASED = {"erased_at": None}
+
+
+class UserQuerySet(QuerySet):
+    def active(self) -> QuerySet:
+        """Accounts that were not erased."""
+        return self.filter(__raw__=NOT_ERASED)
+
+
 class User(Document):
     email = StringField(unique=True, sparse=True)
     phone = StringField(unique=True, sparse=True)
@@ -105,6 +117,7 @@ class User(Document):
 
     meta = {
         "collection": "users",
+        "queryset_class": UserQuerySet,
         "indexes": [
             ("city_code", "created_at"),
             ("city_code", "verified_owner"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from accounts import services
+from accounts import ownership, services
 from accounts.models import (
     ADMIN,
     AMBASSADOR,
@@ -13,6 +13,7 @@ from accounts.models import (
     User,
     Vehicle,
 )
+from app.auth import Caller, load_caller
 
 DEMO_CITIES = (
     ("SZ", "Shenzhen", "Guangdong"),
@@ -56,6 +57,12 @@ def _ensure_user(email: str, name: str, city_code: str) -> User:
     )
 
 
+def demo_leader(city_code: str) -> Caller | None:
+    """The demo circle leader of a city, as a caller: other domains' demo data is theirs."""
+    leader = User.objects(email=f"circle-leader.{city_code.lower()}@demo.example").first()
+    return load_caller(leader.pk) if leader else None
+
+
 def seed_people() -> list[str]:
     """Cities, a circle leader and an ambassador per city, and owners with vehicles; the
     lines name every demo account, so that one can sign in as any of them."""
@@ -79,7 +86,7 @@ def seed_people() -> list[str]:
             )
             vin = f"{vin_prefix}{index:05d}"
             if not Vehicle.objects(vin=vin).first():
-                services.add_vehicle(owner, vin, "smart #1" if number == 1 else "smart #3", None)
+                ownership.add_vehicle(owner, vin, "smart #1" if number == 1 else "smart #3", None)
             accounts.append((owner.email, "owner", code))
         lines.append(f"city {code}: leader, ambassador, 2 owners with pending vehicles")
     lines.append(f"demo accounts, all with the password {DEMO_PASSWORD!r}:")

@@ -1,5 +1,6 @@
-"""Accounts: sign-up, login and device sessions, passwords, profile, role grants, cities
-and vehicle verification.
+"""Accounts: sign-up, login and device sessions, passwords, profile, erasure, role grants
+and cities, and what other domains may read of an owner (vehicles and their verification:
+`accounts.ownership`).
 
 Write-side functions change state (with their domain events in the same transaction) and
 log; they never talk to Redis. Callers get domain exceptions for every refusal.
@@ -9,13 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 from collections.abc import Collection
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import Any, Protocol
 
 import phonenumbers
 import structlog
@@ -29,24 +28,26 @@ from pymongo.errors import DuplicateKeyError
 
 from accounts.models import (
     ADMIN,
-    CIRCLE_LEADER,
-    DEFAULT_TIMEZONE,
     MAX_SESSIONS,
-    VEHICLE_PENDING,
-    VEHICLE_REJECTED,
-    VEHICLE_VERIFIED,
+    NOT_ERASED,
     City,
     RoleGrant,
     User,
     Vehicle,
     new_referral_code,
 )
+
+# Accounts' vocabulary, which other domains take from here: the role that runs a city, the
+# locales an owner reads, the time zone of a city that names none.
+from accounts.models import AMBASSADOR as AMBASSADOR
+from accounts.models import CIRCLE_LEADER as CIRCLE_LEADER
+from accounts.models import DEFAULT_TIMEZONE as DEFAULT_TIMEZONE
+from accounts.models import LOCALES as LOCALES
 from app.auth import ACCOUNT_BANNED, SESSION_ENDED, Caller, issue_tokens
 from app.clock import utcnow
 from app.db import get_or_404, object_id, transaction
 from app.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from app.outbox import record_event
-from app.privacy import exporter
 from notifications.push import PushMessage, provider_from_config
 from notifications.templates import render
 
@@ -54,11 +55,19 @@ log = structlog.get_logger()
 _hasher = PasswordHasher()
 # Verified against when the account does not exist, so both failures cost the same time.
 _DUMMY_HASH = _hasher.hash("timing-equaliser")
-_VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
-# No vehicle of the brand was delivered before this; earlier dates are typos.
-EARLIEST_DELIVERY = date(1990, 1, 1)
 RESET_CODE_TTL = timedelta(minutes=10)
 RESET_CODE_TRIES = 5
+# A sign-up whose random referral code is taken draws another, this many times at most.
+REFERRAL_CODE_ATTEMPTS = 5
+
+
+class Owner(Protocol):
+    """An account as other domains receive it (a caller's `user`): what they may read of
+    it. They never load `User` documents themselves, but call the functions below."""
+
+    pk: ObjectId
+    city_code: str
+    verified_owner: bool
 
 
 # --- identifiers -----------------------------------------------------------------------
@@ -145,8 +154,9 @@ def city_timezones() -> dict[str, str]:
     return {city.code: city.timezone for city in City.objects.only("code", "timezone")}
 
 
-def member_counts(city_code: str, until: datetime) -> dict[str, int]:
-    """Active accounts of a city created before `until`, and how many are verified owners."""
+def city_figures(city_code: str, start: datetime, end: datetime) -> dict[str, int]:
+    """Accounts' part of a city's figures: its members (active accounts created before
+    `end`, whenever they joined) and how many of them are verified owners."""
     counts = {
         row["_id"]: row["count"]
         for row in User._get_collection().aggregate(
@@ -154,8 +164,8 @@ def member_counts(city_code: str, until: datetime) -> dict[str, int]:
                 {
                     "$match": {
                         "city_code": city_code,
-                        "created_at": {"$lt": until},
-                        "erased_at": None,
+                        "created_at": {"$lt": end},
+                        **NOT_ERASED,
                     }
                 },
                 {"$group": {"_id": "$verified_owner", "count": {"$sum": 1}}},
@@ -176,7 +186,7 @@ def active_owner(
     if oid is None:
         return None
     return User._get_collection().find_one(
-        {"_id": oid, "erased_at": None}, dict.fromkeys(fields, 1), session=session
+        {"_id": oid, **NOT_ERASED}, dict.fromkeys(fields, 1), session=session
     )
 
 
@@ -184,9 +194,9 @@ def find_active_owner(user_id: str | None = None, phone: str | None = None) -> U
     """An owner named by id or by phone number (in any format), as partner systems do."""
     if user_id:
         oid = object_id(user_id)
-        return User.objects(pk=oid, erased_at=None).first() if oid else None
+        return User.objects.active().filter(pk=oid).first() if oid else None
     try:
-        return User.objects(phone=normalise_phone(phone or ""), erased_at=None).first()
+        return User.objects.active().filter(phone=normalise_phone(phone or "")).first()
     except ValidationFailed:
         return None
 
@@ -213,7 +223,8 @@ def register(
     require_city(city_code)
     referrer = None
     if referral_code:
-        referrer = User.objects(referral_code=referral_code.strip().upper(), erased_at=None).first()
+        code = referral_code.strip().upper()
+        referrer = User.objects.active().filter(referral_code=code).first()
         if referrer is None:
             raise ValidationFailed(
                 "invalid_referral_code",
@@ -244,19 +255,21 @@ def register(
         )
 
     user.pk = ObjectId()
-    for _ in range(5):
+    for attempt in range(REFERRAL_CODE_ATTEMPTS):
+        if attempt:
+            user.referral_code = new_referral_code()
         try:
             transaction(unit)
-            break
         except DuplicateKeyError as exc:
-            if "referral_code" in str(exc):
-                user.referral_code = new_referral_code()
-                continue
-            raise Conflict(
-                "account_exists", "An account with this email or phone already exists."
-            ) from exc
-    log.info("user_registered", user_id=str(user.pk), city=city_code)
-    return user
+            if "referral_code" not in str(exc):
+                raise Conflict(
+                    "account_exists", "An account with this email or phone already exists."
+                ) from exc
+            continue
+        log.info("user_registered", user_id=str(user.pk), city=city_code)
+        return user
+    # With ~10^12 codes, this many collisions in a row means the codes are not random.
+    raise RuntimeError(f"No free referral code in {REFERRAL_CODE_ATTEMPTS} attempts.")
 
 
 def _account(email: str | None, phone: str | None) -> User | None:
@@ -268,7 +281,7 @@ def _account(email: str | None, phone: str | None) -> User | None:
             query = {"phone": normalise_phone(phone or "")}
         except ValidationFailed:
             return None
-    return User.objects(erased_at=None, **query).first()
+    return User.objects.active().filter(**query).first()
 
 
 def authenticate(*, password: str, email: str | None = None, phone: str | None = None) -> User:
@@ -511,7 +524,6 @@ def update_profile(user: User, changes: dict[str, Any]) -> User:
     return user
 
 
-@exporter("account")
 def export_account(user_id: Any) -> dict[str, Any]:
     user = User.objects.get(pk=user_id)
     return {
@@ -641,8 +653,10 @@ def add_role_grant(
 
 def grant_role(granted_by: Caller, user_id: str, role: str, city_codes: list[str]) -> RoleGrant:
     granted_by.require_admin()
-    target = get_or_404(User, user_id, erased_at=None)
-    if role != ADMIN:
+    target = find_active_owner(user_id)
+    if target is None:
+        raise NotFound(message="User not found.")
+    if role != "admin":
         if not city_codes:
             raise ValidationFailed(
                 "city_codes_required",
@@ -680,135 +694,6 @@ def copy_grants_to_users() -> int:
     for user_id in user_ids:
         transaction(partial(_copy_grants_to_user, user_id=user_id))
     return len(user_ids)
-
-
-# --- vehicles --------------------------------------------------------------------------
-
-
-def normalise_vin(vin: str) -> str:
-    value = vin.strip().upper()
-    if not _VIN.match(value):
-        raise ValidationFailed(
-            "invalid_vin",
-            "A VIN is 17 characters of A-Z and 0-9, without I, O or Q.",
-            errors={"vin": ["Not a valid VIN."]},
-        )
-    return value
-
-
-def _check_delivery_date(delivered_on: date, city_code: str) -> None:
-    # "Today" is the owner's: early in a Shenzhen morning, UTC is still on yesterday's date.
-    today = utcnow().astimezone(ZoneInfo(city_timezone(city_code))).date()
-    if not EARLIEST_DELIVERY <= delivered_on <= today:
-        raise ValidationFailed(
-            "date_out_of_range",
-            "The delivery date is not plausible.",
-            errors={"delivered_on": [f"Must be from {EARLIEST_DELIVERY} to {today}."]},
-        )
-
-
-def add_vehicle(owner: User, vin: str, model: str, delivered_on: date | None = None) -> Vehicle:
-    if delivered_on is not None:
-        _check_delivery_date(delivered_on, owner.city_code)
-    vehicle = Vehicle(
-        owner_id=owner.pk,
-        vin=normalise_vin(vin),
-        model=model.strip(),
-        delivered_on=delivered_on,
-        city_code=owner.city_code,
-    )
-    try:
-        vehicle.save(force_insert=True)
-    except Exception as exc:
-        if _is_duplicate(exc):
-            raise Conflict("vin_taken", "This VIN is already registered.") from exc
-        raise
-    log.info("vehicle_added", vehicle_id=str(vehicle.pk), owner_id=str(owner.pk))
-    return vehicle
-
-
-def verification_queue(caller: Caller, status: str, city: str | None):
-    """Vehicles a circle leader (or admin) may review, scoped to the caller's cities."""
-    cities = caller.cities_for(CIRCLE_LEADER)
-    if cities is not None and not cities:
-        raise Forbidden(message="Only circle leaders and admins review vehicles.")
-    query = Vehicle.objects(status=status)
-    if city:
-        if cities is not None and city not in cities:
-            raise Forbidden(message="You do not lead this city.")
-        return query.filter(city_code=city)
-    return query if cities is None else query.filter(city_code__in=sorted(cities))
-
-
-def _review(caller: Caller, vehicle_id: str, status: str, reason: str | None) -> Vehicle:
-    """Verify or reject a pending vehicle. Nobody reviews their own, admins included:
-    verifying makes a verified owner and pays welcome points."""
-    vehicle = get_or_404(Vehicle, vehicle_id)
-    caller.require(vehicle.city_code, CIRCLE_LEADER)
-    if vehicle.owner_id == caller.user.pk:
-        raise Forbidden("own_vehicle", "Someone else must review your own vehicle.")
-
-    def unit(session: ClientSession) -> bool:
-        vehicles = Vehicle._get_collection()
-        changes: dict[str, Any] = {
-            "status": status,
-            "reviewed_by": caller.user.pk,
-            "reviewed_at": utcnow(),
-        }
-        if reason:
-            changes["rejection_reason"] = reason
-        reviewed = vehicles.update_one(
-            {"_id": vehicle.pk, "status": VEHICLE_PENDING}, {"$set": changes}, session=session
-        )
-        if not reviewed.matched_count:
-            return False
-        if status == VEHICLE_VERIFIED:
-            _on_verified(session, vehicle, caller)
-        return True
-
-    if not transaction(unit):
-        raise Conflict("not_pending", "This vehicle has already been reviewed.")
-    log.info("vehicle_reviewed", vehicle_id=vehicle_id, status=status, by=caller.id)
-    vehicle.reload()
-    return vehicle
-
-
-def _on_verified(session: ClientSession, vehicle: Vehicle, caller: Caller) -> None:
-    users = User._get_collection()
-    owner = users.find_one({"_id": vehicle.owner_id}, session=session)
-    users.update_one({"_id": vehicle.owner_id}, {"$set": {"verified_owner": True}}, session=session)
-    first = owner is not None and not owner.get("verified_owner", False)
-    record_event(
-        session,
-        "vehicle.verified",
-        subject_type="vehicle",
-        subject_id=vehicle.pk,
-        actor_id=caller.user.pk,
-        city_code=vehicle.city_code,
-        payload={
-            "owner_id": str(vehicle.owner_id),
-            "vin": vehicle.vin,
-            "model": vehicle.model,
-            "first_verified_vehicle": first,
-        },
-    )
-    if first and owner.get("referred_by"):
-        record_event(
-            session,
-            "referral.completed",
-            subject_type="user",
-            subject_id=vehicle.owner_id,
-            city_code=vehicle.city_code,
-            payload={"referrer_id": str(owner["referred_by"]), "referee_id": str(vehicle.owner_id)},
-        )
-
-
-def verify_vehicle(caller: Caller, vehicle_id: str) -> Vehicle:
-    return _review(caller, vehicle_id, VEHICLE_VERIFIED, None)
-
-
-def reject_vehicle(caller: Caller, vehicle_id: str, reason: str) -> Vehicle:
-    return _review(caller, vehicle_id, VEHICLE_REJECTED, reason)
 
 
 def _is_duplicate(exc: Exception) -> bool:

@@ -10,6 +10,7 @@ from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as app_config
+from app import domains
 from app.web import JSONProvider
 
 # Swagger UI's files come with the `swagger-ui-bundle` package and are served by the app,
@@ -42,7 +43,8 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
         RATELIMIT_KEY_PREFIX="ratelimit",
     )
     if settings["TRUSTED_PROXIES"]:
-        app.wsgi_app = ProxyFix(
+        # Flask's documented way to add WSGI middleware (its type says "method").
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings["TRUSTED_PROXIES"], x_proto=settings["TRUSTED_PROXIES"]
         )
 
@@ -67,7 +69,7 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
     )
     errors.init_app(app)
     auth.init_app(app)
-    _register_blueprints(app, api)
+    _install_domains(app, api)
 
     from app import cli, health
 
@@ -85,18 +87,11 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def _register_blueprints(app: Flask, api) -> None:
-    from accounts.api import blueprints as account_blueprints
-    from events.api import blueprints as event_blueprints
-    from loyalty.api import blueprints as loyalty_blueprints
-    from notifications.api import blueprints as notification_blueprints
-    from workers.api import blueprints as worker_blueprints
-
-    for blueprint in (
-        *account_blueprints,
-        *notification_blueprints,
-        *worker_blueprints,
-        *loyalty_blueprints,
-        *event_blueprints,
-    ):
+def _install_domains(app: Flask, api) -> None:
+    """What the installed domains bring (app/domains.py): their blueprints under /api/v1,
+    their metrics collectors for /metrics, and their operator commands."""
+    for blueprint in domains.blueprints():
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
+    app.extensions["metrics_collectors"] = domains.metrics_collectors()
+    for command in domains.commands():
+        app.cli.add_command(command)

@@ -1,37 +1,19 @@
-"""Operator commands: `flask --app wsgi create-admin|seed-demo|init-db`."""
+"""Operator commands: `flask --app wsgi seed-demo|init-db`, and those the installed domains
+bring (`create-admin`, from accounts)."""
 
 from __future__ import annotations
 
 import click
 from flask import Flask
 
-from app import db
+from app import db, domains
 
 
 def init_app(app: Flask) -> None:
-    @app.cli.command("create-admin")
-    @click.option("--email", required=True)
-    @click.option("--password", required=True)
-    @click.option(
-        "--city",
-        "city_code",
-        default="SZ",
-        show_default=True,
-        help="Home city of a new admin account (created if missing).",
-    )
-    def create_admin(email: str, password: str, city_code: str) -> None:
-        """Create an admin, or reset an existing admin's password."""
-        from accounts.seed import ensure_admin
-
-        user, created = ensure_admin(email, password, city_code)
-        click.echo(f"{'created' if created else 'reset'} admin {user.email} ({user.pk})")
-
     @app.cli.command("seed-demo")
     def seed_demo() -> None:
         """Load a small demo world (cities, partner staff, owners, vehicles and more)."""
-        from app.seed import seed_demo_world
-
-        for line in seed_demo_world():
+        for line in domains.seed_demo():
             click.echo(line)
 
     @app.cli.command("init-db")

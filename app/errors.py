@@ -145,7 +145,9 @@ def http_exception_response(exc: HTTPException) -> tuple[dict[str, Any], int, di
     # webargs nests errors under their location; a single location is flattened.
     if isinstance(errors, dict) and len(errors) == 1 and set(errors) <= _WEBARGS_LOCATIONS:
         errors = next(iter(errors.values()))
-    message = data.get("message") or (exc.description if status < 500 else "Internal server error.")
+    message = data.get("message") or (
+        (exc.description or "") if status < 500 else "Internal server error."
+    )
     slug = data.get("error")
     if status == 400 and errors == ["Invalid JSON body."]:
         slug, message, errors = "malformed_json", "The request body is not valid JSON.", None

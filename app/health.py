@@ -1,5 +1,6 @@
 """`/health`, `/ready` and `/metrics`, served at the root where load balancers and
-Prometheus look for them."""
+Prometheus look for them. `/metrics` adds the installed domains' collectors (see
+`app.domains`) to the request figures."""
 
 from __future__ import annotations
 
@@ -11,13 +12,6 @@ from app.auth import require_operator
 from app.observability import render_metrics
 
 blueprint = Blueprint("health", __name__)
-
-
-@blueprint.record_once
-def _add_backbone_metrics(state) -> None:
-    from workers.metrics import BackboneCollector
-
-    state.app.extensions.setdefault("metrics_collectors", []).append(BackboneCollector())
 
 
 def redis_client() -> redis.Redis:

@@ -1,5 +1,6 @@
-"""Personal data: every domain that keeps some registers an exporter here, so `GET /me/export`
-gathers all of it without the accounts package knowing every other domain.
+"""Personal data: every installed domain that keeps some names an exporter in the list of
+installed domains (`app.domains`), so `GET /me/export` gathers all of it without the
+accounts package knowing every other domain.
 
 Erasure works the other way round: `DELETE /me` anonymises the account and records a
 `user.erased` domain event in the same transaction; each domain's handler then removes or
@@ -9,28 +10,16 @@ remain consistent).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
 from bson import ObjectId
 
-Exporter = Callable[[Any], Any]
-_exporters: dict[str, Exporter] = {}
-
-
-def exporter(section: str) -> Callable[[Exporter], Exporter]:
-    """Register `func(user_id) -> JSON-able data` as the `section` of a personal data export."""
-
-    def register(func: Exporter) -> Exporter:
-        _exporters[section] = func
-        return func
-
-    return register
+from app import domains
 
 
 def export_personal_data(user_id: Any) -> dict[str, Any]:
-    sections = {section: export(user_id) for section, export in sorted(_exporters.items())}
+    sections = domains.personal_data(user_id)
     return _jsonable({"user_id": user_id, "exported_at": datetime.now(UTC), **sections})
 
 

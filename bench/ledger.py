@@ -39,7 +39,7 @@ def _seed_redeemers(count: int) -> list[tuple[ObjectId, ObjectId, str]]:
     than contention on one stock counter. Returns (owner, reward, token) triples."""
     from accounts import services as accounts
     from app.db import transaction
-    from loyalty import services
+    from loyalty import rules
     from loyalty.models import Reward
 
     accounts.create_city("SZ", "Shenzhen", "Guangdong", "Asia/Shanghai")
@@ -52,7 +52,7 @@ def _seed_redeemers(count: int) -> list[tuple[ObjectId, ObjectId, str]]:
             city_code="SZ",
         )
         transaction(
-            lambda session, owner=owner: services.award(
+            lambda session, owner=owner: rules.award(
                 session,
                 owner.pk,
                 "vehicle.verified",
@@ -68,7 +68,7 @@ def _seed_redeemers(count: int) -> list[tuple[ObjectId, ObjectId, str]]:
 
 
 def _raw_redeem(owner_id: ObjectId, reward_id: ObjectId) -> None:
-    """The transaction `services.redeem` runs, written directly with pymongo."""
+    """The transaction `rewards.redeem` runs, written directly with pymongo."""
     from app.clock import utcnow
     from app.db import client, database
 
@@ -242,11 +242,11 @@ def _fill_ledger(accounts: int) -> int:
 
 
 def measure_reconciliation(accounts: int) -> tuple[int, float]:
-    from loyalty import services
+    from loyalty import reconciliation
 
     entries = _fill_ledger(accounts)
     started = time.perf_counter()
-    run = services.run_reconciliation()
+    run = reconciliation.run_reconciliation()
     elapsed = time.perf_counter() - started
     if run is None or run.entries_checked != entries or run.drifts:
         raise SystemExit(

@@ -40,7 +40,7 @@ def _declare() -> None:
     def noop() -> None:
         """Nothing: the raw cost of a Dramatiq message."""
 
-    @handles("bench.noop")
+    @handles("bench.noop", name="bench.noop")
     def noop_handler(event, session) -> None:
         """Nothing: only the backbone's own cost remains."""
 

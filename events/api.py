@@ -7,7 +7,7 @@ from flask.views import MethodView
 from app.auth import caller, login_required
 from app.idempotency import KEY_PARAMETER, idempotent
 from app.web import Blueprint, PageArgsSchema, page_of
-from events import services
+from events import figures, registration, services, tickets
 from events.schemas import (
     CancelEventSchema,
     CheckInSchema,
@@ -25,7 +25,7 @@ from events.schemas import (
 
 blp = Blueprint("events", __name__, description="Local owner events run by circle leaders")
 blueprints = (blp,)
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 @blp.route("/events")
@@ -117,7 +117,7 @@ class EventRegistrations(MethodView):
     @blp.doc(security=BEARER, parameters=[KEY_PARAMETER])
     def post(self, event_id):
         """Register: confirmed while seats are left, else waitlisted with a position"""
-        return services.register(caller(), event_id)
+        return registration.register(caller(), event_id)
 
     @blp.arguments(RegistrationListArgsSchema, location="query")
     @blp.response(200, page_of(RegistrationSchema))
@@ -138,7 +138,7 @@ class MyEventRegistration(MethodView):
     @blp.doc(security=BEARER)
     def delete(self, event_id):
         """Cancel the caller's registration; the first waitlisted owner is promoted"""
-        services.cancel_registration(caller(), event_id)
+        registration.cancel_registration(caller(), event_id)
 
 
 @blp.route("/events/<event_id>/ticket")
@@ -150,7 +150,7 @@ class Ticket(MethodView):
     @blp.doc(security=BEARER)
     def get(self, event_id):
         """The caller's signed ticket, for the QR code"""
-        return services.issue_ticket(caller(), event_id)
+        return tickets.issue_ticket(caller(), event_id)
 
 
 @blp.route("/events/<event_id>/check-ins")
@@ -166,7 +166,7 @@ class CheckIns(MethodView):
     @blp.doc(security=BEARER)
     def post(self, data, event_id):
         """Check an owner in by ticket or user id (its city's circle leaders, admin)"""
-        registration, checked_in = services.check_in(caller(), event_id, **data)
+        registration, checked_in = tickets.check_in(caller(), event_id, **data)
         return registration, 201 if checked_in else 200
 
 
@@ -191,4 +191,4 @@ class CityStats(MethodView):
     @blp.doc(security=BEARER)
     def get(self, args, code):
         """Engagement figures of a city (its circle leaders, admin)"""
-        return services.city_stats(caller(), code, args.get("from_"), args.get("to"))
+        return figures.city_stats(caller(), code, args.get("from_"), args.get("to"))

@@ -6,9 +6,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from accounts.models import RoleGrant, User
-from accounts.seed import DEMO_CITIES
-from app.auth import Caller
+from accounts.seed import DEMO_CITIES, demo_leader
 from events import services
 from events.models import Event
 
@@ -22,10 +20,9 @@ DEMO_EVENTS = (
 def seed_events() -> list[str]:
     lines = []
     for code, name, _ in DEMO_CITIES:
-        leader = User.objects(email=f"circle-leader.{code.lower()}@demo.example").first()
-        if leader is None:
+        organizer = demo_leader(code)
+        if organizer is None:
             continue
-        organizer = Caller(leader, tuple(RoleGrant.objects(user_id=leader.pk)))
         zone = ZoneInfo(services.city_zone(code))
         today = datetime.now(zone).date()
         created = 0

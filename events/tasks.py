@@ -6,18 +6,18 @@ import dramatiq
 from pymongo.client_session import ClientSession
 
 from app.outbox import DomainEvent
-from events import services
+from events import notices
 from workers.registry import handles
 
 
-@handles("event.cancelled")
-def notify_event_cancelled(event: DomainEvent, session: ClientSession | None) -> None:
-    services.notify_event_cancelled(session, event.subject_id, cause=event.id)
+@handles("event.cancelled", name="events.notify_cancelled")
+def notify_event_cancelled(event: DomainEvent, session: ClientSession) -> None:
+    notices.notify_event_cancelled(session, event.subject_id, cause=event.id)
 
 
-@handles("registration.promoted")
-def notify_promoted(event: DomainEvent, session: ClientSession | None) -> None:
-    services.notify_promoted(
+@handles("registration.promoted", name="events.notify_promoted")
+def notify_promoted(event: DomainEvent, session: ClientSession) -> None:
+    notices.notify_promoted(
         session, event.payload["event_id"], event.payload["user_id"], cause=event.id
     )
 
@@ -27,4 +27,4 @@ def notify_promoted(event: DomainEvent, session: ClientSession | None) -> None:
 )
 def send_reminders() -> None:
     """Remind confirmed owners 24 h and 2 h before their events (once each)."""
-    services.send_reminders()
+    notices.send_reminders()

@@ -15,7 +15,8 @@ from app.auth import caller, login_required
 from app.db import get_or_404
 from app.idempotency import HEADER, KEY_PARAMETER, idempotent
 from app.web import Blueprint, PageArgsSchema, page_of, paginate
-from loyalty import services
+from loyalty import adjustments, balances, partner_systems, reconciliation, rules
+from loyalty import rewards as redemptions  # `rewards` is the blueprint
 from loyalty.models import LedgerEntry, ReconciliationRun, Redemption
 from loyalty.schemas import (
     AdjustmentEntrySchema,
@@ -44,7 +45,7 @@ rewards = Blueprint("rewards", __name__, description="Rewards catalog and redemp
 partners = Blueprint("partners", __name__, description="Partner systems crediting points")
 blueprints = (points, rewards, partners)
 
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 REFUSALS = "`insufficient_points`, `out_of_stock`, `limit_reached`, `tier_too_low`, `not_in_city`"
 
 
@@ -56,7 +57,7 @@ class MyPoints(MethodView):
     @points.doc(security=BEARER)
     def get(self):
         """The caller's balance, tier and points expiring soon"""
-        return services.points_summary(caller().id)
+        return balances.points_summary(caller().id)
 
 
 @points.route("/me/points/ledger")
@@ -68,7 +69,7 @@ class MyLedger(MethodView):
     @points.doc(security=BEARER)
     def get(self, args):
         """The caller's ledger, newest first"""
-        return paginate(services.ledger_of(caller().id), args["cursor"], args["limit"])
+        return paginate(balances.ledger_of(caller().id), args["cursor"], args["limit"])
 
 
 @points.route("/admin/points/adjustments")
@@ -82,7 +83,7 @@ class Adjustments(MethodView):
     @points.doc(security=BEARER, parameters=[KEY_PARAMETER])
     def post(self, data):
         """Credit or debit an owner's points, with a reason (admin)"""
-        entry = services.adjust(caller(), **data, key=request.headers.get(HEADER))
+        entry = adjustments.adjust(caller(), **data, key=request.headers.get(HEADER))
         return LedgerEntry._from_son(entry)
 
 
@@ -99,7 +100,7 @@ class Reversal(MethodView):
     @points.doc(security=BEARER, parameters=[KEY_PARAMETER])
     def post(self, data, entry_id):
         """Reverse a mistaken earn or credit adjustment, once (admin)"""
-        entry = services.reverse_entry(
+        entry = adjustments.reverse_entry(
             caller(), entry_id, data["reason"], key=request.headers.get(HEADER)
         )
         return LedgerEntry._from_son(entry)
@@ -113,7 +114,7 @@ class EarningRules(MethodView):
     @points.doc(security=BEARER)
     def get(self):
         """Earning rules (admin)"""
-        return services.list_rules(caller())
+        return rules.list_rules(caller())
 
 
 @points.route("/admin/earning-rules/<code>")
@@ -125,7 +126,7 @@ class EarningRuleItem(MethodView):
     @points.doc(security=BEARER)
     def put(self, changes, code):
         """Change an earning rule's points, caps, activity or multiplier (admin)"""
-        return services.update_rule(caller(), code, changes)
+        return rules.update_rule(caller(), code, changes)
 
 
 @points.route("/admin/reconciliation/runs")
@@ -136,7 +137,7 @@ class ReconciliationRuns(MethodView):
     @points.doc(security=BEARER)
     def post(self):
         """Start a reconciliation run on the workers (admin)"""
-        return services.request_reconciliation(caller())
+        return reconciliation.request_reconciliation(caller())
 
 
 @points.route("/admin/reconciliation/runs/<run_id>")
@@ -160,7 +161,7 @@ class Rewards(MethodView):
     @rewards.doc(security=BEARER)
     def get(self, args):
         """Active rewards the caller may redeem"""
-        found = services.rewards_for(caller().user, args.get("city"))
+        found = redemptions.rewards_for(caller().user, args.get("city"))
         return paginate(found, args["cursor"], args["limit"])
 
     @rewards.arguments(RewardCreateSchema)
@@ -169,7 +170,7 @@ class Rewards(MethodView):
     def post(self, data):
         """Add a reward to the catalog (admin)"""
         require_cities(data["city_codes"])
-        return services.create_reward(caller(), data)
+        return redemptions.create_reward(caller(), data)
 
 
 @rewards.route("/rewards/<reward_id>")
@@ -182,7 +183,7 @@ class RewardItem(MethodView):
     def patch(self, changes, reward_id):
         """Change a reward (admin)"""
         require_cities(changes.get("city_codes", ()))
-        return services.update_reward(caller(), reward_id, changes)
+        return redemptions.update_reward(caller(), reward_id, changes)
 
 
 @rewards.route("/redemptions")
@@ -196,7 +197,7 @@ class Redemptions(MethodView):
     @rewards.doc(security=BEARER, parameters=[KEY_PARAMETER])
     def post(self, data):
         """Redeem a reward: points and stock are debited at once"""
-        return services.redeem(
+        return redemptions.redeem(
             caller().user,
             data["reward_id"],
             data["quantity"],
@@ -225,7 +226,7 @@ class FulfilRedemption(MethodView):
     @rewards.doc(security=BEARER)
     def post(self, redemption_id):
         """Mark a redemption handed over (admin, circle leader of the pickup city)"""
-        return services.fulfil_redemption(caller(), redemption_id)
+        return redemptions.fulfil_redemption(caller(), redemption_id)
 
 
 @rewards.route("/redemptions/<redemption_id>/cancel")
@@ -237,7 +238,7 @@ class CancelRedemption(MethodView):
     @rewards.doc(security=BEARER)
     def post(self, redemption_id):
         """Cancel a pending redemption: points refunded once, stock restored"""
-        return services.cancel_redemption(caller(), redemption_id)
+        return redemptions.cancel_redemption(caller(), redemption_id)
 
 
 @partners.route("/admin/partners")
@@ -249,7 +250,7 @@ class Partners(MethodView):
     @partners.doc(security=BEARER)
     def post(self, data):
         """Register a partner system; its secret is shown only here (admin)"""
-        partner, secret = services.create_partner(caller(), **data)
+        partner, secret = partner_systems.create_partner(caller(), **data)
         return {
             "id": partner.pk,
             "name": partner.name,
@@ -269,7 +270,7 @@ def partner_signed(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        g.partner = services.authenticate_partner(
+        g.partner = partner_systems.authenticate_partner(
             request.headers.get("X-Partner-Key"),
             request.headers.get("X-Signature"),
             request.headers.get("X-Timestamp"),
@@ -309,5 +310,5 @@ class PartnerCredits(MethodView):
     )
     def post(self, data):
         """Credit points to an owner (partner systems, HMAC-signed)"""
-        credit, created = services.credit_from_partner(g.partner, **data)
+        credit, created = partner_systems.credit_from_partner(g.partner, **data)
         return _credit_document(credit), 201 if created else 200

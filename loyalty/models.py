@@ -1,7 +1,7 @@
 """Points: accounts, the immutable ledger, lots, earning rules, rewards, redemptions, partners
 and reconciliation runs.
 
-Writes go through `_get_collection()` inside `app.db.transaction` (see `loyalty/services.py`);
+Writes go through `_get_collection()` inside `app.db.transaction` (see `loyalty/ledger.py`);
 these classes declare the shape and the indexes every query needs.
 """
 

@@ -4,8 +4,9 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.fields import AwareDateTime, CityCode, NotEmpty, Rfc3339DateTime, StrictBoolean, Text
 from app.web import PageArgsSchema, Schema, StrictInteger
+from loyalty.ledger import TIER_NAMES
 from loyalty.models import ENTRY_KINDS, FULFILLMENTS
-from loyalty.services import CAP_PERIODS, TIER_NAMES
+from loyalty.rules import CAP_PERIODS
 
 # The most points one movement (an adjustment, a partner credit, one earning) may carry.
 MAX_POINTS = 1_000_000

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from loyalty.models import Reward
-from loyalty.services import ensure_default_rules
+from loyalty.rules import ensure_default_rules
 
 DEMO_REWARDS = (
     {

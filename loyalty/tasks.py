@@ -1,7 +1,7 @@
 """Points from domain events, and the loyalty jobs the scheduler and admins start.
 
 An earning domain event needs one handler line here and one rule in
-`services.DEFAULT_RULES`. Handlers run inside the backbone's transaction with its
+`rules.DEFAULT_RULES`. Handlers run inside the backbone's transaction with its
 idempotency marker; the ledger's own keys (event id + rule, and a per-owner `once_key`
 where the product says "once") keep a replay from earning twice even without it.
 """
@@ -12,38 +12,38 @@ import dramatiq
 from pymongo.client_session import ClientSession
 
 from app.outbox import DomainEvent
-from loyalty import services
+from loyalty import expiry, reconciliation, rules
 from workers.registry import handles
 
 
-@handles("vehicle.verified")
-def welcome_points(event: DomainEvent, session: ClientSession | None) -> None:
+@handles("vehicle.verified", name="loyalty.welcome_points")
+def welcome_points(event: DomainEvent, session: ClientSession) -> None:
     owner_id = event.payload["owner_id"]
     if event.payload.get("first_verified_vehicle"):
-        services.award_for_event(
+        rules.award_for_event(
             session, event, "vehicle.verified", owner_id, once_key=f"vehicle.verified:{owner_id}"
         )
 
 
-@handles("referral.completed")
-def referral_points(event: DomainEvent, session: ClientSession | None) -> None:
+@handles("referral.completed", name="loyalty.referral_points")
+def referral_points(event: DomainEvent, session: ClientSession) -> None:
     referee = event.payload["referee_id"]
-    services.award_for_event(
+    rules.award_for_event(
         session,
         event,
         "referral.referrer",
         event.payload["referrer_id"],
         once_key=f"referral.referrer:{referee}",
     )
-    services.award_for_event(
+    rules.award_for_event(
         session, event, "referral.referee", referee, once_key=f"referral.referee:{referee}"
     )
 
 
-@handles("event.attended")
-def attendance_points(event: DomainEvent, session: ClientSession | None) -> None:
+@handles("event.attended", name="loyalty.attendance_points")
+def attendance_points(event: DomainEvent, session: ClientSession) -> None:
     payload = event.payload
-    services.award_for_event(
+    rules.award_for_event(
         session,
         event,
         "event.attended",
@@ -53,22 +53,22 @@ def attendance_points(event: DomainEvent, session: ClientSession | None) -> None
     )
 
 
-@handles("post.published")
-def post_points(event: DomainEvent, session: ClientSession | None) -> None:
-    services.award_for_event(
+@handles("post.published", name="loyalty.post_points")
+def post_points(event: DomainEvent, session: ClientSession) -> None:
+    rules.award_for_event(
         session, event, "post.published", event.payload.get("author_id") or event.actor_id
     )
 
 
-@handles("comment.created")
-def comment_points(event: DomainEvent, session: ClientSession | None) -> None:
-    services.award_for_event(
+@handles("comment.created", name="loyalty.comment_points")
+def comment_points(event: DomainEvent, session: ClientSession) -> None:
+    rules.award_for_event(
         session, event, "comment.created", event.payload.get("author_id") or event.actor_id
     )
 
 
-@handles("reconciliation.requested", transactional=False)
-def start_reconciliation(event: DomainEvent, session: ClientSession | None) -> None:
+@handles("reconciliation.requested", name="loyalty.start_reconciliation", transactional=False)
+def start_reconciliation(event: DomainEvent, session: None) -> None:
     # A run can outlast the domain-event actor's time limit and must not be one
     # transaction: hand it to its own actor. A second delivery finds the run claimed.
     reconcile.send(event.subject_id)
@@ -78,14 +78,14 @@ def start_reconciliation(event: DomainEvent, session: ClientSession | None) -> N
     actor_name="points.expire_due", queue_name="loyalty", max_retries=3, time_limit=30 * 60_000
 )
 def expire_due() -> None:
-    services.expire_due()
+    expiry.expire_due()
 
 
 @dramatiq.actor(
     actor_name="points.warn_expiring", queue_name="loyalty", max_retries=3, time_limit=30 * 60_000
 )
 def warn_expiring() -> None:
-    services.warn_expiring()
+    expiry.warn_expiring()
 
 
 @dramatiq.actor(
@@ -93,4 +93,4 @@ def warn_expiring() -> None:
 )
 def reconcile(run_id: str | None = None) -> None:
     """Run the requested reconciliation, or a new one (the nightly schedule sends none)."""
-    services.run_reconciliation(run_id)
+    reconciliation.run_reconciliation(run_id)

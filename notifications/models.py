@@ -37,6 +37,17 @@ class Notification(Document):
         return self.read_at is not None
 
 
+class PushRequest(Document):
+    """A push requested with no inbox entry (the owner turned `in_app` off for the kind):
+    its key, the cause's dedupe key, is what keeps a repeated cause from pushing twice."""
+
+    id = StringField(primary_key=True)
+    user_id = ObjectIdField(required=True)
+    created_at = DateTimeField(default=utcnow)
+
+    meta = {"collection": "push_requests", "indexes": ["user_id"]}
+
+
 class NotificationPreferences(Document):
     """Only what the owner changed; `DEFAULT_PREFERENCES` fills in the rest."""
 

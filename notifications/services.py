@@ -21,9 +21,14 @@ from pymongo.client_session import ClientSession
 from accounts.services import active_owner, city_timezone
 from app.clock import utcnow
 from app.db import get_or_404
-from app.outbox import DomainEvent, OutboxEvent, record_event
-from app.privacy import exporter
-from notifications.models import DEFAULT_PREFERENCES, KINDS, Notification, NotificationPreferences
+from app.outbox import DomainEvent, record_event
+from notifications.models import (
+    DEFAULT_PREFERENCES,
+    KINDS,
+    Notification,
+    NotificationPreferences,
+    PushRequest,
+)
 from notifications.push import PushMessage, provider_from_config, quiet_hours_hold
 from notifications.templates import render
 
@@ -111,7 +116,7 @@ def notify(
         if result.upserted_id is None:
             return False
         notification_id = str(result.upserted_id)
-    elif _push_requested(dedupe_key, session):
+    elif not _claim_push(owner["_id"], dedupe_key, session):
         return False
     if channels["push"]:
         record_event(
@@ -132,16 +137,16 @@ def notify(
     return True
 
 
-def _push_requested(dedupe_key: str, session: ClientSession | None) -> bool:
-    # Outbox records stay a week after dispatch: the window in which a cause can repeat.
-    return (
-        OutboxEvent._get_collection().find_one(
-            {"subject_type": "notification", "subject_id": dedupe_key, "type": PUSH_REQUESTED},
-            {"_id": 1},
-            session=session,
-        )
-        is not None
+def _claim_push(user_id: ObjectId, dedupe_key: str, session: ClientSession | None) -> bool:
+    """Whether this is the first push-only notice for `dedupe_key` (the inbox entry's unique
+    key plays that part when there is one)."""
+    claimed = PushRequest._get_collection().update_one(
+        {"_id": dedupe_key},
+        {"$setOnInsert": {"user_id": user_id, "created_at": utcnow()}},
+        upsert=True,
+        session=session,
     )
+    return claimed.upserted_id is not None
 
 
 def push_hold(event: DomainEvent, now: datetime | None = None) -> timedelta | None:
@@ -200,7 +205,6 @@ def mark_all_read(user_id: ObjectId) -> int:
 # --- personal data -------------------------------------------------------------------
 
 
-@exporter("notifications")
 def export_notifications(user_id: Any) -> dict[str, Any]:
     oid = ObjectId(str(user_id))
     return {
@@ -220,8 +224,9 @@ def export_notifications(user_id: Any) -> dict[str, Any]:
 
 
 def erase_user_data(session: ClientSession | None, user_id: str) -> None:
-    """An erased owner's inbox and preferences go entirely: nothing in them is a record
-    the brand must keep."""
+    """An erased owner's inbox, preferences and push records go entirely: nothing in them
+    is a record the brand must keep."""
     oid = ObjectId(user_id)
     Notification._get_collection().delete_many({"user_id": oid}, session=session)
+    PushRequest._get_collection().delete_many({"user_id": oid}, session=session)
     NotificationPreferences._get_collection().delete_one({"_id": oid}, session=session)

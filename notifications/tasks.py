@@ -11,11 +11,11 @@ from app.outbox import DomainEvent
 from notifications import services
 from workers.registry import handles
 
-_PUSH_RETRIES = {"max_retries": 8, "min_backoff": 2_000, "max_backoff": 300_000}
+_PUSH_RETRIES: dict[str, Any] = {"max_retries": 8, "min_backoff": 2_000, "max_backoff": 300_000}
 
 
-@handles("vehicle.verified")
-def notify_vehicle_verified(event: DomainEvent, session: ClientSession | None) -> None:
+@handles("vehicle.verified", name="notifications.vehicle_verified")
+def notify_vehicle_verified(event: DomainEvent, session: ClientSession) -> None:
     payload = event.payload
     services.notify(
         session,
@@ -27,19 +27,20 @@ def notify_vehicle_verified(event: DomainEvent, session: ClientSession | None) -
     )
 
 
-@handles("user.erased")
-def erase_notifications(event: DomainEvent, session: ClientSession | None) -> None:
+@handles("user.erased", name="notifications.erase_user_data")
+def erase_notifications(event: DomainEvent, session: ClientSession) -> None:
     services.erase_user_data(session, event.subject_id)
 
 
 @handles(
     services.PUSH_REQUESTED,
+    name="notifications.push",
     transactional=False,
     max_retries=_PUSH_RETRIES["max_retries"],
     min_backoff_ms=_PUSH_RETRIES["min_backoff"],
     max_backoff_ms=_PUSH_RETRIES["max_backoff"],
 )
-def push_notification(event: DomainEvent, session: ClientSession | None) -> None:
+def push_notification(event: DomainEvent, session: None) -> None:
     """Push now, or at the end of the owner's quiet hours (a delayed message)."""
     hold = services.push_hold(event)
     if hold is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from accounts.models import LOCALES
+from accounts.services import LOCALES
 
 TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
     # A brand announcement (kind `marketing`): the text comes whole from the campaign.

@@ -48,6 +48,39 @@ configure_broker(os.environ["REDIS_URL"])
 monitoring.register(COMMAND_LOG)
 
 
+class CommandLog(monitoring.CommandListener):
+    """The MongoDB commands this process sends while a test records them: every hot path
+    has a command budget (STYLE.md habit 14). Registered before any client exists, since
+    pymongo gives a listener only to the clients created after it."""
+
+    def __init__(self) -> None:
+        self.names: list[str] | None = None
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if self.names is not None:
+            self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+_commands = CommandLog()
+monitoring.register(_commands)
+
+
+@contextlib.contextmanager
+def mongo_commands() -> Iterator[list[str]]:
+    """`with mongo_commands() as sent:` lists the names of the commands sent in the block."""
+    _commands.names = []
+    try:
+        yield _commands.names
+    finally:
+        _commands.names = None
+
+
 @dataclass
 class Servers:
     mongodb_uri: str
@@ -57,13 +90,17 @@ class Servers:
     redis_dir: Path | None = None
     redis_port: int | None = None
 
-    def stop_redis(self) -> None:
+    @contextlib.contextmanager
+    def redis_down(self) -> Iterator[None]:
+        """`with servers.redis_down():` the embedded Redis is stopped for the block, and
+        started again on its port after it, whatever the block raised."""
         assert self.redis is not None, "only an embedded Redis can be stopped by tests"
-        self.redis.stop()
-
-    def start_redis_again(self) -> None:
         assert self.redis_dir is not None
-        self.redis = start_redis(self.redis_dir, port=self.redis_port)
+        self.redis.stop()
+        try:
+            yield
+        finally:
+            self.redis = start_redis(self.redis_dir, port=self.redis_port)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,9 @@
 
 Two middlewares make the Redis broker dependable for the backbone:
 - `DeadLetters`: every message whose retries run out is parked by `dead_letters.record`
-  (workers/tasks.py) for admins to read and replay, whatever actor it was for.
+  (workers/tasks.py) for admins to read and replay, whatever actor it was for; so is, at
+  once, a message that failed with one of its actor's `throws` exceptions (a failure that
+  retrying cannot mend, which Dramatiq would otherwise just drop).
 - `RequeueOrphans`: a worker killed mid-message leaves it unacked; Dramatiq gives such
   messages back only during its "maintenance", which runs on a random 0.1 % of the broker
   commands naming that queue, so an idle queue could wait hours. Workers run that
@@ -12,6 +14,8 @@ Two middlewares make the Redis broker dependable for the backbone:
 from __future__ import annotations
 
 import threading
+import traceback
+from typing import Any
 
 import dramatiq
 import redis
@@ -19,6 +23,7 @@ import structlog
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis
 from dramatiq.middleware import Middleware
+from flask import ctx
 
 log = structlog.get_logger()
 
@@ -31,7 +36,7 @@ class AppContext(Middleware):
 
     def __init__(self, app) -> None:
         self.app = app
-        self.contexts: dict[int, object] = {}
+        self.contexts: dict[int, ctx.AppContext] = {}
 
     def before_process_message(self, broker, message) -> None:
         context = self.app.app_context()
@@ -53,6 +58,21 @@ class DeadLetters(Middleware):
     def before_enqueue(self, broker, message, delay) -> None:
         if message.actor_name != DEAD_LETTER_ACTOR:
             message.options.setdefault("on_retry_exhausted", DEAD_LETTER_ACTOR)
+
+    def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
+        # Dramatiq's Retries middleware fails a message that raised one of its actor's
+        # `throws` without retrying it, and without a word to `on_retry_exhausted`.
+        if exception is None or message.actor_name == DEAD_LETTER_ACTOR:
+            return
+        throws = broker.get_actor(message.actor_name).options.get("throws")
+        if not (throws and isinstance(exception, throws)):
+            return
+        parked = message.asdict()
+        # Called while the exception is being handled, so this is its traceback.
+        parked["options"] = {**message.options, "traceback": traceback.format_exc(limit=30)}
+        broker.get_actor(message.options.get("on_retry_exhausted", DEAD_LETTER_ACTOR)).send(
+            parked, {"retries": message.options.get("retries", 0)}
+        )
 
 
 def requeue_orphaned_messages(broker: RedisBroker) -> None:
@@ -99,15 +119,22 @@ class RequeueOrphans(Middleware):
                 log.warning("requeue_orphans_failed", error=str(exc))
 
 
+class ConfiguredBroker(RedisBroker):
+    """The Redis broker, remembering the URL it was configured with."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url=url, **options)
+        self.configured_url = url
+
+
 def configure_broker(redis_url: str, heartbeat_timeout_ms: int = 60_000) -> RedisBroker:
     """Create the Redis broker and make it Dramatiq's global broker (idempotent per URL)."""
     current = dramatiq.get_broker() if _has_broker() else None
-    if isinstance(current, RedisBroker) and getattr(current, "_configured_url", None) == redis_url:
+    if isinstance(current, ConfiguredBroker) and current.configured_url == redis_url:
         return current
-    broker = RedisBroker(
-        url=redis_url, heartbeat_timeout=heartbeat_timeout_ms, dead_message_ttl=_WEEK_MS
+    broker = ConfiguredBroker(
+        redis_url, heartbeat_timeout=heartbeat_timeout_ms, dead_message_ttl=_WEEK_MS
     )
-    broker._configured_url = redis_url
     broker.add_middleware(DeadLetters())
     dramatiq.set_broker(broker)
     return broker

@@ -37,7 +37,7 @@ from typing import Any
 
 import redis.exceptions
 import structlog
-from pymongo.change_stream import CollectionChangeStream
+from pymongo.change_stream import ChangeStream, CollectionChangeStream
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from app.clock import utcnow
@@ -169,7 +169,7 @@ class Dispatcher:
         log.info("outbox_caught_up", events=sent, since=since)
         return sent
 
-    def pump(self, stream: CollectionChangeStream) -> int:
+    def pump(self, stream: ChangeStream[Any]) -> int:
         """Send the next committed events (waiting up to `wait_ms` for some) and save the
         position after them. Returns how many were sent."""
         changes = self._read(stream)
@@ -184,7 +184,7 @@ class Dispatcher:
             self.sweep()
         return len(changes)
 
-    def _read(self, stream: CollectionChangeStream) -> list[dict[str, Any]]:
+    def _read(self, stream: ChangeStream[Any]) -> list[dict[str, Any]]:
         """Up to `batch_size` changes: those already there, or the first to arrive within
         `wait_ms` and whatever follows it within another `wait_ms`."""
         changes: list[dict[str, Any]] = []

@@ -6,14 +6,18 @@ message then runs inside the Flask application context.
 
 from __future__ import annotations
 
+from typing import cast
+
 import dramatiq
+from dramatiq.brokers.redis import RedisBroker
 
 from app import create_app
 from workers import registry
 from workers.broker import add_worker_middleware
 
 app = create_app()
-add_worker_middleware(dramatiq.get_broker(), app)
+# create_app configured the Redis broker.
+add_worker_middleware(cast(RedisBroker, dramatiq.get_broker()), app)
 
 import workers.tasks  # noqa: E402,F401 - registers the backbone's actors on the broker
 

@@ -1,7 +1,12 @@
-"""Domain event handlers register by type here, in one place:
+"""Domain event handlers register by type here, in one place, each under a stable name:
 
-    @handles("vehicle.verified")
-    def notify_owner(event: DomainEvent, session: ClientSession) -> None: ...
+    @handles("vehicle.verified", name="loyalty.welcome_points")
+    def welcome_points(event: DomainEvent, session: ClientSession) -> None: ...
+
+The name (`domain.verb`) is stored in every marker ("<event id>:<name>"), travels in every
+queued message and dead letter, so it is declared with the handler and never follows the
+file layout: moving or renaming the function changes nothing stored. Renaming a handler
+itself needs a dated migration that carries its markers over (see `migrations/`).
 
 A transactional handler runs inside one MongoDB transaction together with the marker that
 says it handled this event, so a redelivered event changes nothing twice.
@@ -10,26 +15,22 @@ says it handled this event, so a redelivered event changes nothing twice.
 from __future__ import annotations
 
 import importlib
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
+from app import domains
 from app.db import transaction
 from app.outbox import DomainEvent
 from workers.models import HandledEvent
 
-# Domain modules whose `tasks.py` registers handlers and actors. Adding a domain means one
-# line here.
-HANDLER_MODULES = (
-    "notifications.tasks",
-    "loyalty.tasks",
-    "events.tasks",
-)
-
-HandlerFunc = Callable[[DomainEvent, ClientSession | None], None]
+# A transactional handler gets the transaction's ClientSession, another one None.
+HandlerFunc = Callable[[DomainEvent, Any], None]
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Handler:
     batch_size: int
 
     @property
-    def message_options(self) -> dict[str, int]:
+    def message_options(self) -> dict[str, Any]:
         return {
             "max_retries": self.max_retries,
             "min_backoff": self.min_backoff_ms,
@@ -56,25 +57,36 @@ _by_type: dict[str, list[Handler]] = defaultdict(list)
 _by_name: dict[str, Handler] = {}
 
 
+# What a handler name looks like: `domain.verb`, lower case.
+NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+
+
 def handles(
     event_type: str,
     *,
+    name: str,
     transactional: bool = True,
     max_retries: int = 10,
     min_backoff_ms: int = 1_000,
     max_backoff_ms: int = 600_000,
     batch_size: int = 50,
 ) -> Callable[[HandlerFunc], HandlerFunc]:
-    """Register `func` for `event_type`. A non-transactional handler (one that talks to the
-    outside world) receives `session=None` and must be idempotent by itself.
+    """Register `func` for `event_type` under `name`. A non-transactional handler (one that
+    talks to the outside world) receives `session=None` and must be idempotent by itself.
 
     A transactional handler gets up to `batch_size` events the dispatcher sent together,
     in one message and one transaction (lower it for handlers that take long per event);
     a non-transactional one always gets one event per message.
     """
+    if not NAME.match(name):
+        raise ValueError(f"handler name {name!r} is not `domain.verb`")
 
     def register(func: HandlerFunc) -> HandlerFunc:
-        name = f"{func.__module__}.{func.__qualname__}"
+        known = _by_name.get(name)
+        if known is not None and _origin(known.func) != _origin(func):
+            # Two handlers under one name would share markers: one would skip the other's
+            # events as already handled.
+            raise ValueError(f"handler name {name!r} is taken by {_origin(known.func)}")
         handler = Handler(
             name,
             event_type,
@@ -85,12 +97,21 @@ def handles(
             max_backoff_ms,
             batch_size if transactional else 1,
         )
-        if name not in _by_name:
+        if known is None:
             _by_type[event_type].append(handler)
         _by_name[name] = handler
         return func
 
     return register
+
+
+def _origin(func: HandlerFunc) -> str:
+    # The same function imported again (a module reloaded) may register its name again.
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def all_handlers() -> list[Handler]:
+    return list(_by_name.values())
 
 
 def handlers_for(event_type: str) -> list[Handler]:
@@ -102,7 +123,9 @@ def handler_named(name: str) -> Handler | None:
 
 
 def load_handler_modules(extra: tuple[str, ...] = ()) -> None:
-    for module in (*HANDLER_MODULES, *extra):
+    """Import the installed domains' `tasks` modules (app/domains.py), which register their
+    handlers and declare their actors, then the `extra` ones."""
+    for module in (*domains.task_modules(), *extra):
         importlib.import_module(module)
 
 

@@ -1,4 +1,4 @@
-"""The scheduler: enqueues the periodic jobs of `workers/schedule.py` on Dramatiq.
+"""The scheduler: enqueues the installed domains' periodic jobs (`workers/schedule.py`).
 
 Run it with `python -m workers.scheduler`. Several may run (one per host, or two during a
 deploy): each firing first takes a Redis lock keyed by job and scheduled fire time
@@ -23,7 +23,8 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from workers.schedule import SCHEDULE, PeriodicJob
+from app.domains import PeriodicJob
+from workers.schedule import SCHEDULE
 
 log = structlog.get_logger()
 

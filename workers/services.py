@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import dramatiq
 import redis.exceptions
@@ -49,7 +50,7 @@ def replay_dead_letter(caller: Caller, dead_letter_id: str) -> DeadLetter:
     )
     if not claimed.modified_count:
         raise Conflict("already_replayed", "This dead letter has already been replayed.")
-    message = Message(
+    message: Message[Any] = Message(
         queue_name=letter.queue_name,
         actor_name=letter.actor_name,
         args=tuple(letter.args),

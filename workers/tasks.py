@@ -1,6 +1,6 @@
 """The backbone's actors: apply one handler to one domain event, and park dead letters
-(every actor's messages go to `dead_letters.record` when their retries run out: see
-workers/broker.py)."""
+(every actor's messages go to `dead_letters.record` when their retries run out, or at once
+when they fail in a way retrying cannot mend: see workers/broker.py)."""
 
 from __future__ import annotations
 
@@ -48,16 +48,24 @@ def record_dead_letter(message: dict[str, Any], retry_info: dict[str, Any]) -> N
     log.warning("dead_letter", actor=message["actor_name"], message_id=message["message_id"])
 
 
+class UnknownHandler(Exception):
+    """The message names a handler this release does not have: one removed or renamed
+    while its messages were queued. Retrying cannot help, so the message becomes a dead
+    letter at once, for an admin to replay once the handler exists again."""
+
+
 @dramatiq.actor(
-    actor_name="outbox.handle", queue_name="domain_events", max_retries=10, time_limit=120_000
+    actor_name="outbox.handle",
+    queue_name="domain_events",
+    max_retries=10,
+    time_limit=120_000,
+    throws=(UnknownHandler,),
 )
 def handle_domain_events(handler_name: str, events: list[dict[str, Any]]) -> None:
     """Apply one handler to one or more domain events (sent together by the dispatcher)."""
     handler = registry.handler_named(handler_name)
     if handler is None:
-        # A handler removed in a release while its messages were queued: nothing to do.
-        log.warning("unknown_handler", handler=handler_name, events=len(events))
-        return
+        raise UnknownHandler(f"No handler is named {handler_name!r} in this release.")
     if len(events) == 1:
         applied = registry.run_handler(handler, DomainEvent.from_message(events[0]))
         log.info(

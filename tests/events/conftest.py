@@ -15,8 +15,8 @@ from accounts.services import start_session
 from app.auth import load_caller
 from app.clock import utcnow
 from app.outbox import DomainEvent, OutboxEvent
-from events import services
-from events.models import Event
+from events import registration, services
+from events.models import Event, Registration
 from tests.support import Person, make_city, make_person
 from workers import registry
 
@@ -84,3 +84,14 @@ def deliver(event_type: str) -> None:
         event = DomainEvent.from_document(document)
         for handler in registry.handlers_for(event_type):
             registry.run_handler(handler, event)
+
+
+def register_all(event: Event, people: list[Person]) -> list[Registration]:
+    return [registration.register(as_caller(person), str(event.pk)) for person in people]
+
+
+def statuses(event: Event) -> dict[str, tuple[str, int | None]]:
+    return {
+        str(r.user_id): (r.status, r.waitlist_position)
+        for r in Registration.objects(event_id=event.pk)
+    }

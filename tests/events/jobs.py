@@ -8,8 +8,8 @@ from __future__ import annotations
 import dramatiq
 
 from app.db import database
-from events import services
-from workers.schedule import PeriodicJob
+from app.domains import PeriodicJob
+from events import notices
 
 SCHEDULE = (PeriodicJob("tests.events.send_reminders", {"second": "*"}),)
 
@@ -21,5 +21,5 @@ SCHEDULE = (PeriodicJob("tests.events.send_reminders", {"second": "*"}),)
     time_limit=30_000,
 )
 def send_reminders() -> None:
-    sent = services.send_reminders()
+    sent = notices.send_reminders()
     database()["test_reminder_runs"].insert_one({"sent": sent})

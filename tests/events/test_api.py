@@ -13,10 +13,11 @@ import requests
 from app.clock import utcnow
 from app.db import transaction
 from app.outbox import OutboxEvent
-from events import services
+from events import registration, tickets
 from events.models import Event, Registration
-from loyalty.services import award
-from tests.events.conftest import deliver, many_owners
+from loyalty.rules import award
+from tests.conftest import mongo_commands
+from tests.events.conftest import as_caller, deliver, many_owners
 from tests.support import make_city, make_person
 
 API = "/api/v1"
@@ -134,6 +135,30 @@ def test_drafts_and_other_cities_are_hidden(client, make_event):
         )
         assert response.status_code == 404, (method, path)
     assert client.get(f"{API}/events/not-an-id", headers=owner.headers).status_code == 404
+
+
+def test_an_event_page_costs_the_same_commands_for_one_event_as_for_many(client, make_event):
+    owner = make_person("SZ")
+    waiting = many_owners(3)
+
+    def page() -> tuple[list[int], Counter]:
+        with mongo_commands() as sent:
+            response = client.get(f"{API}/events", headers=owner.headers)
+        assert response.status_code == 200
+        return [event["waitlist_count"] for event in response.json["items"]], Counter(sent)
+
+    first = make_event(capacity=1, starts_in=timedelta(days=1))
+    for person in waiting[:2]:
+        registration.register(as_caller(person), str(first.pk))
+    counts, one_event = page()
+    assert counts == [1]
+
+    for days in (2, 3, 4):
+        event = make_event(capacity=1, starts_in=timedelta(days=days))
+        registration.register(as_caller(waiting[2]), str(event.pk))
+    counts, four_events = page()
+    assert counts == [1, 0, 0, 0]
+    assert four_events == one_event
 
 
 def test_list_published_soonest_first_with_filters(client, make_event):
@@ -290,7 +315,7 @@ def test_check_in_replay_forgery_other_event_and_other_city(client, leader, make
     for bad in (token[:-2] + ("AA" if not token.endswith("AA") else "BB"), other_token, "garbage"):
         refused = client.post(check_ins, headers=leader.headers, json={"token": bad})
         assert refused.status_code == 422 and refused.json["error"] == "invalid_ticket"
-    expired = services.ticket_token(event.pk, owner.id, utcnow() - timedelta(minutes=1))
+    expired = tickets.ticket_token(event.pk, owner.id, utcnow() - timedelta(minutes=1))
     assert (
         client.post(check_ins, headers=leader.headers, json={"token": expired}).json["error"]
         == "invalid_ticket"

@@ -7,8 +7,9 @@ from datetime import timedelta
 
 from app.db import database, transaction
 from app.outbox import DomainEvent, OutboxEvent
-from events import services
-from loyalty.services import award, ledger_of, points_summary
+from events import registration, tickets
+from loyalty.balances import ledger_of, points_summary
+from loyalty.rules import award
 from notifications.models import Notification
 from tests.events.conftest import as_caller, many_owners
 from tests.support import make_person, wait_until
@@ -32,8 +33,8 @@ def delivered_twice(event_type: str) -> None:
 def test_attendance_points_arrive_exactly_once_when_delivered_twice(leader, make_event):
     event = make_event(points_reward=150, starts_in=timedelta(hours=1))
     owner = make_person("SZ")
-    services.register(as_caller(owner), str(event.pk))
-    services.check_in(as_caller(leader), str(event.pk), user_id=owner.id)
+    registration.register(as_caller(owner), str(event.pk))
+    tickets.check_in(as_caller(leader), str(event.pk), user_id=owner.id)
     delivered_twice("event.attended")
     assert points_summary(owner.id)["balance"] == 150
     assert ledger_of(owner.id).count() == 1
@@ -53,8 +54,8 @@ def test_attendance_points_carry_the_tier_multiplier(leader, make_event):
             points=2000,
         )
     )
-    services.register(as_caller(owner), str(event.pk))
-    services.check_in(as_caller(leader), str(event.pk), user_id=owner.id)
+    registration.register(as_caller(owner), str(event.pk))
+    tickets.check_in(as_caller(leader), str(event.pk), user_id=owner.id)
     delivered_twice("event.attended")
     assert points_summary(owner.id)["balance"] == 2000 + 110  # silver: x1.1
 
@@ -63,8 +64,8 @@ def test_promotion_handler_notifies_the_promoted_owner_once(make_event):
     event = make_event(capacity=1)
     first, second = many_owners(2)
     for person in (first, second):
-        services.register(as_caller(person), str(event.pk))
-    services.cancel_registration(as_caller(first), str(event.pk))
+        registration.register(as_caller(person), str(event.pk))
+    registration.cancel_registration(as_caller(first), str(event.pk))
     delivered_twice("registration.promoted")
     notices = Notification.objects(template="registration_promoted")
     assert [str(n.user_id) for n in notices] == [second.id]
@@ -75,7 +76,7 @@ def test_reminder_actor_run_twice_sends_once(make_event):
 
     event = make_event(starts_in=timedelta(hours=1, minutes=30))
     owner = make_person("SZ", locale="en")
-    services.register(as_caller(owner), str(event.pk))
+    registration.register(as_caller(owner), str(event.pk))
     send_reminders()
     send_reminders()
     notice = Notification.objects.get(user_id=owner.user.pk)
@@ -128,7 +129,7 @@ def test_reminder_sent_once_with_two_schedulers_running(make_event, background):
     event = make_event(starts_in=timedelta(hours=20), capacity=20)
     people = many_owners(20)
     for person in people:
-        services.register(as_caller(person), str(event.pk))
+        registration.register(as_caller(person), str(event.pk))
     group = background(
         "worker",
         "scheduler",

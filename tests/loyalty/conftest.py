@@ -11,7 +11,7 @@ from bson import ObjectId
 
 from app.auth import load_caller
 from app.db import transaction
-from loyalty import services
+from loyalty import rules
 from loyalty.models import LedgerEntry, Lot, PointsAccount, Reward
 from tests.support import make_person
 
@@ -28,7 +28,7 @@ def earn(
 ) -> dict[str, Any] | None:
     """Credit `points` through an earning rule (the welcome rule has no multiplier or cap)."""
     return transaction(
-        lambda session: services.award(
+        lambda session: rules.award(
             session,
             user_id,
             rule,

@@ -12,8 +12,9 @@ import requests
 from bson import ObjectId
 
 from app.outbox import OutboxEvent
-from loyalty import services
-from loyalty.models import LedgerEntry, ReconciliationRun, Redemption, Reward
+from loyalty import reconciliation
+from loyalty.models import EarningRule, LedgerEntry, ReconciliationRun, Redemption, Reward
+from loyalty.rules import DEFAULT_RULES
 from tests.loyalty.conftest import assert_invariants, earn, make_reward
 from tests.support import make_city, make_person
 
@@ -145,6 +146,16 @@ def test_admin_adjustments_are_idempotent_and_audited(client, admin):
     assert by_owner.status_code == 403
 
 
+def test_no_adjustment_for_an_erased_account(client, admin):
+    owner = make_person("SZ")
+    assert client.delete("/api/v1/me", headers=owner.headers).status_code == 204
+    body = {"user_id": owner.id, "amount": 75, "reason": "Goodwill"}
+    response = client.post("/api/v1/admin/points/adjustments", headers=admin.headers, json=body)
+    assert response.status_code == 404
+    assert response.json["error"] == "not_found"
+    assert LedgerEntry.objects.count() == 0
+
+
 def test_admin_reversal_over_http_is_idempotent_and_admin_only(client, admin):
     owner = make_person("SZ")
     mistake = earn(owner.id, 300)
@@ -174,6 +185,19 @@ def test_admin_reversal_over_http_is_idempotent_and_admin_only(client, admin):
         assert missing.status_code == 404
     assert client.post(path, headers=admin.headers, json={"reason": ""}).status_code == 422
     assert assert_invariants(owner.id) == 50
+
+
+def test_reading_the_earning_rules_stores_nothing(client, admin):
+    rules = client.get("/api/v1/admin/earning-rules", headers=admin.headers).json
+    assert [rule["code"] for rule in rules] == sorted(DEFAULT_RULES)
+    assert {rule["code"]: rule["active"] for rule in rules} == dict.fromkeys(DEFAULT_RULES, True)
+    assert EarningRule.objects.count() == 0
+    client.put(
+        "/api/v1/admin/earning-rules/comment.created", headers=admin.headers, json={"points": 2}
+    )
+    assert [rule.code for rule in EarningRule.objects] == ["comment.created"]
+    listed = client.get("/api/v1/admin/earning-rules", headers=admin.headers).json
+    assert {rule["code"]: rule["points"] for rule in listed}["comment.created"] == 2
 
 
 def test_earning_rules_admin(client, admin):
@@ -354,7 +378,7 @@ def test_twenty_threads_earning_and_redeeming_on_one_account(live_server, admin)
     assert assert_invariants(owner.id) == expected["balance"]
     balances = [entry.balance_after for entry in LedgerEntry.objects(account_id=owner.user.pk)]
     assert min(balances) >= 0
-    run = services.run_reconciliation()
+    run = reconciliation.run_reconciliation()
     assert run.drifts == [] and run.entries_checked == len(balances)
 
 

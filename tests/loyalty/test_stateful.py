@@ -13,7 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from app.auth import load_caller
 from app.errors import Conflict
-from loyalty import services
+from loyalty import adjustments, expiry, ledger, rewards
 from loyalty.models import LedgerEntry, Lot, PointsAccount, Redemption, Reward
 from tests.loyalty.conftest import T0, assert_invariants, earn, make_reward
 from tests.support import make_person
@@ -77,7 +77,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model.lots.append(
             ModelLot(
                 len(self.model.lots),
-                services.add_months(self.model.now, 24),
+                ledger.add_months(self.model.now, 24),
                 points,
                 str(entry["_id"]),
                 points,
@@ -88,7 +88,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(quantity=st.integers(1, 3))
     def redeem(self, quantity: int) -> None:
         try:
-            redemption = services.redeem(
+            redemption = rewards.redeem(
                 self.owner.user, str(self.reward.pk), quantity, now=self.model.now
             )
         except Conflict as refused:
@@ -105,7 +105,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def cancel(self, data: st.DataObject) -> None:
         index = data.draw(st.integers(0, len(self.model.pending) - 1))
         redemption_id, quantity, taken = self.model.pending.pop(index)
-        services.cancel_redemption(load_caller(self.owner.id), redemption_id, now=self.model.now)
+        rewards.cancel_redemption(load_caller(self.owner.id), redemption_id, now=self.model.now)
         self.model.stock += quantity
         for seq, points in taken:
             self.model.lots[seq].remaining += points
@@ -115,7 +115,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def reverse(self, data: st.DataObject) -> None:
         lot = data.draw(st.sampled_from(self.model.lots))
         try:
-            services.reverse_entry(self.admin, lot.entry_id, "Mistake", now=self.model.now)
+            adjustments.reverse_entry(self.admin, lot.entry_id, "Mistake", now=self.model.now)
         except Conflict as refused:
             assert refused.error == ("already_reversed" if lot.reversed else "insufficient_points")
             assert lot.reversed or self.model.balance < lot.amount
@@ -130,7 +130,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(days=st.integers(1, 400))
     def time_passes_and_lots_expire(self, days: int) -> None:
         self.model.now += timedelta(days=days)
-        expired = services.expire_due(now=self.model.now)
+        expired = expiry.expire_due(now=self.model.now)
         due = [lot for lot in self.model.lots if lot.expires_at <= self.model.now and lot.remaining]
         assert expired == len(due)
         for lot in due:

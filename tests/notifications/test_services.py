@@ -10,7 +10,7 @@ import requests
 from app.db import transaction
 from app.outbox import DomainEvent, OutboxEvent
 from notifications import services
-from notifications.models import Notification, NotificationPreferences
+from notifications.models import Notification, NotificationPreferences, PushRequest
 from notifications.push import PushMessage, WebhookProvider, quiet_hours_hold
 from tests.support import make_person
 
@@ -55,6 +55,16 @@ def test_in_app_off_means_no_inbox_entry_but_push_still_goes_once(app):
     assert notify(owner) is False
     assert Notification.objects.count() == 0
     assert len(pushes()) == 1
+
+
+def test_a_push_only_notice_is_sent_once_even_after_the_outbox_sweep(app):
+    owner = make_person("SZ")
+    services.update_preferences(owner.user.pk, {"community": {"in_app": False}})
+    assert notify(owner) is True
+    # The dispatcher sweeps outbox events after a week; the cause may come again later.
+    OutboxEvent.objects.delete()
+    assert notify(owner) is False
+    assert pushes() == []
 
 
 def test_both_channels_off_means_nothing(app):
@@ -104,10 +114,12 @@ def test_preferences_keep_what_is_not_changed(app):
 def test_erasure_removes_inbox_and_preferences(app):
     owner = make_person("SZ")
     notify(owner)
-    services.update_preferences(owner.user.pk, {"events": {"push": False}})
+    services.update_preferences(owner.user.pk, {"community": {"in_app": False}})
+    notify(owner, key="push-only")
     transaction(lambda session: services.erase_user_data(session, owner.id))
     assert Notification.objects.count() == 0
     assert NotificationPreferences.objects.count() == 0
+    assert PushRequest.objects.count() == 0
 
 
 @pytest.mark.parametrize(

@@ -18,21 +18,21 @@ def results():
     return database()["test_results"]
 
 
-@handles("user.registered")
-def record_registration(event: DomainEvent, session: ClientSession | None) -> None:
+@handles("user.registered", name="tests.record_registration")
+def record_registration(event: DomainEvent, session: ClientSession) -> None:
     results().insert_one({"event_id": event.id, "kind": "registered"}, session=session)
 
 
-@handles("test.slow")
-def slow(event: DomainEvent, session: ClientSession | None) -> None:
+@handles("test.slow", name="tests.slow")
+def slow(event: DomainEvent, session: ClientSession) -> None:
     # Outside the transaction, so the test sees that the handler is under way.
     database()["test_progress"].insert_one({"event_id": event.id, "at": time.time()})
     time.sleep(event.payload["seconds"])
     results().insert_one({"event_id": event.id, "kind": "slow"}, session=session)
 
 
-@handles("test.flaky", max_retries=2, min_backoff_ms=100, max_backoff_ms=200)
-def flaky(event: DomainEvent, session: ClientSession | None) -> None:
+@handles("test.flaky", name="tests.flaky", max_retries=2, min_backoff_ms=100, max_backoff_ms=200)
+def flaky(event: DomainEvent, session: ClientSession) -> None:
     """Fails while the `flaky` switch is on."""
     database()["test_progress"].insert_one({"event_id": event.id, "attempt_at": time.time()})
     if database()["test_switches"].find_one({"_id": "flaky", "on": True}):

@@ -1,5 +1,5 @@
 """A test-only schedule (EXTRA_SCHEDULE_MODULES): a job every two seconds."""
 
-from workers.schedule import PeriodicJob
+from app.domains import PeriodicJob
 
 SCHEDULE = (PeriodicJob("tests.tick", {"second": "*/2"}),)

@@ -82,11 +82,8 @@ def test_replay_sends_the_same_actor_and_arguments_once(client):
 def test_replay_with_redis_down_is_503_and_leaves_the_letter_replayable(client, servers):
     admin = make_person("SZ", role="admin")
     letter = park(1)
-    servers.stop_redis()
-    try:
+    with servers.redis_down():
         response = client.post(f"{LIST}/{letter.pk}/replay", headers=admin.headers)
-    finally:
-        servers.start_redis_again()
     assert response.status_code == 503
     assert response.headers["Retry-After"]
     assert DeadLetter.objects.get(pk=letter.pk).replayed_at is None

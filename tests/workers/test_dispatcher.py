@@ -22,7 +22,7 @@ from workers.models import CURSOR_ID, DispatchCursor, HandledEvent
 from workers.registry import handles
 
 
-@handles("test.dispatched", max_retries=2)
+@handles("test.dispatched", name="tests.dispatched", max_retries=2)
 def dispatched_handler(event, session) -> None:
     """Only messages matter here."""
 
@@ -148,12 +148,8 @@ def test_redis_down_keeps_the_position_and_everything_goes_when_it_returns(handl
     dispatcher = leader()
     with dispatcher.open() as stream:
         waiting = emit(2)
-        servers.stop_redis()
-        try:
-            with pytest.raises(redis.exceptions.ConnectionError):
-                dispatcher.pump(stream)
-        finally:
-            servers.start_redis_again()
+        with servers.redis_down(), pytest.raises(redis.exceptions.ConnectionError):
+            dispatcher.pump(stream)
     assert outbox_figures()[0] == 2
 
     # What `run` does after backing off: resume from the saved position.

@@ -31,8 +31,6 @@ def test_vehicle_verified_reaches_owner_inbox_through_real_worker(client, backgr
     assert "LSJA24U69MS012345" in notification.body
     event = OutboxEvent.objects.get(type="vehicle.verified")
     assert (
-        HandledEvent.objects(
-            event_id=event.pk, handler="notifications.tasks.notify_vehicle_verified"
-        ).count()
+        HandledEvent.objects(event_id=event.pk, handler="notifications.vehicle_verified").count()
         == 1
     )

@@ -10,6 +10,7 @@ from app.outbox import OutboxEvent, record_event
 from tests.support import make_city, make_person, wait_until
 from workers.metrics import outbox_figures
 from workers.models import DeadLetter, HandledEvent
+from workers.tasks import handle_domain_events
 
 HANDLERS = "tests.workers.handlers"
 
@@ -29,8 +30,7 @@ def emit(type_: str, **payload) -> str:
 def test_redis_down_requests_succeed_and_events_wait_then_arrive_once(client, background, servers):
     make_city("SZ")
     background("worker", "dispatcher", EXTRA_HANDLER_MODULES=HANDLERS)
-    servers.stop_redis()
-    try:
+    with servers.redis_down():
         for number in range(5):
             response = client.post(
                 "/api/v1/auth/register",
@@ -49,8 +49,6 @@ def test_redis_down_requests_succeed_and_events_wait_then_arrive_once(client, ba
         waiting = [e.pk for e in OutboxEvent.objects(type="user.registered")]
         assert len(waiting) == 5
         assert outbox_figures()[0] == OutboxEvent.objects.count()  # all still waiting
-    finally:
-        servers.start_redis_again()
 
     wait_until(
         lambda: set(results()) == set(waiting), timeout=60, message="every waiting event handled"
@@ -94,7 +92,7 @@ def test_failing_handler_is_retried_then_dead_lettered_and_replayable(client, ba
     # Back-off: each retry waits at least min_backoff (100 ms).
     assert all(later - earlier >= 0.1 for earlier, later in itertools.pairwise(attempts))
     assert letter.actor_name == "outbox.handle"
-    assert letter.args[0] == "tests.workers.handlers.flaky"
+    assert letter.args[0] == "tests.flaky"
     assert "flaky handler failing on purpose" in letter.error
 
     listed = client.get("/api/v1/admin/dead-letters", headers=admin.headers)
@@ -112,3 +110,28 @@ def test_failing_handler_is_retried_then_dead_lettered_and_replayable(client, ba
     assert again.status_code == 409
     assert again.json["error"] == "already_replayed"
     assert DeadLetter.objects.count() == 1
+
+
+def test_a_message_for_a_handler_that_no_longer_exists_is_a_dead_letter_at_once(client, background):
+    admin = make_person("SZ", role="admin")
+    background("worker")
+    event = {"id": "e1", "type": "test.gone", "subject_type": "test", "subject_id": "1"}
+    event["occurred_at"] = "2026-12-01T00:00:00+00:00"
+    # Queued by a release that still had the handler.
+    handle_domain_events.send_with_options(
+        args=("tests.retired", [event]), max_retries=10, min_backoff=60_000
+    )
+
+    letter = wait_until(lambda: DeadLetter.objects.first(), message="the dead letter")
+    assert letter.actor_name == "outbox.handle"
+    assert letter.args == ["tests.retired", [event]]
+    assert letter.retries == 0  # not retried: no retry can bring the handler back
+    assert letter.options["max_retries"] == 10
+    assert "No handler is named 'tests.retired'" in letter.error
+
+    listed = client.get("/api/v1/admin/dead-letters", headers=admin.headers).json
+    assert [item["id"] for item in listed["items"]] == [str(letter.pk)]
+    replay = client.post(f"/api/v1/admin/dead-letters/{letter.pk}/replay", headers=admin.headers)
+    assert replay.status_code == 202, replay.json
+    # Still unknown to this release: parked again, never dropped.
+    wait_until(lambda: DeadLetter.objects.count() == 2, message="the replay parked again")

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import dramatiq
 import redis
 
+from app.domains import PeriodicJob
 from tests.support import wait_until
-from workers.schedule import PeriodicJob
 from workers.scheduler import Scheduler, scheduled_fire_time, trigger_for
 
 TEST_SCHEDULE = {

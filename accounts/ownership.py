@@ -1,0 +1,159 @@
+"""Owners' vehicles and the verification of their ownership by the circle leaders of the
+vehicle's city. Verifying an owner's first vehicle makes them a verified owner, records
+`vehicle.verified` and, for a referred owner, `referral.completed`, in one transaction."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from mongoengine.errors import NotUniqueError
+from pymongo.client_session import ClientSession
+from pymongo.errors import DuplicateKeyError
+
+from accounts.models import (
+    CIRCLE_LEADER,
+    VEHICLE_PENDING,
+    VEHICLE_REJECTED,
+    VEHICLE_VERIFIED,
+    User,
+    Vehicle,
+)
+from accounts.services import city_timezone
+from app.auth import Caller
+from app.clock import utcnow
+from app.db import get_or_404, transaction
+from app.errors import Conflict, Forbidden, ValidationFailed
+from app.outbox import record_event
+
+log = structlog.get_logger()
+_VIN = re.compile(r"^[A-HJ-NPR-Z0-9]{17}$")
+# No vehicle of the brand was delivered before this; earlier dates are typos.
+EARLIEST_DELIVERY = date(1990, 1, 1)
+
+
+def normalise_vin(vin: str) -> str:
+    value = vin.strip().upper()
+    if not _VIN.match(value):
+        raise ValidationFailed(
+            "invalid_vin",
+            "A VIN is 17 characters of A-Z and 0-9, without I, O or Q.",
+            errors={"vin": ["Not a valid VIN."]},
+        )
+    return value
+
+
+def _check_delivery_date(delivered_on: date, city_code: str) -> None:
+    # "Today" is the owner's: early in a Shenzhen morning, UTC is still on yesterday's date.
+    today = utcnow().astimezone(ZoneInfo(city_timezone(city_code))).date()
+    if not EARLIEST_DELIVERY <= delivered_on <= today:
+        raise ValidationFailed(
+            "date_out_of_range",
+            "The delivery date is not plausible.",
+            errors={"delivered_on": [f"Must be from {EARLIEST_DELIVERY} to {today}."]},
+        )
+
+
+def add_vehicle(owner: User, vin: str, model: str, delivered_on: date | None = None) -> Vehicle:
+    if delivered_on is not None:
+        _check_delivery_date(delivered_on, owner.city_code)
+    vehicle = Vehicle(
+        owner_id=owner.pk,
+        vin=normalise_vin(vin),
+        model=model.strip(),
+        delivered_on=delivered_on,
+        city_code=owner.city_code,
+    )
+    try:
+        vehicle.save(force_insert=True)
+    except (NotUniqueError, DuplicateKeyError) as exc:
+        raise Conflict("vin_taken", "This VIN is already registered.") from exc
+    log.info("vehicle_added", vehicle_id=str(vehicle.pk), owner_id=str(owner.pk))
+    return vehicle
+
+
+def verification_queue(caller: Caller, status: str, city: str | None):
+    """Vehicles a circle leader (or admin) may review, scoped to the caller's cities."""
+    cities = caller.cities_for(CIRCLE_LEADER)
+    if cities is not None and not cities:
+        raise Forbidden(message="Only circle leaders and admins review vehicles.")
+    query = Vehicle.objects(status=status)
+    if city:
+        if cities is not None and city not in cities:
+            raise Forbidden(message="You do not lead this city.")
+        return query.filter(city_code=city)
+    return query if cities is None else query.filter(city_code__in=sorted(cities))
+
+
+def _review(caller: Caller, vehicle_id: str, status: str, reason: str | None) -> Vehicle:
+    """Verify or reject a pending vehicle. Nobody reviews their own, admins included:
+    verifying makes a verified owner and pays welcome points."""
+    vehicle = get_or_404(Vehicle, vehicle_id)
+    caller.require(vehicle.city_code, CIRCLE_LEADER)
+    if vehicle.owner_id == caller.user.pk:
+        raise Forbidden("own_vehicle", "Someone else must review your own vehicle.")
+
+    def unit(session: ClientSession) -> bool:
+        vehicles = Vehicle._get_collection()
+        changes: dict[str, Any] = {
+            "status": status,
+            "reviewed_by": caller.user.pk,
+            "reviewed_at": utcnow(),
+        }
+        if reason:
+            changes["rejection_reason"] = reason
+        reviewed = vehicles.update_one(
+            {"_id": vehicle.pk, "status": VEHICLE_PENDING}, {"$set": changes}, session=session
+        )
+        if not reviewed.matched_count:
+            return False
+        if status == VEHICLE_VERIFIED:
+            _on_verified(session, vehicle, caller)
+        return True
+
+    if not transaction(unit):
+        raise Conflict("not_pending", "This vehicle has already been reviewed.")
+    log.info("vehicle_reviewed", vehicle_id=vehicle_id, status=status, by=caller.id)
+    vehicle.reload()
+    return vehicle
+
+
+def _on_verified(session: ClientSession, vehicle: Vehicle, caller: Caller) -> None:
+    users = User._get_collection()
+    owner = users.find_one({"_id": vehicle.owner_id}, session=session)
+    users.update_one({"_id": vehicle.owner_id}, {"$set": {"verified_owner": True}}, session=session)
+    first = owner is not None and not owner.get("verified_owner", False)
+    record_event(
+        session,
+        "vehicle.verified",
+        subject_type="vehicle",
+        subject_id=vehicle.pk,
+        actor_id=caller.user.pk,
+        city_code=vehicle.city_code,
+        payload={
+            "owner_id": str(vehicle.owner_id),
+            "vin": vehicle.vin,
+            "model": vehicle.model,
+            "first_verified_vehicle": first,
+        },
+    )
+    if first and owner.get("referred_by"):
+        record_event(
+            session,
+            "referral.completed",
+            subject_type="user",
+            subject_id=vehicle.owner_id,
+            city_code=vehicle.city_code,
+            payload={"referrer_id": str(owner["referred_by"]), "referee_id": str(vehicle.owner_id)},
+        )
+
+
+def verify_vehicle(caller: Caller, vehicle_id: str) -> Vehicle:
+    return _review(caller, vehicle_id, VEHICLE_VERIFIED, None)
+
+
+def reject_vehicle(caller: Caller, vehicle_id: str, reason: str) -> Vehicle:
+    return _review(caller, vehicle_id, VEHICLE_REJECTED, reason)

@@ -1,0 +1,164 @@
+"""The installed domains: the one list of the domain packages that make up the service, and
+what each brings to it. `app/` reaches the domains only through this list, the way Django
+reaches its apps through INSTALLED_APPS: every entry names modules by their dotted path and
+is imported when first needed, so importing `app` imports no domain.
+
+Adding a domain means one `Domain(...)` here. What reads the list:
+- `app.create_app`: blueprints, metrics collectors, CLI commands;
+- `workers.registry.load_handler_modules`: the `tasks` modules (handlers and actors);
+- `workers.schedule`: the periodic jobs;
+- `app.privacy.export_personal_data` (GET /me/export): the personal data sections;
+- `profile_fields` (GET /me), `city_figures` (GET /cities/{code}/stats), `seed_demo`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    actor_name: str
+    # APScheduler CronTrigger fields, in UTC: {"minute": "*/5"}, {"hour": 3, "minute": 0}.
+    cron: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    # The module whose `blueprints` tuple holds the domain's HTTP API.
+    api: str | None = None
+    # The module that registers the domain's event handlers and declares its actors.
+    tasks: str | None = None
+    # Actors (declared in `tasks`) the scheduler enqueues on a cron.
+    schedule: tuple[PeriodicJob, ...] = ()
+    # Sections of the personal data export: section -> "module:function(user_id)".
+    personal_data: Mapping[str, str] = field(default_factory=dict)
+    # Fields the domain adds to an account's profile: "module:function(user_id) -> dict".
+    profile: str | None = None
+    # Its part of a city's engagement figures: "module:function(city_code, start, end)".
+    city_figures: str | None = None
+    # Prometheus collectors, computed at scrape time: "module:Class".
+    metrics: tuple[str, ...] = ()
+    # Operator commands (click): "module:command".
+    commands: tuple[str, ...] = ()
+    # Its part of the demo world, after the domains listed before it: "module:function".
+    demo: str | None = None
+
+
+# In dependency order: a domain may call the public services of those listed before it.
+INSTALLED_DOMAINS: tuple[Domain, ...] = (
+    Domain(
+        "accounts",
+        api="accounts.api",
+        personal_data={"account": "accounts.services:export_account"},
+        city_figures="accounts.services:city_figures",
+        commands=("accounts.cli:create_admin",),
+        demo="accounts.seed:seed_people",
+    ),
+    Domain(
+        "notifications",
+        api="notifications.api",
+        tasks="notifications.tasks",
+        personal_data={"notifications": "notifications.services:export_notifications"},
+    ),
+    Domain(
+        "workers",
+        api="workers.api",
+        tasks="workers.tasks",
+        metrics=("workers.metrics:BackboneCollector",),
+    ),
+    Domain(
+        "loyalty",
+        api="loyalty.api",
+        tasks="loyalty.tasks",
+        schedule=(
+            PeriodicJob("points.expire_due", {"minute": 5}),
+            PeriodicJob("points.warn_expiring", {"hour": 1, "minute": 15}),
+            PeriodicJob("reconciliation.run", {"hour": 19, "minute": 30}),  # 03:30 in China
+        ),
+        personal_data={"points": "loyalty.balances:export_points"},
+        profile="loyalty.balances:profile_fields",
+        city_figures="loyalty.balances:city_figures",
+        demo="loyalty.seed:seed_rewards",
+    ),
+    Domain(
+        "events",
+        api="events.api",
+        tasks="events.tasks",
+        schedule=(PeriodicJob("events.send_reminders", {"minute": "*/5"}),),
+        personal_data={"event_registrations": "events.registration:export_registrations"},
+        city_figures="events.figures:city_figures",
+        demo="events.seed:seed_events",
+    ),
+)
+
+
+def resolve(target: str) -> Any:
+    """The object a "module:name" entry names (the module is imported once, by Python)."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def blueprints() -> list[Any]:
+    return [
+        blueprint
+        for domain in INSTALLED_DOMAINS
+        if domain.api
+        for blueprint in resolve(f"{domain.api}:blueprints")
+    ]
+
+
+def task_modules() -> tuple[str, ...]:
+    return tuple(domain.tasks for domain in INSTALLED_DOMAINS if domain.tasks)
+
+
+def schedule() -> tuple[PeriodicJob, ...]:
+    return tuple(job for domain in INSTALLED_DOMAINS for job in domain.schedule)
+
+
+def metrics_collectors() -> list[Any]:
+    return [resolve(target)() for domain in INSTALLED_DOMAINS for target in domain.metrics]
+
+
+def commands() -> list[Any]:
+    return [resolve(target) for domain in INSTALLED_DOMAINS for target in domain.commands]
+
+
+def personal_data(user_id: Any) -> dict[str, Any]:
+    """Every domain's sections of one person's data, by section name."""
+    exporters = {
+        section: target
+        for domain in INSTALLED_DOMAINS
+        for section, target in domain.personal_data.items()
+    }
+    return {section: resolve(exporters[section])(user_id) for section in sorted(exporters)}
+
+
+def profile_fields(user_id: Any) -> dict[str, Any]:
+    """What other domains show in an account's profile (the loyalty tier...)."""
+    fields: dict[str, Any] = {}
+    for domain in INSTALLED_DOMAINS:
+        if domain.profile:
+            fields.update(resolve(domain.profile)(user_id))
+    return fields
+
+
+def city_figures(city_code: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """Every domain's engagement figures of one city for [start, end)."""
+    figures: dict[str, Any] = {}
+    for domain in INSTALLED_DOMAINS:
+        if domain.city_figures:
+            figures.update(resolve(domain.city_figures)(city_code, start, end))
+    return figures
+
+
+def seed_demo() -> Iterator[str]:
+    """The demo world, each domain's part in list order; yields what was done."""
+    for domain in INSTALLED_DOMAINS:
+        if domain.demo:
+            yield from resolve(domain.demo)()

@@ -1,0 +1,196 @@
+"""Reconciliation: recompute every account's cached totals from its ledger, report the
+drifts and repair them (the ledger is the source of truth)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import structlog
+from bson import ObjectId
+from pymongo.client_session import ClientSession
+
+from app.auth import Caller
+from app.clock import utcnow
+from app.db import transaction
+from app.outbox import record_event
+from loyalty import ledger
+from loyalty.models import (
+    RUN_DONE,
+    RUN_FAILED,
+    RUN_QUEUED,
+    RUN_RUNNING,
+    LedgerEntry,
+    Lot,
+    PointsAccount,
+    ReconciliationRun,
+)
+
+log = structlog.get_logger()
+
+
+def request_reconciliation(admin: Caller) -> ReconciliationRun:
+    """Store a queued run and its domain event; a worker runs it."""
+    admin.require_admin()
+    run_id = ObjectId()
+
+    def unit(session: ClientSession) -> None:
+        ReconciliationRun._get_collection().insert_one(
+            ReconciliationRun(id=run_id, requested_by=admin.user.pk).to_mongo().to_dict(),
+            session=session,
+        )
+        record_event(
+            session,
+            "reconciliation.requested",
+            subject_type="reconciliation_run",
+            subject_id=run_id,
+            actor_id=admin.user.pk,
+        )
+
+    transaction(unit)
+    return ReconciliationRun.objects.get(pk=run_id)
+
+
+def _ledger_totals(session: ClientSession | None, account_id: ObjectId) -> dict[str, int]:
+    rows = list(
+        LedgerEntry._get_collection().aggregate(
+            [
+                {"$match": {"account_id": account_id}},
+                {
+                    "$group": {
+                        "_id": None,
+                        "balance": {"$sum": "$amount"},
+                        "entries": {"$sum": 1},
+                        "earned": {"$sum": ledger.EARNED_POINTS},
+                    }
+                },
+            ],
+            session=session,
+        )
+    )
+    lots = list(
+        Lot._get_collection().aggregate(
+            [
+                {"$match": {"account_id": account_id}},
+                {"$group": {"_id": None, "remaining": {"$sum": "$remaining"}}},
+            ],
+            session=session,
+        )
+    )
+    totals = rows[0] if rows else {"balance": 0, "entries": 0, "earned": 0}
+    return {
+        "balance": totals["balance"],
+        "entries": totals["entries"],
+        "earned": totals["earned"],
+        "lots": lots[0]["remaining"] if lots else 0,
+    }
+
+
+def check_account(account_id: ObjectId) -> tuple[int, dict[str, Any] | None]:
+    """Compare one account's cache with its ledger and lots, all read in one snapshot so an
+    entry written meanwhile is either in both or in neither. Returns (entries, drift)."""
+
+    def read(session: ClientSession) -> tuple[dict[str, Any], dict[str, int]]:
+        account = (
+            PointsAccount._get_collection().find_one({"_id": account_id}, session=session) or {}
+        )
+        return account, _ledger_totals(session, account_id)
+
+    account, totals = transaction(read)
+    cached = {"balance": account.get("balance", 0), "earned": account.get("lifetime_earned", 0)}
+    if (cached["balance"], cached["earned"], totals["lots"]) == (
+        totals["balance"],
+        totals["earned"],
+        totals["balance"],
+    ):
+        return totals["entries"], None
+    return totals["entries"], {
+        "account_id": str(account_id),
+        "cached_balance": cached["balance"],
+        "computed_balance": totals["balance"],
+        "lots_total": totals["lots"],
+        "cached_lifetime_earned": cached["earned"],
+        "computed_lifetime_earned": totals["earned"],
+    }
+
+
+def repair_account(account_id: ObjectId, now: datetime | None = None) -> None:
+    """Rewrite the cached totals from the ledger, the source of truth."""
+    now = now or utcnow()
+
+    def unit(session: ClientSession) -> None:
+        totals = _ledger_totals(session, account_id)
+        PointsAccount._get_collection().update_one(
+            {"_id": account_id},
+            {
+                "$set": {
+                    "balance": totals["balance"],
+                    "lifetime_earned": totals["earned"],
+                    "tier": ledger.tier_for(ledger.rolling_earned(session, account_id, now)).name,
+                    "updated_at": now,
+                }
+            },
+            session=session,
+        )
+
+    transaction(unit)
+
+
+def run_reconciliation(run_id: str | None = None, batch: int = 500) -> ReconciliationRun | None:
+    """Check every account against its ledger, record drifts and repair them.
+
+    Each account is read in its own short snapshot, so redemptions never wait for a run.
+    Returns None when the run is already running or done (a redelivered message).
+    """
+    runs = ReconciliationRun._get_collection()
+    if run_id is None:
+        run_id = str(runs.insert_one(ReconciliationRun().to_mongo().to_dict()).inserted_id)
+    run_oid = ledger.id_or_404(run_id)
+    claimed = runs.update_one(
+        {"_id": run_oid, "status": {"$in": [RUN_QUEUED, RUN_FAILED]}},
+        {"$set": {"status": RUN_RUNNING, "started_at": utcnow()}},
+    )
+    if not claimed.matched_count:
+        return None
+    accounts = PointsAccount._get_collection()
+    progress = {"accounts_checked": 0, "entries_checked": 0, "repaired": 0}
+    drifts: list[dict[str, Any]] = []
+    try:
+        last: ObjectId | None = None
+        while True:
+            page = [
+                row["_id"]
+                for row in accounts.find({"_id": {"$gt": last}} if last else {}, {"_id": 1})
+                .sort("_id", 1)
+                .limit(batch)
+            ]
+            for account_id in page:
+                entries, drift = check_account(account_id)
+                progress["accounts_checked"] += 1
+                progress["entries_checked"] += entries
+                if drift is not None:
+                    drifts.append(drift)
+                    repair_account(account_id)
+                    progress["repaired"] += 1
+            if len(page) < batch:
+                break
+            last = page[-1]
+    except Exception as exc:
+        runs.update_one(
+            {"_id": run_oid},
+            {
+                "$set": {
+                    "status": RUN_FAILED,
+                    "error": repr(exc)[:2000],
+                    **progress,
+                    "drifts": drifts,
+                }
+            },
+        )
+        raise
+    runs.update_one(
+        {"_id": run_oid},
+        {"$set": {"status": RUN_DONE, "finished_at": utcnow(), **progress, "drifts": drifts}},
+    )
+    log.info("reconciliation_done", run_id=str(run_oid), drifts=len(drifts), **progress)
+    return ReconciliationRun.objects.get(pk=run_oid)

@@ -1,0 +1,217 @@
+"""The rewards catalog and redemptions: points and stock debited in one transaction,
+refunded once on cancellation, handed over by admins or the pickup city's leaders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import structlog
+from bson import ObjectId
+from mongoengine.queryset import QuerySet
+from pymongo.client_session import ClientSession
+
+from accounts.services import CIRCLE_LEADER, Owner
+from app.auth import Caller
+from app.clock import utcnow
+from app.db import get_or_404, transaction, update_and_read
+from app.errors import Conflict, NotFound
+from loyalty import balances, ledger
+from loyalty.models import (
+    CANCELLED,
+    FULFILLED,
+    PENDING,
+    REDEEM,
+    REFUND,
+    LedgerEntry,
+    Redemption,
+    Reward,
+)
+
+log = structlog.get_logger()
+
+
+def create_reward(admin: Caller, data: dict[str, Any]) -> Reward:
+    admin.require_admin()
+    reward = Reward(**data).save()
+    log.info("reward_created", reward_id=str(reward.pk), by=admin.id)
+    return reward
+
+
+def update_reward(admin: Caller, reward_id: str, changes: dict[str, Any]) -> Reward:
+    admin.require_admin()
+    reward = get_or_404(Reward, reward_id)
+    if changes:
+        Reward.objects(pk=reward.pk).update_one(
+            **{f"set__{name}": value for name, value in changes.items()}
+        )
+        reward.reload()
+    log.info("reward_updated", reward_id=reward_id, changes=sorted(changes), by=admin.id)
+    return reward
+
+
+def rewards_for(owner: Owner, city: str | None, now: datetime | None = None) -> QuerySet:
+    """Active rewards the owner may redeem in `city` (default: the owner's city)."""
+    tier = balances.tier_of(owner.pk, now)
+    return Reward.objects(
+        active=True,
+        min_tier__in=ledger.TIER_NAMES[: ledger.tier_rank(tier) + 1],
+        __raw__={"$or": [{"city_codes": []}, {"city_codes": city or owner.city_code}]},
+    )
+
+
+def redeem(
+    owner: Owner,
+    reward_id: str,
+    quantity: int = 1,
+    *,
+    client_key: str | None = None,
+    now: datetime | None = None,
+) -> Redemption:
+    """Debit points and stock in one transaction; refusals are 409 with their slug."""
+    now = now or utcnow()
+    reward_oid = ledger.id_or_404(reward_id)
+    client_key = f"{owner.pk}:{client_key}" if client_key else None
+
+    def unit(session: ClientSession) -> ObjectId:
+        redemptions = Redemption._get_collection()
+        if client_key and (
+            found := redemptions.find_one({"client_key": client_key}, session=session)
+        ):
+            return found["_id"]
+        rewards = Reward._get_collection()
+        reward = rewards.find_one({"_id": reward_oid, "active": True}, session=session)
+        if reward is None:
+            raise NotFound(message="Reward not found.")
+        if reward.get("city_codes") and owner.city_code not in reward["city_codes"]:
+            raise Conflict("not_in_city", "This reward is not offered in your city.")
+        tier = ledger.tier_for(ledger.rolling_earned(session, owner.pk, now))
+        if ledger.tier_rank(tier.name) < ledger.tier_rank(reward["min_tier"]):
+            raise Conflict("tier_too_low", f"This reward needs the {reward['min_tier']} tier.")
+        if reward.get("per_owner_limit"):
+            taken = sum(
+                row["quantity"]
+                for row in redemptions.find(
+                    {"reward_id": reward_oid, "user_id": owner.pk, "status": {"$ne": CANCELLED}},
+                    {"quantity": 1},
+                    session=session,
+                )
+            )
+            if taken + quantity > reward["per_owner_limit"]:
+                raise Conflict("limit_reached", "You reached the limit for this reward.")
+        if not rewards.update_one(
+            {"_id": reward_oid, "stock": {"$gte": quantity}},
+            {"$inc": {"stock": -quantity}},
+            session=session,
+        ).matched_count:
+            raise Conflict("out_of_stock", "This reward is out of stock.")
+        redemption_id = ObjectId()
+        points = reward["cost"] * quantity
+        entry = ledger.write(
+            session,
+            ledger.Movement(
+                owner.pk,
+                REDEEM,
+                -points,
+                f"redemption:{redemption_id}",
+                f"Redeemed {reward['title']}",
+                {"rule": "redemption", "type": "redemption", "id": str(redemption_id)},
+                owner.city_code,
+            ),
+            now,
+        )
+        document = {
+            "_id": redemption_id,
+            "user_id": owner.pk,
+            "reward_id": reward_oid,
+            "reward_title": reward["title"],
+            "quantity": quantity,
+            "points": points,
+            "fulfillment": reward["fulfillment"],
+            "status": PENDING,
+            "city_code": owner.city_code if reward["fulfillment"] == "pickup" else None,
+            "entry_id": entry["_id"],
+            "created_at": now,
+        }
+        if client_key:
+            document["client_key"] = client_key
+        redemptions.insert_one(document, session=session)
+        return redemption_id
+
+    redemption = Redemption.objects.get(pk=transaction(unit))
+    log.info(
+        "reward_redeemed",
+        redemption_id=str(redemption.pk),
+        user_id=str(owner.pk),
+        reward_id=reward_id,
+        points=redemption.points,
+    )
+    return redemption
+
+
+def cancel_redemption(by: Caller, redemption_id: str, now: datetime | None = None) -> Redemption:
+    """Cancel a pending redemption: refund its points to the lots they came from, once, and
+    put the stock back."""
+    redemption = get_or_404(Redemption, redemption_id)
+    by.require_self_or_admin(redemption.user_id)
+    now = now or utcnow()
+
+    def unit(session: ClientSession) -> None:
+        cancelled = update_and_read(
+            Redemption._get_collection(),
+            {"_id": redemption.pk, "status": PENDING},
+            {"$set": {"status": CANCELLED, "cancelled_at": now, "cancelled_by": by.user.pk}},
+            session=session,
+        )
+        if cancelled is None:
+            raise Conflict("not_pending", "Only a pending redemption can be cancelled.")
+        Reward._get_collection().update_one(
+            {"_id": cancelled["reward_id"]},
+            {"$inc": {"stock": cancelled["quantity"]}},
+            session=session,
+        )
+        debit = LedgerEntry._get_collection().find_one(
+            {"_id": cancelled["entry_id"]}, session=session
+        )
+        refund = ledger.write(
+            session,
+            ledger.Movement(
+                cancelled["user_id"],
+                REFUND,
+                cancelled["points"],
+                f"refund:{redemption.pk}",
+                f"Cancelled {cancelled['reward_title']}",
+                {"rule": "redemption", "type": "redemption", "id": str(redemption.pk)},
+                debit.get("city_code"),
+                actor_id=by.user.pk,
+                restore=debit["lots"],
+            ),
+            now,
+        )
+        Redemption._get_collection().update_one(
+            {"_id": redemption.pk}, {"$set": {"refund_entry_id": refund["_id"]}}, session=session
+        )
+
+    transaction(unit)
+    log.info("redemption_cancelled", redemption_id=redemption_id, by=by.id)
+    return redemption.reload()
+
+
+def fulfil_redemption(by: Caller, redemption_id: str, now: datetime | None = None) -> Redemption:
+    """Hand a reward over: admins, or circle leaders of the pickup city."""
+    redemption = get_or_404(Redemption, redemption_id)
+    by.require(redemption.city_code, CIRCLE_LEADER)
+    fulfilled = Redemption._get_collection().update_one(
+        {"_id": redemption.pk, "status": PENDING},
+        {
+            "$set": {
+                "status": FULFILLED,
+                "fulfilled_at": now or utcnow(),
+                "fulfilled_by": by.user.pk,
+            }
+        },
+    )
+    if not fulfilled.matched_count:
+        raise Conflict("not_pending", "Only a pending redemption can be fulfilled.")
+    log.info("redemption_fulfilled", redemption_id=redemption_id, by=by.id)
+    return redemption.reload()

@@ -1,0 +1,61 @@
+"""Accounts' rules called without HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts import services
+from accounts.models import User
+from app.outbox import OutboxEvent
+from tests.support import make_city, make_person
+
+
+@pytest.fixture
+def referral_codes(app, monkeypatch: pytest.MonkeyPatch):
+    """Make sign-ups draw the given referral codes, in order, instead of random ones."""
+
+    def draw(*drawn: str) -> None:
+        sequence = iter(drawn)
+        monkeypatch.setattr(User._fields["referral_code"], "default", lambda: next(sequence))
+        monkeypatch.setattr(services, "new_referral_code", lambda: next(sequence))
+
+    return draw
+
+
+def sign_up(email: str) -> User:
+    return services.register(
+        email=email, password="password-123", display_name="Ann", city_code="SZ"
+    )
+
+
+def test_sign_up_draws_another_referral_code_when_one_is_taken(referral_codes):
+    make_city("SZ")
+    referral_codes("TAKEN234")
+    sign_up("first@example.com")
+    referral_codes("TAKEN234", "TAKEN234", "FREE2345")
+
+    user = sign_up("second@example.com")
+
+    assert User.objects.get(pk=user.pk).referral_code == "FREE2345"
+    assert OutboxEvent.objects(type="user.registered", subject_id=str(user.pk)).count() == 1
+
+
+def test_sign_up_fails_and_saves_nothing_when_no_referral_code_is_free(referral_codes):
+    make_city("SZ")
+    referral_codes("TAKEN234")
+    sign_up("first@example.com")
+    referral_codes(*["TAKEN234"] * services.REFERRAL_CODE_ATTEMPTS)
+
+    with pytest.raises(RuntimeError, match="referral code"):
+        sign_up("second@example.com")
+
+    assert not User.objects(email="second@example.com")
+    assert OutboxEvent.objects(type="user.registered").count() == 1
+
+
+def test_active_accounts_leave_the_erased_out(app):
+    kept, erased = make_person("SZ"), make_person("SZ")
+    services.erase_account(erased.user)
+    assert [user.pk for user in User.objects.active()] == [kept.user.pk]
+    assert services.find_active_owner(erased.id) is None
+    assert services.active_owner(erased.id) is None

@@ -1,0 +1,123 @@
+"""Registration and the waitlist, called without HTTP."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from app.clock import utcnow
+from app.errors import Conflict, Forbidden, NotFound
+from app.outbox import OutboxEvent
+from events import registration, services
+from events.models import CANCELLED, CONFIRMED, WAITLISTED, Registration
+from tests.events.conftest import as_caller, many_owners, register_all, statuses
+from tests.support import make_person
+
+
+def test_seats_then_waitlist_positions_in_order(make_event):
+    event = make_event(capacity=2)
+    people = many_owners(5)
+    results = register_all(event, people)
+    assert [r.status for r in results] == [CONFIRMED] * 2 + [WAITLISTED] * 3
+    assert [r.waitlist_position for r in results[2:]] == [1, 2, 3]
+    event.reload()
+    assert event.seats_left == 0 and services.waitlist_counts([event.pk]) == {event.pk: 3}
+
+
+def test_second_registration_is_refused(make_event):
+    event = make_event()
+    owner = many_owners(1)[0]
+    register_all(event, [owner])
+    with pytest.raises(Conflict) as refused:
+        register_all(event, [owner])
+    assert refused.value.error == "already_registered"
+    event.reload()
+    assert event.seats_left == event.capacity - 1
+
+
+def test_registration_refusals(make_event):
+    owner = many_owners(1)[0]
+    with pytest.raises(NotFound):  # drafts are invisible to owners
+        register_all(make_event(publish=False), [owner])
+    closed = make_event(
+        registration_closes_at=utcnow() + timedelta(seconds=-1), starts_in=timedelta(hours=1)
+    )
+    with pytest.raises(Conflict) as late:
+        register_all(closed, [owner])
+    assert late.value.error == "registration_closed"
+    verified_only = make_event(verified_owners_only=True)
+    with pytest.raises(Forbidden) as unverified:
+        register_all(verified_only, [owner])
+    assert unverified.value.error == "not_verified_owner"
+    assert register_all(verified_only, many_owners(1, verified_owner=True))[0].status == CONFIRMED
+
+
+def test_cancelling_a_seat_promotes_the_first_waitlisted(make_event):
+    event = make_event(capacity=1)
+    first, second, third = many_owners(3)
+    register_all(event, [first, second, third])
+    registration.cancel_registration(as_caller(first), str(event.pk))
+    after = statuses(event)
+    assert after[first.id][0] == CANCELLED
+    assert after[second.id][0] == CONFIRMED
+    assert after[third.id] == (WAITLISTED, 2)
+    promoted = OutboxEvent.objects.get(type="registration.promoted")
+    assert promoted.payload["user_id"] == second.id
+    event.reload()
+    assert event.seats_left == 0
+
+
+def test_cancelling_a_waitlisted_place_promotes_nobody(make_event):
+    event = make_event(capacity=1)
+    first, second = many_owners(2)
+    register_all(event, [first, second])
+    registration.cancel_registration(as_caller(second), str(event.pk))
+    assert statuses(event)[first.id][0] == CONFIRMED
+    assert OutboxEvent.objects(type="registration.promoted").count() == 0
+    with pytest.raises(NotFound):
+        registration.cancel_registration(as_caller(second), str(event.pk))
+
+
+def test_re_registering_after_cancelling_queues_again(make_event):
+    event = make_event(capacity=1)
+    first, second = many_owners(2)
+    register_all(event, [first, second])
+    registration.cancel_registration(as_caller(first), str(event.pk))
+    again = register_all(event, [first])[0]
+    assert (again.status, again.waitlist_position) == (WAITLISTED, 2)
+    assert Registration.objects(event_id=event.pk, user_id=first.user.pk).count() == 1
+
+
+def test_concurrent_cancellations_never_leave_a_seat_free_while_someone_waits(make_event):
+    event = make_event(capacity=10)
+    people = many_owners(30)
+    register_all(event, people)
+    leaving = people[:10]
+    threads = [
+        threading.Thread(
+            target=registration.cancel_registration, args=(as_caller(person), str(event.pk))
+        )
+        for person in leaving
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    after = statuses(event)
+    confirmed = [p for p in people if after[p.id][0] == CONFIRMED]
+    # The ten who waited longest, positions 1..10, got the seats.
+    assert confirmed == people[10:20]
+    event.reload()
+    assert event.seats_left == 0
+
+
+def test_registrations_are_part_of_the_personal_data_export(make_event):
+    from app.privacy import export_personal_data
+
+    event = make_event()
+    owner = make_person("SZ")
+    register_all(event, [owner])
+    exported = export_personal_data(owner.id)["event_registrations"]
+    assert exported == [{**exported[0], "event_id": str(event.pk), "status": CONFIRMED}]

@@ -1,0 +1,57 @@
+"""Partner systems crediting points."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from app.errors import Conflict, Unauthorized, ValidationFailed
+from loyalty import (
+    partner_systems,
+)
+from tests.loyalty.conftest import assert_invariants
+from tests.support import make_person
+
+
+def test_partner_authentication_and_credit_rules(app, admin):
+    import hashlib
+    import hmac
+
+    owner = make_person("SZ", phone="13800138000")
+    partner, secret = partner_systems.create_partner(admin.caller, "ChargeCo", 500)
+    body = b'{"points": 10}'
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    now = datetime.now(UTC)
+    stamp = str(int(now.timestamp()))
+    assert (
+        partner_systems.authenticate_partner(partner.key, signature, stamp, body).pk == partner.pk
+    )
+    for key, sig, ts in (
+        (partner.key, "0" * 64, stamp),
+        ("pk_unknown", signature, stamp),
+        (partner.key, signature, str(int(now.timestamp()) - 301)),
+        (partner.key, signature, "yesterday"),
+        (None, None, None),
+    ):
+        with pytest.raises(Unauthorized):
+            partner_systems.authenticate_partner(key, sig, ts, body)
+
+    credit, created = partner_systems.credit_from_partner(
+        partner, partner_txn_id="t1", points=10, member_phone="138 0013 8000"
+    )
+    assert created and credit["balance_after"] == 10
+    replay, created = partner_systems.credit_from_partner(
+        partner, partner_txn_id="t1", points=10, member_phone="138 0013 8000"
+    )
+    assert not created and replay["entry_id"] == credit["entry_id"]
+    with pytest.raises(Conflict):
+        partner_systems.credit_from_partner(
+            partner, partner_txn_id="t1", points=11, member_id=owner.id
+        )
+    with pytest.raises(ValidationFailed) as over:
+        partner_systems.credit_from_partner(
+            partner, partner_txn_id="t2", points=501, member_id=owner.id
+        )
+    assert over.value.error == "over_cap"
+    assert assert_invariants(owner.id) == 10

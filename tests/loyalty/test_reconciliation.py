@@ -1,0 +1,58 @@
+"""Reconciliation: drifts found and repaired."""
+
+from __future__ import annotations
+
+from loyalty import (
+    adjustments,
+    reconciliation,
+    rewards,
+)
+from loyalty.models import PointsAccount
+from tests.loyalty.conftest import T0, assert_invariants, earn, make_reward
+from tests.support import make_person
+
+
+def test_reconciliation_reports_and_repairs_drift(app, admin):
+    owner, other = make_person("SZ"), make_person("SZ")
+    earn(owner.id, 300)
+    earn(other.id, 100)
+    PointsAccount.objects(pk=owner.user.pk).update_one(set__balance=999)
+    run = reconciliation.run_reconciliation(
+        str(reconciliation.request_reconciliation(admin.caller).pk)
+    )
+    assert run.status == "done"
+    assert (run.accounts_checked, run.entries_checked, run.repaired) == (2, 2, 1)
+    assert run.drifts == [
+        {
+            "account_id": owner.id,
+            "cached_balance": 999,
+            "computed_balance": 300,
+            "lots_total": 300,
+            "cached_lifetime_earned": 300,
+            "computed_lifetime_earned": 300,
+        }
+    ]
+    assert assert_invariants(owner.id) == 300
+    assert reconciliation.run_reconciliation(str(run.pk)) is None  # a redelivery does nothing
+
+
+def test_reconciliation_finds_no_drift_after_reversals_and_repairs_to_the_net(app, admin):
+    owner, other = make_person("SZ"), make_person("SZ")
+    mistake = earn(owner.id, 8_000, now=T0)
+    earn(owner.id, 300, now=T0)
+    credit = adjustments.adjust(admin.caller, owner.id, 70, "Goodwill", now=T0)
+    rewards.redeem(owner.user, str(make_reward(cost=100).pk), now=T0)
+    adjustments.reverse_entry(admin.caller, str(mistake["_id"]), "Test credit", now=T0)
+    adjustments.reverse_entry(admin.caller, str(credit["_id"]), "Not owed", now=T0)
+    adjustments.reverse_entry(admin.caller, str(earn(other.id, 50, now=T0)["_id"]), "No", now=T0)
+    run = reconciliation.run_reconciliation()
+    assert (run.drifts, run.repaired, run.entries_checked) == ([], 0, 8)
+
+    PointsAccount.objects(pk=owner.user.pk).update_one(set__lifetime_earned=8_300, set__tier="gold")
+    run = reconciliation.run_reconciliation()
+    assert [
+        (drift["cached_lifetime_earned"], drift["computed_lifetime_earned"]) for drift in run.drifts
+    ] == [(8_300, 300)]
+    account = PointsAccount.objects.get(pk=owner.user.pk)
+    assert (account.lifetime_earned, account.tier) == (300, "member")
+    assert assert_invariants(owner.id) == 200 and assert_invariants(other.id) == 0
