@@ -44,41 +44,9 @@ _GIVEN_REDIS_URL = os.environ.get("REDIS_URL")
 _EMBEDDED_REDIS_PORT = None if _GIVEN_REDIS_URL else free_port()
 os.environ["REDIS_URL"] = _GIVEN_REDIS_URL or f"redis://127.0.0.1:{_EMBEDDED_REDIS_PORT}/0"
 configure_broker(os.environ["REDIS_URL"])
-# Before any MongoDB client exists, so `count_commands()` sees every client's commands.
+# Before any MongoDB client exists (pymongo gives a listener only to the clients created
+# after it), so `count_commands()` sees every client's commands.
 monitoring.register(COMMAND_LOG)
-
-
-class CommandLog(monitoring.CommandListener):
-    """The MongoDB commands this process sends while a test records them: every hot path
-    has a command budget (STYLE.md habit 14). Registered before any client exists, since
-    pymongo gives a listener only to the clients created after it."""
-
-    def __init__(self) -> None:
-        self.names: list[str] | None = None
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self.names is not None:
-            self.names.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-_commands = CommandLog()
-monitoring.register(_commands)
-
-
-@contextlib.contextmanager
-def mongo_commands() -> Iterator[list[str]]:
-    """`with mongo_commands() as sent:` lists the names of the commands sent in the block."""
-    _commands.names = []
-    try:
-        yield _commands.names
-    finally:
-        _commands.names = None
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""Helpers shared by the tests: polling with a deadline, counting MongoDB commands, and
-builders for people and cities."""
+"""Helpers shared by the tests: polling with a deadline, counting MongoDB commands (the one
+counter: `count_commands()` and the budgets' `within_budget()`), and builders for people and
+cities."""
 
 from __future__ import annotations
 
@@ -96,9 +97,24 @@ def count_commands() -> contextlib.AbstractContextManager[Commands]:
 
     with count_commands() as commands:
         client.get("/api/v1/me", headers=person.headers)
-    assert len(commands) <= 2, commands.names
+    assert commands.names == ["find users", "find points_accounts"]
     """
     return COMMAND_LOG.count()
+
+
+@contextlib.contextmanager
+def within_budget(budget: int) -> Iterator[Commands]:
+    """Fail when the block makes more than `budget` MongoDB commands, naming them all (a
+    transaction's commit is one; a transaction's first command carries its start):
+
+    with within_budget(2):
+        client.get("/api/v1/me", headers=person.headers)
+    """
+    with count_commands() as commands:
+        yield commands
+    assert len(commands) <= budget, (
+        f"{len(commands)} MongoDB commands, over the budget of {budget}: {commands.names}"
+    )
 
 
 def make_city(code: str = "SZ", name: str | None = None, timezone: str = "Asia/Shanghai") -> City:
