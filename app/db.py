@@ -5,19 +5,32 @@ several documents atomically writes through `Model._get_collection()` with the s
 `transaction()` hands it. `ClientSession.with_transaction` retries the whole unit on
 TransientTransactionError (a concurrent writer's WriteConflict), so the unit must be safe
 to run more than once: read and write only through the session, no side effects outside.
+
+Hot paths keep their round trips few (each has a command budget, tests/app/test_budgets.py):
+a unit reads what it needs in the transaction's snapshot, decides, and queues its writes in
+`batch(session)`; `transaction()` sends them in ONE command (MongoDB 8.0's client
+`bulkWrite`, across collections, in order) and commits. In a snapshot, a conditional write
+can only miss if the unit misread: a concurrent change to a document it read makes the write
+fail with WriteConflict and the unit run again. So the conditions the writes carry (stock left,
+balance left) are the invariants' last line, not the way the unit learns the state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 import mongoengine
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo import MongoClient
+from pymongo import InsertOne, MongoClient, UpdateOne
 from pymongo.client_session import ClientSession
+from pymongo.client_session_shared import _TxnState
 from pymongo.collection import Collection
+from pymongo.errors import ClientBulkWriteException, DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
@@ -41,14 +54,168 @@ def database():
     return mongoengine.get_db()
 
 
-def transaction(work: Callable[[ClientSession], T]) -> T:
-    """Run `work(session)` in one MongoDB transaction and return its result."""
+class Answer(Protocol):
+    """What `transaction(..., answers_request=True)` writes with the unit's result: the
+    request's Idempotency-Key record (app/idempotency.py), set for the request's duration."""
+
+    def queue(self, writes: Writes, result: Any) -> None: ...
+
+    def committed(self) -> None: ...
+
+
+_answer: ContextVar[Answer | None] = ContextVar("answer", default=None)
+_running: ContextVar[Writes | None] = ContextVar("running_unit", default=None)
+
+
+@contextmanager
+def answering(answer: Answer) -> Iterator[None]:
+    """For the block: the transaction that answers the request also writes `answer`."""
+    token = _answer.set(answer)
+    try:
+        yield
+    finally:
+        _answer.reset(token)
+
+
+def transaction(work: Callable[[ClientSession], T], *, answers_request: bool = False) -> T:
+    """Run `work(session)` in one MongoDB transaction and return its result.
+
+    The writes `work` queued in `batch(session)` are sent in one command after it returns,
+    then the transaction commits. `answers_request=True` says the result is what the service
+    hands its caller (the view renders it): a request made with an Idempotency-Key then
+    stores its answer in this same transaction, so the key is used exactly when the change
+    is made.
+    """
+    answer = _answer.get() if answers_request else None
+
+    def unit(session: ClientSession) -> T:
+        writes = Writes(session)
+        running = _running.set(writes)
+        try:
+            result = work(session)
+        finally:
+            _running.reset(running)
+        if answer is not None:
+            answer.queue(writes, result)
+        writes.send()
+        return result
+
     with client().start_session() as session:
-        return session.with_transaction(
-            work,
+        result = session.with_transaction(
+            unit,
             read_concern=ReadConcern("snapshot"),
             write_concern=WriteConcern("majority"),
         )
+    if answer is not None:
+        answer.committed()
+    return result
+
+
+@dataclass
+class _Check:
+    collection: Collection
+    # Raised when the update matched no document (its condition no longer held).
+    refusal: Exception | None = None
+    # Raised when the write hit a unique index.
+    duplicate: Exception | None = None
+
+
+@dataclass
+class Writes:
+    """Writes to any collections, sent in order in one client `bulkWrite` (MongoDB 8.0+).
+
+    Queued writes are not visible to the unit's later reads: a unit that must read its own
+    writes calls `send()` first (the ledger does, so that several movements of one owner in
+    one transaction each see the last).
+    """
+
+    session: ClientSession
+    _models: list[InsertOne | UpdateOne] = field(default_factory=list)
+    _checks: list[_Check] = field(default_factory=list)
+
+    def insert(
+        self,
+        collection: Collection,
+        document: dict[str, Any],
+        *,
+        duplicate: Exception | None = None,
+    ) -> None:
+        self._models.append(InsertOne(document, namespace=_namespace(collection)))
+        self._checks.append(_Check(collection, duplicate=duplicate))
+
+    def update(
+        self,
+        collection: Collection,
+        filter: dict[str, Any],
+        update: dict[str, Any],
+        *,
+        upsert: bool = False,
+        refusal: Exception | None = None,
+        duplicate: Exception | None = None,
+    ) -> None:
+        self._models.append(
+            UpdateOne(filter, update, upsert=upsert, namespace=_namespace(collection))
+        )
+        self._checks.append(_Check(collection, refusal, duplicate))
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def send(self) -> None:
+        """Send what is queued, in one command; raise the refusal or duplicate error a
+        write was queued with when it applies (the transaction then aborts)."""
+        if not self._models:
+            return
+        models, checks = self._models, self._checks
+        self._models, self._checks = [], []
+        if _opening(self.session):
+            # The first command of a transaction carries its read concern, which SecantusDB
+            # refuses on a bulkWrite: a unit that only writes opens it with a read.
+            checks[0].collection.find_one({"_id": None}, {"_id": 1}, session=self.session)
+        try:
+            result = client().bulk_write(
+                models, session=self.session, ordered=True, verbose_results=True
+            )
+        except ClientBulkWriteException as exc:
+            failed = exc.write_errors[0] if exc.write_errors else None
+            if failed is not None and failed.get("code") == 11000:
+                duplicate = checks[failed["idx"]].duplicate
+                raise duplicate or DuplicateKeyError(failed["errmsg"], 11000, failed) from exc
+            # A WriteConflict keeps its TransientTransactionError label, so that
+            # `with_transaction` runs the unit again.
+            if failed is None and isinstance(exc.error, PyMongoError):
+                raise exc.error from exc
+            raise
+        for index, check in enumerate(checks):
+            if check.refusal is None:
+                continue
+            updated = result.update_results[index]
+            if updated.matched_count == 0 and updated.upserted_id is None:
+                raise check.refusal
+
+
+def _opening(session: ClientSession) -> bool:
+    """Whether the session's transaction has sent no command yet (pymongo keeps no public
+    flag for it)."""
+    return session._transaction.state == _TxnState.STARTING
+
+
+def _namespace(collection: Collection) -> str:
+    return f"{collection.database.name}.{collection.name}"
+
+
+def running_batch(session: ClientSession | None) -> Writes | None:
+    """The writes queued by the unit running with `session`; None when no unit of
+    `transaction()` runs with it (a session of the caller's own, or none)."""
+    writes = _running.get()
+    return writes if writes is not None and writes.session is session else None
+
+
+def batch(session: ClientSession) -> Writes:
+    """The writes queued by the unit running with `session` (see `Writes`)."""
+    writes = running_batch(session)
+    assert writes is not None, "batch() outside the unit of its session"
+    return writes
 
 
 def update_and_read(

@@ -1,11 +1,29 @@
 """`Idempotency-Key` for the POSTs docs/api-guide.md lists.
 
-Keys are scoped to the caller, the method and the path, and kept 48 hours. The first
-request with a key runs; a replay with the same body gets the first response (same status,
-same body) and changes nothing; the same key with another body is 422
-`idempotency_key_reused`; a replay while the first is still running is 409
-`request_in_progress`. A request that crashed (500, or a process killed) frees its key, so
-the client's retry runs it again.
+Keys are scoped to the caller, the method and the path, and kept 48 hours. A replay with the
+same body gets the first response (same status, same body) and changes nothing; the same key
+with another body is 422 `idempotency_key_reused`.
+
+The record of a key is written once, complete, in the transaction of the change it protects;
+nothing is written before. The decorator reads the record once: found, it answers from it.
+Not found, the view runs with a pending record that the service's answering transaction
+(`app.db.transaction(..., answers_request=True)`) renders from its result and inserts with
+its own writes, in the same command. So:
+
+- two requests racing with one key cannot both take effect: the unique index on
+  (scope, key) lets one transaction commit, the other fails on it (or on the change itself:
+  the stock the first took) and answers the first one's record;
+- a request that dies, or fails with a 5xx, wrote nothing: its key is free at once;
+- a refusal (a 4xx domain error) is remembered too, a 409 stays a 409: its transaction
+  aborted, so its record is inserted after it, unless a concurrent request with the key
+  committed first, whose answer is then given.
+
+Why the body is rendered inside the transaction rather than the resource's id stored and
+rendered again on a replay: the resource changes (a registration is cancelled, a redemption
+fulfilled), and a replay answers what the first request answered, byte for byte. The record
+holds the body the view's declared schema (`@blp.response`) makes of the unit's result, which
+is what the service returns and the view hands to flask-smorest; the decorator checks that
+the view answered exactly those bytes, and answers the stored ones if it ever did not.
 """
 
 from __future__ import annotations
@@ -14,23 +32,26 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
-from flask import Response, request
+import marshmallow as ma
+import structlog
+from flask import Response, jsonify, request
 from mongoengine import DateTimeField, Document, IntField, StringField
+from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
+from app import db
 from app.auth import caller
 from app.clock import utcnow
-from app.errors import BadRequest, Conflict, DomainError, ValidationFailed, envelope
+from app.errors import BadRequest, DomainError, ValidationFailed, envelope
+from app.web import declared_response, render
+
+log = structlog.get_logger()
 
 HEADER = "Idempotency-Key"
-IN_PROGRESS = "in_progress"
-DONE = "done"
-# An in-progress record older than this belongs to a request that died mid-way.
-ABANDONED_AFTER = timedelta(seconds=60)
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 KEY_PARAMETER = {
@@ -46,7 +67,6 @@ class IdempotencyRecord(Document):
     scope = StringField(required=True)
     key = StringField(required=True)
     request_hash = StringField(required=True)
-    state = StringField(required=True, default=IN_PROGRESS)
     status_code = IntField()
     body = StringField()
     created_at = DateTimeField(default=utcnow)
@@ -60,6 +80,10 @@ class IdempotencyRecord(Document):
     }
 
 
+class KeyTaken(Exception):
+    """Another request with this key committed first (raised out of the transaction)."""
+
+
 def _request_hash() -> str:
     payload = request.get_json(silent=True)
     canonical = (
@@ -70,52 +94,67 @@ def _request_hash() -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def _replay(record: dict[str, Any]) -> Response:
+@dataclass
+class _Pending:
+    """The record of this request's key, until a transaction writes it."""
+
+    records: Collection
+    scope: str
+    key: str
+    request_hash: str
+    status: int
+    schema: ma.Schema
+    body: bytes | None = None
+    written: bool = False
+
+    def document(self, status: int, body: bytes) -> dict[str, Any]:
+        return {
+            "scope": self.scope,
+            "key": self.key,
+            "request_hash": self.request_hash,
+            "status_code": status,
+            "body": body.decode(),
+            "created_at": utcnow(),
+        }
+
+    # `app.db.Answer`: called by the answering transaction.
+    def queue(self, writes: db.Writes, result: Any) -> None:
+        if self.written:
+            return
+        self.body = render(self.schema, result)
+        writes.insert(self.records, self.document(self.status, self.body), duplicate=KeyTaken())
+
+    def committed(self) -> None:
+        self.written = self.body is not None
+
+    def insert(self, status: int, body: bytes) -> Response | None:
+        """Store an answer outside any transaction; the winner's answer if there is one."""
+        try:
+            self.records.insert_one(self.document(status, body))
+        except DuplicateKeyError:
+            return self.answer_stored()
+        return None
+
+    def answer_stored(self) -> Response:
+        found = self.records.find_one({"scope": self.scope, "key": self.key})
+        assert found is not None, "a record that refused our insert is kept 48 hours"
+        return _answer(found, self.request_hash)
+
+
+def _answer(record: dict[str, Any], request_hash: str) -> Response:
+    if record["request_hash"] != request_hash:
+        raise ValidationFailed(
+            "idempotency_key_reused", "This Idempotency-Key was used with another request body."
+        )
     response = Response(record["body"], status=record["status_code"], mimetype="application/json")
     response.headers["Idempotent-Replayed"] = "true"
     return response
 
 
-def _claim(records, scope: str, key: str, request_hash: str) -> Response | None:
-    """Insert the in-progress record; or answer from (or take over) an existing one."""
-    try:
-        records.insert_one(
-            {
-                "scope": scope,
-                "key": key,
-                "request_hash": request_hash,
-                "state": IN_PROGRESS,
-                "created_at": utcnow(),
-            }
-        )
-        return None
-    except DuplicateKeyError:
-        existing = records.find_one({"scope": scope, "key": key})
-    if existing is None:  # expired between the insert and the read
-        return _claim(records, scope, key, request_hash)
-    if existing["request_hash"] != request_hash:
-        raise ValidationFailed(
-            "idempotency_key_reused", "This Idempotency-Key was used with another request body."
-        )
-    if existing["state"] == DONE:
-        return _replay(existing)
-    taken_over = records.update_one(
-        {
-            "_id": existing["_id"],
-            "state": IN_PROGRESS,
-            "created_at": {"$lt": utcnow() - ABANDONED_AFTER},
-        },
-        {"$set": {"created_at": utcnow()}},
-    )
-    if not taken_over.matched_count:
-        raise Conflict(
-            "request_in_progress", "A request with this Idempotency-Key is still running."
-        )
-    return None
-
-
 def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
-    """Wrap a view (outermost of its method decorators, after authentication)."""
+    """Wrap a view: outermost of its method decorators, after authentication, above the
+    `@blp.response` whose schema renders the stored answer."""
+    status, schema = declared_response(view)
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
@@ -129,34 +168,36 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
             )
         records = IdempotencyRecord._get_collection()
         scope = f"{caller().id}:{request.method}:{request.path}"
-        replayed = _claim(records, scope, key, _request_hash())
-        if replayed is not None:
-            return replayed
+        request_hash = _request_hash()
+        found = records.find_one({"scope": scope, "key": key})
+        if found is not None and found.get("body") is not None:
+            return _answer(found, request_hash)
+        if found is not None:
+            # Left by the previous release for a request that never finished.
+            records.delete_one({"_id": found["_id"], "body": None})
+        pending = _Pending(records, scope, key, request_hash, status, schema)
         try:
-            response = view(*args, **kwargs)
-        except DomainError as exc:
-            body = json.dumps(envelope(exc.status, exc.message, exc.error, **exc.details))
-            records.update_one(
-                {"scope": scope, "key": key},
-                {"$set": {"state": DONE, "status_code": exc.status, "body": body}},
-            )
+            with db.answering(pending):
+                response = view(*args, **kwargs)
+        except KeyTaken:
+            return pending.answer_stored()
+        except DomainError as refusal:
+            if refusal.status >= 500:
+                raise
+            body = jsonify(
+                envelope(refusal.status, refusal.message, refusal.error, **refusal.details)
+            ).get_data()
+            if (first := pending.insert(refusal.status, body)) is not None:
+                return first
             raise
-        except BaseException:
-            records.delete_one({"scope": scope, "key": key, "state": IN_PROGRESS})
-            raise
-        if response.status_code >= 500:
-            records.delete_one({"scope": scope, "key": key, "state": IN_PROGRESS})
-        else:
-            records.update_one(
-                {"scope": scope, "key": key},
-                {
-                    "$set": {
-                        "state": DONE,
-                        "status_code": response.status_code,
-                        "body": response.get_data(as_text=True),
-                    }
-                },
-            )
+        if not pending.written:
+            # The view changed nothing in an answering transaction: store its answer now.
+            if response.status_code >= 500:
+                return response
+            return pending.insert(response.status_code, response.get_data()) or response
+        if (response.status_code, response.get_data()) != (pending.status, pending.body):
+            log.error("idempotent_answer_differs", view=view.__qualname__)
+            return Response(pending.body, status=pending.status, mimetype="application/json")
         return response
 
     return wrapper

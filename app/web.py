@@ -82,6 +82,23 @@ class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = ArgumentsParser()
 
 
+def declared_response(view: Any) -> tuple[int, ma.Schema]:
+    """The success status and schema a view declares with `Blueprint.response`, which
+    flask-smorest keeps on the decorated function for its other decorators and the docs."""
+    apidoc = getattr(view, "_apidoc", {})
+    statuses = apidoc.get("success_status_codes", [])
+    if len(statuses) != 1:
+        raise TypeError(f"{view.__qualname__}: expected one `@blp.response(status, Schema)` below")
+    [status] = statuses
+    [declared] = apidoc["response"]["responses"][status]
+    return int(status), declared["schema"]
+
+
+def render(schema: ma.Schema, result: Any) -> bytes:
+    """The body `Blueprint.response` answers for `result`."""
+    return flask.jsonify(schema.dump(result)).get_data()
+
+
 class Schema(ma.Schema):
     """Unknown fields are refused (422), never silently dropped."""
 

@@ -1,33 +1,65 @@
-"""The Idempotency-Key contract (docs/api-guide.md), on a view called in request contexts."""
+"""The Idempotency-Key contract (docs/api-guide.md), on a view called in request contexts
+whose service makes its change in an answering transaction, as the real ones do."""
 
 from __future__ import annotations
 
-import hashlib
-import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from flask import g, jsonify, request
+from bson import ObjectId
+from flask import g, request
+from marshmallow import fields
 
+from app import db
 from app.auth import load_caller
 from app.errors import Conflict, ValidationFailed
 from app.idempotency import IdempotencyRecord, idempotent
-from tests.support import make_person
+from app.web import Blueprint, Schema
+from tests.support import count_commands, make_person
+
+blp = Blueprint("things", __name__)
+
+
+class ThingSchema(Schema):
+    id = fields.String(attribute="_id")
+    call = fields.Integer()
+
+
+def things():
+    return db.database()["things"]
 
 
 @pytest.fixture
 def counting_view():
+    """A view making one `things` document per effective call; `{"fail": 1}` is refused,
+    `{"crash": 1}` fails with a bug after queueing its write."""
     calls = []
+    meeting: list[threading.Barrier] = []
 
     @idempotent
+    @blp.response(201, ThingSchema)
     def view():
-        calls.append(1)
-        if request.get_json().get("fail"):
-            raise Conflict("out_of_stock", "Gone.")
-        response = jsonify(call=len(calls))
-        response.status_code = 201
-        return response
+        body = request.get_json()
 
-    return view, calls
+        def unit(session):
+            calls.append(threading.current_thread())
+            things().find_one({"_id": 0}, session=session)  # a unit reads before it writes
+            if meeting and calls.count(threading.current_thread()) == 1:
+                meeting[0].wait(10)
+            if body.get("fail"):
+                raise Conflict("out_of_stock", "Gone.")
+            thing = {"_id": ObjectId(), "call": len(calls)}
+            db.batch(session).insert(things(), thing)
+            if body.get("crash"):
+                raise RuntimeError("a bug")
+            return thing
+
+        return db.transaction(unit, answers_request=True)
+
+    view.calls = calls
+    view.meeting = meeting
+    return view
 
 
 def call(app, view, person, key, body):
@@ -39,55 +71,88 @@ def call(app, view, person, key, body):
 
 
 def test_replay_returns_first_response_and_runs_once(app, counting_view):
-    view, calls = counting_view
     person = make_person()
-    first = call(app, view, person, "k1", {"a": 1})
+    first = call(app, counting_view, person, "k1", {"a": 1})
     for _ in range(5):
-        again = call(app, view, person, "k1", {"a": 1})
+        again = call(app, counting_view, person, "k1", {"a": 1})
         assert again.status_code == first.status_code == 201
-        assert again.get_json() == first.get_json() == {"call": 1}
-    assert len(calls) == 1
+        assert again.get_data() == first.get_data()
+        assert again.headers["Idempotent-Replayed"] == "true"
+    assert first.get_json()["call"] == 1
+    assert len(counting_view.calls) == 1
+    assert things().count_documents({}) == 1
+
+
+def test_the_record_is_written_with_the_change_in_one_command(app, counting_view):
+    person = make_person()
+    with count_commands() as commands:
+        call(app, counting_view, person, "k1", {"a": 1})
+    assert commands.names == [
+        "find users",  # the caller, as authentication loads it
+        "find idempotency_keys",
+        "find things",
+        "bulkWrite admin",
+        "commitTransaction admin",
+    ]
+    assert IdempotencyRecord.objects.get(key="k1").status_code == 201
 
 
 def test_key_with_other_body_is_refused(app, counting_view):
-    view, calls = counting_view
     person = make_person()
-    call(app, view, person, "k1", {"a": 1})
+    call(app, counting_view, person, "k1", {"a": 1})
     with pytest.raises(ValidationFailed) as refused:
-        call(app, view, person, "k1", {"a": 2})
+        call(app, counting_view, person, "k1", {"a": 2})
     assert refused.value.error == "idempotency_key_reused"
+    assert things().count_documents({}) == 1
 
 
 def test_refusal_is_replayed_too(app, counting_view):
-    view, calls = counting_view
     person = make_person()
-    call(app, view, person, "k1", {"a": 1})
+    call(app, counting_view, person, "k1", {"a": 1})
     with pytest.raises(Conflict):
-        call(app, view, person, "k2", {"fail": 1})
-    replay = call(app, view, person, "k2", {"fail": 1})
+        call(app, counting_view, person, "k2", {"fail": 1})
+    replay = call(app, counting_view, person, "k2", {"fail": 1})
     assert replay.status_code == 409 and replay.get_json()["error"] == "out_of_stock"
-    assert len(calls) == 2
+    assert len(counting_view.calls) == 2
 
 
 def test_keys_are_scoped_to_the_caller(app, counting_view):
-    view, calls = counting_view
     ann, bob = make_person(), make_person()
-    call(app, view, ann, "same", {"a": 1})
-    call(app, view, bob, "same", {"a": 1})
-    assert len(calls) == 2
+    call(app, counting_view, ann, "same", {"a": 1})
+    call(app, counting_view, bob, "same", {"a": 1})
+    assert len(counting_view.calls) == 2
 
 
-def test_request_in_progress(app, counting_view):
-    view, _ = counting_view
+def test_a_failed_request_leaves_nothing_and_frees_its_key(app, counting_view):
     person = make_person()
-    IdempotencyRecord(scope=f"{person.id}:POST:/api/v1/things", key="busy", request_hash="x").save()
-    with pytest.raises(ValidationFailed):  # another body hash
-        call(app, view, person, "busy", {"a": 1})
-    IdempotencyRecord.objects(key="busy").update(
-        set__request_hash=hashlib.sha256(
-            json.dumps({"a": 1}, sort_keys=True, separators=(",", ":")).encode()
-        ).hexdigest()
-    )
-    with pytest.raises(Conflict) as busy:
-        call(app, view, person, "busy", {"a": 1})
-    assert busy.value.error == "request_in_progress"
+    with pytest.raises(RuntimeError):
+        call(app, counting_view, person, "k1", {"crash": 1})
+    assert IdempotencyRecord.objects.count() == 0 and things().count_documents({}) == 0
+    retried = call(app, counting_view, person, "k1", {"a": 1})
+    assert retried.status_code == 201
+
+
+def test_concurrent_requests_with_one_key_take_effect_once(app, counting_view):
+    # Both have looked the key up and are inside their transactions before either commits.
+    person = make_person()
+    counting_view.meeting.append(threading.Barrier(2))
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(
+            pool.map(lambda _: call(app, counting_view, person, "k1", {"a": 1}), range(2))
+        )
+    assert [answer.status_code for answer in answers] == [201, 201]
+    assert answers[0].get_data() == answers[1].get_data()
+    assert sorted(answer.headers.get("Idempotent-Replayed", "") for answer in answers) == [
+        "",
+        "true",
+    ]
+    assert things().count_documents({}) == 1
+
+
+def test_a_record_the_previous_release_left_unfinished_is_taken_over(app, counting_view):
+    person = make_person()
+    IdempotencyRecord(
+        scope=f"{person.id}:POST:/api/v1/things", key="old", request_hash="x", body=None
+    ).save()
+    assert call(app, counting_view, person, "old", {"a": 1}).status_code == 201
+    assert IdempotencyRecord.objects.get(key="old").body is not None
