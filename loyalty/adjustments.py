@@ -98,15 +98,8 @@ def reverse_entry(
                 return reversal
             raise Conflict("already_reversed", "This entry was already reversed.")
         account_id = original["account_id"]
+        # A reversed earn leaves the tier figure while the earn is in its window.
         earned_at = original["created_at"] if original["kind"] == EARN else None
-        tier = None
-        if earned_at is not None:
-            # As in `ledger.earn`: the tier once this entry is counted, i.e. the window figure
-            # without the reversed earn when that earn is inside the window.
-            earned = ledger.rolling_earned(session, account_id, now)
-            if earned_at > now - ledger.TIER_WINDOW:
-                earned -= original["amount"]
-            tier = ledger.tier_for(earned).name
         own_lot = Lot._get_collection().find_one(
             {"account_id": account_id, "entry_id": original_id}, {"_id": 1}, session=session
         )
@@ -126,7 +119,6 @@ def reverse_entry(
                 },
                 original.get("city_code"),
                 actor_id=admin.user.pk,
-                tier=tier,
                 first_lot=own_lot["_id"] if own_lot else None,
                 earned_at=earned_at,
                 request_key=request_key,

@@ -3,11 +3,10 @@ data and profile fields, and a city's points figures (the last three for `app.do
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from mongoengine.queryset import QuerySet
-from pymongo.client_session import ClientSession
 
 from app.clock import utcnow
 from app.db import object_id, transaction
@@ -18,20 +17,29 @@ from loyalty.models import (
     REFUND,
     REVERSE,
     LedgerEntry,
-    Lot,
     PointsAccount,
     Redemption,
 )
 
-EXPIRING_WINDOW = timedelta(days=90)
+
+def current_account(user_id: Any, now: datetime | None = None) -> dict[str, Any]:
+    """The owner's account with its tier figure and expiring points current: one read, and
+    a transaction recomputing them only when their time has passed (see `loyalty.ledger`)."""
+    now = now or utcnow()
+    account_id = object_id(user_id)
+    if account_id is None:
+        return {}
+    account = PointsAccount._get_collection().find_one({"_id": account_id})
+    if account is None:
+        return {}
+    if all(ledger.is_current(account, figure, now) for figure in ("tier", "expiring")):
+        return account
+    return transaction(lambda session: ledger.refresh(session, account_id, now))
 
 
 def tier_of(user_id: Any, now: datetime | None = None) -> str:
     """The owner's tier on the points earned in the rolling last 12 months."""
-    account_id = object_id(user_id)
-    if account_id is None:
-        return ledger.TIERS[0].name
-    return ledger.tier_for(ledger.rolling_earned(None, account_id, now or utcnow())).name
+    return ledger.tier_for(current_account(user_id, now).get("tier_points", 0)).name
 
 
 def profile_fields(user_id: Any) -> dict[str, Any]:
@@ -40,50 +48,19 @@ def profile_fields(user_id: Any) -> dict[str, Any]:
 
 
 def points_summary(user_id: Any, now: datetime | None = None) -> dict[str, Any]:
-    """Balance, lifetime earned, tier, next tier and points expiring in the next 90 days,
-    read from one snapshot."""
-    now = now or utcnow()
-    account_id = ledger.id_or_404(user_id)
-
-    def read(session: ClientSession) -> dict[str, Any]:
-        account = (
-            PointsAccount._get_collection().find_one({"_id": account_id}, session=session) or {}
-        )
-        earned = ledger.rolling_earned(session, account_id, now)
-        expiring = Lot._get_collection().aggregate(
-            [
-                {
-                    "$match": {
-                        "account_id": account_id,
-                        "remaining": {"$gt": 0},
-                        "expires_at": {"$lte": now + EXPIRING_WINDOW},
-                    }
-                },
-                {"$group": {"_id": "$expires_at", "points": {"$sum": "$remaining"}}},
-                {"$sort": {"_id": 1}},
-            ],
-            session=session,
-        )
-        return {
-            "account": account,
-            "earned": earned,
-            "expiring": [{"points": row["points"], "expires_at": row["_id"]} for row in expiring],
-        }
-
-    snapshot = transaction(read)
-    tier = ledger.tier_for(snapshot["earned"])
-    upper = [candidate for candidate in ledger.TIERS if candidate.threshold > snapshot["earned"]]
+    """Balance, lifetime earned, tier, next tier and points expiring in the next 90 days."""
+    account = current_account(ledger.id_or_404(user_id), now)
+    earned = account.get("tier_points", 0)
+    upper = [candidate for candidate in ledger.TIERS if candidate.threshold > earned]
     return {
-        "balance": snapshot["account"].get("balance", 0),
-        "lifetime_earned": snapshot["account"].get("lifetime_earned", 0),
-        "tier": tier.name,
-        "tier_points": snapshot["earned"],
+        "balance": account.get("balance", 0),
+        "lifetime_earned": account.get("lifetime_earned", 0),
+        "tier": ledger.tier_for(earned).name,
+        "tier_points": earned,
         "next_tier": (
-            {"name": upper[0].name, "points_needed": upper[0].threshold - snapshot["earned"]}
-            if upper
-            else None
+            {"name": upper[0].name, "points_needed": upper[0].threshold - earned} if upper else None
         ),
-        "expiring": snapshot["expiring"],
+        "expiring": account.get("expiring", []),
     }
 
 

@@ -41,13 +41,26 @@ RUN_FAILED = "failed"
 
 
 class PointsAccount(Document):
-    """The cached totals of one owner's ledger (`_id` is the user id). Written only in the
-    transaction that writes the entry it reflects; reconciliation rebuilds it."""
+    """The cached figures of one owner's ledger (`_id` is the user id). Written only in the
+    transaction that writes the entry it reflects, or that recomputes a figure whose time
+    passed; reconciliation rebuilds it (see `loyalty/ledger.py`)."""
 
     id = ObjectIdField(primary_key=True)
     balance = IntField(required=True, default=0, min_value=0)
     lifetime_earned = IntField(required=True, default=0)
+    # The tier figure: points earned in the 12 months up to `tier_as_of`, and the tier they
+    # make; unchanged until `tier_until`, when the oldest earn in the window leaves it.
     tier = StringField(required=True, default="member")
+    tier_points = IntField()
+    tier_as_of = DateTimeField()
+    tier_until = DateTimeField()
+    # Points expiring within 90 days of `expiring_as_of`, [{"points", "expires_at"}], by
+    # date; unchanged until `expiring_until`, when the next lot enters the 90 days.
+    expiring = ListField(DictField())
+    expiring_as_of = DateTimeField()
+    expiring_until = DateTimeField()
+    # Per reward id, the quantity redeemed and not cancelled (per-owner limits).
+    redeemed = DictField()
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 

@@ -16,6 +16,8 @@ from app.db import transaction
 from app.outbox import record_event
 from loyalty import ledger
 from loyalty.models import (
+    EARN,
+    REVERSE,
     RUN_DONE,
     RUN_FAILED,
     RUN_QUEUED,
@@ -51,7 +53,34 @@ def request_reconciliation(admin: Caller) -> ReconciliationRun:
     return ReconciliationRun.objects.get(pk=run_id)
 
 
-def _ledger_totals(session: ClientSession | None, account_id: ObjectId) -> dict[str, int]:
+def _ledger_totals(
+    session: ClientSession | None, account_id: ObjectId, now: datetime
+) -> dict[str, Any]:
+    """Everything the account caches, computed from the ledger, lots and redemptions."""
+    since = now - ledger.TIER_WINDOW
+    in_window = {"$and": [{"$gt": ["$created_at", since]}, {"$lte": ["$created_at", now]}]}
+    # As `ledger.rolling_earned` counts them: earns in the window, less the reversals of
+    # earns written in it whose earn is in it too.
+    window_earn = {"$and": [in_window, {"$eq": ["$kind", EARN]}]}
+    window_points = {
+        "$cond": [
+            {
+                "$or": [
+                    window_earn,
+                    {
+                        "$and": [
+                            in_window,
+                            {"$eq": ["$kind", REVERSE]},
+                            {"$eq": ["$source.kind", EARN]},
+                            {"$gt": ["$earned_at", since]},
+                        ]
+                    },
+                ]
+            },
+            "$amount",
+            0,
+        ]
+    }
     rows = list(
         LedgerEntry._get_collection().aggregate(
             [
@@ -62,49 +91,79 @@ def _ledger_totals(session: ClientSession | None, account_id: ObjectId) -> dict[
                         "balance": {"$sum": "$amount"},
                         "entries": {"$sum": 1},
                         "earned": {"$sum": ledger.EARNED_POINTS},
+                        "tier_points": {"$sum": window_points},
+                        "first_earn": {"$min": {"$cond": [window_earn, "$created_at", None]}},
                     }
                 },
             ],
             session=session,
         )
     )
-    lots = list(
-        Lot._get_collection().aggregate(
+    lots = [
+        (row["_id"], row["remaining"])
+        for row in Lot._get_collection().aggregate(
             [
                 {"$match": {"account_id": account_id}},
-                {"$group": {"_id": None, "remaining": {"$sum": "$remaining"}}},
+                {"$group": {"_id": "$expires_at", "remaining": {"$sum": "$remaining"}}},
+                {"$sort": {"_id": 1}},
             ],
             session=session,
         )
-    )
-    totals = rows[0] if rows else {"balance": 0, "entries": 0, "earned": 0}
+    ]
+    totals = rows[0] if rows else {"balance": 0, "entries": 0, "earned": 0, "tier_points": 0}
     return {
         "balance": totals["balance"],
         "entries": totals["entries"],
         "earned": totals["earned"],
-        "lots": lots[0]["remaining"] if lots else 0,
+        "lots": sum(remaining for _, remaining in lots),
+        "figures": {
+            **ledger.tier_figure(totals["tier_points"], totals.get("first_earn"), now),
+            **ledger.expiring_figure(lots, now),
+            "redeemed": ledger.redemption_counts(session, account_id),
+        },
     }
 
 
-def check_account(account_id: ObjectId) -> tuple[int, dict[str, Any] | None]:
+def _stale_figures(account: dict[str, Any], figures: dict[str, Any], now: datetime) -> list[str]:
+    """The cached figures that are current but differ from the ledger's."""
+    stale = []
+    for figure, fields in (
+        ("tier", ("tier_points", "tier_until")),
+        ("expiring", ("expiring", "expiring_until")),
+    ):
+        if ledger.is_current(account, figure, now) and any(
+            account.get(name) != figures[name] for name in fields
+        ):
+            stale.append(figure)
+    held = {reward: count for reward, count in account.get("redeemed", {}).items() if count}
+    if "redeemed" in account and held != figures["redeemed"]:
+        stale.append("redeemed")
+    return stale
+
+
+def check_account(
+    account_id: ObjectId, now: datetime | None = None
+) -> tuple[int, dict[str, Any] | None]:
     """Compare one account's cache with its ledger and lots, all read in one snapshot so an
     entry written meanwhile is either in both or in neither. Returns (entries, drift)."""
+    now = now or utcnow()
 
-    def read(session: ClientSession) -> tuple[dict[str, Any], dict[str, int]]:
+    def read(session: ClientSession) -> tuple[dict[str, Any], dict[str, Any]]:
         account = (
             PointsAccount._get_collection().find_one({"_id": account_id}, session=session) or {}
         )
-        return account, _ledger_totals(session, account_id)
+        return account, _ledger_totals(session, account_id, now)
 
     account, totals = transaction(read)
     cached = {"balance": account.get("balance", 0), "earned": account.get("lifetime_earned", 0)}
-    if (cached["balance"], cached["earned"], totals["lots"]) == (
+    stale = _stale_figures(account, totals["figures"], now)
+    if not stale and (cached["balance"], cached["earned"], totals["lots"]) == (
         totals["balance"],
         totals["earned"],
         totals["balance"],
     ):
         return totals["entries"], None
-    return totals["entries"], {
+    drift = {
         "account_id": str(account_id),
         "cached_balance": cached["balance"],
         "computed_balance": totals["balance"],
@@ -112,21 +171,24 @@ def check_account(account_id: ObjectId) -> tuple[int, dict[str, Any] | None]:
         "cached_lifetime_earned": cached["earned"],
         "computed_lifetime_earned": totals["earned"],
     }
+    if stale:
+        drift["stale_figures"] = stale
+    return totals["entries"], drift
 
 
 def repair_account(account_id: ObjectId, now: datetime | None = None) -> None:
-    """Rewrite the cached totals from the ledger, the source of truth."""
+    """Rewrite the cached figures from the ledger, the source of truth."""
     now = now or utcnow()
 
     def unit(session: ClientSession) -> None:
-        totals = _ledger_totals(session, account_id)
+        totals = _ledger_totals(session, account_id, now)
         PointsAccount._get_collection().update_one(
             {"_id": account_id},
             {
                 "$set": {
                     "balance": totals["balance"],
                     "lifetime_earned": totals["earned"],
-                    "tier": ledger.tier_for(ledger.rolling_earned(session, account_id, now)).name,
+                    **totals["figures"],
                     "updated_at": now,
                 }
             },

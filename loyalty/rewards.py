@@ -14,8 +14,9 @@ from pymongo.client_session import ClientSession
 from accounts.services import CIRCLE_LEADER, Owner
 from app.auth import Caller
 from app.clock import utcnow
-from app.db import get_or_404, transaction, update_and_read
+from app.db import batch, get_or_404, transaction, update_and_read
 from app.errors import Conflict, NotFound
+from app.outbox import record_event
 from loyalty import balances, ledger
 from loyalty.models import (
     CANCELLED,
@@ -60,6 +61,14 @@ def rewards_for(owner: Owner, city: str | None, now: datetime | None = None) -> 
     )
 
 
+def _out_of_stock() -> Conflict:
+    return Conflict("out_of_stock", "This reward is out of stock.")
+
+
+class _KeyUsed(Exception):
+    """The client's key already made a redemption (raised out of the transaction)."""
+
+
 def redeem(
     owner: Owner,
     reward_id: str,
@@ -68,43 +77,39 @@ def redeem(
     client_key: str | None = None,
     now: datetime | None = None,
 ) -> Redemption:
-    """Debit points and stock in one transaction; refusals are 409 with their slug."""
+    """Debit points and stock in one transaction; refusals are 409 with their slug.
+
+    Three reads (the reward, the account with its tier and per-reward counters, the lots it
+    spends) and one command carrying every write: the stock, the account, the lots, the
+    entry, the redemption and its domain event. The per-owner limit is a counter on the
+    account, not a count of the owner's redemptions.
+    """
     now = now or utcnow()
     reward_oid = ledger.id_or_404(reward_id)
     client_key = f"{owner.pk}:{client_key}" if client_key else None
 
-    def unit(session: ClientSession) -> ObjectId:
-        redemptions = Redemption._get_collection()
-        if client_key and (
-            found := redemptions.find_one({"client_key": client_key}, session=session)
-        ):
-            return found["_id"]
+    def unit(session: ClientSession) -> Redemption:
         rewards = Reward._get_collection()
         reward = rewards.find_one({"_id": reward_oid, "active": True}, session=session)
         if reward is None:
             raise NotFound(message="Reward not found.")
         if reward.get("city_codes") and owner.city_code not in reward["city_codes"]:
             raise Conflict("not_in_city", "This reward is not offered in your city.")
-        tier = ledger.tier_for(ledger.rolling_earned(session, owner.pk, now))
-        if ledger.tier_rank(tier.name) < ledger.tier_rank(reward["min_tier"]):
+        account = ledger.read_account(session, owner.pk, now, tier=True, redeemed=True)
+        if ledger.tier_rank(account.tier.name) < ledger.tier_rank(reward["min_tier"]):
             raise Conflict("tier_too_low", f"This reward needs the {reward['min_tier']} tier.")
-        if reward.get("per_owner_limit"):
-            taken = sum(
-                row["quantity"]
-                for row in redemptions.find(
-                    {"reward_id": reward_oid, "user_id": owner.pk, "status": {"$ne": CANCELLED}},
-                    {"quantity": 1},
-                    session=session,
-                )
-            )
-            if taken + quantity > reward["per_owner_limit"]:
-                raise Conflict("limit_reached", "You reached the limit for this reward.")
-        if not rewards.update_one(
+        limit = reward.get("per_owner_limit")
+        if limit and account.redeemed(reward_oid) + quantity > limit:
+            raise Conflict("limit_reached", "You reached the limit for this reward.")
+        if reward["stock"] < quantity:
+            raise _out_of_stock()
+        writes = batch(session)
+        writes.update(
+            rewards,
             {"_id": reward_oid, "stock": {"$gte": quantity}},
             {"$inc": {"stock": -quantity}},
-            session=session,
-        ).matched_count:
-            raise Conflict("out_of_stock", "This reward is out of stock.")
+            refusal=_out_of_stock(),
+        )
         redemption_id = ObjectId()
         points = reward["cost"] * quantity
         entry = ledger.write(
@@ -119,6 +124,9 @@ def redeem(
                 owner.city_code,
             ),
             now,
+            account=account,
+            account_changes=account.redeeming(reward_oid, quantity),
+            send=False,
         )
         document = {
             "_id": redemption_id,
@@ -135,10 +143,30 @@ def redeem(
         }
         if client_key:
             document["client_key"] = client_key
-        redemptions.insert_one(document, session=session)
-        return redemption_id
+        writes.insert(Redemption._get_collection(), document, duplicate=_KeyUsed())
+        record_event(
+            session,
+            "redemption.created",
+            subject_type="redemption",
+            subject_id=redemption_id,
+            actor_id=owner.pk,
+            city_code=owner.city_code,
+            payload={
+                "user_id": str(owner.pk),
+                "reward_id": str(reward_oid),
+                "quantity": quantity,
+                "points": points,
+                "fulfillment": reward["fulfillment"],
+            },
+        )
+        return Redemption._from_son(document)
 
-    redemption = Redemption.objects.get(pk=transaction(unit))
+    try:
+        redemption = transaction(unit, answers_request=True)
+    except _KeyUsed:
+        # A retry with the client's key after its idempotency record expired: the
+        # redemption it made, not a second one.
+        return Redemption.objects.get(client_key=client_key)
     log.info(
         "reward_redeemed",
         redemption_id=str(redemption.pk),
@@ -173,6 +201,7 @@ def cancel_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
         debit = LedgerEntry._get_collection().find_one(
             {"_id": cancelled["entry_id"]}, session=session
         )
+        account = ledger.read_account(session, cancelled["user_id"], now)
         refund = ledger.write(
             session,
             ledger.Movement(
@@ -187,6 +216,8 @@ def cancel_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
                 restore=debit["lots"],
             ),
             now,
+            account=account,
+            account_changes=account.redeeming(cancelled["reward_id"], -cancelled["quantity"]),
         )
         Redemption._get_collection().update_one(
             {"_id": redemption.pk}, {"$set": {"refund_entry_id": refund["_id"]}}, session=session

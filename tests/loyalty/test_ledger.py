@@ -44,8 +44,15 @@ def test_tiers_follow_rolling_twelve_months_and_multiply_earns(app):
     summary = balances.points_summary(owner.id, now=T0 + timedelta(days=1))
     assert summary["tier"] == "gold"
     assert summary["next_tier"] == {"name": "platinum", "points_needed": 20_000 - 8_120}
+    # The cached figure holds until the first earn leaves the window; the read that finds it
+    # past that date recomputes it and stores it.
+    account = PointsAccount.objects.get(pk=owner.user.pk)
+    assert (account.tier, account.tier_points) == ("gold", 8_120)
+    assert account.tier_until == T0 + ledger.TIER_WINDOW
     assert balances.tier_of(owner.id, now=T0 + timedelta(days=366)) == "member"
-    assert PointsAccount.objects.get(pk=owner.user.pk).tier == "gold"
+    account.reload()
+    assert (account.tier, account.tier_points) == ("member", 0)
+    assert account.tier_as_of == T0 + timedelta(days=366)
 
 
 def test_add_months_clamps_to_month_end():

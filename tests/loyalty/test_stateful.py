@@ -13,7 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from app.auth import load_caller
 from app.errors import Conflict
-from loyalty import adjustments, expiry, ledger, rewards
+from loyalty import adjustments, balances, expiry, ledger, reconciliation, rewards
 from loyalty.models import LedgerEntry, Lot, PointsAccount, Redemption, Reward
 from tests.loyalty.conftest import T0, assert_invariants, earn, make_reward
 from tests.support import make_person
@@ -30,6 +30,7 @@ class ModelLot:
     # The earn entry that opened the lot, its points, and whether an admin reversed it.
     entry_id: str
     amount: int
+    earned_at: datetime
     reversed: bool = False
 
 
@@ -81,6 +82,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 points,
                 str(entry["_id"]),
                 points,
+                self.model.now,
             )
         )
         assert entry["amount"] == points
@@ -142,6 +144,27 @@ class LedgerMachine(RuleBasedStateMachine):
         lots = Lot.objects(account_id=self.owner.user.pk).order_by("id")
         assert [lot.remaining for lot in lots] == [lot.remaining for lot in self.model.lots]
         assert Reward.objects.get(pk=self.reward.pk).stock == self.model.stock
+
+    @invariant()
+    def cached_figures_match_the_history(self) -> None:
+        # What the account caches (tier figure, points expiring soon) is what the history
+        # says at the model's time, and reconciliation finds nothing to repair.
+        now = self.model.now
+        horizon = now + ledger.EXPIRING_WINDOW
+        expiring: dict[datetime, int] = {}
+        for lot in self.model.lots:
+            if lot.remaining and lot.expires_at <= horizon:
+                expiring[lot.expires_at] = expiring.get(lot.expires_at, 0) + lot.remaining
+        summary = balances.points_summary(self.owner.id, now=now)
+        assert summary["tier_points"] == sum(
+            lot.amount
+            for lot in self.model.lots
+            if not lot.reversed and lot.earned_at > now - ledger.TIER_WINDOW
+        )
+        assert summary["expiring"] == [
+            {"points": points, "expires_at": date} for date, points in sorted(expiring.items())
+        ]
+        assert reconciliation.check_account(self.owner.user.pk, now)[1] is None
 
 
 def test_ledger_matches_a_reference_model(app):
