@@ -11,7 +11,7 @@ from bson import ObjectId
 from mongoengine.queryset import QuerySet
 from pymongo.client_session import ClientSession
 
-from accounts.services import CIRCLE_LEADER, Owner
+from accounts.services import CIRCLE_LEADER, Owner, require_cities
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction, update_and_read
@@ -33,6 +33,7 @@ log = structlog.get_logger()
 
 def create_reward(admin: Caller, data: dict[str, Any]) -> Reward:
     admin.require_admin()
+    require_cities(data.get("city_codes", ()))
     reward = Reward(**data).save()
     log.info("reward_created", reward_id=str(reward.pk), by=admin.id)
     return reward
@@ -41,6 +42,7 @@ def create_reward(admin: Caller, data: dict[str, Any]) -> Reward:
 def update_reward(admin: Caller, reward_id: str, changes: dict[str, Any]) -> Reward:
     admin.require_admin()
     reward = get_or_404(Reward, reward_id)
+    require_cities(changes.get("city_codes", ()))
     if changes:
         Reward.objects(pk=reward.pk).update_one(
             **{f"set__{name}": value for name, value in changes.items()}

@@ -76,6 +76,25 @@ def test_reward_catalog_is_admin_managed_and_filtered_for_owners(client, admin):
     assert client.get("/api/v1/rewards", headers=owner.headers).json["items"] == []
 
 
+def test_reward_cities_are_checked_by_the_catalog_not_before_the_caller(client, admin):
+    owner = make_person("SZ")
+    body = {"title": "Cap", "cost": 100, "stock": 5, "fulfillment": "pickup", "city_codes": ["QQ"]}
+    created = client.post("/api/v1/rewards", headers=owner.headers, json=body)
+    assert created.status_code == 403, created.json
+    reward = make_reward()
+    path = f"/api/v1/rewards/{reward.pk}"
+    changed = client.patch(path, headers=owner.headers, json={"city_codes": ["QQ"]})
+    assert changed.status_code == 403, changed.json
+    missing = client.patch(
+        f"/api/v1/rewards/{ObjectId()}", headers=admin.headers, json={"city_codes": ["QQ"]}
+    )
+    assert missing.status_code == 404, missing.json
+    unknown = client.patch(path, headers=admin.headers, json={"city_codes": ["QQ"]})
+    assert unknown.status_code == 422 and unknown.json["error"] == "unknown_city"
+    assert Reward.objects.get(pk=reward.pk).city_codes == []
+    assert Reward.objects.count() == 1
+
+
 def test_redeem_fulfil_and_cancel_over_http(client, admin):
     owner = make_person("SZ")
     earn(owner.id, 250)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from app.auth import load_caller
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, ValidationFailed
 from loyalty import (
     rewards,
 )
@@ -86,3 +86,23 @@ def test_fulfil_is_for_admins_and_leaders_of_the_pickup_city(app):
     )
     with pytest.raises(Conflict):
         rewards.cancel_redemption(load_caller(owner.id), str(redemption.pk))
+
+
+def test_the_catalog_refuses_unknown_cities(app, admin):
+    with pytest.raises(ValidationFailed) as created:
+        rewards.create_reward(
+            admin.caller,
+            {
+                "title": "Cap",
+                "cost": 100,
+                "stock": 5,
+                "fulfillment": "pickup",
+                "city_codes": ["QQ"],
+            },
+        )
+    assert created.value.error == "unknown_city"
+    reward = make_reward()
+    with pytest.raises(ValidationFailed) as changed:
+        rewards.update_reward(admin.caller, str(reward.pk), {"city_codes": ["SZ", "QQ"]})
+    assert changed.value.error == "unknown_city"
+    assert Reward.objects.get(pk=reward.pk).city_codes == []
