@@ -287,7 +287,9 @@ class PartnerCredits(MethodView):
         200, schema=PartnerCreditSchema, description="A replayed `partner_txn_id`: the first result"
     )
     @partners.alt_response(401, description="Bad key, signature or timestamp (one answer)")
-    @partners.alt_response(409, description="`partner_txn_reused` with other points")
+    @partners.alt_response(
+        409, description="`partner_txn_reused`: the id sent again for another member or points"
+    )
     @partners.alt_response(422, description="`over_cap`, `unknown_member`")
     @partners.doc(
         parameters=[
@@ -300,8 +302,12 @@ class PartnerCredits(MethodView):
             }
             for name, description in (
                 ("X-Partner-Key", "The partner's API key"),
-                ("X-Signature", "Hex HMAC-SHA256 of the raw body with the partner's secret"),
-                ("X-Timestamp", "Unix seconds or ISO 8601; refused when 5+ minutes off"),
+                (
+                    "X-Signature",
+                    "Hex HMAC-SHA256, keyed with the partner's secret, of `<X-Timestamp>.<raw"
+                    " body>`: the timestamp header's exact text, a dot, the body bytes",
+                ),
+                ("X-Timestamp", "Unix seconds or ISO 8601 (signed); refused when 5+ minutes off"),
             )
         ]
     )

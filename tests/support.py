@@ -1,9 +1,11 @@
-"""Helpers shared by the tests: polling with a deadline, counting MongoDB commands, and
-builders for people and cities."""
+"""Helpers shared by the tests: polling with a deadline, counting MongoDB commands,
+builders for people and cities, and partner request signatures."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import itertools
 import threading
 import time
@@ -148,3 +150,9 @@ def make_person(
         services.add_role_grant(user.pk, role, cities or [city])
         user.reload()
     return Person(user, services.start_session(user.pk, "tests")["access_token"])
+
+
+def partner_signature(secret: str, stamp: str, raw: bytes) -> str:
+    """`X-Signature` as docs/api-guide.md defines it: the hex HMAC-SHA256, keyed with the
+    partner's secret, of `<X-Timestamp>.<raw body>`."""
+    return hmac.new(secret.encode(), stamp.encode() + b"." + raw, hashlib.sha256).hexdigest()

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import random
 import threading
@@ -16,7 +14,7 @@ from loyalty import reconciliation
 from loyalty.models import EarningRule, LedgerEntry, ReconciliationRun, Redemption, Reward
 from loyalty.rules import DEFAULT_RULES
 from tests.loyalty.conftest import assert_invariants, earn, make_reward
-from tests.support import make_city, make_person
+from tests.support import make_city, make_person, partner_signature
 
 
 def test_me_points_and_ledger(client):
@@ -263,12 +261,12 @@ def test_reconciliation_run_request_is_an_outbox_event(client, admin):
 
 def _signed(partner, body: dict, *, secret=None, stamp=None, key=None):
     raw = json.dumps(body).encode()
-    signature = hmac.new((secret or partner["secret"]).encode(), raw, hashlib.sha256).hexdigest()
+    stamp = str(stamp or int(time.time()))
     return raw, {
         "Content-Type": "application/json",
         "X-Partner-Key": key or partner["key"],
-        "X-Signature": signature,
-        "X-Timestamp": str(stamp or int(time.time())),
+        "X-Signature": partner_signature(secret or partner["secret"], stamp, raw),
+        "X-Timestamp": stamp,
     }
 
 
@@ -310,6 +308,37 @@ def test_partner_credits_over_http(client, admin):
     over = client.post("/api/v1/partner/points/credits", data=raw, headers=headers)
     assert over.status_code == 422 and over.json["error"] == "over_cap"
     assert assert_invariants(owner.id) == 50
+
+
+def test_partner_signature_covers_the_timestamp_and_a_txn_id_names_one_member(client, admin):
+    owner, other = make_person("SZ", phone="13900139000"), make_person("SZ")
+    partner = client.post(
+        "/api/v1/admin/partners",
+        headers=admin.headers,
+        json={"name": "ChargeCo", "max_points_per_txn": 200},
+    ).json
+    body = {"member_id": owner.id, "points": 50, "partner_txn_id": "txn-1"}
+    credits = "/api/v1/partner/points/credits"
+    raw, captured = _signed(partner, body, stamp=int(time.time()) - 600)
+    # A request captured once, sent again later under a fresh timestamp.
+    replayed = client.post(
+        credits, data=raw, headers={**captured, "X-Timestamp": str(int(time.time()))}
+    )
+    assert replayed.status_code == 401 and replayed.json["error"] == "invalid_signature"
+    assert LedgerEntry.objects.count() == 0
+
+    raw, headers = _signed(partner, body)
+    first = client.post(credits, data=raw, headers=headers)
+    assert first.status_code == 201, first.json
+    # The same member, named by phone this time: a replay.
+    by_phone = {"member_phone": "13900139000", "points": 50, "partner_txn_id": "txn-1"}
+    raw, headers = _signed(partner, by_phone)
+    same = client.post(credits, data=raw, headers=headers)
+    assert same.status_code == 200 and same.json == first.json
+    raw, headers = _signed(partner, {**body, "member_id": other.id})
+    reused = client.post(credits, data=raw, headers=headers)
+    assert reused.status_code == 409 and reused.json["error"] == "partner_txn_reused"
+    assert assert_invariants(owner.id) == 50 and assert_invariants(other.id) == 0
 
 
 def test_fifty_concurrent_redemptions_of_stock_ten(live_server):
