@@ -86,6 +86,7 @@ def user_document(found: Caller) -> dict[str, Any]:
         "phone": user.phone,
         "avatar_url": user.avatar_url,
         "city_code": user.city_code,
+        "city_since": user.city_since,
         "locale": user.locale,
         "roles": found.roles,
         "verified_owner": user.verified_owner,
@@ -229,6 +230,12 @@ class Me(MethodView):
 
     @accounts.arguments(ProfileUpdateSchema)
     @accounts.response(200, UserSchema)
+    @accounts.alt_response(
+        409,
+        description="`city_change_too_soon`: the city changes at most once every 90 days"
+        " (adds `possible_from`)",
+    )
+    @accounts.alt_response(422, description="`unknown_city`")
     @accounts.doc(security=[{"bearer": []}])
     def patch(self, changes):
         """Change display name, avatar, city or locale"""

@@ -45,7 +45,11 @@ partners = Blueprint("partners", __name__, description="Partner systems creditin
 blueprints = (points, rewards, partners)
 
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
-REFUSALS = "`insufficient_points`, `out_of_stock`, `limit_reached`, `tier_too_low`, `not_in_city`"
+REFUSALS = (
+    "`insufficient_points`, `out_of_stock`, `limit_reached`, `tier_too_low`, `not_in_city`,"
+    " `city_too_recent` (a city's own rewards wait until the owner has held that city for 30"
+    " days; adds `eligible_from`)"
+)
 
 
 @points.route("/me/points")

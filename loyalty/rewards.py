@@ -3,7 +3,7 @@ refunded once on cancellation, handed over by admins or the pickup city's leader
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -29,6 +29,10 @@ from loyalty.models import (
 )
 
 log = structlog.get_logger()
+
+# How long an owner must have held a city before redeeming its own rewards: moving there
+# for a day (PATCH /me) to collect them does not count.
+CITY_TENURE = timedelta(days=30)
 
 
 def create_reward(admin: Caller, data: dict[str, Any]) -> Reward:
@@ -87,6 +91,12 @@ def redeem(
             raise NotFound(message="Reward not found.")
         if reward.get("city_codes") and owner.city_code not in reward["city_codes"]:
             raise Conflict("not_in_city", "This reward is not offered in your city.")
+        if reward.get("city_codes") and now < owner.city_since + CITY_TENURE:
+            raise Conflict(
+                "city_too_recent",
+                f"This reward is for owners of this city for {CITY_TENURE.days} days or more.",
+                eligible_from=(owner.city_since + CITY_TENURE).isoformat(),
+            )
         tier = ledger.tier_for(ledger.rolling_earned(session, owner.pk, now))
         if ledger.tier_rank(tier.name) < ledger.tier_rank(reward["min_tier"]):
             raise Conflict("tier_too_low", f"This reward needs the {reward['min_tier']} tier.")

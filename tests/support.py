@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from pymongo import monitoring
@@ -150,6 +151,14 @@ def make_person(
         services.add_role_grant(user.pk, role, cities or [city])
         user.reload()
     return Person(user, services.start_session(user.pk, "tests")["access_token"])
+
+
+def settled_in_city(person: Person, days: int) -> None:
+    """Backdate when the person's city was set, as if they had lived there `days` days."""
+    User.objects(pk=person.user.pk).update_one(
+        set__city_since=person.user.city_since - timedelta(days=days)
+    )
+    person.user.reload()
 
 
 def partner_signature(secret: str, stamp: str, raw: bytes) -> str:

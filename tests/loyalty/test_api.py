@@ -5,16 +5,18 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import requests
 from bson import ObjectId
 
+from accounts.models import User
 from app.outbox import OutboxEvent
 from loyalty import reconciliation
 from loyalty.models import EarningRule, LedgerEntry, ReconciliationRun, Redemption, Reward
 from loyalty.rules import DEFAULT_RULES
 from tests.loyalty.conftest import assert_invariants, earn, make_reward
-from tests.support import make_city, make_person, partner_signature
+from tests.support import make_city, make_person, partner_signature, settled_in_city
 
 
 def test_me_points_and_ledger(client):
@@ -91,6 +93,33 @@ def test_reward_cities_are_checked_by_the_catalog_not_before_the_caller(client, 
     assert unknown.status_code == 422 and unknown.json["error"] == "unknown_city"
     assert Reward.objects.get(pk=reward.pk).city_codes == []
     assert Reward.objects.count() == 1
+
+
+def test_city_rewards_are_for_owners_settled_in_the_city(client):
+    make_city("CD")
+    hopper, local = make_person("SZ"), make_person("CD")
+    settled_in_city(hopper, 90)
+    settled_in_city(local, 30)
+    earn(hopper.id, 500)
+    earn(local.id, 500)
+    reward = make_reward(city_codes=["CD"], cost=100)
+    redeem = {"reward_id": str(reward.pk)}
+    refused = client.post("/api/v1/redemptions", headers=hopper.headers, json=redeem)
+    assert refused.status_code == 409 and refused.json["error"] == "not_in_city"
+
+    moved = client.patch("/api/v1/me", headers=hopper.headers, json={"city_code": "CD"})
+    assert moved.status_code == 200, moved.json
+    too_soon = client.post("/api/v1/redemptions", headers=hopper.headers, json=redeem)
+    assert too_soon.status_code == 409 and too_soon.json["error"] == "city_too_recent"
+    moved_at = User.objects.get(pk=hopper.user.pk).city_since
+    assert too_soon.json["eligible_from"] == (moved_at + timedelta(days=30)).isoformat()
+    back = client.patch("/api/v1/me", headers=hopper.headers, json={"city_code": "SZ"})
+    assert back.status_code == 409 and back.json["error"] == "city_change_too_soon"
+    assert Redemption.objects.count() == 0 and Reward.objects.get(pk=reward.pk).stock == 10
+    assert assert_invariants(hopper.id) == 500
+
+    settled = client.post("/api/v1/redemptions", headers=local.headers, json=redeem)
+    assert settled.status_code == 201, settled.json
 
 
 def test_redeem_fulfil_and_cancel_over_http(client, admin):

@@ -59,6 +59,17 @@ def test_redeem_refusals_change_nothing(app, setup, slug):
     assert assert_invariants(owner.id) == 200
 
 
+def test_city_rewards_open_30_days_after_the_owner_settled_there(app):
+    owner = make_person("CD")
+    earn(owner.id, 200)
+    reward = make_reward(city_codes=["CD"])
+    opens = owner.user.city_since + timedelta(days=30)
+    with pytest.raises(Conflict) as early:
+        rewards.redeem(owner.user, str(reward.pk), now=opens - timedelta(seconds=1))
+    assert early.value.error == "city_too_recent"
+    assert rewards.redeem(owner.user, str(reward.pk), now=opens).status == "pending"
+
+
 def test_per_owner_limit_counts_quantities_but_not_cancelled(app):
     owner = make_person("SZ")
     earn(owner.id, 1000)
