@@ -728,7 +728,7 @@ def copy_grants_to_users() -> int:
 
 
 def backfill_city_since() -> int:
-    """Backfill (2026-12-02, run by `flask init-db`): accounts made before owners' cities
+    """Backfill (2026-12-01, run by `flask init-db`): accounts made before owners' cities
     carried the date they were set count as holding theirs since sign-up. Running it again
     changes nothing. Returns how many accounts it wrote."""
     return (
