@@ -10,8 +10,8 @@ from flask import g, jsonify, request
 
 from app.auth import load_caller
 from app.errors import Conflict, ValidationFailed
-from loyalty.errors import OutOfStock
 from app.idempotency import IdempotencyRecord, idempotent
+from loyalty.errors import OutOfStock
 from tests.support import make_person
 
 
