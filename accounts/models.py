@@ -102,6 +102,9 @@ class User(Document):
     display_name = StringField(required=True, max_length=50)
     avatar_url = StringField(max_length=500)
     city_code = StringField(required=True)
+    # When the owner's city was set (sign-up, or the last change): a change waits
+    # CITY_CHANGE_INTERVAL, and a city's own rewards wait for owners new to it.
+    city_since = DateTimeField()
     locale = StringField(default="zh-CN", choices=LOCALES)
     verified_owner = BooleanField(default=False)
     referral_code = StringField(required=True, unique=True, default=new_referral_code)

@@ -26,6 +26,7 @@ from mongoengine.errors import NotUniqueError
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
+from accounts import errors
 from accounts.models import (
     ADMIN,
     MAX_SESSIONS,
@@ -43,10 +44,10 @@ from accounts.models import AMBASSADOR as AMBASSADOR
 from accounts.models import CIRCLE_LEADER as CIRCLE_LEADER
 from accounts.models import DEFAULT_TIMEZONE as DEFAULT_TIMEZONE
 from accounts.models import LOCALES as LOCALES
-from app.auth import ACCOUNT_BANNED, SESSION_ENDED, Caller, issue_tokens
+from app.auth import Caller, issue_tokens
 from app.clock import utcnow
 from app.db import get_or_404, object_id, transaction
-from app.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from app.errors import AccountBanned, NotFound, SessionEnded
 from app.outbox import record_event
 from notifications.push import PushMessage, provider_from_config
 from notifications.templates import render
@@ -59,6 +60,9 @@ RESET_CODE_TTL = timedelta(minutes=10)
 RESET_CODE_TRIES = 5
 # A sign-up whose random referral code is taken draws another, this many times at most.
 REFERRAL_CODE_ATTEMPTS = 5
+# How long an owner keeps a city before moving to another: hopping from city to city would
+# reach every city's own rewards and events.
+CITY_CHANGE_INTERVAL = timedelta(days=90)
 
 
 class Owner(Protocol):
@@ -67,6 +71,8 @@ class Owner(Protocol):
 
     pk: ObjectId
     city_code: str
+    # When `city_code` was set: at sign-up, or by the owner's last change of city.
+    city_since: datetime
     verified_owner: bool
 
 
@@ -83,15 +89,9 @@ def normalise_phone(phone: str, region: str | None = None) -> str:
     try:
         parsed = phonenumbers.parse(phone, region)
     except phonenumbers.NumberParseException as exc:
-        raise ValidationFailed(
-            "invalid_phone", "The phone number is not valid.", errors={"phone": [str(exc)]}
-        ) from exc
+        raise errors.InvalidPhone(errors={"phone": [str(exc)]}) from exc
     if not phonenumbers.is_valid_number(parsed):
-        raise ValidationFailed(
-            "invalid_phone",
-            "The phone number is not valid.",
-            errors={"phone": ["Not a valid phone number."]},
-        )
+        raise errors.InvalidPhone(errors={"phone": ["Not a valid phone number."]})
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -102,7 +102,7 @@ def login_key(email: str | None, phone: str | None) -> str | None:
     if phone:
         try:
             return "phone:" + normalise_phone(phone)
-        except ValidationFailed:
+        except errors.InvalidPhone:
             return "phone:" + phone.strip()
     return None
 
@@ -113,8 +113,8 @@ def login_key(email: str | None, phone: str | None) -> str | None:
 def require_city(code: str) -> City:
     city = City.objects(code=code).first()
     if city is None:
-        raise ValidationFailed(
-            "unknown_city", f"No city with code {code!r}.", errors={"city_code": ["Unknown city."]}
+        raise errors.UnknownCity(
+            message=f"No city with code {code!r}.", errors={"city_code": ["Unknown city."]}
         )
     return city
 
@@ -126,9 +126,8 @@ def require_cities(codes: Collection[str], field: str = "city_codes") -> None:
     known = {city.code for city in City.objects(code__in=list(codes)).only("code")}
     unknown = sorted(set(codes) - known)
     if unknown:
-        raise ValidationFailed(
-            "unknown_city",
-            f"No city with code {', '.join(unknown)}.",
+        raise errors.UnknownCity(
+            message=f"No city with code {', '.join(unknown)}.",
             errors={field: [f"Unknown city: {code}." for code in unknown]},
         )
 
@@ -139,7 +138,7 @@ def create_city(code: str, name: str, province: str, timezone: str) -> City:
         city.save(force_insert=True)
     except Exception as exc:
         if _is_duplicate(exc):
-            raise Conflict("city_exists", f"City {code} already exists.") from exc
+            raise errors.CityExists(message=f"City {code} already exists.") from exc
         raise
     log.info("city_created", code=code)
     return city
@@ -197,7 +196,7 @@ def find_active_owner(user_id: str | None = None, phone: str | None = None) -> U
         return User.objects.active().filter(pk=oid).first() if oid else None
     try:
         return User.objects.active().filter(phone=normalise_phone(phone or "")).first()
-    except ValidationFailed:
+    except errors.InvalidPhone:
         return None
 
 
@@ -226,17 +225,16 @@ def register(
         code = referral_code.strip().upper()
         referrer = User.objects.active().filter(referral_code=code).first()
         if referrer is None:
-            raise ValidationFailed(
-                "invalid_referral_code",
-                "Unknown referral code.",
-                errors={"referral_code": ["Unknown referral code."]},
-            )
+            raise errors.InvalidReferralCode(errors={"referral_code": ["Unknown referral code."]})
+    now = utcnow()
     user = User(
         email=normalise_email(email) if email else None,
         phone=normalise_phone(phone) if phone else None,
         password_hash=hash_password(password),
         display_name=display_name.strip(),
         city_code=city_code,
+        city_since=now,
+        created_at=now,
         locale=locale,
         referred_by=referrer.pk if referrer else None,
     )
@@ -262,9 +260,7 @@ def register(
             transaction(unit)
         except DuplicateKeyError as exc:
             if "referral_code" not in str(exc):
-                raise Conflict(
-                    "account_exists", "An account with this email or phone already exists."
-                ) from exc
+                raise errors.AccountExists() from exc
             continue
         log.info("user_registered", user_id=str(user.pk), city=city_code)
         return user
@@ -279,7 +275,7 @@ def _account(email: str | None, phone: str | None) -> User | None:
     else:
         try:
             query = {"phone": normalise_phone(phone or "")}
-        except ValidationFailed:
+        except errors.InvalidPhone:
             return None
     return User.objects.active().filter(**query).first()
 
@@ -292,9 +288,9 @@ def authenticate(*, password: str, email: str | None = None, phone: str | None =
     except (VerificationError, InvalidHashError):
         user = None
     if user is None:
-        raise Unauthorized("invalid_credentials", "Wrong account or password.")
+        raise errors.InvalidCredentials()
     if user.banned(utcnow()):
-        raise Forbidden(ACCOUNT_BANNED, "This account is suspended.")
+        raise AccountBanned()
     if _hasher.check_needs_rehash(user.password_hash):
         User.objects(pk=user.pk).update_one(set__password_hash=hash_password(password))
     return user
@@ -346,10 +342,10 @@ def refresh_session(user_id: Any, session_id: str | None, refresh_id: str) -> di
     session = next(
         (entry for entry in (user or {}).get("sessions", []) if entry["sid"] == session_id), None
     )
-    if session is None:
-        raise Unauthorized(SESSION_ENDED, "This session has ended; log in again.")
+    if oid is None or session_id is None or session is None:
+        raise SessionEnded()
     if user.get("banned_until") and user["banned_until"] > utcnow():
-        raise Forbidden(ACCOUNT_BANNED, "This account is suspended.")
+        raise AccountBanned()
     spent, fresh = _digest(refresh_id), secrets.token_urlsafe(32)
     rotated = False
     if hmac.compare_digest(session["refresh_hash"], spent):
@@ -366,9 +362,7 @@ def refresh_session(user_id: Any, session_id: str | None, refresh_id: str) -> di
     if not rotated:
         end_session(oid, session_id)
         log.warning("refresh_token_reused", user_id=str(oid), session_id=session_id)
-        raise Unauthorized(
-            "refresh_token_reused", "This refresh token was already used; the session has ended."
-        )
+        raise errors.RefreshTokenReused()
     return issue_tokens(str(oid), session_id, fresh)
 
 
@@ -413,7 +407,7 @@ def change_password(caller: Caller, current_password: str, new_password: str) ->
     try:
         _hasher.verify(caller.user.password_hash, current_password)
     except (VerificationError, InvalidHashError) as exc:
-        raise Forbidden("wrong_password", "The current password is wrong.") from exc
+        raise errors.WrongPassword() from exc
     User._get_collection().update_one(
         {"_id": caller.user.pk},
         {
@@ -479,11 +473,7 @@ def reset_password(
     Each try spends one of the code's RESET_CODE_TRIES before the code is compared, so
     concurrent guesses get no more tries than sequential ones.
     """
-    invalid = ValidationFailed(
-        "invalid_code",
-        "The code is wrong, used up or expired; ask for a new one.",
-        errors={"code": ["Invalid code."]},
-    )
+    invalid = errors.InvalidCode(errors={"code": ["Invalid code."]})
     user = _account(email, phone)
     if user is None or user.password_reset is None:
         raise invalid
@@ -514,14 +504,33 @@ def reset_password(
     log.info("password_reset", user_id=str(user.pk))
 
 
-def update_profile(user: User, changes: dict[str, Any]) -> User:
+def update_profile(user: User, changes: dict[str, Any], now: datetime | None = None) -> User:
+    """Change the profile. A new city needs the current one held CITY_CHANGE_INTERVAL
+    (409 `city_change_too_soon`); a refused change changes nothing."""
+    now = now or utcnow()
+    changes = dict(changes)
+    if changes.get("city_code") == user.city_code:
+        del changes["city_code"]
+    query: dict[str, Any] = {"pk": user.pk}
     if "city_code" in changes:
         require_city(changes["city_code"])
+        if now < user.city_since + CITY_CHANGE_INTERVAL:
+            raise _city_change_too_soon(user)
+        changes["city_since"] = now
+        # Conditional on the city we checked: of two changes sent at once, one is made.
+        query["city_since"] = user.city_since
     updates = {f"set__{field}": value for field, value in changes.items()}
     if updates:
-        User.objects(pk=user.pk).update_one(**updates)
+        updated = User.objects(**query).update_one(**updates)
         user.reload()
+        if not updated:
+            raise _city_change_too_soon(user)
     return user
+
+
+def _city_change_too_soon(user: User) -> errors.CityChangeTooSoon:
+    possible_from = user.city_since + CITY_CHANGE_INTERVAL
+    return errors.CityChangeTooSoon(possible_from=possible_from.isoformat())
 
 
 def export_account(user_id: Any) -> dict[str, Any]:
@@ -535,6 +544,7 @@ def export_account(user_id: Any) -> dict[str, Any]:
                 "display_name",
                 "avatar_url",
                 "city_code",
+                "city_since",
                 "locale",
                 "verified_owner",
                 "referral_code",
@@ -658,11 +668,7 @@ def grant_role(granted_by: Caller, user_id: str, role: str, city_codes: list[str
         raise NotFound(message="User not found.")
     if role != "admin":
         if not city_codes:
-            raise ValidationFailed(
-                "city_codes_required",
-                "City-scoped roles need cities.",
-                errors={"city_codes": ["At least one city."]},
-            )
+            raise errors.CityCodesRequired(errors={"city_codes": ["At least one city."]})
         require_cities(city_codes)
     grant = add_role_grant(target.pk, role, city_codes, granted_by.user.pk)
     log.info("role_granted", user_id=user_id, role=role, cities=grant.city_codes, by=granted_by.id)
@@ -694,6 +700,17 @@ def copy_grants_to_users() -> int:
     for user_id in user_ids:
         transaction(partial(_copy_grants_to_user, user_id=user_id))
     return len(user_ids)
+
+
+def backfill_city_since() -> int:
+    """Backfill (2026-12-01, run by `flask init-db`): accounts made before owners' cities
+    carried the date they were set count as holding theirs since sign-up. Running it again
+    changes nothing. Returns how many accounts it wrote."""
+    return (
+        User._get_collection()
+        .update_many({"city_since": None}, [{"$set": {"city_since": "$created_at"}}])
+        .modified_count
+    )
 
 
 def _is_duplicate(exc: Exception) -> bool:

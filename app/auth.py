@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, wraps
@@ -30,11 +29,16 @@ from accounts.models import ADMIN, Grant, User
 from app.clock import utcnow
 from app.config import uses_development_secret
 from app.db import object_id
-from app.errors import Forbidden, NotFound, Unauthorized, envelope
+from app.errors import (
+    AccountBanned,
+    DevelopmentKeyLoopbackOnly,
+    Forbidden,
+    NotFound,
+    SessionEnded,
+    Unauthorized,
+)
 from app.extensions import jwt
-
-ACCOUNT_BANNED = "account_banned"
-SESSION_ENDED = "session_ended"
+from app.operators import is_loopback
 
 
 @dataclass(frozen=True)
@@ -105,14 +109,14 @@ def caller_for_token(claims: dict[str, Any]) -> Caller:
     if found is None:
         raise Unauthorized(message="The account no longer exists.")
     if found.user.banned(utcnow()):
-        raise Forbidden(ACCOUNT_BANNED, "This account is suspended.")
+        raise AccountBanned()
     if not any(session.sid == found.session_id for session in found.user.sessions):
-        raise Unauthorized(SESSION_ENDED, "This session has ended; log in again.")
+        raise SessionEnded()
     return found
 
 
 def caller() -> Caller:
-    """The authenticated caller of this request (after `login_required`)."""
+    """The authenticated caller of this request (routes require a login unless public)."""
     found = g.get("caller")
     if found is None:
         raise Unauthorized()
@@ -170,29 +174,6 @@ def _decode_key(header: dict[str, Any], payload: dict[str, Any]) -> str:
 # --- operators and response headers -------------------------------------------------------
 
 
-def require_operator() -> None:
-    """Guard `/metrics`: the bearer METRICS_TOKEN when one is set; without it, only
-    requests made on this host, not relayed by a proxy on someone else's behalf."""
-    token = current_app.config.get("METRICS_TOKEN")
-    if token:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise Unauthorized(
-                message="A metrics token is required.", headers={"WWW-Authenticate": "Bearer"}
-            )
-        return
-    relayed = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
-    if relayed or not _loopback(request.remote_addr):
-        raise Forbidden(message="Without METRICS_TOKEN, metrics are served on loopback only.")
-
-
-def _loopback(address: str | None) -> bool:
-    try:
-        return ipaddress.ip_address(address or "").is_loopback
-    except ValueError:
-        return False
-
-
 _YEAR = 365 * 24 * 3600
 
 
@@ -216,7 +197,7 @@ def _security_headers(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     def _unauthorized(message: str):
-        return jsonify(envelope(401, message, "unauthorized")), 401
+        return jsonify(Unauthorized(message=message).body()), 401
 
     jwt.encode_key_loader(lambda identity: current_app.config["SECRET_KEY"])
     jwt.additional_headers_loader(
@@ -241,7 +222,5 @@ def init_app(app: Flask) -> None:
     def _development_key_serves_loopback_only():
         # Anyone can sign tokens with the public development key, so an API running with it
         # answers this machine only, whatever address it was bound to.
-        if uses_development_secret(app.config) and not _loopback(request.remote_addr):
-            message = "This server runs with the development SECRET_KEY: loopback clients only."
-            return jsonify(envelope(403, message, "development_key_loopback_only")), 403
-        return None
+        if uses_development_secret(app.config) and not is_loopback(request.remote_addr):
+            raise DevelopmentKeyLoopbackOnly()

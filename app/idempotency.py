@@ -46,8 +46,8 @@ from pymongo.errors import DuplicateKeyError
 from app import db
 from app.auth import caller
 from app.clock import utcnow
-from app.errors import BadRequest, DomainError, ValidationFailed, envelope
-from app.web import declared_response, render
+from app.errors import DomainError, IdempotencyKeyReused, InvalidIdempotencyKey
+from app.web import declared_response, header_parameters, refuses, render
 
 log = structlog.get_logger()
 
@@ -58,7 +58,7 @@ KEY_PARAMETER = {
     "in": "header",
     "name": HEADER,
     "required": False,
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "pattern": _KEY.pattern},
     "description": "Makes a retried POST safe: the same key and body return the first response.",
 }
 
@@ -143,17 +143,16 @@ class _Pending:
 
 def _answer(record: dict[str, Any], request_hash: str) -> Response:
     if record["request_hash"] != request_hash:
-        raise ValidationFailed(
-            "idempotency_key_reused", "This Idempotency-Key was used with another request body."
-        )
+        raise IdempotencyKeyReused()
     response = Response(record["body"], status=record["status_code"], mimetype="application/json")
     response.headers["Idempotent-Replayed"] = "true"
     return response
 
 
 def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
-    """Wrap a view: outermost of its method decorators, after authentication, above the
-    `@blp.response` whose schema renders the stored answer."""
+    """Wrap a view: outermost of its method decorators, above the `@blp.response` whose
+    schema renders the stored answer; the header and the refusals it adds are documented
+    with the view."""
     status, schema = declared_response(view)
 
     @wraps(view)
@@ -162,10 +161,7 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
         if key is None:
             return view(*args, **kwargs)
         if not _KEY.match(key):
-            raise BadRequest(
-                "invalid_idempotency_key",
-                "Idempotency-Key must be 1-255 printable ASCII characters.",
-            )
+            raise InvalidIdempotencyKey()
         records = IdempotencyRecord._get_collection()
         scope = f"{caller().id}:{request.method}:{request.path}"
         request_hash = _request_hash()
@@ -184,9 +180,7 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
         except DomainError as refusal:
             if refusal.status >= 500:
                 raise
-            body = jsonify(
-                envelope(refusal.status, refusal.message, refusal.error, **refusal.details)
-            ).get_data()
+            body = jsonify(refusal.body()).get_data()
             if (first := pending.insert(refusal.status, body)) is not None:
                 return first
             raise
@@ -200,4 +194,5 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
             return Response(pending.body, status=pending.status, mimetype="application/json")
         return response
 
-    return wrapper
+    documented = header_parameters(KEY_PARAMETER)(wrapper)
+    return refuses(InvalidIdempotencyKey, IdempotencyKeyReused)(documented)

@@ -33,7 +33,8 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 
 from app.db import batch, object_id
-from app.errors import Conflict, NotFound
+from app.errors import NotFound
+from loyalty import errors
 from loyalty.models import CANCELLED, EARN, REVERSE, LedgerEntry, Lot, PointsAccount, Redemption
 
 LOT_LIFETIME_MONTHS = 24
@@ -491,7 +492,7 @@ def write(
         condition: dict[str, Any] = {"_id": movement.account_id}
     else:
         if account.balance < -movement.amount:
-            raise Conflict("insufficient_points", "Not enough points.")
+            raise errors.InsufficientPoints()
         entry["lots"], expiring = _consume(session, movement, -movement.amount, now)
         changes.update(expiring)
         # The snapshot already says there is enough; the condition guards invariant 1.
@@ -514,7 +515,7 @@ def write(
         condition,
         {"$inc": inc, "$set": changes, "$setOnInsert": on_insert},
         upsert=movement.amount > 0,
-        refusal=Conflict("insufficient_points", "Not enough points."),
+        refusal=errors.InsufficientPoints(),
     )
     writes.insert(LedgerEntry._get_collection(), entry)
     if send:

@@ -3,7 +3,7 @@ refunded once on cancellation, handed over by admins or the pickup city's leader
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -11,13 +11,13 @@ from bson import ObjectId
 from mongoengine.queryset import QuerySet
 from pymongo.client_session import ClientSession
 
-from accounts.services import CIRCLE_LEADER, Owner
+from accounts.services import CIRCLE_LEADER, Owner, require_cities
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import batch, get_or_404, transaction, update_and_read
-from app.errors import Conflict, NotFound
+from app.errors import NotFound
 from app.outbox import record_event
-from loyalty import balances, ledger
+from loyalty import balances, errors, ledger
 from loyalty.models import (
     CANCELLED,
     FULFILLED,
@@ -31,9 +31,14 @@ from loyalty.models import (
 
 log = structlog.get_logger()
 
+# How long an owner must have held a city before redeeming its own rewards: moving there
+# for a day (PATCH /me) to collect them does not count.
+CITY_TENURE = timedelta(days=30)
+
 
 def create_reward(admin: Caller, data: dict[str, Any]) -> Reward:
     admin.require_admin()
+    require_cities(data.get("city_codes", ()))
     reward = Reward(**data).save()
     log.info("reward_created", reward_id=str(reward.pk), by=admin.id)
     return reward
@@ -42,6 +47,7 @@ def create_reward(admin: Caller, data: dict[str, Any]) -> Reward:
 def update_reward(admin: Caller, reward_id: str, changes: dict[str, Any]) -> Reward:
     admin.require_admin()
     reward = get_or_404(Reward, reward_id)
+    require_cities(changes.get("city_codes", ()))
     if changes:
         Reward.objects(pk=reward.pk).update_one(
             **{f"set__{name}": value for name, value in changes.items()}
@@ -59,10 +65,6 @@ def rewards_for(owner: Owner, city: str | None, now: datetime | None = None) -> 
         min_tier__in=ledger.TIER_NAMES[: ledger.tier_rank(tier) + 1],
         __raw__={"$or": [{"city_codes": []}, {"city_codes": city or owner.city_code}]},
     )
-
-
-def _out_of_stock() -> Conflict:
-    return Conflict("out_of_stock", "This reward is out of stock.")
 
 
 class _KeyUsed(Exception):
@@ -94,21 +96,23 @@ def redeem(
         if reward is None:
             raise NotFound(message="Reward not found.")
         if reward.get("city_codes") and owner.city_code not in reward["city_codes"]:
-            raise Conflict("not_in_city", "This reward is not offered in your city.")
+            raise errors.NotInCity()
+        if reward.get("city_codes") and now < owner.city_since + CITY_TENURE:
+            raise errors.CityTooRecent(eligible_from=(owner.city_since + CITY_TENURE).isoformat())
         account = ledger.read_account(session, owner.pk, now, tier=True, redeemed=True)
         if ledger.tier_rank(account.tier.name) < ledger.tier_rank(reward["min_tier"]):
-            raise Conflict("tier_too_low", f"This reward needs the {reward['min_tier']} tier.")
+            raise errors.TierTooLow(min_tier=reward["min_tier"])
         limit = reward.get("per_owner_limit")
         if limit and account.redeemed(reward_oid) + quantity > limit:
-            raise Conflict("limit_reached", "You reached the limit for this reward.")
+            raise errors.LimitReached()
         if reward["stock"] < quantity:
-            raise _out_of_stock()
+            raise errors.OutOfStock()
         writes = batch(session)
         writes.update(
             rewards,
             {"_id": reward_oid, "stock": {"$gte": quantity}},
             {"$inc": {"stock": -quantity}},
-            refusal=_out_of_stock(),
+            refusal=errors.OutOfStock(),
         )
         redemption_id = ObjectId()
         points = reward["cost"] * quantity
@@ -192,7 +196,7 @@ def cancel_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
             session=session,
         )
         if cancelled is None:
-            raise Conflict("not_pending", "Only a pending redemption can be cancelled.")
+            raise errors.RedemptionNotPending(message="Only a pending redemption can be cancelled.")
         Reward._get_collection().update_one(
             {"_id": cancelled["reward_id"]},
             {"$inc": {"stock": cancelled["quantity"]}},
@@ -243,6 +247,6 @@ def fulfil_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
         },
     )
     if not fulfilled.matched_count:
-        raise Conflict("not_pending", "Only a pending redemption can be fulfilled.")
+        raise errors.RedemptionNotPending(message="Only a pending redemption can be fulfilled.")
     log.info("redemption_fulfilled", redemption_id=redemption_id, by=by.id)
     return redemption.reload()

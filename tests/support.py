@@ -1,15 +1,18 @@
 """Helpers shared by the tests: polling with a deadline, counting MongoDB commands (the one
-counter: `count_commands()` and the budgets' `within_budget()`), and builders for people and
-cities."""
+counter: `count_commands()` and the budgets' `within_budget()`), builders for people and
+cities, and partner request signatures."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from pymongo import monitoring
@@ -164,3 +167,17 @@ def make_person(
         services.add_role_grant(user.pk, role, cities or [city])
         user.reload()
     return Person(user, services.start_session(user.pk, "tests")["access_token"])
+
+
+def settled_in_city(person: Person, days: int) -> None:
+    """Backdate when the person's city was set, as if they had lived there `days` days."""
+    User.objects(pk=person.user.pk).update_one(
+        set__city_since=person.user.city_since - timedelta(days=days)
+    )
+    person.user.reload()
+
+
+def partner_signature(secret: str, stamp: str, raw: bytes) -> str:
+    """`X-Signature` as docs/api-guide.md defines it: the hex HMAC-SHA256, keyed with the
+    partner's secret, of `<X-Timestamp>.<raw body>`."""
+    return hmac.new(secret.encode(), stamp.encode() + b"." + raw, hashlib.sha256).hexdigest()

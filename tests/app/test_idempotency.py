@@ -16,6 +16,7 @@ from app.auth import load_caller
 from app.errors import Conflict, ValidationFailed
 from app.idempotency import IdempotencyRecord, idempotent
 from app.web import Blueprint, Schema
+from loyalty.errors import OutOfStock
 from tests.support import count_commands, make_person
 
 blp = Blueprint("things", __name__)
@@ -48,7 +49,7 @@ def counting_view():
             if meeting and calls.count(threading.current_thread()) == 1:
                 meeting[0].wait(10)
             if body.get("fail"):
-                raise Conflict("out_of_stock", "Gone.")
+                raise OutOfStock()
             thing = {"_id": ObjectId(), "call": len(calls)}
             db.batch(session).insert(things(), thing)
             if body.get("crash"):
