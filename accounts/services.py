@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from functools import partial
+from time import monotonic
 from typing import Any, Protocol
 
 import phonenumbers
@@ -141,6 +142,7 @@ def create_city(code: str, name: str, province: str, timezone: str) -> City:
             raise errors.CityExists(message=f"City {code} already exists.") from exc
         raise
     log.info("city_created", code=code)
+    city_timezones.cache_clear()
     return city
 
 
@@ -149,8 +151,33 @@ def city_timezone(code: str | None, session: ClientSession | None = None) -> str
     return (city or {}).get("timezone") or DEFAULT_TIMEZONE
 
 
-def city_timezones() -> dict[str, str]:
-    return {city.code: city.timezone for city in City.objects.only("code", "timezone")}
+# Cities are created and keep their time zone: each process keeps the map of them, read
+# again after a minute, or at once when asked for a city it does not hold (created since).
+_ZONES_KEPT_SECONDS = 60.0
+
+
+class _TimeZones:
+    def __init__(self) -> None:
+        self.loaded_at = float("-inf")
+        self.zones: dict[str, str] = {}
+
+    def __call__(self, codes: Collection[str] = ()) -> dict[str, str]:
+        """Every city's time zone, by code; `codes` are cities the caller needs in it."""
+        if (
+            monotonic() - self.loaded_at > _ZONES_KEPT_SECONDS
+            or not set(codes) <= self.zones.keys()
+        ):
+            self.zones = {
+                city.code: city.timezone for city in City.objects.only("code", "timezone")
+            }
+            self.loaded_at = monotonic()
+        return self.zones
+
+    def cache_clear(self) -> None:
+        self.loaded_at = float("-inf")
+
+
+city_timezones = _TimeZones()
 
 
 def city_figures(city_code: str, start: datetime, end: datetime) -> dict[str, int]:

@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 import mongoengine
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo import InsertOne, MongoClient, UpdateOne
+from pymongo import DeleteOne, InsertOne, MongoClient, UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.client_session_shared import _TxnState
 from pymongo.collection import Collection
@@ -130,7 +130,7 @@ class Writes:
     """
 
     session: ClientSession
-    _models: list[InsertOne | UpdateOne] = field(default_factory=list)
+    _models: list[InsertOne | UpdateOne | DeleteOne] = field(default_factory=list)
     _checks: list[_Check] = field(default_factory=list)
 
     def insert(
@@ -158,6 +158,10 @@ class Writes:
         )
         self._checks.append(_Check(collection, refusal, duplicate))
 
+    def delete(self, collection: Collection, filter: dict[str, Any]) -> None:
+        self._models.append(DeleteOne(filter, namespace=_namespace(collection)))
+        self._checks.append(_Check(collection))
+
     def __len__(self) -> int:
         return len(self._models)
 
@@ -177,7 +181,8 @@ class Writes:
                 models, session=self.session, ordered=True, verbose_results=True
             )
         except ClientBulkWriteException as exc:
-            failed = exc.write_errors[0] if exc.write_errors else None
+            # Ordered: at most one write failed, and nothing after it ran.
+            failed: dict[str, Any] | None = next(iter(exc.details.get("writeErrors") or []), None)
             if failed is not None and failed.get("code") == 11000:
                 duplicate = checks[failed["idx"]].duplicate
                 raise duplicate or DuplicateKeyError(failed["errmsg"], 11000, failed) from exc

@@ -3,9 +3,12 @@ see its draft; everyone sees it once published."""
 
 from __future__ import annotations
 
+from pymongo.client_session import ClientSession
+
 from accounts.services import CIRCLE_LEADER
 from app.auth import Caller
-from app.db import get_or_404
+from app.db import get_or_404, object_id
+from app.errors import NotFound
 from events.models import DRAFT, Event
 
 
@@ -17,9 +20,14 @@ def managed_event(caller: Caller, event_id: str) -> Event:
     return event
 
 
-def visible_event(caller: Caller, event_id: str) -> Event:
-    """Drafts are visible only to those who manage them."""
-    event = get_or_404(Event, event_id)
+def visible_event(caller: Caller, event_id: str, session: ClientSession | None = None) -> Event:
+    """Drafts are visible only to those who manage them. Read in `session`'s snapshot when
+    given (registration decides from it)."""
+    oid = object_id(event_id)
+    found = Event._get_collection().find_one({"_id": oid}, session=session) if oid else None
+    if found is None:
+        raise NotFound(message="Event not found.")
+    event = Event._from_son(found)
     if event.status == DRAFT:
         caller.require(event.city_code, CIRCLE_LEADER)
     return event

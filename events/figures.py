@@ -33,7 +33,7 @@ def city_stats(
     city's leaders and admins only (404 for others, like every city-scoped thing). Every
     count is an aggregation or count on indexed fields."""
     caller.require(code, CIRCLE_LEADER)
-    if code not in city_timezones():
+    if code not in city_timezones({code}):
         raise NotFound(message="City not found.")
     end = as_utc(end or utcnow())
     start = as_utc(start or end - DEFAULT_STATS_PERIOD)

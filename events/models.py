@@ -1,9 +1,9 @@
 """Local owner events run by circle leaders, and owners' registrations to them.
 
-`Event.seats_left` and `Event.waitlist_seq` are the two counters concurrent registrations
-race on: they are only ever changed by single-document conditional updates (`$inc` with a
-filter), never read-then-written, and never inside a multi-document transaction (every
-concurrent transaction touching the same document would abort and retry).
+`Event.seats_left`, `Event.waitlist_seq` and `Event.waitlisted` are the counters concurrent
+registrations race on: each changes in the transaction that changes the registrations it
+counts (see `events/registration.py`), so a crash can leak no seat and lists read them
+instead of counting registrations.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ class Event(Document):
     seats_left = IntField(required=True, min_value=0)
     # Last waitlist position handed out: positions are 1, 2, 3... each used once.
     waitlist_seq = IntField(required=True, default=0)
+    # Registrations waitlisted now (`events.services.waitlist_counts` counts them afresh).
+    waitlisted = IntField(required=True, default=0, min_value=0)
     # At most what admins allow (loyalty's `max_event_points`), checked by the services.
     points_reward = IntField(required=True, default=100, min_value=0)
     verified_owners_only = BooleanField(default=False)

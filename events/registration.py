@@ -1,40 +1,38 @@
 """Registration for an event, with a first-come first-served waitlist.
 
-Concurrency model. Two counters on the event document decide who gets a place:
-`seats_left` (capacity minus seated registrations) and `waitlist_seq` (the last waitlist
-position handed out). Registrations claim from them with single-document conditional
-updates (`seats_left > 0` → `$inc -1`), which the server serialises without aborts; a
-multi-document transaction on that one hot document would make every concurrent
-registration abort and retry (measured: 200 concurrent transactions took 17-28 s with
-thousands of retries, single-document updates 0.8 s). Transactions are used where they are
-cheap and needed: a state change together with its domain event (a promotion here; publish,
-cancel and complete in `events.services`, check-in in `events.tickets`).
+Concurrency model. Three counters on the event document decide who gets a place and what
+lists show: `seats_left` (capacity minus seated registrations), `waitlist_seq` (the last
+waitlist position handed out) and `waitlisted` (how many wait). Every change of a
+registration's status changes them in the same transaction, so they never drift and a crash
+cannot leave a seat claimed without its registration. A registration is one transaction: the
+event read in its snapshot, then one command carrying the claim, the registration, its
+domain event and the request's Idempotency-Key record, then the commit. Registrations for
+one event all write its document, so concurrent ones conflict and `with_transaction` runs
+the later ones again with a fresh snapshot: a burst on one event queues on that document
+(bench/registration.py measures it; docs/capacity.md says why bursts spread over events).
 
-Every path that frees a seat or adds someone to the waitlist ends with
-`fill_from_waitlist`, so a seat never stays free while someone waits, whatever the
-interleaving of concurrent requests.
+A confirmed owner who cancels hands the seat to the first waitlisted owner in the same
+transaction; a capacity raise promotes one waitlisted owner per transaction
+(`fill_from_waitlist`). So a seat never stays free while someone waits.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import structlog
 from bson import ObjectId
-from pymongo import ReturnDocument
 from pymongo.client_session import ClientSession
-from pymongo.errors import DuplicateKeyError
 
 from app.auth import Caller
 from app.clock import utcnow
-from app.db import object_id, transaction
+from app.db import batch, object_id, transaction
 from app.errors import NotFound
 from app.outbox import record_event
 from events import errors
 from events.access import visible_event
 from events.models import (
-    ACTIVE,
-    BY_EVENT,
     BY_OWNER,
     CANCELLED,
     CONFIRMED,
@@ -47,156 +45,120 @@ from events.models import (
 log = structlog.get_logger()
 
 
-# --- registration ----------------------------------------------------------------------
-# Filters below name the exact fields of an index (or `_id`) and test the rest in Python:
-# SecantusDB scans the whole collection for a filter with a field its index lacks, and for
-# every findAndModify. The one findAndModify left hands out waitlist positions, on the
-# events collection, which stays small next to registrations.
-
-
-def _take_seat(event_id: ObjectId) -> bool:
-    return (
-        Event._get_collection()
-        .update_one(
-            {"_id": event_id, "status": PUBLISHED, "seats_left": {"$gt": 0}},
-            {"$inc": {"seats_left": -1}},
-        )
-        .modified_count
-        == 1
-    )
-
-
-def _claim_place(event_id: ObjectId) -> tuple[str, int | None]:
-    """A seat if one is free, else the next waitlist position; atomically either way."""
-    events = Event._get_collection()
-    while True:
-        if _take_seat(event_id):
-            return CONFIRMED, None
-        queued = events.find_one_and_update(
-            {"_id": event_id, "status": PUBLISHED, "seats_left": {"$lte": 0}},
-            {"$inc": {"waitlist_seq": 1}},
-            projection={"waitlist_seq": 1},
-            return_document=ReturnDocument.AFTER,
-        )
-        if queued:
-            return WAITLISTED, queued["waitlist_seq"]
-        if events.find_one({"_id": event_id, "status": PUBLISHED}, {"_id": 1}) is None:
-            raise errors.RegistrationClosed()
-        # A seat came free between the two updates: go for it.
-
-
-def _free_seat(event_id: ObjectId) -> None:
-    Event._get_collection().update_one({"_id": event_id}, {"$inc": {"seats_left": 1}})
-    fill_from_waitlist(event_id)
-
-
-def _registration_of(event_id: ObjectId, user_id: ObjectId) -> dict[str, Any] | None:
-    return Registration._get_collection().find_one({"event_id": event_id, "user_id": user_id})
-
-
-def _write_registration(existing: dict[str, Any] | None, fields: dict[str, Any]) -> bool:
-    """Insert the registration, or reuse the owner's cancelled one. False when another
-    request made it active first (the unique (event, owner) index, or the status check)."""
-    registrations = Registration._get_collection()
-    if existing is None:
-        try:
-            registrations.insert_one(fields)
-        except DuplicateKeyError:
-            return False
-        return True
-    return (
-        registrations.update_one(
-            {"_id": existing["_id"], "status": CANCELLED}, {"$set": fields}
-        ).modified_count
-        == 1
-    )
-
-
 def register(caller: Caller, event_id: str) -> Registration:
     """Register the caller: confirmed while seats are left, else waitlisted (FCFS)."""
     user = caller.user
-    event = visible_event(caller, event_id)
     now = utcnow()
-    if event.status != PUBLISHED or now >= event.registration_closes_at:
-        raise errors.RegistrationClosed()
-    if event.verified_owners_only and not user.verified_owner:
-        raise errors.NotVerifiedOwner()
-    existing = _registration_of(event.pk, user.pk)
-    if existing is not None and existing["status"] in ACTIVE:
-        raise errors.AlreadyRegistered()
 
-    status, position = _claim_place(event.pk)
-    fields = {
-        "event_id": event.pk,
-        "user_id": user.pk,
-        "city_code": event.city_code,
-        "status": status,
-        "waitlist_position": position,
-        "created_at": now,
-        "confirmed_at": now if status == CONFIRMED else None,
-        "cancelled_by": None,
-        "cancelled_at": None,
-        "promoted_at": None,
-    }
-    if not _write_registration(existing, fields):
-        if status == CONFIRMED:
-            _free_seat(event.pk)
-        raise errors.AlreadyRegistered()
-    registration = Registration.objects.get(event_id=event.pk, user_id=user.pk)
-    if Event._get_collection().find_one({"_id": event.pk, "status": PUBLISHED}, {"_id": 1}) is None:
-        # Cancelled while we claimed: the cancellation's sweep may have run before our
-        # write, so undo it here.
-        Registration._get_collection().update_one(
-            {"_id": registration.pk, "status": status},
-            {"$set": {"status": CANCELLED, "cancelled_by": BY_EVENT, "cancelled_at": utcnow()}},
+    def unit(session: ClientSession) -> Registration:
+        event = visible_event(caller, event_id, session)
+        if event.status != PUBLISHED or now >= event.registration_closes_at:
+            raise errors.RegistrationClosed()
+        if event.verified_owners_only and not user.verified_owner:
+            raise errors.NotVerifiedOwner()
+        events, registrations = Event._get_collection(), Registration._get_collection()
+        writes = batch(session)
+        # The snapshot decides; the conditions restate it for the invariant's sake.
+        if event.seats_left > 0:
+            status, position = CONFIRMED, None
+            claim = {"seats_left": {"$gt": 0}}, {"$inc": {"seats_left": -1}}
+        else:
+            status, position = WAITLISTED, event.waitlist_seq + 1
+            claim = (
+                {"seats_left": {"$lte": 0}, "waitlist_seq": event.waitlist_seq},
+                {"$inc": {"waitlist_seq": 1, "waitlisted": 1}},
+            )
+        writes.update(
+            events,
+            {"_id": event.pk, "status": PUBLISHED, **claim[0]},
+            claim[1],
+            refusal=errors.RegistrationClosed(),
         )
-        raise errors.RegistrationClosed()
-    if status == WAITLISTED:
-        fill_from_waitlist(event.pk)
+        registration = {
+            "_id": ObjectId(),
+            "event_id": event.pk,
+            "user_id": user.pk,
+            "city_code": event.city_code,
+            "status": status,
+            "waitlist_position": position,
+            "created_at": now,
+            "confirmed_at": now if status == CONFIRMED else None,
+            "cancelled_by": None,
+            "cancelled_at": None,
+            "promoted_at": None,
+        }
+        # One document per owner and event (the unique index): a cancelled one makes way,
+        # an active one refuses the insert.
+        writes.delete(
+            registrations, {"event_id": event.pk, "user_id": user.pk, "status": CANCELLED}
+        )
+        writes.insert(registrations, registration, duplicate=errors.AlreadyRegistered())
+        record_event(
+            session,
+            "registration.created",
+            subject_type="registration",
+            subject_id=registration["_id"],
+            actor_id=user.pk,
+            city_code=event.city_code,
+            payload={
+                "user_id": str(user.pk),
+                "event_id": str(event.pk),
+                "status": status,
+                "waitlist_position": position,
+            },
+        )
+        return Registration._from_son(registration)
+
+    registration = transaction(unit, answers_request=True)
     log.info(
         "registered",
         event_id=event_id,
         user_id=caller.id,
-        status=status,
-        waitlist_position=position,
+        status=registration.status,
+        waitlist_position=registration.waitlist_position,
     )
     return registration
 
 
 def cancel_registration(caller: Caller, event_id: str) -> None:
-    """The owner gives up their place; a freed seat goes to the first waitlisted owner."""
-    event = visible_event(caller, event_id)
-    if event.status != PUBLISHED or utcnow() >= event.starts_at:
-        raise errors.CancellationClosed()
-    while True:
-        previous = _registration_of(event.pk, caller.user.pk)
-        if previous is None or previous["status"] not in (CONFIRMED, WAITLISTED):
+    """The owner gives up their place; a seat goes to the first waitlisted owner at once."""
+    now = utcnow()
+
+    def unit(session: ClientSession) -> str:
+        event = visible_event(caller, event_id, session)
+        if event.status != PUBLISHED or now >= event.starts_at:
+            raise errors.CancellationClosed()
+        registrations = Registration._get_collection()
+        mine = registrations.find_one(
+            {"event_id": event.pk, "user_id": caller.user.pk}, session=session
+        )
+        if mine is None or mine["status"] not in (CONFIRMED, WAITLISTED):
             raise NotFound(message="You are not registered for this event.")
-        # Conditional on the status we read: a promotion may turn waitlisted into
-        # confirmed meanwhile, and then the seat must be freed.
-        if (
-            Registration._get_collection()
-            .update_one(
-                {"_id": previous["_id"], "status": previous["status"]},
-                {
-                    "$set": {
-                        "status": CANCELLED,
-                        "cancelled_by": BY_OWNER,
-                        "cancelled_at": utcnow(),
-                    },
-                    "$unset": {"waitlist_position": ""},
-                },
-            )
-            .modified_count
-            == 1
-        ):
-            break
-    if previous["status"] == CONFIRMED:
-        _free_seat(event.pk)
-    log.info("registration_cancelled", event_id=event_id, user_id=caller.id, was=previous["status"])
+        writes = batch(session)
+        writes.update(
+            registrations,
+            {"_id": mine["_id"], "status": mine["status"]},
+            {
+                "$set": {"status": CANCELLED, "cancelled_by": BY_OWNER, "cancelled_at": now},
+                "$unset": {"waitlist_position": ""},
+            },
+        )
+        if mine["status"] == WAITLISTED:
+            counters = {"waitlisted": -1}
+        elif _promote_first(session, event.pk, now):
+            counters = {"waitlisted": -1}  # the seat passes on
+        else:
+            counters = {"seats_left": 1}
+        writes.update(Event._get_collection(), {"_id": event.pk}, {"$inc": counters})
+        return mine["status"]
+
+    was = transaction(unit)
+    log.info("registration_cancelled", event_id=event_id, user_id=caller.id, was=was)
 
 
-def _promote_first(session: ClientSession, event_id: ObjectId) -> dict[str, Any] | None:
+def _promote_first(session: ClientSession, event_id: ObjectId, now: datetime) -> bool:
+    """Queue the promotion of the first waitlisted owner, if anyone waits; the caller moves
+    the event's counters."""
     registrations = Registration._get_collection()
     first = next(
         registrations.find({"event_id": event_id, "status": WAITLISTED}, session=session)
@@ -205,14 +167,11 @@ def _promote_first(session: ClientSession, event_id: ObjectId) -> dict[str, Any]
         None,
     )
     if first is None:
-        return None
-    now = utcnow()
-    # In the transaction's snapshot: a concurrent promotion of the same owner is a write
-    # conflict, and the unit is retried with a fresh snapshot.
-    registrations.update_one(
+        return False
+    batch(session).update(
+        registrations,
         {"_id": first["_id"], "status": WAITLISTED},
         {"$set": {"status": CONFIRMED, "confirmed_at": now, "promoted_at": now}},
-        session=session,
     )
     record_event(
         session,
@@ -226,19 +185,29 @@ def _promote_first(session: ClientSession, event_id: ObjectId) -> dict[str, Any]
             "waitlist_position": first.get("waitlist_position"),
         },
     )
-    return first
+    return True
 
 
 def fill_from_waitlist(event_id: ObjectId) -> int:
-    """Give free seats to waitlisted owners, first come first served. Returns how many
-    were promoted."""
+    """Give free seats to waitlisted owners, first come first served, one transaction each.
+    Returns how many were promoted."""
+
+    def promote_one(session: ClientSession) -> bool:
+        events = Event._get_collection()
+        event = events.find_one({"_id": event_id}, session=session)
+        if event is None or event["status"] != PUBLISHED or event["seats_left"] <= 0:
+            return False
+        if event["waitlisted"] == 0 or not _promote_first(session, event_id, utcnow()):
+            return False
+        batch(session).update(
+            events,
+            {"_id": event_id, "seats_left": {"$gt": 0}},
+            {"$inc": {"seats_left": -1, "waitlisted": -1}},
+        )
+        return True
+
     promoted = 0
-    while _take_seat(event_id):
-        if transaction(lambda session: _promote_first(session, event_id)) is None:
-            # Nobody waits: give the seat back. A registration waitlisted meanwhile runs
-            # this function itself once its row is written, and takes the seat.
-            Event._get_collection().update_one({"_id": event_id}, {"$inc": {"seats_left": 1}})
-            break
+    while transaction(promote_one):
         promoted += 1
     if promoted:
         log.info("waitlist_promoted", event_id=str(event_id), promoted=promoted)

@@ -499,7 +499,7 @@ def write(
         condition = {"_id": movement.account_id, "balance": {"$gte": -movement.amount}}
     entry["balance_after"] = account.balance + movement.amount
     set_elsewhere = {name.split(".")[0] for name in (*inc, *changes)}
-    on_insert = {
+    on_insert: dict[str, Any] = {
         name: value
         for name, value in (
             ("created_at", now),

@@ -110,14 +110,15 @@ def _ledger_totals(
             session=session,
         )
     ]
-    totals = rows[0] if rows else {"balance": 0, "entries": 0, "earned": 0, "tier_points": 0}
+    totals: dict[str, Any] = rows[0] if rows else {"balance": 0, "entries": 0, "earned": 0}
+    first_earn: datetime | None = totals.get("first_earn")
     return {
         "balance": totals["balance"],
         "entries": totals["entries"],
         "earned": totals["earned"],
         "lots": sum(remaining for _, remaining in lots),
         "figures": {
-            **ledger.tier_figure(totals["tier_points"], totals.get("first_earn"), now),
+            **ledger.tier_figure(totals.get("tier_points", 0), first_earn, now),
             **ledger.expiring_figure(lots, now),
             "redeemed": ledger.redemption_counts(session, account_id),
         },

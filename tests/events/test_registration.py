@@ -11,7 +11,7 @@ from app.clock import utcnow
 from app.errors import Conflict, Forbidden, NotFound
 from app.outbox import OutboxEvent
 from events import registration, services
-from events.models import CANCELLED, CONFIRMED, WAITLISTED, Registration
+from events.models import CANCELLED, CONFIRMED, WAITLISTED, Event, Registration
 from tests.events.conftest import as_caller, many_owners, register_all, statuses
 from tests.support import make_person
 
@@ -23,7 +23,8 @@ def test_seats_then_waitlist_positions_in_order(make_event):
     assert [r.status for r in results] == [CONFIRMED] * 2 + [WAITLISTED] * 3
     assert [r.waitlist_position for r in results[2:]] == [1, 2, 3]
     event.reload()
-    assert event.seats_left == 0 and services.waitlist_counts([event.pk]) == {event.pk: 3}
+    assert event.seats_left == 0 and event.waitlisted == 3
+    assert services.waitlist_counts([event.pk]) == {event.pk: 3}
 
 
 def test_second_registration_is_refused(make_event):
@@ -121,3 +122,31 @@ def test_registrations_are_part_of_the_personal_data_export(make_event):
     register_all(event, [owner])
     exported = export_personal_data(owner.id)["event_registrations"]
     assert exported == [{**exported[0], "event_id": str(event.pk), "status": CONFIRMED}]
+
+
+def test_the_migration_counts_the_waitlists_of_existing_events(make_event):
+    import importlib
+
+    migration = importlib.import_module("migrations.2026_12_02_event_waitlist_counts")
+    event, quiet = make_event(capacity=1), make_event()
+    register_all(event, many_owners(3))
+    Event._get_collection().update_many({}, {"$unset": {"waitlisted": ""}})
+    assert migration.migrate() == {"events_counted": 2}
+    assert [Event.objects.get(pk=e.pk).waitlisted for e in (event, quiet)] == [2, 0]
+
+
+def test_a_crash_between_claim_and_registration_leaks_no_seat(make_event, monkeypatch):
+    # The claim and the registration are one transaction: a failure after the claim was
+    # queued (here, writing the domain event) leaves the seat free.
+    event = make_event(capacity=1)
+    owner = many_owners(1)[0]
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the process dies")
+
+    monkeypatch.setattr(registration, "record_event", crash)
+    with pytest.raises(RuntimeError):
+        register_all(event, [owner])
+    event.reload()
+    assert event.seats_left == 1
+    assert Registration.objects(event_id=event.pk).count() == 0
