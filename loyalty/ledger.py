@@ -171,6 +171,9 @@ class Account:
     def tier(self) -> Tier:
         return tier_for(self.get("tier_points", 0))
 
+    def is_current(self, figure: str, now: datetime) -> bool:
+        return is_current({**self.document, **self.changes}, figure, now)
+
     def redeemed(self, reward_id: ObjectId) -> int:
         """How many of the reward the owner holds (redeemed, not cancelled); read with
         `redeemed=True`."""
@@ -205,10 +208,19 @@ def read_account(
     already holds every earn committed, the later one included.
     """
     document = PointsAccount._get_collection().find_one({"_id": account_id}, session=session)
-    account = Account(account_id, document or {})
+    if document is None:
+        # No account, no entries (they are written together): the figures of an empty
+        # ledger, with nothing to read.
+        return Account(
+            account_id,
+            {},
+            {**tier_figure(0, None, now), **expiring_figure([], now), "redeemed": {}},
+            tier_time=now,
+        )
+    account = Account(account_id, document)
     if tier:
         account.tier_time = max(now, account.document.get("tier_as_of") or now)
-        if not is_current(account.document, "tier", account.tier_time):
+        if not account.is_current("tier", account.tier_time):
             account.changes.update(_tier_figure(session, account_id, account.tier_time))
     if redeemed and "redeemed" not in account.document:
         # An account from before the counters: count its redemptions once.
@@ -486,7 +498,7 @@ def write(
         entry["lots"], enters_window = _credit_lots(session, movement, entry, now)
         if enters_window is None:
             changes["expiring_until"] = now  # a refund: recomputed when next read
-        elif is_current(account.document, "expiring", now):
+        elif account.is_current("expiring", now):
             until = account.get("expiring_until")
             changes["expiring_until"] = min(until or enters_window, enters_window)
         condition: dict[str, Any] = {"_id": movement.account_id}

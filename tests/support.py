@@ -105,6 +105,15 @@ def count_commands() -> contextlib.AbstractContextManager[Commands]:
     return COMMAND_LOG.count()
 
 
+# Command budgets count the whole request, the one read that authenticates the caller
+# included (a transaction's commit is a command). A domain's hot paths get a
+# tests/<domain>/test_budgets.py (events' and loyalty's show the pattern): one test per path,
+# realistic data, a warm process, the path's budget named beside it. A new domain starts
+# from these and lowers them where it can; a path that needs more says why.
+READ_BUDGET = 3  # the caller, then what the page shows
+WRITE_BUDGET = 5  # the caller, the Idempotency-Key, a read, one command of writes, commit
+
+
 @contextlib.contextmanager
 def within_budget(budget: int) -> Iterator[Commands]:
     """Fail when the block makes more than `budget` MongoDB commands, naming them all (a

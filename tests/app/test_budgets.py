@@ -1,9 +1,12 @@
-"""Command budgets of the hot paths (STYLE.md habit 14), counted with pymongo command
-monitoring. A change that adds a round trip to one of these paths must say why."""
+"""Command budgets of what every request shares (STYLE.md habit 14), counted with pymongo
+command monitoring: authentication and the profile. The domains' hot paths have theirs in
+tests/<domain>/test_budgets.py; tests/support.py says how budgets count. A change that adds
+a round trip to one of these paths must say why."""
 
 from __future__ import annotations
 
-from tests.support import count_commands, make_person
+from tests.loyalty.conftest import earn
+from tests.support import count_commands, make_person, within_budget
 
 API = "/api/v1"
 
@@ -30,14 +33,15 @@ def test_an_authenticated_request_costs_one_read_before_its_own_work(client):
         assert commands.names == AUTHENTICATION
 
 
-def test_the_profile_reads_the_account_once(client):
-    # The tier is the profile's own work (loyalty's budget); the account is read once.
+def test_the_profile_reads_the_account_and_the_points_account(client):
+    # The tier is on the points account (loyalty's cached figure), not summed from the
+    # ledger.
     owner = make_person(role="ambassador")
-    with count_commands() as commands:
+    earn(owner.id, 2_500)
+    with within_budget(2) as commands:
         me = client.get(f"{API}/me", headers=owner.headers)
-    assert me.json["roles"] == ["ambassador", "owner"]
-    assert commands.names[:1] == AUTHENTICATION
-    assert commands.names.count("find users") == 1, commands.names
+    assert (me.json["roles"], me.json["tier"]) == (["ambassador", "owner"], "silver")
+    assert commands.names == [*AUTHENTICATION, "find points_accounts"]
 
 
 def test_a_refused_token_costs_nothing(client):

@@ -1,0 +1,60 @@
+"""Command budgets of the events hot paths (tests/support.py says how they count): an
+owner's registration, the event list and an event's page, whatever the event holds."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from events import registration
+from tests.events.conftest import as_caller, many_owners
+from tests.support import READ_BUDGET, WRITE_BUDGET, within_budget
+
+API = "/api/v1"
+
+# The caller, the Idempotency-Key, the event in the transaction's snapshot, one command
+# with the seat (or waitlist place), the registration, its domain event and the key's
+# record, the commit.
+REGISTRATION = WRITE_BUDGET
+# The caller, the page of events (seats and waitlist lengths are on them), the caller's
+# registrations among them in one query.
+EVENT_LIST = READ_BUDGET
+# The caller, the event, the caller's registration.
+EVENT_PAGE = READ_BUDGET
+
+
+def test_registering_with_a_key_seated_or_waitlisted(client, make_event):
+    event = make_event(capacity=1)
+    first, second = many_owners(2)
+    for owner, status in ((first, "confirmed"), (second, "waitlisted")):
+        headers = {**owner.headers, "Idempotency-Key": "register-once"}
+        with within_budget(REGISTRATION):
+            answer = client.post(f"{API}/events/{event.pk}/registrations", headers=headers)
+        assert (answer.status_code, answer.json["status"]) == (201, status)
+        # A replay is answered from the key's record.
+        with within_budget(2):
+            replay = client.post(f"{API}/events/{event.pk}/registrations", headers=headers)
+        assert replay.get_data() == answer.get_data()
+
+
+def test_the_event_list_costs_the_same_for_any_events(client, make_event):
+    owner, *others = many_owners(4)
+    events = [make_event(capacity=1, starts_in=timedelta(days=days)) for days in (1, 2, 3)]
+    for event in events:
+        for person in (owner, *others):
+            registration.register(as_caller(person), str(event.pk))
+    client.get(f"{API}/events", headers=owner.headers)  # the process reads the time zones
+    with within_budget(EVENT_LIST):
+        page = client.get(f"{API}/events", headers=owner.headers)
+    assert [event["waitlist_count"] for event in page.json["items"]] == [3, 3, 3]
+
+
+def test_an_event_page(client, make_event):
+    owner, other = many_owners(2)
+    event = make_event(capacity=1)
+    for person in (other, owner):
+        registration.register(as_caller(person), str(event.pk))
+    client.get(f"{API}/events/{event.pk}", headers=owner.headers)
+    with within_budget(EVENT_PAGE):
+        page = client.get(f"{API}/events/{event.pk}", headers=owner.headers)
+    assert page.json["my_registration"]["status"] == "waitlisted"
+    assert (page.json["seats_left"], page.json["waitlist_count"]) == (0, 1)

@@ -1,0 +1,67 @@
+"""Command budgets of the loyalty hot paths (tests/support.py says how they count): a
+redemption, an owner's points and the rewards they may redeem. None of them reads the
+owner's history: the account carries the tier figure, the points expiring soon and the
+per-reward counters."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from app.clock import utcnow
+from loyalty import rewards
+from tests.loyalty.conftest import earn, make_reward
+from tests.support import READ_BUDGET, make_person, within_budget
+
+API = "/api/v1"
+
+# The caller, the Idempotency-Key, the reward, the account (tier, counters, balance), the
+# lots it spends; one command with the stock, the account, the lots, the entry, the
+# redemption, its domain event and the key's record; the commit. (The issue allowed 8.)
+REDEMPTION = 7
+# The caller and the account (the issue allowed 3).
+POINTS = 2
+# The caller, the account (tier), the page of rewards.
+REWARDS = READ_BUDGET
+
+
+def owner_with_history():
+    """An owner with several lots, some expiring soon, and a redemption behind them."""
+    owner = make_person("SZ")
+    now = utcnow()
+    for days_ago in (700, 400, 30, 1):
+        earn(owner.id, 3_000, now=now - timedelta(days=days_ago))
+    rewards.redeem(owner.user, str(make_reward(cost=500).pk))
+    return owner
+
+
+def test_redeeming_with_a_key(client):
+    owner = owner_with_history()
+    reward = make_reward(cost=4_000, stock=5, per_owner_limit=2)
+    headers = {**owner.headers, "Idempotency-Key": "redeem-once"}
+    with within_budget(REDEMPTION):
+        answer = client.post(
+            f"{API}/redemptions", json={"reward_id": str(reward.pk)}, headers=headers
+        )
+    assert answer.status_code == 201, answer.json
+    with within_budget(2):
+        replay = client.post(
+            f"{API}/redemptions", json={"reward_id": str(reward.pk)}, headers=headers
+        )
+    assert replay.get_data() == answer.get_data()
+
+
+def test_an_owners_points(client):
+    owner = owner_with_history()
+    with within_budget(POINTS):
+        points = client.get(f"{API}/me/points", headers=owner.headers)
+    assert points.json["balance"] == 11_500
+    assert [item["points"] for item in points.json["expiring"]] == [2_500]
+
+
+def test_the_rewards_an_owner_may_redeem(client):
+    owner = owner_with_history()
+    make_reward(min_tier="silver")  # 6,000 points earned in 12 months: silver
+    make_reward(min_tier="gold")
+    with within_budget(REWARDS):
+        listed = client.get(f"{API}/rewards", headers=owner.headers)
+    assert [reward["min_tier"] for reward in listed.json["items"]] == ["silver", "member"]
