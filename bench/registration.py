@@ -1,14 +1,18 @@
-"""Benchmark: a burst of registrations against one event, through the API, next to raw
-pymongo doing the same conditional updates on the same server.
+"""Benchmark: a burst of registrations against one event, through the API, next to the lean
+baseline: raw pymongo doing only what a registration logically needs, in one transaction,
+on the same server, in the same run.
 
-http: `POST /events/{id}/registrations` on gunicorn (2 workers x 8 threads, as `make run`)
-      on loopback, each request a different owner, CLIENTS at a time.
-raw:  the same conditional updates (`seats_left > 0` → `$inc -1`, else `$inc waitlist_seq`)
-      and the registration insert, from CLIENTS pymongo threads, on another event.
+http: `POST /events/{id}/registrations` with an Idempotency-Key, on gunicorn as the README
+      runs it (4 workers x 4 threads), on loopback; each request a different owner, CLIENTS
+      at a time.
+lean: one transaction each: the conditional seat claim (`seats_left > 0` → `$inc -1`, else
+      the next waitlist position), the registration insert and its outbox event, from
+      CLIENTS pymongo threads, on another event.
 
-Both events have capacity BURST / 4, so three quarters of each burst are waitlisted.
-Prints registrations/s and p50/p99 latency for both and http/raw. Starts an embedded
-SecantusDB and Redis when MONGODB_URI / REDIS_URL are unset.
+Both events have capacity BURST / 4, so three quarters of each burst are waitlisted; both
+end checked: every seat taken once, waitlist positions 1..n each once. Prints
+registrations/s, p50 and p99 for both, http/lean (target 0.7x), and the machine's load.
+Starts an embedded SecantusDB and Redis when MONGODB_URI / REDIS_URL are unset.
 `python bench/registration.py [burst]`
 """
 
@@ -16,73 +20,23 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.support import api_server, servers  # noqa: E402
+from bench.support import Burst, api_server, burst, load, owners, raw_transaction, servers  # noqa: E402
 
 CLIENTS = 16
-
-
-def _percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def _burst(count: int, attempt: Callable[[int], None]) -> tuple[float, list[float]]:
-    """Run `attempt(i)` for i < count from CLIENTS threads; rate and per-call latencies."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-
-    def timed(index: int) -> None:
-        started = time.perf_counter()
-        attempt(index)
-        with lock:
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        list(pool.map(timed, range(count)))
-    return count / (time.perf_counter() - started), latencies
-
-
-def _owners(count: int) -> list[tuple[str, str]]:
-    from bson import ObjectId
-
-    from accounts.models import User
-    from accounts.services import start_session
-
-    users = [
-        User(
-            id=ObjectId(),
-            email=f"bench{ObjectId()}@example.com",
-            password_hash="x",
-            display_name="Bench owner",
-            city_code="SZ",
-            referral_code=f"B{ObjectId()}",
-        )
-        for _ in range(count)
-    ]
-    User._get_collection().insert_many([user.to_mongo() for user in users])
-    return [(str(user.pk), start_session(user.pk, "bench")["access_token"]) for user in users]
 
 
 def _event(capacity: int):
     from bson import ObjectId
 
-    from accounts.models import City
-    from accounts.services import create_city
     from app.clock import utcnow
     from events.models import PUBLISHED, Event
 
-    if not City.objects(code="SZ").first():
-        create_city("SZ", "Shenzhen", "Guangdong", "Asia/Shanghai")
     starts_at = utcnow() + timedelta(days=7)
     return Event(
         city_code="SZ",
@@ -98,7 +52,7 @@ def _event(capacity: int):
     ).save()
 
 
-def measure_http(base_url: str, event_id: str, owners: list[tuple[str, str]]):
+def measure_http(base_url: str, event_id: str, people: list[tuple[str, str]]) -> Burst:
     import requests
 
     local = threading.local()
@@ -109,86 +63,114 @@ def measure_http(base_url: str, event_id: str, owners: list[tuple[str, str]]):
         local.session = session
         response = session.post(
             f"{base_url}/api/v1/events/{event_id}/registrations",
-            headers={"Authorization": f"Bearer {owners[index][1]}"},
-            timeout=60,
+            headers={
+                "Authorization": f"Bearer {people[index][1]}",
+                "Idempotency-Key": f"bench-{index}",
+            },
+            timeout=120,
         )
         if response.status_code != 201:
             failures.append(response.status_code)
 
-    rate, latencies = _burst(len(owners), attempt)
+    measured = burst(len(people), CLIENTS, attempt)
     if failures:
         raise SystemExit(f"bench: {len(failures)} registrations failed: {failures[:5]}")
-    return rate, latencies
+    return measured
 
 
-def measure_raw(event_id, owners: list[tuple[str, str]]):
+def measure_lean(event_id, people: list[tuple[str, str]]) -> Burst:
     from bson import ObjectId
     from pymongo import ReturnDocument
 
     from app.clock import utcnow
+    from app.outbox import OutboxEvent
     from events.models import CONFIRMED, PUBLISHED, WAITLISTED, Event, Registration
 
     events, registrations = Event._get_collection(), Registration._get_collection()
+    outbox = OutboxEvent._get_collection()
 
     def attempt(index: int) -> None:
-        status, position = CONFIRMED, None
-        if (
-            events.update_one(
+        def unit(session) -> None:
+            status, position = CONFIRMED, None
+            seated = events.update_one(
                 {"_id": event_id, "status": PUBLISHED, "seats_left": {"$gt": 0}},
                 {"$inc": {"seats_left": -1}},
-            ).modified_count
-            == 0
-        ):
-            status = WAITLISTED
-            position = events.find_one_and_update(
-                {"_id": event_id, "status": PUBLISHED, "seats_left": {"$lte": 0}},
-                {"$inc": {"waitlist_seq": 1}},
-                projection={"waitlist_seq": 1},
-                return_document=ReturnDocument.AFTER,
-            )["waitlist_seq"]
-        registrations.insert_one(
-            {
-                "event_id": event_id,
-                "user_id": ObjectId(owners[index][0]),
-                "city_code": "SZ",
-                "status": status,
-                "waitlist_position": position,
-                "created_at": utcnow(),
-            }
-        )
+                session=session,
+            )
+            if seated.modified_count == 0:
+                status = WAITLISTED
+                position = events.find_one_and_update(
+                    {"_id": event_id, "status": PUBLISHED, "seats_left": {"$lte": 0}},
+                    {"$inc": {"waitlist_seq": 1, "waitlisted": 1}},
+                    projection={"waitlist_seq": 1},
+                    return_document=ReturnDocument.AFTER,
+                    session=session,
+                )["waitlist_seq"]
+            registration_id = ObjectId()
+            registrations.insert_one(
+                {
+                    "_id": registration_id,
+                    "event_id": event_id,
+                    "user_id": ObjectId(people[index][0]),
+                    "city_code": "SZ",
+                    "status": status,
+                    "waitlist_position": position,
+                    "created_at": utcnow(),
+                },
+                session=session,
+            )
+            outbox.insert_one(
+                {
+                    "_id": str(ObjectId()),
+                    "type": "registration.created",
+                    "subject_type": "registration",
+                    "subject_id": str(registration_id),
+                    "payload": {"status": status, "waitlist_position": position},
+                    "occurred_at": utcnow(),
+                },
+                session=session,
+            )
 
-    return _burst(len(owners), attempt)
+        raw_transaction(unit)
+
+    return burst(len(people), CLIENTS, attempt)
 
 
-def _line(name: str, rate: float, latencies: list[float], baseline: float) -> str:
-    return (
-        f"  {name:<28} {rate:8.0f} reg/s   p50 {_percentile(latencies, 0.5) * 1000:6.1f} ms"
-        f"   p99 {_percentile(latencies, 0.99) * 1000:6.1f} ms   {rate / baseline:.2f}x"
-    )
+def check(event, burst_size: int) -> None:
+    """Invariant 3 and first come, first served: seats taken once each, positions 1..n."""
+    from events.models import CONFIRMED, WAITLISTED, Registration
+
+    event.reload()
+    stored = list(Registration.objects(event_id=event.pk))
+    confirmed = [r for r in stored if r.status == CONFIRMED]
+    positions = sorted(r.waitlist_position for r in stored if r.status == WAITLISTED)
+    assert event.seats_left == 0 and len(confirmed) == event.capacity, event.seats_left
+    assert positions == list(range(1, burst_size - event.capacity + 1))
 
 
 def main() -> int:
-    burst = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    with servers("bench-registration-"), api_server(workers=2, threads=8) as base_url:
+    size = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    before = load()
+    with servers("bench-registration-"), api_server() as base_url:
         from app import create_app
 
         app = create_app({"LOG_LEVEL": "WARNING"})
         with app.app_context():
-            # Warm-up: both gunicorn workers connected, code paths loaded.
-            measure_http(base_url, str(_event(50).pk), _owners(200))
-            measure_raw(_event(50).pk, _owners(200))
-            http_event, raw_event = _event(burst // 4), _event(burst // 4)
-            raw_rate, raw_latencies = measure_raw(raw_event.pk, _owners(burst))
-            http_rate, http_latencies = measure_http(base_url, str(http_event.pk), _owners(burst))
-            for event in (http_event, raw_event):
-                event.reload()
-                assert event.seats_left == 0 and event.waitlist_seq == burst - burst // 4
+            # Warm-up: every gunicorn worker connected, code paths loaded.
+            measure_http(base_url, str(_event(50).pk), owners(200))
+            measure_lean(_event(50).pk, owners(200))
+            http_event, lean_event = _event(size // 4), _event(size // 4)
+            lean = measure_lean(lean_event.pk, owners(size))
+            http = measure_http(base_url, str(http_event.pk), owners(size))
+            check(http_event, size)
+            check(lean_event, size)
     print(
-        f"registration benchmark: a burst of {burst} registrations against one event of "
-        f"capacity {burst // 4}, {CLIENTS} concurrent clients, loopback"
+        f"registration benchmark: a burst of {size} registrations against one event of "
+        f"capacity {size // 4}, {CLIENTS} concurrent clients, loopback; {before} before, "
+        f"{load()} after"
     )
-    print(_line("raw pymongo (claim+insert)", raw_rate, raw_latencies, raw_rate))
-    print(_line("http (gunicorn 2x8)", http_rate, http_latencies, raw_rate))
+    print(lean.line("lean pymongo (claim+insert+outbox)", lean, "reg"))
+    print(http.line("http (gunicorn 4x4, with a key)", lean, "reg"))
     return 0
 
 

@@ -1,5 +1,6 @@
-"""What the benchmarks share: the embedded servers when none are configured, and the API
-under gunicorn on loopback."""
+"""What the benchmarks share: the embedded servers when none are configured, the API under
+gunicorn on loopback as the README runs it, owners with tokens, timed bursts of requests
+and the lines that print them next to their baseline."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -41,8 +45,9 @@ def servers(prefix: str) -> Iterator[None]:
 
 
 @contextmanager
-def api_server(workers: int = 2, threads: int = 8) -> Iterator[str]:
-    """The API under gunicorn on a free loopback port; yields its base URL once healthy."""
+def api_server(workers: int = 4, threads: int = 4) -> Iterator[str]:
+    """The API under gunicorn on a free loopback port, as the README's production command
+    runs it (4 workers x 4 gthread threads); yields its base URL once healthy."""
     from app.embedded import free_port
 
     port = free_port()
@@ -83,3 +88,88 @@ def api_server(workers: int = 2, threads: int = 8) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(20)
+
+
+def load() -> str:
+    """The machine's load averages (1, 5, 15 min) and cores: shared machines skew figures."""
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.1f} / {five:.1f} / {fifteen:.1f} on {os.cpu_count()} cores"
+
+
+@dataclass
+class Burst:
+    """`count` calls made from `clients` threads: their rate and latencies."""
+
+    count: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds
+
+    def percentile(self, fraction: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+    def line(self, name: str, baseline: Burst, unit: str) -> str:
+        return (
+            f"  {name:<34} {self.rate:8.1f} {unit}/s   p50 {self.percentile(0.5) * 1000:7.1f} ms"
+            f"   p99 {self.percentile(0.99) * 1000:7.1f} ms   {self.rate / baseline.rate:.2f}x"
+        )
+
+
+def burst(count: int, clients: int, attempt: Callable[[int], None]) -> Burst:
+    """Run `attempt(i)` for i < count from `clients` threads."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def timed(index: int) -> None:
+        started = time.perf_counter()
+        attempt(index)
+        with lock:
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(timed, range(count)))
+    return Burst(count, time.perf_counter() - started, latencies)
+
+
+def owners(count: int, city: str = "SZ") -> list[tuple[str, str]]:
+    """Owners inserted at once (hashing each password would take minutes), with the access
+    token of a live session each: (id, token) pairs."""
+    from bson import ObjectId
+
+    from accounts.models import City, User
+    from accounts.services import create_city, start_session
+
+    if not City.objects(code=city).first():
+        create_city(city, city, "Province", "Asia/Shanghai")
+    users = [
+        User(
+            id=ObjectId(),
+            email=f"bench{ObjectId()}@example.com",
+            password_hash="x",
+            display_name="Bench owner",
+            city_code=city,
+            referral_code=f"B{ObjectId()}",
+        )
+        for _ in range(count)
+    ]
+    User._get_collection().insert_many([user.to_mongo() for user in users])
+    return [(str(user.pk), start_session(user.pk, "bench")["access_token"]) for user in users]
+
+
+def raw_transaction(work: Callable[..., object]) -> None:
+    """`work(session)` in one transaction with the guarantees the service asks for
+    (snapshot reads, majority commit), as pymongo alone runs it."""
+    from pymongo.read_concern import ReadConcern
+    from pymongo.write_concern import WriteConcern
+
+    from app.db import client
+
+    with client().start_session() as session:
+        session.with_transaction(
+            work, read_concern=ReadConcern("snapshot"), write_concern=WriteConcern("majority")
+        )

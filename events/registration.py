@@ -19,6 +19,7 @@ transaction; a capacity raise promotes one waitlisted owner per transaction
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -45,12 +46,17 @@ from events.models import (
 log = structlog.get_logger()
 
 
+class _Taken(Exception):
+    """The owner already has a registration document for the event (raised out of the
+    transaction): active, or cancelled and to be replaced."""
+
+
 def register(caller: Caller, event_id: str) -> Registration:
     """Register the caller: confirmed while seats are left, else waitlisted (FCFS)."""
     user = caller.user
     now = utcnow()
 
-    def unit(session: ClientSession) -> Registration:
+    def unit(session: ClientSession, replacing: ObjectId | None) -> Registration:
         event = visible_event(caller, event_id, session)
         if event.status != PUBLISHED or now >= event.registration_closes_at:
             raise errors.RegistrationClosed()
@@ -74,6 +80,8 @@ def register(caller: Caller, event_id: str) -> Registration:
             claim[1],
             refusal=errors.RegistrationClosed(),
         )
+        if replacing is not None:
+            writes.delete(registrations, {"_id": replacing, "status": CANCELLED})
         registration = {
             "_id": ObjectId(),
             "event_id": event.pk,
@@ -87,12 +95,7 @@ def register(caller: Caller, event_id: str) -> Registration:
             "cancelled_at": None,
             "promoted_at": None,
         }
-        # One document per owner and event (the unique index): a cancelled one makes way,
-        # an active one refuses the insert.
-        writes.delete(
-            registrations, {"event_id": event.pk, "user_id": user.pk, "status": CANCELLED}
-        )
-        writes.insert(registrations, registration, duplicate=errors.AlreadyRegistered())
+        writes.insert(registrations, registration, duplicate=_Taken())
         record_event(
             session,
             "registration.created",
@@ -109,7 +112,20 @@ def register(caller: Caller, event_id: str) -> Registration:
         )
         return Registration._from_son(registration)
 
-    registration = transaction(unit, answers_request=True)
+    replacing: ObjectId | None = None
+    while True:
+        try:
+            registration = transaction(partial(unit, replacing=replacing), answers_request=True)
+            break
+        except _Taken:
+            # One document per owner and event (the unique index). Rarely, a cancelled one:
+            # the registration replaces it (looked up only then, to keep the usual path lean).
+            mine = Registration._get_collection().find_one(
+                {"user_id": user.pk, "event_id": object_id(event_id)}, {"status": 1}
+            )
+            if mine is not None and mine["status"] != CANCELLED:
+                raise errors.AlreadyRegistered() from None
+            replacing = mine["_id"] if mine is not None else None
     log.info(
         "registered",
         event_id=event_id,
