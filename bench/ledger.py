@@ -1,10 +1,16 @@
 """Benchmark: the points ledger.
 
-(a) Redemptions per second through the HTTP API (gunicorn, 2 workers x 4 threads, on
-    loopback, concurrent clients) against raw pymongo running the same transaction shape
-    (reward read, rolling-earned aggregate, stock and balance debits, lot update, entry and
-    redemption inserts) from the same number of threads on the same server.
-(b) Reconciliation time at 10k and at 100k ledger entries (100 entries per account), and
+(a) Redemptions per second through the HTTP API (gunicorn as the README runs it, 4 workers
+    x 4 threads, on loopback, CLIENTS concurrent clients, each request with an
+    Idempotency-Key) against the lean baseline: raw pymongo doing only what a redemption
+    logically needs, in one transaction, on the same server, from as many threads: the
+    conditional debit of the account, the conditional stock decrement, the ledger entry,
+    the redemption and its outbox event. Rate, p50 and p99 of each, and API/lean (target
+    0.7x).
+(b) A flash drop: FLASH_OWNERS owners redeem one reward of stock FLASH_STOCK at once through
+    the API; exactly FLASH_STOCK succeed, the others are refused `out_of_stock`, and the
+    stock ends at 0 (asserted).
+(c) Reconciliation time at 10k and at 100k ledger entries (100 entries per account), and
     their ratio: near 10 means it scales with the ledger, not with its square.
 
 Starts embedded servers when MONGODB_URI / REDIS_URL are unset. `python bench/ledger.py`
@@ -13,166 +19,214 @@ Starts embedded servers when MONGODB_URI / REDIS_URL are unset. `python bench/le
 from __future__ import annotations
 
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import requests
 from bson import ObjectId
-from pymongo import ReturnDocument
-from pymongo.read_concern import ReadConcern
-from pymongo.write_concern import WriteConcern
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.support import api_server, servers  # noqa: E402
+from bench.support import (  # noqa: E402
+    Burst,
+    api_server,
+    burst,
+    load,
+    owners,
+    raw_transaction,
+    servers,
+)
 
-CLIENTS = 8
-REDEMPTIONS_PER_CLIENT = 120
+CLIENTS = 16
+REDEMPTIONS = 1_600
+FLASH_OWNERS = 2_000
+FLASH_STOCK = 500
+FLASH_CLIENTS = 64
 ENTRIES_PER_ACCOUNT = 100
 
 
-def _seed_redeemers(count: int) -> list[tuple[ObjectId, ObjectId, str]]:
-    """Owners with plenty of points and one reward each, so clients measure the path rather
-    than contention on one stock counter. Returns (owner, reward, token) triples."""
-    from accounts import services as accounts
-    from app.db import transaction
-    from loyalty import rules
+def _credit(people: list[tuple[str, str]], points: int) -> None:
+    """Give each owner `points` in one consistent earn (entry, lot, account), written at
+    once rather than through thousands of transactions."""
+    from app.clock import utcnow
+    from loyalty import ledger
+    from loyalty.models import LedgerEntry, Lot, PointsAccount
+
+    now = utcnow()
+    accounts, lots, entries = [], [], []
+    for owner_id, _ in people:
+        account_id, entry_id = ObjectId(owner_id), ObjectId()
+        expires_at = ledger.add_months(now, ledger.LOT_LIFETIME_MONTHS)
+        accounts.append(
+            {
+                "_id": account_id,
+                "balance": points,
+                "lifetime_earned": points,
+                "redeemed": {},
+                **ledger.tier_figure(points, now, now),
+                **ledger.expiring_figure([(expires_at, points)], now),
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        lots.append(
+            {
+                "account_id": account_id,
+                "entry_id": entry_id,
+                "amount": points,
+                "remaining": points,
+                "expired": 0,
+                "expires_at": expires_at,
+                "created_at": now,
+            }
+        )
+        entries.append(
+            {
+                "_id": entry_id,
+                "account_id": account_id,
+                "kind": "earn",
+                "amount": points,
+                "balance_after": points,
+                "reason": "bench",
+                "source": {"rule": "bench"},
+                "idempotency_key": f"bench:{account_id}",
+                "expires_at": expires_at,
+                "created_at": now,
+            }
+        )
+    PointsAccount._get_collection().insert_many(accounts)
+    Lot._get_collection().insert_many(lots)
+    LedgerEntry._get_collection().insert_many(entries)
+
+
+def _reward(stock: int, cost: int = 1) -> ObjectId:
     from loyalty.models import Reward
 
-    accounts.create_city("SZ", "Shenzhen", "Guangdong", "Asia/Shanghai")
-    triples = []
-    for number in range(count):
-        owner = accounts.register(
-            email=f"bench{number}@example.com",
-            password="bench-password",
-            display_name=f"Bench {number}",
-            city_code="SZ",
-        )
-        transaction(
-            lambda session, owner=owner: rules.award(
-                session,
-                owner.pk,
-                "vehicle.verified",
-                key=f"bench:{owner.pk}",
-                source={},
-                points=1_000_000,
-            )
-        )
-        reward = Reward(title="Bench mug", cost=1, stock=1_000_000, fulfillment="digital").save()
-        token = accounts.start_session(owner.pk, "bench")["access_token"]
-        triples.append((owner.pk, reward.pk, token))
-    return triples
+    return Reward(title="Bench mug", cost=cost, stock=stock, fulfillment="digital").save().pk
 
 
-def _raw_redeem(owner_id: ObjectId, reward_id: ObjectId) -> None:
-    """The transaction `rewards.redeem` runs, written directly with pymongo."""
+def _lean_redeem(owner_id: ObjectId, reward_id: ObjectId, cost: int) -> None:
+    """What a redemption logically needs, in one transaction."""
     from app.clock import utcnow
-    from app.db import client, database
+    from app.db import database
 
     db = database()
     now = utcnow()
 
     def unit(session) -> None:
-        reward = db.rewards.find_one({"_id": reward_id, "active": True}, session=session)
-        list(
-            db.ledger_entries.aggregate(
-                [
-                    {
-                        "$match": {
-                            "account_id": owner_id,
-                            "kind": "earn",
-                            "created_at": {"$gt": now - timedelta(days=365), "$lte": now},
-                        }
-                    },
-                    {"$group": {"_id": None, "earned": {"$sum": "$amount"}}},
-                ],
-                session=session,
-            )
+        debited = db.points_accounts.update_one(
+            {"_id": owner_id, "balance": {"$gte": cost}},
+            {"$inc": {"balance": -cost}, "$set": {"updated_at": now}},
+            session=session,
         )
-        db.rewards.find_one_and_update(
+        taken = db.rewards.update_one(
             {"_id": reward_id, "stock": {"$gte": 1}}, {"$inc": {"stock": -1}}, session=session
         )
-        account = db.points_accounts.find_one_and_update(
-            {"_id": owner_id, "balance": {"$gte": reward["cost"]}},
-            {"$inc": {"balance": -reward["cost"]}, "$set": {"updated_at": now}},
-            return_document=ReturnDocument.AFTER,
-            session=session,
-        )
-        lot = db.points_lots.find_one(
-            {"account_id": owner_id, "remaining": {"$gt": 0}},
-            sort=[("expires_at", 1), ("_id", 1)],
-            session=session,
-        )
-        db.points_lots.update_one(
-            {"_id": lot["_id"]}, {"$inc": {"remaining": -reward["cost"]}}, session=session
-        )
-        redemption_id = ObjectId()
-        entry_id = db.ledger_entries.insert_one(
+        if not (debited.matched_count and taken.matched_count):
+            raise SystemExit("bench: the lean baseline ran out of points or stock")
+        redemption_id, entry_id = ObjectId(), ObjectId()
+        db.ledger_entries.insert_one(
             {
+                "_id": entry_id,
                 "account_id": owner_id,
                 "kind": "redeem",
-                "amount": -reward["cost"],
-                "balance_after": account["balance"],
-                "reason": "raw",
-                "source": {},
+                "amount": -cost,
+                "reason": "lean",
+                "source": {"rule": "redemption", "id": str(redemption_id)},
                 "idempotency_key": f"redemption:{redemption_id}",
-                "lots": [],
                 "created_at": now,
             },
             session=session,
-        ).inserted_id
+        )
         db.redemptions.insert_one(
             {
                 "_id": redemption_id,
                 "user_id": owner_id,
                 "reward_id": reward_id,
                 "quantity": 1,
-                "points": reward["cost"],
+                "points": cost,
                 "status": "pending",
                 "entry_id": entry_id,
                 "created_at": now,
             },
             session=session,
         )
-
-    with client().start_session() as session:
-        session.with_transaction(
-            unit, read_concern=ReadConcern("snapshot"), write_concern=WriteConcern("majority")
+        db.outbox.insert_one(
+            {
+                "_id": str(ObjectId()),
+                "type": "redemption.created",
+                "subject_type": "redemption",
+                "subject_id": str(redemption_id),
+                "payload": {"user_id": str(owner_id), "reward_id": str(reward_id)},
+                "occurred_at": now,
+            },
+            session=session,
         )
 
-
-def _rate(work, triples) -> float:
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=len(triples)) as pool:
-        list(pool.map(work, triples))
-    return len(triples) * REDEMPTIONS_PER_CLIENT / (time.perf_counter() - started)
+    raw_transaction(unit)
 
 
-def measure_api(base_url: str, triples) -> float:
-    def client(triple) -> None:
-        _, reward_id, token = triple
-        with requests.Session() as session:
-            session.headers["Authorization"] = f"Bearer {token}"
-            for _ in range(REDEMPTIONS_PER_CLIENT):
-                answer = session.post(
-                    f"{base_url}/api/v1/redemptions", json={"reward_id": str(reward_id)}, timeout=60
-                )
-                if answer.status_code != 201:
-                    raise SystemExit(f"bench: redemption answered {answer.status_code}")
-
-    return _rate(client, triples)
+def measure_lean(people: list[tuple[str, str]], rewards: list[ObjectId]) -> Burst:
+    # Each client its own owner and reward: the figure is the path's, not one counter's.
+    return burst(
+        REDEMPTIONS,
+        CLIENTS,
+        lambda i: _lean_redeem(ObjectId(people[i % CLIENTS][0]), rewards[i % CLIENTS], 1),
+    )
 
 
-def measure_raw(triples) -> float:
-    def client(triple) -> None:
-        owner_id, reward_id, _ = triple
-        for _ in range(REDEMPTIONS_PER_CLIENT):
-            _raw_redeem(owner_id, reward_id)
+def _post_redemption(base_url: str, token: str, reward_id: ObjectId, key: str) -> requests.Response:
+    local = _sessions.__dict__
+    session = local.get("session") or requests.Session()
+    local["session"] = session
+    return session.post(
+        f"{base_url}/api/v1/redemptions",
+        json={"reward_id": str(reward_id)},
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+        timeout=120,
+    )
 
-    return _rate(client, triples)
+
+_sessions = threading.local()
+
+
+def measure_api(
+    base_url: str, people: list[tuple[str, str]], rewards: list[ObjectId], run: str
+) -> Burst:
+    def attempt(index: int) -> None:
+        answer = _post_redemption(
+            base_url, people[index % CLIENTS][1], rewards[index % CLIENTS], f"{run}-{index}"
+        )
+        if answer.status_code != 201:
+            raise SystemExit(f"bench: redemption answered {answer.status_code}: {answer.text}")
+
+    return burst(REDEMPTIONS, CLIENTS, attempt)
+
+
+def flash_drop(base_url: str) -> tuple[Burst, Counter]:
+    """FLASH_OWNERS owners at once on one reward of stock FLASH_STOCK."""
+    from loyalty.models import Redemption, Reward
+
+    people = owners(FLASH_OWNERS)
+    _credit(people, 100)
+    reward_id = _reward(FLASH_STOCK, cost=10)
+    answers: Counter = Counter()
+    lock = threading.Lock()
+
+    def attempt(index: int) -> None:
+        answer = _post_redemption(base_url, people[index][1], reward_id, "flash")
+        with lock:
+            answers[(answer.status_code, answer.json().get("error"))] += 1
+
+    measured = burst(FLASH_OWNERS, FLASH_CLIENTS, attempt)
+    assert answers == {(201, None): FLASH_STOCK, (409, "out_of_stock"): FLASH_OWNERS - FLASH_STOCK}
+    assert Reward.objects.get(pk=reward_id).stock == 0
+    assert Redemption.objects(reward_id=reward_id).count() == FLASH_STOCK
+    return measured, answers
 
 
 def _fill_ledger(accounts: int) -> int:
@@ -257,25 +311,38 @@ def measure_reconciliation(accounts: int) -> tuple[int, float]:
 
 
 def main() -> int:
+    before = load()
     with servers("bench-ledger-"):
         from app import create_app
 
         app = create_app({"LOG_LEVEL": "WARNING"})
         with app.app_context():
-            triples = _seed_redeemers(CLIENTS)
-            with api_server(workers=2, threads=4) as base_url:
-                raw = measure_raw(triples)
-                through_api = measure_api(base_url, triples)
+            people = owners(2 * CLIENTS)
+            _credit(people, 1_000_000)
+            lean_people, api_people = people[:CLIENTS], people[CLIENTS:]
+            with api_server() as base_url:
+                # Warm-up: every gunicorn worker connected, code paths loaded.
+                measure_api(
+                    base_url, api_people, [_reward(10**6) for _ in range(CLIENTS)], "warm-up"
+                )
+                lean = measure_lean(lean_people, [_reward(10**6) for _ in range(CLIENTS)])
+                through_api = measure_api(
+                    base_url, api_people, [_reward(10**6) for _ in range(CLIENTS)], "measured"
+                )
+                flash, answers = flash_drop(base_url)
             small = measure_reconciliation(100)
             large = measure_reconciliation(1000)
     print(
-        f"ledger benchmark: {CLIENTS} concurrent clients x {REDEMPTIONS_PER_CLIENT} "
-        "redemptions; API = gunicorn 2 workers x 4 threads"
+        f"ledger benchmark: {REDEMPTIONS} redemptions from {CLIENTS} concurrent clients; "
+        f"API = gunicorn 4 workers x 4 threads; {before} before, {load()} after"
     )
-    print(f"  raw pymongo (same transaction)   {raw:8.1f} redemptions/s   1.00x")
+    print(lean.line("lean pymongo (one transaction)", lean, "redemptions"))
+    print(through_api.line("HTTP API (POST /redemptions, key)", lean, "redemptions"))
     print(
-        f"  HTTP API (POST /redemptions)     {through_api:8.1f} redemptions/s   "
-        f"{through_api / raw:.2f}x"
+        f"  flash drop: {FLASH_OWNERS} owners, stock {FLASH_STOCK}, {FLASH_CLIENTS} clients: "
+        f"{answers[(201, None)]} redeemed, {answers[(409, 'out_of_stock')]} out_of_stock in "
+        f"{flash.seconds:.1f} s ({flash.rate:.0f} answers/s), p50 "
+        f"{flash.percentile(0.5) * 1000:.0f} ms, p99 {flash.percentile(0.99) * 1000:.0f} ms"
     )
     print(f"  reconciliation {small[0]:>7} entries   {small[1]:7.2f} s")
     print(

@@ -26,7 +26,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.support import Burst, api_server, burst, load, owners, raw_transaction, servers  # noqa: E402
+from bench.support import (  # noqa: E402
+    Burst,
+    api_server,
+    burst,
+    load,
+    owners,
+    raw_transaction,
+    servers,
+)
 
 CLIENTS = 16
 

@@ -16,8 +16,6 @@ from app.db import transaction
 from app.outbox import record_event
 from loyalty import ledger
 from loyalty.models import (
-    EARN,
-    REVERSE,
     RUN_DONE,
     RUN_FAILED,
     RUN_QUEUED,
@@ -57,30 +55,6 @@ def _ledger_totals(
     session: ClientSession | None, account_id: ObjectId, now: datetime
 ) -> dict[str, Any]:
     """Everything the account caches, computed from the ledger, lots and redemptions."""
-    since = now - ledger.TIER_WINDOW
-    in_window = {"$and": [{"$gt": ["$created_at", since]}, {"$lte": ["$created_at", now]}]}
-    # As `ledger.rolling_earned` counts them: earns in the window, less the reversals of
-    # earns written in it whose earn is in it too.
-    window_earn = {"$and": [in_window, {"$eq": ["$kind", EARN]}]}
-    window_points = {
-        "$cond": [
-            {
-                "$or": [
-                    window_earn,
-                    {
-                        "$and": [
-                            in_window,
-                            {"$eq": ["$kind", REVERSE]},
-                            {"$eq": ["$source.kind", EARN]},
-                            {"$gt": ["$earned_at", since]},
-                        ]
-                    },
-                ]
-            },
-            "$amount",
-            0,
-        ]
-    }
     rows = list(
         LedgerEntry._get_collection().aggregate(
             [
@@ -91,8 +65,6 @@ def _ledger_totals(
                         "balance": {"$sum": "$amount"},
                         "entries": {"$sum": 1},
                         "earned": {"$sum": ledger.EARNED_POINTS},
-                        "tier_points": {"$sum": window_points},
-                        "first_earn": {"$min": {"$cond": [window_earn, "$created_at", None]}},
                     }
                 },
             ],
@@ -110,15 +82,14 @@ def _ledger_totals(
             session=session,
         )
     ]
-    totals: dict[str, Any] = rows[0] if rows else {"balance": 0, "entries": 0, "earned": 0}
-    first_earn: datetime | None = totals.get("first_earn")
+    totals = rows[0] if rows else {"balance": 0, "entries": 0, "earned": 0}
     return {
         "balance": totals["balance"],
         "entries": totals["entries"],
         "earned": totals["earned"],
         "lots": sum(remaining for _, remaining in lots),
         "figures": {
-            **ledger.tier_figure(totals.get("tier_points", 0), first_earn, now),
+            **ledger.tier_figure(*ledger.rolling_earned(session, account_id, now), now),
             **ledger.expiring_figure(lots, now),
             "redeemed": ledger.redemption_counts(session, account_id),
         },
