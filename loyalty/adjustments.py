@@ -97,44 +97,16 @@ def reverse_entry(
             if request_key is not None and reversal.get("request_key") == request_key:
                 return reversal
             raise Conflict("already_reversed", "This entry was already reversed.")
-        account_id = original["account_id"]
-        earned_at = original["created_at"] if original["kind"] == EARN else None
-        tier = None
-        if earned_at is not None:
-            # As in `ledger.earn`: the tier once this entry is counted, i.e. the window figure
-            # without the reversed earn when that earn is inside the window.
-            earned = ledger.rolling_earned(session, account_id, now)
-            if earned_at > now - ledger.TIER_WINDOW:
-                earned -= original["amount"]
-            tier = ledger.tier_for(earned).name
-        own_lot = Lot._get_collection().find_one(
-            {"account_id": account_id, "entry_id": original_id}, {"_id": 1}, session=session
-        )
-        reversal = ledger.write(
+        return _write_reversal(
             session,
-            ledger.Movement(
-                account_id,
-                REVERSE,
-                -original["amount"],
-                ledger_key,
-                reason,
-                {
-                    "rule": "admin.reversal",
-                    "type": "ledger_entry",
-                    "id": str(original_id),
-                    "kind": original["kind"],
-                },
-                original.get("city_code"),
-                actor_id=admin.user.pk,
-                tier=tier,
-                first_lot=own_lot["_id"] if own_lot else None,
-                earned_at=earned_at,
-                request_key=request_key,
-            ),
-            now,
+            original,
+            key=ledger_key,
+            reason=reason,
+            rule="admin.reversal",
+            now=now,
+            actor_id=admin.user.pk,
+            request_key=request_key,
         )
-        _tell_owner_of_correction(session, reversal)
-        return reversal
 
     entry = transaction(unit)
     log.info(
@@ -146,6 +118,125 @@ def reverse_entry(
         by=admin.id,
     )
     return entry
+
+
+def _write_reversal(
+    session: ClientSession,
+    original: dict[str, Any],
+    *,
+    key: str,
+    reason: str,
+    rule: str,
+    now: datetime,
+    actor_id: ObjectId | None = None,
+    request_key: str | None = None,
+) -> dict[str, Any]:
+    """One `reverse` entry taking back the credit `original`, and the owner told why."""
+    account_id = original["account_id"]
+    earned_at = original["created_at"] if original["kind"] == EARN else None
+    tier = None
+    if earned_at is not None:
+        # As in `ledger.earn`: the tier once this entry is counted, i.e. the window figure
+        # without the reversed earn when that earn is inside the window.
+        earned = ledger.rolling_earned(session, account_id, now)
+        if earned_at > now - ledger.TIER_WINDOW:
+            earned -= original["amount"]
+        tier = ledger.tier_for(earned).name
+    own_lot = Lot._get_collection().find_one(
+        {"account_id": account_id, "entry_id": original["_id"]}, {"_id": 1}, session=session
+    )
+    reversal = ledger.write(
+        session,
+        ledger.Movement(
+            account_id,
+            REVERSE,
+            -original["amount"],
+            key,
+            reason,
+            {
+                "rule": rule,
+                "type": "ledger_entry",
+                "id": str(original["_id"]),
+                "kind": original["kind"],
+            },
+            original.get("city_code"),
+            actor_id=actor_id,
+            tier=tier,
+            first_lot=own_lot["_id"] if own_lot else None,
+            earned_at=earned_at,
+            request_key=request_key,
+        ),
+        now,
+    )
+    _tell_owner_of_correction(session, reversal)
+    return reversal
+
+
+# --- points follow content -------------------------------------------------------------
+# What a post or comment earned (its `post.published` points, a feature's) is taken back
+# when moderation removes it, and earned again if it is restored. The ledger keys chain
+# the steps, so each happens once however often its domain event is delivered: an earn
+# is reversed under "reverse:<earn id>", that reversal earned back under
+# "restore:<reversal id>", which a later removal reverses in turn.
+
+
+def _content_earns(session: ClientSession, owner_id: Any, content_id: str) -> list[dict[str, Any]]:
+    owner = active_owner(owner_id, session=session)
+    if owner is None:
+        return []
+    entries = LedgerEntry._get_collection().find(
+        {"account_id": owner["_id"], "source.id": content_id}, session=session
+    )
+    return [entry for entry in entries if entry["kind"] == EARN]
+
+
+def reverse_content_points(
+    session: ClientSession, owner_id: Any, content_id: str, now: datetime | None = None
+) -> int:
+    """Take back every earn of the content not yet taken back; returns how many."""
+    now = now or utcnow()
+    reversed_ = 0
+    for earn in _content_earns(session, owner_id, content_id):
+        key = f"reverse:{earn['_id']}"
+        if ledger.existing_entry(session, key) is None:
+            _write_reversal(
+                session,
+                earn,
+                key=key,
+                reason="content removed by moderation",
+                rule="moderation.removal",
+                now=now,
+            )
+            reversed_ += 1
+    return reversed_
+
+
+def restore_content_points(
+    session: ClientSession, owner_id: Any, content_id: str, now: datetime | None = None
+) -> int:
+    """Earn back what the content's removal took back; returns how many earns."""
+    now = now or utcnow()
+    restored = 0
+    for earn in _content_earns(session, owner_id, content_id):
+        reversal = ledger.existing_entry(session, f"reverse:{earn['_id']}")
+        if reversal is None or ledger.existing_entry(session, f"restore:{reversal['_id']}"):
+            continue
+        ledger.earn(
+            session,
+            ledger.Movement(
+                earn["account_id"],
+                EARN,
+                earn["amount"],
+                f"restore:{reversal['_id']}",
+                "content restored by moderation",
+                {**earn["source"], "restores": str(reversal["_id"])},
+                earn.get("city_code"),
+            ),
+            False,
+            now,
+        )
+        restored += 1
+    return restored
 
 
 def _tell_owner_of_correction(session: ClientSession, entry: dict[str, Any]) -> None:
