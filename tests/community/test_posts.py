@@ -39,7 +39,12 @@ def test_bad_posts_are_refused(client, make_club):
     ):
         response = client.post(url, json=body, headers=author.headers)
         assert response.status_code == 422, body
-    assert client.post(f"{API}/clubs/nope/posts", json={"body": "x"}, headers=author.headers).status_code == 403
+    assert (
+        client.post(
+            f"{API}/clubs/nope/posts", json={"body": "x"}, headers=author.headers
+        ).status_code
+        == 403
+    )
     assert Post.objects.count() == 0
 
 
@@ -61,11 +66,16 @@ def test_feed_and_club_posts_newest_first_and_deleted_posts_go(client, make_club
     first = make_club(members=(author,))
     second = make_club(name="Second", members=(author,))
     elsewhere = make_club(name="Elsewhere")
-    ids = [post_in(client, club, author, f"post {n}")["id"] for n, club in enumerate((first, second, first))]
+    ids = [
+        post_in(client, club, author, f"post {n}")["id"]
+        for n, club in enumerate((first, second, first))
+    ]
     Post(club_id=elsewhere.pk, author_name="x", body="not mine", city_code="SZ").save()
     page = client.get(f"{API}/feed?limit=2", headers=author.headers).json
     assert [p["id"] for p in page["items"]] == ids[::-1][:2]
-    rest = client.get(f"{API}/feed?limit=2&cursor={page['next_cursor']}", headers=author.headers).json
+    rest = client.get(
+        f"{API}/feed?limit=2&cursor={page['next_cursor']}", headers=author.headers
+    ).json
     assert [p["id"] for p in rest["items"]] == [ids[0]] and rest["next_cursor"] is None
     club_page = client.get(f"{API}/clubs/{first.pk}/posts", headers=author.headers).json
     assert [p["id"] for p in club_page["items"]] == [ids[2], ids[0]]
@@ -87,14 +97,24 @@ def test_comments_oldest_first_counted_and_the_author_is_told(client, make_club)
     client.post(url, json={"body": "Thanks"}, headers=author.headers)
     listed = client.get(url, headers=commenter.headers).json["items"]
     assert [c["body"] for c in listed] == ["Nice!", "Thanks"]
-    assert client.get(f"{API}/posts/{post['id']}", headers=author.headers).json["comment_count"] == 2
+    assert (
+        client.get(f"{API}/posts/{post['id']}", headers=author.headers).json["comment_count"] == 2
+    )
     deliver("comment.created")
     told = Notification.objects(user_id=author.user.pk, template="post_commented")
     assert told.count() == 1
     assert Notification.objects(user_id=commenter.user.pk, template="post_commented").count() == 0
-    assert client.delete(f"{API}/comments/{first.json['id']}", headers=author.headers).status_code == 403
-    assert client.delete(f"{API}/comments/{first.json['id']}", headers=commenter.headers).status_code == 204
-    assert client.get(f"{API}/posts/{post['id']}", headers=author.headers).json["comment_count"] == 1
+    assert (
+        client.delete(f"{API}/comments/{first.json['id']}", headers=author.headers).status_code
+        == 403
+    )
+    assert (
+        client.delete(f"{API}/comments/{first.json['id']}", headers=commenter.headers).status_code
+        == 204
+    )
+    assert (
+        client.get(f"{API}/posts/{post['id']}", headers=author.headers).json["comment_count"] == 1
+    )
 
 
 def test_new_accounts_post_three_times_a_day(client, make_club):
@@ -102,7 +122,9 @@ def test_new_accounts_post_three_times_a_day(client, make_club):
     club = make_club(members=(newcomer,))
     for _ in range(3):
         post_in(client, club, newcomer)
-    refused = client.post(f"{API}/clubs/{club.pk}/posts", json={"body": "4th"}, headers=newcomer.headers)
+    refused = client.post(
+        f"{API}/clubs/{club.pk}/posts", json={"body": "4th"}, headers=newcomer.headers
+    )
     assert refused.status_code == 429 and refused.json["error"] == "new_account_limit"
     assert int(refused.headers["Retry-After"]) > 0
     assert Post.objects.count() == 3
