@@ -132,6 +132,8 @@ class Post(Document):
     # First made visible (held content is not, until an ambassador releases it): a post
     # earns its points once published, and loses them only then.
     published_at = DateTimeField()
+    # How often moderation removed it: the round its points follow (loyalty.adjustments).
+    removals = IntField(required=True, default=0)
     created_at = DateTimeField(default=utcnow)
 
     meta = {
@@ -156,6 +158,7 @@ class Comment(Document):
     body = StringField(required=True, max_length=MAX_BODY)
     status = StringField(required=True, default=VISIBLE, choices=CONTENT_STATUSES)
     published_at = DateTimeField()
+    removals = IntField(required=True, default=0)
     created_at = DateTimeField(default=utcnow)
 
     meta = {

@@ -348,6 +348,8 @@ def _act_on_content(
     first_publication = status == VISIBLE and content.get("published_at") is None
     if first_publication:
         update["published_at"] = now
+    if status == REMOVED:
+        update["removals"] = content.get("removals", 0) + 1
     collection.update_one({"_id": content_id}, {"$set": update}, session=session)
     if target_type == COMMENT and (content["status"] == VISIBLE) != (status == VISIBLE):
         count_comment(session, content["post_id"], 1 if status == VISIBLE else -1)
@@ -362,16 +364,17 @@ def _act_on_content(
                 {"_id": content["post_id"]}, {"author_id": 1}, session=session
             )
             record_commented(session, document, post.get("author_id") if post else None)
-    elif content.get("published_at") is not None and (
-        status == REMOVED or content["status"] == REMOVED
-    ):
+    elif content.get("published_at") is not None and REMOVED in (status, content["status"]):
         record_event(
             session,
             f"{target_type}.{'removed' if status == REMOVED else 'restored'}",
             subject_type=target_type,
             subject_id=content_id,
             city_code=content.get("city_code"),
-            payload={"author_id": str(content["author_id"]) if content.get("author_id") else None},
+            payload={
+                "author_id": str(content["author_id"]) if content.get("author_id") else None,
+                "round": update.get("removals", content.get("removals", 0)),
+            },
         )
     return {"status": content["status"]}, {"status": status}
 

@@ -174,29 +174,37 @@ def _write_reversal(
 
 # --- points follow content -------------------------------------------------------------
 # What a post or comment earned (its `post.published` points, a feature's) is taken back
-# when moderation removes it, and earned again if it is restored. The ledger keys chain
-# the steps, so each happens once however often its domain event is delivered: an earn
-# is reversed under "reverse:<earn id>", that reversal earned back under
-# "restore:<reversal id>", which a later removal reverses in turn.
+# when moderation removes it, and earned again if it is restored. Removal n of a piece of
+# content (its domain event carries `round` n) reverses the earns of round n-1 (round 0:
+# what it earned first) under "reverse:<earn id>"; restore n earns each of those back,
+# as round n, under "restore:<reversal id>". So each step happens once, however often and
+# late its event is delivered: removal 1 delivered again after restore 1 finds round 0
+# reversed already, and leaves round 1 alone.
 
 
-def _content_earns(session: ClientSession, owner_id: Any, content_id: str) -> list[dict[str, Any]]:
+def _content_earns(
+    session: ClientSession, owner_id: Any, content_id: str, round_: int
+) -> list[dict[str, Any]]:
     owner = active_owner(owner_id, session=session)
     if owner is None:
         return []
     entries = LedgerEntry._get_collection().find(
         {"account_id": owner["_id"], "source.id": content_id}, session=session
     )
-    return [entry for entry in entries if entry["kind"] == EARN]
+    return [
+        entry
+        for entry in entries
+        if entry["kind"] == EARN and entry["source"].get("round", 0) == round_
+    ]
 
 
 def reverse_content_points(
-    session: ClientSession, owner_id: Any, content_id: str, now: datetime | None = None
+    session: ClientSession, owner_id: Any, content_id: str, round_: int, now: datetime | None = None
 ) -> int:
-    """Take back every earn of the content not yet taken back; returns how many."""
+    """Removal `round_`: take back the earns of the round before; returns how many."""
     now = now or utcnow()
     reversed_ = 0
-    for earn in _content_earns(session, owner_id, content_id):
+    for earn in _content_earns(session, owner_id, content_id, round_ - 1):
         key = f"reverse:{earn['_id']}"
         if ledger.existing_entry(session, key) is None:
             _write_reversal(
@@ -212,12 +220,12 @@ def reverse_content_points(
 
 
 def restore_content_points(
-    session: ClientSession, owner_id: Any, content_id: str, now: datetime | None = None
+    session: ClientSession, owner_id: Any, content_id: str, round_: int, now: datetime | None = None
 ) -> int:
-    """Earn back what the content's removal took back; returns how many earns."""
+    """Restore `round_`: earn back what removal `round_` took; returns how many earns."""
     now = now or utcnow()
     restored = 0
-    for earn in _content_earns(session, owner_id, content_id):
+    for earn in _content_earns(session, owner_id, content_id, round_ - 1):
         reversal = ledger.existing_entry(session, f"reverse:{earn['_id']}")
         if reversal is None or ledger.existing_entry(session, f"restore:{reversal['_id']}"):
             continue
@@ -229,7 +237,7 @@ def restore_content_points(
                 earn["amount"],
                 f"restore:{reversal['_id']}",
                 "content restored by moderation",
-                {**earn["source"], "restores": str(reversal["_id"])},
+                {**earn["source"], "round": round_, "restores": str(reversal["_id"])},
                 earn.get("city_code"),
             ),
             False,

@@ -81,7 +81,9 @@ def featured_post_points(event: DomainEvent, session: ClientSession) -> None:
 def reverse_content_points(event: DomainEvent, session: ClientSession) -> None:
     """Content removed by moderation loses the points it earned."""
     if author := event.payload.get("author_id"):
-        adjustments.reverse_content_points(session, author, event.subject_id)
+        adjustments.reverse_content_points(
+            session, author, event.subject_id, event.payload["round"]
+        )
 
 
 @handles("post.restored", name="loyalty.restore_post_points")
@@ -89,7 +91,9 @@ def reverse_content_points(event: DomainEvent, session: ClientSession) -> None:
 def restore_content_points(event: DomainEvent, session: ClientSession) -> None:
     """Restored content earns back what its removal took."""
     if author := event.payload.get("author_id"):
-        adjustments.restore_content_points(session, author, event.subject_id)
+        adjustments.restore_content_points(
+            session, author, event.subject_id, event.payload["round"]
+        )
 
 
 @handles("reconciliation.requested", name="loyalty.start_reconciliation", transactional=False)
