@@ -3,6 +3,7 @@ function and return a document for their response schema."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, request
@@ -66,7 +67,7 @@ def _device(data: dict[str, Any]) -> str:
 
 
 # Shared by asking for a code and confirming one: a guess costs as much as a new code.
-_PASSWORD_RESET_LIMITS = [
+_PASSWORD_RESET_LIMITS: list[Callable[..., Any]] = [
     limiter.shared_limit(
         _limit("RATELIMIT_PASSWORD_RESET_PER_ACCOUNT"),
         scope="password-reset-account",

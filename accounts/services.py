@@ -360,7 +360,7 @@ def refresh_session(user_id: Any, session_id: str | None, refresh_id: str) -> di
     session = next(
         (entry for entry in (user or {}).get("sessions", []) if entry["sid"] == session_id), None
     )
-    if session is None:
+    if oid is None or session_id is None or session is None:
         raise Unauthorized(SESSION_ENDED, "This session has ended; log in again.")
     if user.get("banned_until") and user["banned_until"] > utcnow():
         raise Forbidden(ACCOUNT_BANNED, "This account is suspended.")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, wraps
@@ -32,6 +31,7 @@ from app.config import uses_development_secret
 from app.db import object_id
 from app.errors import Forbidden, NotFound, Unauthorized, envelope
 from app.extensions import jwt
+from app.operators import is_loopback
 
 ACCOUNT_BANNED = "account_banned"
 SESSION_ENDED = "session_ended"
@@ -170,29 +170,6 @@ def _decode_key(header: dict[str, Any], payload: dict[str, Any]) -> str:
 # --- operators and response headers -------------------------------------------------------
 
 
-def require_operator() -> None:
-    """Guard `/metrics`: the bearer METRICS_TOKEN when one is set; without it, only
-    requests made on this host, not relayed by a proxy on someone else's behalf."""
-    token = current_app.config.get("METRICS_TOKEN")
-    if token:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise Unauthorized(
-                message="A metrics token is required.", headers={"WWW-Authenticate": "Bearer"}
-            )
-        return
-    relayed = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
-    if relayed or not _loopback(request.remote_addr):
-        raise Forbidden(message="Without METRICS_TOKEN, metrics are served on loopback only.")
-
-
-def _loopback(address: str | None) -> bool:
-    try:
-        return ipaddress.ip_address(address or "").is_loopback
-    except ValueError:
-        return False
-
-
 _YEAR = 365 * 24 * 3600
 
 
@@ -241,7 +218,7 @@ def init_app(app: Flask) -> None:
     def _development_key_serves_loopback_only():
         # Anyone can sign tokens with the public development key, so an API running with it
         # answers this machine only, whatever address it was bound to.
-        if uses_development_secret(app.config) and not _loopback(request.remote_addr):
+        if uses_development_secret(app.config) and not is_loopback(request.remote_addr):
             message = "This server runs with the development SECRET_KEY: loopback clients only."
             return jsonify(envelope(403, message, "development_key_loopback_only")), 403
         return None

@@ -58,12 +58,17 @@ class Text(fields.String):
         return text
 
 
-class _FullMatch(validate.Regexp):
-    """`Regexp` on the whole value: `$` alone lets a trailing newline through."""
+class _FullMatch(validate.Validator):
+    """A pattern that must match the whole value: `validate.Regexp` with `$` lets a
+    trailing newline through."""
+
+    def __init__(self, pattern: str, error: str) -> None:
+        self.regex = re.compile(pattern)
+        self.message = error
 
     def __call__(self, value: str) -> str:
         if self.regex.fullmatch(value) is None:
-            raise ValidationError(self._format_error(value))
+            raise ValidationError(self.message)
         return value
 
 

@@ -8,8 +8,8 @@ import redis
 from flask import Blueprint, current_app, jsonify
 
 from app import db
-from app.auth import require_operator
 from app.observability import render_metrics
+from app.operators import require_operator
 
 blueprint = Blueprint("health", __name__)
 

@@ -41,7 +41,7 @@ def configure_logging(level: str = "INFO") -> None:
     global _configured
     if _configured:
         return
-    shared = [
+    shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.stdlib.add_logger_name,

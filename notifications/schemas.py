@@ -37,5 +37,5 @@ PreferencesSchema = Schema.from_dict(
 )
 
 
-class PreferencesUpdateSchema(NotEmpty, PreferencesSchema):
-    pass
+# Built with `type` like its base, which `from_dict` makes at run time.
+PreferencesUpdateSchema = type("PreferencesUpdateSchema", (NotEmpty, PreferencesSchema), {})

@@ -10,7 +10,7 @@ from bson import ObjectId
 
 from app.clock import utcnow
 from app.errors import ValidationFailed
-from events import services as events
+from events import tickets as events
 from tests.support import make_city, make_person
 
 API = "/api/v1"
