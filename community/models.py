@@ -125,6 +125,9 @@ class Post(Document):
     status = StringField(required=True, default=VISIBLE, choices=CONTENT_STATUSES)
     like_count = IntField(required=True, default=0, min_value=0)
     comment_count = IntField(required=True, default=0, min_value=0)
+    # "<club id>:<UTC day>" while visible, else None: what the feed looks up
+    # (`community.feed`).
+    feed_key = StringField()
     # An owner story: pinned in its club by an ambassador.
     featured = BooleanField(required=True, default=False)
     featured_by = ObjectIdField()
@@ -139,8 +142,8 @@ class Post(Document):
     meta = {
         "collection": "posts",
         "indexes": [
-            # The club's posts and the feed (`club_id $in` the caller's clubs), newest first.
-            ("club_id", "status", "-id"),
+            # The feed and a club's posts (`community.feed`); a club's owner stories.
+            ("feed_key",),
             ("club_id", "featured", "status", "-id"),
             ("author_id", "-id"),
             # Held posts wait in the review queue.

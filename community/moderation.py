@@ -34,6 +34,7 @@ from community.errors import (
     PostNotFound,
     UnknownTarget,
 )
+from community.feed import feed_key
 from community.models import (
     BAN,
     COMMENT,
@@ -177,7 +178,9 @@ def _hide_when_reported_enough(target_type: str, content_id: ObjectId) -> None:
     def unit(session: ClientSession) -> None:
         collection = _MODELS[target_type]._get_collection()
         hidden = collection.update_one(
-            {"_id": content_id, "status": VISIBLE}, {"$set": {"status": HIDDEN}}, session=session
+            {"_id": content_id, "status": VISIBLE},
+            {"$set": {"status": HIDDEN, "feed_key": None}},
+            session=session,
         )
         if hidden.modified_count and target_type == COMMENT:
             comment = collection.find_one({"_id": content_id}, {"post_id": 1}, session=session)
@@ -345,6 +348,8 @@ def _act_on_content(
     if content is None or content["status"] not in sources:
         raise InvalidTransition()
     update: dict[str, Any] = {"status": status}
+    if target_type == POST:
+        update["feed_key"] = feed_key(content["club_id"], content_id, status)
     first_publication = status == VISIBLE and content.get("published_at") is None
     if first_publication:
         update["published_at"] = now

@@ -30,6 +30,7 @@ from app.web import paginate
 from community import limits, words
 from community.clubs import active_club_ids, club_or_404
 from community.errors import CommentNotFound, Muted, NotAuthor, NotMember, PostNotFound
+from community.feed import feed_key, newest_posts
 from community.models import (
     ACTIVE,
     DELETED,
@@ -105,6 +106,8 @@ def _screen(content: Post | Comment) -> None:
     stays held for review (its author sees it)."""
     if not words.contains_listed_word(content.body):
         content.status, content.published_at = VISIBLE, content.created_at
+        if isinstance(content, Post):
+            content.feed_key = feed_key(content.club_id, content.pk, VISIBLE)
 
 
 # --- posts -----------------------------------------------------------------------------
@@ -159,27 +162,22 @@ def club_posts(
 ) -> dict[str, Any]:
     """A club's visible posts, newest first; `featured` selects its owner stories."""
     club = club_or_404(club_id)
-    query = Post.objects(club_id=club.pk, status=VISIBLE)
-    if featured is not None:
-        query = query.filter(featured=featured)
-    return paginate(query, cursor, limit)
+    if featured is None:
+        return newest_posts([club.pk], cursor, limit)
+    return paginate(Post.objects(club_id=club.pk, featured=featured, status=VISIBLE), cursor, limit)
 
 
 def feed(caller: Caller, cursor: str | None, limit: int) -> dict[str, Any]:
-    """The visible posts of the caller's clubs, newest first. One read of their memberships
-    and one indexed range per page: `(club_id, status, _id)` with `club_id $in` the clubs,
-    so the cost follows the caller's clubs and the page, not the posts in the system."""
-    clubs = active_club_ids(caller.user.pk)
-    if not clubs:
-        return {"items": [], "next_cursor": None}
-    return paginate(Post.objects(club_id__in=clubs, status=VISIBLE), cursor, limit)
+    """The visible posts of the caller's clubs, newest first: one read of their memberships,
+    then usually one indexed lookup (`community.feed`)."""
+    return newest_posts(active_club_ids(caller.user.pk), cursor, limit)
 
 
 def delete_post(caller: Caller, post_id: str) -> None:
     post = visible_post(caller, post_id)
     if post.author_id != caller.user.pk:
         raise NotAuthor()
-    Post.objects(pk=post.pk).update_one(set__status=DELETED)
+    Post.objects(pk=post.pk).update_one(set__status=DELETED, set__feed_key=None)
     log.info("post_deleted", post_id=post_id, by=caller.id)
 
 
