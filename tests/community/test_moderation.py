@@ -3,7 +3,9 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import User
+from app.auth import load_caller
 from app.outbox import OutboxEvent
+from community import clubs
 from community.models import ModerationAction, Post, Report
 from notifications.models import Notification
 from tests.community.conftest import API, owner, post_in
@@ -179,3 +181,73 @@ def test_featuring_pins_once(client, make_club, ambassador):
     stories = client.get(f"{API}/clubs/{club.pk}/posts?featured=true", headers=author.headers)
     assert [p["id"] for p in stories.json["items"]] == [post["id"]]
     assert OutboxEvent.objects(type="post.featured").count() == 1
+
+
+def _act(client, who, target_type, target_id, action, **extra):
+    return client.post(
+        f"{API}/moderation/actions",
+        json={
+            "target_type": target_type,
+            "target_id": target_id,
+            "action": action,
+            "reason": "r",
+            **extra,
+        },
+        headers=who.headers,
+    )
+
+
+def test_a_national_clubs_content_belongs_to_its_authors_city(client, admin, ambassador):
+    national = clubs.create_club(load_caller(admin.id), name="Camping", kind="interest")
+    author = owner("CD")
+    clubs.join(load_caller(author.id), str(national.pk))
+    post = post_in(client, national, author)
+    assert post["city_code"] == "CD"
+    assert _act(client, ambassador, "post", post["id"], "hide").status_code == 404
+    chengdu = make_person("CD", role="ambassador")
+    assert _act(client, chengdu, "post", post["id"], "hide").status_code == 201
+
+
+def test_reported_comments_are_hidden_and_uncounted_restore_lifts_a_mute(
+    client, make_club, ambassador
+):
+    author, commenter = owner(), owner()
+    club = make_club(members=(author, commenter))
+    post = post_in(client, club, author)
+    comment = client.post(
+        f"{API}/posts/{post['id']}/comments", json={"body": "rude"}, headers=commenter.headers
+    ).json
+    for reporter in (owner(verified_owner=True), owner()):
+        assert report(client, reporter, comment["id"], "comment").status_code == 201
+    assert (
+        client.get(f"{API}/posts/{post['id']}", headers=author.headers).json["comment_count"] == 0
+    )
+    assert (
+        client.get(f"{API}/posts/{post['id']}/comments", headers=author.headers).json["items"] == []
+    )
+    assert _act(client, ambassador, "comment", comment["id"], "mute").status_code == 201
+    muted = client.post(
+        f"{API}/posts/{post['id']}/comments", json={"body": "again"}, headers=commenter.headers
+    )
+    assert muted.status_code == 403 and muted.json["error"] == "muted"
+    lifted = _act(client, ambassador, "user", commenter.id, "restore")
+    assert lifted.status_code == 201 and lifted.json["after"]["muted_until"] is None
+    again = client.post(
+        f"{API}/posts/{post['id']}/comments", json={"body": "sorry"}, headers=commenter.headers
+    )
+    assert again.status_code == 201
+    # The mute was upheld on the comment's reports: both reporters were told.
+    assert Report.objects(status="upheld").count() == 2
+
+
+def test_bad_moderation_input_is_refused_cleanly(client, make_club, ambassador):
+    author = owner()
+    club = make_club(members=(author,))
+    post = post_in(client, club, author)
+    assert _act(client, ambassador, "user", author.id, "remove").status_code == 422
+    assert _act(client, ambassador, "post", post["id"], "ban", duration_days=0).status_code == 422
+    assert _act(client, ambassador, "post", post["id"], "ban", duration_days=1.5).status_code == 422
+    assert _act(client, ambassador, "post", "nope", "hide").status_code == 404
+    assert _act(client, ambassador, "post", post["id"], "explode").status_code == 422
+    assert ModerationAction.objects.count() == 0
+    assert User.objects.get(pk=author.user.pk).banned_until is None
