@@ -7,10 +7,12 @@ from collections.abc import Callable
 from flask import current_app, g
 from flask.views import MethodView
 
-from app.auth import caller, login_required
-from app.extensions import client_ip, limiter
+from accounts.errors import UnknownCity
+from app.auth import caller
+from app.errors import Forbidden, NotFound, RateLimited
+from app.extensions import limiter
 from app.web import Blueprint, PageArgsSchema, page_of
-from community import clubs, moderation, posts, words
+from community import clubs, errors, moderation, posts, words
 from community.schemas import (
     ActionCreateSchema,
     ActionSchema,
@@ -36,18 +38,16 @@ from community.schemas import (
 
 blp = Blueprint("community", __name__, description="Owner clubs, posts and moderation")
 blueprints = (blp,)
-BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
-def _per_user(setting: str, scope: str) -> Callable:
-    """A per-minute limit on one owner's writes (429 with Retry-After). Applied inside
-    `login_required`, so the caller is known and the limit is theirs, not their IP's."""
-    return limiter.limit(
-        lambda: current_app.config[setting],
-        key_func=lambda: g.caller.id if g.get("caller") else client_ip(),
-        scope=scope,
-        methods=["POST", "PUT", "DELETE"],
+def _per_owner(setting: str, scope: str) -> Callable:
+    """A per-minute limit on one owner's writes (429 `rate_limited` with Retry-After). On
+    the view method, which the Blueprint wraps in `login_required`: the caller is known,
+    and the limit is theirs, not their IP's."""
+    limit = limiter.limit(
+        lambda: current_app.config[setting], key_func=lambda: g.caller.id, scope=scope
     )
+    return lambda view: blp.refuses(RateLimited)(limit(view))
 
 
 # --- clubs -----------------------------------------------------------------------------
@@ -55,20 +55,15 @@ def _per_user(setting: str, scope: str) -> Callable:
 
 @blp.route("/clubs")
 class Clubs(MethodView):
-    decorators = [login_required]
-
     @blp.arguments(ClubListArgsSchema, location="query")
     @blp.response(200, page_of(ClubSchema))
-    @blp.doc(security=BEARER)
     def get(self, args):
         """Clubs, newest first; `city` and `q` (part of the name) narrow the list"""
         return clubs.list_clubs(args.get("city"), args.get("q"), args["cursor"], args["limit"])
 
     @blp.arguments(ClubCreateSchema)
     @blp.response(201, ClubSchema)
-    @blp.alt_response(403, description="Not a circle leader of `city_code` (national: admin)")
-    @blp.alt_response(422, description="`unknown_city`")
-    @blp.doc(security=BEARER)
+    @blp.refuses(Forbidden, UnknownCity)
     def post(self, data):
         """Create a club (the city's circle leaders; national clubs: admins)"""
         return clubs.describe_club(clubs.create_club(caller(), **data))
@@ -76,19 +71,14 @@ class Clubs(MethodView):
 
 @blp.route("/clubs/<club_id>")
 class ClubItem(MethodView):
-    decorators = [login_required]
-
     @blp.response(200, ClubSchema)
-    @blp.alt_response(404, description="No such club")
-    @blp.doc(security=BEARER)
     def get(self, club_id):
         """One club with its member count and the caller's membership"""
         return clubs.club_details(caller(), club_id)
 
     @blp.arguments(ClubUpdateSchema)
     @blp.response(200, ClubSchema)
-    @blp.alt_response(403, description="Not one of the club's city leaders")
-    @blp.doc(security=BEARER)
+    @blp.refuses(Forbidden)
     def patch(self, changes, club_id):
         """Edit a club's name, description or join policy (its city leaders, admin)"""
         return clubs.describe_club(clubs.update_club(caller(), club_id, changes))
@@ -96,20 +86,15 @@ class ClubItem(MethodView):
 
 @blp.route("/clubs/<club_id>/members")
 class ClubMembers(MethodView):
-    decorators = [login_required]
-
     @blp.response(201, MembershipSchema)
-    @blp.alt_response(403, description="`not_verified_owner`")
-    @blp.alt_response(409, description="`already_member`")
-    @blp.doc(security=BEARER)
+    @blp.refuses(errors.NotVerifiedOwner, errors.AlreadyMember)
     def post(self, club_id):
         """Join: active at once in an open club, pending where the club approves"""
         return clubs.join(caller(), club_id)
 
     @blp.arguments(MemberListArgsSchema, location="query")
     @blp.response(200, page_of(MembershipSchema))
-    @blp.alt_response(403, description="Not a moderator or city leader of the club")
-    @blp.doc(security=BEARER)
+    @blp.refuses(Forbidden)
     def get(self, args, club_id):
         """Members (default active) or requests (`status=pending`) of a club"""
         return clubs.club_members(
@@ -119,11 +104,7 @@ class ClubMembers(MethodView):
 
 @blp.route("/clubs/<club_id>/members/me")
 class MyClubMembership(MethodView):
-    decorators = [login_required]
-
     @blp.response(204)
-    @blp.alt_response(404, description="Not a member")
-    @blp.doc(security=BEARER)
     def delete(self, club_id):
         """Leave a club (or withdraw a request to join)"""
         clubs.leave(caller(), club_id)
@@ -131,11 +112,8 @@ class MyClubMembership(MethodView):
 
 @blp.route("/clubs/<club_id>/members/<user_id>/approve")
 class ApproveMember(MethodView):
-    decorators = [login_required]
-
     @blp.response(200, MembershipSchema)
-    @blp.alt_response(409, description="`not_pending`")
-    @blp.doc(security=BEARER)
+    @blp.refuses(Forbidden, errors.NotPending)
     def post(self, club_id, user_id):
         """Approve a request to join (club moderators, city leaders, admin)"""
         return clubs.approve(caller(), club_id, user_id)
@@ -143,11 +121,8 @@ class ApproveMember(MethodView):
 
 @blp.route("/clubs/<club_id>/members/<user_id>")
 class ClubMember(MethodView):
-    decorators = [login_required]
-
     @blp.response(204)
-    @blp.alt_response(403, description="Not a moderator or city leader of the club")
-    @blp.doc(security=BEARER)
+    @blp.refuses(Forbidden)
     def delete(self, club_id, user_id):
         """Decline a request or remove a member (club moderators, city leaders, admin)"""
         clubs.remove_member(caller(), club_id, user_id)
@@ -155,17 +130,13 @@ class ClubMember(MethodView):
 
 @blp.route("/clubs/<club_id>/moderators/<user_id>")
 class ClubModerator(MethodView):
-    decorators = [login_required]
-
     @blp.response(200, MembershipSchema)
-    @blp.alt_response(409, description="`not_active_member`")
-    @blp.doc(security=BEARER)
+    @blp.refuses(Forbidden, errors.NotActiveMember)
     def put(self, club_id, user_id):
         """Appoint an active member as the club's moderator (city leaders, admin)"""
         return clubs.set_moderator(caller(), club_id, user_id, True)
 
     @blp.response(200, MembershipSchema)
-    @blp.doc(security=BEARER)
     def delete(self, club_id, user_id):
         """Make a moderator a plain member again (city leaders, admin)"""
         return clubs.set_moderator(caller(), club_id, user_id, False)
@@ -173,11 +144,8 @@ class ClubModerator(MethodView):
 
 @blp.route("/me/clubs")
 class MyClubs(MethodView):
-    decorators = [login_required]
-
     @blp.arguments(PageArgsSchema, location="query")
     @blp.response(200, page_of(ClubSchema))
-    @blp.doc(security=BEARER)
     def get(self, args):
         """The clubs the caller belongs to or asked to join"""
         return clubs.my_clubs(caller(), args["cursor"], args["limit"])
@@ -188,22 +156,18 @@ class MyClubs(MethodView):
 
 @blp.route("/clubs/<club_id>/posts")
 class ClubPosts(MethodView):
-    decorators = [_per_user("RATELIMIT_POSTS_PER_USER", "posts"), login_required]
-
     @blp.arguments(ClubPostArgsSchema, location="query")
     @blp.response(200, page_of(PostSchema))
-    @blp.doc(security=BEARER)
     def get(self, args, club_id):
         """A club's visible posts, newest first (`featured=true`: its owner stories)"""
         return posts.club_posts(
             caller(), club_id, args.get("featured"), args["cursor"], args["limit"]
         )
 
+    @_per_owner("RATELIMIT_POSTS_PER_USER", "posts")
     @blp.arguments(PostCreateSchema)
     @blp.response(201, PostSchema)
-    @blp.alt_response(403, description="`not_member`, `muted` (with `until`)")
-    @blp.alt_response(429, description="`new_account_limit`, `rate_limited`; with Retry-After")
-    @blp.doc(security=BEARER)
+    @blp.refuses(errors.NotMember, errors.Muted, errors.NewAccountLimit)
     def post(self, data, club_id):
         """Post in a club (active members); held for review if it has a listed word"""
         return posts.publish_post(caller(), club_id, data["body"], data["image_urls"])
@@ -211,11 +175,8 @@ class ClubPosts(MethodView):
 
 @blp.route("/feed")
 class Feed(MethodView):
-    decorators = [login_required]
-
     @blp.arguments(PageArgsSchema, location="query")
     @blp.response(200, page_of(PostSchema))
-    @blp.doc(security=BEARER)
     def get(self, args):
         """The visible posts of the caller's clubs, newest first"""
         return posts.feed(caller(), args["cursor"], args["limit"])
@@ -223,18 +184,13 @@ class Feed(MethodView):
 
 @blp.route("/posts/<post_id>")
 class PostItem(MethodView):
-    decorators = [login_required]
-
     @blp.response(200, PostSchema)
-    @blp.alt_response(404, description="No such post, or not visible to the caller")
-    @blp.doc(security=BEARER)
     def get(self, post_id):
         """One post (held: its author and moderators only)"""
         return posts.visible_post(caller(), post_id)
 
     @blp.response(204)
-    @blp.alt_response(403, description="`not_author`")
-    @blp.doc(security=BEARER)
+    @blp.refuses(errors.NotAuthor)
     def delete(self, post_id):
         """Delete one's own post"""
         posts.delete_post(caller(), post_id)
@@ -242,20 +198,16 @@ class PostItem(MethodView):
 
 @blp.route("/posts/<post_id>/comments")
 class PostComments(MethodView):
-    decorators = [_per_user("RATELIMIT_COMMENTS_PER_USER", "comments"), login_required]
-
     @blp.arguments(PageArgsSchema, location="query")
     @blp.response(200, page_of(CommentSchema))
-    @blp.doc(security=BEARER)
     def get(self, args, post_id):
         """A post's visible comments, oldest first"""
         return posts.post_comments(caller(), post_id, args["cursor"], args["limit"])
 
+    @_per_owner("RATELIMIT_COMMENTS_PER_USER", "comments")
     @blp.arguments(CommentCreateSchema)
     @blp.response(201, CommentSchema)
-    @blp.alt_response(403, description="`not_member`, `muted` (with `until`)")
-    @blp.alt_response(429, description="`new_account_limit`, `rate_limited`; with Retry-After")
-    @blp.doc(security=BEARER)
+    @blp.refuses(errors.NotMember, errors.Muted, errors.NewAccountLimit)
     def post(self, data, post_id):
         """Comment on a post (active members of its club); its author is told"""
         return posts.add_comment(caller(), post_id, data["body"])
@@ -263,11 +215,8 @@ class PostComments(MethodView):
 
 @blp.route("/comments/<comment_id>")
 class CommentItem(MethodView):
-    decorators = [login_required]
-
     @blp.response(204)
-    @blp.alt_response(403, description="`not_author`")
-    @blp.doc(security=BEARER)
+    @blp.refuses(errors.NotAuthor)
     def delete(self, comment_id):
         """Delete one's own comment"""
         posts.delete_comment(caller(), comment_id)
@@ -275,16 +224,14 @@ class CommentItem(MethodView):
 
 @blp.route("/posts/<post_id>/reactions/like")
 class PostLike(MethodView):
-    decorators = [_per_user("RATELIMIT_LIKES_PER_USER", "likes"), login_required]
-
+    @_per_owner("RATELIMIT_LIKES_PER_USER", "likes")
     @blp.response(200, LikeSchema)
-    @blp.doc(security=BEARER)
     def put(self, post_id):
         """Like a post (idempotent)"""
         return posts.like(caller(), post_id)
 
+    @_per_owner("RATELIMIT_LIKES_PER_USER", "likes")
     @blp.response(200, LikeSchema)
-    @blp.doc(security=BEARER)
     def delete(self, post_id):
         """Take a like back (idempotent)"""
         return posts.unlike(caller(), post_id)
@@ -292,12 +239,8 @@ class PostLike(MethodView):
 
 @blp.route("/posts/<post_id>/feature")
 class FeaturePost(MethodView):
-    decorators = [login_required]
-
     @blp.response(200, PostSchema)
-    @blp.alt_response(403, description="`own_content`")
-    @blp.alt_response(404, description="Not an ambassador of the post's city")
-    @blp.doc(security=BEARER)
+    @blp.refuses(errors.OwnContent)
     def post(self, post_id):
         """Pin a post in its club as an owner story; its author earns points once"""
         return moderation.feature_post(caller(), post_id)
@@ -308,13 +251,11 @@ class FeaturePost(MethodView):
 
 @blp.route("/reports")
 class Reports(MethodView):
-    decorators = [_per_user("RATELIMIT_REPORTS_PER_USER", "reports"), login_required]
-
+    @_per_owner("RATELIMIT_REPORTS_PER_USER", "reports")
     @blp.arguments(ReportCreateSchema)
     @blp.response(201, ReportSchema)
     @blp.alt_response(200, schema=ReportSchema, description="Already reported: the open report")
-    @blp.alt_response(422, description="`unknown_target`")
-    @blp.doc(security=BEARER)
+    @blp.refuses(errors.UnknownTarget)
     def post(self, data):
         """Report a post, comment or user; enough weight hides content at once"""
         report, created = moderation.file_report(caller(), **data)
@@ -323,12 +264,9 @@ class Reports(MethodView):
 
 @blp.route("/moderation/queue")
 class ModerationQueue(MethodView):
-    decorators = [login_required]
-
     @blp.arguments(CityArgsSchema, location="query")
     @blp.response(200, QueueSchema)
-    @blp.alt_response(403, description="Not an ambassador")
-    @blp.doc(security=BEARER)
+    @blp.refuses(Forbidden)
     def get(self, args):
         """Reported and held content of the caller's cities, heaviest reports first"""
         return moderation.review_queue(caller(), args.get("city"))
@@ -336,22 +274,21 @@ class ModerationQueue(MethodView):
 
 @blp.route("/moderation/actions")
 class ModerationActions(MethodView):
-    decorators = [login_required]
-
     @blp.arguments(ActionCreateSchema)
     @blp.response(201, ActionSchema)
-    @blp.alt_response(403, description="`own_content`")
-    @blp.alt_response(404, description="No such target in the caller's cities")
-    @blp.alt_response(409, description="`invalid_transition`")
-    @blp.alt_response(422, description="`action_not_applicable`")
-    @blp.doc(security=BEARER)
+    @blp.refuses(
+        Forbidden,
+        errors.OwnContent,
+        NotFound,
+        errors.InvalidTransition,
+        errors.ActionNotApplicable,
+    )
     def post(self, data):
         """Hide, restore or remove content; warn, mute or ban its author or a user"""
         return moderation.take_action(caller(), **data)
 
     @blp.arguments(CityArgsSchema, location="query")
     @blp.response(200, page_of(ActionSchema))
-    @blp.doc(security=BEARER)
     def get(self, args):
         """The audit log of the caller's cities, newest first"""
         return moderation.audit_log(caller(), args.get("city"), args["cursor"], args["limit"])
@@ -359,19 +296,15 @@ class ModerationActions(MethodView):
 
 @blp.route("/admin/sensitive-words")
 class SensitiveWords(MethodView):
-    decorators = [login_required]
-
     @blp.arguments(PageArgsSchema, location="query")
     @blp.response(200, page_of(SensitiveWordSchema))
-    @blp.doc(security=BEARER)
     def get(self, args):
         """The sensitive-word list (admin)"""
         return words.list_words(caller(), args["cursor"], args["limit"])
 
     @blp.arguments(SensitiveWordCreateSchema)
     @blp.response(201, SensitiveWordSchema)
-    @blp.alt_response(422, description="`word_listed`, `no_letters`")
-    @blp.doc(security=BEARER)
+    @blp.refuses(Forbidden, errors.WordListed, errors.NoLetters)
     def post(self, data):
         """List a word: posts and comments containing it are held for review (admin)"""
         return words.add_word(caller(), data["word"])
@@ -379,10 +312,7 @@ class SensitiveWords(MethodView):
 
 @blp.route("/admin/sensitive-words/<word_id>")
 class SensitiveWord(MethodView):
-    decorators = [login_required]
-
     @blp.response(204)
-    @blp.doc(security=BEARER)
     def delete(self, word_id):
         """Take a word off the list (admin)"""
         words.remove_word(caller(), word_id)

@@ -1,6 +1,8 @@
-"""The community's refusals: each class carries its HTTP status and slug."""
+"""The refusals of clubs, posts, moderation and the sensitive-word list, in one place."""
 
 from __future__ import annotations
+
+from marshmallow import fields
 
 from app.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 
@@ -47,7 +49,10 @@ class OwnContent(Forbidden):
 
 class Muted(Forbidden):
     error = "muted"
-    message = "You are muted and cannot post or comment for now."
+    message = "You are muted and cannot post or comment until {until}."
+    detail_fields = {
+        "until": fields.String(required=True, metadata={"format": "date-time"}),
+    }
 
 
 class AlreadyMember(Conflict):
@@ -63,11 +68,6 @@ class NotPending(Conflict):
 class NotActiveMember(Conflict):
     error = "not_active_member"
     message = "Only an active member of the club can be a moderator."
-
-
-class ContentGone(Conflict):
-    error = "content_gone"
-    message = "This content was deleted or removed."
 
 
 class InvalidTransition(Conflict):
@@ -86,6 +86,19 @@ class UnknownTarget(ValidationFailed):
 
 
 class NewAccountLimit(DomainError):
+    """With `Retry-After`: when the account leaves the sandbox."""
+
     status = 429
     error = "new_account_limit"
-    message = "New accounts post and comment a few times only in their first day."
+    message = "An account in its first day may do this {allowed} times; see Retry-After."
+    detail_fields = {"allowed": fields.Integer(required=True)}
+
+
+class WordListed(ValidationFailed):
+    error = "word_listed"
+    message = "This word is already listed."
+
+
+class NoLetters(ValidationFailed):
+    error = "no_letters"
+    message = "The word has no letters or digits."

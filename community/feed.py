@@ -22,7 +22,7 @@ from bson import ObjectId, json_util
 from flask import current_app
 from itsdangerous import BadData, URLSafeSerializer
 
-from app.errors import BadRequest
+from app.errors import InvalidCursor
 from community.models import VISIBLE, Post
 
 SECONDS_A_DAY = 86_400
@@ -54,7 +54,7 @@ def newest_posts(club_ids: list[ObjectId], cursor: str | None, limit: int) -> di
         try:
             top_day, before = _cursors().loads(cursor)
         except (BadData, ValueError, TypeError) as exc:
-            raise BadRequest("invalid_cursor", "The cursor is not valid.") from exc
+            raise InvalidCursor() from exc
     # No club holds a post from before it was created.
     oldest_day = min(day_of(club_id) for club_id in club_ids)
     posts = Post._get_collection()

@@ -26,8 +26,8 @@ from pymongo.errors import DuplicateKeyError
 
 from app.auth import Caller
 from app.db import get_or_404
-from app.errors import ValidationFailed
 from app.web import paginate
+from community.errors import NoLetters, WordListed
 from community.models import SensitiveWord, WordListVersion
 
 log = structlog.get_logger()
@@ -128,17 +128,13 @@ def add_word(admin: Caller, word: str) -> SensitiveWord:
     admin.require_admin()
     normalised = normalise(word)
     if not normalised:
-        raise ValidationFailed(
-            "no_letters", "The word has no letters.", errors={"word": ["No letters."]}
-        )
+        raise NoLetters(errors={"word": ["No letters or digits."]})
     entry = SensitiveWord(word=word, normalised=normalised, created_by=admin.user.pk)
     try:
         entry.save(force_insert=True)
     except Exception as exc:
         if isinstance(exc.__cause__, DuplicateKeyError) or "duplicate" in str(exc).lower():
-            raise ValidationFailed(
-                "word_listed", "This word is already listed.", errors={"word": ["Listed."]}
-            ) from exc
+            raise WordListed(errors={"word": ["Already listed."]}) from exc
         raise
     _bump_version()
     log.info("sensitive_word_added", word_id=str(entry.pk), by=admin.id)

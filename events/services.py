@@ -21,6 +21,7 @@ from app.db import object_id, transaction
 from app.errors import Conflict, ValidationFailed
 from app.outbox import record_event
 from app.web import paginate
+from events import errors
 from events.access import managed_event, visible_event
 from events.models import (
     ACTIVE,
@@ -142,15 +143,13 @@ def my_registrations(user: Owner, cursor: str | None, limit: int) -> dict[str, A
 
 
 def _check_times(starts_at: datetime, ends_at: datetime, closes_at: datetime) -> None:
-    errors = {}
+    problems = {}
     if ends_at <= starts_at:
-        errors["ends_at"] = ["Must be after starts_at."]
+        problems["ends_at"] = ["Must be after starts_at."]
     if closes_at > starts_at:
-        errors["registration_closes_at"] = ["Must not be after starts_at."]
-    if errors:
-        raise ValidationFailed(
-            "invalid_times", "The event's times are not consistent.", errors=errors
-        )
+        problems["registration_closes_at"] = ["Must not be after starts_at."]
+    if problems:
+        raise errors.InvalidTimes(errors=problems)
 
 
 def _club_id(value: str | None) -> ObjectId | None:
@@ -208,7 +207,7 @@ def update_event(caller: Caller, event_id: str, changes: dict[str, Any]) -> Even
     promotes waitlisted owners."""
     event = managed_event(caller, event_id)
     if event.status not in (DRAFT, PUBLISHED):
-        raise Conflict("event_closed", f"A {event.status} event cannot be changed.")
+        raise errors.EventClosed(message=f"A {event.status} event cannot be changed.")
     _check_times(*(changes.get(name, event[name]) for name in TIME_FIELDS))
     sets: dict[str, Any] = {
         name: as_utc(value) if name in TIME_FIELDS else value
@@ -230,13 +229,9 @@ def update_event(caller: Caller, event_id: str, changes: dict[str, Any]) -> Even
     if update and Event._get_collection().update_one(query, update).matched_count == 0:
         event.reload()
         if event.status not in (DRAFT, PUBLISHED):
-            raise Conflict("event_closed", f"A {event.status} event cannot be changed.")
+            raise errors.EventClosed(message=f"A {event.status} event cannot be changed.")
         seated = event.capacity - event.seats_left
-        raise Conflict(
-            "capacity_below_confirmed",
-            f"{seated} places are taken; capacity cannot go below that.",
-            confirmed=seated,
-        )
+        raise errors.CapacityBelowConfirmed(confirmed=seated)
     if delta > 0:
         fill_from_waitlist(event.pk)
     event.reload()
@@ -248,7 +243,7 @@ def _transition(
     caller: Caller,
     event: Event,
     allowed: tuple[str, ...],
-    refusal: str,
+    refusal: type[Conflict],
     status: str,
     changes: dict[str, Any],
     cascade: Callable[[ClientSession], None] | None = None,
@@ -284,7 +279,7 @@ def _transition(
 
     if not transaction(unit):
         event.reload()
-        raise Conflict(refusal, f"This event is {event.status}.")
+        raise refusal(message=f"This event is {event.status}.")
     log.info("event_" + status, event_id=str(event.pk), by=caller.id)
     event.reload()
     return event
@@ -293,8 +288,10 @@ def _transition(
 def publish_event(caller: Caller, event_id: str) -> Event:
     event = managed_event(caller, event_id)
     if event.status == DRAFT and event.starts_at <= utcnow():
-        raise Conflict("event_started", "An event that has already started cannot be published.")
-    return _transition(caller, event, (DRAFT,), "not_draft", PUBLISHED, {"published_at": utcnow()})
+        raise errors.EventStarted()
+    return _transition(
+        caller, event, (DRAFT,), errors.NotDraft, PUBLISHED, {"published_at": utcnow()}
+    )
 
 
 def cancel_event(caller: Caller, event_id: str, reason: str) -> Event:
@@ -314,7 +311,7 @@ def cancel_event(caller: Caller, event_id: str, reason: str) -> Event:
         caller,
         event,
         (DRAFT, PUBLISHED),
-        "event_closed",
+        errors.EventClosed,
         CANCELLED,
         {"cancel_reason": reason, "cancelled_at": now},
         cancel_registrations,
@@ -327,7 +324,7 @@ def complete_event(caller: Caller, event_id: str) -> Event:
     event = managed_event(caller, event_id)
     now = utcnow()
     if event.status == PUBLISHED and event.starts_at > now:
-        raise Conflict("event_not_started", "An event can be completed once it has started.")
+        raise errors.EventNotStarted()
 
     def close_registrations(session: ClientSession) -> None:
         registrations = Registration._get_collection()
@@ -346,7 +343,7 @@ def complete_event(caller: Caller, event_id: str) -> Event:
         caller,
         event,
         (PUBLISHED,),
-        "not_published",
+        errors.NotPublished,
         COMPLETED,
         {"completed_at": now},
         close_registrations,
