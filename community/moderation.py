@@ -17,8 +17,8 @@ from typing import Any
 import structlog
 from bson import ObjectId
 from flask import current_app
+from mongoengine.errors import NotUniqueError
 from pymongo.client_session import ClientSession
-from pymongo.errors import DuplicateKeyError
 
 from accounts.services import AMBASSADOR, active_owner, suspend
 from app.auth import Caller
@@ -150,9 +150,7 @@ def file_report(
     )
     try:
         report.save(force_insert=True)
-    except Exception as exc:  # NotUniqueError: a concurrent repeat won
-        if not isinstance(exc.__cause__, DuplicateKeyError) and "duplicate" not in str(exc):
-            raise
+    except NotUniqueError:  # a concurrent repeat won
         return Report.objects.get(open_key=key), False
     if target_type in _MODELS:
         _hide_when_reported_enough(target_type, target["_id"])
@@ -255,7 +253,10 @@ def review_queue(caller: Caller, city: str | None) -> dict[str, Any]:
         )
         item["status"] = content["status"] if content else None
         item["content"] = (
-            {"body": content["body"], "author_id": str(content.get("author_id"))}
+            {
+                "body": content["body"],
+                "author_id": str(content["author_id"]) if content.get("author_id") else None,
+            }
             if content
             else None
         )
@@ -407,18 +408,11 @@ def _act_on_account(
         Membership._get_collection().update_many(
             {"user_id": user_id}, {"$set": {"muted_until": mute_until}}, session=session
         )
-    banned_before = None
-    banned_after = None
+    before, after = {"muted_until": muted_before}, {"muted_until": mute_until}
     if action in (BAN, RESTORE):
-        banned_after = until if action == BAN else None
-        banned_before = suspend(user_id, banned_after, session)
-    return (
-        {"muted_until": muted_before, "banned_until": banned_before},
-        {
-            "muted_until": mute_until,
-            "banned_until": banned_after if action in (BAN, RESTORE) else banned_before,
-        },
-    )
+        after["banned_until"] = until if action == BAN else None
+        before["banned_until"] = suspend(user_id, after["banned_until"], session)
+    return before, after
 
 
 def _resolve_reports(

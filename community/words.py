@@ -22,7 +22,8 @@ import ahocorasick
 import opencc
 import structlog
 from flask import current_app
-from pymongo.errors import DuplicateKeyError
+from mongoengine.errors import NotUniqueError
+from pymongo.errors import BulkWriteError
 
 from app.auth import Caller
 from app.db import get_or_404
@@ -109,8 +110,8 @@ def list_words(admin: Caller, cursor: str | None, limit: int) -> dict[str, Any]:
     return paginate(SensitiveWord.objects, cursor, limit)
 
 
-def add_words(admin: Caller | None, words: list[str]) -> int:
-    """Add many words at once (seeding, imports); returns how many were new."""
+def add_words(words: list[str]) -> int:
+    """Add many words at once (imports by operators); returns how many were new."""
     rows = [{"word": word, "normalised": normalise(word)} for word in words]
     rows = [row for row in rows if row["normalised"]]
     added = 0
@@ -118,8 +119,8 @@ def add_words(admin: Caller | None, words: list[str]) -> int:
         try:
             result = SensitiveWord._get_collection().insert_many(rows, ordered=False)
             added = len(result.inserted_ids)
-        except Exception as exc:  # noqa: BLE001 - BulkWriteError: duplicates are skipped
-            added = getattr(exc, "details", {}).get("nInserted", 0)
+        except BulkWriteError as exc:  # the words listed already are skipped
+            added = exc.details.get("nInserted", 0)
         _bump_version()
     return added
 
@@ -132,10 +133,8 @@ def add_word(admin: Caller, word: str) -> SensitiveWord:
     entry = SensitiveWord(word=word, normalised=normalised, created_by=admin.user.pk)
     try:
         entry.save(force_insert=True)
-    except Exception as exc:
-        if isinstance(exc.__cause__, DuplicateKeyError) or "duplicate" in str(exc).lower():
-            raise WordListed(errors={"word": ["Already listed."]}) from exc
-        raise
+    except NotUniqueError as exc:
+        raise WordListed(errors={"word": ["Already listed."]}) from exc
     _bump_version()
     log.info("sensitive_word_added", word_id=str(entry.pk), by=admin.id)
     return entry
