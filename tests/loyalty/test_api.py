@@ -111,7 +111,7 @@ def test_city_rewards_are_for_owners_settled_in_the_city(client):
     assert moved.status_code == 200, moved.json
     too_soon = client.post("/api/v1/redemptions", headers=hopper.headers, json=redeem)
     assert too_soon.status_code == 409 and too_soon.json["error"] == "city_too_recent"
-    moved_at = User.objects.get(pk=hopper.user.pk).city_since
+    moved_at = User.objects.get(pk=hopper.user.pk).city_changed_at
     assert too_soon.json["eligible_from"] == (moved_at + timedelta(days=30)).isoformat()
     back = client.patch("/api/v1/me", headers=hopper.headers, json={"city_code": "SZ"})
     assert back.status_code == 409 and back.json["error"] == "city_change_too_soon"
