@@ -89,7 +89,7 @@ def user_document(found: Caller) -> dict[str, Any]:
         "phone": user.phone,
         "avatar_url": user.avatar_url,
         "city_code": user.city_code,
-        "city_since": user.city_since,
+        "city_since": user.city_held_since,
         "locale": user.locale,
         "roles": found.roles,
         "verified_owner": user.verified_owner,

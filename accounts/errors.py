@@ -43,7 +43,7 @@ class CityChangeTooSoon(Conflict):
     """Changing one's city again within 90 days (`possible_from` says when it may)."""
 
     error = "city_change_too_soon"
-    message = "Your city changes at most once every 90 days; it may change from {possible_from}."
+    message = "Your city changed less than 90 days ago; it may change from {possible_from}."
     detail_fields = {
         "possible_from": fields.String(required=True, metadata={"format": "date-time"})
     }

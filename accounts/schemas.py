@@ -82,7 +82,10 @@ class UserSchema(Schema):
     avatar_url = fields.String(allow_none=True)
     city_code = fields.String()
     city_since = Rfc3339DateTime(
-        metadata={"description": "When the city was set; it may change 90 days later"}
+        metadata={
+            "description": "When the city was set (sign-up or the last change); the first "
+            "change is free, each later one waits 90 days, and a city's own rewards wait 30"
+        }
     )
     locale = fields.String()
     roles = fields.List(fields.String())

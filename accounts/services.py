@@ -73,7 +73,7 @@ class Owner(Protocol):
     pk: ObjectId
     city_code: str
     # When `city_code` was set: at sign-up, or by the owner's last change of city.
-    city_since: datetime
+    city_held_since: datetime
     verified_owner: bool
 
 
@@ -225,6 +225,20 @@ def find_active_owner(user_id: str | None = None, phone: str | None = None) -> U
         return User.objects.active().filter(phone=normalise_phone(phone or "")).first()
     except errors.InvalidPhone:
         return None
+
+
+def suspend(
+    user_id: Any, until: datetime | None, session: ClientSession | None = None
+) -> datetime | None:
+    """Ban an owner until `until` (None lifts the ban), in the caller's transaction: from
+    the next request on they can neither log in nor use their tokens (403
+    `account_banned`). Returns when the previous ban ended (None: there was none)."""
+    users = User._get_collection()
+    previous = users.find_one({"_id": object_id(user_id)}, {"banned_until": 1}, session=session)
+    users.update_one(
+        {"_id": object_id(user_id)}, {"$set": {"banned_until": until}}, session=session
+    )
+    return previous.get("banned_until") if previous else None
 
 
 # --- sign-up and login -----------------------------------------------------------------
@@ -532,8 +546,10 @@ def reset_password(
 
 
 def update_profile(user: User, changes: dict[str, Any], now: datetime | None = None) -> User:
-    """Change the profile. A new city needs the current one held CITY_CHANGE_INTERVAL
-    (409 `city_change_too_soon`); a refused change changes nothing."""
+    """Change the profile. The first change of city is free (a wrong city picked at sign-up
+    is mended at once); each later one waits CITY_CHANGE_INTERVAL after the last (409
+    `city_change_too_soon`), so hopping between cities for their rewards does not pay. A
+    refused change changes nothing."""
     now = now or utcnow()
     changes = dict(changes)
     if changes.get("city_code") == user.city_code:
@@ -541,11 +557,11 @@ def update_profile(user: User, changes: dict[str, Any], now: datetime | None = N
     query: dict[str, Any] = {"pk": user.pk}
     if "city_code" in changes:
         require_city(changes["city_code"])
-        if now < user.city_since + CITY_CHANGE_INTERVAL:
+        if user.city_changed_at and now < user.city_changed_at + CITY_CHANGE_INTERVAL:
             raise _city_change_too_soon(user)
-        changes["city_since"] = now
-        # Conditional on the city we checked: of two changes sent at once, one is made.
-        query["city_since"] = user.city_since
+        changes["city_since"] = changes["city_changed_at"] = now
+        # Conditional on the change we checked: of two changes sent at once, one is made.
+        query["city_changed_at"] = user.city_changed_at
     updates = {f"set__{field}": value for field, value in changes.items()}
     if updates:
         updated = User.objects(**query).update_one(**updates)
@@ -556,7 +572,7 @@ def update_profile(user: User, changes: dict[str, Any], now: datetime | None = N
 
 
 def _city_change_too_soon(user: User) -> errors.CityChangeTooSoon:
-    possible_from = user.city_since + CITY_CHANGE_INTERVAL
+    possible_from = user.city_changed_at + CITY_CHANGE_INTERVAL
     return errors.CityChangeTooSoon(possible_from=possible_from.isoformat())
 
 

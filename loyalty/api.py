@@ -18,7 +18,7 @@ from app.idempotency import HEADER, idempotent
 from app.web import Blueprint, PageArgsSchema, header_parameters, page_of, paginate, refuses
 from loyalty import adjustments, balances, errors, partner_systems, reconciliation, rules
 from loyalty import rewards as redemptions  # `rewards` is the blueprint
-from loyalty.models import LedgerEntry, ReconciliationRun, Redemption
+from loyalty.models import ReconciliationRun, Redemption
 from loyalty.schemas import (
     AdjustmentEntrySchema,
     AdjustmentSchema,
@@ -72,8 +72,7 @@ class Adjustments(MethodView):
     @points.refuses(Forbidden, NotFound, errors.InsufficientPoints)
     def post(self, data):
         """Credit or debit an owner's points, with a reason (admin)"""
-        entry = adjustments.adjust(caller(), **data, key=request.headers.get(HEADER))
-        return LedgerEntry._from_son(entry)
+        return adjustments.adjust(caller(), **data, key=request.headers.get(HEADER))
 
 
 @points.route("/admin/points/entries/<entry_id>/reversal")
@@ -86,10 +85,9 @@ class Reversal(MethodView):
     )
     def post(self, data, entry_id):
         """Reverse a mistaken earn or credit adjustment, once (admin)"""
-        entry = adjustments.reverse_entry(
+        return adjustments.reverse_entry(
             caller(), entry_id, data["reason"], key=request.headers.get(HEADER)
         )
-        return LedgerEntry._from_son(entry)
 
 
 @points.route("/admin/earning-rules")

@@ -97,8 +97,9 @@ def redeem(
             raise NotFound(message="Reward not found.")
         if reward.get("city_codes") and owner.city_code not in reward["city_codes"]:
             raise errors.NotInCity()
-        if reward.get("city_codes") and now < owner.city_since + CITY_TENURE:
-            raise errors.CityTooRecent(eligible_from=(owner.city_since + CITY_TENURE).isoformat())
+        eligible_from = owner.city_held_since + CITY_TENURE
+        if reward.get("city_codes") and now < eligible_from:
+            raise errors.CityTooRecent(eligible_from=eligible_from.isoformat())
         account = ledger.read_account(session, owner.pk, now, tier=True, redeemed=True)
         if ledger.tier_rank(account.tier.name) < ledger.tier_rank(reward["min_tier"]):
             raise errors.TierTooLow(min_tier=reward["min_tier"])

@@ -62,6 +62,10 @@ class ReversalSchema(Schema):
 
 
 class AdjustmentEntrySchema(LedgerEntrySchema):
+    """The entry an adjustment or reversal wrote, as its transaction returns it (a document
+    with `_id`): the answer is rendered inside that transaction (app/idempotency.py)."""
+
+    id = fields.String(attribute="_id")
     account_id = fields.String()
     actor_id = fields.String()
 

@@ -105,6 +105,10 @@ TEST_SETTINGS = {
     "RATELIMIT_REGISTER_PER_IP": "1000 per minute",
     "RATELIMIT_PASSWORD_RESET_PER_ACCOUNT": "1000 per minute",
     "RATELIMIT_PASSWORD_RESET_PER_IP": "1000 per minute",
+    "RATELIMIT_POSTS_PER_USER": "1000 per minute",
+    "RATELIMIT_COMMENTS_PER_USER": "1000 per minute",
+    "RATELIMIT_LIKES_PER_USER": "1000 per minute",
+    "RATELIMIT_REPORTS_PER_USER": "1000 per minute",
 }
 
 
@@ -116,6 +120,15 @@ def app(servers: Servers):
     application.testing = True
     with application.app_context():
         yield application
+
+
+@pytest.fixture(autouse=True)
+def _answers_match_their_records(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every request made with an Idempotency-Key in any test: the view answered exactly
+    what its transaction recorded for replays (app/idempotency.py logs when it did not)."""
+    yield
+    differing = [r for r in caplog.records if "idempotent_answer_differs" in r.getMessage()]
+    assert not differing, differing
 
 
 @pytest.fixture(autouse=True)

@@ -179,10 +179,13 @@ def make_person(
 
 
 def settled_in_city(person: Person, days: int) -> None:
-    """Backdate when the person's city was set, as if they had lived there `days` days."""
-    User.objects(pk=person.user.pk).update_one(
-        set__city_since=person.user.city_since - timedelta(days=days)
-    )
+    """Backdate when the person's city was set (and last changed, if it was), as if they
+    had lived there `days` days."""
+    person.user.reload()
+    backdated = {"set__city_since": person.user.city_held_since - timedelta(days=days)}
+    if person.user.city_changed_at:
+        backdated["set__city_changed_at"] = person.user.city_changed_at - timedelta(days=days)
+    User.objects(pk=person.user.pk).update_one(**backdated)
     person.user.reload()
 
 

@@ -152,29 +152,39 @@ def test_patch_me_changes_profile_and_checks_city(client):
 def test_the_city_changes_at_most_once_every_90_days(client):
     ann = make_person("SZ")
     make_city("CD")
+    make_city("GZ")
     me = client.get("/api/v1/me", headers=ann.headers).json
     assert me["city_since"] == me["created_at"]
-    # Right after sign-up: the city was set then.
-    early = client.patch(
-        "/api/v1/me", headers=ann.headers, json={"city_code": "CD", "display_name": "Ann Z"}
-    )
-    assert early.status_code == 409 and early.json["error"] == "city_change_too_soon"
-    stored = User.objects.get(pk=ann.user.pk)
-    assert early.json["possible_from"] == (stored.city_since + timedelta(days=90)).isoformat()
-    assert (stored.city_code, stored.display_name) == ("SZ", ann.user.display_name)
     # Naming the city one has is no change.
     same = client.patch("/api/v1/me", headers=ann.headers, json={"city_code": "SZ"})
     assert same.status_code == 200 and same.json["city_since"] == me["city_since"]
-
-    settled_in_city(ann, 90)
+    # The first change is free, even right after sign-up: a wrong city is mended at once.
     moved = client.patch("/api/v1/me", headers=ann.headers, json={"city_code": "CD"})
     assert moved.status_code == 200 and moved.json["city_code"] == "CD"
-    moved_at = User.objects.get(pk=ann.user.pk).city_since
+    moved_at = User.objects.get(pk=ann.user.pk).city_changed_at
     assert utcnow() - moved_at < timedelta(minutes=1)
-    back = client.patch("/api/v1/me", headers=ann.headers, json={"city_code": "SZ"})
-    assert back.status_code == 409 and back.json["error"] == "city_change_too_soon"
-    assert back.json["possible_from"] == (moved_at + timedelta(days=90)).isoformat()
-    assert User.objects.get(pk=ann.user.pk).city_code == "CD"
+    # The next one waits 90 days, and a refused request changes nothing.
+    early = client.patch(
+        "/api/v1/me", headers=ann.headers, json={"city_code": "GZ", "display_name": "Ann Z"}
+    )
+    assert early.status_code == 409 and early.json["error"] == "city_change_too_soon"
+    assert early.json["possible_from"] == (moved_at + timedelta(days=90)).isoformat()
+    stored = User.objects.get(pk=ann.user.pk)
+    assert (stored.city_code, stored.display_name) == ("CD", ann.user.display_name)
+
+    settled_in_city(ann, 90)
+    again = client.patch("/api/v1/me", headers=ann.headers, json={"city_code": "GZ"})
+    assert again.status_code == 200 and again.json["city_code"] == "GZ"
+
+
+def test_an_account_not_yet_backfilled_reads_its_city_as_held_since_sign_up(client):
+    ann = make_person("SZ")
+    make_city("CD")
+    User._get_collection().update_one({"_id": ann.user.pk}, {"$unset": {"city_since": ""}})
+    me = client.get("/api/v1/me", headers=ann.headers)
+    assert me.status_code == 200 and me.json["city_since"] == me.json["created_at"]
+    moved = client.patch("/api/v1/me", headers=ann.headers, json={"city_code": "CD"})
+    assert moved.status_code == 200 and moved.json["city_code"] == "CD"
 
 
 def test_of_two_city_changes_sent_at_once_one_is_made(app):

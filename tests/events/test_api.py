@@ -425,8 +425,9 @@ def test_city_stats(client, leader, make_event):
 
 
 def test_event_times_outside_a_sane_window_are_refused_and_leave_nothing(client, leader):
-    event_id = client.post(f"{API}/events", headers=leader.headers, json=event_body()).json["id"]
-    starts = datetime.fromisoformat(event_body()["starts_at"])
+    created = event_body()
+    event_id = client.post(f"{API}/events", headers=leader.headers, json=created).json["id"]
+    starts = datetime.fromisoformat(created["starts_at"])
     refused_bodies = [
         # The end of the calendar: any conversion to UTC or to the city's zone overflows.
         event_body(starts_at="9999-12-31T10:00:00Z", ends_at="9999-12-31T12:00:00Z"),

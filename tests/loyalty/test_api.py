@@ -111,7 +111,7 @@ def test_city_rewards_are_for_owners_settled_in_the_city(client):
     assert moved.status_code == 200, moved.json
     too_soon = client.post("/api/v1/redemptions", headers=hopper.headers, json=redeem)
     assert too_soon.status_code == 409 and too_soon.json["error"] == "city_too_recent"
-    moved_at = User.objects.get(pk=hopper.user.pk).city_since
+    moved_at = User.objects.get(pk=hopper.user.pk).city_changed_at
     assert too_soon.json["eligible_from"] == (moved_at + timedelta(days=30)).isoformat()
     back = client.patch("/api/v1/me", headers=hopper.headers, json={"city_code": "SZ"})
     assert back.status_code == 409 and back.json["error"] == "city_change_too_soon"
@@ -184,6 +184,7 @@ def test_admin_adjustments_are_idempotent_and_audited(client, admin):
     replay = client.post("/api/v1/admin/points/adjustments", headers=headers, json=body)
     assert replay.json == first.json
     assert LedgerEntry.objects(account_id=owner.user.pk).count() == 1
+    assert first.json["id"] == str(LedgerEntry.objects.get(account_id=owner.user.pk).pk)
     overdraw = client.post(
         "/api/v1/admin/points/adjustments", headers=admin.headers, json={**body, "amount": -100}
     )
@@ -221,7 +222,7 @@ def test_admin_reversal_over_http_is_idempotent_and_admin_only(client, admin):
     assert first.json["source"]["id"] == str(mistake["_id"])
     replay = client.post(path, headers=headers, json=body)
     assert replay.status_code == 201 and replay.json == first.json
-    assert LedgerEntry.objects(account_id=owner.user.pk, kind="reverse").count() == 1
+    assert first.json["id"] == str(LedgerEntry.objects.get(kind="reverse").pk)
     again = client.post(path, headers=admin.headers, json=body)
     assert again.status_code == 409 and again.json["error"] == "already_reversed"
     for unknown in (ObjectId(), "nope"):

@@ -63,7 +63,7 @@ def test_city_rewards_open_30_days_after_the_owner_settled_there(app):
     owner = make_person("CD")
     earn(owner.id, 200)
     reward = make_reward(city_codes=["CD"])
-    opens = owner.user.city_since + timedelta(days=30)
+    opens = owner.user.city_held_since + timedelta(days=30)
     with pytest.raises(Conflict) as early:
         rewards.redeem(owner.user, str(reward.pk), now=opens - timedelta(seconds=1))
     assert early.value.error == "city_too_recent"
