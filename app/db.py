@@ -6,7 +6,7 @@ several documents atomically writes through `Model._get_collection()` with the s
 TransientTransactionError (a concurrent writer's WriteConflict), so the unit must be safe
 to run more than once: read and write only through the session, no side effects outside.
 
-Hot paths keep their round trips few (each has a command budget, tests/app/test_budgets.py):
+Hot paths keep their round trips few (each has a command budget, tests/*/test_budgets.py):
 a unit reads what it needs in the transaction's snapshot, decides, and queues its writes in
 `batch(session)`; `transaction()` sends them in ONE command (MongoDB 8.0's client
 `bulkWrite`, across collections, in order) and commits. In a snapshot, a conditional write
