@@ -28,7 +28,7 @@ from pymongo.client_session import ClientSession
 
 from app.auth import Caller
 from app.clock import utcnow
-from app.db import batch, object_id, transaction
+from app.db import batch, object_id, one_at_a_time, transaction
 from app.errors import NotFound
 from app.outbox import record_event
 from events import errors
@@ -115,7 +115,8 @@ def register(caller: Caller, event_id: str) -> Registration:
     replacing: ObjectId | None = None
     while True:
         try:
-            registration = transaction(partial(unit, replacing=replacing), answers_request=True)
+            with one_at_a_time(event_id):
+                registration = transaction(partial(unit, replacing=replacing), answers_request=True)
             break
         except _Taken:
             # One document per owner and event (the unique index). Rarely, a cancelled one:

@@ -14,7 +14,7 @@ from pymongo.client_session import ClientSession
 from accounts.services import CIRCLE_LEADER, Owner, require_cities
 from app.auth import Caller
 from app.clock import utcnow
-from app.db import batch, get_or_404, transaction, update_and_read
+from app.db import batch, get_or_404, one_at_a_time, transaction, update_and_read
 from app.errors import NotFound
 from app.outbox import record_event
 from loyalty import balances, errors, ledger
@@ -167,7 +167,8 @@ def redeem(
         return Redemption._from_son(document)
 
     try:
-        redemption = transaction(unit, answers_request=True)
+        with one_at_a_time(reward_oid):
+            redemption = transaction(unit, answers_request=True)
     except _KeyUsed:
         # A retry with the client's key after its idempotency record expired: the
         # redemption it made, not a second one.
