@@ -7,15 +7,21 @@ from flask.views import MethodView
 from app.auth import caller, login_required
 from app.idempotency import KEY_PARAMETER, idempotent
 from app.web import Blueprint, PageArgsSchema, page_of
-from events import figures, registration, services, tickets
+from events import feedback, figures, registration, services, tickets
 from events.schemas import (
     CancelEventSchema,
     CheckInSchema,
     CityStatsSchema,
+    CloseFollowUpSchema,
     EventCreateSchema,
+    EventFeedbackSchema,
     EventListArgsSchema,
     EventSchema,
     EventUpdateSchema,
+    FeedbackCreateSchema,
+    FeedbackSchema,
+    FollowUpArgsSchema,
+    FollowUpSchema,
     MyRegistrationSchema,
     RegistrationListArgsSchema,
     RegistrationSchema,
@@ -168,6 +174,59 @@ class CheckIns(MethodView):
         """Check an owner in by ticket or user id (its city's circle leaders, admin)"""
         registration, checked_in = tickets.check_in(caller(), event_id, **data)
         return registration, 201 if checked_in else 200
+
+
+@blp.route("/events/<event_id>/feedback")
+class Feedback(MethodView):
+    decorators = [login_required]
+
+    @blp.arguments(FeedbackCreateSchema)
+    @blp.response(201, FeedbackSchema)
+    @blp.alt_response(403, description="`not_attended`")
+    @blp.alt_response(409, description="`feedback_exists`, `feedback_closed`")
+    @blp.doc(security=BEARER)
+    def post(self, data, event_id):
+        """Rate an event the caller attended, within 7 days after its end"""
+        return feedback.give_feedback(caller(), event_id, **data)
+
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, EventFeedbackSchema)
+    @blp.doc(security=BEARER)
+    def get(self, args, event_id):
+        """An event's feedback and its averages (its leaders, admin)"""
+        return feedback.event_feedback(caller(), event_id, args["cursor"], args["limit"])
+
+
+@blp.route("/follow-ups")
+class FollowUps(MethodView):
+    decorators = [login_required]
+
+    @blp.arguments(FollowUpArgsSchema, location="query")
+    @blp.response(200, page_of(FollowUpSchema))
+    @blp.doc(security=BEARER)
+    def get(self, args):
+        """Low scores to act on, newest first (the city's leaders, admin)"""
+        return feedback.follow_ups(
+            caller(),
+            args.get("city"),
+            args.get("status"),
+            args["overdue"],
+            args["cursor"],
+            args["limit"],
+        )
+
+
+@blp.route("/follow-ups/<follow_up_id>/close")
+class CloseFollowUp(MethodView):
+    decorators = [login_required]
+
+    @blp.arguments(CloseFollowUpSchema)
+    @blp.response(200, FollowUpSchema)
+    @blp.alt_response(409, description="`follow_up_closed`")
+    @blp.doc(security=BEARER)
+    def post(self, data, follow_up_id):
+        """Close a follow-up with a note on what was done (the city's leaders, admin)"""
+        return feedback.close_follow_up(caller(), follow_up_id, data["note"])
 
 
 @blp.route("/me/registrations")

@@ -28,6 +28,7 @@ from events.models import (
     WAITLISTED,
     Registration,
 )
+from partners import budget
 
 log = structlog.get_logger()
 
@@ -139,6 +140,7 @@ def check_in(
         )
         if attended.matched_count == 0:
             return False
+        budget.draw(session, event.pk, registration.pk, 0 if staff else event.points_reward)
         record_event(
             session,
             "event.attended",

@@ -42,6 +42,7 @@ REASON_LABELS: dict[str, dict[str, str]] = {
     },
     "referral.referee": {"zh-CN": "好友邀请欢迎奖励", "en": "referral welcome bonus"},
     "event.attended": {"zh-CN": "参加活动", "en": "you attended an event"},
+    "event.feedback": {"zh-CN": "活动评价", "en": "you rated an event"},
     "post.published": {"zh-CN": "发布帖子", "en": "you published a post"},
     "comment.created": {"zh-CN": "发表评论", "en": "you commented on a post"},
 }
@@ -74,6 +75,13 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
         "caps": {},
         "multipliable": True,
         "description": "Attended an event",
+    },
+    "event.feedback": {
+        "event_type": "event.feedback_given",
+        "points": 20,
+        "caps": {},
+        "multipliable": False,
+        "description": "Rated an event attended",
     },
     "post.published": {
         "event_type": "post.published",
