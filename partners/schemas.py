@@ -15,8 +15,10 @@ _MONTH = validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])\Z", error="A month as YYYY-MM.
 MAX_ALLOCATION = 100_000_000
 
 
-def _month(**kwargs) -> fields.String:
-    return fields.String(validate=_MONTH, metadata={"example": "2026-12"}, **kwargs)
+def _month(description: str = "YYYY-MM", **kwargs) -> fields.String:
+    return fields.String(
+        validate=_MONTH, metadata={"example": "2026-12", "description": description}, **kwargs
+    )
 
 
 class CityPartnerCreateSchema(Schema):
@@ -76,7 +78,7 @@ class AllocationSchema(Schema):
 
 
 class MonthArgsSchema(Schema):
-    month = _month(metadata={"description": "YYYY-MM; default the current month"})
+    month = _month("YYYY-MM; default the current month")
 
 
 class BudgetArgsSchema(PageArgsSchema, MonthArgsSchema):
