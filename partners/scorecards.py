@@ -116,7 +116,7 @@ def compute(partner: CityPartner, month: str) -> dict[str, Any]:
     return figures
 
 
-def _fresh(partner: CityPartner, month: str) -> dict[str, Any]:
+def _fresh(partner: CityPartner, month: str, this_month: str) -> dict[str, Any]:
     """The stored scorecard, computed first when missing, or when it is of the current
     month and older than SCORECARD_REFRESH (one of concurrent readers recomputes: the one
     whose conditional update claims the refresh)."""
@@ -154,10 +154,7 @@ def _row(stored: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _check_month(month: str, city_code: str | None = None) -> None:
-    latest = (
-        current_month(city_code) if city_code else (utcnow() + timedelta(days=1)).strftime("%Y-%m")
-    )
+def _check_month(month: str, latest: str) -> None:
     if month > latest:
         raise FutureMonth(errors={"month": ["Not started yet."]})
 
@@ -165,20 +162,22 @@ def _check_month(month: str, city_code: str | None = None) -> None:
 def scorecard(caller: Caller, partner_id: str, month: str | None) -> dict[str, Any]:
     """One partner's scorecard of `month` (default the current one): its leaders, admins."""
     partner = services.partner_for(caller, partner_id)
-    month = month or current_month(partner.city_code)
-    _check_month(month, partner.city_code)
-    return _row(_fresh(partner, month))
+    this_month = current_month(partner.city_code)
+    month = month or this_month
+    _check_month(month, this_month)
+    return _row(_fresh(partner, month, this_month))
 
 
 def ranked(caller: Caller, month: str, sort: str) -> dict[str, Any]:
     """Every partner under contract in `month`, ranked by a figure (`-figure`: highest
     first). Without a value (a rate with no events) a partner ranks last."""
     caller.require_admin()
-    _check_month(month)
+    # The month has begun somewhere once it has in the zone furthest ahead (UTC+14).
+    _check_month(month, (utcnow() + timedelta(hours=14)).strftime("%Y-%m"))
     name = sort.removeprefix("-")
     first_day, last_day = f"{month}-01", f"{month}-31"
     partners = CityPartner.objects(contract_start__lte=last_day, contract_end__gte=first_day)
-    rows = [_row(_fresh(partner, month)) for partner in partners]
+    rows = [_row(_fresh(partner, month, current_month(partner.city_code))) for partner in partners]
     present = [row for row in rows if row["figures"].get(name) is not None]
     missing = [row for row in rows if row["figures"].get(name) is None]
     present.sort(key=lambda row: row["figures"][name], reverse=sort.startswith("-"))

@@ -15,7 +15,7 @@ from events.models import Event, Registration
 from partners import services as partners
 from partners.models import CityPartner
 from tests.events.conftest import as_caller
-from tests.support import Person, make_person
+from tests.support import Person, make_city, make_person
 
 # Contracts that cover every month the tests use: the past one they build and today.
 LONG_AGO = date(2026, 1, 1)
@@ -35,6 +35,7 @@ def leader(app) -> Person:
 @pytest.fixture
 def make_partner(admin: Person) -> Callable[..., CityPartner]:
     def build(city_code: str = "SZ", **fields: Any) -> CityPartner:
+        make_city(city_code)
         values = {
             "name": f"{city_code} Motors",
             "contact": "ops@example.com",
