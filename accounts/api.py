@@ -10,7 +10,7 @@ from flask import current_app, request
 from flask.views import MethodView
 from flask_jwt_extended import get_jwt, jwt_required
 
-from accounts import ownership, services
+from accounts import errors, ownership, services
 from accounts.models import City, Vehicle
 from accounts.schemas import (
     CityCreateSchema,
@@ -34,15 +34,18 @@ from accounts.schemas import (
     VehicleSchema,
 )
 from app import domains
-from app.auth import Caller, caller, login_required
+from app.auth import Caller, caller
+from app.errors import AccountBanned, Forbidden, NotFound, SessionEnded, Unauthorized
 from app.extensions import limiter
 from app.privacy import export_personal_data
 from app.web import Blueprint, PageArgsSchema, page_of, paginate
 
 accounts = Blueprint("accounts", __name__, description="Sign-up, login, profile, roles")
+# Public: sign-up, login and password reset, for callers who have no token yet.
+auth = Blueprint("auth", __name__, description="Sign-up, login and password reset", public=True)
 cities = Blueprint("cities", __name__, description="Markets the brand operates in")
 vehicles = Blueprint("vehicles", __name__, description="Vehicles and ownership verification")
-blueprints = (accounts, cities, vehicles)
+blueprints = (auth, accounts, cities, vehicles)
 
 
 def _login_account_key() -> str:
@@ -96,13 +99,15 @@ def user_document(found: Caller) -> dict[str, Any]:
     }
 
 
-@accounts.route("/auth/register")
+@auth.route("/auth/register")
 class Register(MethodView):
     decorators = [limiter.limit(_limit("RATELIMIT_REGISTER_PER_IP"))]
 
-    @accounts.arguments(RegisterSchema)
-    @accounts.response(201, RegisteredSchema)
-    @accounts.alt_response(409, description="`account_exists`")
+    @auth.arguments(RegisterSchema)
+    @auth.response(201, RegisteredSchema)
+    @auth.refuses(
+        errors.AccountExists, errors.InvalidPhone, errors.UnknownCity, errors.InvalidReferralCode
+    )
     def post(self, data):
         """Create an owner account"""
         device = _device(data)
@@ -110,7 +115,7 @@ class Register(MethodView):
         return {"user": user_document(Caller(user, ())), **services.start_session(user.pk, device)}
 
 
-@accounts.route("/auth/login")
+@auth.route("/auth/login")
 class Login(MethodView):
     decorators = [
         limiter.limit(
@@ -121,22 +126,20 @@ class Login(MethodView):
         limiter.limit(_limit("RATELIMIT_LOGIN_PER_IP"), scope="login-ip"),
     ]
 
-    @accounts.arguments(LoginSchema)
-    @accounts.response(200, TokensSchema)
-    @accounts.alt_response(401, description="`invalid_credentials`")
-    @accounts.alt_response(403, description="`account_banned`")
-    @accounts.alt_response(429, description="`rate_limited`, with Retry-After")
+    @auth.arguments(LoginSchema)
+    @auth.response(200, TokensSchema)
+    @auth.refuses(errors.InvalidCredentials, AccountBanned)
     def post(self, data):
         """Exchange credentials for the tokens of a new device session"""
         return services.log_in(device=_device(data), **data)
 
 
-@accounts.route("/auth/refresh")
+@auth.route("/auth/refresh")
 class Refresh(MethodView):
-    @jwt_required(refresh=True)
-    @accounts.response(200, TokensSchema)
-    @accounts.alt_response(401, description="`session_ended`, `refresh_token_reused`")
-    @accounts.doc(security=[{"bearer": []}])
+    @jwt_required(refresh=True)  # the refresh token, not an access token
+    @auth.response(200, TokensSchema)
+    @auth.refuses(Unauthorized, SessionEnded, errors.RefreshTokenReused, AccountBanned)
+    @auth.doc(security=Blueprint.SECURITY)
     def post(self):
         """Exchange the refresh token for new tokens; the one sent is spent"""
         claims = get_jwt()
@@ -145,35 +148,30 @@ class Refresh(MethodView):
 
 @accounts.route("/auth/logout")
 class Logout(MethodView):
-    decorators = [login_required]
-
     @accounts.response(204)
-    @accounts.doc(security=[{"bearer": []}])
     def post(self):
         """End the current session"""
         services.end_session(caller().user.pk, caller().session_id)
 
 
-@accounts.route("/auth/password-reset")
+@auth.route("/auth/password-reset")
 class PasswordResetRequest(MethodView):
     decorators = _PASSWORD_RESET_LIMITS
 
-    @accounts.arguments(PasswordResetRequestSchema)
-    @accounts.response(202)
-    @accounts.alt_response(429, description="`rate_limited`, with Retry-After")
+    @auth.arguments(PasswordResetRequestSchema)
+    @auth.response(202)
     def post(self, data):
         """Send a one-time code by push (the same answer whether or not the account exists)"""
         services.request_password_reset(**data)
 
 
-@accounts.route("/auth/password-reset/confirm")
+@auth.route("/auth/password-reset/confirm")
 class PasswordResetConfirm(MethodView):
     decorators = _PASSWORD_RESET_LIMITS
 
-    @accounts.arguments(PasswordResetConfirmSchema)
-    @accounts.response(204)
-    @accounts.alt_response(422, description="`invalid_code`")
-    @accounts.alt_response(429, description="`rate_limited`, with Retry-After")
+    @auth.arguments(PasswordResetConfirmSchema)
+    @auth.response(204)
+    @auth.refuses(errors.InvalidCode)
     def post(self, data):
         """Set a new password with the code; every session ends"""
         services.reset_password(**data)
@@ -181,15 +179,11 @@ class PasswordResetConfirm(MethodView):
 
 @accounts.route("/me/password")
 class MyPassword(MethodView):
-    decorators = [
-        login_required,
-        limiter.limit(_limit("RATELIMIT_LOGIN_PER_IP"), scope="password-change-ip"),
-    ]
+    decorators = [limiter.limit(_limit("RATELIMIT_LOGIN_PER_IP"), scope="password-change-ip")]
 
     @accounts.arguments(PasswordChangeSchema)
     @accounts.response(204)
-    @accounts.alt_response(403, description="`wrong_password`")
-    @accounts.doc(security=[{"bearer": []}])
+    @accounts.refuses(errors.WrongPassword)
     def post(self, data):
         """Change the password; every other session ends"""
         services.change_password(caller(), **data)
@@ -197,10 +191,7 @@ class MyPassword(MethodView):
 
 @accounts.route("/me/sessions")
 class MySessions(MethodView):
-    decorators = [login_required]
-
     @accounts.response(200, page_of(SessionSchema))
-    @accounts.doc(security=[{"bearer": []}])
     def get(self):
         """The caller's live device sessions (at most 10, so one page)"""
         return {"items": services.live_sessions(caller()), "next_cursor": None}
@@ -208,10 +199,7 @@ class MySessions(MethodView):
 
 @accounts.route("/me/sessions/<session_id>")
 class MySession(MethodView):
-    decorators = [login_required]
-
     @accounts.response(204)
-    @accounts.doc(security=[{"bearer": []}])
     def delete(self, session_id):
         """End one of the caller's sessions: its tokens stop working at once"""
         services.end_own_session(caller(), session_id)
@@ -219,17 +207,14 @@ class MySession(MethodView):
 
 @accounts.route("/me")
 class Me(MethodView):
-    decorators = [login_required]
-
     @accounts.response(200, UserSchema)
-    @accounts.doc(security=[{"bearer": []}])
     def get(self):
         """The caller's profile"""
         return user_document(caller())
 
     @accounts.arguments(ProfileUpdateSchema)
     @accounts.response(200, UserSchema)
-    @accounts.doc(security=[{"bearer": []}])
+    @accounts.refuses(errors.UnknownCity)
     def patch(self, changes):
         """Change display name, avatar, city or locale"""
         found = caller()
@@ -237,7 +222,6 @@ class Me(MethodView):
         return user_document(found)
 
     @accounts.response(204)
-    @accounts.doc(security=[{"bearer": []}])
     def delete(self):
         """Erase the caller's personal data (ledger totals stay consistent)"""
         services.erase_account(caller().user)
@@ -245,10 +229,7 @@ class Me(MethodView):
 
 @accounts.route("/me/referral")
 class MyReferral(MethodView):
-    decorators = [login_required]
-
     @accounts.response(200, ReferralSchema)
-    @accounts.doc(security=[{"bearer": []}])
     def get(self):
         """The caller's referral code and how many friends joined and verified a vehicle"""
         return services.referral_summary(caller().user)
@@ -256,10 +237,7 @@ class MyReferral(MethodView):
 
 @accounts.route("/me/export")
 class MyData(MethodView):
-    decorators = [login_required]
-
     @accounts.response(200, description="One section per domain that keeps personal data")
-    @accounts.doc(security=[{"bearer": []}])
     def get(self):
         """Everything the service keeps about the caller"""
         return export_personal_data(caller().user.pk)
@@ -267,11 +245,9 @@ class MyData(MethodView):
 
 @accounts.route("/admin/role-grants")
 class RoleGrants(MethodView):
-    decorators = [login_required]
-
     @accounts.arguments(RoleGrantCreateSchema)
     @accounts.response(201, RoleGrantSchema)
-    @accounts.doc(security=[{"bearer": []}])
+    @accounts.refuses(Forbidden, NotFound, errors.CityCodesRequired, errors.UnknownCity)
     def post(self, data):
         """Grant a role (admin)"""
         return services.grant_role(caller(), **data)
@@ -279,10 +255,8 @@ class RoleGrants(MethodView):
 
 @accounts.route("/admin/role-grants/<grant_id>")
 class RoleGrantItem(MethodView):
-    decorators = [login_required]
-
     @accounts.response(204)
-    @accounts.doc(security=[{"bearer": []}])
+    @accounts.refuses(Forbidden)
     def delete(self, grant_id):
         """Revoke a role (admin)"""
         services.revoke_role(caller(), grant_id)
@@ -290,16 +264,16 @@ class RoleGrantItem(MethodView):
 
 @cities.route("/cities")
 class Cities(MethodView):
+    @cities.public
     @cities.response(200, page_of(CitySchema))
     @cities.arguments(PageArgsSchema, location="query")
     def get(self, args):
         """List cities"""
         return paginate(City.objects, args["cursor"], args["limit"], order=("code",))
 
-    @login_required
     @cities.arguments(CityCreateSchema)
     @cities.response(201, CitySchema)
-    @cities.doc(security=[{"bearer": []}])
+    @cities.refuses(Forbidden, errors.CityExists)
     def post(self, data):
         """Create a city (admin)"""
         caller().require_admin()
@@ -308,20 +282,15 @@ class Cities(MethodView):
 
 @vehicles.route("/me/vehicles")
 class MyVehicles(MethodView):
-    decorators = [login_required]
-
     @vehicles.arguments(PageArgsSchema, location="query")
     @vehicles.response(200, page_of(VehicleSchema))
-    @vehicles.doc(security=[{"bearer": []}])
     def get(self, args):
         """The caller's vehicles"""
         return paginate(Vehicle.objects(owner_id=caller().user.pk), args["cursor"], args["limit"])
 
     @vehicles.arguments(VehicleCreateSchema)
     @vehicles.response(201, VehicleSchema)
-    @vehicles.alt_response(409, description="`vin_taken`")
-    @vehicles.alt_response(422, description="`invalid_vin`, `date_out_of_range`")
-    @vehicles.doc(security=[{"bearer": []}])
+    @vehicles.refuses(errors.VinTaken, errors.InvalidVin, errors.DeliveryDateOutOfRange)
     def post(self, data):
         """Add a vehicle for verification"""
         return ownership.add_vehicle(caller().user, **data)
@@ -329,11 +298,9 @@ class MyVehicles(MethodView):
 
 @vehicles.route("/vehicles")
 class VehicleQueue(MethodView):
-    decorators = [login_required]
-
     @vehicles.arguments(VehicleQueueArgsSchema, location="query")
     @vehicles.response(200, page_of(VehicleSchema))
-    @vehicles.doc(security=[{"bearer": []}])
+    @vehicles.refuses(Forbidden)
     def get(self, args):
         """Verification queue of the caller's cities (circle leaders, admins)"""
         queue = ownership.verification_queue(caller(), args["status"], args.get("city"))
@@ -342,12 +309,8 @@ class VehicleQueue(MethodView):
 
 @vehicles.route("/vehicles/<vehicle_id>/verify")
 class VerifyVehicle(MethodView):
-    decorators = [login_required]
-
     @vehicles.response(200, VehicleSchema)
-    @vehicles.alt_response(403, description="`own_vehicle`")
-    @vehicles.alt_response(409, description="`not_pending`")
-    @vehicles.doc(security=[{"bearer": []}])
+    @vehicles.refuses(errors.OwnVehicle, errors.VehicleNotPending)
     def post(self, vehicle_id):
         """Verify ownership (circle leader of the owner's city, admin)"""
         return ownership.verify_vehicle(caller(), vehicle_id)
@@ -355,13 +318,9 @@ class VerifyVehicle(MethodView):
 
 @vehicles.route("/vehicles/<vehicle_id>/reject")
 class RejectVehicle(MethodView):
-    decorators = [login_required]
-
     @vehicles.arguments(RejectSchema)
     @vehicles.response(200, VehicleSchema)
-    @vehicles.alt_response(403, description="`own_vehicle`")
-    @vehicles.alt_response(409, description="`not_pending`")
-    @vehicles.doc(security=[{"bearer": []}])
+    @vehicles.refuses(errors.OwnVehicle, errors.VehicleNotPending)
     def post(self, data, vehicle_id):
         """Reject ownership (circle leader of the owner's city, admin)"""
         return ownership.reject_vehicle(caller(), vehicle_id, data["reason"])

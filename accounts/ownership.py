@@ -14,6 +14,7 @@ from mongoengine.errors import NotUniqueError
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
+from accounts import errors
 from accounts.models import (
     CIRCLE_LEADER,
     VEHICLE_PENDING,
@@ -27,7 +28,7 @@ from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction
 from app.domains import ScorecardPart, ScorecardScope
-from app.errors import Conflict, Forbidden, ValidationFailed
+from app.errors import Forbidden
 from app.outbox import record_event
 
 log = structlog.get_logger()
@@ -39,11 +40,7 @@ EARLIEST_DELIVERY = date(1990, 1, 1)
 def normalise_vin(vin: str) -> str:
     value = vin.strip().upper()
     if not _VIN.match(value):
-        raise ValidationFailed(
-            "invalid_vin",
-            "A VIN is 17 characters of A-Z and 0-9, without I, O or Q.",
-            errors={"vin": ["Not a valid VIN."]},
-        )
+        raise errors.InvalidVin(errors={"vin": ["Not a valid VIN."]})
     return value
 
 
@@ -51,10 +48,8 @@ def _check_delivery_date(delivered_on: date, city_code: str) -> None:
     # "Today" is the owner's: early in a Shenzhen morning, UTC is still on yesterday's date.
     today = utcnow().astimezone(ZoneInfo(city_timezone(city_code))).date()
     if not EARLIEST_DELIVERY <= delivered_on <= today:
-        raise ValidationFailed(
-            "date_out_of_range",
-            "The delivery date is not plausible.",
-            errors={"delivered_on": [f"Must be from {EARLIEST_DELIVERY} to {today}."]},
+        raise errors.DeliveryDateOutOfRange(
+            errors={"delivered_on": [f"Must be from {EARLIEST_DELIVERY} to {today}."]}
         )
 
 
@@ -71,7 +66,7 @@ def add_vehicle(owner: User, vin: str, model: str, delivered_on: date | None = N
     try:
         vehicle.save(force_insert=True)
     except (NotUniqueError, DuplicateKeyError) as exc:
-        raise Conflict("vin_taken", "This VIN is already registered.") from exc
+        raise errors.VinTaken() from exc
     log.info("vehicle_added", vehicle_id=str(vehicle.pk), owner_id=str(owner.pk))
     return vehicle
 
@@ -95,7 +90,7 @@ def _review(caller: Caller, vehicle_id: str, status: str, reason: str | None) ->
     vehicle = get_or_404(Vehicle, vehicle_id)
     caller.require(vehicle.city_code, CIRCLE_LEADER)
     if vehicle.owner_id == caller.user.pk:
-        raise Forbidden("own_vehicle", "Someone else must review your own vehicle.")
+        raise errors.OwnVehicle()
 
     def unit(session: ClientSession) -> bool:
         vehicles = Vehicle._get_collection()
@@ -116,7 +111,7 @@ def _review(caller: Caller, vehicle_id: str, status: str, reason: str | None) ->
         return True
 
     if not transaction(unit):
-        raise Conflict("not_pending", "This vehicle has already been reviewed.")
+        raise errors.VehicleNotPending()
     log.info("vehicle_reviewed", vehicle_id=vehicle_id, status=status, by=caller.id)
     vehicle.reload()
     return vehicle

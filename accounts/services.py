@@ -26,6 +26,7 @@ from mongoengine.errors import NotUniqueError
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
+from accounts import errors
 from accounts.models import (
     ADMIN,
     MAX_SESSIONS,
@@ -43,10 +44,10 @@ from accounts.models import AMBASSADOR as AMBASSADOR
 from accounts.models import CIRCLE_LEADER as CIRCLE_LEADER
 from accounts.models import DEFAULT_TIMEZONE as DEFAULT_TIMEZONE
 from accounts.models import LOCALES as LOCALES
-from app.auth import ACCOUNT_BANNED, SESSION_ENDED, Caller, issue_tokens
+from app.auth import Caller, issue_tokens
 from app.clock import utcnow
 from app.db import get_or_404, object_id, transaction
-from app.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from app.errors import AccountBanned, NotFound, SessionEnded
 from app.outbox import record_event
 from notifications.push import PushMessage, provider_from_config
 from notifications.templates import render
@@ -83,15 +84,9 @@ def normalise_phone(phone: str, region: str | None = None) -> str:
     try:
         parsed = phonenumbers.parse(phone, region)
     except phonenumbers.NumberParseException as exc:
-        raise ValidationFailed(
-            "invalid_phone", "The phone number is not valid.", errors={"phone": [str(exc)]}
-        ) from exc
+        raise errors.InvalidPhone(errors={"phone": [str(exc)]}) from exc
     if not phonenumbers.is_valid_number(parsed):
-        raise ValidationFailed(
-            "invalid_phone",
-            "The phone number is not valid.",
-            errors={"phone": ["Not a valid phone number."]},
-        )
+        raise errors.InvalidPhone(errors={"phone": ["Not a valid phone number."]})
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -102,7 +97,7 @@ def login_key(email: str | None, phone: str | None) -> str | None:
     if phone:
         try:
             return "phone:" + normalise_phone(phone)
-        except ValidationFailed:
+        except errors.InvalidPhone:
             return "phone:" + phone.strip()
     return None
 
@@ -113,8 +108,8 @@ def login_key(email: str | None, phone: str | None) -> str | None:
 def require_city(code: str) -> City:
     city = City.objects(code=code).first()
     if city is None:
-        raise ValidationFailed(
-            "unknown_city", f"No city with code {code!r}.", errors={"city_code": ["Unknown city."]}
+        raise errors.UnknownCity(
+            message=f"No city with code {code!r}.", errors={"city_code": ["Unknown city."]}
         )
     return city
 
@@ -126,9 +121,8 @@ def require_cities(codes: Collection[str], field: str = "city_codes") -> None:
     known = {city.code for city in City.objects(code__in=list(codes)).only("code")}
     unknown = sorted(set(codes) - known)
     if unknown:
-        raise ValidationFailed(
-            "unknown_city",
-            f"No city with code {', '.join(unknown)}.",
+        raise errors.UnknownCity(
+            message=f"No city with code {', '.join(unknown)}.",
             errors={field: [f"Unknown city: {code}." for code in unknown]},
         )
 
@@ -139,7 +133,7 @@ def create_city(code: str, name: str, province: str, timezone: str) -> City:
         city.save(force_insert=True)
     except Exception as exc:
         if _is_duplicate(exc):
-            raise Conflict("city_exists", f"City {code} already exists.") from exc
+            raise errors.CityExists(message=f"City {code} already exists.") from exc
         raise
     log.info("city_created", code=code)
     return city
@@ -197,7 +191,7 @@ def find_active_owner(user_id: str | None = None, phone: str | None = None) -> U
         return User.objects.active().filter(pk=oid).first() if oid else None
     try:
         return User.objects.active().filter(phone=normalise_phone(phone or "")).first()
-    except ValidationFailed:
+    except errors.InvalidPhone:
         return None
 
 
@@ -226,11 +220,7 @@ def register(
         code = referral_code.strip().upper()
         referrer = User.objects.active().filter(referral_code=code).first()
         if referrer is None:
-            raise ValidationFailed(
-                "invalid_referral_code",
-                "Unknown referral code.",
-                errors={"referral_code": ["Unknown referral code."]},
-            )
+            raise errors.InvalidReferralCode(errors={"referral_code": ["Unknown referral code."]})
     user = User(
         email=normalise_email(email) if email else None,
         phone=normalise_phone(phone) if phone else None,
@@ -262,9 +252,7 @@ def register(
             transaction(unit)
         except DuplicateKeyError as exc:
             if "referral_code" not in str(exc):
-                raise Conflict(
-                    "account_exists", "An account with this email or phone already exists."
-                ) from exc
+                raise errors.AccountExists() from exc
             continue
         log.info("user_registered", user_id=str(user.pk), city=city_code)
         return user
@@ -279,7 +267,7 @@ def _account(email: str | None, phone: str | None) -> User | None:
     else:
         try:
             query = {"phone": normalise_phone(phone or "")}
-        except ValidationFailed:
+        except errors.InvalidPhone:
             return None
     return User.objects.active().filter(**query).first()
 
@@ -292,9 +280,9 @@ def authenticate(*, password: str, email: str | None = None, phone: str | None =
     except (VerificationError, InvalidHashError):
         user = None
     if user is None:
-        raise Unauthorized("invalid_credentials", "Wrong account or password.")
+        raise errors.InvalidCredentials()
     if user.banned(utcnow()):
-        raise Forbidden(ACCOUNT_BANNED, "This account is suspended.")
+        raise AccountBanned()
     if _hasher.check_needs_rehash(user.password_hash):
         User.objects(pk=user.pk).update_one(set__password_hash=hash_password(password))
     return user
@@ -347,9 +335,9 @@ def refresh_session(user_id: Any, session_id: str | None, refresh_id: str) -> di
         (entry for entry in (user or {}).get("sessions", []) if entry["sid"] == session_id), None
     )
     if oid is None or session_id is None or session is None:
-        raise Unauthorized(SESSION_ENDED, "This session has ended; log in again.")
+        raise SessionEnded()
     if user.get("banned_until") and user["banned_until"] > utcnow():
-        raise Forbidden(ACCOUNT_BANNED, "This account is suspended.")
+        raise AccountBanned()
     spent, fresh = _digest(refresh_id), secrets.token_urlsafe(32)
     rotated = False
     if hmac.compare_digest(session["refresh_hash"], spent):
@@ -366,9 +354,7 @@ def refresh_session(user_id: Any, session_id: str | None, refresh_id: str) -> di
     if not rotated:
         end_session(oid, session_id)
         log.warning("refresh_token_reused", user_id=str(oid), session_id=session_id)
-        raise Unauthorized(
-            "refresh_token_reused", "This refresh token was already used; the session has ended."
-        )
+        raise errors.RefreshTokenReused()
     return issue_tokens(str(oid), session_id, fresh)
 
 
@@ -413,7 +399,7 @@ def change_password(caller: Caller, current_password: str, new_password: str) ->
     try:
         _hasher.verify(caller.user.password_hash, current_password)
     except (VerificationError, InvalidHashError) as exc:
-        raise Forbidden("wrong_password", "The current password is wrong.") from exc
+        raise errors.WrongPassword() from exc
     User._get_collection().update_one(
         {"_id": caller.user.pk},
         {
@@ -479,11 +465,7 @@ def reset_password(
     Each try spends one of the code's RESET_CODE_TRIES before the code is compared, so
     concurrent guesses get no more tries than sequential ones.
     """
-    invalid = ValidationFailed(
-        "invalid_code",
-        "The code is wrong, used up or expired; ask for a new one.",
-        errors={"code": ["Invalid code."]},
-    )
+    invalid = errors.InvalidCode(errors={"code": ["Invalid code."]})
     user = _account(email, phone)
     if user is None or user.password_reset is None:
         raise invalid
@@ -667,11 +649,7 @@ def grant_role(granted_by: Caller, user_id: str, role: str, city_codes: list[str
         raise NotFound(message="User not found.")
     if role != "admin":
         if not city_codes:
-            raise ValidationFailed(
-                "city_codes_required",
-                "City-scoped roles need cities.",
-                errors={"city_codes": ["At least one city."]},
-            )
+            raise errors.CityCodesRequired(errors={"city_codes": ["At least one city."]})
         require_cities(city_codes)
     grant = add_role_grant(target.pk, role, city_codes, granted_by.user.pk)
     log.info("role_granted", user_id=user_id, role=role, cities=grant.city_codes, by=granted_by.id)

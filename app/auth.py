@@ -29,12 +29,16 @@ from accounts.models import ADMIN, Grant, User
 from app.clock import utcnow
 from app.config import uses_development_secret
 from app.db import object_id
-from app.errors import Forbidden, NotFound, Unauthorized, envelope
+from app.errors import (
+    AccountBanned,
+    DevelopmentKeyLoopbackOnly,
+    Forbidden,
+    NotFound,
+    SessionEnded,
+    Unauthorized,
+)
 from app.extensions import jwt
 from app.operators import is_loopback
-
-ACCOUNT_BANNED = "account_banned"
-SESSION_ENDED = "session_ended"
 
 
 @dataclass(frozen=True)
@@ -105,14 +109,14 @@ def caller_for_token(claims: dict[str, Any]) -> Caller:
     if found is None:
         raise Unauthorized(message="The account no longer exists.")
     if found.user.banned(utcnow()):
-        raise Forbidden(ACCOUNT_BANNED, "This account is suspended.")
+        raise AccountBanned()
     if not any(session.sid == found.session_id for session in found.user.sessions):
-        raise Unauthorized(SESSION_ENDED, "This session has ended; log in again.")
+        raise SessionEnded()
     return found
 
 
 def caller() -> Caller:
-    """The authenticated caller of this request (after `login_required`)."""
+    """The authenticated caller of this request (routes require a login unless public)."""
     found = g.get("caller")
     if found is None:
         raise Unauthorized()
@@ -193,7 +197,7 @@ def _security_headers(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     def _unauthorized(message: str):
-        return jsonify(envelope(401, message, "unauthorized")), 401
+        return jsonify(Unauthorized(message=message).body()), 401
 
     jwt.encode_key_loader(lambda identity: current_app.config["SECRET_KEY"])
     jwt.additional_headers_loader(
@@ -219,6 +223,4 @@ def init_app(app: Flask) -> None:
         # Anyone can sign tokens with the public development key, so an API running with it
         # answers this machine only, whatever address it was bound to.
         if uses_development_secret(app.config) and not is_loopback(request.remote_addr):
-            message = "This server runs with the development SECRET_KEY: loopback clients only."
-            return jsonify(envelope(403, message, "development_key_loopback_only")), 403
-        return None
+            raise DevelopmentKeyLoopbackOnly()

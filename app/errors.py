@@ -1,35 +1,25 @@
 """One error envelope: flask-smorest's `code/status/message/errors` plus a stable `error` slug.
 
-Services raise `DomainError` subclasses carrying their HTTP status and slug; the handlers
-registered by `init_app` turn them, HTTP exceptions and mongoengine's validation and
-not-found errors into that envelope. Anything else is a bug and stays a 500.
+Every refusal a client can receive is a `DomainError` subclass declared in one place, its
+domain's `errors.py` (the app-level and generic ones here): the class carries the HTTP
+status, the slug, the message and the details it adds to the envelope. Services raise it
+without restating any of them; views list what they may answer with `@blp.refuses(...)`,
+and the OpenAPI document is written from the same classes (`app.web`). The handlers
+registered by `init_app` turn these, HTTP exceptions and mongoengine's validation and
+not-found errors into the envelope. Anything else is a bug and stays a 500.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
 import mongoengine
 from flask import Flask, jsonify, request
+from marshmallow import fields
+from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-
-# Slugs for errors that carry no domain meaning of their own.
-_SLUG_BY_STATUS = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_failed",
-    429: "rate_limited",
-    500: "internal_error",
-    503: "service_unavailable",
-}
-
 
 # Past these, gunicorn would answer with an HTML page of its own; it runs with its limits
 # raised (app/launcher.py, README) so that these JSON answers reach the client instead.
@@ -40,50 +30,36 @@ _WEBARGS_LOCATIONS = {"json", "query", "headers", "form", "files", "view_args", 
 
 
 class DomainError(Exception):
-    """A refusal the client can act on. Subclasses fix the status; `error` is the slug."""
+    """A refusal the client can act on. Subclasses fix `status`, the `error` slug and the
+    `message`, which may name details (`"{confirmed} places are taken"`); the details a
+    refusal adds to the envelope are keyword arguments, documented in `detail_fields`.
+    `message=` replaces the sentence where the class's one is too general."""
 
-    status = 409
-    error = "conflict"
-    message = "The request conflicts with the current state."
+    status: ClassVar[int] = 409
+    error: ClassVar[str] = "conflict"
+    message: str = "The request conflicts with the current state."
+    # What the refusal adds to the envelope besides `errors`, for its OpenAPI schema.
+    detail_fields: ClassVar[Mapping[str, fields.Field]] = {}
 
     def __init__(
-        self,
-        error: str | None = None,
-        message: str | None = None,
-        headers: dict[str, str] | None = None,
-        **details: Any,
+        self, *, message: str | None = None, headers: dict[str, str] | None = None, **details: Any
     ) -> None:
-        self.error = error or self.error
-        self.message = message or self.message
+        self.message = message or type(self).message.format_map(details)
         self.headers = headers or {}
         self.details = details
         super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        """The envelope the client receives."""
+        return envelope(self.status, self.message, self.error, **self.details)
+
+
+# --- the generic refusals, one per status (the slug an HTTP error of that status gets) ----
 
 
 class BadRequest(DomainError):
     status = 400
     error = "bad_request"
-    message = "The request is not valid."
-
-
-class UnreadableBody(BadRequest, ValueError):
-    """A JSON body refused as a whole. A `ValueError` too, so `request.get_json(silent=True)`
-    callers (rate-limit keys, idempotency hashes) treat it as any malformed body."""
-
-
-class JSONTooDeep(UnreadableBody):
-    error = "json_too_deep"
-    message = "The request body nests too deeply."
-
-
-class InvalidText(UnreadableBody):
-    error = "invalid_text"
-    message = "The request body holds text that is not valid Unicode (a lone surrogate)."
-
-
-class ValidationFailed(DomainError):
-    status = 422
-    error = "validation_failed"
     message = "The request is not valid."
 
 
@@ -105,9 +81,59 @@ class NotFound(DomainError):
     message = "Not found."
 
 
+class MethodNotAllowed(DomainError):
+    status = 405
+    error = "method_not_allowed"
+    message = "The method is not allowed for the requested URL."
+
+
 class Conflict(DomainError):
     status = 409
     error = "conflict"
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    error = "payload_too_large"
+    message = "The request body is too large."
+
+
+class URITooLong(DomainError):
+    status = 414
+    error = "uri_too_long"
+    message = f"The URL is longer than {MAX_URI_BYTES} bytes."
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+    error = "unsupported_media_type"
+    message = "Send the body as application/json."
+
+
+class ValidationFailed(DomainError):
+    status = 422
+    error = "validation_failed"
+    message = "The request is not valid."
+
+
+class RateLimited(DomainError):
+    """Raised by Flask-Limiter as an HTTP error; declared for its slug and documentation."""
+
+    status = 429
+    error = "rate_limited"
+    message = "Too many requests; retry after the time in Retry-After."
+
+
+class HeaderTooLarge(DomainError):
+    status = 431
+    error = "header_too_large"
+    message = f"A request header is longer than {MAX_HEADER_BYTES} bytes."
+
+
+class InternalError(DomainError):
+    status = 500
+    error = "internal_error"
+    message = "Internal server error."
 
 
 class ServiceUnavailable(DomainError):
@@ -115,9 +141,86 @@ class ServiceUnavailable(DomainError):
     error = "service_unavailable"
     message = "A backing service is unavailable; retry later."
 
-    def __init__(self, *args: Any, retry_after: int = 5, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *, retry_after: int = 5, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.headers.setdefault("Retry-After", str(retry_after))
+
+
+GENERIC: tuple[type[DomainError], ...] = (
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    URITooLong,
+    UnsupportedMediaType,
+    ValidationFailed,
+    RateLimited,
+    HeaderTooLarge,
+    InternalError,
+    ServiceUnavailable,
+)
+_SLUG_BY_STATUS = {refusal.status: refusal.error for refusal in GENERIC}
+
+
+# --- app-level refusals -------------------------------------------------------------------
+
+
+class MalformedJSON(BadRequest):
+    error = "malformed_json"
+    message = "The request body is not valid JSON."
+
+
+class UnreadableBody(BadRequest, ValueError):
+    """A JSON body refused as a whole. A `ValueError` too, so `request.get_json(silent=True)`
+    callers (rate-limit keys, idempotency hashes) treat it as any malformed body."""
+
+
+class JSONTooDeep(UnreadableBody):
+    error = "json_too_deep"
+    message = "The request body nests too deeply."
+
+
+class InvalidText(UnreadableBody):
+    error = "invalid_text"
+    message = "The request body holds text that is not valid Unicode (a lone surrogate)."
+
+
+class InvalidCursor(BadRequest):
+    error = "invalid_cursor"
+    message = "The cursor is not valid."
+
+
+class InvalidIdempotencyKey(BadRequest):
+    error = "invalid_idempotency_key"
+    message = "Idempotency-Key must be 1-255 printable ASCII characters."
+
+
+class IdempotencyKeyReused(ValidationFailed):
+    error = "idempotency_key_reused"
+    message = "This Idempotency-Key was used with another request body."
+
+
+class RequestInProgress(Conflict):
+    error = "request_in_progress"
+    message = "A request with this Idempotency-Key is still running."
+
+
+class SessionEnded(Unauthorized):
+    error = "session_ended"
+    message = "This session has ended; log in again."
+
+
+class AccountBanned(Forbidden):
+    error = "account_banned"
+    message = "This account is suspended."
+
+
+class DevelopmentKeyLoopbackOnly(Forbidden):
+    error = "development_key_loopback_only"
+    message = "This server runs with the development SECRET_KEY: loopback clients only."
 
 
 def envelope(
@@ -146,11 +249,11 @@ def http_exception_response(exc: HTTPException) -> tuple[dict[str, Any], int, di
     if isinstance(errors, dict) and len(errors) == 1 and set(errors) <= _WEBARGS_LOCATIONS:
         errors = next(iter(errors.values()))
     message = data.get("message") or (
-        (exc.description or "") if status < 500 else "Internal server error."
+        (exc.description or "") if status < 500 else InternalError.message
     )
     slug = data.get("error")
     if status == 400 and errors == ["Invalid JSON body."]:
-        slug, message, errors = "malformed_json", "The request body is not valid JSON.", None
+        slug, message, errors = MalformedJSON.error, MalformedJSON.message, None
     return envelope(status, message, slug, errors), status, headers
 
 
@@ -158,18 +261,15 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _refuse_oversized_heads():
         if len(request.environ.get("RAW_URI") or request.full_path) > MAX_URI_BYTES:
-            message = f"The URL is longer than {MAX_URI_BYTES} bytes."
-            return jsonify(envelope(414, message, "uri_too_long")), 414
+            raise URITooLong()
         # A header line is `Name: value`.
         if any(len(name) + 2 + len(value) > MAX_HEADER_BYTES for name, value in request.headers):
-            message = f"A request header is longer than {MAX_HEADER_BYTES} bytes."
-            return jsonify(envelope(431, message, "header_too_large")), 431
-        return None
+            raise HeaderTooLarge()
 
     @app.before_request
     def _json_bodies_only():
         if request.method not in {"POST", "PUT", "PATCH"}:
-            return None
+            return
         has_body = bool(request.content_length)
         if request.content_length is None:
             # A streamed (chunked) body: werkzeug stops reading it at MAX_CONTENT_LENGTH
@@ -183,21 +283,25 @@ def init_app(app: Flask) -> None:
         # A form or text body sent to a JSON API is a client mistake worth naming (415)
         # rather than a list of "missing field" errors.
         if has_body and not request.is_json:
-            return jsonify(envelope(415, "Send the body as application/json.")), 415
-        return None
+            raise UnsupportedMediaType()
 
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):
-        response = jsonify(envelope(exc.status, exc.message, exc.error, **exc.details))
+        response = jsonify(exc.body())
         response.status_code = exc.status
         response.headers.update(exc.headers)
         return response
 
+    @app.errorhandler(ConnectionFailure)
+    def _database_unavailable(exc: ConnectionFailure):
+        # MongoDB unreachable (or a primary lost mid-request): the client may retry.
+        return _domain_error(ServiceUnavailable())
+
     @app.errorhandler(mongoengine.DoesNotExist)
     def _not_found(exc: Exception):
-        return jsonify(envelope(404, "Not found.")), 404
+        return _domain_error(NotFound())
 
     @app.errorhandler(mongoengine.ValidationError)
     def _invalid(exc: mongoengine.ValidationError):
         errors = {k: str(v) for k, v in (exc.to_dict() or {}).items()} or None
-        return jsonify(envelope(422, "The request is not valid.", errors=errors)), 422
+        return _domain_error(ValidationFailed(errors=errors))

@@ -24,7 +24,13 @@ from pymongo.errors import DuplicateKeyError
 
 from app.auth import caller
 from app.clock import utcnow
-from app.errors import BadRequest, Conflict, DomainError, ValidationFailed, envelope
+from app.errors import (
+    DomainError,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+    RequestInProgress,
+)
+from app.web import header_parameters, refuses
 
 HEADER = "Idempotency-Key"
 IN_PROGRESS = "in_progress"
@@ -37,7 +43,7 @@ KEY_PARAMETER = {
     "in": "header",
     "name": HEADER,
     "required": False,
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "pattern": _KEY.pattern},
     "description": "Makes a retried POST safe: the same key and body return the first response.",
 }
 
@@ -94,9 +100,7 @@ def _claim(records, scope: str, key: str, request_hash: str) -> Response | None:
     if existing is None:  # expired between the insert and the read
         return _claim(records, scope, key, request_hash)
     if existing["request_hash"] != request_hash:
-        raise ValidationFailed(
-            "idempotency_key_reused", "This Idempotency-Key was used with another request body."
-        )
+        raise IdempotencyKeyReused()
     if existing["state"] == DONE:
         return _replay(existing)
     taken_over = records.update_one(
@@ -108,14 +112,13 @@ def _claim(records, scope: str, key: str, request_hash: str) -> Response | None:
         {"$set": {"created_at": utcnow()}},
     )
     if not taken_over.matched_count:
-        raise Conflict(
-            "request_in_progress", "A request with this Idempotency-Key is still running."
-        )
+        raise RequestInProgress()
     return None
 
 
 def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
-    """Wrap a view (outermost of its method decorators, after authentication)."""
+    """Wrap a view (outermost of its method decorators, after authentication); the header
+    and the refusals it adds are documented with the view."""
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
@@ -123,10 +126,7 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
         if key is None:
             return view(*args, **kwargs)
         if not _KEY.match(key):
-            raise BadRequest(
-                "invalid_idempotency_key",
-                "Idempotency-Key must be 1-255 printable ASCII characters.",
-            )
+            raise InvalidIdempotencyKey()
         records = IdempotencyRecord._get_collection()
         scope = f"{caller().id}:{request.method}:{request.path}"
         replayed = _claim(records, scope, key, _request_hash())
@@ -135,7 +135,7 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
         try:
             response = view(*args, **kwargs)
         except DomainError as exc:
-            body = json.dumps(envelope(exc.status, exc.message, exc.error, **exc.details))
+            body = json.dumps(exc.body())
             records.update_one(
                 {"scope": scope, "key": key},
                 {"$set": {"state": DONE, "status_code": exc.status, "body": body}},
@@ -159,4 +159,5 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
             )
         return response
 
-    return wrapper
+    documented = header_parameters(KEY_PARAMETER)(wrapper)
+    return refuses(InvalidIdempotencyKey, RequestInProgress, IdempotencyKeyReused)(documented)

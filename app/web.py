@@ -1,26 +1,60 @@
 """Thin project subclasses of flask-smorest's Api, Blueprint and marshmallow's Schema, the
 one reader of JSON request bodies, and keyset pagination, so later changes never touch the
-call sites."""
+call sites.
+
+The Blueprint owns two things every route shares:
+- access: every view requires a logged-in caller (`app.auth.login_required`) unless its
+  blueprint is `Blueprint(..., public=True)` or the view is marked `@blp.public` (anyone, or
+  a view that authenticates its caller itself, such as a partner's signed request);
+- the documented answers: a view lists the refusals it may answer with
+  `@blp.refuses(errors.EventFull, ...)` (classes from its domain's `errors.py`), and the
+  Blueprint adds those every route of its kind may answer (401 and `account_banned` for a
+  protected route, 422 where it takes arguments, 404 where its path names a thing, 429
+  where it is rate-limited, 503). Each status is documented once, as the `Error` envelope
+  whose `error` is one of the listed slugs (`oneOf` the refusals' schemas), so a generated
+  client parses a refusal into a class of its own; protected operations carry the bearer
+  `security` requirement, public ones `security: []`.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import flask
 import flask_smorest
 import marshmallow as ma
 from bson import json_util
 from flask.json.provider import DefaultJSONProvider
+from flask.views import MethodView
+from flask_limiter import RouteLimit
 from itsdangerous import BadData, URLSafeSerializer
 from marshmallow import fields, validate
 from mongoengine.queryset import QuerySet
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
-from app.errors import BadRequest, InvalidText, JSONTooDeep, http_exception_response
+from app.errors import (
+    AccountBanned,
+    DomainError,
+    InvalidCursor,
+    InvalidText,
+    JSONTooDeep,
+    MalformedJSON,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
+    SessionEnded,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+    http_exception_response,
+)
 
 # No request of ours nests more than a few levels; a limit far below Python's recursion
 # limit keeps every later walk of the body (validation, BSON encoding) safe.
@@ -73,21 +107,215 @@ class ArgumentsParser(FlaskParser):
         return load_json(req.get_data(cache=True))
 
 
-class Api(flask_smorest.Api):
-    def handle_http_exception(self, error):  # noqa: D401 - flask-smorest hook
-        return http_exception_response(error)
-
-
-class Blueprint(flask_smorest.Blueprint):
-    ARGUMENTS_PARSER = ArgumentsParser()
-
-
 class Schema(ma.Schema):
     """Unknown fields are refused (422), never silently dropped."""
 
     class Meta:
         unknown = ma.RAISE
         ordered = True
+
+
+class ErrorSchema(ma.Schema):
+    """The error envelope (app/errors.py). Refusals add details of their own, so the generic
+    envelope allows more properties; each refusal's own schema lists exactly its details."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    code = fields.Integer(required=True, metadata={"description": "The HTTP status"})
+    status = fields.String(required=True, metadata={"description": "The HTTP status phrase"})
+    message = fields.String(required=True, metadata={"description": "A human sentence"})
+    error = fields.String(required=True, metadata={"description": "A stable machine slug"})
+    errors = fields.Dict(metadata={"description": "Field errors, by field name"})
+
+
+class Api(flask_smorest.Api):
+    ERROR_SCHEMA = ErrorSchema
+    # No catch-all `default` answer: every status an operation may answer is documented
+    # with its slugs (Blueprint), so a client, and the fuzzing test, can hold us to them.
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def handle_http_exception(self, error):  # noqa: D401 - flask-smorest hook
+        return http_exception_response(error)
+
+
+_refusal_schemas: dict[type[DomainError], type[ma.Schema]] = {}
+
+
+def refusal_schema(refusal: type[DomainError]) -> type[ma.Schema]:
+    """The envelope of one refusal: its slug as a one-value enum, and its details."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    if refusal not in _refusal_schemas:
+        _refusal_schemas[refusal] = type(
+            f"{refusal.__name__}Schema",
+            (ErrorSchema,),
+            {
+                "Meta": Meta,
+                "error": fields.String(required=True, validate=validate.OneOf([refusal.error])),
+                **refusal.detail_fields,
+            },
+        )
+    return _refusal_schemas[refusal]
+
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def _add_doc(view: View, key: str, values: Iterable[Any]) -> View:
+    view._apidoc = {  # type: ignore[attr-defined]
+        **getattr(view, "_apidoc", {}),
+        key: [*getattr(view, "_apidoc", {}).get(key, ()), *values],
+    }
+    return view
+
+
+def refuses(*refusals: type[DomainError]) -> Callable[[View], View]:
+    """Document that a view may answer with these refusals (as `Blueprint.refuses`), for
+    decorators that add refusals of their own (`app.idempotency.idempotent`)."""
+    return lambda view: _add_doc(view, "refusals", refusals)
+
+
+def header_parameters(*parameters: dict[str, Any]) -> Callable[[View], View]:
+    """Document request headers a view (or a decorator of it) reads."""
+    return lambda view: _add_doc(view, "header_parameters", parameters)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """Routes require a logged-in caller unless public, and document their refusals; see
+    the module docstring."""
+
+    ARGUMENTS_PARSER = ArgumentsParser()
+    SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
+    # What a caller of any protected route may be told.
+    LOGIN_REFUSALS = (Unauthorized, SessionEnded, AccountBanned)
+
+    refuses = staticmethod(refuses)
+
+    def __init__(self, *args: Any, public: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.public_by_default = public
+        self._prepare_doc_cbks.append(self._prepare_access_doc)
+
+    @staticmethod
+    def public(view: View) -> View:
+        """Open a view to anyone: no login is required (the view may authenticate its
+        caller in its own way, and document that)."""
+        view._public = True  # type: ignore[attr-defined]
+        return view
+
+    def add_url_rule(
+        self,
+        rule: str,
+        endpoint: str | None = None,
+        view_func: Any = None,
+        provide_automatic_options: bool | None = None,
+        **options: Any,
+    ) -> None:
+        if isinstance(view_func, type) and issubclass(view_func, MethodView):
+            for method in view_func.methods or ():
+                name = method.lower()
+                setattr(view_func, name, self._guard(getattr(view_func, name)))
+        elif view_func is not None:
+            view_func = self._guard(view_func)
+        super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
+        rate_limited = any(isinstance(d, RouteLimit) for d in getattr(view_func, "decorators", ()))
+        for method, doc in self._docs[self._endpoints[-1]].items():
+            if method != "parameters":
+                doc["route"] = {"rate_limited": rate_limited, "names_a_thing": "<" in rule}
+
+    def _guard(self, view: View) -> View:
+        if self.public_by_default or getattr(view, "_public", False):
+            return _add_doc(view, "public", [True])
+        if getattr(view, "_login_required", False):  # a view class routed twice
+            return view
+        # Here, not at the top: app.auth reads the accounts, which use this module.
+        from app.auth import login_required
+
+        guarded = login_required(view)
+        guarded._login_required = True  # type: ignore[attr-defined]
+        return guarded  # type: ignore[return-value]
+
+    def _prepare_access_doc(
+        self,
+        doc: dict[str, Any],
+        doc_info: dict[str, Any],
+        *,
+        spec: Any,
+        method: str,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        refusals: list[type[DomainError]] = [*doc_info.get("refusals", ()), ServiceUnavailable]
+        if doc_info.get("public"):
+            doc["security"] = []
+        else:
+            doc["security"] = self.SECURITY
+            refusals += self.LOGIN_REFUSALS
+        if method in ("post", "put", "patch"):
+            refusals += [PayloadTooLarge, UnsupportedMediaType]
+        if "requestBody" in doc:
+            refusals += [MalformedJSON, JSONTooDeep, InvalidText]
+        if doc_info.get("arguments"):
+            refusals.append(ValidationFailed)
+            query = doc_info["arguments"].get("parameters", ())
+            if any(isinstance(p.get("schema"), PageArgsSchema) for p in query):
+                refusals.append(InvalidCursor)
+        route = doc_info.get("route", {})
+        if route.get("names_a_thing"):
+            refusals.append(NotFound)
+        if route.get("rate_limited"):
+            refusals.append(RateLimited)
+        if doc_info.get("header_parameters"):
+            doc["parameters"] = [*doc.get("parameters", ()), *doc_info["header_parameters"]]
+        by_status: dict[int, dict[str, type[DomainError]]] = defaultdict(dict)
+        for refusal in refusals:
+            known = by_status[refusal.status].setdefault(refusal.error, refusal)
+            if known is not refusal:
+                raise TypeError(f"{known} and {refusal} share the slug {refusal.error!r}")
+        responses = doc.setdefault("responses", {})
+        for status, slugs in sorted(by_status.items()):
+            responses.pop(status, None)
+            responses[str(status)] = _refusals_response(spec, [slugs[s] for s in sorted(slugs)])
+        return doc
+
+
+def _refusals_response(spec: Any, refusals: list[type[DomainError]]) -> dict[str, Any]:
+    """One status's documented answer: the envelope of one of `refusals`."""
+    refs = {}
+    for refusal in refusals:
+        name = refusal.__name__
+        if name not in spec.components.schemas:
+            spec.components.schema(
+                name, {"description": _meaning(refusal)}, schema=refusal_schema(refusal)
+            )
+        refs[refusal.error] = f"#/components/schemas/{name}"
+    if len(refusals) == 1:
+        schema: dict[str, Any] = {"$ref": refs[refusals[0].error]}
+    else:
+        schema = {
+            "oneOf": [{"$ref": ref} for ref in refs.values()],
+            "discriminator": {"propertyName": "error", "mapping": refs},
+        }
+    response: dict[str, Any] = {
+        "description": "\n".join(f"- `{r.error}`: {_meaning(r)}" for r in refusals),
+        "content": {"application/json": {"schema": schema}},
+    }
+    if refusals[0].status in (RateLimited.status, ServiceUnavailable.status):
+        response["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {"type": "integer"},
+            }
+        }
+    return response
+
+
+def _meaning(refusal: type[DomainError]) -> str:
+    """What a refusal means: its own docstring's first line, else its message."""
+    doc = refusal.__dict__.get("__doc__")
+    return doc.strip().splitlines()[0] if doc else refusal.message
 
 
 def StrictInteger(**kwargs: Any) -> fields.Integer:  # noqa: N802 - reads like a field class
@@ -143,7 +371,7 @@ def paginate(
         try:
             values = _cursors(queryset, order).loads(cursor)
         except BadData as exc:
-            raise BadRequest("invalid_cursor", "The cursor is not valid.") from exc
+            raise InvalidCursor() from exc
         # (a, b, c) after (x, y, z) is (a=x, b=y, c>z), then (a=x, b>y), then (a>x), in that
         # order. One plain range query each, rather than an `$or` of the three, which
         # SecantusDB answers with a scan of the whole collection.

@@ -21,9 +21,10 @@ from accounts.services import CIRCLE_LEADER
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import NotFound
 from app.outbox import record_event
 from app.web import paginate
+from events import errors
 from events.access import managed_event, visible_event
 from events.models import (
     ATTENDED,
@@ -68,15 +69,12 @@ def give_feedback(
         event_id=event.pk, user_id=caller.user.pk, status=ATTENDED
     ).first()
     if attended is None:
-        raise Forbidden("not_attended", "Only owners who attended may rate an event.")
+        raise errors.NotAttended()
     now = utcnow()
     closes_at = event.ends_at + timedelta(days=FEEDBACK_WINDOW_DAYS)
     if not event.ends_at <= now <= closes_at:
-        raise Conflict(
-            "feedback_closed",
-            f"Feedback is open from the event's end for {FEEDBACK_WINDOW_DAYS} days.",
-            opens_at=event.ends_at.isoformat(),
-            closes_at=closes_at.isoformat(),
+        raise errors.FeedbackClosed(
+            opens_at=event.ends_at.isoformat(), closes_at=closes_at.isoformat()
         )
     feedback = EventFeedback(
         id=ObjectId(),
@@ -121,7 +119,7 @@ def give_feedback(
     try:
         transaction(unit)
     except DuplicateKeyError:
-        raise Conflict("feedback_exists", "You already rated this event.") from None
+        raise errors.FeedbackExists() from None
     log.info("feedback_given", event_id=event_id, score=score, by=caller.id)
     return feedback
 
@@ -194,7 +192,7 @@ def close_follow_up(caller: Caller, follow_up_id: str, note: str) -> FollowUp:
         },
     )
     if not closed.matched_count:
-        raise Conflict("follow_up_closed", "This follow-up is already closed.")
+        raise errors.FollowUpClosed()
     log.info("follow_up_closed", follow_up_id=follow_up_id, by=caller.id)
     follow_up.reload()
     return follow_up

@@ -28,8 +28,9 @@ from pymongo.errors import DuplicateKeyError
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import object_id, transaction
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import NotFound
 from app.outbox import record_event
+from events import errors
 from events.access import visible_event
 from events.models import (
     ACTIVE,
@@ -44,14 +45,6 @@ from events.models import (
 )
 
 log = structlog.get_logger()
-
-
-def _already_registered() -> Conflict:
-    return Conflict("already_registered", "You are already registered for this event.")
-
-
-def _registration_closed() -> Conflict:
-    return Conflict("registration_closed", "Registration for this event is closed.")
 
 
 # --- registration ----------------------------------------------------------------------
@@ -88,7 +81,7 @@ def _claim_place(event_id: ObjectId) -> tuple[str, int | None]:
         if queued:
             return WAITLISTED, queued["waitlist_seq"]
         if events.find_one({"_id": event_id, "status": PUBLISHED}, {"_id": 1}) is None:
-            raise _registration_closed()
+            raise errors.RegistrationClosed()
         # A seat came free between the two updates: go for it.
 
 
@@ -125,12 +118,12 @@ def register(caller: Caller, event_id: str) -> Registration:
     event = visible_event(caller, event_id)
     now = utcnow()
     if event.status != PUBLISHED or now >= event.registration_closes_at:
-        raise _registration_closed()
+        raise errors.RegistrationClosed()
     if event.verified_owners_only and not user.verified_owner:
-        raise Forbidden("not_verified_owner", "This event is for verified owners only.")
+        raise errors.NotVerifiedOwner()
     existing = _registration_of(event.pk, user.pk)
     if existing is not None and existing["status"] in ACTIVE:
-        raise _already_registered()
+        raise errors.AlreadyRegistered()
 
     status, position = _claim_place(event.pk)
     fields = {
@@ -148,7 +141,7 @@ def register(caller: Caller, event_id: str) -> Registration:
     if not _write_registration(existing, fields):
         if status == CONFIRMED:
             _free_seat(event.pk)
-        raise _already_registered()
+        raise errors.AlreadyRegistered()
     registration = Registration.objects.get(event_id=event.pk, user_id=user.pk)
     if Event._get_collection().find_one({"_id": event.pk, "status": PUBLISHED}, {"_id": 1}) is None:
         # Cancelled while we claimed: the cancellation's sweep may have run before our
@@ -157,7 +150,7 @@ def register(caller: Caller, event_id: str) -> Registration:
             {"_id": registration.pk, "status": status},
             {"$set": {"status": CANCELLED, "cancelled_by": BY_EVENT, "cancelled_at": utcnow()}},
         )
-        raise _registration_closed()
+        raise errors.RegistrationClosed()
     if status == WAITLISTED:
         fill_from_waitlist(event.pk)
     log.info(
@@ -174,7 +167,7 @@ def cancel_registration(caller: Caller, event_id: str) -> None:
     """The owner gives up their place; a freed seat goes to the first waitlisted owner."""
     event = visible_event(caller, event_id)
     if event.status != PUBLISHED or utcnow() >= event.starts_at:
-        raise Conflict("cancellation_closed", "This registration can no longer be cancelled.")
+        raise errors.CancellationClosed()
     while True:
         previous = _registration_of(event.pk, caller.user.pk)
         if previous is None or previous["status"] not in (CONFIRMED, WAITLISTED):

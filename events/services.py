@@ -21,6 +21,7 @@ from app.db import object_id, transaction
 from app.errors import Conflict, ValidationFailed
 from app.outbox import record_event
 from app.web import paginate
+from events import errors
 from events.access import managed_event, visible_event
 from events.models import (
     ACTIVE,
@@ -145,15 +146,13 @@ def my_registrations(user: Owner, cursor: str | None, limit: int) -> dict[str, A
 
 
 def _check_times(starts_at: datetime, ends_at: datetime, closes_at: datetime) -> None:
-    errors = {}
+    problems = {}
     if ends_at <= starts_at:
-        errors["ends_at"] = ["Must be after starts_at."]
+        problems["ends_at"] = ["Must be after starts_at."]
     if closes_at > starts_at:
-        errors["registration_closes_at"] = ["Must not be after starts_at."]
-    if errors:
-        raise ValidationFailed(
-            "invalid_times", "The event's times are not consistent.", errors=errors
-        )
+        problems["registration_closes_at"] = ["Must not be after starts_at."]
+    if problems:
+        raise errors.InvalidTimes(errors=problems)
 
 
 def _club_id(value: str | None) -> ObjectId | None:
@@ -211,7 +210,7 @@ def update_event(caller: Caller, event_id: str, changes: dict[str, Any]) -> Even
     promotes waitlisted owners."""
     event = managed_event(caller, event_id)
     if event.status not in (DRAFT, PUBLISHED):
-        raise Conflict("event_closed", f"A {event.status} event cannot be changed.")
+        raise errors.EventClosed(message=f"A {event.status} event cannot be changed.")
     _check_times(*(changes.get(name, event[name]) for name in TIME_FIELDS))
     sets: dict[str, Any] = {
         name: as_utc(value) if name in TIME_FIELDS else value
@@ -247,13 +246,9 @@ def update_event(caller: Caller, event_id: str, changes: dict[str, Any]) -> Even
             budget.resize(event.pk, held)
         event.reload()
         if event.status not in (DRAFT, PUBLISHED):
-            raise Conflict("event_closed", f"A {event.status} event cannot be changed.")
+            raise errors.EventClosed(message=f"A {event.status} event cannot be changed.")
         seated = event.capacity - event.seats_left
-        raise Conflict(
-            "capacity_below_confirmed",
-            f"{seated} places are taken; capacity cannot go below that.",
-            confirmed=seated,
-        )
+        raise errors.CapacityBelowConfirmed(confirmed=seated)
     if wanted < held:
         budget.resize(event.pk, wanted)
     if delta > 0:
@@ -267,7 +262,7 @@ def _transition(
     caller: Caller,
     event: Event,
     allowed: tuple[str, ...],
-    refusal: str,
+    refusal: type[Conflict],
     status: str,
     changes: dict[str, Any],
     cascade: Callable[[ClientSession], None] | None = None,
@@ -303,7 +298,7 @@ def _transition(
 
     if not transaction(unit):
         event.reload()
-        raise Conflict(refusal, f"This event is {event.status}.")
+        raise refusal(message=f"This event is {event.status}.")
     log.info("event_" + status, event_id=str(event.pk), by=caller.id)
     event.reload()
     return event
@@ -315,7 +310,7 @@ def publish_event(caller: Caller, event_id: str) -> Event:
     event = managed_event(caller, event_id)
     now = utcnow()
     if event.status == DRAFT and event.starts_at <= now:
-        raise Conflict("event_started", "An event that has already started cannot be published.")
+        raise errors.EventStarted()
     changes: dict[str, Any] = {"published_at": now}
     reserve = None
     partner = active_partner(event.city_code, now)
@@ -327,7 +322,7 @@ def publish_event(caller: Caller, event_id: str) -> Event:
             points = event.capacity * event.points_reward
             budget.reserve(session, partner["_id"], month, event.pk, points)
 
-    return _transition(caller, event, (DRAFT,), "not_draft", PUBLISHED, changes, reserve)
+    return _transition(caller, event, (DRAFT,), errors.NotDraft, PUBLISHED, changes, reserve)
 
 
 def cancel_event(caller: Caller, event_id: str, reason: str) -> Event:
@@ -348,7 +343,7 @@ def cancel_event(caller: Caller, event_id: str, reason: str) -> Event:
         caller,
         event,
         (DRAFT, PUBLISHED),
-        "event_closed",
+        errors.EventClosed,
         CANCELLED,
         {"cancel_reason": reason, "cancelled_at": now},
         cancel_registrations,
@@ -361,7 +356,7 @@ def complete_event(caller: Caller, event_id: str) -> Event:
     event = managed_event(caller, event_id)
     now = utcnow()
     if event.status == PUBLISHED and event.starts_at > now:
-        raise Conflict("event_not_started", "An event can be completed once it has started.")
+        raise errors.EventNotStarted()
 
     def close_registrations(session: ClientSession) -> None:
         registrations = Registration._get_collection()
@@ -381,7 +376,7 @@ def complete_event(caller: Caller, event_id: str) -> Event:
         caller,
         event,
         (PUBLISHED,),
-        "not_published",
+        errors.NotPublished,
         COMPLETED,
         {"completed_at": now},
         close_registrations,

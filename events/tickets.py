@@ -16,8 +16,9 @@ from accounts.services import AMBASSADOR, CIRCLE_LEADER
 from app.auth import Caller, load_caller
 from app.clock import utcnow
 from app.db import object_id, transaction
-from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.errors import NotFound
 from app.outbox import record_event
+from events import errors
 from events.access import managed_event, visible_event
 from events.models import (
     ACTIVE,
@@ -54,22 +55,18 @@ def ticket_token(event_id: Any, user_id: Any, expires_at: datetime) -> str:
     )
 
 
-def _invalid_ticket() -> ValidationFailed:
-    return ValidationFailed("invalid_ticket", "This ticket is not valid for this event.")
-
-
 def read_ticket(token: str, event_id: ObjectId) -> ObjectId:
     """The owner a ticket was issued to, if it is genuine, unexpired and for this event."""
     try:
         claims = _ticket_serializer().loads(token)
     except BadSignature:
-        raise _invalid_ticket() from None
+        raise errors.InvalidTicket() from None
     if not isinstance(claims, dict) or claims.get("e") != str(event_id):
-        raise _invalid_ticket()
+        raise errors.InvalidTicket()
     expiry = claims.get("x")
     owner_id = object_id(claims.get("u"))
     if not isinstance(expiry, int) or expiry < utcnow().timestamp() or owner_id is None:
-        raise _invalid_ticket()
+        raise errors.InvalidTicket()
     return owner_id
 
 
@@ -80,7 +77,7 @@ def issue_ticket(caller: Caller, event_id: str) -> dict[str, Any]:
     if registration is None or registration.status not in ACTIVE:
         raise NotFound(message="You are not registered for this event.")
     if registration.status == WAITLISTED:
-        raise Conflict("not_confirmed", "Waitlisted registrations have no ticket yet.")
+        raise errors.NotConfirmed(message="Waitlisted registrations have no ticket yet.")
     expires_at = event.ends_at + TICKET_GRACE
     return {
         "token": ticket_token(event.pk, caller.user.pk, expires_at),
@@ -104,9 +101,9 @@ def check_in(
     event = managed_event(caller, event_id)
     owner_id = read_ticket(token, event.pk) if token is not None else object_id(user_id)
     if owner_id == caller.user.pk:
-        raise Forbidden("self_check_in", "Another organizer must check you in.")
+        raise errors.SelfCheckIn()
     if event.status != PUBLISHED:
-        raise Conflict("event_closed", f"Check-in is closed: the event is {event.status}.")
+        raise errors.EventClosed(message=f"Check-in is closed: the event is {event.status}.")
     registration = Registration.objects(event_id=event.pk, user_id=owner_id).first()
     if registration is None or registration.status == CANCELLED:
         raise NotFound(message="This owner is not registered for this event.")
@@ -115,14 +112,9 @@ def check_in(
     now = utcnow()
     opens_at, closes_at = event.starts_at - CHECK_IN_OPENS, event.ends_at + TICKET_GRACE
     if not opens_at <= now <= closes_at:
-        raise Conflict(
-            "check_in_closed",
-            "Check-in is open from shortly before the start until a while after the end.",
-            opens_at=opens_at.isoformat(),
-            closes_at=closes_at.isoformat(),
-        )
+        raise errors.CheckInClosed(opens_at=opens_at.isoformat(), closes_at=closes_at.isoformat())
     if registration.status != CONFIRMED:
-        raise Conflict("not_confirmed", f"This registration is {registration.status}.")
+        raise errors.NotConfirmed(message=f"This registration is {registration.status}.")
     attendee = load_caller(owner_id)
     staff = attendee is not None and attendee.acts_in(event.city_code, CIRCLE_LEADER, AMBASSADOR)
 
@@ -159,7 +151,7 @@ def check_in(
     checked_in = transaction(unit)
     registration.reload()
     if not checked_in and registration.status != ATTENDED:
-        raise Conflict("not_confirmed", f"This registration is {registration.status}.")
+        raise errors.NotConfirmed(message=f"This registration is {registration.status}.")
     if checked_in:
         log.info("checked_in", event_id=event_id, user_id=str(owner_id), by=caller.id)
     return registration, checked_in

@@ -14,8 +14,8 @@ from accounts.services import active_owner
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import transaction
-from app.errors import Conflict, NotFound, ValidationFailed
-from loyalty import ledger
+from app.errors import NotFound, ValidationFailed
+from loyalty import errors, ledger
 from loyalty.models import ADJUST, EARN, REVERSE, LedgerEntry, Lot
 from notifications.services import notify
 
@@ -90,13 +90,11 @@ def reverse_entry(
         if original is None:
             raise NotFound(message="Ledger entry not found.")
         if original["kind"] not in (EARN, ADJUST) or original["amount"] <= 0:
-            raise Conflict(
-                "not_reversible", "Only an earn or a positive adjustment can be reversed."
-            )
+            raise errors.NotReversible()
         if (reversal := ledger.existing_entry(session, ledger_key)) is not None:
             if request_key is not None and reversal.get("request_key") == request_key:
                 return reversal
-            raise Conflict("already_reversed", "This entry was already reversed.")
+            raise errors.AlreadyReversed()
         account_id = original["account_id"]
         earned_at = original["created_at"] if original["kind"] == EARN else None
         tier = None

@@ -10,12 +10,14 @@ from typing import Any
 from flask import g, request
 from flask.views import MethodView
 
+from accounts.errors import UnknownCity
 from accounts.services import require_cities
-from app.auth import caller, login_required
+from app.auth import caller
 from app.db import get_or_404
-from app.idempotency import HEADER, KEY_PARAMETER, idempotent
-from app.web import Blueprint, PageArgsSchema, page_of, paginate
-from loyalty import adjustments, balances, partner_systems, reconciliation, rules
+from app.errors import Forbidden, NotFound
+from app.idempotency import HEADER, idempotent
+from app.web import Blueprint, PageArgsSchema, header_parameters, page_of, paginate, refuses
+from loyalty import adjustments, balances, errors, partner_systems, reconciliation, rules
 from loyalty import rewards as redemptions  # `rewards` is the blueprint
 from loyalty.models import LedgerEntry, ReconciliationRun, Redemption
 from loyalty.schemas import (
@@ -45,16 +47,10 @@ rewards = Blueprint("rewards", __name__, description="Rewards catalog and redemp
 partners = Blueprint("partners", __name__, description="Partner systems crediting points")
 blueprints = (points, rewards, partners)
 
-BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
-REFUSALS = "`insufficient_points`, `out_of_stock`, `limit_reached`, `tier_too_low`, `not_in_city`"
-
 
 @points.route("/me/points")
 class MyPoints(MethodView):
-    decorators = [login_required]
-
     @points.response(200, PointsSchema)
-    @points.doc(security=BEARER)
     def get(self):
         """The caller's balance, tier and points expiring soon"""
         return balances.points_summary(caller().id)
@@ -62,11 +58,8 @@ class MyPoints(MethodView):
 
 @points.route("/me/points/ledger")
 class MyLedger(MethodView):
-    decorators = [login_required]
-
     @points.arguments(PageArgsSchema, location="query")
     @points.response(200, page_of(LedgerEntrySchema))
-    @points.doc(security=BEARER)
     def get(self, args):
         """The caller's ledger, newest first"""
         return paginate(balances.ledger_of(caller().id), args["cursor"], args["limit"])
@@ -74,13 +67,10 @@ class MyLedger(MethodView):
 
 @points.route("/admin/points/adjustments")
 class Adjustments(MethodView):
-    decorators = [login_required]
-
     @idempotent
     @points.arguments(AdjustmentSchema)
     @points.response(201, AdjustmentEntrySchema)
-    @points.alt_response(409, description="`insufficient_points` for a debit")
-    @points.doc(security=BEARER, parameters=[KEY_PARAMETER])
+    @points.refuses(Forbidden, NotFound, errors.InsufficientPoints)
     def post(self, data):
         """Credit or debit an owner's points, with a reason (admin)"""
         entry = adjustments.adjust(caller(), **data, key=request.headers.get(HEADER))
@@ -89,15 +79,12 @@ class Adjustments(MethodView):
 
 @points.route("/admin/points/entries/<entry_id>/reversal")
 class Reversal(MethodView):
-    decorators = [login_required]
-
     @idempotent
     @points.arguments(ReversalSchema)
     @points.response(201, AdjustmentEntrySchema)
-    @points.alt_response(
-        409, description="`not_reversible`, `already_reversed`, `insufficient_points`"
+    @points.refuses(
+        Forbidden, errors.NotReversible, errors.AlreadyReversed, errors.InsufficientPoints
     )
-    @points.doc(security=BEARER, parameters=[KEY_PARAMETER])
     def post(self, data, entry_id):
         """Reverse a mistaken earn or credit adjustment, once (admin)"""
         entry = adjustments.reverse_entry(
@@ -108,10 +95,8 @@ class Reversal(MethodView):
 
 @points.route("/admin/earning-rules")
 class EarningRules(MethodView):
-    decorators = [login_required]
-
     @points.response(200, EarningRuleSchema(many=True))
-    @points.doc(security=BEARER)
+    @points.refuses(Forbidden)
     def get(self):
         """Earning rules (admin)"""
         return rules.list_rules(caller())
@@ -119,11 +104,9 @@ class EarningRules(MethodView):
 
 @points.route("/admin/earning-rules/<code>")
 class EarningRuleItem(MethodView):
-    decorators = [login_required]
-
     @points.arguments(EarningRuleUpdateSchema)
     @points.response(200, EarningRuleSchema)
-    @points.doc(security=BEARER)
+    @points.refuses(Forbidden)
     def put(self, changes, code):
         """Change an earning rule's points, caps, activity or multiplier (admin)"""
         return rules.update_rule(caller(), code, changes)
@@ -131,10 +114,8 @@ class EarningRuleItem(MethodView):
 
 @points.route("/admin/reconciliation/runs")
 class ReconciliationRuns(MethodView):
-    decorators = [login_required]
-
     @points.response(202, RunStartedSchema)
-    @points.doc(security=BEARER)
+    @points.refuses(Forbidden)
     def post(self):
         """Start a reconciliation run on the workers (admin)"""
         return reconciliation.request_reconciliation(caller())
@@ -142,10 +123,8 @@ class ReconciliationRuns(MethodView):
 
 @points.route("/admin/reconciliation/runs/<run_id>")
 class ReconciliationRunItem(MethodView):
-    decorators = [login_required]
-
     @points.response(200, ReconciliationRunSchema)
-    @points.doc(security=BEARER)
+    @points.refuses(Forbidden)
     def get(self, run_id):
         """A reconciliation run and the drifts it found (admin)"""
         caller().require_admin()
@@ -154,11 +133,8 @@ class ReconciliationRunItem(MethodView):
 
 @rewards.route("/rewards")
 class Rewards(MethodView):
-    decorators = [login_required]
-
     @rewards.arguments(RewardArgsSchema, location="query")
     @rewards.response(200, page_of(RewardSchema))
-    @rewards.doc(security=BEARER)
     def get(self, args):
         """Active rewards the caller may redeem"""
         found = redemptions.rewards_for(caller().user, args.get("city"))
@@ -166,7 +142,7 @@ class Rewards(MethodView):
 
     @rewards.arguments(RewardCreateSchema)
     @rewards.response(201, RewardSchema)
-    @rewards.doc(security=BEARER)
+    @rewards.refuses(Forbidden, UnknownCity)
     def post(self, data):
         """Add a reward to the catalog (admin)"""
         require_cities(data["city_codes"])
@@ -175,11 +151,9 @@ class Rewards(MethodView):
 
 @rewards.route("/rewards/<reward_id>")
 class RewardItem(MethodView):
-    decorators = [login_required]
-
     @rewards.arguments(RewardUpdateSchema)
     @rewards.response(200, RewardSchema)
-    @rewards.doc(security=BEARER)
+    @rewards.refuses(Forbidden, UnknownCity)
     def patch(self, changes, reward_id):
         """Change a reward (admin)"""
         require_cities(changes.get("city_codes", ()))
@@ -188,13 +162,17 @@ class RewardItem(MethodView):
 
 @rewards.route("/redemptions")
 class Redemptions(MethodView):
-    decorators = [login_required]
-
     @idempotent
     @rewards.arguments(RedemptionCreateSchema)
     @rewards.response(201, RedemptionSchema)
-    @rewards.alt_response(409, description=REFUSALS)
-    @rewards.doc(security=BEARER, parameters=[KEY_PARAMETER])
+    @rewards.refuses(
+        NotFound,
+        errors.NotInCity,
+        errors.TierTooLow,
+        errors.LimitReached,
+        errors.OutOfStock,
+        errors.InsufficientPoints,
+    )
     def post(self, data):
         """Redeem a reward: points and stock are debited at once"""
         return redemptions.redeem(
@@ -207,11 +185,8 @@ class Redemptions(MethodView):
 
 @rewards.route("/me/redemptions")
 class MyRedemptions(MethodView):
-    decorators = [login_required]
-
     @rewards.arguments(PageArgsSchema, location="query")
     @rewards.response(200, page_of(RedemptionSchema))
-    @rewards.doc(security=BEARER)
     def get(self, args):
         """The caller's redemptions, newest first"""
         return paginate(Redemption.objects(user_id=caller().user.pk), args["cursor"], args["limit"])
@@ -219,11 +194,8 @@ class MyRedemptions(MethodView):
 
 @rewards.route("/redemptions/<redemption_id>/fulfill")
 class FulfilRedemption(MethodView):
-    decorators = [login_required]
-
     @rewards.response(200, RedemptionSchema)
-    @rewards.alt_response(409, description="`not_pending`")
-    @rewards.doc(security=BEARER)
+    @rewards.refuses(errors.RedemptionNotPending)
     def post(self, redemption_id):
         """Mark a redemption handed over (admin, circle leader of the pickup city)"""
         return redemptions.fulfil_redemption(caller(), redemption_id)
@@ -231,11 +203,8 @@ class FulfilRedemption(MethodView):
 
 @rewards.route("/redemptions/<redemption_id>/cancel")
 class CancelRedemption(MethodView):
-    decorators = [login_required]
-
     @rewards.response(200, RedemptionSchema)
-    @rewards.alt_response(409, description="`not_pending`")
-    @rewards.doc(security=BEARER)
+    @rewards.refuses(errors.RedemptionNotPending)
     def post(self, redemption_id):
         """Cancel a pending redemption: points refunded once, stock restored"""
         return redemptions.cancel_redemption(caller(), redemption_id)
@@ -243,11 +212,9 @@ class CancelRedemption(MethodView):
 
 @partners.route("/admin/partners")
 class Partners(MethodView):
-    decorators = [login_required]
-
     @partners.arguments(PartnerCreateSchema)
     @partners.response(201, PartnerCreatedSchema)
-    @partners.doc(security=BEARER)
+    @partners.refuses(Forbidden)
     def post(self, data):
         """Register a partner system; its secret is shown only here (admin)"""
         partner, secret = partner_systems.create_partner(caller(), **data)
@@ -264,9 +231,25 @@ def _credit_document(credit: dict[str, Any]) -> dict[str, Any]:
     return {**credit, "id": credit.get("_id"), "member_id": credit["user_id"]}
 
 
+_SIGNATURE_HEADERS = [
+    {
+        "in": "header",
+        "name": name,
+        "required": True,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+    for name, description in (
+        ("X-Partner-Key", "The partner's API key"),
+        ("X-Signature", "Hex HMAC-SHA256 of `<X-Timestamp>.<raw body>` with the partner's secret"),
+        ("X-Timestamp", "Unix seconds or ISO 8601; refused when 5+ minutes off"),
+    )
+]
+
+
 def partner_signed(view: Callable[..., Any]) -> Callable[..., Any]:
     """Authenticate the partner before the body is even validated: an unsigned request
-    learns nothing, not even which fields it got wrong."""
+    learns nothing, not even which fields it got wrong. Documents the signature headers."""
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -278,36 +261,19 @@ def partner_signed(view: Callable[..., Any]) -> Callable[..., Any]:
         )
         return view(*args, **kwargs)
 
-    return wrapper
+    return refuses(errors.InvalidSignature)(header_parameters(*_SIGNATURE_HEADERS)(wrapper))
 
 
 @partners.route("/partner/points/credits")
 class PartnerCredits(MethodView):
+    @partners.public  # no account: the partner signs its request (`partner_signed`)
     @partner_signed
     @partners.arguments(PartnerCreditCreateSchema)
     @partners.response(201, PartnerCreditSchema)
     @partners.alt_response(
         200, schema=PartnerCreditSchema, description="A replayed `partner_txn_id`: the first result"
     )
-    @partners.alt_response(401, description="Bad key, signature or timestamp (one answer)")
-    @partners.alt_response(409, description="`partner_txn_reused` with other points")
-    @partners.alt_response(422, description="`over_cap`, `unknown_member`")
-    @partners.doc(
-        parameters=[
-            {
-                "in": "header",
-                "name": name,
-                "required": True,
-                "schema": {"type": "string"},
-                "description": description,
-            }
-            for name, description in (
-                ("X-Partner-Key", "The partner's API key"),
-                ("X-Signature", "Hex HMAC-SHA256 of the raw body with the partner's secret"),
-                ("X-Timestamp", "Unix seconds or ISO 8601; refused when 5+ minutes off"),
-            )
-        ]
-    )
+    @partners.refuses(errors.PartnerTxnReused, errors.OverCap, errors.UnknownMember)
     def post(self, data):
         """Credit points to an owner (partner systems, HMAC-signed)"""
         credit, created = partner_systems.credit_from_partner(g.partner, **data)

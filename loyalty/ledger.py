@@ -23,7 +23,8 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 
 from app.db import object_id, update_and_read
-from app.errors import Conflict, NotFound
+from app.errors import NotFound
+from loyalty import errors
 from loyalty.models import EARN, REVERSE, LedgerEntry, Lot, PointsAccount
 
 LOT_LIFETIME_MONTHS = 24
@@ -219,7 +220,7 @@ def write(session: ClientSession, movement: Movement, now: datetime) -> dict[str
             session=session,
         )
         if account is None:
-            raise Conflict("insufficient_points", "Not enough points.")
+            raise errors.InsufficientPoints()
         entry["lots"] = _consume(session, movement, -movement.amount)
     assert account is not None  # an upsert always finds the document it wrote
     entry["balance_after"] = account["balance"]

@@ -19,8 +19,7 @@ from accounts.services import find_active_owner
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import transaction
-from app.errors import Conflict, Unauthorized, ValidationFailed
-from loyalty import ledger
+from loyalty import errors, ledger
 from loyalty.models import EARN, Partner, PartnerCredit
 
 log = structlog.get_logger()
@@ -73,7 +72,7 @@ def authenticate_partner(
     moment = _timestamp(timestamp)
     fresh = moment is not None and abs((now or utcnow()) - moment) <= PARTNER_CLOCK_SKEW
     if partner is None or not signed or not fresh:
-        raise Unauthorized("invalid_signature", "The partner request could not be authenticated.")
+        raise errors.InvalidSignature()
     return partner
 
 
@@ -94,12 +93,10 @@ def credit_from_partner(
     if (first := credits.find_one(query)) is not None:
         return _same_credit(first, points), False
     if points > partner.max_points_per_txn:
-        raise ValidationFailed(
-            "over_cap", f"At most {partner.max_points_per_txn} points per transaction."
-        )
+        raise errors.OverCap(max_points_per_txn=partner.max_points_per_txn)
     owner = find_active_owner(member_id, member_phone)
     if owner is None:
-        raise ValidationFailed("unknown_member", "No owner with this id or phone.")
+        raise errors.UnknownMember()
     now = now or utcnow()
     key = f"partner:{partner.pk}:{partner_txn_id}"
 
@@ -153,7 +150,5 @@ def credit_from_partner(
 
 def _same_credit(credit: dict[str, Any], points: int) -> dict[str, Any]:
     if credit["points"] != points:
-        raise Conflict(
-            "partner_txn_reused", "This partner_txn_id was already used for another credit."
-        )
+        raise errors.PartnerTxnReused()
     return credit

@@ -15,8 +15,8 @@ from accounts.services import CIRCLE_LEADER, Owner
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction, update_and_read
-from app.errors import Conflict, NotFound
-from loyalty import balances, ledger
+from app.errors import NotFound
+from loyalty import balances, errors, ledger
 from loyalty.models import (
     CANCELLED,
     FULFILLED,
@@ -84,10 +84,10 @@ def redeem(
         if reward is None:
             raise NotFound(message="Reward not found.")
         if reward.get("city_codes") and owner.city_code not in reward["city_codes"]:
-            raise Conflict("not_in_city", "This reward is not offered in your city.")
+            raise errors.NotInCity()
         tier = ledger.tier_for(ledger.rolling_earned(session, owner.pk, now))
         if ledger.tier_rank(tier.name) < ledger.tier_rank(reward["min_tier"]):
-            raise Conflict("tier_too_low", f"This reward needs the {reward['min_tier']} tier.")
+            raise errors.TierTooLow(min_tier=reward["min_tier"])
         if reward.get("per_owner_limit"):
             taken = sum(
                 row["quantity"]
@@ -98,13 +98,13 @@ def redeem(
                 )
             )
             if taken + quantity > reward["per_owner_limit"]:
-                raise Conflict("limit_reached", "You reached the limit for this reward.")
+                raise errors.LimitReached()
         if not rewards.update_one(
             {"_id": reward_oid, "stock": {"$gte": quantity}},
             {"$inc": {"stock": -quantity}},
             session=session,
         ).matched_count:
-            raise Conflict("out_of_stock", "This reward is out of stock.")
+            raise errors.OutOfStock()
         redemption_id = ObjectId()
         points = reward["cost"] * quantity
         entry = ledger.write(
@@ -164,7 +164,7 @@ def cancel_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
             session=session,
         )
         if cancelled is None:
-            raise Conflict("not_pending", "Only a pending redemption can be cancelled.")
+            raise errors.RedemptionNotPending(message="Only a pending redemption can be cancelled.")
         Reward._get_collection().update_one(
             {"_id": cancelled["reward_id"]},
             {"$inc": {"stock": cancelled["quantity"]}},
@@ -212,6 +212,6 @@ def fulfil_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
         },
     )
     if not fulfilled.matched_count:
-        raise Conflict("not_pending", "Only a pending redemption can be fulfilled.")
+        raise errors.RedemptionNotPending(message="Only a pending redemption can be fulfilled.")
     log.info("redemption_fulfilled", redemption_id=redemption_id, by=by.id)
     return redemption.reload()

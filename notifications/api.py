@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from app.auth import caller, login_required
+from app.auth import caller
 from app.web import Blueprint, page_of, paginate
 from notifications import services
 from notifications.schemas import (
@@ -22,11 +22,8 @@ blueprints = (notifications,)
 
 @notifications.route("/me/notifications")
 class Inbox(MethodView):
-    decorators = [login_required]
-
     @notifications.arguments(InboxArgsSchema, location="query")
     @notifications.response(200, page_of(NotificationSchema))
-    @notifications.doc(security=[{"bearer": []}])
     def get(self, args):
         """The caller's notifications, newest first"""
         return paginate(
@@ -36,11 +33,7 @@ class Inbox(MethodView):
 
 @notifications.route("/me/notifications/<notification_id>/read")
 class ReadNotification(MethodView):
-    decorators = [login_required]
-
     @notifications.response(204)
-    @notifications.alt_response(404, description="Not one of the caller's notifications")
-    @notifications.doc(security=[{"bearer": []}])
     def post(self, notification_id):
         """Mark one notification read"""
         services.mark_read(caller().user.pk, notification_id)
@@ -48,10 +41,7 @@ class ReadNotification(MethodView):
 
 @notifications.route("/me/notifications/read-all")
 class ReadAllNotifications(MethodView):
-    decorators = [login_required]
-
     @notifications.response(204)
-    @notifications.doc(security=[{"bearer": []}])
     def post(self):
         """Mark every notification of the caller read"""
         services.mark_all_read(caller().user.pk)
@@ -59,17 +49,13 @@ class ReadAllNotifications(MethodView):
 
 @notifications.route("/me/notification-preferences")
 class Preferences(MethodView):
-    decorators = [login_required]
-
     @notifications.response(200, PreferencesSchema)
-    @notifications.doc(security=[{"bearer": []}])
     def get(self):
         """Channels (in_app, push) per kind (events, points, community, marketing)"""
         return services.preferences(caller().user.pk)
 
     @notifications.arguments(PreferencesUpdateSchema)
     @notifications.response(200, PreferencesSchema)
-    @notifications.doc(security=[{"bearer": []}])
     def put(self, changes):
         """Change channels per kind; kinds and channels left out keep their value"""
         return services.update_preferences(caller().user.pk, changes)

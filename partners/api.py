@@ -7,10 +7,12 @@ from typing import Any
 from flask import Response, request
 from flask.views import MethodView
 
-from app.auth import caller, login_required
-from app.idempotency import KEY_PARAMETER, idempotent
+from accounts.errors import UnknownCity
+from app.auth import caller
+from app.errors import Forbidden
+from app.idempotency import idempotent
 from app.web import Blueprint, page_of
-from partners import budget, scorecards, services
+from partners import budget, errors, scorecards, services
 from partners.schemas import (
     AllocationSchema,
     BudgetArgsSchema,
@@ -33,7 +35,6 @@ blp = Blueprint(
     description="City partners: the one operator of a city, its budget and scorecards",
 )
 blueprints = (blp,)
-BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 CSV = "text/csv"
 _CSV_DOC = {"type": "string", "description": "The same table as CSV, a row per scorecard"}
 
@@ -50,20 +51,16 @@ def _csv(rows: list[dict[str, Any]], filename: str) -> Response:
 
 @blp.route("/admin/city-partners")
 class CityPartners(MethodView):
-    decorators = [login_required]
-
     @blp.arguments(CityPartnerCreateSchema)
     @blp.response(201, CityPartnerSchema)
-    @blp.alt_response(409, description="`city_taken`: the city has a partner in those dates")
-    @blp.alt_response(422, description="`invalid_contract`, `unknown_city`")
-    @blp.doc(security=BEARER)
+    @blp.refuses(Forbidden, errors.CityTaken, errors.InvalidContract, UnknownCity)
     def post(self, data):
         """Contract a city partner (admin)"""
         return services.describe(services.create_partner(caller(), **data))
 
     @blp.arguments(CityPartnerListArgsSchema, location="query")
     @blp.response(200, page_of(CityPartnerSchema))
-    @blp.doc(security=BEARER)
+    @blp.refuses(Forbidden)
     def get(self, args):
         """City partners, newest first (admin)"""
         caller().require_admin()
@@ -74,12 +71,9 @@ class CityPartners(MethodView):
 
 @blp.route("/admin/city-partners/<partner_id>")
 class CityPartnerAdmin(MethodView):
-    decorators = [login_required]
-
     @blp.arguments(CityPartnerUpdateSchema)
     @blp.response(200, CityPartnerSchema)
-    @blp.alt_response(409, description="`city_taken`: the new end reaches another contract")
-    @blp.doc(security=BEARER)
+    @blp.refuses(Forbidden, errors.CityTaken, errors.InvalidContract)
     def patch(self, changes, partner_id):
         """Change a partner's contact or contract end (admin)"""
         return services.describe(services.update_partner(caller(), partner_id, changes))
@@ -87,10 +81,7 @@ class CityPartnerAdmin(MethodView):
 
 @blp.route("/city-partners/<partner_id>")
 class CityPartnerItem(MethodView):
-    decorators = [login_required]
-
     @blp.response(200, CityPartnerDetailsSchema)
-    @blp.doc(security=BEARER)
     def get(self, partner_id):
         """A partner with its leaders and this month's budget (its leaders, admin)"""
         return services.partner_details(services.partner_for(caller(), partner_id))
@@ -98,13 +89,10 @@ class CityPartnerItem(MethodView):
 
 @blp.route("/admin/city-partners/<partner_id>/budget-allocations")
 class BudgetAllocations(MethodView):
-    decorators = [login_required]
-
     @idempotent
     @blp.arguments(AllocationSchema)
     @blp.response(201, BudgetFiguresSchema)
-    @blp.alt_response(422, description="`month_outside_contract`")
-    @blp.doc(security=BEARER, parameters=[KEY_PARAMETER])
+    @blp.refuses(Forbidden, errors.MonthOutsideContract)
     def post(self, data, partner_id):
         """Add points to a partner's monthly budget (admin)"""
         return budget.allocate(caller(), partner_id, data["month"], data["points"])
@@ -112,11 +100,8 @@ class BudgetAllocations(MethodView):
 
 @blp.route("/city-partners/<partner_id>/budget")
 class Budget(MethodView):
-    decorators = [login_required]
-
     @blp.arguments(BudgetArgsSchema, location="query")
     @blp.response(200, BudgetSchema)
-    @blp.doc(security=BEARER)
     def get(self, args, partner_id):
         """A month's budget figures and its entries, newest first (its leaders, admin)"""
         partner = services.partner_for(caller(), partner_id)
@@ -126,13 +111,10 @@ class Budget(MethodView):
 
 @blp.route("/city-partners/<partner_id>/scorecard")
 class Scorecard(MethodView):
-    decorators = [login_required]
-
     @blp.arguments(MonthArgsSchema, location="query")
     @blp.response(200, ScorecardSchema)
     @blp.alt_response(200, schema=_CSV_DOC, content_type=CSV, success=True)
-    @blp.alt_response(422, description="`future_month`")
-    @blp.doc(security=BEARER)
+    @blp.refuses(errors.FutureMonth)
     def get(self, args, partner_id):
         """A partner's monthly scorecard; `Accept: text/csv` for CSV (its leaders, admin)"""
         card = scorecards.scorecard(caller(), partner_id, args.get("month"))
@@ -143,13 +125,10 @@ class Scorecard(MethodView):
 
 @blp.route("/admin/scorecards")
 class Scorecards(MethodView):
-    decorators = [login_required]
-
     @blp.arguments(RankingArgsSchema, location="query")
     @blp.response(200, RankingSchema)
     @blp.alt_response(200, schema=_CSV_DOC, content_type=CSV, success=True)
-    @blp.alt_response(422, description="`future_month`")
-    @blp.doc(security=BEARER)
+    @blp.refuses(Forbidden, errors.FutureMonth)
     def get(self, args):
         """Every partner's scorecard of a month, ranked by a figure (admin)"""
         ranking = scorecards.ranked(caller(), args["month"], args["sort"])

@@ -4,23 +4,17 @@ domain event recorded or handled is described there."""
 from __future__ import annotations
 
 import ast
+import importlib
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
-from app.errors import _SLUG_BY_STATUS
+from app import domains
+from app.errors import DomainError
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = (ROOT / "docs" / "api-guide.md").read_text()
 _NOT_SOURCE = {"tests", "bench", "docs", ".venv", "var"}
-_ERRORS = {
-    "BadRequest",
-    "ValidationFailed",
-    "Unauthorized",
-    "Forbidden",
-    "NotFound",
-    "Conflict",
-    "ServiceUnavailable",
-}
 
 
 def calls() -> Iterator[ast.Call]:
@@ -34,25 +28,46 @@ def name_of(call: ast.Call) -> str | None:
     return function.id if isinstance(function, ast.Name) else getattr(function, "attr", None)
 
 
-def literal(call: ast.Call, position: int, keyword: str | None = None) -> str | None:
-    """The string literal passed at `position` or as `keyword`, if any."""
-    values = [k.value for k in call.keywords if k.arg == keyword] if keyword else []
+def literal(call: ast.Call, position: int) -> str | None:
+    """The string literal passed at `position`, if any."""
     if len(call.args) > position:
-        values.append(call.args[position])
-    found = [v.value for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
-    return found[0] if found else None
+        value = call.args[position]
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            return value.value
+    return None
+
+
+def refusals() -> set[type[DomainError]]:
+    """Every refusal class: app/errors.py's and those of each installed domain's errors.py."""
+    for domain in domains.INSTALLED_DOMAINS:
+        if importlib.util.find_spec(f"{domain.name}.errors"):
+            importlib.import_module(f"{domain.name}.errors")
+    found, pending = set(), [DomainError]
+    while pending:
+        for subclass in pending.pop().__subclasses__():
+            if subclass.__module__.split(".")[0] not in _NOT_SOURCE:
+                found.add(subclass)
+                pending.append(subclass)
+    return found
 
 
 def test_the_guide_names_every_error_slug():
-    slugs = set(_SLUG_BY_STATUS.values())
-    for call in calls():
-        if name_of(call) in _ERRORS:
-            slugs.add(literal(call, 0, "error"))
-        elif name_of(call) == "envelope":
-            slugs.add(literal(call, 2, "error"))
-    slugs.discard(None)
-    assert len(slugs) > 30
-    assert sorted(slug for slug in slugs if f"`{slug}`" not in GUIDE) == []
+    classes = refusals()
+    assert {"accounts.errors", "events.errors", "loyalty.errors"} <= {c.__module__ for c in classes}
+    undocumented = {
+        (c.status, c.error) for c in classes if f"| {c.status} | `{c.error}` |" not in GUIDE
+    }
+    assert sorted(undocumented) == []
+
+
+def test_refusals_are_declared_not_spelled_at_raise_sites():
+    """A slug lives in its class: no envelope or refusal is built from a string literal."""
+    spelled = [
+        (name_of(call), literal(call, 0))
+        for call in calls()
+        if name_of(call) in {"envelope", *(c.__name__ for c in refusals())} and literal(call, 0)
+    ]
+    assert spelled == []
 
 
 def test_the_guide_names_every_domain_event():

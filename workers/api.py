@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from app.auth import caller, login_required
+from app.auth import caller
+from app.errors import Forbidden
 from app.web import Blueprint, page_of, paginate
-from workers import services
+from workers import errors, services
 from workers.schemas import DeadLetterArgsSchema, DeadLetterSchema
 
 dead_letters = Blueprint(
@@ -17,12 +18,9 @@ blueprints = (dead_letters,)
 
 @dead_letters.route("/admin/dead-letters")
 class DeadLetters(MethodView):
-    decorators = [login_required]
-
     @dead_letters.arguments(DeadLetterArgsSchema, location="query")
     @dead_letters.response(200, page_of(DeadLetterSchema))
-    @dead_letters.alt_response(403, description="Admins only")
-    @dead_letters.doc(security=[{"bearer": []}])
+    @dead_letters.refuses(Forbidden)
     def get(self, args):
         """Dead letters, newest first (admin)"""
         return paginate(
@@ -32,12 +30,8 @@ class DeadLetters(MethodView):
 
 @dead_letters.route("/admin/dead-letters/<dead_letter_id>/replay")
 class ReplayDeadLetter(MethodView):
-    decorators = [login_required]
-
     @dead_letters.response(202, DeadLetterSchema)
-    @dead_letters.alt_response(409, description="`already_replayed`")
-    @dead_letters.alt_response(503, description="Redis is down; with Retry-After")
-    @dead_letters.doc(security=[{"bearer": []}])
+    @dead_letters.refuses(Forbidden, errors.AlreadyReplayed)
     def post(self, dead_letter_id):
         """Send a dead letter's message again (admin)"""
         return services.replay_dead_letter(caller(), dead_letter_id)

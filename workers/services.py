@@ -14,7 +14,8 @@ from mongoengine.queryset import QuerySet
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404
-from app.errors import Conflict, ServiceUnavailable
+from app.errors import ServiceUnavailable
+from workers import errors
 from workers.models import DeadLetter
 
 log = structlog.get_logger()
@@ -49,7 +50,7 @@ def replay_dead_letter(caller: Caller, dead_letter_id: str) -> DeadLetter:
         },
     )
     if not claimed.modified_count:
-        raise Conflict("already_replayed", "This dead letter has already been replayed.")
+        raise errors.AlreadyReplayed()
     message: Message[Any] = Message(
         queue_name=letter.queue_name,
         actor_name=letter.actor_name,

@@ -11,6 +11,7 @@ from flask import g, jsonify, request
 from app.auth import load_caller
 from app.errors import Conflict, ValidationFailed
 from app.idempotency import IdempotencyRecord, idempotent
+from loyalty.errors import OutOfStock
 from tests.support import make_person
 
 
@@ -22,7 +23,7 @@ def counting_view():
     def view():
         calls.append(1)
         if request.get_json().get("fail"):
-            raise Conflict("out_of_stock", "Gone.")
+            raise OutOfStock()
         response = jsonify(call=len(calls))
         response.status_code = 201
         return response

@@ -1,0 +1,75 @@
+"""The refusals of points, rewards, redemptions and partner credits, in one place."""
+
+from __future__ import annotations
+
+from marshmallow import fields
+
+from app.errors import Conflict, Unauthorized, ValidationFailed
+
+
+class InvalidSignature(Unauthorized):
+    """A partner request with a bad key, signature or timestamp (one answer for all)."""
+
+    error = "invalid_signature"
+    message = "The partner request could not be authenticated."
+
+
+class InsufficientPoints(Conflict):
+    error = "insufficient_points"
+    message = "Not enough points."
+
+
+class NotInCity(Conflict):
+    error = "not_in_city"
+    message = "This reward is not offered in your city."
+
+
+class TierTooLow(Conflict):
+    """Redeeming a reward above the owner's tier (`min_tier` names the tier it needs)."""
+
+    error = "tier_too_low"
+    message = "This reward needs the {min_tier} tier."
+    detail_fields = {"min_tier": fields.String(required=True)}
+
+
+class LimitReached(Conflict):
+    error = "limit_reached"
+    message = "You reached the limit for this reward."
+
+
+class OutOfStock(Conflict):
+    error = "out_of_stock"
+    message = "This reward is out of stock."
+
+
+class RedemptionNotPending(Conflict):
+    error = "not_pending"
+    message = "Only a pending redemption can be cancelled or fulfilled."
+
+
+class NotReversible(Conflict):
+    error = "not_reversible"
+    message = "Only an earn or a positive adjustment can be reversed."
+
+
+class AlreadyReversed(Conflict):
+    error = "already_reversed"
+    message = "This entry was already reversed."
+
+
+class PartnerTxnReused(Conflict):
+    error = "partner_txn_reused"
+    message = "This partner_txn_id was already used for another credit."
+
+
+class OverCap(ValidationFailed):
+    """A partner credit above the partner's cap (`max_points_per_txn`)."""
+
+    error = "over_cap"
+    message = "At most {max_points_per_txn} points per transaction."
+    detail_fields = {"max_points_per_txn": fields.Integer(required=True)}
+
+
+class UnknownMember(ValidationFailed):
+    error = "unknown_member"
+    message = "No owner with this id or phone."
