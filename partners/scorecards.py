@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
+from flask import current_app
 
 from accounts.services import city_timezone
 from app import domains
@@ -24,8 +25,6 @@ from partners.errors import FutureMonth
 from partners.models import CityPartner, CityPartnerScorecard
 
 log = structlog.get_logger()
-
-SCORECARD_REFRESH = timedelta(minutes=10)
 
 # The figures, in the order the CSV shows them; what no installed domain provides yet (the
 # community's, until it lands) reads as its default here.
@@ -118,17 +117,16 @@ def compute(partner: CityPartner, month: str) -> dict[str, Any]:
 
 def _fresh(partner: CityPartner, month: str, this_month: str) -> dict[str, Any]:
     """The stored scorecard, computed first when missing, or when it is of the current
-    month and older than SCORECARD_REFRESH (one of concurrent readers recomputes: the one
-    whose conditional update claims the refresh)."""
+    month and older than SCORECARD_REFRESH_SECONDS (of concurrent readers, the one whose
+    conditional update claims the refresh recomputes it)."""
     stored = CityPartnerScorecard._get_collection().find_one(
         {"city_partner_id": partner.pk, "month": month}
     )
     now = utcnow()
     if stored is None:
         compute(partner, month)
-    elif (
-        month >= current_month(partner.city_code, now)
-        and stored["computed_at"] < now - SCORECARD_REFRESH
+    elif month >= this_month and stored["computed_at"] < now - timedelta(
+        seconds=current_app.config["SCORECARD_REFRESH_SECONDS"]
     ):
         claimed = CityPartnerScorecard._get_collection().update_one(
             {"_id": stored["_id"], "computed_at": stored["computed_at"]},
