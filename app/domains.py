@@ -124,6 +124,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
             PeriodicJob("partners.compute_scorecards", {"hour": 18, "minute": 30}),
             PeriodicJob("partners.reconcile_budgets", {"hour": 19, "minute": 45}),
         ),
+        demo="partners.seed:seed_partners",
     ),
     Domain(
         "events",

@@ -11,6 +11,7 @@ partner) draws on no budget.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 import structlog
 from bson import ObjectId
 from pymongo.client_session import ClientSession
+from pymongo.errors import DuplicateKeyError
 
 from accounts.services import city_timezone
 from app.auth import Caller
@@ -90,26 +92,34 @@ def _move(
 
 
 def allocate(admin: Caller, partner_id: str, month: str, points: int) -> dict[str, Any]:
-    """Add `points` to the partner's month (a month of its contract)."""
+    """Add `points` to the partner's month (a month of its contract), for an admin."""
     admin.require_admin()
     partner = get_or_404(CityPartner, partner_id)
+    add_allocation(partner, month, points, admin.user.pk)
+    log.info("budget_allocated", city_partner_id=partner_id, month=month, points=points)
+    return summary(partner.pk, month)
+
+
+def add_allocation(
+    partner: CityPartner, month: str, points: int, actor_id: ObjectId | None = None
+) -> None:
+    """The allocation itself (no role check: the demo seed calls this)."""
     if not partner.contract_start[:7] <= month <= partner.contract_end[:7]:
         raise MonthOutsideContract(errors={"month": ["Outside the partner's contract."]})
     # The month's document is created outside the transaction: two first allocations
     # racing to insert it inside transactions would fail with a duplicate key, not retry.
-    CityPartnerBudget._get_collection().update_one(
-        {"city_partner_id": partner.pk, "month": month},
-        {"$setOnInsert": {name: 0 for name in FIGURES}},
-        upsert=True,
-    )
+    with contextlib.suppress(DuplicateKeyError):
+        CityPartnerBudget._get_collection().update_one(
+            {"city_partner_id": partner.pk, "month": month},
+            {"$setOnInsert": dict.fromkeys(FIGURES, 0)},
+            upsert=True,
+        )
 
     def unit(session: ClientSession) -> None:
         _move(session, partner.pk, month, {"allocated": points, "left": points})
-        _entry(session, partner.pk, month, ALLOCATE, points, actor_id=admin.user.pk)
+        _entry(session, partner.pk, month, ALLOCATE, points, actor_id=actor_id)
 
     transaction(unit)
-    log.info("budget_allocated", city_partner_id=str(partner.pk), month=month, points=points)
-    return summary(partner.pk, month)
 
 
 # --- events ------------------------------------------------------------------------------

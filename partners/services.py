@@ -112,6 +112,30 @@ def create_partner(
     contract_end: date,
 ) -> CityPartner:
     admin.require_admin()
+    partner = contract_partner(
+        name=name,
+        contact=contact,
+        city_code=city_code,
+        contract_start=contract_start,
+        contract_end=contract_end,
+        created_by=admin.user.pk,
+    )
+    log.info("city_partner_created", city_partner_id=str(partner.pk), city=city_code, by=admin.id)
+    return partner
+
+
+def contract_partner(
+    *,
+    name: str,
+    contact: str,
+    city_code: str,
+    contract_start: date,
+    contract_end: date,
+    created_by: ObjectId | None = None,
+) -> CityPartner:
+    """Store a contract (409 `city_taken` when it overlaps another in the city) and let the
+    partner take over the city's leaders if it runs the city now. No role check: the demo
+    seed calls this, `create_partner` for admins."""
     require_city(city_code)
     start, end = contract_start.isoformat(), contract_end.isoformat()
     _check_dates(start, end)
@@ -122,7 +146,7 @@ def create_partner(
         city_code=city_code,
         contract_start=start,
         contract_end=end,
-        created_by=admin.user.pk,
+        created_by=created_by,
     )
     partner.validate()
     _lock_exists(city_code)
@@ -132,7 +156,6 @@ def create_partner(
         CityPartner._get_collection().insert_one(partner.to_mongo(), session=session)
 
     transaction(unit)
-    log.info("city_partner_created", city_partner_id=str(partner.pk), city=city_code, by=admin.id)
     take_over_leaders(partner)
     return partner
 
