@@ -63,6 +63,13 @@ def demo_leader(city_code: str) -> Caller | None:
     return load_caller(leader.pk) if leader else None
 
 
+def demo_owners(city_code: str) -> list[Caller]:
+    """The demo owners of a city, as callers."""
+    emails = [f"owner{number}.{city_code.lower()}@demo.example" for number in (1, 2)]
+    callers = (load_caller(user.pk) for user in User.objects(email__in=emails).order_by("email"))
+    return [caller for caller in callers if caller is not None]
+
+
 def seed_people() -> list[str]:
     """Cities, a circle leader and an ambassador per city, and owners with vehicles; the
     lines name every demo account, so that one can sign in as any of them."""

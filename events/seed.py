@@ -7,9 +7,8 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from accounts.models import User
-from accounts.seed import DEMO_CITIES, demo_leader
-from app.auth import load_caller
+from accounts.seed import DEMO_CITIES, demo_leader, demo_owners
+from app.auth import Caller
 from app.clock import utcnow
 from events import feedback, registration, services, tickets
 from events.models import Event
@@ -55,17 +54,12 @@ def seed_events() -> list[str]:
     return lines
 
 
-def _seed_past_event(code: str, name: str, organizer) -> list[str]:
+def _seed_past_event(code: str, name: str, organizer: Caller) -> list[str]:
     """An event held two days ago, attended and rated by the city's demo owners. The
     services only schedule events ahead, so it is run within the hour and its times are
     then written back two days: history, as a demo needs it."""
     title = f"{name} owners' picnic"
-    owners = [
-        load_caller(user.pk)
-        for user in User.objects(
-            email__endswith=f".{code.lower()}@demo.example", email__startswith="owner"
-        )
-    ]
+    owners = demo_owners(code)
     if Event.objects(city_code=code, title=title).first() or len(owners) < 2:
         return []
     starts_at = utcnow() + timedelta(minutes=30)
