@@ -3,7 +3,7 @@ refunded once on cancellation, handed over by admins or the pickup city's leader
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -11,7 +11,7 @@ from bson import ObjectId
 from mongoengine.queryset import QuerySet
 from pymongo.client_session import ClientSession
 
-from accounts.services import CIRCLE_LEADER, Owner
+from accounts.services import CIRCLE_LEADER, Owner, require_cities
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction, update_and_read
@@ -30,9 +30,14 @@ from loyalty.models import (
 
 log = structlog.get_logger()
 
+# How long an owner must have held a city before redeeming its own rewards: moving there
+# for a day (PATCH /me) to collect them does not count.
+CITY_TENURE = timedelta(days=30)
+
 
 def create_reward(admin: Caller, data: dict[str, Any]) -> Reward:
     admin.require_admin()
+    require_cities(data.get("city_codes", ()))
     reward = Reward(**data).save()
     log.info("reward_created", reward_id=str(reward.pk), by=admin.id)
     return reward
@@ -41,6 +46,7 @@ def create_reward(admin: Caller, data: dict[str, Any]) -> Reward:
 def update_reward(admin: Caller, reward_id: str, changes: dict[str, Any]) -> Reward:
     admin.require_admin()
     reward = get_or_404(Reward, reward_id)
+    require_cities(changes.get("city_codes", ()))
     if changes:
         Reward.objects(pk=reward.pk).update_one(
             **{f"set__{name}": value for name, value in changes.items()}
@@ -85,6 +91,9 @@ def redeem(
             raise NotFound(message="Reward not found.")
         if reward.get("city_codes") and owner.city_code not in reward["city_codes"]:
             raise errors.NotInCity()
+        eligible_from = owner.city_held_since + CITY_TENURE
+        if reward.get("city_codes") and now < eligible_from:
+            raise errors.CityTooRecent(eligible_from=eligible_from.isoformat())
         tier = ledger.tier_for(ledger.rolling_earned(session, owner.pk, now))
         if ledger.tier_rank(tier.name) < ledger.tier_rank(reward["min_tier"]):
             raise errors.TierTooLow(min_tier=reward["min_tier"])
