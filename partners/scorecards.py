@@ -198,6 +198,11 @@ def compute_all(now: datetime | None = None) -> int:
     return count
 
 
+def _inert(text: str) -> str:
+    """Text a spreadsheet will not run as a formula (a name starting with `=`...)."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def as_csv(rows: list[dict[str, Any]]) -> str:
     """The scorecards as one CSV table: a row per partner and month, a column per figure
     (points issued by source as `points_issued:<source>`)."""
@@ -214,7 +219,7 @@ def as_csv(rows: list[dict[str, Any]]) -> str:
         writer.writerow(
             [
                 row["city_partner_id"],
-                row["name"],
+                _inert(row["name"]),
                 row["city_code"],
                 row["month"],
                 *("" if figures.get(name) is None else figures.get(name) for name in FIGURES),

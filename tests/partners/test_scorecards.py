@@ -134,7 +134,7 @@ def test_reading_a_scorecard_is_one_lookup_and_csv_is_the_same_table(
 
 def test_admins_rank_partners_by_any_figure(client, leader, admin, make_partner):
     shenzhen = build_october(leader, make_partner, admin)
-    guangzhou = make_partner("GZ")
+    guangzhou = make_partner("GZ", name="=HYPERLINK(1)")
     url = f"{API}/admin/scorecards?month=2026-10"
     by_active = client.get(f"{url}&sort=-active_owners", headers=admin.headers)
     assert [item["city_partner_id"] for item in by_active.json["items"]] == [
@@ -149,12 +149,10 @@ def test_admins_rank_partners_by_any_figure(client, leader, admin, make_partner)
     as_csv = client.get(
         f"{url}&sort=-active_owners", headers={**admin.headers, "Accept": "text/csv"}
     )
-    assert [
-        row["city_code"] for row in csv.DictReader(io.StringIO(as_csv.get_data(as_text=True)))
-    ] == [
-        "SZ",
-        "GZ",
-    ]
+    rows = list(csv.DictReader(io.StringIO(as_csv.get_data(as_text=True))))
+    assert [row["city_code"] for row in rows] == ["SZ", "GZ"]
+    # A name a spreadsheet would run as a formula is written as text.
+    assert rows[1]["name"] == "'=HYPERLINK(1)"
     for bad in ("month=2026-10&sort=-nope", "month=2026-1", "month=2999-01", "sort=posts"):
         refused = client.get(f"{API}/admin/scorecards?{bad}", headers=admin.headers)
         assert refused.status_code == 422, bad
