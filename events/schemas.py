@@ -125,6 +125,9 @@ class EventSchema(Schema):
     published_at = Rfc3339DateTime(allow_none=True)
     cancelled_at = Rfc3339DateTime(allow_none=True)
     completed_at = Rfc3339DateTime(allow_none=True)
+    city_partner_id = fields.String(
+        allow_none=True, metadata={"description": "The city partner that ran it; null: HQ"}
+    )
     my_registration = fields.Nested(RegistrationSchema, allow_none=True)
 
 

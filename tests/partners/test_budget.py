@@ -81,6 +81,8 @@ def test_concurrent_publishes_never_take_the_budget_below_zero(
     published = Event.objects(status="published")
     assert published.count() == 3
     assert all(event.city_partner_id == partner.pk for event in published)
+    shown = client.get(f"{API}/events/{published.first().pk}", headers=leader.headers)
+    assert shown.json["city_partner_id"] == str(partner.pk)
     assert Event.objects(status="draft", city_partner_id=None).count() == 2
     assert budget.reconcile() == []
 
