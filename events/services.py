@@ -351,7 +351,8 @@ def cancel_event(caller: Caller, event_id: str, reason: str) -> Event:
             {"$set": {"status": CANCELLED, "cancelled_by": BY_EVENT, "cancelled_at": now}},
             session=session,
         )
-        budget.release_rest(session, event.pk)
+        if event.city_partner_id is not None:
+            budget.release_rest(session, event.pk)
 
     return _transition(
         caller,
@@ -384,7 +385,8 @@ def complete_event(caller: Caller, event_id: str) -> Event:
             {"$set": {"status": CANCELLED, "cancelled_by": BY_EVENT, "cancelled_at": now}},
             session=session,
         )
-        budget.release_rest(session, event.pk)
+        if event.city_partner_id is not None:
+            budget.release_rest(session, event.pk)
 
     return _transition(
         caller,

@@ -132,7 +132,8 @@ def check_in(
         )
         if attended.matched_count == 0:
             return False
-        budget.draw(session, event.pk, registration.pk, 0 if staff else event.points_reward)
+        if event.city_partner_id is not None:  # a partner's event: its budget pays
+            budget.draw(session, event.pk, registration.pk, 0 if staff else event.points_reward)
         record_event(
             session,
             "event.attended",
