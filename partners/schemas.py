@@ -10,8 +10,9 @@ from partners.scorecards import SORTABLE
 
 # Contracts are signed for dates people can mean: this century.
 _CONTRACT_DATES = validate.Range(min=date(2000, 1, 1), max=date(2099, 12, 31))
-# `\Z`, not `$`: a trailing newline is not a month.
-_MONTH = validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])\Z", error="A month as YYYY-MM.")
+# `(?!\n)$`: Python's `$` alone lets a trailing newline through (`\Z` would be the Python
+# way, but the pattern is also published in the OpenAPI document, which speaks ECMA 262).
+_MONTH = validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])(?!\n)$", error="A month as YYYY-MM.")
 MAX_ALLOCATION = 100_000_000
 
 
