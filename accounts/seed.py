@@ -63,11 +63,10 @@ def demo_leader(city_code: str) -> Caller | None:
     return load_caller(leader.pk) if leader else None
 
 
-def demo_owners(city_code: str) -> list[Caller]:
-    """The demo owners of a city, as callers."""
-    emails = [f"owner{number}.{city_code.lower()}@demo.example" for number in (1, 2)]
-    callers = (load_caller(user.pk) for user in User.objects(email__in=emails).order_by("email"))
-    return [caller for caller in callers if caller is not None]
+def demo_owner(city_code: str, number: int) -> Caller | None:
+    """Demo owner `number` (1 or 2) of a city, as a caller."""
+    owner = User.objects(email=f"owner{number}.{city_code.lower()}@demo.example").first()
+    return load_caller(owner.pk) if owner else None
 
 
 def seed_people() -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from accounts.seed import DEMO_CITIES, demo_leader, demo_owners
+from accounts.seed import DEMO_CITIES, demo_leader, demo_owner
 from app.auth import Caller
 from app.clock import utcnow
 from events import feedback, registration, services, tickets
@@ -59,7 +59,7 @@ def _seed_past_event(code: str, name: str, organizer: Caller) -> list[str]:
     services only schedule events ahead, so it is run within the hour and its times are
     then written back two days: history, as a demo needs it."""
     title = f"{name} owners' picnic"
-    owners = demo_owners(code)
+    owners = [owner for owner in (demo_owner(code, 1), demo_owner(code, 2)) if owner]
     if Event.objects(city_code=code, title=title).first() or len(owners) < 2:
         return []
     starts_at = utcnow() + timedelta(minutes=30)

@@ -49,6 +49,7 @@ REASON_LABELS: dict[str, dict[str, str]] = {
     "event.feedback": {"zh-CN": "活动评价", "en": "you rated an event"},
     "post.published": {"zh-CN": "发布帖子", "en": "you published a post"},
     "comment.created": {"zh-CN": "发表评论", "en": "you commented on a post"},
+    "post.featured": {"zh-CN": "您的帖子被选为车主故事", "en": "your post became an owner story"},
 }
 
 DEFAULT_RULES: dict[str, dict[str, Any]] = {
@@ -101,6 +102,13 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
         "caps": {"day": 10},
         "multipliable": True,
         "description": "Commented on a post",
+    },
+    "post.featured": {
+        "event_type": "post.featured",
+        "points": 50,
+        "caps": {},
+        "multipliable": True,
+        "description": "A post featured as an owner story",
     },
 }
 
