@@ -146,6 +146,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
             "comments": "community.posts:export_comments",
             "reports": "community.moderation:export_reports",
         },
+        scorecard="community.figures:scorecard_figures",
         demo="community.seed:seed_clubs",
     ),
 )

@@ -26,8 +26,8 @@ from partners.models import CityPartner, CityPartnerScorecard
 
 log = structlog.get_logger()
 
-# The figures, in the order the CSV shows them; what no installed domain provides yet (the
-# community's, until it lands) reads as its default here.
+# The figures, in the order the CSV shows them, with the value of one no installed domain
+# provides (a domain taken out of app/domains.py leaves its figures at these).
 FIGURES: dict[str, Any] = {
     "new_verified_owners": 0,
     "active_owners": 0,

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 from accounts.models import User, Vehicle
 from accounts.ownership import add_vehicle, verify_vehicle
+from community import clubs, moderation, posts
+from community.models import Comment, Post, Report
 from events import services
 from events.feedback import give_feedback
 from events.models import EventFeedback, FollowUp
@@ -66,13 +68,31 @@ def build_october(leader, make_partner, admin):
     reward = make_reward(cost=100)
     redeem(o4.user, str(reward.pk), now=local(2026, 10, 20, 12, 0))
     assert LedgerEntry.objects(kind="redeem").count() == 1
+
+    # The community: a post and a comment in October, a post just after it; a report on
+    # the October post resolved six and a half hours after it was filed.
+    club = clubs.create_club(as_caller(leader), name="Shenzhen owners", kind="city", city_code="SZ")
+    for person in (o2, o3):
+        clubs.join(as_caller(person), str(club.pk))
+    post = posts.publish_post(as_caller(o3), str(club.pk), "Sunset drive", [])
+    comment = posts.add_comment(as_caller(o2), str(post.pk), "Beautiful")
+    late = posts.publish_post(as_caller(o2), str(club.pk), "November already", [])
+    report, _ = moderation.file_report(as_caller(o4), "post", str(post.pk), "Off topic")
+    ambassador = make_person("SZ", role="ambassador")
+    moderation.take_action(as_caller(ambassador), "post", str(post.pk), "hide", "Checking")
+    Post.objects(pk=post.pk).update_one(set__published_at=local(2026, 10, 10, 12, 0))
+    Comment.objects(pk=comment.pk).update_one(set__published_at=local(2026, 10, 10, 13, 0))
+    Post.objects(pk=late.pk).update_one(set__published_at=local(2026, 11, 1, 0, 5))
+    Report.objects(pk=report.pk).update_one(
+        set__created_at=local(2026, 10, 11, 8, 0), set__resolved_at=local(2026, 10, 11, 14, 30)
+    )
     return partner
 
 
 OCTOBER = {
     "new_verified_owners": 1,
     "referrals_completed": 1,
-    "active_owners": 3,
+    "active_owners": 4,
     "events_held": 1,
     "registrations": 3,
     "attended": 2,
@@ -88,10 +108,10 @@ OCTOBER = {
     "points_issued_by_source": {"vehicle.verified": 1000},
     "budget_allocated": 1000,
     "budget_used": 0,
-    "posts": 0,
-    "comments": 0,
-    "reports_resolved": 0,
-    "median_hours_to_resolve": None,
+    "posts": 1,
+    "comments": 1,
+    "reports_resolved": 1,
+    "median_hours_to_resolve": 6.5,
 }
 
 
@@ -103,8 +123,10 @@ def test_a_month_in_the_city_time_zone(client, leader, admin, make_partner):
     assert answer.status_code == 200, answer.json
     assert answer.json["figures"] == OCTOBER
     november = scorecards.compute(partner, "2026-11")
-    assert (november["events_held"], november["attended"], november["active_owners"]) == (1, 1, 1)
+    # o3 attended after midnight; o2 posted just after it.
+    assert (november["events_held"], november["attended"], november["active_owners"]) == (1, 1, 2)
     assert (november["new_verified_owners"], november["points_issued"]) == (0, 50)
+    assert (november["posts"], november["comments"], november["reports_resolved"]) == (1, 0, 0)
     assert november["feedback_count"] == 0
 
 
@@ -127,9 +149,9 @@ def test_reading_a_scorecard_is_one_lookup_and_csv_is_the_same_table(
     as_csv = client.get(url, headers={**admin.headers, "Accept": "text/csv"})
     assert as_csv.status_code == 200 and as_csv.mimetype == "text/csv"
     [row] = list(csv.DictReader(io.StringIO(as_csv.get_data(as_text=True))))
-    assert (row["name"], row["month"], row["active_owners"]) == ("SZ Motors", "2026-10", "3")
+    assert (row["name"], row["month"], row["active_owners"]) == ("SZ Motors", "2026-10", "4")
     assert (row["attendance_rate"], row["points_issued:vehicle.verified"]) == ("0.6667", "1000")
-    assert row["median_hours_to_resolve"] == ""
+    assert row["median_hours_to_resolve"] == "6.5"
 
 
 def test_admins_rank_partners_by_any_figure(client, leader, admin, make_partner):
