@@ -290,8 +290,22 @@ def _raw_one(db, code: str, partner_id: ObjectId) -> dict:
     redeemers = db.ledger_entries.distinct(
         "account_id", {"city_code": code, "created_at": period, "kind": "redeem"}
     )
+    published = {"status": {"$ne": "held"}, "city_code": code, "published_at": period}
+    posts = list(db.posts.find(published, {"author_id": 1}))
+    comments = list(db.comments.find(published, {"author_id": 1}))
+    reports = list(
+        db.reports.find(
+            {"status": {"$in": ["upheld", "rejected"]}, "city_code": code, "resolved_at": period},
+            {"created_at": 1, "resolved_at": 1},
+        )
+    )
     budget = db.city_partner_budgets.find_one({"city_partner_id": partner_id, "month": MONTH})
-    active = set(attendees) | {answer["user_id"] for answer in answers} | set(redeemers)
+    active = (
+        set(attendees)
+        | {answer["user_id"] for answer in answers}
+        | set(redeemers)
+        | {content["author_id"] for content in posts + comments}
+    )
     return {
         "first": len(first),
         "referred": referred,
@@ -302,6 +316,7 @@ def _raw_one(db, code: str, partner_id: ObjectId) -> dict:
         "issued": issued,
         "active": len(active),
         "budget": budget,
+        "community": (len(posts), len(comments), len(reports)),
     }
 
 
