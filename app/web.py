@@ -288,8 +288,8 @@ class Blueprint(flask_smorest.Blueprint):
             refusals += [MalformedJSON, JSONTooDeep, InvalidText]
         if doc_info.get("arguments"):
             refusals.append(ValidationFailed)
-            query = doc_info["arguments"].get("parameters", ())
-            if any(isinstance(p.get("schema"), PageArgsSchema) for p in query):
+            schemas = [p.get("schema") for p in doc_info["arguments"].get("parameters", ())]
+            if any(_is_page_args(schema) for schema in schemas):
                 refusals.append(InvalidCursor)
         route = doc_info.get("route", {})
         doc["operationId"] = route.get("operation_id")
@@ -309,6 +309,12 @@ class Blueprint(flask_smorest.Blueprint):
             responses.pop(status, None)
             responses[str(status)] = _refusals_response(spec, [slugs[s] for s in sorted(slugs)])
         return doc
+
+
+def _is_page_args(schema: Any) -> bool:
+    """Whether `@blp.arguments` got the arguments of a list (a schema class or instance)."""
+    schema_class = schema if isinstance(schema, type) else type(schema)
+    return issubclass(schema_class, PageArgsSchema)
 
 
 def _refusals_response(spec: Any, refusals: list[type[DomainError]]) -> dict[str, Any]:

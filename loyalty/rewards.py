@@ -74,6 +74,12 @@ def catalogue(
     """A page of the active rewards offered in `city` (default: the owner's city), each
     with `redeemable` and, when it is not, `locked_reason`. Rewards above the owner's tier
     are left out unless `include_locked`, so an app can show what a higher tier unlocks."""
+
+    def offer(reward: Reward) -> dict[str, Any]:
+        lock = lock_of(owner, reward, tier)
+        document = {name: getattr(reward, name) for name in reward._fields}
+        return {**document, "redeemable": lock is None, **({"locked_reason": lock} if lock else {})}
+
     tier = balances.tier_of(owner.pk, now)
     query = Reward.objects(
         active=True,
@@ -82,14 +88,7 @@ def catalogue(
     if not include_locked:
         query = query.filter(min_tier__in=ledger.TIER_NAMES[: ledger.tier_rank(tier) + 1])
     page = paginate(query, cursor, limit)
-    page["items"] = [
-        {
-            **{name: getattr(reward, name) for name in reward._fields},
-            "redeemable": (lock := lock_of(owner, reward, tier)) is None,
-            "locked_reason": lock,
-        }
-        for reward in page["items"]
-    ]
+    page["items"] = [offer(reward) for reward in page["items"]]
     return page
 
 

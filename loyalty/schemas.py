@@ -120,7 +120,9 @@ class RewardOfferSchema(RewardSchema):
             "description": "Nothing but the owner's points or per-owner limit stands in the way"
         }
     )
-    locked_reason = fields.String(allow_none=True, validate=validate.OneOf(LOCK_REASONS))
+    locked_reason = fields.String(
+        validate=validate.OneOf(LOCK_REASONS), metadata={"description": "Only when not redeemable"}
+    )
 
 
 class RewardFieldsSchema(Schema):
