@@ -89,6 +89,7 @@ def user_document(found: Caller) -> dict[str, Any]:
         "phone": user.phone,
         "avatar_url": user.avatar_url,
         "city_code": user.city_code,
+        "city_since": user.city_held_since,
         "locale": user.locale,
         "roles": found.roles,
         "verified_owner": user.verified_owner,
@@ -214,7 +215,7 @@ class Me(MethodView):
 
     @accounts.arguments(ProfileUpdateSchema)
     @accounts.response(200, UserSchema)
-    @accounts.refuses(errors.UnknownCity)
+    @accounts.refuses(errors.UnknownCity, errors.CityChangeTooSoon)
     def patch(self, changes):
         """Change display name, avatar, city or locale"""
         found = caller()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from marshmallow import fields
+
 from app.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
 
 
@@ -35,6 +37,16 @@ class AccountExists(Conflict):
 class CityExists(Conflict):
     error = "city_exists"
     message = "A city with this code already exists."
+
+
+class CityChangeTooSoon(Conflict):
+    """Changing one's city again within 90 days (`possible_from` says when it may)."""
+
+    error = "city_change_too_soon"
+    message = "Your city changed less than 90 days ago; it may change from {possible_from}."
+    detail_fields = {
+        "possible_from": fields.String(required=True, metadata={"format": "date-time"})
+    }
 
 
 class VinTaken(Conflict):

@@ -102,6 +102,12 @@ class User(Document):
     display_name = StringField(required=True, max_length=50)
     avatar_url = StringField(max_length=500)
     city_code = StringField(required=True)
+    # When the owner's city was set (sign-up, or the last change): a city's own rewards
+    # wait for owners new to it. Accounts from before it was kept read it as sign-up.
+    city_since = DateTimeField()
+    # The owner's last change of city (none at sign-up, so a wrong city picked at sign-up
+    # is mended at once): the next change waits CITY_CHANGE_INTERVAL.
+    city_changed_at = DateTimeField()
     locale = StringField(default="zh-CN", choices=LOCALES)
     verified_owner = BooleanField(default=False)
     referral_code = StringField(required=True, unique=True, default=new_referral_code)
@@ -114,6 +120,10 @@ class User(Document):
     # Bounded by MAX_SESSIONS, oldest first; an ended session is removed.
     sessions = EmbeddedDocumentListField(DeviceSession)
     password_reset = EmbeddedDocumentField(PasswordReset)
+
+    @property
+    def city_held_since(self) -> datetime:
+        return self.city_since or self.created_at
 
     meta = {
         "collection": "users",

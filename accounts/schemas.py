@@ -83,6 +83,12 @@ class UserSchema(Schema):
     phone = fields.String(allow_none=True)
     avatar_url = fields.URL(allow_none=True)
     city_code = fields.String()
+    city_since = Rfc3339DateTime(
+        metadata={
+            "description": "When the city was set (sign-up or the last change); the first "
+            "change is free, each later one waits 90 days, and a city's own rewards wait 30"
+        }
+    )
     locale = fields.String(validate=validate.OneOf(LOCALES))
     roles = fields.List(fields.String(validate=validate.OneOf((OWNER, *GRANTABLE_ROLES))))
     verified_owner = fields.Boolean()
@@ -111,7 +117,12 @@ class ReferralSchema(Schema):
 class ProfileUpdateSchema(NotEmpty, Schema):
     display_name = Text(DISPLAY_NAME_LENGTH)
     avatar_url = fields.URL(allow_none=True, validate=validate.Length(max=500))
-    city_code = CityCode()
+    city_code = CityCode(
+        metadata={
+            "description": "At most once every 90 days; a city's own rewards wait 30 days"
+            " for owners new to it"
+        }
+    )
     locale = fields.String(validate=validate.OneOf(LOCALES))
 
 

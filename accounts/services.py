@@ -60,6 +60,9 @@ RESET_CODE_TTL = timedelta(minutes=10)
 RESET_CODE_TRIES = 5
 # A sign-up whose random referral code is taken draws another, this many times at most.
 REFERRAL_CODE_ATTEMPTS = 5
+# How long an owner keeps a city before moving to another: hopping from city to city would
+# reach every city's own rewards and events.
+CITY_CHANGE_INTERVAL = timedelta(days=90)
 
 
 class Owner(Protocol):
@@ -68,6 +71,8 @@ class Owner(Protocol):
 
     pk: ObjectId
     city_code: str
+    # When `city_code` was set: at sign-up, or by the owner's last change of city.
+    city_held_since: datetime
     verified_owner: bool
 
 
@@ -221,12 +226,15 @@ def register(
         referrer = User.objects.active().filter(referral_code=code).first()
         if referrer is None:
             raise errors.InvalidReferralCode(errors={"referral_code": ["Unknown referral code."]})
+    now = utcnow()
     user = User(
         email=normalise_email(email) if email else None,
         phone=normalise_phone(phone) if phone else None,
         password_hash=hash_password(password),
         display_name=display_name.strip(),
         city_code=city_code,
+        city_since=now,
+        created_at=now,
         locale=locale,
         referred_by=referrer.pk if referrer else None,
     )
@@ -496,14 +504,35 @@ def reset_password(
     log.info("password_reset", user_id=str(user.pk))
 
 
-def update_profile(user: User, changes: dict[str, Any]) -> User:
+def update_profile(user: User, changes: dict[str, Any], now: datetime | None = None) -> User:
+    """Change the profile. The first change of city is free (a wrong city picked at sign-up
+    is mended at once); each later one waits CITY_CHANGE_INTERVAL after the last (409
+    `city_change_too_soon`), so hopping between cities for their rewards does not pay. A
+    refused change changes nothing."""
+    now = now or utcnow()
+    changes = dict(changes)
+    if changes.get("city_code") == user.city_code:
+        del changes["city_code"]
+    query: dict[str, Any] = {"pk": user.pk}
     if "city_code" in changes:
         require_city(changes["city_code"])
+        if user.city_changed_at and now < user.city_changed_at + CITY_CHANGE_INTERVAL:
+            raise _city_change_too_soon(user)
+        changes["city_since"] = changes["city_changed_at"] = now
+        # Conditional on the change we checked: of two changes sent at once, one is made.
+        query["city_changed_at"] = user.city_changed_at
     updates = {f"set__{field}": value for field, value in changes.items()}
     if updates:
-        User.objects(pk=user.pk).update_one(**updates)
+        updated = User.objects(**query).update_one(**updates)
         user.reload()
+        if not updated:
+            raise _city_change_too_soon(user)
     return user
+
+
+def _city_change_too_soon(user: User) -> errors.CityChangeTooSoon:
+    possible_from = user.city_changed_at + CITY_CHANGE_INTERVAL
+    return errors.CityChangeTooSoon(possible_from=possible_from.isoformat())
 
 
 def export_account(user_id: Any) -> dict[str, Any]:
@@ -517,6 +546,7 @@ def export_account(user_id: Any) -> dict[str, Any]:
                 "display_name",
                 "avatar_url",
                 "city_code",
+                "city_since",
                 "locale",
                 "verified_owner",
                 "referral_code",
@@ -672,6 +702,17 @@ def copy_grants_to_users() -> int:
     for user_id in user_ids:
         transaction(partial(_copy_grants_to_user, user_id=user_id))
     return len(user_ids)
+
+
+def backfill_city_since() -> int:
+    """Backfill (2026-12-01, run by `flask init-db`): accounts made before owners' cities
+    carried the date they were set count as holding theirs since sign-up. Running it again
+    changes nothing. Returns how many accounts it wrote."""
+    return (
+        User._get_collection()
+        .update_many({"city_since": None}, [{"$set": {"city_since": "$created_at"}}])
+        .modified_count
+    )
 
 
 def _is_duplicate(exc: Exception) -> bool:

@@ -47,7 +47,7 @@ class Events(MethodView):
 
     @blp.arguments(EventCreateSchema)
     @blp.response(201, EventSchema)
-    @blp.refuses(Forbidden, UnknownCity, errors.InvalidTimes)
+    @blp.refuses(Forbidden, UnknownCity, errors.InvalidTimes, errors.PointsRewardTooHigh)
     def post(self, data):
         """Create a draft event (circle leader of the city, admin)"""
         return services.describe_event(services.create_event(caller(), **data))
@@ -74,7 +74,12 @@ class EventItem(MethodView):
 
     @blp.arguments(EventUpdateSchema)
     @blp.response(200, EventSchema)
-    @blp.refuses(errors.CapacityBelowConfirmed, errors.EventClosed, errors.InvalidTimes)
+    @blp.refuses(
+        errors.CapacityBelowConfirmed,
+        errors.EventClosed,
+        errors.InvalidTimes,
+        errors.PointsRewardTooHigh,
+    )
     def patch(self, changes, event_id):
         """Edit an event (its city's circle leaders, admin)"""
         return services.describe_event(services.update_event(caller(), event_id, changes))

@@ -86,6 +86,14 @@ class InvalidTimes(ValidationFailed):
     message = "The event's times are not consistent."
 
 
+class PointsRewardTooHigh(ValidationFailed):
+    """An event's `points_reward` above the `max_points` admins set."""
+
+    error = "points_reward_too_high"
+    message = "An event may award at most {max_points} points."
+    detail_fields = {"max_points": fields.Integer(required=True)}
+
+
 class InvalidTicket(ValidationFailed):
     error = "invalid_ticket"
     message = "This ticket is not valid for this event."

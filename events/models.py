@@ -39,10 +39,6 @@ SEATED = (CONFIRMED, ATTENDED, NO_SHOW)
 BY_OWNER = "owner"
 BY_EVENT = "event"
 
-# The most points one event may award each attendee: a circle leader sets the reward, so
-# it is bounded, or a leader could mint points for a friend at will.
-MAX_POINTS_REWARD = 1000
-
 
 class Event(Document):
     city_code = StringField(required=True)
@@ -59,7 +55,8 @@ class Event(Document):
     seats_left = IntField(required=True, min_value=0)
     # Last waitlist position handed out: positions are 1, 2, 3... each used once.
     waitlist_seq = IntField(required=True, default=0)
-    points_reward = IntField(required=True, default=100, min_value=0, max_value=MAX_POINTS_REWARD)
+    # At most what admins allow (loyalty's `max_event_points`), checked by the services.
+    points_reward = IntField(required=True, default=100, min_value=0)
     verified_owners_only = BooleanField(default=False)
     status = StringField(required=True, default=DRAFT, choices=EVENT_STATUSES)
     cancel_reason = StringField(max_length=500)

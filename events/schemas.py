@@ -6,7 +6,8 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.fields import AwareDateTime, CityCode, NotEmpty, Rfc3339DateTime, StrictBoolean, Text
 from app.web import PageArgsSchema, Schema, StrictInteger
-from events.models import EVENT_STATUSES, MAX_POINTS_REWARD, REGISTRATION_STATUSES
+from events.models import EVENT_STATUSES, REGISTRATION_STATUSES
+from loyalty.rules import EVENT_POINTS_CEILING
 
 # An event's times lie within a day before now (a registration deadline may have passed)
 # and five years ahead; it starts in the future.
@@ -43,8 +44,12 @@ class EventFieldsSchema(Schema):
     )
     capacity = StrictInteger(validate=validate.Range(1, MAX_CAPACITY))
     points_reward = StrictInteger(
-        validate=validate.Range(0, MAX_POINTS_REWARD),
-        metadata={"description": "Earned on check-in; staff of the event's city earn none"},
+        validate=validate.Range(0, EVENT_POINTS_CEILING),
+        metadata={
+            "description": "Earned on check-in; staff of the event's city earn none. At most"
+            " the `max_points` admins set on the event.attended earning rule (1000 by default):"
+            " 422 `points_reward_too_high` above it"
+        },
     )
     verified_owners_only = StrictBoolean()
     club_id = fields.String(allow_none=True)

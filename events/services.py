@@ -37,6 +37,7 @@ from events.models import (
     Registration,
 )
 from events.registration import fill_from_waitlist
+from loyalty.rules import max_event_points
 
 log = structlog.get_logger()
 
@@ -194,6 +195,16 @@ def _club_id(value: str | None) -> ObjectId | None:
     return club_id
 
 
+def _check_points_reward(points_reward: int) -> None:
+    # A circle leader sets each event's points: bounded by admins, or a leader could mint
+    # points for friends at will. The bound costs one read, on the writes that set points.
+    maximum = max_event_points()
+    if points_reward > maximum:
+        raise errors.PointsRewardTooHigh(
+            max_points=maximum, errors={"points_reward": [f"At most {maximum}."]}
+        )
+
+
 def create_event(
     caller: Caller,
     *,
@@ -214,6 +225,7 @@ def create_event(
     require_city(city_code)
     closes_at = registration_closes_at or starts_at
     _check_times(starts_at, ends_at, closes_at)
+    _check_points_reward(points_reward)
     event = Event(
         city_code=city_code,
         club_id=_club_id(club_id),
@@ -242,6 +254,8 @@ def update_event(caller: Caller, event_id: str, changes: dict[str, Any]) -> Even
     if event.status not in (DRAFT, PUBLISHED):
         raise errors.EventClosed(message=f"A {event.status} event cannot be changed.")
     _check_times(*(changes.get(name, event[name]) for name in TIME_FIELDS))
+    if "points_reward" in changes:
+        _check_points_reward(changes["points_reward"])
     sets: dict[str, Any] = {
         name: as_utc(value) if name in TIME_FIELDS else value
         for name, value in changes.items()

@@ -24,6 +24,17 @@ class NotInCity(Conflict):
     message = "This reward is not offered in your city."
 
 
+class CityTooRecent(Conflict):
+    """Redeeming a city-limited reward within 30 days of moving to the city (`eligible_from`
+    says when it opens to the owner)."""
+
+    error = "city_too_recent"
+    message = "This city's rewards are for owners settled there; yours open on {eligible_from}."
+    detail_fields = {
+        "eligible_from": fields.String(required=True, metadata={"format": "date-time"})
+    }
+
+
 class TierTooLow(Conflict):
     """Redeeming a reward above the owner's tier (`min_tier` names the tier it needs)."""
 
@@ -58,6 +69,8 @@ class AlreadyReversed(Conflict):
 
 
 class PartnerTxnReused(Conflict):
+    """A partner `partner_txn_id` sent again for another member or with other points."""
+
     error = "partner_txn_reused"
     message = "This partner_txn_id was already used for another credit."
 

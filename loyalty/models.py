@@ -124,6 +124,8 @@ class EarningRule(Document):
     caps = DictField()
     active = BooleanField(default=True)
     multipliable = BooleanField(default=True)
+    # `event.attended` only: the most points one event may award each attendee.
+    max_points = IntField(min_value=0)
     updated_at = DateTimeField(default=utcnow)
     updated_by = ObjectIdField()
 

@@ -1,6 +1,6 @@
 """Partner systems (ecosystem partners such as charging operators) crediting points,
-machine to machine: an API key, an HMAC-SHA256 signature of the body and a timestamp
-window, and one credit per partner transaction id.
+machine to machine: an API key, an HMAC-SHA256 signature of the timestamp and the body, a
+timestamp window, and one credit per partner transaction id.
 
 Not to be confused with city partners, the operators whose circle leaders run a city."""
 
@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from pymongo.client_session import ClientSession
 
-from accounts.services import find_active_owner
+from accounts.services import Owner, find_active_owner
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import transaction
@@ -62,12 +62,16 @@ def authenticate_partner(
     body: bytes,
     now: datetime | None = None,
 ) -> Partner:
-    """Check the key, the HMAC-SHA256 of the raw body and the timestamp window. One answer
-    for every failure, so a caller cannot learn which part was wrong."""
+    """Check the key, the HMAC-SHA256 of `<timestamp>.<raw body>` and the timestamp window.
+    One answer for every failure, so a caller cannot learn which part was wrong.
+
+    The timestamp is signed with the body (as Stripe does): unsigned, a captured request
+    could be replayed at any time with a fresh one."""
     partner = Partner.objects(key=key, active=True).first() if key else None
     # Compute a digest even for an unknown key, so both failures cost the same time.
     secret = partner.secret if partner else "unknown-partner"
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+    signed_text = (timestamp or "").encode() + b"." + body
+    expected = hmac.new(secret.encode(), signed_text, hashlib.sha256).hexdigest().encode()
     signed = hmac.compare_digest(expected, (signature or "").strip().lower().encode())
     moment = _timestamp(timestamp)
     fresh = moment is not None and abs((now or utcnow()) - moment) <= PARTNER_CLOCK_SKEW
@@ -87,14 +91,14 @@ def credit_from_partner(
     now: datetime | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Credit points once per `partner_txn_id`. Returns the credit and whether it is new; a
-    replay returns the first credit."""
+    replay (the same member and points) returns the first credit."""
     credits = PartnerCredit._get_collection()
     query = {"partner_id": partner.pk, "partner_txn_id": partner_txn_id}
+    owner = find_active_owner(member_id, member_phone)
     if (first := credits.find_one(query)) is not None:
-        return _same_credit(first, points), False
+        return _same_credit(first, owner, points), False
     if points > partner.max_points_per_txn:
         raise errors.OverCap(max_points_per_txn=partner.max_points_per_txn)
-    owner = find_active_owner(member_id, member_phone)
     if owner is None:
         raise errors.UnknownMember()
     now = now or utcnow()
@@ -145,10 +149,12 @@ def credit_from_partner(
             user_id=str(owner.pk),
             points=points,
         )
-    return _same_credit(credit, points), created
+    return _same_credit(credit, owner, points), created
 
 
-def _same_credit(credit: dict[str, Any], points: int) -> dict[str, Any]:
-    if credit["points"] != points:
+def _same_credit(credit: dict[str, Any], owner: Owner | None, points: int) -> dict[str, Any]:
+    """The stored credit, when the request names its member and points: a request that
+    reuses the transaction id for anyone or anything else is not a replay."""
+    if owner is None or credit["user_id"] != owner.pk or credit["points"] != points:
         raise errors.PartnerTxnReused()
     return credit

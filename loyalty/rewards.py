@@ -3,14 +3,14 @@ refunded once on cancellation, handed over by admins or the pickup city's leader
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from bson import ObjectId
 from pymongo.client_session import ClientSession
 
-from accounts.services import CIRCLE_LEADER, Owner
+from accounts.services import CIRCLE_LEADER, Owner, require_cities
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction, update_and_read
@@ -30,9 +30,14 @@ from loyalty.models import (
 
 log = structlog.get_logger()
 
+# How long an owner must have held a city before redeeming its own rewards: moving there
+# for a day (PATCH /me) to collect them does not count.
+CITY_TENURE = timedelta(days=30)
+
 
 def create_reward(admin: Caller, data: dict[str, Any]) -> Reward:
     admin.require_admin()
+    require_cities(data.get("city_codes", ()))
     reward = Reward(**data).save()
     log.info("reward_created", reward_id=str(reward.pk), by=admin.id)
     return reward
@@ -41,6 +46,7 @@ def create_reward(admin: Caller, data: dict[str, Any]) -> Reward:
 def update_reward(admin: Caller, reward_id: str, changes: dict[str, Any]) -> Reward:
     admin.require_admin()
     reward = get_or_404(Reward, reward_id)
+    require_cities(changes.get("city_codes", ()))
     if changes:
         Reward.objects(pk=reward.pk).update_one(
             **{f"set__{name}": value for name, value in changes.items()}
@@ -50,11 +56,13 @@ def update_reward(admin: Caller, reward_id: str, changes: dict[str, Any]) -> Rew
     return reward
 
 
-def lock_of(owner: Owner, reward: Reward, tier: str) -> str | None:
+def lock_of(owner: Owner, reward: Reward, tier: str, now: datetime) -> str | None:
     """Why the owner cannot redeem the reward now, as the slug `redeem` would refuse with;
     None when nothing stands in the way (but the owner's points and per-owner limit)."""
     if reward.city_codes and owner.city_code not in reward.city_codes:
         return errors.NotInCity.error
+    if reward.city_codes and now < owner.city_held_since + CITY_TENURE:
+        return errors.CityTooRecent.error
     if ledger.tier_rank(tier) < ledger.tier_rank(reward.min_tier):
         return errors.TierTooLow.error
     if reward.stock < 1:
@@ -76,10 +84,11 @@ def catalogue(
     are left out unless `include_locked`, so an app can show what a higher tier unlocks."""
 
     def offer(reward: Reward) -> dict[str, Any]:
-        lock = lock_of(owner, reward, tier)
+        lock = lock_of(owner, reward, tier, now)
         document = {name: getattr(reward, name) for name in reward._fields}
         return {**document, "redeemable": lock is None, **({"locked_reason": lock} if lock else {})}
 
+    now = now or utcnow()
     tier = balances.tier_of(owner.pk, now)
     query = Reward.objects(
         active=True,
@@ -130,6 +139,9 @@ def redeem(
             raise NotFound(message="Reward not found.")
         if reward.get("city_codes") and owner.city_code not in reward["city_codes"]:
             raise errors.NotInCity()
+        eligible_from = owner.city_held_since + CITY_TENURE
+        if reward.get("city_codes") and now < eligible_from:
+            raise errors.CityTooRecent(eligible_from=eligible_from.isoformat())
         tier = ledger.tier_for(ledger.rolling_earned(session, owner.pk, now))
         if ledger.tier_rank(tier.name) < ledger.tier_rank(reward["min_tier"]):
             raise errors.TierTooLow(min_tier=reward["min_tier"])

@@ -17,7 +17,7 @@ from pymongo.client_session import ClientSession
 from accounts.services import active_owner, city_timezone
 from app.auth import Caller
 from app.clock import utcnow
-from app.errors import NotFound
+from app.errors import NotFound, ValidationFailed
 from app.outbox import DomainEvent
 from loyalty import ledger
 from loyalty.models import EARN, EarningRule, LedgerEntry
@@ -27,6 +27,10 @@ log = structlog.get_logger()
 
 
 CAP_PERIODS = ("day", "week", "month")
+
+# Circle leaders set each event's points, so an admin bounds them (the rule's `max_points`),
+# or a leader could mint points for friends at will; this bounds what an admin may allow.
+EVENT_POINTS_CEILING = 10_000
 
 
 # What an owner reads in a points notice, in their language; a rule an admin adds later is
@@ -74,6 +78,7 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
         "caps": {},
         "multipliable": True,
         "description": "Attended an event",
+        "max_points": 1000,
     },
     "post.published": {
         "event_type": "post.published",
@@ -112,6 +117,14 @@ def rule_document(code: str, session: ClientSession | None = None) -> dict[str, 
     return {"code": code, "active": True, **default} if default else None
 
 
+def max_event_points() -> int:
+    """The most points one event may award each attendee, as admins set it."""
+    rule = rule_document("event.attended") or {}
+    # A rule stored before rules had a maximum takes the default.
+    maximum = rule.get("max_points")
+    return DEFAULT_RULES["event.attended"]["max_points"] if maximum is None else maximum
+
+
 def ensure_default_rules() -> None:
     """Store the defaults of PRODUCT.md (the demo world does, so admins see them stored);
     rules an admin changed are left alone."""
@@ -143,6 +156,10 @@ def list_rules(admin: Caller) -> list[EarningRule]:
 def update_rule(admin: Caller, code: str, changes: dict[str, Any]) -> EarningRule:
     """Change a rule; its first change stores it, from its default."""
     admin.require_admin()
+    if "max_points" in changes and code != "event.attended":
+        raise ValidationFailed(
+            errors={"max_points": ["Only the event.attended rule has a maximum."]}
+        )
     if code in DEFAULT_RULES:
         _store_default(code)
     rule = EarningRule.objects(code=code).first()

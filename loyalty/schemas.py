@@ -6,7 +6,7 @@ from app.fields import AwareDateTime, CityCode, NotEmpty, Rfc3339DateTime, Stric
 from app.web import PageArgsSchema, Schema, StrictInteger
 from loyalty.ledger import TIER_NAMES
 from loyalty.models import ENTRY_KINDS, FULFILLMENTS, REDEMPTION_STATUSES, RUN_STATUSES
-from loyalty.rules import CAP_PERIODS
+from loyalty.rules import CAP_PERIODS, EVENT_POINTS_CEILING
 
 # The most points one movement (an adjustment, a partner credit, one earning) may carry.
 MAX_POINTS = 1_000_000
@@ -83,6 +83,10 @@ class EarningRuleSchema(Schema):
     )
     active = fields.Boolean()
     multipliable = fields.Boolean()
+    max_points = fields.Integer(
+        allow_none=True,
+        metadata={"description": "event.attended: the most points one event may award"},
+    )
     updated_at = Rfc3339DateTime()
 
 
@@ -92,6 +96,13 @@ class EarningRuleUpdateSchema(NotEmpty, Schema):
     active = StrictBoolean()
     multipliable = StrictBoolean()
     description = Text(200, blank=True)
+    max_points = StrictInteger(
+        validate=validate.Range(min=0, max=EVENT_POINTS_CEILING),
+        metadata={
+            "description": "event.attended only: the most points one event may award each"
+            " attendee (an event's `points_reward`)"
+        },
+    )
 
 
 class RewardSchema(Schema):
@@ -109,7 +120,7 @@ class RewardSchema(Schema):
 
 
 # Why an owner cannot redeem a reward now: the slug redeeming it would be refused with.
-LOCK_REASONS = ("not_in_city", "tier_too_low", "out_of_stock")
+LOCK_REASONS = ("not_in_city", "city_too_recent", "tier_too_low", "out_of_stock")
 
 
 class RewardOfferSchema(RewardSchema):

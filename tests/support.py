@@ -1,14 +1,17 @@
-"""Helpers shared by the tests: polling with a deadline, counting MongoDB commands, and
-builders for people and cities."""
+"""Helpers shared by the tests: polling with a deadline, counting MongoDB commands,
+builders for people and cities, and partner request signatures."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from pymongo import monitoring
@@ -148,3 +151,20 @@ def make_person(
         services.add_role_grant(user.pk, role, cities or [city])
         user.reload()
     return Person(user, services.start_session(user.pk, "tests")["access_token"])
+
+
+def settled_in_city(person: Person, days: int) -> None:
+    """Backdate when the person's city was set (and last changed, if it was), as if they
+    had lived there `days` days."""
+    person.user.reload()
+    backdated = {"set__city_since": person.user.city_held_since - timedelta(days=days)}
+    if person.user.city_changed_at:
+        backdated["set__city_changed_at"] = person.user.city_changed_at - timedelta(days=days)
+    User.objects(pk=person.user.pk).update_one(**backdated)
+    person.user.reload()
+
+
+def partner_signature(secret: str, stamp: str, raw: bytes) -> str:
+    """`X-Signature` as docs/api-guide.md defines it: the hex HMAC-SHA256, keyed with the
+    partner's secret, of `<X-Timestamp>.<raw body>`."""
+    return hmac.new(secret.encode(), stamp.encode() + b"." + raw, hashlib.sha256).hexdigest()

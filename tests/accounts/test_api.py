@@ -5,10 +5,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from accounts import services
 from accounts.models import User, Vehicle
 from app.clock import utcnow
+from app.errors import Conflict
 from app.outbox import OutboxEvent
-from tests.support import make_city, make_person
+from tests.support import make_city, make_person, settled_in_city
 
 REGISTER = "/api/v1/auth/register"
 
@@ -127,6 +129,7 @@ def test_refresh_issues_new_access_token(client):
 
 def test_patch_me_changes_profile_and_checks_city(client):
     ann = make_person("SZ")
+    settled_in_city(ann, 90)
     make_city("CD")
     changed = client.patch(
         "/api/v1/me",
@@ -144,6 +147,58 @@ def test_patch_me_changes_profile_and_checks_city(client):
     read_only = client.patch("/api/v1/me", headers=ann.headers, json={"verified_owner": True})
     assert read_only.status_code == 422
     assert User.objects.get(pk=ann.user.pk).verified_owner is False
+
+
+def test_the_city_changes_at_most_once_every_90_days(client):
+    ann = make_person("SZ")
+    make_city("CD")
+    make_city("GZ")
+    me = client.get("/api/v1/me", headers=ann.headers).json
+    assert me["city_since"] == me["created_at"]
+    # Naming the city one has is no change.
+    same = client.patch("/api/v1/me", headers=ann.headers, json={"city_code": "SZ"})
+    assert same.status_code == 200 and same.json["city_since"] == me["city_since"]
+    # The first change is free, even right after sign-up: a wrong city is mended at once.
+    moved = client.patch("/api/v1/me", headers=ann.headers, json={"city_code": "CD"})
+    assert moved.status_code == 200 and moved.json["city_code"] == "CD"
+    moved_at = User.objects.get(pk=ann.user.pk).city_changed_at
+    assert utcnow() - moved_at < timedelta(minutes=1)
+    # The next one waits 90 days, and a refused request changes nothing.
+    early = client.patch(
+        "/api/v1/me", headers=ann.headers, json={"city_code": "GZ", "display_name": "Ann Z"}
+    )
+    assert early.status_code == 409 and early.json["error"] == "city_change_too_soon"
+    assert early.json["possible_from"] == (moved_at + timedelta(days=90)).isoformat()
+    stored = User.objects.get(pk=ann.user.pk)
+    assert (stored.city_code, stored.display_name) == ("CD", ann.user.display_name)
+
+    settled_in_city(ann, 90)
+    again = client.patch("/api/v1/me", headers=ann.headers, json={"city_code": "GZ"})
+    assert again.status_code == 200 and again.json["city_code"] == "GZ"
+
+
+def test_an_account_not_yet_backfilled_reads_its_city_as_held_since_sign_up(client):
+    ann = make_person("SZ")
+    make_city("CD")
+    User._get_collection().update_one({"_id": ann.user.pk}, {"$unset": {"city_since": ""}})
+    me = client.get("/api/v1/me", headers=ann.headers)
+    assert me.status_code == 200 and me.json["city_since"] == me.json["created_at"]
+    moved = client.patch("/api/v1/me", headers=ann.headers, json={"city_code": "CD"})
+    assert moved.status_code == 200 and moved.json["city_code"] == "CD"
+
+
+def test_of_two_city_changes_sent_at_once_one_is_made(app):
+    ann = make_person("SZ")
+    settled_in_city(ann, 90)
+    make_city("CD"), make_city("GZ")
+    # Both requests read the account before either wrote it.
+    first, second = User.objects.get(pk=ann.user.pk), User.objects.get(pk=ann.user.pk)
+    services.update_profile(first, {"city_code": "CD"})
+    with pytest.raises(Conflict) as refused:
+        services.update_profile(second, {"city_code": "GZ", "locale": "en"})
+    assert refused.value.error == "city_change_too_soon"
+    stored = User.objects.get(pk=ann.user.pk)
+    assert (stored.city_code, stored.locale) == ("CD", "zh-CN")
 
 
 def test_role_grants_by_admin_only(client):

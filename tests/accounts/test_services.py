@@ -59,3 +59,15 @@ def test_active_accounts_leave_the_erased_out(app):
     assert [user.pk for user in User.objects.active()] == [kept.user.pk]
     assert services.find_active_owner(erased.id) is None
     assert services.active_owner(erased.id) is None
+
+
+def test_accounts_from_before_city_dates_hold_their_city_since_sign_up(app):
+    ann, bob = make_person("SZ"), make_person("SZ")
+    users = User._get_collection()
+    users.update_one({"_id": ann.user.pk}, {"$unset": {"city_since": ""}})
+    bob_since = User.objects.get(pk=bob.user.pk).city_since
+    assert services.backfill_city_since() == 1
+    backfilled = User.objects.get(pk=ann.user.pk)
+    assert backfilled.city_since == backfilled.created_at
+    assert User.objects.get(pk=bob.user.pk).city_since == bob_since
+    assert services.backfill_city_since() == 0

@@ -3,8 +3,6 @@ nesting, lone surrogates) is refused with a 4xx envelope before any service runs
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from datetime import timedelta
@@ -15,7 +13,7 @@ from accounts.models import User, Vehicle
 from app.clock import utcnow
 from events.models import Event
 from loyalty.models import LedgerEntry, PartnerCredit
-from tests.support import make_city, make_person
+from tests.support import make_city, make_person, partner_signature
 
 API = "/api/v1"
 LONE = "\ud800"
@@ -142,10 +140,11 @@ def test_lone_surrogate_in_a_signed_partner_credit_is_refused(client):
             "occurred_at": "2026-03-01T10:00:00+08:00",
         }
     ).encode()
+    stamp = str(int(time.time()))
     headers = {
         "X-Partner-Key": partner["key"],
-        "X-Signature": hmac.new(partner["secret"].encode(), raw, hashlib.sha256).hexdigest(),
-        "X-Timestamp": str(int(time.time())),
+        "X-Signature": partner_signature(partner["secret"], stamp, raw),
+        "X-Timestamp": stamp,
     }
     response = post_raw(client, f"{API}/partner/points/credits", raw, headers)
     assert response.status_code == 400

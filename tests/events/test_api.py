@@ -466,8 +466,9 @@ def test_city_stats(client, leader, make_event):
 
 
 def test_event_times_outside_a_sane_window_are_refused_and_leave_nothing(client, leader):
-    event_id = client.post(f"{API}/events", headers=leader.headers, json=event_body()).json["id"]
-    starts = datetime.fromisoformat(event_body()["starts_at"])
+    created = event_body()
+    event_id = client.post(f"{API}/events", headers=leader.headers, json=created).json["id"]
+    starts = datetime.fromisoformat(created["starts_at"])
     refused_bodies = [
         # The end of the calendar: any conversion to UTC or to the city's zone overflows.
         event_body(starts_at="9999-12-31T10:00:00Z", ends_at="9999-12-31T12:00:00Z"),
@@ -555,6 +556,36 @@ def test_event_fields_are_bounded_and_clean(client, leader):
         f"{event_path}/cancel", headers=leader.headers, json={"reason": "Typhoon\x1b[2J"}
     )
     assert cancelled.status_code == 422
+
+
+def test_admins_set_the_most_points_an_event_may_award(client, leader):
+    admin = make_person("SZ", role="admin")
+    rule = f"{API}/admin/earning-rules/event.attended"
+    lowered = client.put(rule, headers=admin.headers, json={"max_points": 500})
+    assert lowered.status_code == 200 and lowered.json["max_points"] == 500, lowered.json
+    for code, body in (
+        ("post.published", {"max_points": 10}),
+        ("event.attended", {"max_points": 10**6}),
+    ):
+        refused = client.put(f"{API}/admin/earning-rules/{code}", headers=admin.headers, json=body)
+        assert refused.status_code == 422 and "max_points" in refused.json["errors"], refused.json
+    assert client.put(rule, headers=leader.headers, json={"max_points": 5000}).status_code == 403
+
+    too_high = client.post(
+        f"{API}/events", headers=leader.headers, json=event_body(points_reward=501)
+    )
+    assert too_high.status_code == 422 and too_high.json["error"] == "points_reward_too_high"
+    assert set(too_high.json["errors"]) == {"points_reward"}
+    assert Event.objects.count() == 0
+    created = client.post(
+        f"{API}/events", headers=leader.headers, json=event_body(points_reward=500)
+    )
+    assert created.status_code == 201, created.json
+    path = f"{API}/events/{created.json['id']}"
+    raised = client.patch(path, headers=leader.headers, json={"points_reward": 501, "title": "New"})
+    assert raised.status_code == 422 and raised.json["error"] == "points_reward_too_high"
+    stored = Event.objects.get(pk=created.json["id"])
+    assert (stored.points_reward, stored.title) == (500, "Night drive")
 
 
 def test_staff_cannot_mint_points_by_checking_in(client, leader, make_event):

@@ -1,22 +1,22 @@
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import requests
 from bson import ObjectId
 
+from accounts.models import User
 from app.outbox import OutboxEvent
 from loyalty import reconciliation
 from loyalty.models import EarningRule, LedgerEntry, ReconciliationRun, Redemption, Reward
 from loyalty.rules import DEFAULT_RULES
 from tests.loyalty.conftest import assert_invariants, earn, make_reward
-from tests.support import make_city, make_person
+from tests.support import make_city, make_person, partner_signature, settled_in_city
 
 
 def test_me_points_and_ledger(client):
@@ -74,6 +74,52 @@ def test_reward_catalog_is_admin_managed_and_filtered_for_owners(client, admin):
     )
     assert patched.status_code == 200 and patched.json["active"] is False
     assert client.get("/api/v1/rewards", headers=owner.headers).json["items"] == []
+
+
+def test_reward_cities_are_checked_by_the_catalog_not_before_the_caller(client, admin):
+    owner = make_person("SZ")
+    body = {"title": "Cap", "cost": 100, "stock": 5, "fulfillment": "pickup", "city_codes": ["QQ"]}
+    created = client.post("/api/v1/rewards", headers=owner.headers, json=body)
+    assert created.status_code == 403, created.json
+    reward = make_reward()
+    path = f"/api/v1/rewards/{reward.pk}"
+    changed = client.patch(path, headers=owner.headers, json={"city_codes": ["QQ"]})
+    assert changed.status_code == 403, changed.json
+    missing = client.patch(
+        f"/api/v1/rewards/{ObjectId()}", headers=admin.headers, json={"city_codes": ["QQ"]}
+    )
+    assert missing.status_code == 404, missing.json
+    unknown = client.patch(path, headers=admin.headers, json={"city_codes": ["QQ"]})
+    assert unknown.status_code == 422 and unknown.json["error"] == "unknown_city"
+    assert Reward.objects.get(pk=reward.pk).city_codes == []
+    assert Reward.objects.count() == 1
+
+
+def test_city_rewards_are_for_owners_settled_in_the_city(client):
+    make_city("CD")
+    hopper, local = make_person("SZ"), make_person("CD")
+    settled_in_city(hopper, 90)
+    settled_in_city(local, 30)
+    earn(hopper.id, 500)
+    earn(local.id, 500)
+    reward = make_reward(city_codes=["CD"], cost=100)
+    redeem = {"reward_id": str(reward.pk)}
+    refused = client.post("/api/v1/redemptions", headers=hopper.headers, json=redeem)
+    assert refused.status_code == 409 and refused.json["error"] == "not_in_city"
+
+    moved = client.patch("/api/v1/me", headers=hopper.headers, json={"city_code": "CD"})
+    assert moved.status_code == 200, moved.json
+    too_soon = client.post("/api/v1/redemptions", headers=hopper.headers, json=redeem)
+    assert too_soon.status_code == 409 and too_soon.json["error"] == "city_too_recent"
+    moved_at = User.objects.get(pk=hopper.user.pk).city_changed_at
+    assert too_soon.json["eligible_from"] == (moved_at + timedelta(days=30)).isoformat()
+    back = client.patch("/api/v1/me", headers=hopper.headers, json={"city_code": "SZ"})
+    assert back.status_code == 409 and back.json["error"] == "city_change_too_soon"
+    assert Redemption.objects.count() == 0 and Reward.objects.get(pk=reward.pk).stock == 10
+    assert assert_invariants(hopper.id) == 500
+
+    settled = client.post("/api/v1/redemptions", headers=local.headers, json=redeem)
+    assert settled.status_code == 201, settled.json
 
 
 def test_redeem_fulfil_and_cancel_over_http(client, admin):
@@ -244,12 +290,12 @@ def test_reconciliation_run_request_is_an_outbox_event(client, admin):
 
 def _signed(partner, body: dict, *, secret=None, stamp=None, key=None):
     raw = json.dumps(body).encode()
-    signature = hmac.new((secret or partner["secret"]).encode(), raw, hashlib.sha256).hexdigest()
+    stamp = str(stamp or int(time.time()))
     return raw, {
         "Content-Type": "application/json",
         "X-Partner-Key": key or partner["key"],
-        "X-Signature": signature,
-        "X-Timestamp": str(stamp or int(time.time())),
+        "X-Signature": partner_signature(secret or partner["secret"], stamp, raw),
+        "X-Timestamp": stamp,
     }
 
 
@@ -291,6 +337,37 @@ def test_partner_credits_over_http(client, admin):
     over = client.post("/api/v1/partner/points/credits", data=raw, headers=headers)
     assert over.status_code == 422 and over.json["error"] == "over_cap"
     assert assert_invariants(owner.id) == 50
+
+
+def test_partner_signature_covers_the_timestamp_and_a_txn_id_names_one_member(client, admin):
+    owner, other = make_person("SZ", phone="13900139000"), make_person("SZ")
+    partner = client.post(
+        "/api/v1/admin/partners",
+        headers=admin.headers,
+        json={"name": "ChargeCo", "max_points_per_txn": 200},
+    ).json
+    body = {"member_id": owner.id, "points": 50, "partner_txn_id": "txn-1"}
+    credits = "/api/v1/partner/points/credits"
+    raw, captured = _signed(partner, body, stamp=int(time.time()) - 600)
+    # A request captured once, sent again later under a fresh timestamp.
+    replayed = client.post(
+        credits, data=raw, headers={**captured, "X-Timestamp": str(int(time.time()))}
+    )
+    assert replayed.status_code == 401 and replayed.json["error"] == "invalid_signature"
+    assert LedgerEntry.objects.count() == 0
+
+    raw, headers = _signed(partner, body)
+    first = client.post(credits, data=raw, headers=headers)
+    assert first.status_code == 201, first.json
+    # The same member, named by phone this time: a replay.
+    by_phone = {"member_phone": "13900139000", "points": 50, "partner_txn_id": "txn-1"}
+    raw, headers = _signed(partner, by_phone)
+    same = client.post(credits, data=raw, headers=headers)
+    assert same.status_code == 200 and same.json == first.json
+    raw, headers = _signed(partner, {**body, "member_id": other.id})
+    reused = client.post(credits, data=raw, headers=headers)
+    assert reused.status_code == 409 and reused.json["error"] == "partner_txn_reused"
+    assert assert_invariants(owner.id) == 50 and assert_invariants(other.id) == 0
 
 
 def test_fifty_concurrent_redemptions_of_stock_ten(live_server):
@@ -487,6 +564,7 @@ def test_locked_rewards_say_why_and_show_only_when_asked(client):
     make_reward(title="Jacket", min_tier="gold")
     make_reward(title="Gone", stock=0)
     make_reward(title="Chengdu tea", city_codes=["CD"])
+    make_reward(title="Shenzhen cap", city_codes=["SZ"])
 
     def offers(query: str = "") -> dict[str, tuple[bool, str | None]]:
         response = client.get(f"/api/v1/rewards{query}", headers=owner.headers)
@@ -496,13 +574,15 @@ def test_locked_rewards_say_why_and_show_only_when_asked(client):
             for item in response.json["items"]
         }
 
-    assert offers() == {"Mug": (True, None), "Gone": (False, "out_of_stock")}
-    assert offers("?include_locked=true") == {
+    assert offers() == {
         "Mug": (True, None),
         "Gone": (False, "out_of_stock"),
-        "Jacket": (False, "tier_too_low"),
+        "Shenzhen cap": (False, "city_too_recent"),
     }
+    assert offers("?include_locked=true")["Jacket"] == (False, "tier_too_low")
     assert offers("?city=CD")["Chengdu tea"] == (False, "not_in_city")
+    settled_in_city(owner, days=31)
+    assert offers()["Shenzhen cap"] == (True, None)
     redeemed = client.post(
         "/api/v1/redemptions", json={"reward_id": str(mug.pk)}, headers=owner.headers
     )

@@ -11,27 +11,26 @@ from loyalty import (
     partner_systems,
 )
 from tests.loyalty.conftest import assert_invariants
-from tests.support import make_person
+from tests.support import make_person, partner_signature
 
 
 def test_partner_authentication_and_credit_rules(app, admin):
-    import hashlib
-    import hmac
-
     owner = make_person("SZ", phone="13800138000")
     partner, secret = partner_systems.create_partner(admin.caller, "ChargeCo", 500)
     body = b'{"points": 10}'
-    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     now = datetime.now(UTC)
     stamp = str(int(now.timestamp()))
+    signature = partner_signature(secret, stamp, body)
     assert (
         partner_systems.authenticate_partner(partner.key, signature, stamp, body).pk == partner.pk
     )
+    earlier = str(int(now.timestamp()) - 301)
     for key, sig, ts in (
         (partner.key, "0" * 64, stamp),
         ("pk_unknown", signature, stamp),
-        (partner.key, signature, str(int(now.timestamp()) - 301)),
-        (partner.key, signature, "yesterday"),
+        (partner.key, partner_signature(secret, earlier, body), earlier),
+        (partner.key, signature, str(int(now.timestamp()) - 1)),
+        (partner.key, partner_signature(secret, "yesterday", body), "yesterday"),
         (None, None, None),
     ):
         with pytest.raises(Unauthorized):

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from app.auth import load_caller
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, ValidationFailed
 from loyalty import (
     rewards,
 )
@@ -59,6 +59,17 @@ def test_redeem_refusals_change_nothing(app, setup, slug):
     assert assert_invariants(owner.id) == 200
 
 
+def test_city_rewards_open_30_days_after_the_owner_settled_there(app):
+    owner = make_person("CD")
+    earn(owner.id, 200)
+    reward = make_reward(city_codes=["CD"])
+    opens = owner.user.city_held_since + timedelta(days=30)
+    with pytest.raises(Conflict) as early:
+        rewards.redeem(owner.user, str(reward.pk), now=opens - timedelta(seconds=1))
+    assert early.value.error == "city_too_recent"
+    assert rewards.redeem(owner.user, str(reward.pk), now=opens).status == "pending"
+
+
 def test_per_owner_limit_counts_quantities_but_not_cancelled(app):
     owner = make_person("SZ")
     earn(owner.id, 1000)
@@ -86,3 +97,23 @@ def test_fulfil_is_for_admins_and_leaders_of_the_pickup_city(app):
     )
     with pytest.raises(Conflict):
         rewards.cancel_redemption(load_caller(owner.id), str(redemption.pk))
+
+
+def test_the_catalog_refuses_unknown_cities(app, admin):
+    with pytest.raises(ValidationFailed) as created:
+        rewards.create_reward(
+            admin.caller,
+            {
+                "title": "Cap",
+                "cost": 100,
+                "stock": 5,
+                "fulfillment": "pickup",
+                "city_codes": ["QQ"],
+            },
+        )
+    assert created.value.error == "unknown_city"
+    reward = make_reward()
+    with pytest.raises(ValidationFailed) as changed:
+        rewards.update_reward(admin.caller, str(reward.pk), {"city_codes": ["SZ", "QQ"]})
+    assert changed.value.error == "unknown_city"
+    assert Reward.objects.get(pk=reward.pk).city_codes == []
