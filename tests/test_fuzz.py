@@ -35,6 +35,7 @@ from app.db import transaction
 from events import registration
 from events import services as events
 from loyalty import partner_systems, reconciliation, rewards, rules
+from notifications.models import Notification
 from notifications.services import notify
 from tests.support import Person, make_city, make_person
 
@@ -83,11 +84,12 @@ def world(app) -> World:
     events.publish_event(leader, str(event.pk))
     registration.register(owner, str(event.pk))
     vehicle = ownership.add_vehicle(owner.user, vin="LSVAB2BM1CN000001", model="ID.7")
-    transaction(
+    earned = transaction(
         lambda session: rules.award(
             session, owner.id, "vehicle.verified", key="fuzz", source={}, points=5000
         )
     )
+    assert earned is not None
     reward = rewards.create_reward(
         admin, {"title": "Mug", "cost": 100, "stock": 50, "fulfillment": "pickup"}
     )
@@ -115,6 +117,8 @@ def world(app) -> World:
             "grant_id": str(grant.grant_id),
             "partner_id": str(partner.pk),
             "user_id": people["owner"].id,
+            "entry_id": str(earned["_id"]),
+            "notification_id": str(Notification.objects(user_id=owner.user.pk).first().pk),
         },
     )
 
