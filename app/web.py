@@ -164,11 +164,11 @@ _refusal_schemas: dict[type[DomainError], type[ma.Schema]] = {}
 
 def refusal_schema(refusal: type[DomainError]) -> type[ma.Schema]:
     """The envelope of one refusal: its slug as a one-value enum, and its details."""
-
-    class Meta:
-        unknown = ma.RAISE
-
     if refusal not in _refusal_schemas:
+
+        class Meta:
+            unknown = ma.RAISE
+
         # Field errors come with validation failures only.
         errors = {"errors": fields.Nested(FieldErrorsSchema)} if refusal.status == 422 else {}
         _refusal_schemas[refusal] = type(

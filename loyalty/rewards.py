@@ -82,14 +82,14 @@ def catalogue(
     """A page of the active rewards offered in `city` (default: the owner's city), each
     with `redeemable` and, when it is not, `locked_reason`. Rewards above the owner's tier
     are left out unless `include_locked`, so an app can show what a higher tier unlocks."""
+    at = now or utcnow()
+    tier = balances.tier_of(owner.pk, at)
 
     def offer(reward: Reward) -> dict[str, Any]:
-        lock = lock_of(owner, reward, tier, now)
+        lock = lock_of(owner, reward, tier, at)
         document = {name: getattr(reward, name) for name in reward._fields}
         return {**document, "redeemable": lock is None, **({"locked_reason": lock} if lock else {})}
 
-    now = now or utcnow()
-    tier = balances.tier_of(owner.pk, now)
     query = Reward.objects(
         active=True,
         __raw__={"$or": [{"city_codes": []}, {"city_codes": city or owner.city_code}]},
