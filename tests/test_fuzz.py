@@ -32,6 +32,7 @@ from accounts import ownership
 from app.auth import load_caller
 from app.clock import utcnow
 from app.db import transaction
+from community import clubs, posts, words
 from events import registration
 from events import services as events
 from loyalty import partner_systems, reconciliation, rewards, rules
@@ -105,6 +106,11 @@ def world(app) -> World:
     partner, _ = partner_systems.create_partner(admin, name="Charging", max_points_per_txn=500)
     run = reconciliation.request_reconciliation(admin)
     grant = people["leader"].user.grants[0]
+    club = clubs.create_club(leader, name="Shenzhen drivers", kind="city", city_code="SZ")
+    clubs.join(owner, str(club.pk))
+    post = posts.publish_post(owner, str(club.pk), "Sunrise run to Dameisha", [])
+    comment = posts.add_comment(owner, str(post.pk), "Count me in")
+    word = words.add_word(admin, "scam")
     return World(
         people,
         {
@@ -117,6 +123,10 @@ def world(app) -> World:
             "grant_id": str(grant.grant_id),
             "partner_id": str(partner.pk),
             "user_id": people["owner"].id,
+            "club_id": str(club.pk),
+            "post_id": str(post.pk),
+            "comment_id": str(comment.pk),
+            "word_id": str(word.pk),
             "entry_id": str(earned["_id"]),
             "notification_id": str(Notification.objects(user_id=owner.user.pk).first().pk),
         },
