@@ -652,7 +652,14 @@ def test_check_in_opens_two_hours_before_the_start_and_closes_after_the_grace(
 
 def test_times_are_shown_in_rfc_3339_even_for_old_dates(client, leader, make_event):
     # Stored before times were bounded: Shanghai in 1900 was on local mean time, +08:05:43.
-    old = make_event(publish=False, starts_in=datetime(1900, 1, 1, 2, tzinfo=UTC) - utcnow())
+    # (Set afterwards: a time computed from two readings of the clock could be a ms off.)
+    old = make_event(publish=False)
+    starts_at = datetime(1900, 1, 1, 2, tzinfo=UTC)
+    Event.objects(pk=old.pk).update_one(
+        set__starts_at=starts_at,
+        set__ends_at=starts_at + timedelta(hours=2),
+        set__registration_closes_at=starts_at,
+    )
     shown = client.get(f"{API}/events/{old.pk}", headers=leader.headers).json
     rfc_3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
     for name in ("starts_at", "ends_at", "registration_closes_at", "created_at"):
