@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.support import api_server, servers  # noqa: E402
+from bench.support import api_server, owners, servers  # noqa: E402
 
 CLIENTS = 16
 
@@ -50,27 +50,6 @@ def _burst(count: int, attempt: Callable[[int], None]) -> tuple[float, list[floa
     with ThreadPoolExecutor(CLIENTS) as pool:
         list(pool.map(timed, range(count)))
     return count / (time.perf_counter() - started), latencies
-
-
-def _owners(count: int) -> list[tuple[str, str]]:
-    from bson import ObjectId
-
-    from accounts.models import User
-    from accounts.services import start_session
-
-    users = [
-        User(
-            id=ObjectId(),
-            email=f"bench{ObjectId()}@example.com",
-            password_hash="x",
-            display_name="Bench owner",
-            city_code="SZ",
-            referral_code=f"B{ObjectId()}",
-        )
-        for _ in range(count)
-    ]
-    User._get_collection().insert_many([user.to_mongo() for user in users])
-    return [(str(user.pk), start_session(user.pk, "bench")["access_token"]) for user in users]
 
 
 def _event(capacity: int):
@@ -175,11 +154,11 @@ def main() -> int:
         app = create_app({"LOG_LEVEL": "WARNING"})
         with app.app_context():
             # Warm-up: both gunicorn workers connected, code paths loaded.
-            measure_http(base_url, str(_event(50).pk), _owners(200))
-            measure_raw(_event(50).pk, _owners(200))
+            measure_http(base_url, str(_event(50).pk), owners(200))
+            measure_raw(_event(50).pk, owners(200))
             http_event, raw_event = _event(burst // 4), _event(burst // 4)
-            raw_rate, raw_latencies = measure_raw(raw_event.pk, _owners(burst))
-            http_rate, http_latencies = measure_http(base_url, str(http_event.pk), _owners(burst))
+            raw_rate, raw_latencies = measure_raw(raw_event.pk, owners(burst))
+            http_rate, http_latencies = measure_http(base_url, str(http_event.pk), owners(burst))
             for event in (http_event, raw_event):
                 event.reload()
                 assert event.seats_left == 0 and event.waitlist_seq == burst - burst // 4

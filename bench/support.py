@@ -40,9 +40,35 @@ def servers(prefix: str) -> Iterator[None]:
                 server.stop()
 
 
+def owners(count: int, city: str = "SZ") -> list[tuple[str, str]]:
+    """`count` owners of `city` written in one insert, each with the access token of a live
+    session: (user id, token). Needs an app context."""
+    from bson import ObjectId
+
+    from accounts.models import User
+    from accounts.services import start_session
+
+    users = [
+        User(
+            id=ObjectId(),
+            email=f"bench{ObjectId()}@example.com",
+            password_hash="x",
+            display_name="Bench owner",
+            city_code=city,
+            referral_code=f"B{ObjectId()}",
+        )
+        for _ in range(count)
+    ]
+    User._get_collection().insert_many([user.to_mongo() for user in users])
+    return [(str(user.pk), start_session(user.pk, "bench")["access_token"]) for user in users]
+
+
 @contextmanager
-def api_server(workers: int = 2, threads: int = 8) -> Iterator[str]:
-    """The API under gunicorn on a free loopback port; yields its base URL once healthy."""
+def api_server(
+    workers: int = 2, threads: int = 8, environ: dict[str, str] | None = None
+) -> Iterator[str]:
+    """The API under gunicorn on a free loopback port; yields its base URL once healthy.
+    `environ` adds settings of the run's own."""
     from app.embedded import free_port
 
     port = free_port()
@@ -62,7 +88,12 @@ def api_server(workers: int = 2, threads: int = 8) -> Iterator[str]:
             "warning",
         ],
         cwd=ROOT,
-        env={**os.environ, "LOG_LEVEL": "WARNING", "RATELIMIT_ENABLED": "false"},
+        env={
+            **os.environ,
+            "LOG_LEVEL": "WARNING",
+            "RATELIMIT_ENABLED": "false",
+            **(environ or {}),
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
