@@ -68,7 +68,9 @@ PATH_IDS = {"/api/v1/admin/earning-rules/{code}": {"code": "event.attended"}}
 def _cheap_password_hashes(monkeypatch):
     # Each operation gets people of its own; argon2 at full cost would make that most of
     # the test's time. The hashes still verify as argon2.
-    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
+    monkeypatch.setattr(
+        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
+    )
 
 
 @dataclass
