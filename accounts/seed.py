@@ -63,6 +63,12 @@ def demo_leader(city_code: str) -> Caller | None:
     return load_caller(leader.pk) if leader else None
 
 
+def demo_owner(city_code: str, number: int) -> Caller | None:
+    """Demo owner `number` (1 or 2) of a city, as a caller."""
+    owner = User.objects(email=f"owner{number}.{city_code.lower()}@demo.example").first()
+    return load_caller(owner.pk) if owner else None
+
+
 def seed_people() -> list[str]:
     """Cities, a circle leader and an ambassador per city, and owners with vehicles; the
     lines name every demo account, so that one can sign in as any of them."""

@@ -200,6 +200,20 @@ def find_active_owner(user_id: str | None = None, phone: str | None = None) -> U
         return None
 
 
+def suspend(
+    user_id: Any, until: datetime | None, session: ClientSession | None = None
+) -> datetime | None:
+    """Ban an owner until `until` (None lifts the ban), in the caller's transaction: from
+    the next request on they can neither log in nor use their tokens (403
+    `account_banned`). Returns when the previous ban ended (None: there was none)."""
+    users = User._get_collection()
+    previous = users.find_one({"_id": object_id(user_id)}, {"banned_until": 1}, session=session)
+    users.update_one(
+        {"_id": object_id(user_id)}, {"$set": {"banned_until": until}}, session=session
+    )
+    return previous.get("banned_until") if previous else None
+
+
 # --- sign-up and login -----------------------------------------------------------------
 
 

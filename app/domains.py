@@ -95,6 +95,18 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
         city_figures="events.figures:city_figures",
         demo="events.seed:seed_events",
     ),
+    Domain(
+        "community",
+        api="community.api",
+        tasks="community.tasks",
+        personal_data={
+            "clubs": "community.clubs:export_clubs",
+            "posts": "community.posts:export_posts",
+            "comments": "community.posts:export_comments",
+            "reports": "community.moderation:export_reports",
+        },
+        demo="community.seed:seed_clubs",
+    ),
 )
 
 

@@ -85,6 +85,8 @@ class LedgerEntry(Document):
             ("account_id", "-id"),
             ("account_id", "kind", "created_at"),
             ("account_id", "source.rule", "created_at"),
+            # What one post or comment earned, which follows it when moderation removes it.
+            ("account_id", "source.id"),
             ("city_code", "created_at"),
         ],
     }

@@ -48,6 +48,7 @@ REASON_LABELS: dict[str, dict[str, str]] = {
     "event.attended": {"zh-CN": "参加活动", "en": "you attended an event"},
     "post.published": {"zh-CN": "发布帖子", "en": "you published a post"},
     "comment.created": {"zh-CN": "发表评论", "en": "you commented on a post"},
+    "post.featured": {"zh-CN": "您的帖子被选为车主故事", "en": "your post became an owner story"},
 }
 
 DEFAULT_RULES: dict[str, dict[str, Any]] = {
@@ -93,6 +94,13 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
         "caps": {"day": 10},
         "multipliable": True,
         "description": "Commented on a post",
+    },
+    "post.featured": {
+        "event_type": "post.featured",
+        "points": 50,
+        "caps": {},
+        "multipliable": True,
+        "description": "A post featured as an owner story",
     },
 }
 

@@ -12,7 +12,7 @@ import dramatiq
 from pymongo.client_session import ClientSession
 
 from app.outbox import DomainEvent
-from loyalty import expiry, reconciliation, rules
+from loyalty import adjustments, expiry, reconciliation, rules
 from workers.registry import handles
 
 
@@ -65,6 +65,35 @@ def comment_points(event: DomainEvent, session: ClientSession) -> None:
     rules.award_for_event(
         session, event, "comment.created", event.payload.get("author_id") or event.actor_id
     )
+
+
+@handles("post.featured", name="loyalty.featured_post_points")
+def featured_post_points(event: DomainEvent, session: ClientSession) -> None:
+    author = event.payload.get("author_id")
+    if author:
+        rules.award_for_event(
+            session, event, "post.featured", author, once_key=f"post.featured:{event.subject_id}"
+        )
+
+
+@handles("post.removed", name="loyalty.reverse_post_points")
+@handles("comment.removed", name="loyalty.reverse_comment_points")
+def reverse_content_points(event: DomainEvent, session: ClientSession) -> None:
+    """Content removed by moderation loses the points it earned."""
+    if author := event.payload.get("author_id"):
+        adjustments.reverse_content_points(
+            session, author, event.subject_id, event.payload["round"]
+        )
+
+
+@handles("post.restored", name="loyalty.restore_post_points")
+@handles("comment.restored", name="loyalty.restore_comment_points")
+def restore_content_points(event: DomainEvent, session: ClientSession) -> None:
+    """Restored content earns back what its removal took."""
+    if author := event.payload.get("author_id"):
+        adjustments.restore_content_points(
+            session, author, event.subject_id, event.payload["round"]
+        )
 
 
 @handles("reconciliation.requested", name="loyalty.start_reconciliation", transactional=False)

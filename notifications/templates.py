@@ -60,6 +60,18 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("活动即将开始", "「{title}」将于 {starts_at} 在 {venue} 开始，别迟到哦。"),
         "en": ("Your event starts soon", "{title} starts {starts_at} at {venue}."),
     },
+    "post_commented": {
+        "zh-CN": ("新评论", "有人评论了您的帖子。"),
+        "en": ("New comment", "Someone commented on your post."),
+    },
+    "moderation_action": {
+        "zh-CN": ("社区管理通知", "管理员对您的内容或账号执行了操作（{action}）：{reason}"),
+        "en": ("Community moderation", "A moderator took an action ({action}): {reason}"),
+    },
+    "report_resolved": {
+        "zh-CN": ("举报处理结果", "您的举报已处理（{outcome}）：{reason}"),
+        "en": ("Your report was reviewed", "Your report was {outcome}: {reason}"),
+    },
 }
 
 

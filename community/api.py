@@ -1,0 +1,318 @@
+"""Owner clubs, posts and moderation over HTTP: thin views over the community services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import current_app, g
+from flask.views import MethodView
+
+from accounts.errors import UnknownCity
+from app.auth import caller
+from app.errors import Forbidden, NotFound, RateLimited
+from app.extensions import limiter
+from app.web import Blueprint, PageArgsSchema, page_of
+from community import clubs, errors, moderation, posts, words
+from community.schemas import (
+    ActionCreateSchema,
+    ActionSchema,
+    CityArgsSchema,
+    ClubCreateSchema,
+    ClubListArgsSchema,
+    ClubPostArgsSchema,
+    ClubSchema,
+    ClubUpdateSchema,
+    CommentCreateSchema,
+    CommentSchema,
+    LikeSchema,
+    MemberListArgsSchema,
+    MembershipSchema,
+    PostCreateSchema,
+    PostSchema,
+    QueueSchema,
+    ReportCreateSchema,
+    ReportSchema,
+    SensitiveWordCreateSchema,
+    SensitiveWordSchema,
+)
+
+blp = Blueprint("community", __name__, description="Owner clubs, posts and moderation")
+blueprints = (blp,)
+
+
+def _per_owner(setting: str, scope: str) -> Callable:
+    """A per-minute limit on one owner's writes (429 `rate_limited` with Retry-After). On
+    the view method, which the Blueprint wraps in `login_required`: the caller is known,
+    and the limit is theirs, not their IP's."""
+    limit = limiter.limit(
+        lambda: current_app.config[setting], key_func=lambda: g.caller.id, scope=scope
+    )
+    return lambda view: blp.refuses(RateLimited)(limit(view))
+
+
+# --- clubs -----------------------------------------------------------------------------
+
+
+@blp.route("/clubs")
+class Clubs(MethodView):
+    @blp.arguments(ClubListArgsSchema, location="query")
+    @blp.response(200, page_of(ClubSchema))
+    def get(self, args):
+        """Clubs, newest first; `city` and `q` (part of the name) narrow the list"""
+        return clubs.list_clubs(args.get("city"), args.get("q"), args["cursor"], args["limit"])
+
+    @blp.arguments(ClubCreateSchema)
+    @blp.response(201, ClubSchema)
+    @blp.refuses(Forbidden, UnknownCity)
+    def post(self, data):
+        """Create a club (the city's circle leaders; national clubs: admins)"""
+        return clubs.describe_club(clubs.create_club(caller(), **data))
+
+
+@blp.route("/clubs/<club_id>")
+class ClubItem(MethodView):
+    @blp.response(200, ClubSchema)
+    def get(self, club_id):
+        """One club with its member count and the caller's membership"""
+        return clubs.club_details(caller(), club_id)
+
+    @blp.arguments(ClubUpdateSchema)
+    @blp.response(200, ClubSchema)
+    @blp.refuses(Forbidden)
+    def patch(self, changes, club_id):
+        """Edit a club's name, description or join policy (its city leaders, admin)"""
+        return clubs.describe_club(clubs.update_club(caller(), club_id, changes))
+
+
+@blp.route("/clubs/<club_id>/members")
+class ClubMembers(MethodView):
+    @blp.response(201, MembershipSchema)
+    @blp.refuses(errors.NotVerifiedOwner, errors.AlreadyMember)
+    def post(self, club_id):
+        """Join: active at once in an open club, pending where the club approves"""
+        return clubs.join(caller(), club_id)
+
+    @blp.arguments(MemberListArgsSchema, location="query")
+    @blp.response(200, page_of(MembershipSchema))
+    @blp.refuses(Forbidden)
+    def get(self, args, club_id):
+        """Members (default active) or requests (`status=pending`) of a club"""
+        return clubs.club_members(
+            caller(), club_id, args.get("status"), args["cursor"], args["limit"]
+        )
+
+
+@blp.route("/clubs/<club_id>/members/me")
+class MyClubMembership(MethodView):
+    @blp.response(204)
+    def delete(self, club_id):
+        """Leave a club (or withdraw a request to join)"""
+        clubs.leave(caller(), club_id)
+
+
+@blp.route("/clubs/<club_id>/members/<user_id>/approve")
+class ApproveMember(MethodView):
+    @blp.response(200, MembershipSchema)
+    @blp.refuses(Forbidden, errors.NotPending)
+    def post(self, club_id, user_id):
+        """Approve a request to join (club moderators, city leaders, admin)"""
+        return clubs.approve(caller(), club_id, user_id)
+
+
+@blp.route("/clubs/<club_id>/members/<user_id>")
+class ClubMember(MethodView):
+    @blp.response(204)
+    @blp.refuses(Forbidden)
+    def delete(self, club_id, user_id):
+        """Decline a request or remove a member (club moderators, city leaders, admin)"""
+        clubs.remove_member(caller(), club_id, user_id)
+
+
+@blp.route("/clubs/<club_id>/moderators/<user_id>")
+class ClubModerator(MethodView):
+    @blp.response(200, MembershipSchema)
+    @blp.refuses(Forbidden, errors.NotActiveMember)
+    def put(self, club_id, user_id):
+        """Appoint an active member as the club's moderator (city leaders, admin)"""
+        return clubs.set_moderator(caller(), club_id, user_id, True)
+
+    @blp.response(200, MembershipSchema)
+    def delete(self, club_id, user_id):
+        """Make a moderator a plain member again (city leaders, admin)"""
+        return clubs.set_moderator(caller(), club_id, user_id, False)
+
+
+@blp.route("/me/clubs")
+class MyClubs(MethodView):
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, page_of(ClubSchema))
+    def get(self, args):
+        """The clubs the caller belongs to or asked to join"""
+        return clubs.my_clubs(caller(), args["cursor"], args["limit"])
+
+
+# --- posts -----------------------------------------------------------------------------
+
+
+@blp.route("/clubs/<club_id>/posts")
+class ClubPosts(MethodView):
+    @blp.arguments(ClubPostArgsSchema, location="query")
+    @blp.response(200, page_of(PostSchema))
+    def get(self, args, club_id):
+        """A club's visible posts, newest first (`featured=true`: its owner stories)"""
+        return posts.club_posts(
+            caller(), club_id, args.get("featured"), args["cursor"], args["limit"]
+        )
+
+    @_per_owner("RATELIMIT_POSTS_PER_USER", "posts")
+    @blp.arguments(PostCreateSchema)
+    @blp.response(201, PostSchema)
+    @blp.refuses(errors.NotMember, errors.Muted, errors.NewAccountLimit)
+    def post(self, data, club_id):
+        """Post in a club (active members); held for review if it has a listed word"""
+        return posts.publish_post(caller(), club_id, data["body"], data["image_urls"])
+
+
+@blp.route("/feed")
+class Feed(MethodView):
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, page_of(PostSchema))
+    def get(self, args):
+        """The visible posts of the caller's clubs, newest first"""
+        return posts.feed(caller(), args["cursor"], args["limit"])
+
+
+@blp.route("/posts/<post_id>")
+class PostItem(MethodView):
+    @blp.response(200, PostSchema)
+    def get(self, post_id):
+        """One post (held: its author and moderators only)"""
+        return posts.visible_post(caller(), post_id)
+
+    @blp.response(204)
+    @blp.refuses(errors.NotAuthor)
+    def delete(self, post_id):
+        """Delete one's own post"""
+        posts.delete_post(caller(), post_id)
+
+
+@blp.route("/posts/<post_id>/comments")
+class PostComments(MethodView):
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, page_of(CommentSchema))
+    def get(self, args, post_id):
+        """A post's visible comments, oldest first"""
+        return posts.post_comments(caller(), post_id, args["cursor"], args["limit"])
+
+    @_per_owner("RATELIMIT_COMMENTS_PER_USER", "comments")
+    @blp.arguments(CommentCreateSchema)
+    @blp.response(201, CommentSchema)
+    @blp.refuses(errors.NotMember, errors.Muted, errors.NewAccountLimit)
+    def post(self, data, post_id):
+        """Comment on a post (active members of its club); its author is told"""
+        return posts.add_comment(caller(), post_id, data["body"])
+
+
+@blp.route("/comments/<comment_id>")
+class CommentItem(MethodView):
+    @blp.response(204)
+    @blp.refuses(errors.NotAuthor)
+    def delete(self, comment_id):
+        """Delete one's own comment"""
+        posts.delete_comment(caller(), comment_id)
+
+
+@blp.route("/posts/<post_id>/reactions/like")
+class PostLike(MethodView):
+    @_per_owner("RATELIMIT_LIKES_PER_USER", "likes")
+    @blp.response(200, LikeSchema)
+    def put(self, post_id):
+        """Like a post (idempotent)"""
+        return posts.like(caller(), post_id)
+
+    @_per_owner("RATELIMIT_LIKES_PER_USER", "likes")
+    @blp.response(200, LikeSchema)
+    def delete(self, post_id):
+        """Take a like back (idempotent)"""
+        return posts.unlike(caller(), post_id)
+
+
+@blp.route("/posts/<post_id>/feature")
+class FeaturePost(MethodView):
+    @blp.response(200, PostSchema)
+    @blp.refuses(errors.OwnContent)
+    def post(self, post_id):
+        """Pin a post in its club as an owner story; its author earns points once"""
+        return moderation.feature_post(caller(), post_id)
+
+
+# --- reports and moderation ------------------------------------------------------------
+
+
+@blp.route("/reports")
+class Reports(MethodView):
+    @_per_owner("RATELIMIT_REPORTS_PER_USER", "reports")
+    @blp.arguments(ReportCreateSchema)
+    @blp.response(201, ReportSchema)
+    @blp.alt_response(200, schema=ReportSchema, description="Already reported: the open report")
+    @blp.refuses(errors.UnknownTarget)
+    def post(self, data):
+        """Report a post, comment or user; enough weight hides content at once"""
+        report, created = moderation.file_report(caller(), **data)
+        return report, 201 if created else 200
+
+
+@blp.route("/moderation/queue")
+class ModerationQueue(MethodView):
+    @blp.arguments(CityArgsSchema, location="query")
+    @blp.response(200, QueueSchema)
+    @blp.refuses(Forbidden)
+    def get(self, args):
+        """Reported and held content of the caller's cities, heaviest reports first"""
+        return moderation.review_queue(caller(), args.get("city"))
+
+
+@blp.route("/moderation/actions")
+class ModerationActions(MethodView):
+    @blp.arguments(ActionCreateSchema)
+    @blp.response(201, ActionSchema)
+    @blp.refuses(
+        Forbidden,
+        errors.OwnContent,
+        NotFound,
+        errors.InvalidTransition,
+        errors.ActionNotApplicable,
+    )
+    def post(self, data):
+        """Hide, restore or remove content; warn, mute or ban its author or a user"""
+        return moderation.take_action(caller(), **data)
+
+    @blp.arguments(CityArgsSchema, location="query")
+    @blp.response(200, page_of(ActionSchema))
+    def get(self, args):
+        """The audit log of the caller's cities, newest first"""
+        return moderation.audit_log(caller(), args.get("city"), args["cursor"], args["limit"])
+
+
+@blp.route("/admin/sensitive-words")
+class SensitiveWords(MethodView):
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, page_of(SensitiveWordSchema))
+    def get(self, args):
+        """The sensitive-word list (admin)"""
+        return words.list_words(caller(), args["cursor"], args["limit"])
+
+    @blp.arguments(SensitiveWordCreateSchema)
+    @blp.response(201, SensitiveWordSchema)
+    @blp.refuses(Forbidden, errors.WordListed, errors.NoLetters)
+    def post(self, data):
+        """List a word: posts and comments containing it are held for review (admin)"""
+        return words.add_word(caller(), data["word"])
+
+
+@blp.route("/admin/sensitive-words/<word_id>")
+class SensitiveWord(MethodView):
+    @blp.response(204)
+    def delete(self, word_id):
+        """Take a word off the list (admin)"""
+        words.remove_word(caller(), word_id)

@@ -1,0 +1,369 @@
+"""Posts, comments and likes in clubs, and the feed.
+
+A post and its `post.published` domain event (a comment and `comment.created`) are written
+in one transaction; loyalty earns the points from the event. `Post.like_count` counts the
+likes and `Post.comment_count` the visible comments: each changes in the transaction that
+writes the like or the comment, conditionally on that write, so both stay exact under
+concurrent requests.
+
+Command budgets (tests/community/test_budgets.py): a read costs the caller's account, at
+most one lookup and the page itself; a post or a like at most five commands, counting the
+caller and the commit. A comment costs two more (the post and the membership both decide
+whether the caller may comment, and the post's counter is written with it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import structlog
+from bson import ObjectId
+from pymongo.client_session import ClientSession
+
+from accounts.services import AMBASSADOR
+from app.auth import Caller
+from app.clock import utcnow
+from app.db import object_id, transaction
+from app.outbox import record_event
+from app.web import paginate
+from community import limits, words
+from community.clubs import active_club_ids, club_or_404
+from community.errors import CommentNotFound, Muted, NotAuthor, NotMember, PostNotFound
+from community.feed import feed_key, newest_posts
+from community.models import (
+    ACTIVE,
+    DELETED,
+    ERASED_BODY,
+    ERASED_NAME,
+    HELD,
+    VISIBLE,
+    Comment,
+    Like,
+    Membership,
+    Post,
+)
+
+log = structlog.get_logger()
+
+
+# --- who sees what ---------------------------------------------------------------------
+
+
+def moderates(caller: Caller, city_code: str | None) -> bool:
+    """Ambassadors of the content's city, and admins."""
+    return caller.acts_in(city_code, AMBASSADOR)
+
+
+def _may_see(caller: Caller, content: Post | Comment) -> bool:
+    if content.status == VISIBLE:
+        return True
+    if content.status == DELETED:
+        return False
+    if content.status == HELD and content.author_id == caller.user.pk:
+        return True
+    return moderates(caller, content.city_code)
+
+
+def post_or_404(post_id: Any) -> Post:
+    oid = object_id(post_id)
+    post = Post.objects(pk=oid).first() if oid else None
+    if post is None:
+        raise PostNotFound()
+    return post
+
+
+def comment_or_404(comment_id: Any) -> Comment:
+    oid = object_id(comment_id)
+    comment = Comment.objects(pk=oid).first() if oid else None
+    if comment is None:
+        raise CommentNotFound()
+    return comment
+
+
+def visible_post(caller: Caller, post_id: str) -> Post:
+    post = post_or_404(post_id)
+    if not _may_see(caller, post):
+        raise PostNotFound()
+    return post
+
+
+def _writing_member(caller: Caller, club_id: ObjectId) -> dict[str, Any]:
+    """The caller's active membership of the club, refused while they are muted."""
+    membership = Membership._get_collection().find_one(
+        {"club_id": club_id, "user_id": caller.user.pk}
+    )
+    if membership is None or membership["status"] != ACTIVE:
+        raise NotMember()
+    until: datetime | None = membership.get("muted_until")
+    if until is not None and until > utcnow():
+        raise Muted(until=until.isoformat())
+    return membership
+
+
+def _screen(content: Post | Comment) -> None:
+    """Publish new content at once, unless it contains a listed sensitive word: then it
+    stays held for review (its author sees it)."""
+    if not words.contains_listed_word(content.body):
+        content.status, content.published_at = VISIBLE, content.created_at
+        if isinstance(content, Post):
+            content.feed_key = feed_key(content.club_id, content.pk, VISIBLE)
+
+
+# --- posts -----------------------------------------------------------------------------
+
+
+def publish_post(caller: Caller, club_id: str, body: str, image_urls: list[str]) -> Post:
+    """Post in a club the caller is an active member of. A post with a listed sensitive
+    word is held for review (its author sees it); others are published at once."""
+    oid = object_id(club_id)
+    if oid is None:
+        raise NotMember()
+    membership = _writing_member(caller, oid)
+    limits.check_new_account(caller, Post)
+    user = caller.user
+    post = Post(
+        id=ObjectId(),
+        status=HELD,
+        club_id=oid,
+        city_code=membership.get("city_code") or user.city_code,
+        author_id=user.pk,
+        author_name=user.display_name,
+        body=body,
+        image_urls=image_urls,
+        created_at=utcnow(),
+    )
+    _screen(post)
+
+    def unit(session: ClientSession) -> None:
+        Post._get_collection().insert_one(post.to_mongo(), session=session)
+        if post.status == VISIBLE:
+            record_published(session, post)
+
+    transaction(unit)
+    log.info("post_published", post_id=str(post.pk), club_id=club_id, status=post.status)
+    return post
+
+
+def record_published(session: ClientSession, post: Post) -> None:
+    record_event(
+        session,
+        "post.published",
+        subject_type="post",
+        subject_id=post.pk,
+        actor_id=post.author_id,
+        city_code=post.city_code,
+        payload={"author_id": str(post.author_id), "club_id": str(post.club_id)},
+    )
+
+
+def club_posts(
+    caller: Caller, club_id: str, featured: bool | None, cursor: str | None, limit: int
+) -> dict[str, Any]:
+    """A club's visible posts, newest first; `featured` selects its owner stories."""
+    club = club_or_404(club_id)
+    if featured is None:
+        return newest_posts([club.pk], cursor, limit)
+    return paginate(Post.objects(club_id=club.pk, featured=featured, status=VISIBLE), cursor, limit)
+
+
+def feed(caller: Caller, cursor: str | None, limit: int) -> dict[str, Any]:
+    """The visible posts of the caller's clubs, newest first: one read of their memberships,
+    then usually one indexed lookup (`community.feed`)."""
+    return newest_posts(active_club_ids(caller.user.pk), cursor, limit)
+
+
+def delete_post(caller: Caller, post_id: str) -> None:
+    post = visible_post(caller, post_id)
+    if post.author_id != caller.user.pk:
+        raise NotAuthor()
+    Post.objects(pk=post.pk).update_one(set__status=DELETED, set__feed_key=None)
+    log.info("post_deleted", post_id=post_id, by=caller.id)
+
+
+# --- comments --------------------------------------------------------------------------
+
+
+def add_comment(caller: Caller, post_id: str, body: str) -> Comment:
+    post = post_or_404(post_id)
+    if post.status != VISIBLE:
+        raise PostNotFound()
+    _writing_member(caller, post.club_id)
+    limits.check_new_account(caller, Comment)
+    user = caller.user
+    comment = Comment(
+        id=ObjectId(),
+        status=HELD,
+        post_id=post.pk,
+        club_id=post.club_id,
+        city_code=post.city_code,
+        author_id=user.pk,
+        author_name=user.display_name,
+        body=body,
+        created_at=utcnow(),
+    )
+    _screen(comment)
+
+    def unit(session: ClientSession) -> None:
+        Comment._get_collection().insert_one(comment.to_mongo(), session=session)
+        if comment.status == VISIBLE:
+            count_comment(session, post.pk, 1)
+            record_commented(session, comment, post.author_id)
+
+    transaction(unit)
+    log.info("comment_created", comment_id=str(comment.pk), post_id=post_id, status=comment.status)
+    return comment
+
+
+def count_comment(session: ClientSession, post_id: ObjectId, delta: int) -> None:
+    """Count a comment that became visible (+1) or stopped being visible (-1)."""
+    condition = {} if delta > 0 else {"comment_count": {"$gte": -delta}}
+    Post._get_collection().update_one(
+        {"_id": post_id, **condition}, {"$inc": {"comment_count": delta}}, session=session
+    )
+
+
+def record_commented(
+    session: ClientSession, comment: Comment, post_author_id: ObjectId | None
+) -> None:
+    record_event(
+        session,
+        "comment.created",
+        subject_type="comment",
+        subject_id=comment.pk,
+        actor_id=comment.author_id,
+        city_code=comment.city_code,
+        payload={
+            "author_id": str(comment.author_id),
+            "post_id": str(comment.post_id),
+            "post_author_id": str(post_author_id) if post_author_id else None,
+        },
+    )
+
+
+def post_comments(caller: Caller, post_id: str, cursor: str | None, limit: int) -> dict[str, Any]:
+    """A post's visible comments, oldest first."""
+    post = visible_post(caller, post_id)
+    return paginate(Comment.objects(post_id=post.pk, status=VISIBLE), cursor, limit, order=("id",))
+
+
+def delete_comment(caller: Caller, comment_id: str) -> None:
+    comment = comment_or_404(comment_id)
+    if comment.status == DELETED or not _may_see(caller, comment):
+        raise CommentNotFound()
+    if comment.author_id != caller.user.pk:
+        raise NotAuthor()
+
+    def unit(session: ClientSession) -> None:
+        result = Comment._get_collection().update_one(
+            {"_id": comment.pk, "status": comment.status},
+            {"$set": {"status": DELETED}},
+            session=session,
+        )
+        if result.modified_count and comment.status == VISIBLE:
+            count_comment(session, comment.post_id, -1)
+
+    transaction(unit)
+    log.info("comment_deleted", comment_id=comment_id, by=caller.id)
+
+
+# --- likes -----------------------------------------------------------------------------
+
+
+def _like_count(session: ClientSession, post_id: ObjectId) -> int:
+    post = Post._get_collection().find_one({"_id": post_id}, {"like_count": 1}, session=session)
+    return post["like_count"] if post else 0
+
+
+def like(caller: Caller, post_id: str) -> dict[str, Any]:
+    """Like a visible post; liking it again changes nothing."""
+    oid = object_id(post_id)
+    if oid is None:
+        raise PostNotFound()
+    user_id = caller.user.pk
+
+    def unit(session: ClientSession) -> int:
+        posts = Post._get_collection()
+        added = Like._get_collection().update_one(
+            {"post_id": oid, "user_id": user_id},
+            {"$setOnInsert": {"created_at": utcnow()}},
+            upsert=True,
+            session=session,
+        )
+        if added.upserted_id is not None:
+            counted = posts.update_one(
+                {"_id": oid, "status": VISIBLE}, {"$inc": {"like_count": 1}}, session=session
+            )
+            if not counted.modified_count:
+                # Aborts the transaction: the like is not kept either.
+                raise PostNotFound()
+            return _like_count(session, oid)
+        post = posts.find_one({"_id": oid}, {"like_count": 1, "status": 1}, session=session)
+        if post is None or post["status"] != VISIBLE:
+            raise PostNotFound()
+        return post["like_count"]
+
+    return {"post_id": oid, "liked": True, "like_count": transaction(unit)}
+
+
+def unlike(caller: Caller, post_id: str) -> dict[str, Any]:
+    """Take a like back; without one, nothing changes."""
+    oid = object_id(post_id)
+    if oid is None:
+        raise PostNotFound()
+    user_id = caller.user.pk
+
+    def unit(session: ClientSession) -> int:
+        removed = Like._get_collection().delete_one(
+            {"post_id": oid, "user_id": user_id}, session=session
+        )
+        if removed.deleted_count:
+            Post._get_collection().update_one(
+                {"_id": oid, "like_count": {"$gte": 1}},
+                {"$inc": {"like_count": -1}},
+                session=session,
+            )
+        post = Post._get_collection().find_one(
+            {"_id": oid}, {"like_count": 1, "status": 1}, session=session
+        )
+        if post is None or post["status"] != VISIBLE:
+            raise PostNotFound()
+        return post["like_count"]
+
+    return {"post_id": oid, "liked": False, "like_count": transaction(unit)}
+
+
+# --- personal data ---------------------------------------------------------------------
+
+
+def export_posts(user_id: Any) -> list[dict[str, Any]]:
+    fields = ("club_id", "body", "image_urls", "status", "like_count", "comment_count")
+    return [
+        {"id": post.pk, **{name: post[name] for name in fields}, "created_at": post.created_at}
+        for post in Post.objects(author_id=object_id(user_id))
+    ]
+
+
+def export_comments(user_id: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": comment.pk,
+            "post_id": comment.post_id,
+            "body": comment.body,
+            "status": comment.status,
+            "created_at": comment.created_at,
+        }
+        for comment in Comment.objects(author_id=object_id(user_id))
+    ]
+
+
+def erase_author(session: ClientSession, user_id: Any) -> None:
+    """An erased owner's posts and comments stay (threads and counts hold) but say
+    nothing of them any more: the body and images give way to a placeholder, and the
+    author is detached."""
+    oid = object_id(user_id)
+    detached = {"author_id": None, "author_name": ERASED_NAME, "body": ERASED_BODY}
+    Post._get_collection().update_many(
+        {"author_id": oid}, {"$set": {**detached, "image_urls": []}}, session=session
+    )
+    Comment._get_collection().update_many({"author_id": oid}, {"$set": detached}, session=session)

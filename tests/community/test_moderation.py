@@ -1,0 +1,253 @@
+from __future__ import annotations
+
+import pytest
+
+from accounts.models import User
+from app.auth import load_caller
+from app.outbox import OutboxEvent
+from community import clubs
+from community.models import ModerationAction, Post, Report
+from notifications.models import Notification
+from tests.community.conftest import API, owner, post_in
+from tests.support import make_person
+
+
+def report(client, person, target_id, target_type="post"):
+    return client.post(
+        f"{API}/reports",
+        json={"target_type": target_type, "target_id": target_id, "reason": "spam"},
+        headers=person.headers,
+    )
+
+
+def test_reports_weigh_and_hide_content_at_the_threshold(client, make_club):
+    author = owner()
+    club = make_club(members=(author,))
+    post = post_in(client, club, author)
+    first = report(client, owner(), post["id"])
+    assert first.status_code == 201 and first.json["weight"] == 1.0
+    verified = owner(verified_owner=True)
+    second = report(client, verified, post["id"])
+    assert second.status_code == 201 and second.json["weight"] == 2.0
+    repeat = report(client, verified, post["id"])
+    assert repeat.status_code == 200 and repeat.json["id"] == second.json["id"]
+    assert Report.objects.count() == 2
+    # 1 + 2 reaches the default threshold of 3: hidden at once, gone from the lists.
+    assert Post.objects.get(pk=post["id"]).status == "hidden"
+    assert client.get(f"{API}/clubs/{club.pk}/posts", headers=author.headers).json["items"] == []
+    assert report(client, owner(), "nope").status_code == 422
+
+
+def test_the_queue_groups_targets_heaviest_first(client, make_club, ambassador):
+    author = owner()
+    club = make_club(members=(author,))
+    light, heavy = post_in(client, club, author), post_in(client, club, author, "other")
+    report(client, owner(), light["id"])
+    report(client, owner(), heavy["id"])
+    report(client, owner(), heavy["id"])
+    queue = client.get(f"{API}/moderation/queue", headers=ambassador.headers).json["items"]
+    assert [(item["target_id"], item["reports"]) for item in queue] == [
+        (heavy["id"], 2),
+        (light["id"], 1),
+    ]
+    other = make_person("CD", role="ambassador")
+    assert client.get(f"{API}/moderation/queue", headers=other.headers).json["items"] == []
+    assert client.get(f"{API}/moderation/queue?city=SZ", headers=other.headers).status_code == 404
+    assert client.get(f"{API}/moderation/queue", headers=author.headers).status_code == 403
+
+
+ROLES = ("ambassador_here", "ambassador_elsewhere", "leader", "owner", "admin")
+
+
+@pytest.fixture
+def people(app):
+    return {
+        "ambassador_here": make_person("SZ", role="ambassador"),
+        "ambassador_elsewhere": make_person("CD", role="ambassador"),
+        "leader": make_person("SZ", role="circle_leader"),
+        "owner": owner(),
+        "admin": make_person("GZ", role="admin"),
+    }
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_moderation_matrix(client, make_club, people, role):
+    author = owner()
+    club = make_club(members=(author,))
+    post = post_in(client, club, author)
+    who = people[role]
+    allowed = role in ("ambassador_here", "admin")
+    action = client.post(
+        f"{API}/moderation/actions",
+        json={"target_type": "post", "target_id": post["id"], "action": "hide", "reason": "r"},
+        headers=who.headers,
+    )
+    assert action.status_code == (201 if allowed else 404), action.json
+    assert Post.objects.get(pk=post["id"]).status == ("hidden" if allowed else "visible")
+    log = client.get(f"{API}/moderation/actions?city=SZ", headers=who.headers)
+    assert log.status_code == (200 if allowed else 404 if role == "ambassador_elsewhere" else 403)
+    queue = client.get(f"{API}/moderation/queue", headers=who.headers)
+    assert queue.status_code == (200 if allowed or role == "ambassador_elsewhere" else 403)
+    feature = client.post(f"{API}/posts/{post['id']}/feature", headers=who.headers)
+    assert feature.status_code == 404  # hidden now, or not theirs to feature
+    words = client.get(f"{API}/admin/sensitive-words", headers=who.headers)
+    assert words.status_code == (200 if role == "admin" else 403)
+
+
+def test_actions_are_audited_resolve_reports_and_tell_people(client, make_club, ambassador):
+    author, reporter = owner(), owner()
+    club = make_club(members=(author,))
+    post = post_in(client, club, author)
+    report(client, reporter, post["id"])
+    removed = client.post(
+        f"{API}/moderation/actions",
+        json={"target_type": "post", "target_id": post["id"], "action": "remove", "reason": "ads"},
+        headers=ambassador.headers,
+    )
+    assert removed.status_code == 201
+    assert removed.json["before"] == {"status": "visible"}
+    assert removed.json["after"] == {"status": "removed"}
+    assert Report.objects.get().status == "upheld"
+    assert Notification.objects(user_id=reporter.user.pk, template="report_resolved").count() == 1
+    assert Notification.objects(user_id=author.user.pk, template="moderation_action").count() == 1
+    log = client.get(f"{API}/moderation/actions", headers=ambassador.headers).json["items"]
+    assert [(e["action"], e["reason"], e["actor_id"]) for e in log] == [
+        ("remove", "ads", ambassador.id)
+    ]
+    again = client.post(
+        f"{API}/moderation/actions",
+        json={"target_type": "post", "target_id": post["id"], "action": "remove", "reason": "x"},
+        headers=ambassador.headers,
+    )
+    assert again.status_code == 409 and again.json["error"] == "invalid_transition"
+    assert ModerationAction.objects.count() == 1
+
+
+def test_mute_and_ban(client, make_club, ambassador):
+    author = owner()
+    club = make_club(members=(author,))
+    muted = client.post(
+        f"{API}/moderation/actions",
+        json={
+            "target_type": "user",
+            "target_id": author.id,
+            "action": "mute",
+            "reason": "r",
+            "duration_days": 2,
+        },
+        headers=ambassador.headers,
+    )
+    assert muted.status_code == 201
+    refused = client.post(
+        f"{API}/clubs/{club.pk}/posts", json={"body": "x"}, headers=author.headers
+    )
+    assert refused.status_code == 403 and refused.json["error"] == "muted" and refused.json["until"]
+    banned = client.post(
+        f"{API}/moderation/actions",
+        json={"target_type": "user", "target_id": author.id, "action": "ban", "reason": "r"},
+        headers=ambassador.headers,
+    )
+    assert banned.status_code == 201
+    assert User.objects.get(pk=author.user.pk).banned_until is not None
+    locked = client.get(f"{API}/feed", headers=author.headers)
+    assert locked.status_code == 403 and locked.json["error"] == "account_banned"
+    login = client.post(
+        f"{API}/auth/login", json={"email": author.user.email, "password": "password-123"}
+    )
+    assert login.status_code == 403 and login.json["error"] == "account_banned"
+
+
+def test_nobody_moderates_or_features_their_own(client, make_club):
+    ambassador_member = make_person("SZ", role="ambassador")
+    club = make_club(members=(ambassador_member,))
+    post = post_in(client, club, ambassador_member)
+    own = client.post(
+        f"{API}/moderation/actions",
+        json={"target_type": "post", "target_id": post["id"], "action": "hide", "reason": "r"},
+        headers=ambassador_member.headers,
+    )
+    assert own.status_code == 403 and own.json["error"] == "own_content"
+    featured = client.post(f"{API}/posts/{post['id']}/feature", headers=ambassador_member.headers)
+    assert featured.status_code == 403 and featured.json["error"] == "own_content"
+
+
+def test_featuring_pins_once(client, make_club, ambassador):
+    author = owner()
+    club = make_club(members=(author,))
+    post = post_in(client, club, author)
+    for _ in range(2):
+        featured = client.post(f"{API}/posts/{post['id']}/feature", headers=ambassador.headers)
+        assert featured.status_code == 200 and featured.json["featured"] is True
+    stories = client.get(f"{API}/clubs/{club.pk}/posts?featured=true", headers=author.headers)
+    assert [p["id"] for p in stories.json["items"]] == [post["id"]]
+    assert OutboxEvent.objects(type="post.featured").count() == 1
+
+
+def _act(client, who, target_type, target_id, action, **extra):
+    return client.post(
+        f"{API}/moderation/actions",
+        json={
+            "target_type": target_type,
+            "target_id": target_id,
+            "action": action,
+            "reason": "r",
+            **extra,
+        },
+        headers=who.headers,
+    )
+
+
+def test_a_national_clubs_content_belongs_to_its_authors_city(client, admin, ambassador):
+    national = clubs.create_club(load_caller(admin.id), name="Camping", kind="interest")
+    author = owner("CD")
+    clubs.join(load_caller(author.id), str(national.pk))
+    post = post_in(client, national, author)
+    assert post["city_code"] == "CD"
+    assert _act(client, ambassador, "post", post["id"], "hide").status_code == 404
+    chengdu = make_person("CD", role="ambassador")
+    assert _act(client, chengdu, "post", post["id"], "hide").status_code == 201
+
+
+def test_reported_comments_are_hidden_and_uncounted_restore_lifts_a_mute(
+    client, make_club, ambassador
+):
+    author, commenter = owner(), owner()
+    club = make_club(members=(author, commenter))
+    post = post_in(client, club, author)
+    comment = client.post(
+        f"{API}/posts/{post['id']}/comments", json={"body": "rude"}, headers=commenter.headers
+    ).json
+    for reporter in (owner(verified_owner=True), owner()):
+        assert report(client, reporter, comment["id"], "comment").status_code == 201
+    assert (
+        client.get(f"{API}/posts/{post['id']}", headers=author.headers).json["comment_count"] == 0
+    )
+    assert (
+        client.get(f"{API}/posts/{post['id']}/comments", headers=author.headers).json["items"] == []
+    )
+    assert _act(client, ambassador, "comment", comment["id"], "mute").status_code == 201
+    muted = client.post(
+        f"{API}/posts/{post['id']}/comments", json={"body": "again"}, headers=commenter.headers
+    )
+    assert muted.status_code == 403 and muted.json["error"] == "muted"
+    lifted = _act(client, ambassador, "user", commenter.id, "restore")
+    assert lifted.status_code == 201 and lifted.json["after"]["muted_until"] is None
+    again = client.post(
+        f"{API}/posts/{post['id']}/comments", json={"body": "sorry"}, headers=commenter.headers
+    )
+    assert again.status_code == 201
+    # The mute was upheld on the comment's reports: both reporters were told.
+    assert Report.objects(status="upheld").count() == 2
+
+
+def test_bad_moderation_input_is_refused_cleanly(client, make_club, ambassador):
+    author = owner()
+    club = make_club(members=(author,))
+    post = post_in(client, club, author)
+    assert _act(client, ambassador, "user", author.id, "remove").status_code == 422
+    assert _act(client, ambassador, "post", post["id"], "ban", duration_days=0).status_code == 422
+    assert _act(client, ambassador, "post", post["id"], "ban", duration_days=1.5).status_code == 422
+    assert _act(client, ambassador, "post", "nope", "hide").status_code == 404
+    assert _act(client, ambassador, "post", post["id"], "explode").status_code == 422
+    assert ModerationAction.objects.count() == 0
+    assert User.objects.get(pk=author.user.pk).banned_until is None
