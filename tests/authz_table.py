@@ -11,6 +11,8 @@ Callers (tests/test_authz.py builds them, all in SZ unless said otherwise):
 - `other_owner`: another owner of the same city;
 - `leader`: a circle leader of SZ, the city of the thing; `other_leader`: of CD;
 - `ambassador`: an ambassador of SZ;
+- `club_moderator`: an owner of SZ who moderates the club the path names, where the owner
+  is an active member; the club's pending applicant is a third owner, not a caller;
 - `admin`: brand HQ.
 An allowed caller is not refused (no 401, 403 or 404); any other is refused: 401 without a
 token, 403 or 404 (a thing the caller may not see is not found) with one.
@@ -20,7 +22,8 @@ from __future__ import annotations
 
 ANONYMOUS, OWNER, OTHER_OWNER = "anonymous", "owner", "other_owner"
 LEADER, OTHER_LEADER, AMBASSADOR, ADMIN = "leader", "other_leader", "ambassador", "admin"
-CALLERS = (ANONYMOUS, OWNER, OTHER_OWNER, LEADER, OTHER_LEADER, AMBASSADOR, ADMIN)
+MODERATOR = "club_moderator"
+CALLERS = (ANONYMOUS, OWNER, OTHER_OWNER, LEADER, OTHER_LEADER, AMBASSADOR, MODERATOR, ADMIN)
 
 ANYONE = frozenset(CALLERS)
 # Any logged-in caller, acting on their own account (`/me/...`) or on what every member sees.
@@ -31,6 +34,12 @@ CITY_LEADERS = frozenset({LEADER, ADMIN})
 # The owner of the thing the path names; a caller without one gets 404.
 THE_OWNER = frozenset({OWNER})
 THE_OWNER_OR_ADMIN = frozenset({OWNER, ADMIN})
+# The club's active members.
+MEMBERS = frozenset({OWNER, MODERATOR})
+# Who manages a club's members: its moderators, its city's leaders, admins.
+CLUB_MANAGERS = frozenset({MODERATOR, LEADER, ADMIN})
+# Who moderates content in a city: its ambassadors, admins.
+CITY_MODERATORS = frozenset({AMBASSADOR, ADMIN})
 # Authenticated by something other than an access token (a refresh token, a partner's
 # signature): every caller of the table is refused with 401.
 OTHER_CREDENTIALS = frozenset()
@@ -102,4 +111,35 @@ ACCESS: dict[str, frozenset[str]] = {
     "POST /api/v1/events/{event_id}/check-ins": CITY_LEADERS,
     "GET /api/v1/me/registrations": SIGNED_IN,
     "GET /api/v1/cities/{code}/stats": CITY_LEADERS,
+    # community
+    "GET /api/v1/clubs": SIGNED_IN,
+    "POST /api/v1/clubs": CITY_LEADERS,
+    "GET /api/v1/clubs/{club_id}": SIGNED_IN,
+    "PATCH /api/v1/clubs/{club_id}": CITY_LEADERS,
+    "POST /api/v1/clubs/{club_id}/members": SIGNED_IN,
+    "GET /api/v1/clubs/{club_id}/members": CLUB_MANAGERS,
+    "DELETE /api/v1/clubs/{club_id}/members/me": MEMBERS,
+    "POST /api/v1/clubs/{club_id}/members/{user_id}/approve": CLUB_MANAGERS,
+    "DELETE /api/v1/clubs/{club_id}/members/{user_id}": CLUB_MANAGERS,
+    "PUT /api/v1/clubs/{club_id}/moderators/{user_id}": CITY_LEADERS,
+    "DELETE /api/v1/clubs/{club_id}/moderators/{user_id}": CITY_LEADERS,
+    "GET /api/v1/me/clubs": SIGNED_IN,
+    "GET /api/v1/clubs/{club_id}/posts": SIGNED_IN,
+    "POST /api/v1/clubs/{club_id}/posts": MEMBERS,
+    "GET /api/v1/feed": SIGNED_IN,
+    "GET /api/v1/posts/{post_id}": SIGNED_IN,
+    "DELETE /api/v1/posts/{post_id}": THE_OWNER,
+    "GET /api/v1/posts/{post_id}/comments": SIGNED_IN,
+    "POST /api/v1/posts/{post_id}/comments": MEMBERS,
+    "DELETE /api/v1/comments/{comment_id}": THE_OWNER,
+    "PUT /api/v1/posts/{post_id}/reactions/like": SIGNED_IN,
+    "DELETE /api/v1/posts/{post_id}/reactions/like": SIGNED_IN,
+    "POST /api/v1/posts/{post_id}/feature": CITY_MODERATORS,
+    "POST /api/v1/reports": SIGNED_IN,
+    "GET /api/v1/moderation/queue": CITY_MODERATORS,
+    "POST /api/v1/moderation/actions": CITY_MODERATORS,
+    "GET /api/v1/moderation/actions": CITY_MODERATORS,
+    "GET /api/v1/admin/sensitive-words": ADMINS,
+    "POST /api/v1/admin/sensitive-words": ADMINS,
+    "DELETE /api/v1/admin/sensitive-words/{word_id}": ADMINS,
 }
