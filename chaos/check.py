@@ -6,6 +6,7 @@ and the database, after the workers have drained, every violation it can prove.
   in one a later attempt (acknowledged or not) may legitimately have led to.
 - Nothing was applied twice: ledger idempotency keys and once-keys unique, one attendance
   award per owner and event, one refund per cancelled redemption and none otherwise.
+- Each acknowledged post exists in the state the last acknowledged moderation left it in.
 - PRODUCT.md's invariants: balance = sum of entries = sum of open lots, >= 0; confirmed
   places <= capacity (and the seats left say so); stock >= 0 and stock + redeemed = initial.
 - Every domain event was handled by each of its handlers (the handlers' markers), and
@@ -23,6 +24,7 @@ from typing import Any
 from bson import ObjectId
 
 from app.outbox import OutboxEvent
+from community.models import HIDDEN, REMOVED, VISIBLE, Post
 from events.models import ATTENDED, CANCELLED, CONFIRMED, NO_SHOW, WAITLISTED, Event, Registration
 from loyalty.models import CANCELLED as REDEMPTION_CANCELLED
 from loyalty.models import PENDING, LedgerEntry, Lot, PointsAccount, Redemption, Reward
@@ -59,6 +61,7 @@ def check(history: list[dict[str, Any]], world: dict[str, Any]) -> list[str]:
         *_events(world),
         *_rewards(world),
         *_notifications(),
+        *_posts(history),
     ]
 
 
@@ -255,10 +258,45 @@ def _notifications() -> list[str]:
     makes "more than once" impossible to store, so this looks for the missing ones."""
     violations = []
     keys = {row["dedupe_key"] for row in Notification._get_collection().find({}, {"dedupe_key": 1})}
-    for entry in LedgerEntry._get_collection().find({"kind": "earn"}, {"_id": 1}):
+    # Earned by a rule (loyalty.rules.award tells the owner); an earn that gives back what
+    # a moderation removal took is not news of its own.
+    earned = {"kind": "earn", "source.restores": {"$exists": False}}
+    for entry in LedgerEntry._get_collection().find(earned, {"_id": 1}):
         if f"{entry['_id']}:points_earned" not in keys:
             violations.append(f"no points_earned notification for entry {entry['_id']}")
     for event in OutboxEvent._get_collection().find({"type": "registration.promoted"}, {"_id": 1}):
         if f"{event['_id']}:registration_promoted" not in keys:
             violations.append(f"no promotion notification for event {event['_id']}")
+    return violations
+
+
+# Where an acknowledged moderation action leaves a post.
+_AFTER_ACTION = {"hide": HIDDEN, "restore": VISIBLE, "remove": REMOVED}
+
+
+def _posts(history: list[dict[str, Any]]) -> list[str]:
+    """Each acknowledged post exists, in the state the last acknowledged moderation action
+    left it in (visible without one), unless an unanswered action came after it."""
+    violations = []
+    posted = [
+        entry["body"]["id"] for entry in history if entry["op"] == "post" and acknowledged(entry)
+    ]
+    actions: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for entry in history:
+        if entry["op"] == "moderate":
+            actions[entry["post"]].append(entry)
+    stored = {
+        str(row["_id"]): row["status"] for row in Post._get_collection().find({}, {"status": 1})
+    }
+    for post_id in posted:
+        if post_id not in stored:
+            violations.append(f"acknowledged post {post_id} is missing")
+            continue
+        attempts = actions.get(post_id, [])
+        last = next((e for e in reversed(attempts) if acknowledged(e)), None)
+        if any(not acknowledged(e) and (last is None or e["seq"] > last["seq"]) for e in attempts):
+            continue
+        expected = _AFTER_ACTION[last["body"]["action"]] if last else VISIBLE
+        if stored[post_id] != expected:
+            violations.append(f"post {post_id} is {stored[post_id]}, expected {expected}")
     return violations

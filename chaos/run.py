@@ -5,7 +5,8 @@ gunicorn, a Dramatiq worker, the outbox dispatcher, the scheduler; SecantusDB an
 ports and data directories of the run's own, all on 127.0.0.1) and, for DURATION seconds:
 
 - a workload of owners registering for events and cancelling, leaders checking owners in
-  (earning points), owners redeeming rewards and cancelling redemptions, over HTTP, that
+  (earning points), owners redeeming rewards and cancelling redemptions, owners posting in
+  their club and an ambassador hiding, removing and restoring posts, over HTTP, that
   writes every attempt and its answer to a history file (JSON lines);
 - a fault loop that, FAULTS times at random moments, SIGKILLs one of the worker, the
   dispatcher, the scheduler, Redis or the database server, and starts it again on the same
@@ -198,6 +199,8 @@ def seed() -> dict[str, Any]:
     from app.auth import load_caller
     from app.clock import utcnow
     from bench.support import owners
+    from community.clubs import create_club, join
+    from community.models import CITY_CLUB
     from events.models import PUBLISHED, Event
     from loyalty.adjustments import adjust
     from loyalty.models import Reward
@@ -205,7 +208,7 @@ def seed() -> dict[str, Any]:
     if not City.objects(code="SZ").first():
         accounts.create_city("SZ", "Shenzhen", "Guangdong", "Asia/Shanghai")
     staff = {}
-    for role in ("admin", accounts.CIRCLE_LEADER):
+    for role in ("admin", accounts.CIRCLE_LEADER, accounts.AMBASSADOR):
         user = accounts.register(
             email=f"{role}@chaos.example.com",
             password="password-123",
@@ -218,9 +221,16 @@ def seed() -> dict[str, Any]:
             "token": accounts.start_session(user.pk, "chaos")["access_token"],
         }
     admin = load_caller(ObjectId(staff["admin"]["id"]))
+    club = create_club(
+        load_caller(ObjectId(staff[accounts.CIRCLE_LEADER]["id"])),
+        name="Chaos owners",
+        kind=CITY_CLUB,
+        city_code="SZ",
+    )
     members = owners(THREADS * OWNERS_PER_THREAD)
     for user_id, _ in members:
         adjust(admin, user_id, SEED_POINTS, "chaos seed")
+        join(load_caller(ObjectId(user_id)), str(club.pk))
     starts_at = utcnow() + timedelta(hours=1)
     events = [
         str(
@@ -252,6 +262,8 @@ def seed() -> dict[str, Any]:
     return {
         "admin": staff["admin"],
         "leader": staff[accounts.CIRCLE_LEADER],
+        "ambassador": staff[accounts.AMBASSADOR],
+        "club": str(club.pk),
         "owners": [{"id": user_id, "token": token} for user_id, token in members],
         "events": events,
         "rewards": rewards,
@@ -287,11 +299,12 @@ def workload(
     are sequential and the history orders them."""
     http = requests.Session()
     redemptions: list[tuple[dict[str, str], str]] = []
+    posts: list[str] = []
 
     def call(op: str, method: str, path: str, token: str, **details: Any) -> Any:
         body = details.pop("json", None)
         headers = {"Authorization": f"Bearer {token}"}
-        if method == "POST" and op in {"register", "redeem"}:
+        if method == "POST" and op in {"register", "redeem", "post"}:
             headers["Idempotency-Key"] = uuid.uuid4().hex
         started = time.time()
         try:
@@ -320,7 +333,7 @@ def workload(
         roll = rng.random()
         # Check-ins are rarer than registrations: an attended place stays taken, and the
         # events' seats would soon all be.
-        if roll < 0.40:
+        if roll < 0.32:
             call(
                 "register",
                 "POST",
@@ -329,7 +342,7 @@ def workload(
                 owner=owner["id"],
                 event=event,
             )
-        elif roll < 0.58:
+        elif roll < 0.46:
             call(
                 "cancel_registration",
                 "DELETE",
@@ -338,7 +351,7 @@ def workload(
                 owner=owner["id"],
                 event=event,
             )
-        elif roll < 0.66:
+        elif roll < 0.52:
             call(
                 "check_in",
                 "POST",
@@ -348,7 +361,7 @@ def workload(
                 owner=owner["id"],
                 event=event,
             )
-        elif roll < 0.88 or not redemptions:
+        elif roll < 0.68 or (roll < 0.78 and not redemptions):
             reward = rng.choice(world["rewards"])
             answer = call(
                 "redeem",
@@ -361,6 +374,32 @@ def workload(
             )
             if answer:
                 redemptions.append((owner, answer["id"]))
+        elif roll >= 0.78 and (roll < 0.88 or not posts):
+            answer = call(
+                "post",
+                "POST",
+                f"/api/v1/clubs/{world['club']}/posts",
+                owner["token"],
+                json={"body": f"Chaos post {uuid.uuid4().hex[:8]}"},
+                owner=owner["id"],
+            )
+            if answer:
+                posts.append(answer["id"])
+        elif roll >= 0.88:
+            post = rng.choice(posts)
+            call(
+                "moderate",
+                "POST",
+                "/api/v1/moderation/actions",
+                world["ambassador"]["token"],
+                json={
+                    "target_type": "post",
+                    "target_id": post,
+                    "action": rng.choice(("hide", "restore", "remove")),
+                    "reason": "chaos",
+                },
+                post=post,
+            )
         else:
             holder, redemption = redemptions.pop(rng.randrange(len(redemptions)))
             call(
