@@ -123,7 +123,7 @@ def report(samples: list, duration: int, label: str) -> None:
 # threads than admitted requests, so the surplus is answered 503 at once (app/admission.py).
 CONFIGURATIONS = {
     "gunicorn 2x8, no limit": (8, {}),
-    "gunicorn 2x16, 4 in flight": (16, {"MAX_REQUESTS_IN_FLIGHT": "4"}),
+    "gunicorn 2x32, 4 in flight": (32, {"MAX_REQUESTS_IN_FLIGHT": "4"}),
 }
 
 
