@@ -27,6 +27,7 @@ from accounts.services import city_timezone
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction
+from app.domains import ScorecardPart, ScorecardScope
 from app.errors import Forbidden
 from app.outbox import record_event
 
@@ -152,3 +153,31 @@ def verify_vehicle(caller: Caller, vehicle_id: str) -> Vehicle:
 
 def reject_vehicle(caller: Caller, vehicle_id: str, reason: str) -> Vehicle:
     return _review(caller, vehicle_id, VEHICLE_REJECTED, reason)
+
+
+def scorecard_figures(scope: ScorecardScope) -> ScorecardPart:
+    """Accounts' part of a city partner's scorecard: owners of the city whose first vehicle
+    was verified in the period, and how many of them came through a referral (a referral
+    completes on that verification)."""
+    first_verified = [
+        row["_id"]
+        for row in Vehicle._get_collection().aggregate(
+            [
+                {
+                    "$match": {
+                        "status": VEHICLE_VERIFIED,
+                        "city_code": scope.city_code,
+                        "reviewed_at": {"$lt": scope.end},
+                    }
+                },
+                {"$group": {"_id": "$owner_id", "first": {"$min": "$reviewed_at"}}},
+                {"$match": {"first": {"$gte": scope.start}}},
+            ]
+        )
+    ]
+    referred = User._get_collection().count_documents(
+        {"_id": {"$in": first_verified}, "referred_by": {"$ne": None}}
+    )
+    return ScorecardPart(
+        {"new_verified_owners": len(first_verified), "referrals_completed": referred}
+    )

@@ -672,6 +672,15 @@ def add_role_grant(
     def unit(session: ClientSession) -> None:
         RoleGrant._get_collection().insert_one(grant.to_mongo(), session=session)
         _copy_grants_to_user(session, user_id)
+        # City partners attach a new circle leader to the city's partner on this event.
+        record_event(
+            session,
+            "role.granted",
+            subject_type="user",
+            subject_id=user_id,
+            actor_id=granted_by,
+            payload={"grant_id": str(grant.pk), "role": role, "city_codes": grant.city_codes},
+        )
 
     transaction(unit)
     return grant
@@ -701,6 +710,55 @@ def revoke_role(revoked_by: Caller, grant_id: str) -> None:
 
     transaction(unit)
     log.info("role_revoked", grant_id=grant_id, user_id=str(grant.user_id), by=revoked_by.id)
+
+
+def city_role_holders(city_code: str, role: str = CIRCLE_LEADER) -> list[ObjectId]:
+    """The accounts holding `role` in `city_code` (a city partner takes over its leaders)."""
+    return sorted(
+        {
+            grant["user_id"]
+            for grant in RoleGrant._get_collection().find(
+                {"city_codes": city_code, "role": role}, {"user_id": 1}
+            )
+        }
+    )
+
+
+def withdraw_city(user_id: ObjectId, role: str, city_code: str) -> bool:
+    """Take `city_code` out of the account's `role` grants (a grant left with no city goes),
+    in one transaction with the copy on the user. Returns whether anything changed."""
+
+    def unit(session: ClientSession) -> bool:
+        grants = RoleGrant._get_collection()
+        found = list(
+            grants.find(
+                {"user_id": user_id, "role": role, "city_codes": city_code}, session=session
+            )
+        )
+        for grant in found:
+            if grant["city_codes"] == [city_code]:
+                grants.delete_one({"_id": grant["_id"]}, session=session)
+            else:
+                grants.update_one(
+                    {"_id": grant["_id"]}, {"$pull": {"city_codes": city_code}}, session=session
+                )
+        if found:
+            _copy_grants_to_user(session, user_id)
+        return bool(found)
+
+    withdrawn = transaction(unit)
+    if withdrawn:
+        log.info("role_city_withdrawn", user_id=str(user_id), role=role, city=city_code)
+    return withdrawn
+
+
+def display_names(user_ids: Collection[ObjectId]) -> dict[ObjectId, str]:
+    return {
+        user["_id"]: user["display_name"]
+        for user in User._get_collection().find(
+            {"_id": {"$in": list(user_ids)}}, {"display_name": 1}
+        )
+    }
 
 
 def copy_grants_to_users() -> int:

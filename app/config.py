@@ -94,6 +94,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Lifetime of refresh tokens.",
     ),
     Setting(
+        "SCORECARD_REFRESH_SECONDS",
+        "SCORECARD_REFRESH_SECONDS",
+        int,
+        600,
+        "A city partner's scorecard of the current month is recomputed on reading at most "
+        "this often (the nightly job computes every month anyway).",
+    ),
+    Setting(
         "RATELIMIT_ENABLED",
         "RATELIMIT_ENABLED",
         _boolean,
@@ -369,6 +377,8 @@ def validate(config: dict[str, Any]) -> None:
         # Zero would make every database call or rate-limit check time out at once.
         if config[env] <= 0:
             raise ConfigError(f"{env} must be a positive number of milliseconds")
+    if config["SCORECARD_REFRESH_SECONDS"] < 0:
+        raise ConfigError("SCORECARD_REFRESH_SECONDS must not be negative")
     if config["PUSH_PROVIDER"] not in {"log", "webhook"}:
         raise ConfigError("PUSH_PROVIDER must be `log` or `webhook`")
     if config["PUSH_PROVIDER"] == "webhook" and not config.get("PUSH_WEBHOOK_URL"):

@@ -8,7 +8,8 @@ Adding a domain means one `Domain(...)` here. What reads the list:
 - `workers.registry.load_handler_modules`: the `tasks` modules (handlers and actors);
 - `workers.schedule`: the periodic jobs;
 - `app.privacy.export_personal_data` (GET /me/export): the personal data sections;
-- `profile_fields` (GET /me), `city_figures` (GET /cities/{code}/stats), `seed_demo`.
+- `profile_fields` (GET /me), `city_figures` (GET /cities/{code}/stats), `scorecard_figures`
+  (a city partner's monthly scorecard), `seed_demo`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,28 @@ class PeriodicJob:
 
 
 @dataclass(frozen=True)
+class ScorecardScope:
+    """What a city partner's scorecard covers: its city, the partner (events carry the id
+    of the partner that ran them, so a handover keeps history) and [start, end) in UTC,
+    the month's edges in the city's time zone."""
+
+    city_code: str
+    city_partner_id: Any
+    month: str
+    start: datetime
+    end: datetime
+
+
+@dataclass
+class ScorecardPart:
+    """One domain's part of a scorecard: its figures, and the owners it saw active in the
+    period (the scorecard counts the union: someone who attended and posted is one)."""
+
+    figures: dict[str, Any] = field(default_factory=dict)
+    active_owner_ids: set[Any] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
 class Domain:
     name: str
     # The module whose `blueprints` tuple holds the domain's HTTP API.
@@ -42,6 +65,9 @@ class Domain:
     profile: str | None = None
     # Its part of a city's engagement figures: "module:function(city_code, start, end)".
     city_figures: str | None = None
+    # Its part of a city partner's monthly scorecard: "module:function(ScorecardScope) ->
+    # ScorecardPart".
+    scorecard: str | None = None
     # Prometheus collectors, computed at scrape time: "module:Class".
     metrics: tuple[str, ...] = ()
     # Operator commands (click): "module:command".
@@ -57,6 +83,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
         api="accounts.api",
         personal_data={"account": "accounts.services:export_account"},
         city_figures="accounts.services:city_figures",
+        scorecard="accounts.ownership:scorecard_figures",
         commands=("accounts.cli:create_admin",),
         demo="accounts.seed:seed_people",
     ),
@@ -84,7 +111,20 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
         personal_data={"points": "loyalty.balances:export_points"},
         profile="loyalty.balances:profile_fields",
         city_figures="loyalty.balances:city_figures",
+        scorecard="loyalty.balances:scorecard_figures",
         demo="loyalty.seed:seed_rewards",
+    ),
+    Domain(
+        "partners",
+        api="partners.api",
+        tasks="partners.tasks",
+        schedule=(
+            # Just after midnight in China: yesterday's contracts are over.
+            PeriodicJob("partners.end_contracts", {"hour": 16, "minute": 10}),
+            PeriodicJob("partners.compute_scorecards", {"hour": 18, "minute": 30}),
+            PeriodicJob("partners.reconcile_budgets", {"hour": 19, "minute": 45}),
+        ),
+        demo="partners.seed:seed_partners",
     ),
     Domain(
         "events",
@@ -93,6 +133,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
         schedule=(PeriodicJob("events.send_reminders", {"minute": "*/5"}),),
         personal_data={"event_registrations": "events.registration:export_registrations"},
         city_figures="events.figures:city_figures",
+        scorecard="events.figures:scorecard_figures",
         demo="events.seed:seed_events",
     ),
     Domain(
@@ -105,6 +146,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
             "comments": "community.posts:export_comments",
             "reports": "community.moderation:export_reports",
         },
+        scorecard="community.figures:scorecard_figures",
         demo="community.seed:seed_clubs",
     ),
 )
@@ -167,6 +209,19 @@ def city_figures(city_code: str, start: datetime, end: datetime) -> dict[str, An
         if domain.city_figures:
             figures.update(resolve(domain.city_figures)(city_code, start, end))
     return figures
+
+
+def scorecard_figures(scope: ScorecardScope) -> tuple[dict[str, Any], set[Any]]:
+    """Every domain's scorecard figures for `scope`, and the union of the owners they saw
+    active."""
+    figures: dict[str, Any] = {}
+    active: set[Any] = set()
+    for domain in INSTALLED_DOMAINS:
+        if domain.scorecard:
+            part = resolve(domain.scorecard)(scope)
+            figures.update(part.figures)
+            active |= part.active_owner_ids
+    return figures, active
 
 
 def seed_demo() -> Iterator[str]:

@@ -9,21 +9,28 @@ from app.auth import caller
 from app.errors import Forbidden
 from app.idempotency import idempotent
 from app.web import Blueprint, PageArgsSchema, page_of
-from events import errors, figures, registration, services, tickets
+from events import errors, feedback, figures, registration, services, tickets
 from events.schemas import (
     CancelEventSchema,
     CheckInSchema,
     CityStatsSchema,
+    CloseFollowUpSchema,
     EventCreateSchema,
+    EventFeedbackSchema,
     EventListArgsSchema,
     EventSchema,
     EventUpdateSchema,
+    FeedbackCreateSchema,
+    FeedbackSchema,
+    FollowUpArgsSchema,
+    FollowUpSchema,
     MyRegistrationSchema,
     RegistrationListArgsSchema,
     RegistrationSchema,
     StatsArgsSchema,
     TicketSchema,
 )
+from partners.errors import BudgetExceeded
 
 blp = Blueprint("events", __name__, description="Local owner events run by circle leaders")
 blueprints = (blp,)
@@ -61,6 +68,7 @@ class EventItem(MethodView):
         errors.EventClosed,
         errors.InvalidTimes,
         errors.PointsRewardTooHigh,
+        BudgetExceeded,
     )
     def patch(self, changes, event_id):
         """Edit an event (its city's circle leaders, admin)"""
@@ -70,7 +78,7 @@ class EventItem(MethodView):
 @blp.route("/events/<event_id>/publish")
 class PublishEvent(MethodView):
     @blp.response(200, EventSchema)
-    @blp.refuses(errors.NotDraft, errors.EventStarted)
+    @blp.refuses(errors.NotDraft, errors.EventStarted, BudgetExceeded)
     def post(self, event_id):
         """Publish a draft (its city's circle leaders, admin)"""
         return services.describe_event(services.publish_event(caller(), event_id))
@@ -142,11 +150,54 @@ class CheckIns(MethodView):
         errors.CheckInClosed,
         errors.NotConfirmed,
         errors.InvalidTicket,
+        BudgetExceeded,
     )
     def post(self, data, event_id):
         """Check an owner in by ticket or user id (its city's circle leaders, admin)"""
         registration, checked_in = tickets.check_in(caller(), event_id, **data)
         return registration, 201 if checked_in else 200
+
+
+@blp.route("/events/<event_id>/feedback")
+class Feedback(MethodView):
+    @blp.arguments(FeedbackCreateSchema)
+    @blp.response(201, FeedbackSchema)
+    @blp.refuses(errors.NotAttended, errors.FeedbackExists, errors.FeedbackClosed)
+    def post(self, data, event_id):
+        """Rate an event the caller attended, within 7 days after its end"""
+        return feedback.give_feedback(caller(), event_id, **data)
+
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, EventFeedbackSchema)
+    def get(self, args, event_id):
+        """An event's feedback and its averages (its leaders, admin)"""
+        return feedback.event_feedback(caller(), event_id, args["cursor"], args["limit"])
+
+
+@blp.route("/follow-ups")
+class FollowUps(MethodView):
+    @blp.arguments(FollowUpArgsSchema, location="query")
+    @blp.response(200, page_of(FollowUpSchema))
+    def get(self, args):
+        """Low scores to act on, newest first (the city's leaders, admin)"""
+        return feedback.follow_ups(
+            caller(),
+            args.get("city"),
+            args.get("status"),
+            args["overdue"],
+            args["cursor"],
+            args["limit"],
+        )
+
+
+@blp.route("/follow-ups/<follow_up_id>/close")
+class CloseFollowUp(MethodView):
+    @blp.arguments(CloseFollowUpSchema)
+    @blp.response(200, FollowUpSchema)
+    @blp.refuses(errors.FollowUpClosed)
+    def post(self, data, follow_up_id):
+        """Close a follow-up with a note on what was done (the city's leaders, admin)"""
+        return feedback.close_follow_up(caller(), follow_up_id, data["note"])
 
 
 @blp.route("/me/registrations")

@@ -97,3 +97,29 @@ class PointsRewardTooHigh(ValidationFailed):
 class InvalidTicket(ValidationFailed):
     error = "invalid_ticket"
     message = "This ticket is not valid for this event."
+
+
+class NotAttended(Forbidden):
+    error = "not_attended"
+    message = "Only owners who attended may rate an event."
+
+
+class FeedbackExists(Conflict):
+    error = "feedback_exists"
+    message = "You already rated this event."
+
+
+class FeedbackClosed(Conflict):
+    """Feedback is open from the event's end for FEEDBACK_WINDOW_DAYS (its times say when)."""
+
+    error = "feedback_closed"
+    message = "Feedback is open from the event's end for a week."
+    detail_fields = {
+        "opens_at": fields.String(required=True),
+        "closes_at": fields.String(required=True),
+    }
+
+
+class FollowUpClosed(Conflict):
+    error = "follow_up_closed"
+    message = "This follow-up is already closed."

@@ -10,15 +10,20 @@ from accounts.services import CIRCLE_LEADER, city_timezones
 from app import domains
 from app.auth import Caller
 from app.clock import utcnow
+from app.domains import ScorecardPart, ScorecardScope
 from app.errors import NotFound, ValidationFailed
+from events.feedback import overdue_before, summarize
 from events.models import (
     ACTIVE,
     ATTENDED,
     COMPLETED,
     NO_SHOW,
+    OPEN,
     PUBLISHED,
     SEATED,
     Event,
+    EventFeedback,
+    FollowUp,
     Registration,
 )
 from events.services import as_utc
@@ -42,20 +47,14 @@ def city_stats(
     return {"city_code": code, "from": start, "to": end, **domains.city_figures(code, start, end)}
 
 
-def city_figures(code: str, start: datetime, end: datetime) -> dict[str, Any]:
-    """Events' part: events held and scheduled that start in [start, end), their
-    registrations and attendance."""
+def _event_figures(match: dict[str, Any]) -> dict[str, Any]:
+    """Events held and scheduled among those `match` selects, their registrations and
+    attendance: two aggregations."""
     events = {
         row["_id"]: row
         for row in Event._get_collection().aggregate(
             [
-                {
-                    "$match": {
-                        "city_code": code,
-                        "status": {"$in": [PUBLISHED, COMPLETED]},
-                        "starts_at": {"$gte": start, "$lt": end},
-                    }
-                },
+                {"$match": {**match, "status": {"$in": [PUBLISHED, COMPLETED]}}},
                 {"$group": {"_id": "$status", "count": {"$sum": 1}, "ids": {"$push": "$_id"}}},
             ]
         )
@@ -78,7 +77,66 @@ def city_figures(code: str, start: datetime, end: datetime) -> dict[str, Any]:
         "seated": sum(by_status.get(status, 0) for status in SEATED),
         "attended": attended,
         "no_show": no_show,
-        "attendance_rate": round(attended / (attended + no_show), 4)
-        if attended + no_show
-        else None,
+        "attendance_rate": _rate(attended, attended + no_show),
     }
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def city_figures(code: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """Events' part: events held and scheduled that start in [start, end), their
+    registrations and attendance."""
+    return _event_figures({"city_code": code, "starts_at": {"$gte": start, "$lt": end}})
+
+
+def scorecard_figures(scope: ScorecardScope) -> ScorecardPart:
+    """Events' part of a city partner's scorecard: the partner's events starting in the
+    period (held, registrations, attendance and no-show rates), the feedback given and the
+    follow-ups opened in it; active are the owners who attended or gave feedback in it."""
+    period = {"$gte": scope.start, "$lt": scope.end}
+    partner = {"city_partner_id": scope.city_partner_id}
+    held = _event_figures({**partner, "starts_at": period})
+    partner_events = Event._get_collection().distinct("_id", partner)
+    attendees = Registration._get_collection().distinct(
+        "user_id",
+        {"event_id": {"$in": partner_events}, "status": ATTENDED, "attended_at": period},
+    )
+    answers = list(
+        EventFeedback._get_collection().find(
+            {**partner, "created_at": period}, {"user_id": 1, "score": 1, "recommend": 1}
+        )
+    )
+    opened = {
+        row["_id"]: row["count"]
+        for row in FollowUp._get_collection().aggregate(
+            [
+                {"$match": {**partner, "created_at": period, "status": OPEN}},
+                {
+                    "$group": {
+                        "_id": {"$lt": ["$created_at", overdue_before()]},
+                        "count": {"$sum": 1},
+                    }
+                },
+            ]
+        )
+    }
+    seen = held["attended"] + held["no_show"]
+    rated = summarize(answers)
+    return ScorecardPart(
+        {
+            "events_held": held["events_held"],
+            "registrations": held["registrations"],
+            "attended": held["attended"],
+            "no_shows": held["no_show"],
+            "attendance_rate": held["attendance_rate"],
+            "no_show_rate": _rate(held["no_show"], seen),
+            "feedback_count": rated["count"],
+            "average_rating": rated["average_score"],
+            "nps": rated["nps"],
+            "follow_ups_open": sum(opened.values()),
+            "follow_ups_overdue": opened.get(True, 0),
+        },
+        set(attendees) | {answer["user_id"] for answer in answers},
+    )

@@ -64,6 +64,11 @@ class Event(Document):
     published_at = DateTimeField()
     cancelled_at = DateTimeField()
     completed_at = DateTimeField()
+    # The city partner running the city when the event was published (None: HQ ran it),
+    # and the month of its budget the event's points are reserved from: a handover keeps
+    # the event, its check-ins and its figures with the partner that ran it.
+    city_partner_id = ObjectIdField()
+    budget_month = StringField()
 
     meta = {
         "collection": "events",
@@ -71,6 +76,7 @@ class Event(Document):
             ("status", "starts_at"),
             ("status", "city_code", "starts_at"),
             ("city_code", "status", "starts_at"),
+            ("city_partner_id", "starts_at"),
         ],
     }
 
@@ -98,5 +104,61 @@ class Registration(Document):
             ("event_id", "status", "waitlist_position"),
             ("event_id", "id"),
             ("user_id", "-id"),
+        ],
+    }
+
+
+# Owners rate an event they attended from its end until this long after.
+FEEDBACK_WINDOW_DAYS = 7
+# A score this low or lower opens a follow-up for the city's leaders.
+LOW_SCORE = 2
+# Open follow-ups older than this are overdue (listed for admins).
+FOLLOW_UP_DUE_DAYS = 3
+OPEN = "open"
+CLOSED = "closed"
+
+
+class EventFeedback(Document):
+    event_id = ObjectIdField(required=True)
+    user_id = ObjectIdField(required=True)
+    city_code = StringField(required=True)
+    city_partner_id = ObjectIdField()
+    score = IntField(required=True, min_value=1, max_value=5)
+    recommend = IntField(required=True, min_value=0, max_value=10)
+    comment = StringField(max_length=2000)
+    created_at = DateTimeField(default=utcnow)
+
+    meta = {
+        "collection": "event_feedback",
+        "indexes": [
+            # Once per owner and event, however often it is sent.
+            {"fields": ["event_id", "user_id"], "unique": True},
+            ("event_id", "id"),
+            ("city_partner_id", "created_at"),
+        ],
+    }
+
+
+class FollowUp(Document):
+    """A low score for the city's leaders to act on: one per feedback."""
+
+    feedback_id = ObjectIdField(required=True, unique=True)
+    event_id = ObjectIdField(required=True)
+    user_id = ObjectIdField(required=True)
+    city_code = StringField(required=True)
+    city_partner_id = ObjectIdField()
+    score = IntField(required=True)
+    status = StringField(required=True, default=OPEN, choices=(OPEN, CLOSED))
+    created_at = DateTimeField(default=utcnow)
+    closed_at = DateTimeField()
+    closed_by = ObjectIdField()
+    note = StringField(max_length=2000)
+
+    meta = {
+        "collection": "follow_ups",
+        "indexes": [
+            ("city_code", "status", "created_at"),
+            ("status", "created_at"),
+            ("city_partner_id", "created_at"),
         ],
     }

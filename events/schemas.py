@@ -125,6 +125,9 @@ class EventSchema(Schema):
     published_at = Rfc3339DateTime(allow_none=True)
     cancelled_at = Rfc3339DateTime(allow_none=True)
     completed_at = Rfc3339DateTime(allow_none=True)
+    city_partner_id = fields.String(
+        allow_none=True, metadata={"description": "The city partner that ran it; null: HQ"}
+    )
     my_registration = fields.Nested(RegistrationSchema, allow_none=True)
 
 
@@ -165,3 +168,59 @@ class CityStatsSchema(Schema):
     )
     points_issued = fields.Integer()
     points_redeemed = fields.Integer()
+
+
+class FeedbackCreateSchema(Schema):
+    score = StrictInteger(required=True, validate=validate.Range(1, 5))
+    recommend = StrictInteger(
+        required=True,
+        validate=validate.Range(0, 10),
+        metadata={"description": "How likely to recommend the event, 0-10"},
+    )
+    comment = Text(2000, multiline=True, blank=True)
+
+
+class FeedbackSchema(Schema):
+    id = fields.String()
+    event_id = fields.String()
+    user_id = fields.String()
+    score = fields.Integer()
+    recommend = fields.Integer()
+    comment = fields.String(allow_none=True)
+    created_at = Rfc3339DateTime()
+
+
+class EventFeedbackSchema(Schema):
+    items = fields.List(fields.Nested(FeedbackSchema))
+    next_cursor = fields.String(allow_none=True)
+    count = fields.Integer()
+    average_score = fields.Float(allow_none=True)
+    average_recommend = fields.Float(allow_none=True)
+    nps = fields.Float(
+        allow_none=True, metadata={"description": "% recommending 9-10 minus % giving 0-6"}
+    )
+
+
+class FollowUpArgsSchema(PageArgsSchema):
+    city = CityCode()
+    status = fields.String(validate=validate.OneOf(("open", "closed")))
+    overdue = fields.Boolean(
+        load_default=False, metadata={"description": "Open for more than 3 days"}
+    )
+
+
+class FollowUpSchema(Schema):
+    id = fields.String()
+    feedback_id = fields.String()
+    event_id = fields.String()
+    user_id = fields.String()
+    city_code = fields.String()
+    score = fields.Integer()
+    status = fields.String()
+    created_at = Rfc3339DateTime()
+    closed_at = Rfc3339DateTime(allow_none=True)
+    note = fields.String(allow_none=True)
+
+
+class CloseFollowUpSchema(Schema):
+    note = Text(2000, required=True, multiline=True)

@@ -25,6 +25,7 @@ from events import errors
 from events.access import managed_event, visible_event
 from events.models import (
     ACTIVE,
+    ATTENDED,
     BY_EVENT,
     CANCELLED,
     COMPLETED,
@@ -38,6 +39,8 @@ from events.models import (
 )
 from events.registration import fill_from_waitlist
 from loyalty.rules import max_event_points
+from partners import budget
+from partners.services import active_partner
 
 log = structlog.get_logger()
 
@@ -233,6 +236,18 @@ def update_event(caller: Caller, event_id: str, changes: dict[str, Any]) -> Even
     query: dict[str, Any] = {"_id": event.pk, "status": {"$in": [DRAFT, PUBLISHED]}}
     update: dict[str, Any] = {"$set": sets} if sets else {}
     delta = changes.get("capacity", event.capacity) - event.capacity
+    # A partner's published event keeps the reward of every seat not yet checked in
+    # reserved: more is reserved before the change (409 `budget_exceeded` refuses it), and
+    # what is no longer needed is released once the change is made.
+    held = wanted = 0
+    if event.status == PUBLISHED and event.city_partner_id is not None:
+        attended = Registration.objects(event_id=event.pk, status=ATTENDED).count()
+        held = max(event.capacity - attended, 0) * event.points_reward
+        wanted = max(changes.get("capacity", event.capacity) - attended, 0) * changes.get(
+            "points_reward", event.points_reward
+        )
+    if wanted > held:
+        budget.resize(event.pk, wanted)
     if delta:
         # Conditional on the capacity we computed the delta from: a concurrent edit makes
         # this one fail rather than apply a stale difference.
@@ -241,11 +256,15 @@ def update_event(caller: Caller, event_id: str, changes: dict[str, Any]) -> Even
             query["seats_left"] = {"$gte": -delta}
         update["$inc"] = {"capacity": delta, "seats_left": delta}
     if update and Event._get_collection().update_one(query, update).matched_count == 0:
+        if wanted > held:
+            budget.resize(event.pk, held)
         event.reload()
         if event.status not in (DRAFT, PUBLISHED):
             raise errors.EventClosed(message=f"A {event.status} event cannot be changed.")
         seated = event.capacity - event.seats_left
         raise errors.CapacityBelowConfirmed(confirmed=seated)
+    if wanted < held:
+        budget.resize(event.pk, wanted)
     if delta > 0:
         fill_from_waitlist(event.pk)
     event.reload()
@@ -300,12 +319,24 @@ def _transition(
 
 
 def publish_event(caller: Caller, event_id: str) -> Event:
+    """Publish a draft. In a city run by a partner, the event is the partner's and reserves
+    capacity x reward of its budget for the month it starts in (409 `budget_exceeded`)."""
     event = managed_event(caller, event_id)
-    if event.status == DRAFT and event.starts_at <= utcnow():
+    now = utcnow()
+    if event.status == DRAFT and event.starts_at <= now:
         raise errors.EventStarted()
-    return _transition(
-        caller, event, (DRAFT,), errors.NotDraft, PUBLISHED, {"published_at": utcnow()}
-    )
+    changes: dict[str, Any] = {"published_at": now}
+    reserve = None
+    partner = active_partner(event.city_code, now)
+    if partner is not None:
+        month = budget.month_of(event.starts_at, event.city_code)
+        changes.update(city_partner_id=partner["_id"], budget_month=month)
+
+        def reserve(session: ClientSession) -> None:
+            points = event.capacity * event.points_reward
+            budget.reserve(session, partner["_id"], month, event.pk, points)
+
+    return _transition(caller, event, (DRAFT,), errors.NotDraft, PUBLISHED, changes, reserve)
 
 
 def cancel_event(caller: Caller, event_id: str, reason: str) -> Event:
@@ -320,6 +351,8 @@ def cancel_event(caller: Caller, event_id: str, reason: str) -> Event:
             {"$set": {"status": CANCELLED, "cancelled_by": BY_EVENT, "cancelled_at": now}},
             session=session,
         )
+        if event.city_partner_id is not None:
+            budget.release_rest(session, event.pk)
 
     return _transition(
         caller,
@@ -352,6 +385,8 @@ def complete_event(caller: Caller, event_id: str) -> Event:
             {"$set": {"status": CANCELLED, "cancelled_by": BY_EVENT, "cancelled_at": now}},
             session=session,
         )
+        if event.city_partner_id is not None:
+            budget.release_rest(session, event.pk)
 
     return _transition(
         caller,

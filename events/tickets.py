@@ -29,6 +29,7 @@ from events.models import (
     WAITLISTED,
     Registration,
 )
+from partners import budget
 
 log = structlog.get_logger()
 
@@ -131,6 +132,8 @@ def check_in(
         )
         if attended.matched_count == 0:
             return False
+        if event.city_partner_id is not None:  # a partner's event: its budget pays
+            budget.draw(session, event.pk, registration.pk, 0 if staff else event.points_reward)
         record_event(
             session,
             "event.attended",

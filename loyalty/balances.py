@@ -11,6 +11,7 @@ from pymongo.client_session import ClientSession
 
 from app.clock import utcnow
 from app.db import object_id, transaction
+from app.domains import ScorecardPart, ScorecardScope
 from loyalty import ledger
 from loyalty.models import (
     EARN,
@@ -132,3 +133,39 @@ def city_figures(city_code: str, start: datetime, end: datetime) -> dict[str, in
         "points_issued": total(EARN) + total(REVERSE, EARN),
         "points_redeemed": -(total(REDEEM) + total(REFUND)),
     }
+
+
+def scorecard_figures(scope: ScorecardScope) -> ScorecardPart:
+    """Loyalty's part of a city partner's scorecard: points issued in the city in the
+    period by source (the earning rule or origin; reversed earns count against theirs),
+    and the owners who redeemed in it (they were active)."""
+    period = {"$gte": scope.start, "$lt": scope.end}
+    by_source: dict[str, int] = {}
+    for row in LedgerEntry._get_collection().aggregate(
+        [
+            {
+                "$match": {
+                    "city_code": scope.city_code,
+                    "created_at": period,
+                    "kind": {"$in": [EARN, REVERSE]},
+                }
+            },
+            {
+                "$group": {
+                    "_id": {"rule": "$source.rule", "kind": "$kind", "of": "$source.kind"},
+                    "amount": {"$sum": "$amount"},
+                }
+            },
+        ]
+    ):
+        key = row["_id"]
+        if key["kind"] == EARN or key.get("of") == EARN:
+            source = key.get("rule") or "other"
+            by_source[source] = by_source.get(source, 0) + row["amount"]
+    redeemers = LedgerEntry._get_collection().distinct(
+        "account_id", {"city_code": scope.city_code, "created_at": period, "kind": REDEEM}
+    )
+    return ScorecardPart(
+        {"points_issued": sum(by_source.values()), "points_issued_by_source": by_source},
+        set(redeemers),
+    )

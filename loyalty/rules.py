@@ -46,6 +46,7 @@ REASON_LABELS: dict[str, dict[str, str]] = {
     },
     "referral.referee": {"zh-CN": "好友邀请欢迎奖励", "en": "referral welcome bonus"},
     "event.attended": {"zh-CN": "参加活动", "en": "you attended an event"},
+    "event.feedback": {"zh-CN": "活动评价", "en": "you rated an event"},
     "post.published": {"zh-CN": "发布帖子", "en": "you published a post"},
     "comment.created": {"zh-CN": "发表评论", "en": "you commented on a post"},
     "post.featured": {"zh-CN": "您的帖子被选为车主故事", "en": "your post became an owner story"},
@@ -80,6 +81,13 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
         "multipliable": True,
         "description": "Attended an event",
         "max_points": 1000,
+    },
+    "event.feedback": {
+        "event_type": "event.feedback_given",
+        "points": 20,
+        "caps": {},
+        "multipliable": False,
+        "description": "Rated an event attended",
     },
     "post.published": {
         "event_type": "post.published",

@@ -53,6 +53,18 @@ def attendance_points(event: DomainEvent, session: ClientSession) -> None:
     )
 
 
+@handles("event.feedback_given", name="loyalty.feedback_points")
+def feedback_points(event: DomainEvent, session: ClientSession) -> None:
+    payload = event.payload
+    rules.award_for_event(
+        session,
+        event,
+        "event.feedback",
+        payload["user_id"],
+        once_key=f"event.feedback:{payload['user_id']}:{payload['event_id']}",
+    )
+
+
 @handles("post.published", name="loyalty.post_points")
 def post_points(event: DomainEvent, session: ClientSession) -> None:
     rules.award_for_event(

@@ -13,7 +13,15 @@ from app import domains
 from tests.conftest import ROOT
 from workers import registry
 
-DOMAIN_PACKAGES = {"accounts", "community", "events", "loyalty", "notifications", "workers"}
+DOMAIN_PACKAGES = {
+    "accounts",
+    "community",
+    "events",
+    "loyalty",
+    "notifications",
+    "partners",
+    "workers",
+}
 
 
 def test_importing_the_base_imports_no_domain():
@@ -49,7 +57,7 @@ def test_every_piece_the_list_names_exists(app):
             *domain.personal_data.values(),
             *domain.metrics,
             *domain.commands,
-            *filter(None, (domain.profile, domain.city_figures, domain.demo)),
+            *filter(None, (domain.profile, domain.city_figures, domain.scorecard, domain.demo)),
         ):
             assert callable(domains.resolve(target)), target
     assert {"create-admin", "seed-demo", "init-db"} <= set(app.cli.list_commands(None))

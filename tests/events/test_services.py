@@ -96,6 +96,7 @@ def test_demo_events_are_upcoming_published_and_seeded_once(app):
     seed_events()
     seed_events()
     for code, _, _ in DEMO_CITIES:
-        events = Event.objects(city_code=code)
+        # Besides these, one past event (completed, rated) gives the scorecards something.
+        events = Event.objects(city_code=code, status__ne="completed")
         assert events.count() == len(DEMO_EVENTS)
         assert all(e.status == "published" and e.starts_at > utcnow() for e in events)

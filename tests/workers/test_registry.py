@@ -32,11 +32,11 @@ def emit(type_: str, **payload) -> DomainEvent:
 
 def test_every_installed_handler_declares_a_domain_verb_name(app):
     registry.load_handler_modules()
-    domains = {"loyalty", "notifications", "events", "community"}
+    domains = {"loyalty", "notifications", "events", "community", "partners"}
     installed = [
         handler for handler in registry.all_handlers() if handler.name.split(".")[0] in domains
     ]
-    assert len(installed) == 18
+    assert len(installed) == 20
     for handler in installed:
         assert registry.NAME.match(handler.name)
         assert handler.name != f"{handler.func.__module__}.{handler.func.__qualname__}"

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+from datetime import date
+
+from marshmallow import fields, validate
+
+from app.fields import CityCode, NotEmpty, Rfc3339DateTime, Text
+from app.web import PageArgsSchema, Schema, StrictInteger
+from partners.scorecards import SORTABLE
+
+# Contracts are signed for dates people can mean: this century.
+_CONTRACT_DATES = validate.Range(min=date(2000, 1, 1), max=date(2099, 12, 31))
+# `(?!\n)$`: Python's `$` alone lets a trailing newline through (`\Z` would be the Python
+# way, but the pattern is also published in the OpenAPI document, which speaks ECMA 262).
+_MONTH = validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])(?!\n)$", error="A month as YYYY-MM.")
+MAX_ALLOCATION = 100_000_000
+
+
+def _month(description: str = "YYYY-MM", **kwargs) -> fields.String:
+    return fields.String(
+        validate=_MONTH, metadata={"example": "2026-12", "description": description}, **kwargs
+    )
+
+
+class CityPartnerCreateSchema(Schema):
+    name = Text(200, required=True)
+    contact = Text(500, required=True)
+    city_code = CityCode(required=True)
+    contract_start = fields.Date(required=True, validate=_CONTRACT_DATES)
+    contract_end = fields.Date(
+        required=True, validate=_CONTRACT_DATES, metadata={"description": "Its last day"}
+    )
+
+
+class CityPartnerUpdateSchema(NotEmpty, Schema):
+    contact = Text(500)
+    contract_end = fields.Date(validate=_CONTRACT_DATES)
+
+
+class CityPartnerListArgsSchema(PageArgsSchema):
+    city = CityCode()
+
+
+class BudgetFiguresSchema(Schema):
+    month = fields.String()
+    allocated = fields.Integer()
+    reserved = fields.Integer()
+    drawn = fields.Integer()
+    released = fields.Integer()
+    left = fields.Integer(metadata={"description": "allocated - reserved + released"})
+
+
+class CityPartnerSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    contact = fields.String()
+    city_code = fields.String()
+    contract_start = fields.String(metadata={"description": "YYYY-MM-DD, in the city's zone"})
+    contract_end = fields.String(metadata={"description": "Its last day"})
+    active = fields.Boolean(metadata={"description": "Runs the city today"})
+    created_at = Rfc3339DateTime()
+    ended_at = Rfc3339DateTime(allow_none=True)
+
+
+class LeaderSchema(Schema):
+    user_id = fields.String()
+    display_name = fields.String(allow_none=True)
+    attached_at = Rfc3339DateTime()
+
+
+class CityPartnerDetailsSchema(CityPartnerSchema):
+    leaders = fields.List(fields.Nested(LeaderSchema))
+    budget = fields.Nested(BudgetFiguresSchema, metadata={"description": "The current month"})
+
+
+class AllocationSchema(Schema):
+    month = _month(required=True)
+    points = StrictInteger(required=True, validate=validate.Range(1, MAX_ALLOCATION))
+
+
+class MonthArgsSchema(Schema):
+    month = _month("YYYY-MM; default the current month")
+
+
+class BudgetArgsSchema(PageArgsSchema, MonthArgsSchema):
+    pass
+
+
+class BudgetEntrySchema(Schema):
+    id = fields.String()
+    kind = fields.String()
+    points = fields.Integer()
+    event_id = fields.String(allow_none=True)
+    created_at = Rfc3339DateTime()
+
+
+class BudgetSchema(BudgetFiguresSchema):
+    entries = fields.List(fields.Nested(BudgetEntrySchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ScorecardFiguresSchema(Schema):
+    new_verified_owners = fields.Integer()
+    active_owners = fields.Integer(
+        metadata={"description": "Posted, commented, attended, gave feedback or redeemed"}
+    )
+    events_held = fields.Integer(metadata={"description": "Completed, starting in the month"})
+    registrations = fields.Integer()
+    attended = fields.Integer()
+    no_shows = fields.Integer()
+    attendance_rate = fields.Float(allow_none=True)
+    no_show_rate = fields.Float(allow_none=True)
+    feedback_count = fields.Integer()
+    average_rating = fields.Float(allow_none=True, metadata={"description": "1-5"})
+    nps = fields.Float(allow_none=True, metadata={"description": "% promoters - % detractors"})
+    follow_ups_open = fields.Integer()
+    follow_ups_overdue = fields.Integer()
+    points_issued = fields.Integer()
+    points_issued_by_source = fields.Dict(keys=fields.String(), values=fields.Integer())
+    budget_allocated = fields.Integer()
+    budget_used = fields.Integer(metadata={"description": "Drawn by check-ins"})
+    posts = fields.Integer()
+    comments = fields.Integer()
+    reports_resolved = fields.Integer()
+    median_hours_to_resolve = fields.Float(allow_none=True)
+    referrals_completed = fields.Integer()
+
+
+class ScorecardSchema(Schema):
+    city_partner_id = fields.String()
+    name = fields.String()
+    city_code = fields.String()
+    month = fields.String()
+    computed_at = Rfc3339DateTime()
+    figures = fields.Nested(ScorecardFiguresSchema)
+
+
+class RankingArgsSchema(Schema):
+    month = _month(required=True)
+    sort = fields.String(
+        load_default="-active_owners",
+        validate=validate.OneOf([*SORTABLE, *(f"-{name}" for name in SORTABLE)]),
+        metadata={"description": "A figure; `-figure` ranks the highest first"},
+    )
+
+
+class RankingSchema(Schema):
+    month = fields.String()
+    sort = fields.String()
+    items = fields.List(fields.Nested(ScorecardSchema))
