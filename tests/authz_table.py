@@ -9,7 +9,8 @@ Callers (tests/test_authz.py builds them, all in SZ unless said otherwise):
 - `owner`: an owner who owns the thing the path names (their vehicle, registration,
   redemption, notification, session);
 - `other_owner`: another owner of the same city;
-- `leader`: a circle leader of SZ, the city of the thing; `other_leader`: of CD;
+- `leader`: a circle leader of SZ, the city of the thing, and so staff of SZ's city
+  partner; `other_leader`: of CD (no partner);
 - `ambassador`: an ambassador of SZ;
 - `club_moderator`: an owner of SZ who moderates the club the path names, where the owner
   is an active member; the club's pending applicant is a third owner, not a caller;
@@ -142,4 +143,18 @@ ACCESS: dict[str, frozenset[str]] = {
     "GET /api/v1/admin/sensitive-words": ADMINS,
     "POST /api/v1/admin/sensitive-words": ADMINS,
     "DELETE /api/v1/admin/sensitive-words/{word_id}": ADMINS,
+    # city partners (their staff: the partner's circle leaders), feedback and follow-ups
+    "GET /api/v1/admin/city-partners": ADMINS,
+    "POST /api/v1/admin/city-partners": ADMINS,
+    "PATCH /api/v1/admin/city-partners/{partner_id}": ADMINS,
+    "GET /api/v1/city-partners/{partner_id}": CITY_LEADERS,
+    "POST /api/v1/admin/city-partners/{partner_id}/budget-allocations": ADMINS,
+    "GET /api/v1/city-partners/{partner_id}/budget": CITY_LEADERS,
+    "GET /api/v1/city-partners/{partner_id}/scorecard": CITY_LEADERS,
+    "GET /api/v1/admin/scorecards": ADMINS,
+    "GET /api/v1/events/{event_id}/feedback": CITY_LEADERS,
+    # The owner attended the event this path names (tests/test_authz.py).
+    "POST /api/v1/events/{event_id}/feedback": THE_OWNER,
+    "GET /api/v1/follow-ups": frozenset({LEADER, OTHER_LEADER, ADMIN}),
+    "POST /api/v1/follow-ups/{follow_up_id}/close": CITY_LEADERS,
 }

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
+from bson import ObjectId
 
 from accounts import services as accounts
 from accounts.models import AMBASSADOR, CIRCLE_LEADER, RoleGrant, User
@@ -22,10 +23,12 @@ from community import clubs, posts, words
 from community.models import APPROVAL, CITY_CLUB
 from events import registration
 from events import services as events
+from events.models import ATTENDED, COMPLETED, Event, FollowUp, Registration
 from loyalty.adjustments import adjust
 from loyalty.models import ReconciliationRun, Reward
 from loyalty.rewards import redeem
 from notifications.models import Notification
+from partners.services import contract_partner
 from tests.authz_table import (
     ACCESS,
     ADMIN,
@@ -40,6 +43,7 @@ from tests.authz_table import (
 from tests.authz_table import (
     AMBASSADOR as AMBASSADOR_CALLER,
 )
+from tests.conftest import empty_database
 from tests.support import Person, make_city, make_person
 from workers.models import DeadLetter
 
@@ -67,6 +71,10 @@ def test_every_served_operation_has_a_row_and_every_row_an_operation(client):
 PATH_IDS: dict[str, dict[str, str]] = {
     "/api/v1/admin/earning-rules/{code}": {"code": "event.attended"},
 }
+
+
+# Required query arguments, read (like bodies) before the service checks roles.
+QUERIES = {"GET /api/v1/admin/scorecards": {"month": utcnow().strftime("%Y-%m")}}
 
 
 @pytest.fixture(autouse=True)
@@ -152,11 +160,60 @@ def build_world() -> World:
         "run_id": str(ReconciliationRun().save().pk),
         "code": "SZ",
         **_community(people),
+        **_partners(people),
     }
     world = World(people, ids)
     # The moderator paths name an active member; the membership paths, the applicant.
     PATH_IDS["/api/v1/clubs/{club_id}/moderators/{user_id}"] = {"user_id": people[OWNER].id}
+    # Feedback is about an event that is over, which the owner attended.
+    PATH_IDS["/api/v1/events/{event_id}/feedback"] = {"event_id": ids["past_event_id"]}
     return world
+
+
+def _partners(people: dict[str, Person]) -> dict[str, str]:
+    """SZ's city partner (its leader works for it), an event of SZ that ended yesterday,
+    which the owner attended, and an open follow-up of a low score there."""
+    today = utcnow().date()
+    partner = contract_partner(
+        name="SZ Motors",
+        contact="ops@szmotors.example.com",
+        city_code="SZ",
+        contract_start=today - timedelta(days=30),
+        contract_end=today + timedelta(days=365),
+    )
+    ended = utcnow() - timedelta(days=1)
+    past = Event(
+        city_code="SZ",
+        organizer_id=people[LEADER].user.pk,
+        title="Photo walk",
+        venue="Harbour",
+        starts_at=ended - timedelta(hours=2),
+        ends_at=ended,
+        registration_closes_at=ended - timedelta(hours=2),
+        capacity=10,
+        seats_left=9,
+        status=COMPLETED,
+    ).save()
+    Registration(
+        event_id=past.pk,
+        user_id=people[OWNER].user.pk,
+        city_code="SZ",
+        status=ATTENDED,
+        attended_at=ended - timedelta(hours=1),
+    ).save()
+    follow_up = FollowUp(
+        feedback_id=ObjectId(),
+        event_id=past.pk,
+        user_id=people[OTHER_OWNER].user.pk,
+        city_code="SZ",
+        city_partner_id=partner.pk,
+        score=1,
+    ).save()
+    return {
+        "partner_id": str(partner.pk),
+        "past_event_id": str(past.pk),
+        "follow_up_id": str(follow_up.pk),
+    }
 
 
 def _community(people: dict[str, Person]) -> dict[str, str]:
@@ -255,6 +312,20 @@ def body_for(operation: str, world: World) -> dict[str, Any] | None:
             "reason": "Off topic",
         },
         "POST /api/v1/admin/sensitive-words": {"word": "anotherword"},
+        "POST /api/v1/admin/city-partners": {
+            "name": "CD Motors",
+            "contact": "ops@cdmotors.example.com",
+            "city_code": "CD",
+            "contract_start": utcnow().date().isoformat(),
+            "contract_end": (utcnow() + timedelta(days=365)).date().isoformat(),
+        },
+        "PATCH /api/v1/admin/city-partners/{partner_id}": {"contact": "hq@szmotors.example.com"},
+        "POST /api/v1/admin/city-partners/{partner_id}/budget-allocations": {
+            "month": utcnow().strftime("%Y-%m"),
+            "points": 1000,
+        },
+        "POST /api/v1/events/{event_id}/feedback": {"score": 2, "recommend": 3},
+        "POST /api/v1/follow-ups/{follow_up_id}/close": {"note": "Called the owner back."},
     }
     return bodies.get(operation)
 
@@ -271,13 +342,15 @@ def test_each_caller_is_served_or_refused_as_the_table_says(client, operation):
     answers = {}
     for caller in order:
         if caller in allowed and method == "DELETE" and answers:
-            # A served DELETE took the thing away: the next caller gets one of its own.
+            # A served DELETE took the thing away: the next caller gets a world of its own.
+            empty_database()
             world = build_world()
         body = body_for(operation, world)
         response = client.open(
             world.path(template),
             method=method,
             json=body,
+            query_string=QUERIES.get(operation),
             headers=world.headers(caller),
         )
         answers[caller] = response.status_code
