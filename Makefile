@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: run flask test install lint lock bench overload chaos clean
+.PHONY: run flask test fuzz install lint lock bench overload chaos clean
 
 $(STAMP): requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ flask: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fuzzing test of `make test`, with many more examples and fresh random data each run.
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} FUZZ_SEED_RANDOMLY=1 $(PY) -m pytest tests/test_fuzz.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -37,7 +37,7 @@ from app import domains
 from app.auth import Caller, caller
 from app.errors import AccountBanned, Forbidden, NotFound, SessionEnded, Unauthorized
 from app.extensions import limiter
-from app.privacy import export_personal_data
+from app.privacy import PersonalDataSchema, export_personal_data
 from app.web import Blueprint, PageArgsSchema, page_of, paginate
 
 accounts = Blueprint("accounts", __name__, description="Sign-up, login, profile, roles")
@@ -238,7 +238,7 @@ class MyReferral(MethodView):
 
 @accounts.route("/me/export")
 class MyData(MethodView):
-    @accounts.response(200, description="One section per domain that keeps personal data")
+    @accounts.response(200, PersonalDataSchema)
     def get(self):
         """Everything the service keeps about the caller"""
         return export_personal_data(caller().user.pk)

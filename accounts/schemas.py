@@ -8,6 +8,7 @@ from accounts.models import (
     DEFAULT_TIMEZONE,
     GRANTABLE_ROLES,
     LOCALES,
+    OWNER,
     VEHICLE_PENDING,
     VEHICLE_REJECTED,
     VEHICLE_VERIFIED,
@@ -16,6 +17,7 @@ from app.fields import CityCode, NotEmpty, Rfc3339DateTime, Text
 from app.web import PageArgsSchema, Schema
 
 DISPLAY_NAME_LENGTH = 50
+VEHICLE_STATUSES = (VEHICLE_PENDING, VEHICLE_VERIFIED, VEHICLE_REJECTED)
 
 DEVICE = fields.String(
     validate=validate.Length(1, 100),
@@ -79,7 +81,7 @@ class UserSchema(Schema):
     display_name = fields.String()
     email = fields.String(allow_none=True)
     phone = fields.String(allow_none=True)
-    avatar_url = fields.String(allow_none=True)
+    avatar_url = fields.URL(allow_none=True)
     city_code = fields.String()
     city_since = Rfc3339DateTime(
         metadata={
@@ -87,8 +89,8 @@ class UserSchema(Schema):
             "change is free, each later one waits 90 days, and a city's own rewards wait 30"
         }
     )
-    locale = fields.String()
-    roles = fields.List(fields.String())
+    locale = fields.String(validate=validate.OneOf(LOCALES))
+    roles = fields.List(fields.String(validate=validate.OneOf((OWNER, *GRANTABLE_ROLES))))
     verified_owner = fields.Boolean()
     tier = fields.String()
     referral_code = fields.String()
@@ -133,7 +135,7 @@ class RoleGrantCreateSchema(Schema):
 class RoleGrantSchema(Schema):
     id = fields.String()
     user_id = fields.String()
-    role = fields.String()
+    role = fields.String(validate=validate.OneOf(GRANTABLE_ROLES))
     city_codes = fields.List(fields.String())
     granted_by = fields.String()
     created_at = Rfc3339DateTime()
@@ -175,7 +177,7 @@ class VehicleSchema(Schema):
     model = fields.String()
     delivered_on = fields.Date(allow_none=True)
     city_code = fields.String()
-    status = fields.String()
+    status = fields.String(validate=validate.OneOf(VEHICLE_STATUSES))
     rejection_reason = fields.String(allow_none=True)
     reviewed_at = Rfc3339DateTime(allow_none=True)
     created_at = Rfc3339DateTime()
@@ -184,7 +186,7 @@ class VehicleSchema(Schema):
 class VehicleQueueArgsSchema(PageArgsSchema):
     status = fields.String(
         load_default=VEHICLE_PENDING,
-        validate=validate.OneOf((VEHICLE_PENDING, VEHICLE_VERIFIED, VEHICLE_REJECTED)),
+        validate=validate.OneOf(VEHICLE_STATUSES),
     )
     city = CityCode()
 

@@ -29,7 +29,7 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
     app.config.update(
         API_TITLE="Owner community and loyalty API",
         API_VERSION="v1",
-        OPENAPI_VERSION="3.0.3",
+        OPENAPI_VERSION="3.1.0",
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",

@@ -183,6 +183,11 @@ def commands() -> list[Any]:
     return [resolve(target) for domain in INSTALLED_DOMAINS for target in domain.commands]
 
 
+def personal_data_sections() -> list[str]:
+    """The sections of a personal data export, one per exporter, in export order."""
+    return sorted(section for domain in INSTALLED_DOMAINS for section in domain.personal_data)
+
+
 def personal_data(user_id: Any) -> dict[str, Any]:
     """Every domain's sections of one person's data, by section name."""
     exporters = {

@@ -14,8 +14,25 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from bson import ObjectId
+from marshmallow import fields
 
 from app import domains
+from app.web import Schema
+
+# What `GET /me/export` answers: who and when, then one section per domain that keeps
+# personal data (its shape is that domain's own: the profile, the ledger, the inbox...).
+PersonalDataSchema = type(
+    "PersonalDataSchema",
+    (Schema,),
+    {
+        "user_id": fields.String(required=True),
+        "exported_at": fields.String(required=True, metadata={"format": "date-time"}),
+        **{
+            section: fields.Raw(required=True, metadata={"description": "Kept by a domain"})
+            for section in domains.personal_data_sections()
+        },
+    },
+)
 
 
 def export_personal_data(user_id: Any) -> dict[str, Any]:

@@ -115,18 +115,29 @@ class Schema(ma.Schema):
         ordered = True
 
 
-class ErrorSchema(ma.Schema):
+class FieldErrorsSchema(ma.Schema):
+    """Messages by field name (a list of strings, or the same shape nested for a nested
+    field or a list item); `_schema` for the body as a whole."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+
+class EnvelopeSchema(ma.Schema):
+    code = fields.Integer(required=True, metadata={"description": "The HTTP status"})
+    status = fields.String(required=True, metadata={"description": "The HTTP status phrase"})
+    message = fields.String(required=True, metadata={"description": "A human sentence"})
+
+
+class ErrorSchema(EnvelopeSchema):
     """The error envelope (app/errors.py). Refusals add details of their own, so the generic
     envelope allows more properties; each refusal's own schema lists exactly its details."""
 
     class Meta:
         unknown = ma.INCLUDE
 
-    code = fields.Integer(required=True, metadata={"description": "The HTTP status"})
-    status = fields.String(required=True, metadata={"description": "The HTTP status phrase"})
-    message = fields.String(required=True, metadata={"description": "A human sentence"})
     error = fields.String(required=True, metadata={"description": "A stable machine slug"})
-    errors = fields.Dict(metadata={"description": "Field errors, by field name"})
+    errors = fields.Nested(FieldErrorsSchema)
 
 
 class Api(flask_smorest.Api):
@@ -134,6 +145,15 @@ class Api(flask_smorest.Api):
     # No catch-all `default` answer: every status an operation may answer is documented
     # with its slugs (Blueprint), so a client, and the fuzzing test, can hold us to them.
     DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # marshmallow's URL is JSON Schema's `uri` (apispec says `url`, which no tool knows).
+        self.register_field(fields.URL, "string", "uri")
+
+    def _register_pagination_header(self) -> None:
+        """Lists page with cursors (`page_of`), not with flask-smorest's pagination: its
+        header and `PaginationMetadata` schema stay out of the document."""
 
     def handle_http_exception(self, error):  # noqa: D401 - flask-smorest hook
         return http_exception_response(error)
@@ -144,17 +164,20 @@ _refusal_schemas: dict[type[DomainError], type[ma.Schema]] = {}
 
 def refusal_schema(refusal: type[DomainError]) -> type[ma.Schema]:
     """The envelope of one refusal: its slug as a one-value enum, and its details."""
-
-    class Meta:
-        unknown = ma.RAISE
-
     if refusal not in _refusal_schemas:
+
+        class Meta:
+            unknown = ma.RAISE
+
+        # Field errors come with validation failures only.
+        errors = {"errors": fields.Nested(FieldErrorsSchema)} if refusal.status == 422 else {}
         _refusal_schemas[refusal] = type(
             f"{refusal.__name__}Schema",
-            (ErrorSchema,),
+            (EnvelopeSchema,),
             {
                 "Meta": Meta,
                 "error": fields.String(required=True, validate=validate.OneOf([refusal.error])),
+                **errors,
                 **refusal.detail_fields,
             },
         )
@@ -224,7 +247,13 @@ class Blueprint(flask_smorest.Blueprint):
         rate_limited = any(isinstance(d, RouteLimit) for d in getattr(view_func, "decorators", ()))
         for method, doc in self._docs[self._endpoints[-1]].items():
             if method != "parameters":
-                doc["route"] = {"rate_limited": rate_limited, "names_a_thing": "<" in rule}
+                doc["route"] = {
+                    "rate_limited": rate_limited,
+                    "names_a_thing": "<" in rule,
+                    # The view and its method, as a generated client's function name:
+                    # `postEventRegistrations` becomes `post_event_registrations`.
+                    "operation_id": method + view_func.__name__[0].upper() + view_func.__name__[1:],
+                }
 
     def _guard(self, view: View) -> View:
         if self.public_by_default or getattr(view, "_public", False):
@@ -259,10 +288,11 @@ class Blueprint(flask_smorest.Blueprint):
             refusals += [MalformedJSON, JSONTooDeep, InvalidText]
         if doc_info.get("arguments"):
             refusals.append(ValidationFailed)
-            query = doc_info["arguments"].get("parameters", ())
-            if any(isinstance(p.get("schema"), PageArgsSchema) for p in query):
+            schemas = [p.get("schema") for p in doc_info["arguments"].get("parameters", ())]
+            if any(_is_page_args(schema) for schema in schemas):
                 refusals.append(InvalidCursor)
         route = doc_info.get("route", {})
+        doc["operationId"] = route.get("operation_id")
         if route.get("names_a_thing"):
             refusals.append(NotFound)
         if route.get("rate_limited"):
@@ -279,6 +309,12 @@ class Blueprint(flask_smorest.Blueprint):
             responses.pop(status, None)
             responses[str(status)] = _refusals_response(spec, [slugs[s] for s in sorted(slugs)])
         return doc
+
+
+def _is_page_args(schema: Any) -> bool:
+    """Whether `@blp.arguments` got the arguments of a list (a schema class or instance)."""
+    schema_class = schema if isinstance(schema, type) else type(schema)
+    return issubclass(schema_class, PageArgsSchema)
 
 
 def _refusals_response(spec: Any, refusals: list[type[DomainError]]) -> dict[str, Any]:

@@ -137,6 +137,7 @@ class ClubModerator(MethodView):
         return clubs.set_moderator(caller(), club_id, user_id, True)
 
     @blp.response(200, MembershipSchema)
+    @blp.refuses(Forbidden)
     def delete(self, club_id, user_id):
         """Make a moderator a plain member again (city leaders, admin)"""
         return clubs.set_moderator(caller(), club_id, user_id, False)
@@ -266,7 +267,7 @@ class Reports(MethodView):
 class ModerationQueue(MethodView):
     @blp.arguments(CityArgsSchema, location="query")
     @blp.response(200, QueueSchema)
-    @blp.refuses(Forbidden)
+    @blp.refuses(Forbidden, NotFound)  # 404: a `city` the caller does not moderate
     def get(self, args):
         """Reported and held content of the caller's cities, heaviest reports first"""
         return moderation.review_queue(caller(), args.get("city"))
@@ -289,6 +290,7 @@ class ModerationActions(MethodView):
 
     @blp.arguments(CityArgsSchema, location="query")
     @blp.response(200, page_of(ActionSchema))
+    @blp.refuses(Forbidden, NotFound)  # 404: a `city` the caller does not moderate
     def get(self, args):
         """The audit log of the caller's cities, newest first"""
         return moderation.audit_log(caller(), args.get("city"), args["cursor"], args["limit"])
@@ -298,6 +300,7 @@ class ModerationActions(MethodView):
 class SensitiveWords(MethodView):
     @blp.arguments(PageArgsSchema, location="query")
     @blp.response(200, page_of(SensitiveWordSchema))
+    @blp.refuses(Forbidden)
     def get(self, args):
         """The sensitive-word list (admin)"""
         return words.list_words(caller(), args["cursor"], args["limit"])
@@ -313,6 +316,7 @@ class SensitiveWords(MethodView):
 @blp.route("/admin/sensitive-words/<word_id>")
 class SensitiveWord(MethodView):
     @blp.response(204)
+    @blp.refuses(Forbidden)
     def delete(self, word_id):
         """Take a word off the list (admin)"""
         words.remove_word(caller(), word_id)

@@ -24,6 +24,7 @@ from events.schemas import (
     FeedbackSchema,
     FollowUpArgsSchema,
     FollowUpSchema,
+    ManagedEventListArgsSchema,
     MyRegistrationSchema,
     RegistrationListArgsSchema,
     RegistrationSchema,
@@ -41,9 +42,14 @@ class Events(MethodView):
     @blp.arguments(EventListArgsSchema, location="query")
     @blp.response(200, page_of(EventSchema))
     def get(self, args):
-        """Published events, soonest first"""
+        """Published events, soonest first, each with the caller's registration"""
         return services.list_events(
-            args.get("city"), args.get("from_"), args.get("to"), args["cursor"], args["limit"]
+            args.get("city"),
+            args.get("from_"),
+            args.get("to"),
+            args["cursor"],
+            args["limit"],
+            user_id=caller().user.pk,
         )
 
     @blp.arguments(EventCreateSchema)
@@ -52,6 +58,18 @@ class Events(MethodView):
     def post(self, data):
         """Create a draft event (circle leader of the city, admin)"""
         return services.describe_event(services.create_event(caller(), **data))
+
+
+@blp.route("/events/managed")
+class ManagedEvents(MethodView):
+    @blp.arguments(ManagedEventListArgsSchema, location="query")
+    @blp.response(200, page_of(EventSchema))
+    @blp.refuses(Forbidden)
+    def get(self, args):
+        """Events of the caller's cities in any status, soonest first (circle leaders, admin)"""
+        return services.managed_events(
+            caller(), args.get("city"), args.get("status"), args["cursor"], args["limit"]
+        )
 
 
 @blp.route("/events/<event_id>")

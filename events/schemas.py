@@ -6,7 +6,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.fields import AwareDateTime, CityCode, NotEmpty, Rfc3339DateTime, StrictBoolean, Text
 from app.web import PageArgsSchema, Schema, StrictInteger
-from events.models import REGISTRATION_STATUSES
+from events.models import EVENT_STATUSES, REGISTRATION_STATUSES
 from loyalty.rules import EVENT_POINTS_CEILING
 
 # An event's times lie within a day before now (a registration deadline may have passed)
@@ -79,6 +79,11 @@ class EventListArgsSchema(PageArgsSchema):
     to = _query_time()
 
 
+class ManagedEventListArgsSchema(PageArgsSchema):
+    city = CityCode()
+    status = fields.String(validate=validate.OneOf(EVENT_STATUSES))
+
+
 class StatsArgsSchema(Schema):
     from_ = _query_time(data_key="from")
     to = _query_time()
@@ -93,7 +98,7 @@ class RegistrationSchema(Schema):
     event_id = fields.String()
     user_id = fields.String()
     city_code = fields.String()
-    status = fields.String()
+    status = fields.String(validate=validate.OneOf(REGISTRATION_STATUSES))
     waitlist_position = fields.Integer(allow_none=True)
     created_at = Rfc3339DateTime()
     confirmed_at = Rfc3339DateTime(allow_none=True)
@@ -119,7 +124,7 @@ class EventSchema(Schema):
     waitlist_count = fields.Integer()
     points_reward = fields.Integer()
     verified_owners_only = fields.Boolean()
-    status = fields.String()
+    status = fields.String(validate=validate.OneOf(EVENT_STATUSES))
     cancel_reason = fields.String(allow_none=True)
     created_at = Rfc3339DateTime()
     published_at = Rfc3339DateTime(allow_none=True)

@@ -18,7 +18,7 @@ from accounts.services import CIRCLE_LEADER, DEFAULT_TIMEZONE, Owner, city_timez
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import object_id, transaction
-from app.errors import Conflict, ValidationFailed
+from app.errors import Conflict, Forbidden, ValidationFailed
 from app.outbox import record_event
 from app.web import paginate
 from events import errors
@@ -71,12 +71,20 @@ def waitlist_counts(event_ids: list[ObjectId]) -> dict[ObjectId, int]:
     return {row["_id"]: row["count"] for row in rows}
 
 
-def describe_events(events: list[Event]) -> list[dict[str, Any]]:
-    """Events as the API shows them: schedule times in the city's time zone, free seats and
-    the waitlist length. A page costs one time zone lookup and one waitlist aggregation,
-    however many events it holds."""
+def registrations_of(user_id: ObjectId, event_ids: list[ObjectId]) -> dict[ObjectId, Registration]:
+    """The owner's registration for each of the events that has one, in one query."""
+    found = Registration.objects(event_id__in=event_ids, user_id=user_id)
+    return {registration.event_id: registration for registration in found}
+
+
+def describe_events(events: list[Event], user_id: ObjectId | None = None) -> list[dict[str, Any]]:
+    """Events as the API shows them: schedule times in the city's time zone, free seats, the
+    waitlist length and, for a caller (`user_id`), their own registration. A page costs one
+    time zone lookup, one waitlist aggregation and, for a caller, one read of their
+    registrations, however many events it holds."""
     zones = city_timezones()
     waiting = waitlist_counts([event.pk for event in events])
+    mine = registrations_of(user_id, [event.pk for event in events]) if user_id else {}
     documents = []
     for event in events:
         zone = city_zone(event.city_code, zones)
@@ -85,6 +93,10 @@ def describe_events(events: list[Event]) -> list[dict[str, Any]]:
             document[name] = event[name].astimezone(ZoneInfo(zone))
         document["timezone"] = zone
         document["waitlist_count"] = waiting.get(event.pk, 0)
+        if user_id is not None:
+            registration = mine.get(event.pk)
+            active = registration is not None and registration.status in ACTIVE
+            document["my_registration"] = registration if active else None
         documents.append(document)
     return documents
 
@@ -92,10 +104,7 @@ def describe_events(events: list[Event]) -> list[dict[str, Any]]:
 def describe_event(event: Event, user_id: ObjectId | None = None) -> dict[str, Any]:
     """One event as the API shows it (see `describe_events`) and, for a caller, their own
     registration."""
-    [document] = describe_events([event])
-    if user_id is not None:
-        mine = Registration.objects(event_id=event.pk, user_id=user_id).first()
-        document["my_registration"] = mine if mine and mine.status in ACTIVE else None
+    [document] = describe_events([event], user_id)
     return document
 
 
@@ -104,14 +113,38 @@ def event_details(caller: Caller, event_id: str) -> dict[str, Any]:
 
 
 def list_events(
-    city: str | None, start: datetime | None, end: datetime | None, cursor: str | None, limit: int
+    city: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    cursor: str | None,
+    limit: int,
+    user_id: ObjectId | None = None,
 ) -> dict[str, Any]:
-    """Published events, soonest first; upcoming ones unless `start` says otherwise."""
+    """Published events, soonest first; upcoming ones unless `start` says otherwise; each
+    with `user_id`'s registration."""
     query = Event.objects(status=PUBLISHED, starts_at__gte=as_utc(start or utcnow()))
     if end is not None:
         query = query.filter(starts_at__lt=as_utc(end))
     if city:
         query = query.filter(city_code=city)
+    page = paginate(query, cursor, limit, order=("starts_at", "id"))
+    page["items"] = describe_events(page["items"], user_id)
+    return page
+
+
+def managed_events(
+    caller: Caller, city: str | None, status: str | None, cursor: str | None, limit: int
+) -> dict[str, Any]:
+    """Events of the cities the caller leads (admins: every city) in any status, drafts
+    included, soonest first; 403 for someone who leads no city, or not `city`."""
+    cities = caller.cities_for(CIRCLE_LEADER)
+    if cities is not None and (not cities or (city and city not in cities)):
+        raise Forbidden(message="Only the city's circle leaders and admins see its events.")
+    query = Event.objects(city_code=city) if city else Event.objects()
+    if cities is not None and not city:
+        query = query.filter(city_code__in=sorted(cities))
+    if status:
+        query = query.filter(status=status)
     page = paginate(query, cursor, limit, order=("starts_at", "id"))
     page["items"] = describe_events(page["items"])
     return page

@@ -36,6 +36,7 @@ from loyalty.schemas import (
     ReversalSchema,
     RewardArgsSchema,
     RewardCreateSchema,
+    RewardOfferSchema,
     RewardSchema,
     RewardUpdateSchema,
     RunStartedSchema,
@@ -133,11 +134,16 @@ class ReconciliationRunItem(MethodView):
 @rewards.route("/rewards")
 class Rewards(MethodView):
     @rewards.arguments(RewardArgsSchema, location="query")
-    @rewards.response(200, page_of(RewardSchema))
+    @rewards.response(200, page_of(RewardOfferSchema))
     def get(self, args):
-        """Active rewards the caller may redeem"""
-        found = redemptions.rewards_for(caller().user, args.get("city"))
-        return paginate(found, args["cursor"], args["limit"])
+        """Active rewards offered in the caller's city, each saying whether it is redeemable"""
+        return redemptions.catalogue(
+            caller().user,
+            args.get("city"),
+            args["cursor"],
+            args["limit"],
+            include_locked=args["include_locked"],
+        )
 
     @rewards.arguments(RewardCreateSchema)
     @rewards.response(201, RewardSchema)
@@ -145,6 +151,16 @@ class Rewards(MethodView):
     def post(self, data):
         """Add a reward to the catalog (admin)"""
         return redemptions.create_reward(caller(), data)
+
+
+@rewards.route("/admin/rewards")
+class AdminRewards(MethodView):
+    @rewards.arguments(PageArgsSchema, location="query")
+    @rewards.response(200, page_of(RewardSchema))
+    @rewards.refuses(Forbidden)
+    def get(self, args):
+        """The whole catalogue, inactive rewards included, newest first (admin)"""
+        return redemptions.all_rewards(caller(), args["cursor"], args["limit"])
 
 
 @rewards.route("/rewards/<reward_id>")
@@ -188,6 +204,14 @@ class MyRedemptions(MethodView):
     def get(self, args):
         """The caller's redemptions, newest first"""
         return paginate(Redemption.objects(user_id=caller().user.pk), args["cursor"], args["limit"])
+
+
+@rewards.route("/redemptions/<redemption_id>")
+class RedemptionItem(MethodView):
+    @rewards.response(200, RedemptionSchema)
+    def get(self, redemption_id):
+        """One redemption (its owner, admin)"""
+        return redemptions.redemption_for(caller(), redemption_id)
 
 
 @rewards.route("/redemptions/<redemption_id>/fulfill")

@@ -38,6 +38,7 @@ RUN_QUEUED = "queued"
 RUN_RUNNING = "running"
 RUN_DONE = "done"
 RUN_FAILED = "failed"
+RUN_STATUSES = (RUN_QUEUED, RUN_RUNNING, RUN_DONE, RUN_FAILED)
 
 
 class PointsAccount(Document):

@@ -8,7 +8,6 @@ from typing import Any
 
 import structlog
 from bson import ObjectId
-from mongoengine.queryset import QuerySet
 from pymongo.client_session import ClientSession
 
 from accounts.services import CIRCLE_LEADER, Owner, require_cities
@@ -16,6 +15,7 @@ from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction, update_and_read
 from app.errors import NotFound
+from app.web import paginate
 from loyalty import balances, errors, ledger
 from loyalty.models import (
     CANCELLED,
@@ -56,14 +56,62 @@ def update_reward(admin: Caller, reward_id: str, changes: dict[str, Any]) -> Rew
     return reward
 
 
-def rewards_for(owner: Owner, city: str | None, now: datetime | None = None) -> QuerySet:
-    """Active rewards the owner may redeem in `city` (default: the owner's city)."""
-    tier = balances.tier_of(owner.pk, now)
-    return Reward.objects(
+def lock_of(owner: Owner, reward: Reward, tier: str, now: datetime) -> str | None:
+    """Why the owner cannot redeem the reward now, as the slug `redeem` would refuse with;
+    None when nothing stands in the way (but the owner's points and per-owner limit)."""
+    if reward.city_codes and owner.city_code not in reward.city_codes:
+        return errors.NotInCity.error
+    if reward.city_codes and now < owner.city_held_since + CITY_TENURE:
+        return errors.CityTooRecent.error
+    if ledger.tier_rank(tier) < ledger.tier_rank(reward.min_tier):
+        return errors.TierTooLow.error
+    if reward.stock < 1:
+        return errors.OutOfStock.error
+    return None
+
+
+def catalogue(
+    owner: Owner,
+    city: str | None,
+    cursor: str | None,
+    limit: int,
+    *,
+    include_locked: bool = False,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A page of the active rewards offered in `city` (default: the owner's city), each
+    with `redeemable` and, when it is not, `locked_reason`. Rewards above the owner's tier
+    are left out unless `include_locked`, so an app can show what a higher tier unlocks."""
+    at = now or utcnow()
+    tier = balances.tier_of(owner.pk, at)
+
+    def offer(reward: Reward) -> dict[str, Any]:
+        lock = lock_of(owner, reward, tier, at)
+        document = {name: getattr(reward, name) for name in reward._fields}
+        return {**document, "redeemable": lock is None, **({"locked_reason": lock} if lock else {})}
+
+    query = Reward.objects(
         active=True,
-        min_tier__in=ledger.TIER_NAMES[: ledger.tier_rank(tier) + 1],
         __raw__={"$or": [{"city_codes": []}, {"city_codes": city or owner.city_code}]},
     )
+    if not include_locked:
+        query = query.filter(min_tier__in=ledger.TIER_NAMES[: ledger.tier_rank(tier) + 1])
+    page = paginate(query, cursor, limit)
+    page["items"] = [offer(reward) for reward in page["items"]]
+    return page
+
+
+def all_rewards(admin: Caller, cursor: str | None, limit: int) -> dict[str, Any]:
+    """The whole catalogue, inactive rewards included, newest first (admins)."""
+    admin.require_admin()
+    return paginate(Reward.objects, cursor, limit)
+
+
+def redemption_for(by: Caller, redemption_id: str) -> Redemption:
+    """One redemption, for its owner or an admin; 404 for anyone else."""
+    redemption = get_or_404(Redemption, redemption_id)
+    by.require_self_or_admin(redemption.user_id)
+    return redemption
 
 
 def redeem(

@@ -5,7 +5,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from app.fields import AwareDateTime, CityCode, NotEmpty, Rfc3339DateTime, StrictBoolean, Text
 from app.web import PageArgsSchema, Schema, StrictInteger
 from loyalty.ledger import TIER_NAMES
-from loyalty.models import ENTRY_KINDS, FULFILLMENTS
+from loyalty.models import ENTRY_KINDS, FULFILLMENTS, REDEMPTION_STATUSES, RUN_STATUSES
 from loyalty.rules import CAP_PERIODS, EVENT_POINTS_CEILING
 
 # The most points one movement (an adjustment, a partner credit, one earning) may carry.
@@ -19,7 +19,7 @@ MAX_CITIES = 100
 
 
 class NextTierSchema(Schema):
-    name = fields.String()
+    name = fields.String(validate=validate.OneOf(TIER_NAMES))
     points_needed = fields.Integer()
 
 
@@ -31,7 +31,7 @@ class ExpiringSchema(Schema):
 class PointsSchema(Schema):
     balance = fields.Integer()
     lifetime_earned = fields.Integer()
-    tier = fields.String()
+    tier = fields.String(validate=validate.OneOf(TIER_NAMES))
     tier_points = fields.Integer(metadata={"description": "Earned in the rolling 12 months"})
     next_tier = fields.Nested(NextTierSchema, allow_none=True)
     expiring = fields.List(
@@ -112,11 +112,28 @@ class RewardSchema(Schema):
     cost = fields.Integer()
     stock = fields.Integer()
     per_owner_limit = fields.Integer(allow_none=True)
-    min_tier = fields.String()
+    min_tier = fields.String(validate=validate.OneOf(TIER_NAMES))
     city_codes = fields.List(fields.String())
-    fulfillment = fields.String()
+    fulfillment = fields.String(validate=validate.OneOf(FULFILLMENTS))
     active = fields.Boolean()
     created_at = Rfc3339DateTime()
+
+
+# Why an owner cannot redeem a reward now: the slug redeeming it would be refused with.
+LOCK_REASONS = ("not_in_city", "city_too_recent", "tier_too_low", "out_of_stock")
+
+
+class RewardOfferSchema(RewardSchema):
+    """A reward as an owner browses it: whether they may redeem it now, and if not, why."""
+
+    redeemable = fields.Boolean(
+        metadata={
+            "description": "Nothing but the owner's points or per-owner limit stands in the way"
+        }
+    )
+    locked_reason = fields.String(
+        validate=validate.OneOf(LOCK_REASONS), metadata={"description": "Only when not redeemable"}
+    )
 
 
 class RewardFieldsSchema(Schema):
@@ -150,6 +167,10 @@ class RewardCreateSchema(RewardFieldsSchema):
 
 class RewardArgsSchema(PageArgsSchema):
     city = CityCode()
+    include_locked = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Also rewards above the owner's tier (`tier_too_low`)"},
+    )
 
 
 class RedemptionCreateSchema(Schema):
@@ -164,9 +185,9 @@ class RedemptionSchema(Schema):
     reward_title = fields.String()
     quantity = fields.Integer()
     points = fields.Integer()
-    fulfillment = fields.String()
+    fulfillment = fields.String(validate=validate.OneOf(FULFILLMENTS))
     city_code = fields.String(allow_none=True)
-    status = fields.String()
+    status = fields.String(validate=validate.OneOf(REDEMPTION_STATUSES))
     created_at = Rfc3339DateTime()
     fulfilled_at = Rfc3339DateTime(allow_none=True)
     cancelled_at = Rfc3339DateTime(allow_none=True)
@@ -222,7 +243,7 @@ class DriftSchema(Schema):
 
 class ReconciliationRunSchema(Schema):
     id = fields.String()
-    status = fields.String()
+    status = fields.String(validate=validate.OneOf(RUN_STATUSES))
     accounts_checked = fields.Integer()
     entries_checked = fields.Integer()
     drifts = fields.List(fields.Nested(DriftSchema))

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from marshmallow import fields
+from marshmallow import fields, validate
 
 from app.fields import NotEmpty, Rfc3339DateTime, StrictBoolean
 from app.web import PageArgsSchema, Schema
@@ -15,7 +15,7 @@ class InboxArgsSchema(PageArgsSchema):
 
 class NotificationSchema(Schema):
     id = fields.String()
-    kind = fields.String()
+    kind = fields.String(validate=validate.OneOf(KINDS))
     template = fields.String()
     title = fields.String()
     body = fields.String()

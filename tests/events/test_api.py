@@ -183,6 +183,47 @@ def test_list_published_soonest_first_with_filters(client, make_event):
     assert [e["id"] for e in paged["items"] + rest["items"]] == [e["id"] for e in listed["items"]]
 
 
+def test_each_listed_event_carries_the_callers_registration(client, make_event):
+    full, open_, left = (make_event(capacity=1, starts_in=timedelta(days=d)) for d in (1, 2, 3))
+    owner, other = many_owners(2)
+    for event in (full, open_, left):
+        register(client, event.pk, other)
+    for event in (full, left):
+        register(client, event.pk, owner)
+    client.delete(f"{API}/events/{left.pk}/registrations/me", headers=owner.headers)
+
+    def mine(person) -> list[tuple[str | None, int | None]]:
+        items = client.get(f"{API}/events", headers=person.headers).json["items"]
+        return [
+            (r["status"], r["waitlist_position"]) if (r := e["my_registration"]) else (None, None)
+            for e in items
+        ]
+
+    assert mine(owner) == [("waitlisted", 1), (None, None), (None, None)]
+    assert mine(other) == [("confirmed", None)] * 3
+
+
+def test_leaders_list_their_cities_events_in_any_status(client, leader, make_event):
+    make_city("CD")
+    draft = make_event(publish=False, starts_in=timedelta(days=2))
+    published = make_event(starts_in=timedelta(days=1))
+    chengdu = make_event(organizer=make_person("CD", role="circle_leader"), city_code="CD")
+    admin, owner = make_person("SZ", role="admin"), make_person("SZ")
+
+    def managed(person, query: str = "") -> list[str]:
+        response = client.get(f"{API}/events/managed{query}", headers=person.headers)
+        assert response.status_code == 200, response.json
+        return [event["id"] for event in response.json["items"]]
+
+    assert managed(leader) == [str(published.pk), str(draft.pk)]
+    assert managed(leader, "?status=draft") == [str(draft.pk)]
+    assert managed(admin, "?city=CD") == [str(chengdu.pk)]
+    assert len(managed(admin)) == 3
+    for person, query in ((owner, ""), (leader, "?city=CD")):
+        refused = client.get(f"{API}/events/managed{query}", headers=person.headers)
+        assert refused.status_code == 403 and refused.json["error"] == "forbidden"
+
+
 def test_patch_capacity_promotes_and_refuses_below_confirmed(client, leader, make_event):
     event = make_event(capacity=1)
     first, second = many_owners(2)

@@ -555,3 +555,64 @@ def test_partner_credit_numbers_and_times_are_bounded(client, admin):
         assert refused.status_code == 422, (overrides, refused.json)
         assert set(refused.json["errors"]) == set(overrides)
     assert LedgerEntry.objects.count() == 0
+
+
+def test_locked_rewards_say_why_and_show_only_when_asked(client):
+    owner = make_person("SZ")
+    make_city("CD")
+    mug = make_reward(title="Mug")
+    make_reward(title="Jacket", min_tier="gold")
+    make_reward(title="Gone", stock=0)
+    make_reward(title="Chengdu tea", city_codes=["CD"])
+    make_reward(title="Shenzhen cap", city_codes=["SZ"])
+
+    def offers(query: str = "") -> dict[str, tuple[bool, str | None]]:
+        response = client.get(f"/api/v1/rewards{query}", headers=owner.headers)
+        assert response.status_code == 200, response.json
+        return {
+            item["title"]: (item["redeemable"], item.get("locked_reason"))
+            for item in response.json["items"]
+        }
+
+    assert offers() == {
+        "Mug": (True, None),
+        "Gone": (False, "out_of_stock"),
+        "Shenzhen cap": (False, "city_too_recent"),
+    }
+    assert offers("?include_locked=true")["Jacket"] == (False, "tier_too_low")
+    assert offers("?city=CD")["Chengdu tea"] == (False, "not_in_city")
+    settled_in_city(owner, days=31)
+    assert offers()["Shenzhen cap"] == (True, None)
+    redeemed = client.post(
+        "/api/v1/redemptions", json={"reward_id": str(mug.pk)}, headers=owner.headers
+    )
+    assert redeemed.status_code == 409 and redeemed.json["error"] == "insufficient_points"
+
+
+def test_admins_list_the_whole_catalogue(client, admin):
+    make_reward(title="Mug")
+    make_reward(title="Retired", active=False)
+    make_reward(title="Chengdu tea", city_codes=["CD"])
+    owner = make_person("SZ")
+    assert client.get("/api/v1/admin/rewards", headers=owner.headers).status_code == 403
+    listed = client.get("/api/v1/admin/rewards?limit=2", headers=admin.headers).json
+    following = client.get(
+        f"/api/v1/admin/rewards?cursor={listed['next_cursor']}", headers=admin.headers
+    ).json
+    titles = [reward["title"] for reward in listed["items"] + following["items"]]
+    assert titles == ["Chengdu tea", "Retired", "Mug"]
+
+
+def test_a_redemption_is_read_by_its_owner_or_an_admin(client, admin):
+    owner, other = make_person("SZ"), make_person("SZ")
+    earn(owner.id, 500)
+    mug = make_reward(title="Mug")
+    redeemed = client.post(
+        "/api/v1/redemptions", json={"reward_id": str(mug.pk)}, headers=owner.headers
+    ).json
+    path = f"/api/v1/redemptions/{redeemed['id']}"
+    assert client.get(path, headers=owner.headers).json == redeemed
+    assert client.get(path, headers=admin.headers).json["id"] == redeemed["id"]
+    hidden = client.get(path, headers=other.headers)
+    assert hidden.status_code == 404 and hidden.json["error"] == "not_found"
+    assert client.get("/api/v1/redemptions/nope", headers=owner.headers).status_code == 404

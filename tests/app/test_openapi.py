@@ -1,0 +1,146 @@
+"""The served OpenAPI document: who may call what, every refusal each operation may answer
+(typed per slug), stable operation ids, and schemas a client generator types well."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pymongo.errors import ServerSelectionTimeoutError
+
+from events.models import EVENT_STATUSES, REGISTRATION_STATUSES
+from loyalty.models import REDEMPTION_STATUSES
+
+API = "/api/v1"
+PUBLIC = {
+    ("/api/v1/auth/register", "post"),
+    ("/api/v1/auth/login", "post"),
+    ("/api/v1/auth/password-reset", "post"),
+    ("/api/v1/auth/password-reset/confirm", "post"),
+    ("/api/v1/cities", "get"),
+    ("/api/v1/partner/points/credits", "post"),
+}
+
+
+@pytest.fixture
+def spec(client) -> dict[str, Any]:
+    return client.get(f"{API}/openapi.json").json
+
+
+def operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method in {"get", "post", "put", "patch", "delete"}:
+                yield path, method, operation
+
+
+def refusals(spec: dict[str, Any], operation: dict[str, Any], status: int) -> dict[str, str]:
+    """The slugs documented for one status of an operation, each with its schema's name."""
+    schema = operation["responses"][str(status)]["content"]["application/json"]["schema"]
+    refs = [entry["$ref"] for entry in schema.get("oneOf", [schema])]
+    names = [ref.rsplit("/", 1)[1] for ref in refs]
+    slugs = [spec["components"]["schemas"][name]["properties"]["error"]["enum"] for name in names]
+    assert all(len(slug) == 1 for slug in slugs)
+    found = {slug[0]: name for slug, name in zip(slugs, names, strict=True)}
+    if "oneOf" in schema:
+        mapping = schema["discriminator"]["mapping"]
+        assert schema["discriminator"]["propertyName"] == "error"
+        assert mapping == {slug: f"#/components/schemas/{name}" for slug, name in found.items()}
+    return found
+
+
+def test_every_route_requires_a_login_unless_it_is_public(client, spec):
+    public = {(path, method) for path, method, op in operations(spec) if op["security"] == []}
+    assert public == PUBLIC
+    protected = [(p, m, op) for p, m, op in operations(spec) if (p, m) not in PUBLIC]
+    assert len(protected) > 50
+    for path, method, operation in protected:
+        assert operation["security"] == [{"bearer": []}], path
+        assert {"unauthorized", "session_ended"} <= set(refusals(spec, operation, 401))
+        assert "account_banned" in refusals(spec, operation, 403)
+        url = re.sub(r"\{\w+\}", "5f0000000000000000000000", path)
+        response = client.open(url, method=method.upper())
+        assert response.status_code == 401, (method, path, response.json)
+        assert response.json["error"] == "unauthorized"
+    for path, method, operation in operations(spec):
+        if (path, method) in PUBLIC and "401" in operation["responses"]:
+            assert "session_ended" not in refusals(spec, operation, 401)  # no login refusals
+
+
+def test_each_status_lists_the_slugs_its_view_may_answer(spec):
+    register = spec["paths"][f"{API}/events/{{event_id}}/registrations"]["post"]
+    assert refusals(spec, register, 409) == {
+        "already_registered": "AlreadyRegistered",
+        "registration_closed": "RegistrationClosed",
+        "request_in_progress": "RequestInProgress",  # from @idempotent
+    }
+    assert set(refusals(spec, register, 403)) == {"account_banned", "not_verified_owner"}
+    assert set(refusals(spec, register, 404)) == {"not_found"}  # an id in the path
+    assert set(refusals(spec, register, 422)) == {"idempotency_key_reused"}
+    assert set(refusals(spec, register, 503)) == {"service_unavailable"}
+    assert "Retry-After" in register["responses"]["503"]["headers"]
+    assert [p["name"] for p in register["parameters"]] == ["Idempotency-Key"]
+
+    login = spec["paths"][f"{API}/auth/login"]["post"]
+    assert set(refusals(spec, login, 429)) == {"rate_limited"}
+    assert set(refusals(spec, login, 422)) == {"validation_failed"}
+    assert set(refusals(spec, login, 400)) == {"malformed_json", "json_too_deep", "invalid_text"}
+    assert set(refusals(spec, spec["paths"][f"{API}/cities"]["get"], 400)) == {"invalid_cursor"}
+    publish = spec["paths"][f"{API}/events/{{event_id}}/publish"]["post"]
+    assert "422" not in publish["responses"] and "429" not in publish["responses"]
+    assert "default" not in publish["responses"]
+
+
+def test_a_refusal_schema_types_its_slug_and_details(spec):
+    schemas = spec["components"]["schemas"]
+    full = schemas["CapacityBelowConfirmed"]
+    assert full["properties"]["error"] == {"type": "string", "enum": ["capacity_below_confirmed"]}
+    assert full["properties"]["confirmed"]["type"] == "integer"
+    assert set(full["required"]) == {"code", "status", "message", "error", "confirmed"}
+    assert full["additionalProperties"] is False
+    assert "errors" not in full["properties"]
+    assert schemas["InvalidTimes"]["properties"]["errors"] == {
+        "$ref": "#/components/schemas/FieldErrors"
+    }
+    generic = schemas["Error"]
+    assert {"code", "status", "message", "error"} <= set(generic["required"])
+    assert generic["additionalProperties"] is True
+
+
+def test_every_operation_has_a_unique_readable_id(spec):
+    ids = [operation["operationId"] for _, _, operation in operations(spec)]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"(get|post|put|patch|delete)[A-Z][A-Za-z]+", i) for i in ids)
+    path = spec["paths"][f"{API}/events/{{event_id}}/registrations"]
+    assert path["post"]["operationId"] == "postEventRegistrations"
+
+
+def test_schemas_generate_typed_clients(spec):
+    schemas = spec["components"]["schemas"]
+    assert spec["openapi"].startswith("3.1")
+    assert schemas["Event"]["properties"]["my_registration"] == {
+        "anyOf": [{"$ref": "#/components/schemas/Registration"}, {"type": "null"}]
+    }
+    assert schemas["Points"]["properties"]["next_tier"]["anyOf"][1] == {"type": "null"}
+    assert schemas["Event"]["properties"]["status"]["enum"] == list(EVENT_STATUSES)
+    assert schemas["Registration"]["properties"]["status"]["enum"] == list(REGISTRATION_STATUSES)
+    assert schemas["Redemption"]["properties"]["status"]["enum"] == list(REDEMPTION_STATUSES)
+    assert schemas["Vehicle"]["properties"]["status"]["enum"] == ["pending", "verified", "rejected"]
+    assert schemas["User"]["properties"]["avatar_url"]["format"] == "uri"
+    assert schemas["ProfileUpdate"]["properties"]["avatar_url"]["format"] == "uri"
+    assert "PaginationMetadata" not in schemas
+    export = spec["paths"][f"{API}/me/export"]["get"]["responses"]["200"]
+    assert export["content"]["application/json"]["schema"]["$ref"].endswith("/PersonalData")
+    assert {"user_id", "account", "points"} <= set(schemas["PersonalData"]["required"])
+
+
+def test_a_lost_database_connection_answers_503(app):
+    with app.test_request_context(f"{API}/me"):
+        response = app.make_response(
+            app.handle_user_exception(ServerSelectionTimeoutError("no primary"))
+        )
+    assert response.status_code == 503
+    assert response.json["error"] == "service_unavailable"
+    assert response.headers["Retry-After"] == "5"
