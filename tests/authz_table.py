@@ -89,6 +89,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "POST /api/v1/admin/reconciliation/runs": ADMINS,
     "GET /api/v1/admin/reconciliation/runs/{run_id}": ADMINS,
     "GET /api/v1/rewards": SIGNED_IN,
+    "GET /api/v1/admin/rewards": ADMINS,
+    "GET /api/v1/redemptions/{redemption_id}": THE_OWNER_OR_ADMIN,
     "POST /api/v1/rewards": ADMINS,
     "PATCH /api/v1/rewards/{reward_id}": ADMINS,
     "POST /api/v1/redemptions": SIGNED_IN,
@@ -99,6 +101,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "POST /api/v1/partner/points/credits": OTHER_CREDENTIALS,
     # events
     "GET /api/v1/events": SIGNED_IN,
+    "GET /api/v1/events/managed": frozenset({LEADER, OTHER_LEADER, ADMIN}),
     "POST /api/v1/events": CITY_LEADERS,
     "GET /api/v1/events/{event_id}": SIGNED_IN,
     "PATCH /api/v1/events/{event_id}": CITY_LEADERS,
