@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: run flask test fuzz install lint lock bench clean
+.PHONY: run flask test fuzz install lint lock bench overload chaos clean
 
 $(STAMP): requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +36,19 @@ lock: $(STAMP)
 	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 	$(VENV)/bin/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --extra embedded --extra dev -o requirements-dev.lock pyproject.toml
 
-BENCHMARKS := $(filter-out bench/support.py,$(wildcard bench/*.py))
+BENCHMARKS := $(filter-out bench/support.py bench/overload.py,$(wildcard bench/*.py))
 
 bench: $(STAMP)
 	for script in $(BENCHMARKS); do $(PY) $$script || exit 1; done
+
+# An open-loop request rate above what the machine serves, with and without admission
+# control (about 2 minutes): make overload ARGS='400 30' (requests/s, seconds).
+overload: $(STAMP)
+	$(PY) bench/overload.py $(ARGS)
+
+# Faults under load, checked afterwards (about 6 minutes): make chaos ARGS='--faults 60'.
+chaos: $(STAMP)
+	$(PY) -m chaos.run --faults 60 --duration 240 $(ARGS)
 
 clean:
 	rm -rf $(VENV) var

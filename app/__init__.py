@@ -41,6 +41,11 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
         # A Redis outage must not lock everyone out of login: limits pause, requests pass.
         RATELIMIT_SWALLOW_ERRORS=True,
         RATELIMIT_KEY_PREFIX="ratelimit",
+        # A Redis that hangs rather than refuses must not hold requests either.
+        RATELIMIT_STORAGE_OPTIONS={
+            "socket_timeout": settings["REDIS_TIMEOUT_MS"] / 1000,
+            "socket_connect_timeout": settings["REDIS_TIMEOUT_MS"] / 1000,
+        },
     )
     if settings["TRUSTED_PROXIES"]:
         # Flask's documented way to add WSGI middleware (its type says "method").
@@ -48,12 +53,14 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
             app.wsgi_app, x_for=settings["TRUSTED_PROXIES"], x_proto=settings["TRUSTED_PROXIES"]
         )
 
-    from app import auth, db, errors, observability
+    from app import admission, auth, db, errors, observability
     from app.extensions import api, jwt, limiter
     from workers.broker import configure_broker
 
     observability.init_app(app)
+    admission.init_app(app)
     db.connect(settings["MONGODB_URI"])
+    db.init_app(app)
     configure_broker(settings["REDIS_URL"], settings["DRAMATIQ_HEARTBEAT_TIMEOUT_MS"])
     jwt.init_app(app)
     limiter.init_app(app)

@@ -223,6 +223,39 @@ SETTINGS: tuple[Setting, ...] = (
         "the client IP).",
     ),
     Setting(
+        "REQUEST_DB_BUDGET_MS",
+        "REQUEST_DB_BUDGET_MS",
+        int,
+        5000,
+        "The time all MongoDB work of one API request may take (pymongo's client-side "
+        "timeout, connecting included); past it the request answers 503 with Retry-After "
+        "instead of waiting on a slow or unreachable database.",
+    ),
+    Setting(
+        "REDIS_TIMEOUT_MS",
+        "REDIS_TIMEOUT_MS",
+        int,
+        500,
+        "Connect and read timeout of the API's Redis clients (rate limits, readiness): a slow "
+        "or unreachable Redis pauses the limits instead of holding requests.",
+    ),
+    Setting(
+        "MAX_REQUESTS_IN_FLIGHT",
+        "MAX_REQUESTS_IN_FLIGHT",
+        int,
+        0,
+        "Requests one API process works on at once; a request finding them all busy waits "
+        "ADMISSION_WAIT_MS, then answers 503 with Retry-After. 0: no limit. Set it below "
+        "gunicorn's --threads (app/admission.py).",
+    ),
+    Setting(
+        "ADMISSION_WAIT_MS",
+        "ADMISSION_WAIT_MS",
+        int,
+        100,
+        "How long a request waits for one of the MAX_REQUESTS_IN_FLIGHT places.",
+    ),
+    Setting(
         "DRAMATIQ_HEARTBEAT_TIMEOUT_MS",
         "DRAMATIQ_HEARTBEAT_TIMEOUT_MS",
         int,
@@ -338,6 +371,12 @@ def validate(config: dict[str, Any]) -> None:
         # API refuses tokens without `exp`.
         if config[key] <= 0:
             raise ConfigError(f"{env} must be a positive number of seconds")
+    if config["MAX_REQUESTS_IN_FLIGHT"] < 0 or config["ADMISSION_WAIT_MS"] < 0:
+        raise ConfigError("MAX_REQUESTS_IN_FLIGHT and ADMISSION_WAIT_MS cannot be negative")
+    for env in ("REQUEST_DB_BUDGET_MS", "REDIS_TIMEOUT_MS"):
+        # Zero would make every database call or rate-limit check time out at once.
+        if config[env] <= 0:
+            raise ConfigError(f"{env} must be a positive number of milliseconds")
     if config["SCORECARD_REFRESH_SECONDS"] < 0:
         raise ConfigError("SCORECARD_REFRESH_SECONDS must not be negative")
     if config["PUSH_PROVIDER"] not in {"log", "webhook"}:

@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import mongoengine
+import pymongo
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo import DeleteOne, InsertOne, MongoClient, UpdateOne
+from flask import Flask, g
+from pymongo import DeleteOne, InsertOne, MongoClient, UpdateOne, uri_parser
 from pymongo.client_session import ClientSession
 from pymongo.client_session_shared import _TxnState
 from pymongo.collection import Collection
@@ -41,10 +43,39 @@ T = TypeVar("T")
 D = TypeVar("D", bound=mongoengine.Document)
 
 
+# Unless the URI says otherwise: how long a process waits for a server it cannot reach
+# (pymongo's defaults, 20 s to connect and 30 s to select a server, would hold a worker or
+# a CLI for half a minute on a database that is gone).
+_TIMEOUT_DEFAULTS = {"connectTimeoutMS": 2000, "serverSelectionTimeoutMS": 5000}
+
+
 def connect(uri: str) -> None:
     """Connect mongoengine's default alias. Called in each process after any fork."""
     mongoengine.disconnect()
-    mongoengine.connect(host=uri, tz_aware=True, uuidRepresentation="standard", connect=False)
+    given = {name.lower() for name in uri_parser.parse_uri(uri, validate=False)["options"]}
+    defaults = {name: ms for name, ms in _TIMEOUT_DEFAULTS.items() if name.lower() not in given}
+    mongoengine.connect(
+        host=uri, tz_aware=True, uuidRepresentation="standard", connect=False, **defaults
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Give each request a budget for all its MongoDB work (REQUEST_DB_BUDGET_MS): pymongo's
+    client-side timeout bounds server selection, connecting, every command and transaction
+    retries together, so a slow or unreachable database costs a request that long and then
+    a 503 (app/errors.py), not a thread held until the client gives up."""
+
+    @app.before_request
+    def _start_budget() -> None:
+        budget = pymongo.timeout(app.config["REQUEST_DB_BUDGET_MS"] / 1000)
+        budget.__enter__()
+        g.db_budget = budget
+
+    @app.teardown_request
+    def _end_budget(exc: BaseException | None) -> None:
+        budget = g.pop("db_budget", None)
+        if budget is not None:
+            budget.__exit__(None, None, None)
 
 
 def client() -> MongoClient:
@@ -309,7 +340,10 @@ def drop_undeclared_indexes() -> list[str]:
 
 def ping(timeout_ms: int = 1000) -> bool:
     try:
-        client().admin.command("ping", maxTimeMS=timeout_ms)
+        # The client-side timeout bounds server selection and the reply, which a paused or
+        # unreachable server would otherwise hold for serverSelectionTimeoutMS or forever.
+        with pymongo.timeout(timeout_ms / 1000):
+            client().admin.command("ping")
     except Exception:  # noqa: BLE001 - any failure means "not ready"
         return False
     return True

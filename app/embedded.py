@@ -92,9 +92,17 @@ def mongo_uri(port: int, database: str) -> str:
 
 
 def start_mongo(
-    data_dir: Path, database: str, port: int | None = None, log_file: Path | None = None
+    data_dir: Path,
+    database: str,
+    port: int | None = None,
+    log_file: Path | None = None,
+    sync_on_commit: bool = False,
 ) -> EmbeddedServer:
-    """Start SecantusDB on 127.0.0.1 with its data in `data_dir` (kept across restarts)."""
+    """Start SecantusDB on 127.0.0.1 with its data in `data_dir` (kept across restarts).
+
+    By default it acknowledges a commit before its journal record leaves the process, so a
+    kill -9 loses the last few milliseconds of acknowledged writes (`make chaos` saw it);
+    `sync_on_commit` writes and fsyncs the journal on every commit, at a cost in speed."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it
@@ -109,6 +117,7 @@ def start_mongo(
             str(data_dir),
             "--log-level",
             "WARNING",
+            *(["--sync-on-commit"] if sync_on_commit else []),
         ],
         stdout=output,
         stderr=output,

@@ -16,9 +16,10 @@ from http import HTTPStatus
 from typing import Any, ClassVar
 
 import mongoengine
+import redis
 from flask import Flask, jsonify, request
 from marshmallow import fields
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, PyMongoError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 # Past these, gunicorn would answer with an HTML page of its own; it runs with its limits
@@ -233,6 +234,25 @@ def envelope(
     return body
 
 
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says a backing service is unavailable for now rather than that the
+    request or the code is wrong: a MongoDB connection failure or timeout (client-side or
+    server-side, a write concern's included), a transaction whose conflicts outlasted the
+    budget, a Redis connection failure or timeout; or mongoengine's wrapping of one."""
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        return True
+    if isinstance(exc, PyMongoError):
+        return (
+            isinstance(exc, ConnectionFailure)
+            or exc.timeout
+            or exc.has_error_label("TransientTransactionError")
+        )
+    # mongoengine raises its OperationError from inside the `except` of pymongo's error.
+    if isinstance(exc, mongoengine.OperationError) and exc.__context__ is not None:
+        return unavailable(exc.__context__)
+    return False
+
+
 def http_exception_response(exc: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Envelope for werkzeug/webargs HTTP exceptions, keeping their headers (Allow, Retry-After)."""
     status = exc.code or 500
@@ -287,9 +307,16 @@ def init_app(app: Flask) -> None:
         response.headers.update(exc.headers)
         return response
 
-    @app.errorhandler(ConnectionFailure)
-    def _database_unavailable(exc: ConnectionFailure):
-        # MongoDB unreachable (or a primary lost mid-request): the client may retry.
+    @app.errorhandler(PyMongoError)
+    @app.errorhandler(mongoengine.OperationError)
+    @app.errorhandler(redis.exceptions.ConnectionError)
+    @app.errorhandler(redis.exceptions.TimeoutError)
+    def _backing_service_unavailable(exc: Exception):
+        # MongoDB or Redis slow, unreachable or failing over: the request's budget ran out
+        # (app/db.py) or the server went away; the same request may succeed later. Any
+        # other database error (a duplicate key the code did not expect) is a bug: a 500.
+        if not unavailable(exc):
+            raise exc
         return _domain_error(ServiceUnavailable())
 
     @app.errorhandler(mongoengine.DoesNotExist)

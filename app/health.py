@@ -18,8 +18,9 @@ def redis_client() -> redis.Redis:
     """A short-timeout client shared by this process (health checks, locks)."""
     client = current_app.extensions.get("redis")
     if client is None:
+        timeout = current_app.config["REDIS_TIMEOUT_MS"] / 1000
         client = redis.Redis.from_url(
-            current_app.config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1
+            current_app.config["REDIS_URL"], socket_timeout=timeout, socket_connect_timeout=timeout
         )
         current_app.extensions["redis"] = client
     return client

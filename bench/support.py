@@ -45,9 +45,12 @@ def servers(prefix: str) -> Iterator[None]:
 
 
 @contextmanager
-def api_server(workers: int = 4, threads: int = 4) -> Iterator[str]:
+def api_server(
+    workers: int = 4, threads: int = 4, environ: dict[str, str] | None = None
+) -> Iterator[str]:
     """The API under gunicorn on a free loopback port, as the README's production command
-    runs it (4 workers x 4 gthread threads); yields its base URL once healthy."""
+    runs it (4 workers x 4 gthread threads); yields its base URL once healthy. `environ`
+    adds settings of the run's own."""
     from app.embedded import free_port
 
     port = free_port()
@@ -67,7 +70,12 @@ def api_server(workers: int = 4, threads: int = 4) -> Iterator[str]:
             "warning",
         ],
         cwd=ROOT,
-        env={**os.environ, "LOG_LEVEL": "WARNING", "RATELIMIT_ENABLED": "false"},
+        env={
+            **os.environ,
+            "LOG_LEVEL": "WARNING",
+            "RATELIMIT_ENABLED": "false",
+            **(environ or {}),
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -196,6 +196,7 @@ class Feedback(MethodView):
 class FollowUps(MethodView):
     @blp.arguments(FollowUpArgsSchema, location="query")
     @blp.response(200, page_of(FollowUpSchema))
+    @blp.refuses(Forbidden)
     def get(self, args):
         """Low scores to act on, newest first (the city's leaders, admin)"""
         return feedback.follow_ups(

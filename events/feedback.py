@@ -21,7 +21,7 @@ from accounts.services import CIRCLE_LEADER
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction
-from app.errors import NotFound
+from app.errors import Forbidden, NotFound
 from app.outbox import record_event
 from app.web import paginate
 from events import errors
@@ -157,7 +157,10 @@ def follow_ups(
     limit: int,
 ) -> dict[str, Any]:
     """Follow-ups of the caller's cities and partner (admins: all), newest first;
-    `overdue`: open for more than FOLLOW_UP_DUE_DAYS."""
+    `overdue`: open for more than FOLLOW_UP_DUE_DAYS. Anyone else is refused, as the
+    verification queue refuses them, rather than shown an empty list."""
+    if caller.cities_for(CIRCLE_LEADER) == set():
+        raise Forbidden(message="Only circle leaders and admins read follow-ups.")
     query = FollowUp.objects
     if city is not None:
         caller.require(city, CIRCLE_LEADER)

@@ -131,17 +131,22 @@ def _answers_match_their_records(caplog: pytest.LogCaptureFixture) -> Iterator[N
     assert not differing, differing
 
 
-@pytest.fixture(autouse=True)
-def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    if "app" not in request.fixturenames:
-        return
+def empty_database() -> None:
+    """Empty every collection of the test database, keeping the indexes."""
     from app import db
 
     database = db.database()
     for name in database.list_collection_names():
         if not name.startswith("system."):
             database[name].delete_many({})
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "app" not in request.fixturenames:
+        return
+    empty_database()
     # A failure test may have left Redis down; the next test that needs it starts it.
     with contextlib.suppress(redis.exceptions.RedisError):
         redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=2).flushdb()

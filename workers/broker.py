@@ -29,6 +29,7 @@ log = structlog.get_logger()
 
 _WEEK_MS = 7 * 24 * 3600 * 1000
 DEAD_LETTER_ACTOR = "dead_letters.record"
+BROKER_SOCKET_TIMEOUT_S = 5
 
 
 class AppContext(Middleware):
@@ -132,8 +133,16 @@ def configure_broker(redis_url: str, heartbeat_timeout_ms: int = 60_000) -> Redi
     current = dramatiq.get_broker() if _has_broker() else None
     if isinstance(current, ConfiguredBroker) and current.configured_url == redis_url:
         return current
+    # A Redis that hangs (paused, or a network that drops packets) fails a command after
+    # BROKER_SOCKET_TIMEOUT_S instead of holding the request, worker or dispatcher that sent
+    # it; each of them treats that as Redis being down. Dramatiq's own client has no timeout.
+    client = redis.Redis.from_url(
+        redis_url,
+        socket_timeout=BROKER_SOCKET_TIMEOUT_S,
+        socket_connect_timeout=BROKER_SOCKET_TIMEOUT_S,
+    )
     broker = ConfiguredBroker(
-        redis_url, heartbeat_timeout=heartbeat_timeout_ms, dead_message_ttl=_WEEK_MS
+        redis_url, client=client, heartbeat_timeout=heartbeat_timeout_ms, dead_message_ttl=_WEEK_MS
     )
     broker.add_middleware(DeadLetters())
     dramatiq.set_broker(broker)

@@ -73,6 +73,21 @@ def test_token_lifetimes_must_be_positive(variable):
         config.validate(settings)
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("REQUEST_DB_BUDGET_MS", "0"),
+        ("REDIS_TIMEOUT_MS", "0"),
+        ("MAX_REQUESTS_IN_FLIGHT", "-1"),
+        ("ADMISSION_WAIT_MS", "-1"),
+    ],
+)
+def test_overload_settings_are_refused_when_they_cannot_work(variable, value):
+    settings = config.load({**SERVERS, "SECRET_KEY": "s" * 40, variable: value})
+    with pytest.raises(config.ConfigError, match=variable):
+        config.validate(settings)
+
+
 def test_tokens_without_an_expiry_are_refused(client):
     person = make_person()
     never_expiring = create_access_token(identity=person.id, expires_delta=False)
