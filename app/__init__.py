@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as app_config
 from app import domains
-from app.web import JSONProvider
+from app.request_bodies import JSONProvider
 
 # Swagger UI's files come with the `swagger-ui-bundle` package and are served by the app,
 # so `/api/v1/docs` works offline and loads nothing from a third party.

@@ -1,6 +1,7 @@
 """Configuration: every environment variable the service reads, each in one place with its type.
 
-README's configuration table mirrors `SETTINGS`; keep the two in step.
+README's configuration table mirrors `SETTINGS` (and the launcher's own,
+`app.launcher.LAUNCHER_SETTINGS`); keep them in step.
 """
 
 from __future__ import annotations
@@ -300,37 +301,6 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         None,
         "HMAC-SHA256 key that signs webhook bodies (X-Signature header).",
-    ),
-)
-
-
-# Read by `make run` (app/launcher.py) only: how many of each process it starts, and where.
-LAUNCHER_SETTINGS: tuple[Setting, ...] = (
-    Setting("PORT", "PORT", int, 8000, "Port of the API on 127.0.0.1 (`make run`)."),
-    Setting("WEB_CONCURRENCY", "WEB_CONCURRENCY", int, 2, "gunicorn worker processes."),
-    Setting("WEB_THREADS", "WEB_THREADS", int, 4, "Threads per gunicorn worker."),
-    Setting("WORKER_PROCESSES", "WORKER_PROCESSES", int, 1, "Dramatiq worker processes."),
-    Setting("WORKER_THREADS", "WORKER_THREADS", int, 4, "Threads per Dramatiq process."),
-    Setting(
-        "DATA_DIR",
-        "DATA_DIR",
-        str,
-        "var",
-        "Where the embedded servers keep their data across restarts.",
-    ),
-    Setting(
-        "EMBEDDED_MONGODB_PORT",
-        "EMBEDDED_MONGODB_PORT",
-        int,
-        27018,
-        "Port of the embedded SecantusDB when MONGODB_URI is unset.",
-    ),
-    Setting(
-        "EMBEDDED_REDIS_PORT",
-        "EMBEDDED_REDIS_PORT",
-        int,
-        6380,
-        "Port of the embedded Redis when REDIS_URL is unset.",
     ),
 )
 

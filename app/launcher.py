@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import NoReturn
 
-from app.config import LAUNCHER_SETTINGS, ConfigError, load
+from app.config import ConfigError, Setting, load
 from app.embedded import EmbeddedServer, die_with_parent, start_mongo, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +32,38 @@ BIN = Path(sys.executable).parent
 # Under DATA_DIR while `make run` runs: the addresses of the embedded servers it started,
 # for `make flask` in another terminal.
 SERVERS_FILE = "servers.json"
+
+
+# Read by `make run` only, not by the processes it starts: how many of each process it
+# starts, and where.
+LAUNCHER_SETTINGS: tuple[Setting, ...] = (
+    Setting("PORT", "PORT", int, 8000, "Port of the API on 127.0.0.1 (`make run`)."),
+    Setting("WEB_CONCURRENCY", "WEB_CONCURRENCY", int, 2, "gunicorn worker processes."),
+    Setting("WEB_THREADS", "WEB_THREADS", int, 4, "Threads per gunicorn worker."),
+    Setting("WORKER_PROCESSES", "WORKER_PROCESSES", int, 1, "Dramatiq worker processes."),
+    Setting("WORKER_THREADS", "WORKER_THREADS", int, 4, "Threads per Dramatiq process."),
+    Setting(
+        "DATA_DIR",
+        "DATA_DIR",
+        str,
+        "var",
+        "Where the embedded servers keep their data across restarts.",
+    ),
+    Setting(
+        "EMBEDDED_MONGODB_PORT",
+        "EMBEDDED_MONGODB_PORT",
+        int,
+        27018,
+        "Port of the embedded SecantusDB when MONGODB_URI is unset.",
+    ),
+    Setting(
+        "EMBEDDED_REDIS_PORT",
+        "EMBEDDED_REDIS_PORT",
+        int,
+        6380,
+        "Port of the embedded Redis when REDIS_URL is unset.",
+    ),
+)
 
 
 # gunicorn answers a request line or header over its limits itself, with an HTML page; its

@@ -1,6 +1,6 @@
-"""Thin project subclasses of flask-smorest's Api, Blueprint and marshmallow's Schema, the
-one reader of JSON request bodies, and keyset pagination, so later changes never touch the
-call sites.
+"""Thin project subclasses of flask-smorest's Api, Blueprint and marshmallow's Schema, and
+keyset pagination, so later changes never touch the call sites (JSON request bodies are read
+by `app.request_bodies`).
 
 The Blueprint owns two things every route shares:
 - access: every view requires a logged-in caller (`app.auth.login_required`) unless its
@@ -18,8 +18,6 @@ The Blueprint owns two things every route shares:
 
 from __future__ import annotations
 
-import json
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from functools import cache
@@ -29,14 +27,11 @@ import flask
 import flask_smorest
 import marshmallow as ma
 from bson import json_util
-from flask.json.provider import DefaultJSONProvider
 from flask.views import MethodView
 from flask_limiter import RouteLimit
 from itsdangerous import BadData, URLSafeSerializer
 from marshmallow import fields, validate
 from mongoengine.queryset import QuerySet
-from webargs import core
-from webargs.flaskparser import FlaskParser, is_json_request
 
 from app.errors import (
     AccountBanned,
@@ -55,56 +50,7 @@ from app.errors import (
     ValidationFailed,
     http_exception_response,
 )
-
-# No request of ours nests more than a few levels; a limit far below Python's recursion
-# limit keeps every later walk of the body (validation, BSON encoding) safe.
-MAX_JSON_DEPTH = 32
-# Valid JSON (`"\ud800"`) but not Unicode text: BSON cannot encode it.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def load_json(data: str | bytes, **kwargs: Any) -> Any:
-    """Parse a request body, refusing what could never be stored: nesting deeper than
-    `MAX_JSON_DEPTH` and strings (values or keys) holding lone surrogates.
-
-    Bytes must be UTF-8 (a `UnicodeDecodeError` otherwise, as webargs does): the standard
-    library would let raw surrogate bytes through.
-    """
-    text = data.decode() if isinstance(data, bytes) else data
-    try:
-        document = json.loads(text, **kwargs)
-    except RecursionError:
-        raise JSONTooDeep() from None
-    pending = [(document, 1)]
-    while pending:
-        value, depth = pending.pop()
-        if isinstance(value, str):
-            if _LONE_SURROGATE.search(value):
-                raise InvalidText()
-        elif isinstance(value, dict | list):
-            if depth > MAX_JSON_DEPTH:
-                raise JSONTooDeep()
-            if isinstance(value, dict):
-                pending.extend((key, depth) for key in value)
-                value = value.values()
-            pending.extend((item, depth + 1) for item in value)
-    return document
-
-
-class JSONProvider(DefaultJSONProvider):
-    """`request.get_json()` reads bodies with `load_json`, as the arguments parser does."""
-
-    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        return load_json(s, **kwargs)
-
-
-class ArgumentsParser(FlaskParser):
-    """webargs' Flask parser, reading JSON bodies with `load_json`."""
-
-    def _raw_load_json(self, req: flask.Request) -> Any:
-        if not is_json_request(req):
-            return core.missing
-        return load_json(req.get_data(cache=True))
+from app.request_bodies import ArgumentsParser
 
 
 def declared_response(view: Any) -> tuple[int, ma.Schema]:

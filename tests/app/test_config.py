@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from flask_jwt_extended import create_access_token, create_refresh_token
 
-from app import config
+from app import config, launcher
 from tests.support import make_person
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,6 +123,6 @@ def test_missing_servers_are_reported():
 
 def test_readme_documents_every_variable():
     readme = (ROOT / "README.md").read_text()
-    settings = (*config.SETTINGS, *config.LAUNCHER_SETTINGS)
+    settings = (*config.SETTINGS, *launcher.LAUNCHER_SETTINGS)
     missing = [s.env for s in settings if f"`{s.env}`" not in readme]
     assert missing == []
