@@ -10,7 +10,16 @@ from flask import current_app, request
 from flask.views import MethodView
 from flask_jwt_extended import get_jwt, jwt_required
 
-from accounts import errors, ownership, services
+from accounts import (
+    credentials,
+    errors,
+    ownership,
+    passwords,
+    personal_data,
+    roles,
+    services,
+    sessions,
+)
 from accounts.models import City, Vehicle
 from accounts.schemas import (
     CityCreateSchema,
@@ -51,7 +60,7 @@ blueprints = (auth, accounts, cities, vehicles)
 def _login_account_key() -> str:
     body = request.get_json(silent=True)
     if isinstance(body, dict):
-        key = services.login_key(
+        key = credentials.login_key(
             body.get("email") if isinstance(body.get("email"), str) else None,
             body.get("phone") if isinstance(body.get("phone"), str) else None,
         )
@@ -81,7 +90,7 @@ _PASSWORD_RESET_LIMITS: list[Callable[..., Any]] = [
 
 
 def user_document(found: Caller) -> dict[str, Any]:
-    user = found.user
+    user = sessions.account_of(found)
     return {
         "id": str(user.pk),
         "display_name": user.display_name,
@@ -113,7 +122,7 @@ class Register(MethodView):
         """Create an owner account"""
         device = _device(data)
         user = services.register(**data)
-        return {"user": user_document(Caller(user, ())), **services.start_session(user.pk, device)}
+        return {"user": user_document(Caller(user, ())), **sessions.start_session(user.pk, device)}
 
 
 @auth.route("/auth/login")
@@ -132,7 +141,7 @@ class Login(MethodView):
     @auth.refuses(errors.InvalidCredentials, AccountBanned)
     def post(self, data):
         """Exchange credentials for the tokens of a new device session"""
-        return services.log_in(device=_device(data), **data)
+        return sessions.log_in(device=_device(data), **data)
 
 
 @auth.route("/auth/refresh")
@@ -144,7 +153,7 @@ class Refresh(MethodView):
     def post(self):
         """Exchange the refresh token for new tokens; the one sent is spent"""
         claims = get_jwt()
-        return services.refresh_session(claims["sub"], claims.get("sid"), claims["jti"])
+        return sessions.refresh_session(claims["sub"], claims.get("sid"), claims["jti"])
 
 
 @accounts.route("/auth/logout")
@@ -152,7 +161,7 @@ class Logout(MethodView):
     @accounts.response(204)
     def post(self):
         """End the current session"""
-        services.end_session(caller().user.pk, caller().session_id)
+        sessions.end_session(caller().user.pk, caller().session_id)
 
 
 @auth.route("/auth/password-reset")
@@ -163,7 +172,7 @@ class PasswordResetRequest(MethodView):
     @auth.response(202)
     def post(self, data):
         """Send a one-time code by push (the same answer whether or not the account exists)"""
-        services.request_password_reset(**data)
+        passwords.request_password_reset(**data)
 
 
 @auth.route("/auth/password-reset/confirm")
@@ -175,7 +184,7 @@ class PasswordResetConfirm(MethodView):
     @auth.refuses(errors.InvalidCode)
     def post(self, data):
         """Set a new password with the code; every session ends"""
-        services.reset_password(**data)
+        passwords.reset_password(**data)
 
 
 @accounts.route("/me/password")
@@ -187,7 +196,7 @@ class MyPassword(MethodView):
     @accounts.refuses(errors.WrongPassword)
     def post(self, data):
         """Change the password; every other session ends"""
-        services.change_password(caller(), **data)
+        passwords.change_password(caller(), **data)
 
 
 @accounts.route("/me/sessions")
@@ -195,7 +204,7 @@ class MySessions(MethodView):
     @accounts.response(200, page_of(SessionSchema))
     def get(self):
         """The caller's live device sessions (at most 10, so one page)"""
-        return {"items": services.live_sessions(caller()), "next_cursor": None}
+        return {"items": sessions.live_sessions(caller()), "next_cursor": None}
 
 
 @accounts.route("/me/sessions/<session_id>")
@@ -203,7 +212,7 @@ class MySession(MethodView):
     @accounts.response(204)
     def delete(self, session_id):
         """End one of the caller's sessions: its tokens stop working at once"""
-        services.end_own_session(caller(), session_id)
+        sessions.end_own_session(caller(), session_id)
 
 
 @accounts.route("/me")
@@ -219,13 +228,13 @@ class Me(MethodView):
     def patch(self, changes):
         """Change display name, avatar, city or locale"""
         found = caller()
-        services.update_profile(found.user, changes)
+        services.update_profile(sessions.account_of(found), changes)
         return user_document(found)
 
     @accounts.response(204)
     def delete(self):
         """Erase the caller's personal data (ledger totals stay consistent)"""
-        services.erase_account(caller().user)
+        personal_data.erase_account(sessions.account_of(caller()))
 
 
 @accounts.route("/me/referral")
@@ -233,7 +242,7 @@ class MyReferral(MethodView):
     @accounts.response(200, ReferralSchema)
     def get(self):
         """The caller's referral code and how many friends joined and verified a vehicle"""
-        return services.referral_summary(caller().user)
+        return services.referral_summary(sessions.account_of(caller()))
 
 
 @accounts.route("/me/export")
@@ -251,7 +260,7 @@ class RoleGrants(MethodView):
     @accounts.refuses(Forbidden, NotFound, errors.CityCodesRequired, errors.UnknownCity)
     def post(self, data):
         """Grant a role (admin)"""
-        return services.grant_role(caller(), **data)
+        return roles.grant_role(caller(), **data)
 
 
 @accounts.route("/admin/role-grants/<grant_id>")
@@ -260,7 +269,7 @@ class RoleGrantItem(MethodView):
     @accounts.refuses(Forbidden)
     def delete(self, grant_id):
         """Revoke a role (admin)"""
-        services.revoke_role(caller(), grant_id)
+        roles.revoke_role(caller(), grant_id)
 
 
 @cities.route("/cities")
@@ -294,7 +303,7 @@ class MyVehicles(MethodView):
     @vehicles.refuses(errors.VinTaken, errors.InvalidVin, errors.DeliveryDateOutOfRange)
     def post(self, data):
         """Add a vehicle for verification"""
-        return ownership.add_vehicle(caller().user, **data)
+        return ownership.add_vehicle(sessions.account_of(caller()), **data)
 
 
 @vehicles.route("/vehicles")

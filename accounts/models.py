@@ -20,12 +20,14 @@ from mongoengine import (
 )
 from mongoengine.queryset import QuerySet
 
+from app.auth import ADMIN
 from app.clock import utcnow
 
 OWNER = "owner"
 CIRCLE_LEADER = "circle_leader"
 AMBASSADOR = "ambassador"
-ADMIN = "admin"
+# ADMIN, the role that acts in every city, is the base's (`app.auth`): its authorisation
+# knows it.
 GRANTABLE_ROLES = (CIRCLE_LEADER, AMBASSADOR, ADMIN)
 LOCALES = ("zh-CN", "en")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from accounts import ownership, services
+from accounts import credentials, ownership, roles, services
 from accounts.models import (
     ADMIN,
     AMBASSADOR,
@@ -36,7 +36,7 @@ def ensure_admin(email: str, password: str, city_code: str) -> tuple[User, bool]
     if not City.objects(code=city_code).first():
         name = dict((c, n) for c, n, _ in DEMO_CITIES).get(city_code, city_code)
         ensure_city(city_code, name, "-")
-    user = User.objects(email=services.normalise_email(email)).first()
+    user = User.objects(email=credentials.normalise_email(email)).first()
     created = user is None
     if created:
         user = services.register(
@@ -44,10 +44,10 @@ def ensure_admin(email: str, password: str, city_code: str) -> tuple[User, bool]
         )
     else:
         User.objects(pk=user.pk).update_one(
-            set__password_hash=services.hash_password(password), unset__erased_at=True
+            set__password_hash=credentials.hash_password(password), unset__erased_at=True
         )
     if not RoleGrant.objects(user_id=user.pk, role=ADMIN).first():
-        services.add_role_grant(user.pk, ADMIN, [])
+        roles.add_role_grant(user.pk, ADMIN, [])
     return user, created
 
 
@@ -84,7 +84,7 @@ def seed_people() -> list[str]:
                 code,
             )
             if not RoleGrant.objects(user_id=staff.pk, role=role).first():
-                services.add_role_grant(staff.pk, role, [code])
+                roles.add_role_grant(staff.pk, role, [code])
             accounts.append((staff.email, role, code))
         for number, vin_prefix in enumerate(_DEMO_VINS, start=1):
             owner = _ensure_user(

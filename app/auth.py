@@ -3,19 +3,22 @@ authorization helper every route uses, and the headers and operator checks that 
 every response.
 
 Each authenticated request costs one read: the account, carrying its role grants and the
-ids of its live sessions. So a revoked grant, a ban, an erased account or an ended
-session takes effect on the very next request, without a second round trip.
+ids of its live sessions, which the domain that keeps accounts loads (its `caller_loader`
+in app/domains.py). So a revoked grant, a ban, an erased account or an ended session takes
+effect on the very next request, without a second round trip.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache, wraps
-from typing import Any
+from typing import Any, Protocol
 
+from bson import ObjectId
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_jwt_extended import (
     create_access_token,
@@ -25,7 +28,7 @@ from flask_jwt_extended import (
 )
 from flask_jwt_extended.exceptions import JWTDecodeError
 
-from accounts.models import ADMIN, Grant, User
+from app import domains
 from app.clock import utcnow
 from app.config import uses_development_secret
 from app.db import object_id
@@ -40,10 +43,43 @@ from app.errors import (
 from app.extensions import jwt
 from app.operators import is_loopback
 
+# The one role that acts in every city.
+ADMIN = "admin"
+
+
+class Grant(Protocol):
+    """A role the account holds in `city_codes` (none for an admin, who acts everywhere)."""
+
+    role: str
+    city_codes: list[str]
+
+
+class LiveSession(Protocol):
+    """A device session of the account; its access tokens carry its `sid`."""
+
+    sid: str
+
+
+class Account(Protocol):
+    """What the base and the domains read of the account a request speaks for (accounts'
+    `Owner` is the part other domains may rely on)."""
+
+    pk: ObjectId
+    display_name: str
+    city_code: str
+    # When `city_code` was set: at sign-up, or by the owner's last change of city.
+    city_held_since: datetime
+    verified_owner: bool
+    created_at: datetime
+    grants: Sequence[Grant]
+    sessions: Sequence[LiveSession]
+
+    def banned(self, now: datetime) -> bool: ...
+
 
 @dataclass(frozen=True)
 class Caller:
-    user: User
+    user: Account
     grants: tuple[Grant, ...]
     # The device session the access token belongs to; None when code acts for an account
     # without a request (workers, seeds, tests of services).
@@ -96,7 +132,7 @@ class Caller:
 def load_caller(user_id: Any, session_id: str | None = None) -> Caller | None:
     """The active account `user_id` as a caller, in one read; None when unknown or erased."""
     oid = object_id(user_id)
-    user = User.objects(pk=oid, erased_at=None).first() if oid else None
+    user = domains.load_account(oid) if oid else None
     if user is None:
         return None
     return Caller(user, tuple(user.grants), session_id)

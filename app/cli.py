@@ -25,12 +25,10 @@ def init_app(app: Flask) -> None:
     def init_db(drop_undeclared: bool) -> None:
         """Create every index the models declare (also done at start-up), and backfill
         what a release moved (run it after each upgrade; running it again is harmless)."""
-        from accounts.services import backfill_city_since, copy_grants_to_users
-
         db.ensure_indexes()
         click.echo("indexes ensured")
-        click.echo(f"role grants copied onto {copy_grants_to_users()} users")
-        click.echo(f"city dates set on {backfill_city_since()} users")
+        for line in domains.backfill():
+            click.echo(line)
         if drop_undeclared:
             for name in db.drop_undeclared_indexes():
                 click.echo(f"dropped {name}")

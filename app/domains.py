@@ -9,15 +9,18 @@ Adding a domain means one `Domain(...)` here. What reads the list:
 - `workers.schedule`: the periodic jobs;
 - `app.privacy.export_personal_data` (GET /me/export): the personal data sections;
 - `profile_fields` (GET /me), `city_figures` (GET /cities/{code}/stats), `scorecard_figures`
-  (a city partner's monthly scorecard), `seed_demo`.
+  (a city partner's monthly scorecard), `seed_demo`;
+- `app.auth.load_caller`: `load_account`, the account a request speaks for;
+- `flask init-db` (app/cli.py): the `backfills`.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 
@@ -51,6 +54,16 @@ class ScorecardPart:
 
 
 @dataclass(frozen=True)
+class Backfill:
+    """A change of stored data a release needs, run by `flask init-db` after the indexes and
+    harmless to run again: `target` is "module:function() -> int" (how many documents it
+    wrote), `done` the line it prints, with `{}` for that number."""
+
+    target: str
+    done: str
+
+
+@dataclass(frozen=True)
 class Domain:
     name: str
     # The module whose `blueprints` tuple holds the domain's HTTP API.
@@ -74,18 +87,32 @@ class Domain:
     commands: tuple[str, ...] = ()
     # Its part of the demo world, after the domains listed before it: "module:function".
     demo: str | None = None
+    # The domain that keeps accounts loads the account each authenticated request speaks
+    # for, in one read: "module:function(user_id: ObjectId) -> app.auth.Account | None"
+    # (None: unknown or erased). One installed domain names it.
+    caller_loader: str | None = None
+    # What `flask init-db` changes in stored data after a release, in order.
+    backfills: tuple[Backfill, ...] = ()
 
 
-# In dependency order: a domain may call the public services of those listed before it.
+# In dependency order: a domain may call the public services of those listed before it. One
+# call reaches forward: accounts pushes a password-reset code with notifications'
+# `send_reset_code`, from the request (the code must never rest in the outbox). Only
+# `accounts.passwords` makes it, and notifications imports nothing that imports it.
 INSTALLED_DOMAINS: tuple[Domain, ...] = (
     Domain(
         "accounts",
         api="accounts.api",
-        personal_data={"account": "accounts.services:export_account"},
+        personal_data={"account": "accounts.personal_data:export_account"},
         city_figures="accounts.services:city_figures",
         scorecard="accounts.ownership:scorecard_figures",
         commands=("accounts.cli:create_admin",),
         demo="accounts.seed:seed_people",
+        caller_loader="accounts.sessions:load_account",
+        backfills=(
+            Backfill("accounts.roles:copy_grants_to_users", "role grants copied onto {} users"),
+            Backfill("accounts.services:backfill_city_since", "city dates set on {} users"),
+        ),
     ),
     Domain(
         "notifications",
@@ -234,3 +261,22 @@ def seed_demo() -> Iterator[str]:
     for domain in INSTALLED_DOMAINS:
         if domain.demo:
             yield from resolve(domain.demo)()
+
+
+@cache
+def _account_loader() -> Callable[[Any], Any]:
+    [loader] = [domain.caller_loader for domain in INSTALLED_DOMAINS if domain.caller_loader]
+    return resolve(loader)
+
+
+def load_account(user_id: Any) -> Any:
+    """The active account `user_id` names, as the domain that keeps accounts loads it (None:
+    unknown or erased)."""
+    return _account_loader()(user_id)
+
+
+def backfill() -> Iterator[str]:
+    """Every domain's backfills, in list order; yields what each did."""
+    for domain in INSTALLED_DOMAINS:
+        for step in domain.backfills:
+            yield step.done.format(resolve(step.target)())

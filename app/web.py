@@ -223,7 +223,7 @@ class Blueprint(flask_smorest.Blueprint):
             return _add_doc(view, "public", [True])
         if getattr(view, "_login_required", False):  # a view class routed twice
             return view
-        # Here, not at the top: app.auth reads the accounts, which use this module.
+        # Here, not at the top: app.auth uses the extensions, which use this module's Api.
         from app.auth import login_required
 
         guarded = login_required(view)

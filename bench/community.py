@@ -68,7 +68,8 @@ def _world() -> tuple[Any, str, list[Any]]:
     from bson import ObjectId
 
     from accounts.models import City, User
-    from accounts.services import create_city, start_session
+    from accounts.services import create_city
+    from accounts.sessions import start_session
     from app.clock import utcnow
     from community.models import ACTIVE, Club, Membership
 

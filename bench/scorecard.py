@@ -355,7 +355,7 @@ def measure_reads(base_url: str, partner, token: str) -> list[float]:
 
 def main() -> int:
     with servers("bench-scorecard-"):
-        from accounts import services as accounts
+        from accounts import roles, services, sessions
         from app import create_app
 
         app = create_app({"LOG_LEVEL": "WARNING"})
@@ -365,14 +365,14 @@ def main() -> int:
             for total in (10_000, 100_000):
                 fill_ledger(owners_by_city, total)
                 figures[total] = best_of_interleaved(3, partners)
-            admin = accounts.register(
+            admin = services.register(
                 email="admin@bench.example",
                 password="bench-password",
                 display_name="Admin",
                 city_code=partners[0].city_code,
             )
-            accounts.add_role_grant(admin.pk, "admin", [])
-            token = accounts.start_session(admin.pk, "bench")["access_token"]
+            roles.add_role_grant(admin.pk, "admin", [])
+            token = sessions.start_session(admin.pk, "bench")["access_token"]
             with api_server(workers=2, threads=4) as base_url:
                 reads = measure_reads(base_url, partners[0], token)
     print(

@@ -150,7 +150,8 @@ def owners(count: int, city: str = "SZ") -> list[tuple[str, str]]:
     from bson import ObjectId
 
     from accounts.models import City, User
-    from accounts.services import create_city, start_session
+    from accounts.services import create_city
+    from accounts.sessions import start_session
 
     if not City.objects(code=city).first():
         create_city(city, city, "Province", "Asia/Shanghai")

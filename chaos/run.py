@@ -194,7 +194,7 @@ def seed() -> dict[str, Any]:
     events whose check-in is open, rewards with stock. Needs an app context."""
     from bson import ObjectId
 
-    from accounts import services as accounts
+    from accounts import roles, services, sessions
     from accounts.models import City
     from app.auth import load_caller
     from app.clock import utcnow
@@ -206,23 +206,23 @@ def seed() -> dict[str, Any]:
     from loyalty.models import Reward
 
     if not City.objects(code="SZ").first():
-        accounts.create_city("SZ", "Shenzhen", "Guangdong", "Asia/Shanghai")
+        services.create_city("SZ", "Shenzhen", "Guangdong", "Asia/Shanghai")
     staff = {}
-    for role in ("admin", accounts.CIRCLE_LEADER, accounts.AMBASSADOR):
-        user = accounts.register(
+    for role in ("admin", services.CIRCLE_LEADER, services.AMBASSADOR):
+        user = services.register(
             email=f"{role}@chaos.example.com",
             password="password-123",
             display_name=role,
             city_code="SZ",
         )
-        accounts.add_role_grant(user.pk, role, ["SZ"])
+        roles.add_role_grant(user.pk, role, ["SZ"])
         staff[role] = {
             "id": str(user.pk),
-            "token": accounts.start_session(user.pk, "chaos")["access_token"],
+            "token": sessions.start_session(user.pk, "chaos")["access_token"],
         }
     admin = load_caller(ObjectId(staff["admin"]["id"]))
     club = create_club(
-        load_caller(ObjectId(staff[accounts.CIRCLE_LEADER]["id"])),
+        load_caller(ObjectId(staff[services.CIRCLE_LEADER]["id"])),
         name="Chaos owners",
         kind=CITY_CLUB,
         city_code="SZ",
@@ -236,7 +236,7 @@ def seed() -> dict[str, Any]:
         str(
             Event(
                 city_code="SZ",
-                organizer_id=ObjectId(staff[accounts.CIRCLE_LEADER]["id"]),
+                organizer_id=ObjectId(staff[services.CIRCLE_LEADER]["id"]),
                 title=f"Chaos {number}",
                 venue="Loopback",
                 starts_at=starts_at,
@@ -261,8 +261,8 @@ def seed() -> dict[str, Any]:
     ]
     return {
         "admin": staff["admin"],
-        "leader": staff[accounts.CIRCLE_LEADER],
-        "ambassador": staff[accounts.AMBASSADOR],
+        "leader": staff[services.CIRCLE_LEADER],
+        "ambassador": staff[services.AMBASSADOR],
         "club": str(club.pk),
         "owners": [{"id": user_id, "token": token} for user_id, token in members],
         "events": events,

@@ -3,7 +3,8 @@
 `notify` is what other domains call from their domain event handlers, inside the
 handler's transaction. It honours the owner's preferences for the kind: `in_app` puts the
 message in the inbox, `push` records `notification.push_requested` in the outbox, so the
-push leaves (from a worker) only once the transaction committed.
+push leaves (from a worker) only once the transaction committed. The one exception is
+`send_reset_code`, which accounts calls to push a password-reset code from the request.
 """
 
 from __future__ import annotations
@@ -155,6 +156,24 @@ def push_hold(event: DomainEvent, now: datetime | None = None) -> timedelta | No
     if event.payload["kind"] != "marketing":
         return None
     return quiet_hours_hold(now or utcnow(), city_timezone(event.city_code))
+
+
+def send_reset_code(user_id: ObjectId, locale: str, code: str, valid_for: timedelta) -> str:
+    """Push a password-reset code to the owner at once, straight to the provider from the
+    request: the owner is waiting for it, and it must not rest in clear in the inbox, the
+    outbox or a queue. Returns the push's id; raises when the provider fails."""
+    minutes = int(valid_for.total_seconds() // 60)
+    title, body = render("password_reset_code", locale, {"code": code, "minutes": minutes})
+    message = PushMessage(
+        id=str(ObjectId()),
+        user_id=str(user_id),
+        kind="security",
+        title=title,
+        body=body,
+        data={"code": code},
+    )
+    provider_from_config(current_app.config).send(message)
+    return message.id
 
 
 def send_push(event: DomainEvent) -> bool:

@@ -13,7 +13,7 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("{headline}", "{message}"),
         "en": ("{headline}", "{message}"),
     },
-    # Sent straight to the provider by accounts, never kept in the inbox.
+    # Sent straight to the provider (`services.send_reset_code`), never kept in the inbox.
     "password_reset_code": {
         "zh-CN": ("重置密码验证码", "验证码 {code}，{minutes} 分钟内有效。如非本人操作，请忽略。"),
         "en": (

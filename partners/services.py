@@ -20,14 +20,8 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
-from accounts.services import (
-    CIRCLE_LEADER,
-    city_role_holders,
-    city_timezone,
-    display_names,
-    require_city,
-    withdraw_city,
-)
+from accounts.roles import city_role_holders, withdraw_city
+from accounts.services import CIRCLE_LEADER, city_timezone, display_names, require_city
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction

@@ -17,7 +17,7 @@ from typing import Any
 
 from pymongo import monitoring
 
-from accounts import services
+from accounts import roles, services, sessions
 from accounts.models import City, User
 
 _sequence = itertools.count(1)
@@ -173,9 +173,9 @@ def make_person(
     if role:
         for code in cities or []:
             make_city(code)
-        services.add_role_grant(user.pk, role, cities or [city])
+        roles.add_role_grant(user.pk, role, cities or [city])
         user.reload()
-    return Person(user, services.start_session(user.pk, "tests")["access_token"])
+    return Person(user, sessions.start_session(user.pk, "tests")["access_token"])
 
 
 def settled_in_city(person: Person, days: int) -> None:

@@ -14,7 +14,7 @@ import pytest
 from argon2 import PasswordHasher
 from bson import ObjectId
 
-from accounts import services as accounts
+from accounts import credentials
 from accounts.models import AMBASSADOR, CIRCLE_LEADER, RoleGrant, User
 from accounts.ownership import add_vehicle
 from app.auth import load_caller
@@ -82,7 +82,7 @@ def _cheap_password_hashes(monkeypatch):
     # Each operation gets people of its own; argon2 at full cost would make that most of
     # the test's time. The hashes still verify as argon2.
     monkeypatch.setattr(
-        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
+        credentials, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from accounts import services
+from accounts import personal_data, services
 from accounts.models import User
 from app.outbox import OutboxEvent
 from tests.support import make_city, make_person
@@ -55,7 +55,7 @@ def test_sign_up_fails_and_saves_nothing_when_no_referral_code_is_free(referral_
 
 def test_active_accounts_leave_the_erased_out(app):
     kept, erased = make_person("SZ"), make_person("SZ")
-    services.erase_account(erased.user)
+    personal_data.erase_account(erased.user)
     assert [user.pk for user in User.objects.active()] == [kept.user.pk]
     assert services.find_active_owner(erased.id) is None
     assert services.active_owner(erased.id) is None

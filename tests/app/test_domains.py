@@ -25,13 +25,7 @@ DOMAIN_PACKAGES = {
 
 
 def test_importing_the_base_imports_no_domain():
-    # app.auth still loads the caller's account from accounts.models (and app.idempotency
-    # imports app.auth): the caller's loading is moving behind accounts' services.
-    modules = [
-        f"app.{path.stem}"
-        for path in (ROOT / "app").glob("*.py")
-        if path.stem not in {"__init__", "auth", "idempotency"}
-    ]
+    modules = [f"app.{path.stem}" for path in (ROOT / "app").glob("[!_]*.py")]
     script = (
         f"import json, sys\nimport app\nfor name in {modules!r}:\n    __import__(name)\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
@@ -57,7 +51,17 @@ def test_every_piece_the_list_names_exists(app):
             *domain.personal_data.values(),
             *domain.metrics,
             *domain.commands,
-            *filter(None, (domain.profile, domain.city_figures, domain.scorecard, domain.demo)),
+            *(backfill.target for backfill in domain.backfills),
+            *filter(
+                None,
+                (
+                    domain.profile,
+                    domain.city_figures,
+                    domain.scorecard,
+                    domain.demo,
+                    domain.caller_loader,
+                ),
+            ),
         ):
             assert callable(domains.resolve(target)), target
     assert {"create-admin", "seed-demo", "init-db"} <= set(app.cli.list_commands(None))

@@ -11,7 +11,7 @@ import pytest
 from bson import ObjectId
 
 from accounts.models import User
-from accounts.services import start_session
+from accounts.sessions import start_session
 from app.auth import load_caller
 from app.clock import utcnow
 from app.outbox import DomainEvent, OutboxEvent

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import requests
 
 from accounts.models import User
-from accounts.services import add_role_grant
+from accounts.roles import add_role_grant
 from app.clock import utcnow
 from events import services
 from events.models import Event
