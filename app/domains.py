@@ -171,7 +171,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
             "clubs": "community.clubs:export_clubs",
             "posts": "community.posts:export_posts",
             "comments": "community.posts:export_comments",
-            "reports": "community.moderation:export_reports",
+            "reports": "community.reports:export_reports",
         },
         scorecard="community.figures:scorecard_figures",
         demo="community.seed:seed_clubs",

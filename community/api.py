@@ -12,7 +12,7 @@ from app.auth import caller
 from app.errors import Forbidden, NotFound, RateLimited
 from app.extensions import limiter
 from app.web import Blueprint, PageArgsSchema, page_of
-from community import clubs, errors, moderation, posts, words
+from community import clubs, errors, moderation, posts, reports, words
 from community.schemas import (
     ActionCreateSchema,
     ActionSchema,
@@ -259,7 +259,7 @@ class Reports(MethodView):
     @blp.refuses(errors.UnknownTarget)
     def post(self, data):
         """Report a post, comment or user; enough weight hides content at once"""
-        report, created = moderation.file_report(caller(), **data)
+        report, created = reports.file_report(caller(), **data)
         return report, 201 if created else 200
 
 
@@ -267,10 +267,10 @@ class Reports(MethodView):
 class ModerationQueue(MethodView):
     @blp.arguments(CityArgsSchema, location="query")
     @blp.response(200, QueueSchema)
-    @blp.refuses(Forbidden, NotFound)  # 404: a `city` the caller does not moderate
+    @blp.refuses(Forbidden)  # also for a `city` the caller does not moderate
     def get(self, args):
         """Reported and held content of the caller's cities, heaviest reports first"""
-        return moderation.review_queue(caller(), args.get("city"))
+        return reports.review_queue(caller(), args.get("city"))
 
 
 @blp.route("/moderation/actions")
@@ -290,7 +290,7 @@ class ModerationActions(MethodView):
 
     @blp.arguments(CityArgsSchema, location="query")
     @blp.response(200, page_of(ActionSchema))
-    @blp.refuses(Forbidden, NotFound)  # 404: a `city` the caller does not moderate
+    @blp.refuses(Forbidden)  # also for a `city` the caller does not moderate
     def get(self, args):
         """The audit log of the caller's cities, newest first"""
         return moderation.audit_log(caller(), args.get("city"), args["cursor"], args["limit"])

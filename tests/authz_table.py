@@ -161,3 +161,13 @@ ACCESS: dict[str, frozenset[str]] = {
     "GET /api/v1/follow-ups": frozenset({LEADER, OTHER_LEADER, ADMIN}),
     "POST /api/v1/follow-ups/{follow_up_id}/close": CITY_LEADERS,
 }
+
+# Lists a role works through, scoped by `?city=`. Asked for SZ by someone who holds the role
+# (the value) in CD only, each answers 403 `forbidden`, as docs/api-guide.md promises: which
+# cities exist is no secret, so a city outside the caller's scope is refused, not hidden.
+SCOPED_LISTS: dict[str, str] = {
+    "GET /api/v1/vehicles": "circle_leader",
+    "GET /api/v1/events/managed": "circle_leader",
+    "GET /api/v1/moderation/queue": "ambassador",
+    "GET /api/v1/moderation/actions": "ambassador",
+}

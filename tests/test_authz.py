@@ -39,6 +39,7 @@ from tests.authz_table import (
     OTHER_LEADER,
     OTHER_OWNER,
     OWNER,
+    SCOPED_LISTS,
 )
 from tests.authz_table import (
     AMBASSADOR as AMBASSADOR_CALLER,
@@ -362,3 +363,16 @@ def test_each_caller_is_served_or_refused_as_the_table_says(client, operation):
         else:
             assert response.status_code in (403, 404), (caller, response.status_code)
             assert str(response.status_code) in documented, (caller, response.status_code)
+
+
+@pytest.mark.parametrize("operation", sorted(SCOPED_LISTS))
+def test_a_list_asked_for_a_city_outside_the_callers_scope_is_forbidden(client, operation):
+    make_city("SZ")
+    make_city("CD")
+    elsewhere = make_person("CD", role=SCOPED_LISTS[operation])
+    path = operation.split(" ", 1)[1]
+    refused = client.get(path, query_string={"city": "SZ"}, headers=elsewhere.headers)
+    assert refused.status_code == 403 and refused.json["error"] == "forbidden", refused.json
+    assert "403" in served_operations(client)[operation]["responses"]
+    own = client.get(path, query_string={"city": "CD"}, headers=elsewhere.headers)
+    assert own.status_code == 200, own.json

@@ -1,5 +1,5 @@
 """Builders for community tests: seasoned owners (older than the new-account sandbox),
-clubs made through the services, posts through the API."""
+clubs made through the services, posts and reports through the API."""
 
 from __future__ import annotations
 
@@ -63,3 +63,11 @@ def post_in(client, club: Club, author: Person, body: str = "Hello club") -> dic
     )
     assert response.status_code == 201, response.json
     return response.json
+
+
+def report(client, person: Person, target_id: str, target_type: str = "post"):
+    return client.post(
+        f"{API}/reports",
+        json={"target_type": target_type, "target_id": target_id, "reason": "spam"},
+        headers=person.headers,
+    )

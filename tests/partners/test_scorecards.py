@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from accounts.models import User, Vehicle
 from accounts.ownership import add_vehicle, verify_vehicle
-from community import clubs, moderation, posts
+from community import clubs, moderation, posts, reports
 from community.models import Comment, Post, Report
 from events import services
 from events.feedback import give_feedback
@@ -77,7 +77,7 @@ def build_october(leader, make_partner, admin):
     post = posts.publish_post(as_caller(o3), str(club.pk), "Sunset drive", [])
     comment = posts.add_comment(as_caller(o2), str(post.pk), "Beautiful")
     late = posts.publish_post(as_caller(o2), str(club.pk), "November already", [])
-    report, _ = moderation.file_report(as_caller(o4), "post", str(post.pk), "Off topic")
+    report, _ = reports.file_report(as_caller(o4), "post", str(post.pk), "Off topic")
     ambassador = make_person("SZ", role="ambassador")
     moderation.take_action(as_caller(ambassador), "post", str(post.pk), "hide", "Checking")
     Post.objects(pk=post.pk).update_one(set__published_at=local(2026, 10, 10, 12, 0))
