@@ -1,4 +1,4 @@
-"""Local owner events over HTTP: thin views over `events.services`."""
+"""Local owner events over HTTP: thin views over `events.services` and `events.listings`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from app.auth import caller
 from app.errors import Forbidden
 from app.idempotency import idempotent
 from app.web import Blueprint, PageArgsSchema, page_of
-from events import errors, feedback, figures, registration, services, tickets
+from events import errors, feedback, figures, listings, registration, services, tickets
 from events.schemas import (
     CancelEventSchema,
     CheckInSchema,
@@ -43,7 +43,7 @@ class Events(MethodView):
     @blp.response(200, page_of(EventSchema))
     def get(self, args):
         """Published events, soonest first, each with the caller's registration"""
-        return services.list_events(
+        return listings.list_events(
             args.get("city"),
             args.get("from_"),
             args.get("to"),
@@ -57,7 +57,7 @@ class Events(MethodView):
     @blp.refuses(Forbidden, UnknownCity, errors.InvalidTimes, errors.PointsRewardTooHigh)
     def post(self, data):
         """Create a draft event (circle leader of the city, admin)"""
-        return services.describe_event(services.create_event(caller(), **data))
+        return listings.describe_event(services.create_event(caller(), **data))
 
 
 @blp.route("/events/managed")
@@ -67,7 +67,7 @@ class ManagedEvents(MethodView):
     @blp.refuses(Forbidden)
     def get(self, args):
         """Events of the caller's cities in any status, soonest first (circle leaders, admin)"""
-        return services.managed_events(
+        return listings.managed_events(
             caller(), args.get("city"), args.get("status"), args["cursor"], args["limit"]
         )
 
@@ -77,7 +77,7 @@ class EventItem(MethodView):
     @blp.response(200, EventSchema)
     def get(self, event_id):
         """One event with seats left, waitlist length and the caller's registration"""
-        return services.event_details(caller(), event_id)
+        return listings.event_details(caller(), event_id)
 
     @blp.arguments(EventUpdateSchema)
     @blp.response(200, EventSchema)
@@ -90,7 +90,7 @@ class EventItem(MethodView):
     )
     def patch(self, changes, event_id):
         """Edit an event (its city's circle leaders, admin)"""
-        return services.describe_event(services.update_event(caller(), event_id, changes))
+        return listings.describe_event(services.update_event(caller(), event_id, changes))
 
 
 @blp.route("/events/<event_id>/publish")
@@ -99,7 +99,7 @@ class PublishEvent(MethodView):
     @blp.refuses(errors.NotDraft, errors.EventStarted, BudgetExceeded)
     def post(self, event_id):
         """Publish a draft (its city's circle leaders, admin)"""
-        return services.describe_event(services.publish_event(caller(), event_id))
+        return listings.describe_event(services.publish_event(caller(), event_id))
 
 
 @blp.route("/events/<event_id>/cancel")
@@ -109,7 +109,7 @@ class CancelEvent(MethodView):
     @blp.refuses(errors.EventClosed)
     def post(self, data, event_id):
         """Cancel an event; every registrant is notified"""
-        return services.describe_event(services.cancel_event(caller(), event_id, data["reason"]))
+        return listings.describe_event(services.cancel_event(caller(), event_id, data["reason"]))
 
 
 @blp.route("/events/<event_id>/complete")
@@ -118,7 +118,7 @@ class CompleteEvent(MethodView):
     @blp.refuses(errors.NotPublished, errors.EventNotStarted)
     def post(self, event_id):
         """Complete an event; confirmed owners not checked in become no-shows"""
-        return services.describe_event(services.complete_event(caller(), event_id))
+        return listings.describe_event(services.complete_event(caller(), event_id))
 
 
 @blp.route("/events/<event_id>/registrations")
@@ -134,7 +134,7 @@ class EventRegistrations(MethodView):
     @blp.response(200, page_of(RegistrationSchema))
     def get(self, args, event_id):
         """Registrations of an event (its city's circle leaders, admin)"""
-        return services.event_registrations(
+        return listings.event_registrations(
             caller(), event_id, args.get("status"), args["cursor"], args["limit"]
         )
 
@@ -225,7 +225,7 @@ class MyRegistrations(MethodView):
     @blp.response(200, page_of(MyRegistrationSchema))
     def get(self, args):
         """The caller's registrations, newest first"""
-        return services.my_registrations(caller().user, args["cursor"], args["limit"])
+        return listings.my_registrations(caller().user, args["cursor"], args["limit"])
 
 
 @blp.route("/cities/<code>/stats")

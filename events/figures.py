@@ -13,6 +13,7 @@ from app.clock import utcnow
 from app.domains import ScorecardPart, ScorecardScope
 from app.errors import NotFound, ValidationFailed
 from events.feedback import overdue_before, summarize
+from events.listings import as_utc
 from events.models import (
     ACTIVE,
     ATTENDED,
@@ -26,7 +27,6 @@ from events.models import (
     FollowUp,
     Registration,
 )
-from events.services import as_utc
 
 DEFAULT_STATS_PERIOD = timedelta(days=30)
 

@@ -55,7 +55,7 @@ class Event(Document):
     seats_left = IntField(required=True, min_value=0)
     # Last waitlist position handed out: positions are 1, 2, 3... each used once.
     waitlist_seq = IntField(required=True, default=0)
-    # Registrations waitlisted now (`events.services.waitlist_counts` counts them afresh).
+    # Registrations waitlisted now (`events.listings.waitlist_counts` counts them afresh).
     waitlisted = IntField(required=True, default=0, min_value=0)
     # At most what admins allow (loyalty's `max_event_points`), checked by the services.
     points_reward = IntField(required=True, default=100, min_value=0)

@@ -15,8 +15,8 @@ from pymongo.errors import DuplicateKeyError
 
 from accounts.services import city_timezones
 from app.clock import utcnow
+from events.listings import city_zone
 from events.models import BY_EVENT, CANCELLED, CONFIRMED, PUBLISHED, Event, Registration
-from events.services import city_zone
 from notifications.services import notify
 
 log = structlog.get_logger()

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from accounts.seed import DEMO_CITIES, demo_leader, demo_owner
 from app.auth import Caller
 from app.clock import utcnow
-from events import feedback, registration, services, tickets
+from events import feedback, listings, registration, services, tickets
 from events.models import Event
 
 # (title, days from today, local start hour, hours long, capacity, verified owners only)
@@ -26,7 +26,7 @@ def seed_events() -> list[str]:
         organizer = demo_leader(code)
         if organizer is None:
             continue
-        zone = ZoneInfo(services.city_zone(code))
+        zone = ZoneInfo(listings.city_zone(code))
         today = datetime.now(zone).date()
         created = 0
         for title, days, hour, hours, capacity, verified_only in DEMO_EVENTS:

@@ -1,30 +1,27 @@
-"""Local owner events: reading them (times in the city's time zone, free seats, the
-waitlist length) and their lifecycle: draft, published, cancelled, completed. A state change
-and its domain event are written in one transaction, with whatever it does to the event's
-registrations."""
+"""Local owner events and their lifecycle: draft, published, cancelled, completed. A state
+change and its domain event are written in one transaction, with whatever it does to the
+event's registrations. How events are listed and shown: `events.listings`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import structlog
 from bson import ObjectId
 from pymongo.client_session import ClientSession
 
-from accounts.services import CIRCLE_LEADER, DEFAULT_TIMEZONE, Owner, city_timezones, require_city
+from accounts.services import CIRCLE_LEADER, require_city
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import object_id, transaction
-from app.errors import Conflict, Forbidden, ValidationFailed
+from app.errors import Conflict, ValidationFailed
 from app.outbox import record_event
-from app.web import paginate
 from events import errors
-from events.access import managed_event, visible_event
+from events.access import managed_event
+from events.listings import TIME_FIELDS, as_utc
 from events.models import (
-    ACTIVE,
     ATTENDED,
     BY_EVENT,
     CANCELLED,
@@ -43,143 +40,6 @@ from partners import budget
 from partners.services import active_partner
 
 log = structlog.get_logger()
-
-
-TIME_FIELDS = ("starts_at", "ends_at", "registration_closes_at")
-
-
-def as_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-# --- reading ---------------------------------------------------------------------------
-
-
-def city_zone(code: str, zones: dict[str, str] | None = None) -> str:
-    """The city's time zone name (`zones` saves the lookup when describing many events)."""
-    return (zones if zones is not None else city_timezones()).get(code, DEFAULT_TIMEZONE)
-
-
-def waitlist_counts(event_ids: list[ObjectId]) -> dict[ObjectId, int]:
-    """How many owners wait for each of the events (absent: none), counted afresh: what
-    `Event.waitlisted` keeps (migrations, checks)."""
-    rows = Registration._get_collection().aggregate(
-        [
-            {"$match": {"event_id": {"$in": event_ids}, "status": WAITLISTED}},
-            {"$group": {"_id": "$event_id", "count": {"$sum": 1}}},
-        ]
-    )
-    return {row["_id"]: row["count"] for row in rows}
-
-
-def registrations_of(user_id: ObjectId, event_ids: list[ObjectId]) -> dict[ObjectId, Registration]:
-    """The owner's registration for each of the events that has one, in one query. The owner
-    leads the filter: SecantusDB reads it from the (user_id, -id) index, where an `$in` on
-    `event_id` written first scans the whole collection (0.7 ms against 215 ms at 50,000
-    registrations)."""
-    found = Registration.objects(user_id=user_id, event_id__in=event_ids)
-    return {registration.event_id: registration for registration in found}
-
-
-def describe_events(events: list[Event], user_id: ObjectId | None = None) -> list[dict[str, Any]]:
-    """Events as the API shows them: schedule times in the city's time zone, free seats, the
-    waitlist length and, for a caller (`user_id`), their own registration. The events carry
-    all but the time zones, which every process keeps (`city_timezones`), and the caller's
-    registrations, one read for the page however many events it holds."""
-    zones = city_timezones({event.city_code for event in events})
-    mine = registrations_of(user_id, [event.pk for event in events]) if user_id else {}
-    documents = []
-    for event in events:
-        zone = city_zone(event.city_code, zones)
-        document: dict[str, Any] = {name: getattr(event, name) for name in event._fields}
-        for name in TIME_FIELDS:
-            document[name] = event[name].astimezone(ZoneInfo(zone))
-        document["timezone"] = zone
-        document["waitlist_count"] = event.waitlisted
-        if user_id is not None:
-            registration = mine.get(event.pk)
-            active = registration is not None and registration.status in ACTIVE
-            document["my_registration"] = registration if active else None
-        documents.append(document)
-    return documents
-
-
-def describe_event(event: Event, user_id: ObjectId | None = None) -> dict[str, Any]:
-    """One event as the API shows it (see `describe_events`) and, for a caller, their own
-    registration."""
-    [document] = describe_events([event], user_id)
-    return document
-
-
-def event_details(caller: Caller, event_id: str) -> dict[str, Any]:
-    return describe_event(visible_event(caller, event_id), user_id=caller.user.pk)
-
-
-def list_events(
-    city: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    cursor: str | None,
-    limit: int,
-    user_id: ObjectId | None = None,
-) -> dict[str, Any]:
-    """Published events, soonest first; upcoming ones unless `start` says otherwise; each
-    with `user_id`'s registration."""
-    query = Event.objects(status=PUBLISHED, starts_at__gte=as_utc(start or utcnow()))
-    if end is not None:
-        query = query.filter(starts_at__lt=as_utc(end))
-    if city:
-        query = query.filter(city_code=city)
-    page = paginate(query, cursor, limit, order=("starts_at", "id"))
-    page["items"] = describe_events(page["items"], user_id)
-    return page
-
-
-def managed_events(
-    caller: Caller, city: str | None, status: str | None, cursor: str | None, limit: int
-) -> dict[str, Any]:
-    """Events of the cities the caller leads (admins: every city) in any status, drafts
-    included, soonest first; 403 for someone who leads no city, or not `city`."""
-    cities = caller.cities_for(CIRCLE_LEADER)
-    if cities is not None and (not cities or (city and city not in cities)):
-        raise Forbidden(message="Only the city's circle leaders and admins see its events.")
-    query = Event.objects(city_code=city) if city else Event.objects()
-    if cities is not None and not city:
-        query = query.filter(city_code__in=sorted(cities))
-    if status:
-        query = query.filter(status=status)
-    page = paginate(query, cursor, limit, order=("starts_at", "id"))
-    page["items"] = describe_events(page["items"])
-    return page
-
-
-def event_registrations(
-    caller: Caller, event_id: str, status: str | None, cursor: str | None, limit: int
-) -> dict[str, Any]:
-    event = managed_event(caller, event_id)
-    query = Registration.objects(event_id=event.pk)
-    if status:
-        query = query.filter(status=status)
-    return paginate(query, cursor, limit, order=("id",))
-
-
-def my_registrations(user: Owner, cursor: str | None, limit: int) -> dict[str, Any]:
-    page = paginate(Registration.objects(user_id=user.pk), cursor, limit)
-    events = Event.objects(pk__in=[registration.event_id for registration in page["items"]])
-    by_id = {document["id"]: document for document in describe_events(list(events))}
-    page["items"] = [
-        {
-            **registration.to_mongo().to_dict(),
-            "id": registration.pk,
-            "event": by_id[registration.event_id],
-        }
-        for registration in page["items"]
-        if registration.event_id in by_id
-    ]
-    return page
-
-
-# --- lifecycle -------------------------------------------------------------------------
 
 
 def _check_times(starts_at: datetime, ends_at: datetime, closes_at: datetime) -> None:

@@ -1,5 +1,6 @@
 """Builders for events tests: events created through the services, and many owners at once
-(the burst tests need hundreds; argon2 hashing each one would take most of a minute)."""
+(the burst tests need hundreds; argon2 hashing each one would take most of a minute); the
+body of a new event and a registration, for the tests over HTTP."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from events import registration, services
 from events.models import Event, Registration
 from tests.support import Person, make_city, make_person
 from workers import registry
+
+API = "/api/v1"
 
 
 @pytest.fixture
@@ -95,3 +98,24 @@ def statuses(event: Event) -> dict[str, tuple[str, int | None]]:
         str(r.user_id): (r.status, r.waitlist_position)
         for r in Registration.objects(event_id=event.pk)
     }
+
+
+def event_body(**overrides):
+    starts_at = (utcnow() + timedelta(days=2)).replace(microsecond=0)
+    return {
+        "city_code": "SZ",
+        "title": "Night drive",
+        "venue": "Brand space",
+        "starts_at": starts_at.isoformat(),
+        "ends_at": (starts_at + timedelta(hours=3)).isoformat(),
+        "registration_closes_at": (starts_at - timedelta(hours=2)).isoformat(),
+        "capacity": 2,
+        "points_reward": 120,
+        **overrides,
+    }
+
+
+def register(client, event_id, person, **headers):
+    return client.post(
+        f"{API}/events/{event_id}/registrations", headers={**person.headers, **headers}
+    )

@@ -1,18 +1,21 @@
-"""Registration and the waitlist, called without HTTP."""
+"""Registration and the waitlist: through the services, and over HTTP for the refusals, the
+Idempotency-Key and concurrent bursts."""
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from datetime import timedelta
 
 import pytest
+import requests
 
 from app.clock import utcnow
 from app.errors import Conflict, Forbidden, NotFound
 from app.outbox import OutboxEvent
-from events import registration, services
+from events import listings, registration
 from events.models import CANCELLED, CONFIRMED, WAITLISTED, Event, Registration
-from tests.events.conftest import as_caller, many_owners, register_all, statuses
+from tests.events.conftest import API, as_caller, many_owners, register, register_all, statuses
 from tests.support import make_person
 
 
@@ -24,7 +27,7 @@ def test_seats_then_waitlist_positions_in_order(make_event):
     assert [r.waitlist_position for r in results[2:]] == [1, 2, 3]
     event.reload()
     assert event.seats_left == 0 and event.waitlisted == 3
-    assert services.waitlist_counts([event.pk]) == {event.pk: 3}
+    assert listings.waitlist_counts([event.pk]) == {event.pk: 3}
 
 
 def test_second_registration_is_refused(make_event):
@@ -150,3 +153,95 @@ def test_a_crash_between_claim_and_registration_leaks_no_seat(make_event, monkey
     event.reload()
     assert event.seats_left == 1
     assert Registration.objects(event_id=event.pk).count() == 0
+
+
+def test_registration_refusals_and_idempotency_key(client, make_event):
+    event = make_event(capacity=5, verified_owners_only=True)
+    owner = make_person("SZ")
+    refused = register(client, event.pk, owner)
+    assert refused.status_code == 403 and refused.json["error"] == "not_verified_owner"
+    verified = make_person("SZ", verified_owner=True)
+    first = register(client, event.pk, verified, **{"Idempotency-Key": "reg-1"})
+    replay = register(client, event.pk, verified, **{"Idempotency-Key": "reg-1"})
+    assert first.status_code == replay.status_code == 201
+    assert replay.json == first.json and replay.headers["Idempotent-Replayed"] == "true"
+    again = register(client, event.pk, verified)
+    assert again.status_code == 409 and again.json["error"] == "already_registered"
+    assert Event.objects.get(pk=event.pk).seats_left == 4
+    closed = make_event(
+        starts_in=timedelta(hours=1), registration_closes_at=utcnow() - timedelta(minutes=1)
+    )
+    late = register(client, closed.pk, verified)
+    assert late.status_code == 409 and late.json["error"] == "registration_closed"
+
+
+def test_cancel_registration_refusals(client, make_event):
+    event = make_event()
+    owner = make_person("SZ")
+    assert (
+        client.delete(
+            f"{API}/events/{event.pk}/registrations/me", headers=owner.headers
+        ).status_code
+        == 404
+    )
+    register(client, event.pk, owner)
+    Event.objects(pk=event.pk).update_one(set__starts_at=utcnow() - timedelta(minutes=1))
+    started = client.delete(f"{API}/events/{event.pk}/registrations/me", headers=owner.headers)
+    assert started.status_code == 409 and started.json["error"] == "cancellation_closed"
+
+
+def test_two_hundred_concurrent_registrations_fill_capacity_exactly(live_server, make_event):
+    event = make_event(capacity=50)
+    people = many_owners(200)
+    barrier = threading.Barrier(len(people))
+    answers = []
+
+    def attempt(person):
+        with requests.Session() as session:
+            barrier.wait(30)
+            response = session.post(
+                f"{live_server}{API}/events/{event.pk}/registrations",
+                headers=person.headers,
+                timeout=120,
+            )
+            answers.append((response.status_code, response.json()))
+
+    threads = [threading.Thread(target=attempt, args=(person,)) for person in people]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    assert [status for status, _ in answers] == [201] * 200
+    assert Counter(body["status"] for _, body in answers) == {"confirmed": 50, "waitlisted": 150}
+    positions = sorted(
+        body["waitlist_position"] for _, body in answers if body["status"] == "waitlisted"
+    )
+    assert positions == list(range(1, 151))
+    stored = Counter(r.status for r in Registration.objects(event_id=event.pk))
+    assert stored == {"confirmed": 50, "waitlisted": 150}
+    assert Event.objects.get(pk=event.pk).seats_left == 0
+
+
+def test_double_submit_by_one_owner_registers_once(live_server, make_event):
+    event = make_event(capacity=5)
+    owner = many_owners(1)[0]
+    barrier = threading.Barrier(10)
+    codes = []
+
+    def attempt():
+        barrier.wait(30)
+        codes.append(
+            requests.post(
+                f"{live_server}{API}/events/{event.pk}/registrations",
+                headers=owner.headers,
+                timeout=60,
+            ).status_code
+        )
+
+    threads = [threading.Thread(target=attempt) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert Counter(codes) == {201: 1, 409: 9}
+    assert Event.objects.get(pk=event.pk).seats_left == 4
