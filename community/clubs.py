@@ -158,15 +158,6 @@ def my_clubs(caller: Caller, cursor: str | None, limit: int) -> dict[str, Any]:
     return page
 
 
-def active_club_ids(user_id: ObjectId) -> list[ObjectId]:
-    return [
-        row["club_id"]
-        for row in Membership._get_collection().find(
-            {"user_id": user_id, "status": ACTIVE}, {"club_id": 1, "_id": 0}
-        )
-    ]
-
-
 # --- joining and leaving ---------------------------------------------------------------
 
 

@@ -9,8 +9,9 @@ concurrent requests.
 Command budgets (tests/community/test_budgets.py): a read costs the caller's account, at
 most one lookup and the page itself; a write at most five commands, counting the caller
 and the commit. A post reads the caller's membership, which opens its transaction, and
-sends the post and its event in one command; a comment reads the post and then the
-membership, and sends the comment, the post's counter and its event in one command.
+sends the post, its club's day count (`community.feed`) and its event in one command; a
+comment reads the post and then the membership, and sends the comment, the post's counter
+and its event in one command.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from app.db import batch, object_id, one_at_a_time, running_batch, transaction
 from app.outbox import record_event
 from app.web import paginate
 from community import limits, words
-from community.clubs import active_club_ids, club_or_404
+from community.clubs import club_or_404
 from community.errors import CommentNotFound, Muted, NotAuthor, NotMember, PostNotFound
-from community.feed import feed_key, newest_posts
+from community.feed import club_days, count_post, feed_key, member_days, newest_posts
 from community.models import (
     ACTIVE,
     DELETED,
@@ -144,11 +145,15 @@ def publish_post(caller: Caller, club_id: str, body: str, image_urls: list[str])
         membership = _writing_member(caller, oid, session)
         limits.check_new_account(caller, Post)
         post.city_code = membership.get("city_code") or user.city_code
-        batch(session).insert(Post._get_collection(), post.to_mongo())
+        writes = batch(session)
+        writes.insert(Post._get_collection(), post.to_mongo())
+        count_post(writes, oid, post.pk)
         if post.status == VISIBLE:
             record_published(session, post)
 
-    transaction(unit)
+    # The club's day count is one document: this process's posts to it take turns.
+    with one_at_a_time(f"post_days:{oid}"):
+        transaction(unit)
     log.info("post_published", post_id=str(post.pk), club_id=club_id, status=post.status)
     return post
 
@@ -169,16 +174,16 @@ def club_posts(
     caller: Caller, club_id: str, featured: bool | None, cursor: str | None, limit: int
 ) -> dict[str, Any]:
     """A club's visible posts, newest first; `featured` selects its owner stories."""
-    club = club_or_404(club_id)
     if featured is None:
-        return newest_posts([club.pk], cursor, limit)
+        return newest_posts(club_days(club_id), cursor, limit)
+    club = club_or_404(club_id)
     return paginate(Post.objects(club_id=club.pk, featured=featured, status=VISIBLE), cursor, limit)
 
 
 def feed(caller: Caller, cursor: str | None, limit: int) -> dict[str, Any]:
-    """The visible posts of the caller's clubs, newest first: one read of their memberships,
-    then usually one indexed lookup (`community.feed`)."""
-    return newest_posts(active_club_ids(caller.user.pk), cursor, limit)
+    """The visible posts of the caller's clubs, newest first: one read of their memberships
+    with their clubs' day counts, one of the posts (`community.feed`)."""
+    return newest_posts(member_days(caller.user.pk), cursor, limit)
 
 
 def delete_post(caller: Caller, post_id: str) -> None:

@@ -4,8 +4,12 @@ included."""
 
 from __future__ import annotations
 
-from tests.community.conftest import API, owner, post_in
+import importlib
+
+from tests.community.conftest import API, old_club, old_post, owner, post_in
 from tests.support import READ_BUDGET, WRITE_BUDGET, within_budget
+
+migration = importlib.import_module("migrations.2026_12_03_club_post_days")
 
 
 def _page(client, person, url: str) -> dict:
@@ -19,16 +23,26 @@ def _page(client, person, url: str) -> dict:
 def test_reads(client, make_club):
     author = owner()
     clubs = [make_club(name=f"Club {n}", members=(author,)) for n in range(5)]
-    post = post_in(client, clubs[0], author)
+    post = [post_in(client, clubs[n % 5], author, f"post {n}") for n in range(12)][-1]
     client.post(f"{API}/posts/{post['id']}/comments", json={"body": "hi"}, headers=author.headers)
-    for url in (
-        f"{API}/feed",
-        f"{API}/clubs/{clubs[0].pk}/posts",
-        f"{API}/posts/{post['id']}/comments",
-    ):
-        _page(client, author, url)
+    for url in (f"{API}/feed?limit=5", f"{API}/clubs/{clubs[0].pk}/posts?limit=1"):
+        first = _page(client, author, url)
+        _page(client, author, f"{url}&cursor={first['next_cursor']}")
+    _page(client, author, f"{API}/posts/{post['id']}/comments")
     with within_budget(READ_BUDGET):
         assert client.get(f"{API}/posts/{post['id']}", headers=author.headers).status_code == 200
+
+
+def test_a_quiet_feed_of_posts_weeks_old(client, app):
+    reader = owner()
+    clubs = [old_club(100) for _ in range(20)]
+    for club in clubs:
+        client.post(f"{API}/clubs/{club.pk}/members", headers=reader.headers)
+    expected = [old_post(club, 20 + 3 * n) for n, club in enumerate(clubs)]
+    migration.migrate()
+    first = _page(client, reader, f"{API}/feed?limit=10")
+    second = _page(client, reader, f"{API}/feed?limit=10&cursor={first['next_cursor']}")
+    assert [post["id"] for post in first["items"] + second["items"]] == expected
 
 
 def test_writes(client, make_club):
