@@ -179,7 +179,7 @@ class Writes:
         self,
         collection: Collection,
         filter: dict[str, Any],
-        update: dict[str, Any],
+        update: dict[str, Any] | list[dict[str, Any]],
         *,
         upsert: bool = False,
         refusal: Exception | None = None,

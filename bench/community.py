@@ -1,26 +1,33 @@
-"""Benchmark: GET /feed for an owner in 20 of 200 clubs, with 10k and then 100k posts in the
-system, through the API next to raw pymongo sending the same queries to the same server.
+"""Benchmark: GET /feed for owners in 20 of 200 clubs while the posts of the other clubs
+grow from 10k to 100k, through the API next to raw pymongo sending the same queries to the
+same server.
+
+Three feeds are read at each size:
+- active: an owner in 20 clubs with 2,000 posts over the last year (about 5 a day), first
+  page;
+- active, page 2: the same owner's second page, through its cursor;
+- quiet: an owner in 20 other clubs whose 100 posts are 3 to 10 weeks old.
+The 160 clubs left get the growing posts, spread over the last year.
 
 http: `GET /feed?limit=20` on gunicorn (2 workers x 8 threads, as `make run`) on loopback,
       CLIENTS at a time, READS in all.
-raw:  the same reads from CLIENTS pymongo threads: the account, the memberships and the
-      window lookups of `community.feed` (usually one).
+raw:  the same reads from CLIENTS pymongo threads: the account, the memberships with their
+      clubs' day counts, and the posts of the days the page needs (`community.feed`).
 
-Posts are spread over the 200 clubs and over the last year. Prints, for each size, reads/s
-and p50/p99 for both, http/raw, the ratio to the 10k figure, the MongoDB commands one feed
-read sends (command monitoring) and the posts its lookups examine (explain). Starts an
-embedded SecantusDB and Redis when MONGODB_URI / REDIS_URL are unset.
+Prints, for each size and feed, reads/s and p50/p99 for both, http/raw and the http ratio
+to the 10k figure, then the MongoDB commands one read sends (command monitoring) and the
+posts it examines (each lookup is an index equality: the posts it returns). The day counts
+of posts stored directly are made by the release's migration. Starts an embedded SecantusDB
+and Redis when MONGODB_URI / REDIS_URL are unset.
 `python bench/community.py [reads]`
 """
 
 from __future__ import annotations
 
+import importlib
 import random
 import sys
 import threading
-import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,33 +35,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.support import api_server, servers  # noqa: E402
+from bench.support import Burst, api_server, burst, load, owners, servers  # noqa: E402
 
 CLIENTS = 8
 CLUBS = 200
 MY_CLUBS = 20
+MY_POSTS = 2_000
+QUIET_POSTS = 100
 SIZES = (10_000, 100_000)
-
-
-def _percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def _burst(count: int, attempt: Callable[[], None]) -> tuple[float, list[float]]:
-    latencies: list[float] = []
-    lock = threading.Lock()
-
-    def timed(_: int) -> None:
-        started = time.perf_counter()
-        attempt()
-        with lock:
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        list(pool.map(timed, range(count)))
-    return count / (time.perf_counter() - started), latencies
+LIMIT = 20
 
 
 def _made_at(moment) -> Any:
@@ -63,18 +52,11 @@ def _made_at(moment) -> Any:
     return ObjectId(ObjectId.from_datetime(moment).binary[:4] + ObjectId().binary[4:])
 
 
-def _world() -> tuple[Any, str, list[Any]]:
-    """200 clubs made 400 days ago and an owner in 20 of them: (owner id, token, clubs)."""
-    from bson import ObjectId
-
-    from accounts.models import City, User
-    from accounts.services import create_city
-    from accounts.sessions import start_session
+def _clubs() -> list[Any]:
+    """200 clubs made 400 days ago."""
     from app.clock import utcnow
-    from community.models import ACTIVE, Club, Membership
+    from community.models import Club
 
-    if not City.objects(code="SZ").first():
-        create_city("SZ", "Shenzhen", "Guangdong", "Asia/Shanghai")
     created = utcnow() - timedelta(days=400)
     clubs = [_made_at(created) for _ in range(CLUBS)]
     Club._get_collection().insert_many(
@@ -83,35 +65,39 @@ def _world() -> tuple[Any, str, list[Any]]:
             for n, club in enumerate(clubs)
         ]
     )
-    user = User(
-        id=ObjectId(),
-        email=f"bench{ObjectId()}@example.com",
-        password_hash="x",
-        display_name="Bench owner",
-        city_code="SZ",
-        referral_code=f"B{ObjectId()}",
-    )
-    User._get_collection().insert_one(user.to_mongo())
+    return clubs
+
+
+def _join(user_id: str, clubs: list[Any]) -> None:
+    from bson import ObjectId
+
+    from community.models import ACTIVE, Membership
+
     Membership._get_collection().insert_many(
         [
-            Membership(club_id=club, user_id=user.pk, status=ACTIVE, city_code="SZ").to_mongo()
-            for club in clubs[:MY_CLUBS]
+            Membership(
+                club_id=club, user_id=ObjectId(user_id), status=ACTIVE, city_code="SZ"
+            ).to_mongo()
+            for club in clubs
         ]
     )
-    return user.pk, start_session(user.pk, "bench")["access_token"], clubs
 
 
-def _add_posts(clubs: list[Any], count: int) -> None:
+def _add_posts(clubs: list[Any], count: int, days: tuple[float, float], seed: int) -> None:
+    """`count` visible posts in `clubs`, made between `days` ago, as stored before the
+    release that counts them (the migration counts them after)."""
     from app.clock import utcnow
     from community.feed import feed_key
     from community.models import VISIBLE, Post
 
-    now, rng = utcnow(), random.Random(count)
+    now, rng = utcnow(), random.Random(seed)
+    newest, oldest = days
     posts = Post._get_collection()
     for start in range(0, count, 1000):
         batch = []
         for _ in range(min(1000, count - start)):
-            club, post_id = rng.choice(clubs), _made_at(now - timedelta(days=365 * rng.random()))
+            club = rng.choice(clubs)
+            post_id = _made_at(now - timedelta(days=newest + (oldest - newest) * rng.random()))
             batch.append(
                 Post(
                     id=post_id,
@@ -127,66 +113,50 @@ def _add_posts(clubs: list[Any], count: int) -> None:
         posts.insert_many(batch)
 
 
-def _feed_queries(user_id: Any, found: list[dict[str, Any]] | None = None):
-    """The window lookups of `community.feed.newest_posts`, as raw filters: each is sent
-    (and its rows added to `found`) before the next is made."""
-    from datetime import UTC, datetime
+def _raw_feed(user_id: str, cursor: str | None = None) -> dict[str, Any]:
+    """What GET /feed does, through the same functions without the HTTP and Flask layers:
+    the account, the memberships with their clubs' day counts, the posts."""
+    from bson import ObjectId
 
-    from community.feed import MAX_WINDOW_DAYS, SECONDS_A_DAY, day_of
-    from community.models import ACTIVE, Membership, Post
-
-    found = [] if found is None else found
-    clubs = [
-        row["club_id"]
-        for row in Membership._get_collection().find(
-            {"user_id": user_id, "status": ACTIVE}, {"club_id": 1, "_id": 0}
-        )
-    ]
-    top_day = int(datetime.now(UTC).timestamp()) // SECONDS_A_DAY
-    oldest_day, window = min(day_of(club) for club in clubs), 1
-    while top_day >= oldest_day and len(found) <= 20:
-        first_day = max(oldest_day, top_day - window + 1)
-        keys = [f"{club}:{day}" for club in clubs for day in range(first_day, top_day + 1)]
-        query = {"feed_key": {"$in": keys}}
-        yield query
-        found += sorted(
-            Post._get_collection().find(query), key=lambda row: row["_id"], reverse=True
-        )
-        top_day, window = first_day - 1, min(window * 2, MAX_WINDOW_DAYS)
-
-
-def _raw_feed(user_id: Any) -> list[dict[str, Any]]:
-    """What GET /feed does, in raw pymongo: the account, the memberships, the windows."""
     from accounts.models import User
+    from community import feed
 
-    User._get_collection().find_one({"_id": user_id, "erased_at": None})
-    found: list[dict[str, Any]] = []
-    for _ in _feed_queries(user_id, found):
-        pass
-    return found[:20]
+    User._get_collection().find_one({"_id": ObjectId(user_id), "erased_at": None})
+    return feed.newest_posts(feed.member_days(ObjectId(user_id)), cursor, LIMIT)
 
 
-def _feed_commands(app, token: str) -> list[str]:
+def _examined(user_id: str, cursor: str | None) -> int:
+    """The posts one read examines: its lookups are index equalities, so those they return."""
+    from community import feed
+
+    examined = 0
+    posts_under = feed._posts_under
+
+    def counting(keys: list[str]) -> list[dict[str, Any]]:
+        nonlocal examined
+        rows = posts_under(keys)
+        examined += len(rows)
+        return rows
+
+    feed._posts_under = counting
+    try:
+        _raw_feed(user_id, cursor)
+    finally:
+        feed._posts_under = posts_under
+    return examined
+
+
+def _commands(app, token: str, cursor: str | None) -> list[str]:
     """The MongoDB commands one GET /feed sends, by command monitoring."""
     from tests.support import count_commands
 
     with count_commands() as commands:
         response = app.test_client().get(
-            "/api/v1/feed?limit=20", headers={"Authorization": f"Bearer {token}"}
+            f"/api/v1/feed?limit={LIMIT}" + (f"&cursor={cursor}" if cursor else ""),
+            headers={"Authorization": f"Bearer {token}"},
         )
-    assert response.status_code == 200 and len(response.json["items"]) == 20
+    assert response.status_code == 200 and len(response.json["items"]) == LIMIT
     return commands.names
-
-
-def _examined(user_id: Any) -> int:
-    """Posts the feed's lookups examine (explain), against the page of 20 they serve."""
-    from community.models import Post
-
-    posts = Post._get_collection()
-    total = 0
-    for query in _feed_queries(user_id):
-        total += posts.find(query).explain().get("executionStats", {}).get("totalDocsExamined", 0)
-    return total
 
 
 def main() -> int:
@@ -197,61 +167,73 @@ def main() -> int:
     from tests.support import COMMAND_LOG
 
     monitoring.register(COMMAND_LOG)
-    results = []
+    results: list[tuple[int, str, Burst, Burst, list[str], int]] = []
     with servers("bench-community-"), api_server(workers=2, threads=8) as base_url:
         import requests
 
         from app import create_app
 
+        migration = importlib.import_module("migrations.2026_12_03_club_post_days")
         app = create_app({"LOG_LEVEL": "WARNING", "RATELIMIT_ENABLED": False})
         with app.app_context():
-            user_id, token, clubs = _world()
+            (active, active_token), (quiet, quiet_token) = owners(2)
+            clubs = _clubs()
+            mine, quiet_clubs, others = clubs[:20], clubs[20:40], clubs[40:]
+            _join(active, mine)
+            _join(quiet, quiet_clubs)
+            _add_posts(mine, MY_POSTS, (0, 365), seed=1)
+            _add_posts(quiet_clubs, QUIET_POSTS, (21, 70), seed=2)
             local = threading.local()
 
-            def http_read() -> None:
+            def http_read(token: str, cursor: str | None) -> None:
                 session = getattr(local, "session", None) or requests.Session()
                 local.session = session
                 response = session.get(
-                    f"{base_url}/api/v1/feed?limit=20",
+                    f"{base_url}/api/v1/feed?limit={LIMIT}"
+                    + (f"&cursor={cursor}" if cursor else ""),
                     headers={"Authorization": f"Bearer {token}"},
                     timeout=60,
                 )
-                if response.status_code != 200 or len(response.json()["items"]) != 20:
+                if response.status_code != 200 or len(response.json()["items"]) != LIMIT:
                     raise SystemExit(f"bench: feed answered {response.status_code}")
+
+            def raw_read(user_id: str, cursor: str | None) -> None:
+                with app.app_context():  # each thread its own: the cursors' key
+                    _raw_feed(user_id, cursor)
 
             have = 0
             for size in SIZES:
-                _add_posts(clubs, size - have)
+                _add_posts(others, size - have, (0, 365), seed=size)
                 have = size
-                _burst(50, http_read)  # warm-up: both workers connected
-                _burst(50, lambda: _raw_feed(user_id))
-                raw_rate, raw_latencies = _burst(reads, lambda: _raw_feed(user_id))
-                http_rate, http_latencies = _burst(reads, http_read)
-                results.append(
-                    (
-                        size,
-                        raw_rate,
-                        raw_latencies,
-                        http_rate,
-                        http_latencies,
-                        _feed_commands(app, token),
-                        _examined(user_id),
-                    )
+                migration.migrate()
+                second_cursor = _raw_feed(active)["next_cursor"]
+                feeds = (
+                    ("active", active, active_token, None),
+                    ("active, page 2", active, active_token, second_cursor),
+                    ("quiet", quiet, quiet_token, None),
                 )
+                burst(50, CLIENTS, lambda _: http_read(active_token, None))  # warm-up
+                for name, user_id, token, cursor in feeds:
+                    raw = burst(reads, CLIENTS, lambda _, u=user_id, c=cursor: raw_read(u, c))
+                    http = burst(reads, CLIENTS, lambda _, t=token, c=cursor: http_read(t, c))
+                    examined = _examined(user_id, cursor)
+                    results.append((size, name, raw, http, _commands(app, token, cursor), examined))
     print(
-        f"feed benchmark: GET /feed?limit=20 for an owner in {MY_CLUBS} of {CLUBS} clubs, "
-        f"posts over the last year, {CLIENTS} concurrent clients, {reads} reads, loopback"
+        f"feed benchmark: GET /feed?limit={LIMIT} for owners in {MY_CLUBS} of {CLUBS} clubs "
+        f"(active: {MY_POSTS} posts over a year; quiet: {QUIET_POSTS} posts 3-10 weeks old), "
+        f"the other clubs' posts growing, {CLIENTS} concurrent clients, {reads} reads, "
+        f"loopback; {load()}"
     )
-    base_http = results[0][3]
-    for size, raw_rate, raw_lat, http_rate, http_lat, names, examined in results:
+    baseline = {name: http for size, name, _, http, _, _ in results if size == SIZES[0]}
+    for size, name, raw, http, names, examined in results:
+        growth = http.rate / baseline[name].rate
         print(
-            f"  {size:>7} posts  raw {raw_rate:7.0f}/s p50 {_percentile(raw_lat, 0.5) * 1000:6.1f}"
-            f" ms   http {http_rate:7.0f}/s p50 {_percentile(http_lat, 0.5) * 1000:6.1f} ms"
-            f" p99 {_percentile(http_lat, 0.99) * 1000:6.1f} ms   http/raw "
-            f"{http_rate / raw_rate:.2f}   http vs 10k {http_rate / base_http:.2f}"
+            f"  {size:>7} other posts, {name:<15} raw {raw.rate:6.0f}/s p50"
+            f" {raw.percentile(0.5) * 1000:6.1f} ms   http {http.rate:6.0f}/s p50"
+            f" {http.percentile(0.5) * 1000:6.1f} ms p99 {http.percentile(0.99) * 1000:6.1f} ms"
+            f"   http/raw {http.rate / raw.rate:.2f}   http vs 10k {growth:.2f}"
         )
-        print(f"           commands per feed read: {len(names)} ({', '.join(names)})")
-        print(f"           posts examined by its lookups: {examined}")
+        print(f"           {len(names)} commands ({', '.join(names)}), {examined} posts examined")
     return 0
 
 

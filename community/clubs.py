@@ -19,12 +19,11 @@ from typing import Any
 import structlog
 from bson import ObjectId
 from pymongo.client_session import ClientSession
-from pymongo.errors import DuplicateKeyError
 
 from accounts.services import CIRCLE_LEADER, require_city
 from app.auth import Caller
 from app.clock import utcnow
-from app.db import object_id, transaction
+from app.db import batch, object_id, running_batch, transaction
 from app.errors import Forbidden
 from app.web import paginate
 from community.errors import (
@@ -159,33 +158,26 @@ def my_clubs(caller: Caller, cursor: str | None, limit: int) -> dict[str, Any]:
     return page
 
 
-def active_club_ids(user_id: ObjectId) -> list[ObjectId]:
-    return [
-        row["club_id"]
-        for row in Membership._get_collection().find(
-            {"user_id": user_id, "status": ACTIVE}, {"club_id": 1, "_id": 0}
-        )
-    ]
-
-
 # --- joining and leaving ---------------------------------------------------------------
 
 
 def _count_member(session: ClientSession, club_id: ObjectId, delta: int) -> None:
+    """Count an active member more (+1) or fewer (-1). Inside a unit of
+    `app.db.transaction` the update joins the unit's batch of writes."""
     clubs = Club._get_collection()
-    if delta > 0:
-        clubs.update_one({"_id": club_id}, {"$inc": {"member_count": delta}}, session=session)
+    # Never below zero, whatever happened before this release.
+    condition = {} if delta > 0 else {"member_count": {"$gte": -delta}}
+    update = {"$inc": {"member_count": delta}}
+    if (writes := running_batch(session)) is not None:
+        writes.update(clubs, {"_id": club_id, **condition}, update)
     else:
-        # Never below zero, whatever happened before this release.
-        clubs.update_one(
-            {"_id": club_id, "member_count": {"$gte": -delta}},
-            {"$inc": {"member_count": delta}},
-            session=session,
-        )
+        clubs.update_one({"_id": club_id, **condition}, update, session=session)
 
 
-def _muted_until(user_id: ObjectId) -> Any:
-    standing = Standing._get_collection().find_one({"user_id": user_id}, {"muted_until": 1})
+def _muted_until(user_id: ObjectId, session: ClientSession) -> Any:
+    standing = Standing._get_collection().find_one(
+        {"user_id": user_id}, {"muted_until": 1}, session=session
+    )
     return standing.get("muted_until") if standing else None
 
 
@@ -204,20 +196,20 @@ def join(caller: Caller, club_id: str) -> Membership:
         status=status,
         role=MEMBER,
         city_code=club.city_code,
-        muted_until=_muted_until(user.pk),
         created_at=now,
         joined_at=now if status == ACTIVE else None,
     )
 
     def unit(session: ClientSession) -> None:
-        Membership._get_collection().insert_one(membership.to_mongo(), session=session)
+        # The owner's mute is copied onto each membership; reading it opens the transaction.
+        membership.muted_until = _muted_until(user.pk, session)
+        batch(session).insert(
+            Membership._get_collection(), membership.to_mongo(), duplicate=AlreadyMember()
+        )
         if status == ACTIVE:
             _count_member(session, club.pk, 1)
 
-    try:
-        transaction(unit)
-    except DuplicateKeyError as exc:
-        raise AlreadyMember() from exc
+    transaction(unit)
     log.info("club_joined", club_id=club_id, user_id=caller.id, status=status)
     return membership
 
@@ -230,7 +222,7 @@ def _drop_membership(club_id: ObjectId, user_id: ObjectId) -> str | None:
         found = memberships.find_one({"club_id": club_id, "user_id": user_id}, session=session)
         if found is None:
             return None
-        memberships.delete_one({"_id": found["_id"]}, session=session)
+        batch(session).delete(memberships, {"_id": found["_id"]})
         if found["status"] == ACTIVE:
             _count_member(session, club_id, -1)
         return found["status"]

@@ -125,8 +125,8 @@ class Post(Document):
     status = StringField(required=True, default=VISIBLE, choices=CONTENT_STATUSES)
     like_count = IntField(required=True, default=0, min_value=0)
     comment_count = IntField(required=True, default=0, min_value=0)
-    # "<club id>:<UTC day>" while visible, else None: what the feed looks up
-    # (`community.feed`).
+    # "<club id>:<UTC day of its id>" while visible, else None: what lists of posts look
+    # up, the days `PostDays` names (`community.feed`).
     feed_key = StringField()
     # An owner story: pinned in its club by an ambassador.
     featured = BooleanField(required=True, default=False)
@@ -150,6 +150,25 @@ class Post(Document):
             ("status", "city_code", "-id"),
         ],
     }
+
+
+class PostDays(Document):
+    """How many posts a club has had on each UTC day, whatever became of them, so never
+    fewer than it shows: a page of the feed reads these for the caller's clubs, learns
+    which days of which clubs hold its posts, and then reads just those
+    (`community.feed`). Written with each post, in its transaction."""
+
+    # The club's id.
+    id = ObjectIdField(primary_key=True)
+    # "<day>:<posts>," for each earlier day with posts, oldest first: one string rather
+    # than a document of days, which SecantusDB would decode and copy key by key on
+    # every feed read.
+    days = StringField(required=True, default="")
+    # The day of the club's newest posts, and how many it has so far.
+    last_day = IntField()
+    last_count = IntField()
+
+    meta = {"collection": "club_post_days", "indexes": []}
 
 
 class Comment(Document):

@@ -7,13 +7,16 @@ writes the like or the comment, conditionally on that write, so both stay exact 
 concurrent requests.
 
 Command budgets (tests/community/test_budgets.py): a read costs the caller's account, at
-most one lookup and the page itself; a post or a like at most five commands, counting the
-caller and the commit. A comment costs two more (the post and the membership both decide
-whether the caller may comment, and the post's counter is written with it).
+most one lookup and the page itself; a write at most five commands, counting the caller
+and the commit. A post reads the caller's membership, which opens its transaction, and
+sends the post, its club's day count (`community.feed`) and its event in one command; a
+comment reads the post and then the membership, and sends the comment, the post's counter
+and its event in one command.
 """
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -24,13 +27,13 @@ from pymongo.client_session import ClientSession
 from accounts.services import AMBASSADOR
 from app.auth import Caller
 from app.clock import utcnow
-from app.db import object_id, transaction
+from app.db import batch, object_id, one_at_a_time, running_batch, transaction
 from app.outbox import record_event
 from app.web import paginate
 from community import limits, words
-from community.clubs import active_club_ids, club_or_404
+from community.clubs import club_or_404
 from community.errors import CommentNotFound, Muted, NotAuthor, NotMember, PostNotFound
-from community.feed import feed_key, newest_posts
+from community.feed import club_days, count_post, feed_key, member_days, newest_posts
 from community.models import (
     ACTIVE,
     DELETED,
@@ -88,10 +91,10 @@ def visible_post(caller: Caller, post_id: str) -> Post:
     return post
 
 
-def _writing_member(caller: Caller, club_id: ObjectId) -> dict[str, Any]:
+def _writing_member(caller: Caller, club_id: ObjectId, session: ClientSession) -> dict[str, Any]:
     """The caller's active membership of the club, refused while they are muted."""
     membership = Membership._get_collection().find_one(
-        {"club_id": club_id, "user_id": caller.user.pk}
+        {"club_id": club_id, "user_id": caller.user.pk}, session=session
     )
     if membership is None or membership["status"] != ACTIVE:
         raise NotMember()
@@ -99,6 +102,12 @@ def _writing_member(caller: Caller, club_id: ObjectId) -> dict[str, Any]:
     if until is not None and until > utcnow():
         raise Muted(until=until.isoformat())
     return membership
+
+
+def _counters_of(post_id: ObjectId) -> threading.Lock:
+    """A post's counters are one document, which concurrent likes and comments would
+    conflict on and retry: this process's take turns (`app.db.one_at_a_time`)."""
+    return one_at_a_time(f"post:{post_id}")
 
 
 def _screen(content: Post | Comment) -> None:
@@ -119,14 +128,11 @@ def publish_post(caller: Caller, club_id: str, body: str, image_urls: list[str])
     oid = object_id(club_id)
     if oid is None:
         raise NotMember()
-    membership = _writing_member(caller, oid)
-    limits.check_new_account(caller, Post)
     user = caller.user
     post = Post(
         id=ObjectId(),
         status=HELD,
         club_id=oid,
-        city_code=membership.get("city_code") or user.city_code,
         author_id=user.pk,
         author_name=user.display_name,
         body=body,
@@ -136,11 +142,18 @@ def publish_post(caller: Caller, club_id: str, body: str, image_urls: list[str])
     _screen(post)
 
     def unit(session: ClientSession) -> None:
-        Post._get_collection().insert_one(post.to_mongo(), session=session)
+        membership = _writing_member(caller, oid, session)
+        limits.check_new_account(caller, Post)
+        post.city_code = membership.get("city_code") or user.city_code
+        writes = batch(session)
+        writes.insert(Post._get_collection(), post.to_mongo())
+        count_post(writes, oid, post.pk)
         if post.status == VISIBLE:
             record_published(session, post)
 
-    transaction(unit)
+    # The club's day count is one document: this process's posts to it take turns.
+    with one_at_a_time(f"post_days:{oid}"):
+        transaction(unit)
     log.info("post_published", post_id=str(post.pk), club_id=club_id, status=post.status)
     return post
 
@@ -161,16 +174,16 @@ def club_posts(
     caller: Caller, club_id: str, featured: bool | None, cursor: str | None, limit: int
 ) -> dict[str, Any]:
     """A club's visible posts, newest first; `featured` selects its owner stories."""
-    club = club_or_404(club_id)
     if featured is None:
-        return newest_posts([club.pk], cursor, limit)
+        return newest_posts(club_days(club_id), cursor, limit)
+    club = club_or_404(club_id)
     return paginate(Post.objects(club_id=club.pk, featured=featured, status=VISIBLE), cursor, limit)
 
 
 def feed(caller: Caller, cursor: str | None, limit: int) -> dict[str, Any]:
-    """The visible posts of the caller's clubs, newest first: one read of their memberships,
-    then usually one indexed lookup (`community.feed`)."""
-    return newest_posts(active_club_ids(caller.user.pk), cursor, limit)
+    """The visible posts of the caller's clubs, newest first: one read of their memberships
+    with their clubs' day counts, one of the posts (`community.feed`)."""
+    return newest_posts(member_days(caller.user.pk), cursor, limit)
 
 
 def delete_post(caller: Caller, post_id: str) -> None:
@@ -185,18 +198,15 @@ def delete_post(caller: Caller, post_id: str) -> None:
 
 
 def add_comment(caller: Caller, post_id: str, body: str) -> Comment:
-    post = post_or_404(post_id)
-    if post.status != VISIBLE:
+    """Comment on a visible post of a club the caller is an active member of."""
+    oid = object_id(post_id)
+    if oid is None:
         raise PostNotFound()
-    _writing_member(caller, post.club_id)
-    limits.check_new_account(caller, Comment)
     user = caller.user
     comment = Comment(
         id=ObjectId(),
         status=HELD,
-        post_id=post.pk,
-        club_id=post.club_id,
-        city_code=post.city_code,
+        post_id=oid,
         author_id=user.pk,
         author_name=user.display_name,
         body=body,
@@ -205,22 +215,37 @@ def add_comment(caller: Caller, post_id: str, body: str) -> Comment:
     _screen(comment)
 
     def unit(session: ClientSession) -> None:
-        Comment._get_collection().insert_one(comment.to_mongo(), session=session)
+        post = Post._get_collection().find_one(
+            {"_id": oid},
+            {"club_id": 1, "city_code": 1, "author_id": 1, "status": 1},
+            session=session,
+        )
+        if post is None or post["status"] != VISIBLE:
+            raise PostNotFound()
+        _writing_member(caller, post["club_id"], session)
+        limits.check_new_account(caller, Comment)
+        comment.club_id, comment.city_code = post["club_id"], post.get("city_code")
+        batch(session).insert(Comment._get_collection(), comment.to_mongo())
         if comment.status == VISIBLE:
-            count_comment(session, post.pk, 1)
-            record_commented(session, comment, post.author_id)
+            count_comment(session, oid, 1)
+            record_commented(session, comment, post.get("author_id"))
 
-    transaction(unit)
+    with _counters_of(oid):
+        transaction(unit)
     log.info("comment_created", comment_id=str(comment.pk), post_id=post_id, status=comment.status)
     return comment
 
 
 def count_comment(session: ClientSession, post_id: ObjectId, delta: int) -> None:
-    """Count a comment that became visible (+1) or stopped being visible (-1)."""
+    """Count a comment that became visible (+1) or stopped being visible (-1). Inside a
+    unit of `app.db.transaction` the update joins the unit's batch of writes."""
     condition = {} if delta > 0 else {"comment_count": {"$gte": -delta}}
-    Post._get_collection().update_one(
-        {"_id": post_id, **condition}, {"$inc": {"comment_count": delta}}, session=session
-    )
+    posts = Post._get_collection()
+    update = {"$inc": {"comment_count": delta}}
+    if (writes := running_batch(session)) is not None:
+        writes.update(posts, {"_id": post_id, **condition}, update)
+    else:
+        posts.update_one({"_id": post_id, **condition}, update, session=session)
 
 
 def record_commented(
@@ -263,7 +288,8 @@ def delete_comment(caller: Caller, comment_id: str) -> None:
         if result.modified_count and comment.status == VISIBLE:
             count_comment(session, comment.post_id, -1)
 
-    transaction(unit)
+    with _counters_of(comment.post_id):
+        transaction(unit)
     log.info("comment_deleted", comment_id=comment_id, by=caller.id)
 
 
@@ -303,7 +329,8 @@ def like(caller: Caller, post_id: str) -> dict[str, Any]:
             raise PostNotFound()
         return post["like_count"]
 
-    return {"post_id": oid, "liked": True, "like_count": transaction(unit)}
+    with _counters_of(oid):
+        return {"post_id": oid, "liked": True, "like_count": transaction(unit)}
 
 
 def unlike(caller: Caller, post_id: str) -> dict[str, Any]:
@@ -330,7 +357,8 @@ def unlike(caller: Caller, post_id: str) -> dict[str, Any]:
             raise PostNotFound()
         return post["like_count"]
 
-    return {"post_id": oid, "liked": False, "like_count": transaction(unit)}
+    with _counters_of(oid):
+        return {"post_id": oid, "liked": False, "like_count": transaction(unit)}
 
 
 # --- personal data ---------------------------------------------------------------------

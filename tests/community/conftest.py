@@ -8,12 +8,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from bson import ObjectId
 
 from accounts.models import User
 from app.auth import load_caller
 from app.clock import utcnow
-from community import clubs
-from community.models import Club
+from community import clubs, feed
+from community.models import VISIBLE, Club, Post
 from tests.support import Person, make_person
 
 API = "/api/v1"
@@ -71,3 +72,41 @@ def report(client, person: Person, target_id: str, target_type: str = "post"):
         json={"target_type": target_type, "target_id": target_id, "reason": "spam"},
         headers=person.headers,
     )
+
+
+# --- data as earlier releases stored it -----------------------------------------------
+
+
+def made_at(moment) -> ObjectId:
+    """A unique id whose time part is `moment` (the rest from a fresh id)."""
+    return ObjectId(ObjectId.from_datetime(moment).binary[:4] + ObjectId().binary[4:])
+
+
+def old_club(days_old: int) -> Club:
+    club = Club(
+        id=made_at(utcnow() - timedelta(days=days_old)),
+        name=f"Old {days_old}",
+        kind="interest",
+        city_code="SZ",
+    )
+    club.save(force_insert=True)
+    return club
+
+
+def stored_post(club: Club | ObjectId, days_ago: float, status: str = VISIBLE) -> dict:
+    """A post as an earlier release stored it: uncounted until the migration runs."""
+    club_id = club.pk if isinstance(club, Club) else club
+    post_id = made_at(utcnow() - timedelta(days=days_ago))
+    return Post(
+        id=post_id,
+        club_id=club_id,
+        city_code="SZ",
+        author_name="x",
+        body=f"{days_ago} days ago",
+        status=status,
+        feed_key=feed.feed_key(club_id, post_id, status),
+    ).to_mongo()
+
+
+def old_post(club: Club | ObjectId, days_ago: float, status: str = VISIBLE) -> str:
+    return str(Post._get_collection().insert_one(stored_post(club, days_ago, status)).inserted_id)

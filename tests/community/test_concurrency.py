@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from community.models import Club, Like, Membership, Post
+from community.models import VISIBLE, Club, Comment, Like, Membership, Post
 from tests.community.conftest import API, post_in, seasoned
 from tests.events.conftest import many_owners
 
@@ -53,3 +53,28 @@ def test_fifty_likes_and_unlikes_keep_like_count_exact(live_server, client, make
     truth = Like.objects(post_id=post["id"]).count()
     assert 0 < truth <= 50
     assert Post.objects.get(pk=post["id"]).like_count == truth
+
+
+def test_thirty_owners_commenting_and_deleting_keep_comment_count_exact(
+    live_server, client, make_club
+):
+    owners = [seasoned(person) for person in many_owners(30)]
+    club = make_club(members=tuple(owners))
+    post = post_in(client, club, owners[0])
+    url = f"{live_server}{API}/posts/{post['id']}/comments"
+
+    def discuss(person) -> None:
+        with requests.Session() as http:
+            said = []
+            for n in range(3):
+                response = http.post(url, json={"body": f"take {n}"}, headers=person.headers)
+                assert response.status_code == 201, response.text
+                said.append(response.json()["id"])
+            gone = http.delete(f"{live_server}{API}/comments/{said[1]}", headers=person.headers)
+            assert gone.status_code == 204, gone.text
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(discuss, owners))
+    truth = Comment.objects(post_id=post["id"], status=VISIBLE).count()
+    assert truth == 60
+    assert Post.objects.get(pk=post["id"]).comment_count == truth
