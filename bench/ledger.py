@@ -53,7 +53,7 @@ def _credit(people: list[tuple[str, str]], points: int) -> None:
     """Give each owner `points` in one consistent earn (entry, lot, account), written at
     once rather than through thousands of transactions."""
     from app.clock import utcnow
-    from loyalty import ledger
+    from loyalty import figures, ledger
     from loyalty.models import LedgerEntry, Lot, PointsAccount
 
     now = utcnow()
@@ -67,8 +67,8 @@ def _credit(people: list[tuple[str, str]], points: int) -> None:
                 "balance": points,
                 "lifetime_earned": points,
                 "redeemed": {},
-                **ledger.tier_figure(points, now, now),
-                **ledger.expiring_figure([(expires_at, points)], now),
+                **figures.tier_figure(points, now, now),
+                **figures.expiring_figure([(expires_at, points)], now),
                 "created_at": now,
                 "updated_at": now,
             }

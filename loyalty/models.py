@@ -44,7 +44,7 @@ RUN_STATUSES = (RUN_QUEUED, RUN_RUNNING, RUN_DONE, RUN_FAILED)
 class PointsAccount(Document):
     """The cached figures of one owner's ledger (`_id` is the user id). Written only in the
     transaction that writes the entry it reflects, or that recomputes a figure whose time
-    passed; reconciliation rebuilds it (see `loyalty/ledger.py`)."""
+    passed; reconciliation rebuilds it (see `loyalty/figures.py`)."""
 
     id = ObjectIdField(primary_key=True)
     balance = IntField(required=True, default=0, min_value=0)

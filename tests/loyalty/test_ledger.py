@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from loyalty import (
-    balances,
-    ledger,
-)
+from loyalty import balances, figures, ledger
 from loyalty.models import LedgerEntry, Lot, PointsAccount
 from notifications.models import Notification
 from tests.loyalty.conftest import T0, assert_invariants, earn
@@ -48,7 +45,7 @@ def test_tiers_follow_rolling_twelve_months_and_multiply_earns(app):
     # past that date recomputes it and stores it.
     account = PointsAccount.objects.get(pk=owner.user.pk)
     assert (account.tier, account.tier_points) == ("gold", 8_120)
-    assert account.tier_until == T0 + ledger.TIER_WINDOW
+    assert account.tier_until == T0 + figures.TIER_WINDOW
     assert balances.tier_of(owner.id, now=T0 + timedelta(days=366)) == "member"
     account.reload()
     assert (account.tier, account.tier_points) == ("member", 0)
