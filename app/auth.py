@@ -96,9 +96,13 @@ class Caller:
 def load_caller(user_id: Any, session_id: str | None = None) -> Caller | None:
     """The active account `user_id` as a caller, in one read; None when unknown or erased."""
     oid = object_id(user_id)
-    user = User.objects(pk=oid, erased_at=None).first() if oid else None
-    if user is None:
+    # By `_id` alone, checking `erased_at` here: SecantusDB answers a find on `_id` with any
+    # other condition about 4x more slowly (measured: 1.6 against 0.4 ms of server time),
+    # and this read is part of every authenticated request.
+    document = User._get_collection().find_one({"_id": oid}) if oid else None
+    if document is None or document.get("erased_at") is not None:
         return None
+    user = User._from_son(document)
     return Caller(user, tuple(user.grants), session_id)
 
 

@@ -140,8 +140,9 @@ def redeem(
 
     def unit(session: ClientSession) -> Redemption:
         rewards = Reward._get_collection()
-        reward = rewards.find_one({"_id": reward_oid, "active": True}, session=session)
-        if reward is None:
+        # By `_id` alone (see `app.auth.load_caller`), `active` checked here.
+        reward = rewards.find_one({"_id": reward_oid}, session=session)
+        if reward is None or not reward.get("active"):
             raise NotFound(message="Reward not found.")
         if reward.get("city_codes") and owner.city_code not in reward["city_codes"]:
             raise errors.NotInCity()
