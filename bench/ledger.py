@@ -67,6 +67,7 @@ def _credit(people: list[tuple[str, str]], points: int) -> None:
                 "balance": points,
                 "lifetime_earned": points,
                 "redeemed": {},
+                "spend_from": expires_at,
                 **figures.tier_figure(points, now, now),
                 **figures.expiring_figure([(expires_at, points)], now),
                 "created_at": now,

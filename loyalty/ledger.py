@@ -97,10 +97,14 @@ def existing_entry(
 
 
 def _consume(
-    session: ClientSession, movement: Movement, points: int, now: datetime
+    session: ClientSession,
+    movement: Movement,
+    points: int,
+    now: datetime,
+    spend_from: datetime | None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Take `points` from the account's lots: the lots taken from, and the expiring figure
-    after it (stale when the lots were not all read)."""
+    """Take `points` from the account's lots: the lots taken from, and the account fields
+    after it (the expiring figure, stale when the lots were not all read, and `spend_from`)."""
     lots = Lot._get_collection()
     writes = batch(session)
     if movement.lot_id is not None:
@@ -111,19 +115,15 @@ def _consume(
     taken: dict[ObjectId, int] = {}
     left = points
     if movement.first_lot is not None:
-        own = lots.find_one(
-            {"account_id": movement.account_id, "remaining": {"$gt": 0}, "_id": movement.first_lot},
-            {"remaining": 1},
-            session=session,
-        )
-        if own is not None:
+        own = lots.find_one({"_id": movement.first_lot}, {"remaining": 1}, session=session)
+        if own is not None and own["remaining"] > 0:
             taken[own["_id"]] = min(left, own["remaining"])
             left -= taken[own["_id"]]
     # Read in spending order until the points are found and the expiring figure is known:
     # the lots within 90 days, and the first later one still holding points.
     horizon = now + EXPIRING_WINDOW
     points_by_date: list[tuple[datetime, int]] = []
-    for lot in open_lots(session, movement.account_id):
+    for lot in open_lots(session, movement.account_id, spend_from):
         remaining = lot["remaining"] - taken.get(lot["_id"], 0)
         if left and lot["_id"] != movement.first_lot:
             taken[lot["_id"]] = min(left, remaining)
@@ -132,13 +132,20 @@ def _consume(
         points_by_date.append((lot["expires_at"], remaining))
         if not left and remaining and lot["expires_at"] > horizon:
             break
+    if left and spend_from is not None:
+        # A `spend_from` past a lot with points (reconciliation reports it): every lot.
+        return _consume(session, movement, points, now, None)
     if left:
         raise LedgerCorrupt(f"account {movement.account_id}: lots short by {left} points")
     for lot_id, take in taken.items():
         writes.update(lots, {"_id": lot_id}, {"$inc": {"remaining": -take}})
-    return [{"lot_id": lot_id, "points": take} for lot_id, take in taken.items()], expiring_figure(
-        points_by_date, now
-    )
+    # Where the lots with points now begin; past the last lot read when none is left.
+    still_open = [expires_at for expires_at, remaining in points_by_date if remaining]
+    moved = still_open[:1] or [expires_at for expires_at, _ in points_by_date[-1:]]
+    return [{"lot_id": lot_id, "points": take} for lot_id, take in taken.items()], {
+        **expiring_figure(points_by_date, now),
+        **({"spend_from": moved[0]} if moved else {}),
+    }
 
 
 def _credit_lots(
@@ -225,16 +232,25 @@ def write(
     if movement.amount > 0:
         entry["lots"], enters_window = _credit_lots(session, movement, entry, now)
         if enters_window is None:
-            changes["expiring_until"] = now  # a refund: recomputed when next read
-        elif account.is_current("expiring", now):
-            until = account.get("expiring_until")
-            changes["expiring_until"] = min(until or enters_window, enters_window)
+            # A refund: recomputed when next read, and forgotten (see `loyalty.figures`).
+            changes["expiring_until"] = now
+            changes["spend_from"] = None
+        else:
+            if account.is_current("expiring", now):
+                until = account.get("expiring_until")
+                changes["expiring_until"] = min(until or enters_window, enters_window)
+            if account.spend_from is not None or not account.document:
+                changes["spend_from"] = min(
+                    account.spend_from or entry["expires_at"], entry["expires_at"]
+                )
         condition: dict[str, Any] = {"_id": movement.account_id}
     else:
         if account.balance < -movement.amount:
             raise errors.InsufficientPoints()
-        entry["lots"], expiring = _consume(session, movement, -movement.amount, now)
-        changes.update(expiring)
+        entry["lots"], lots_after = _consume(
+            session, movement, -movement.amount, now, account.spend_from
+        )
+        changes.update(lots_after)
         # The snapshot already says there is enough; the condition guards invariant 1.
         condition = {"_id": movement.account_id, "balance": {"$gte": -movement.amount}}
     entry["balance_after"] = account.balance + movement.amount

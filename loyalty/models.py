@@ -62,6 +62,8 @@ class PointsAccount(Document):
     expiring_until = DateTimeField()
     # Per reward id, the quantity redeemed and not cancelled (per-owner limits).
     redeemed = DictField()
+    # No lot expiring before it holds points (unset: not known); see `loyalty.figures`.
+    spend_from = DateTimeField()
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 

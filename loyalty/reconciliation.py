@@ -92,12 +92,14 @@ def _ledger_totals(
             **figures.tier_figure(*figures.rolling_earned(session, account_id, now), now),
             **figures.expiring_figure(lots, now),
             "redeemed": figures.redemption_counts(session, account_id),
+            "spend_from": next((expires_at for expires_at, points in lots if points), None),
         },
     }
 
 
 def _stale_figures(account: dict[str, Any], computed: dict[str, Any], now: datetime) -> list[str]:
-    """The cached figures that are current but differ from the ledger's."""
+    """The cached figures that are current but differ from the ledger's, and a `spend_from`
+    past a lot with points (an earlier one than needed only costs a debit a few more lots)."""
     stale = []
     for figure, fields in (
         ("tier", ("tier_points", "tier_until")),
@@ -107,6 +109,9 @@ def _stale_figures(account: dict[str, Any], computed: dict[str, Any], now: datet
             account.get(name) != computed[name] for name in fields
         ):
             stale.append(figure)
+    cached_from, first_open = account.get("spend_from"), computed["spend_from"]
+    if cached_from and first_open and cached_from > first_open:
+        stale.append("spend_from")
     held = {reward: count for reward, count in account.get("redeemed", {}).items() if count}
     if "redeemed" in account and held != computed["redeemed"]:
         stale.append("redeemed")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from loyalty import balances, figures, ledger
+from app.auth import load_caller
+from loyalty import balances, figures, ledger, rewards
 from loyalty.models import LedgerEntry, Lot, PointsAccount
 from notifications.models import Notification
-from tests.loyalty.conftest import T0, assert_invariants, earn
+from tests.loyalty.conftest import T0, assert_invariants, earn, make_reward
 from tests.support import make_person
 
 
@@ -59,3 +60,24 @@ def test_add_months_clamps_to_month_end():
     assert ledger.add_months(datetime(2025, 11, 30, tzinfo=UTC), 3) == datetime(
         2026, 2, 28, tzinfo=UTC
     )
+
+
+def test_spending_reads_the_lots_from_where_points_begin(app):
+    owner = make_person("SZ")
+    for days in (0, 10, 20):
+        earn(owner.id, 100, now=T0 + timedelta(days=days))
+    lots = list(Lot.objects(account_id=owner.user.pk).order_by("expires_at"))
+
+    def spend_from():
+        return PointsAccount.objects.get(pk=owner.user.pk).spend_from
+
+    assert spend_from() == lots[0].expires_at
+    redemption = rewards.redeem(owner.user, str(make_reward(cost=150).pk), now=T0)
+    assert spend_from() == lots[1].expires_at  # the first lot spent, half the second left
+    # A refund puts points back in lots it does not read: where they begin is forgotten,
+    # and the next debit reads every lot with points and finds it again.
+    rewards.cancel_redemption(load_caller(owner.id), str(redemption.pk), now=T0)
+    assert spend_from() is None
+    rewards.redeem(owner.user, str(make_reward(cost=250).pk), now=T0)
+    assert spend_from() == lots[2].expires_at
+    assert assert_invariants(owner.id) == 50
