@@ -35,7 +35,13 @@ def load_account(user_id: ObjectId) -> User | None:
     read (None: unknown or erased). Every authenticated request reads it
     (`app.auth.load_caller`), so a revoked grant, a ban, an erasure or an ended session
     counts from the next request."""
-    return User.objects(pk=user_id, erased_at=None).first()
+    # By `_id` alone, checking `erased_at` here: SecantusDB answers a find on `_id` with any
+    # other condition about 4x more slowly (measured: 1.6 against 0.4 ms of server time),
+    # and this read is part of every authenticated request.
+    document = User._get_collection().find_one({"_id": user_id})
+    if document is None or document.get("erased_at") is not None:
+        return None
+    return User._from_son(document)
 
 
 def account_of(caller: Caller) -> User:

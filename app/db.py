@@ -171,9 +171,13 @@ class Writes:
         document: dict[str, Any],
         *,
         duplicate: Exception | None = None,
+        first: bool = False,
     ) -> None:
-        self._models.append(InsertOne(document, namespace=_namespace(collection)))
-        self._checks.append(_Check(collection, duplicate=duplicate))
+        """Queue an insert; `first=True` puts it before every write queued so far, so that
+        its `duplicate` is the one raised when several would be."""
+        at = 0 if first else len(self._models)
+        self._models.insert(at, InsertOne(document, namespace=_namespace(collection)))
+        self._checks.insert(at, _Check(collection, duplicate=duplicate))
 
     def update(
         self,

@@ -8,7 +8,8 @@ The record of a key is written once, complete, in the transaction of the change 
 nothing is written before. The decorator reads the record once: found, it answers from it.
 Not found, the view runs with a pending record that the service's answering transaction
 (`app.db.transaction(..., answers_request=True)`) renders from its result and inserts with
-its own writes, in the same command. So:
+its own writes, in the same command. (A view whose every change is in that transaction can
+skip the read: `changes_in_transaction=True`, below.) So:
 
 - two requests racing with one key cannot both take effect: the unique index on
   (scope, key) lets one transaction commit, the other fails on it (or on the change itself:
@@ -32,8 +33,8 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import wraps
+from dataclasses import dataclass, replace
+from functools import partial, wraps
 from typing import Any
 
 import marshmallow as ma
@@ -42,6 +43,7 @@ from flask import Response, jsonify, request
 from mongoengine import DateTimeField, Document, IntField, StringField
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
+from werkzeug.exceptions import UnprocessableEntity
 
 from app import db
 from app.auth import caller
@@ -84,6 +86,10 @@ class KeyTaken(Exception):
     """Another request with this key committed first (raised out of the transaction)."""
 
 
+class _Unfinished(Exception):
+    """The key's record was one the previous release left unfinished: run the view again."""
+
+
 def _request_hash() -> str:
     payload = request.get_json(silent=True)
     canonical = (
@@ -122,7 +128,9 @@ class _Pending:
         if self.written:
             return
         self.body = render(self.schema, result)
-        writes.insert(self.records, self.document(self.status, self.body), duplicate=KeyTaken())
+        # First: a replay's transaction then fails on the key, whatever else it repeats.
+        record = self.document(self.status, self.body)
+        writes.insert(self.records, record, duplicate=KeyTaken(), first=True)
 
     def committed(self) -> None:
         self.written = self.body is not None
@@ -135,9 +143,20 @@ class _Pending:
             return self.answer_stored()
         return None
 
-    def answer_stored(self) -> Response:
+    def stored(self) -> dict[str, Any] | None:
+        """The key's finished record; one left by the previous release for a request that
+        never finished is deleted, and the key is free."""
         found = self.records.find_one({"scope": self.scope, "key": self.key})
-        assert found is not None, "a record that refused our insert is kept 48 hours"
+        if found is not None and found.get("body") is None:
+            self.records.delete_one({"_id": found["_id"], "body": None})
+            return None
+        return found
+
+    def answer_stored(self) -> Response:
+        found = self.stored()
+        if found is None:
+            # The record that refused ours was an unfinished one, deleted now.
+            raise _Unfinished()
         return _answer(found, self.request_hash)
 
 
@@ -149,29 +168,24 @@ def _answer(record: dict[str, Any], request_hash: str) -> Response:
     return response
 
 
-def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
+def idempotent(
+    view: Callable[..., Response] | None = None, *, changes_in_transaction: bool = False
+) -> Any:
     """Wrap a view: outermost of its method decorators, above the `@blp.response` whose
     schema renders the stored answer; the header and the refusals it adds are documented
-    with the view."""
+    with the view.
+
+    `changes_in_transaction=True` (as `@idempotent(changes_in_transaction=True)`) declares
+    that the view changes nothing but in its answering transaction, and spares each request
+    the read of its key: the view runs, and a replay's transaction fails on the key's record,
+    which changes nothing, and answers the stored response. A replay then costs the view's
+    reads, a first request one command less.
+    """
+    if view is None:
+        return partial(idempotent, changes_in_transaction=changes_in_transaction)
     status, schema = declared_response(view)
 
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        key = request.headers.get(HEADER)
-        if key is None:
-            return view(*args, **kwargs)
-        if not _KEY.match(key):
-            raise InvalidIdempotencyKey()
-        records = IdempotencyRecord._get_collection()
-        scope = f"{caller().id}:{request.method}:{request.path}"
-        request_hash = _request_hash()
-        found = records.find_one({"scope": scope, "key": key})
-        if found is not None and found.get("body") is not None:
-            return _answer(found, request_hash)
-        if found is not None:
-            # Left by the previous release for a request that never finished.
-            records.delete_one({"_id": found["_id"], "body": None})
-        pending = _Pending(records, scope, key, request_hash, status, schema)
+    def respond(pending: _Pending, args: Any, kwargs: Any) -> Response:
         try:
             with db.answering(pending):
                 response = view(*args, **kwargs)
@@ -184,6 +198,12 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
             if (first := pending.insert(refusal.status, body)) is not None:
                 return first
             raise
+        except UnprocessableEntity:
+            # A body the schema refuses: with a key already used for another body, that
+            # is the answer (the view ran before the key was read).
+            if changes_in_transaction and (found := pending.stored()) is not None:
+                return _answer(found, pending.request_hash)
+            raise
         if not pending.written:
             # The view changed nothing in an answering transaction: store its answer now.
             if response.status_code >= 500:
@@ -193,6 +213,23 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
             log.error("idempotent_answer_differs", view=view.__qualname__)
             return Response(pending.body, status=pending.status, mimetype="application/json")
         return response
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        key = request.headers.get(HEADER)
+        if key is None:
+            return view(*args, **kwargs)
+        if not _KEY.match(key):
+            raise InvalidIdempotencyKey()
+        scope = f"{caller().id}:{request.method}:{request.path}"
+        records = IdempotencyRecord._get_collection()
+        pending = _Pending(records, scope, key, _request_hash(), status, schema)
+        if not changes_in_transaction and (found := pending.stored()) is not None:
+            return _answer(found, pending.request_hash)
+        try:
+            return respond(pending, args, kwargs)
+        except _Unfinished:
+            return respond(replace(pending, body=None, written=False), args, kwargs)
 
     documented = header_parameters(KEY_PARAMETER)(wrapper)
     return refuses(InvalidIdempotencyKey, IdempotencyKeyReused)(documented)

@@ -173,7 +173,7 @@ class RewardItem(MethodView):
 
 @rewards.route("/redemptions")
 class Redemptions(MethodView):
-    @idempotent
+    @idempotent(changes_in_transaction=True)  # `redeem` changes all in one transaction
     @rewards.arguments(RedemptionCreateSchema)
     @rewards.response(201, RedemptionSchema)
     @rewards.refuses(

@@ -1,22 +1,12 @@
-"""The points ledger: accounts, entries, lots and tiers, and the one way points move.
+"""The points ledger: entries and lots, and the one way points move.
 
 Every movement is one immutable `LedgerEntry`, written by `write` (or `earn`, which applies
 the tier multiplier first) in the same transaction as the lots it opens or consumes and the
-cached figures of the owner's `PointsAccount`; nothing else writes a balance. The other
-loyalty modules (rules, rewards, adjustments, partner systems, expiry) describe a movement
-and call these. All writes of one owner touch that account document, so concurrent
-movements of one owner conflict and `with_transaction` retries them one after another: a
-debit sees every earlier credit, and the balance cannot go below zero.
-
-The account caches what reads would otherwise compute from the owner's history on every
-request: the tier figure (points earned in the rolling 12 months) and the points expiring in
-the next 90 days, each with the time it was computed for (`*_as_of`) and the time it next
-changes by itself (`*_until`: an earn leaving the window, a lot entering the 90 days). A
-figure is current for `as_of <= now < until`. Writes keep it current from what they read
-anyway (an earn adds to the tier figure; a debit, which reads the lots it spends in expiry
-order, recomputes the expiring points); a write that cannot (a lot expiring, a refund) marks
-it stale, and whoever next needs a stale figure recomputes it from the ledger (`refresh`).
-Reconciliation checks and rebuilds them like the balance.
+cached figures of the owner's `PointsAccount` (`loyalty.figures`); nothing else writes a
+balance. The other loyalty modules (rules, rewards, adjustments, partner systems, expiry)
+describe a movement and call these. All writes of one owner touch that account document, so
+concurrent movements of one owner conflict and `with_transaction` retries them one after
+another: a debit sees every earlier credit, and the balance cannot go below zero.
 
 Functions take `now` so that expiry, caps and tiers can be tested with a clock of their own.
 """
@@ -24,9 +14,8 @@ Functions take `now` so that expiry, caps and tiers can be tested with a clock o
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -35,43 +24,24 @@ from pymongo.client_session import ClientSession
 from app.db import batch, object_id
 from app.errors import NotFound
 from loyalty import errors
-from loyalty.models import CANCELLED, EARN, REVERSE, LedgerEntry, Lot, PointsAccount, Redemption
+from loyalty.figures import (
+    EXPIRING_WINDOW,
+    TIER_WINDOW,
+    TIERS,
+    Account,
+    counts_as_earned,
+    expiring_figure,
+    open_lots,
+    read_account,
+    tier_figure,
+)
+from loyalty.models import EARN, LedgerEntry, Lot, PointsAccount
 
 LOT_LIFETIME_MONTHS = 24
-TIER_WINDOW = timedelta(days=365)
-EXPIRING_WINDOW = timedelta(days=90)
-
-
-@dataclass(frozen=True)
-class Tier:
-    name: str
-    threshold: int
-    # Tenths, so that points stay integers: 11 means x1.1, rounded down.
-    multiplier: int
-
-
-TIERS = (
-    Tier("member", 0, 10),
-    Tier("silver", 2_000, 11),
-    Tier("gold", 8_000, 12),
-    Tier("platinum", 20_000, 15),
-)
-TIER_NAMES = tuple(tier.name for tier in TIERS)
 
 
 class LedgerCorrupt(RuntimeError):
     """The cached balance covers a debit its lots do not: a bug, never a client error."""
-
-
-# --- tiers and clock helpers -----------------------------------------------------------
-
-
-def tier_for(earned: int) -> Tier:
-    return [tier for tier in TIERS if earned >= tier.threshold][-1]
-
-
-def tier_rank(name: str) -> int:
-    return TIER_NAMES.index(name)
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -113,23 +83,6 @@ class Movement:
     request_key: str | None = None
 
 
-def _counts_as_earned(kind: str, source: dict[str, Any]) -> bool:
-    """Whether an entry moves the points earned (lifetime and tier figure): an earn adds to
-    them, the reversal of an earn takes that earn back out. `EARNED_POINTS` says the same in
-    the database's terms, `rolling_earned` for the tier window."""
-    return kind == EARN or (kind == REVERSE and source.get("kind") == EARN)
-
-
-# `_counts_as_earned` as an aggregation expression: an entry's part in the points earned.
-_EARNED = {
-    "$or": [
-        {"$eq": ["$kind", EARN]},
-        {"$and": [{"$eq": ["$kind", REVERSE]}, {"$eq": ["$source.kind", EARN]}]},
-    ]
-}
-EARNED_POINTS = {"$cond": [_EARNED, "$amount", 0]}
-
-
 def existing_entry(
     session: ClientSession | None, key: str, once_key: str | None = None
 ) -> dict[str, Any] | None:
@@ -140,239 +93,18 @@ def existing_entry(
     return found
 
 
-# --- the account and its cached figures -------------------------------------------------
-
-
-def is_current(document: dict[str, Any], figure: str, now: datetime) -> bool:
-    """Whether the account's cached `figure` ("tier", "expiring") holds at `now`."""
-    as_of, until = document.get(f"{figure}_as_of"), document.get(f"{figure}_until")
-    return as_of is not None and as_of <= now and (until is None or now < until)
-
-
-@dataclass
-class Account:
-    """An owner's points account as a transaction read it. `changes` holds the cached
-    figures this read had to recompute: the next write of the account stores them."""
-
-    id: ObjectId
-    document: dict[str, Any]
-    changes: dict[str, Any] = field(default_factory=dict)
-    # When read with `tier=True`: the time the tier figure is counted at.
-    tier_time: datetime | None = None
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self.changes.get(name, self.document.get(name, default))
-
-    @property
-    def balance(self) -> int:
-        return self.document.get("balance", 0)
-
-    @property
-    def tier(self) -> Tier:
-        return tier_for(self.get("tier_points", 0))
-
-    def is_current(self, figure: str, now: datetime) -> bool:
-        return is_current({**self.document, **self.changes}, figure, now)
-
-    def redeemed(self, reward_id: ObjectId) -> int:
-        """How many of the reward the owner holds (redeemed, not cancelled); read with
-        `redeemed=True`."""
-        return self.get("redeemed", {}).get(str(reward_id), 0)
-
-    def redeeming(self, reward_id: ObjectId, quantity: int) -> dict[str, Any]:
-        """The account fields to set for `quantity` more (or, negative, fewer) of the reward;
-        nothing for an account from before the counters that was not read with them (the
-        count made when it is, from its redemptions, will be right)."""
-        held = self.redeemed(reward_id) + quantity
-        if "redeemed" in self.changes:
-            return {"redeemed": {**self.changes["redeemed"], str(reward_id): held}}
-        if "redeemed" not in self.document:
-            return {}
-        return {f"redeemed.{reward_id}": held}
-
-
-def read_account(
-    session: ClientSession,
-    account_id: ObjectId,
-    now: datetime,
-    *,
-    tier: bool = False,
-    redeemed: bool = False,
-) -> Account:
-    """The account in the transaction's snapshot, for a write at `now`, with the tier figure
-    (`tier=True`) and the redemption counters (`redeemed=True`) made current when they are
-    not.
-
-    The tier figure's clock never runs back: a write whose `now` is earlier than the figure's
-    (taken before a later write committed first) counts it at the figure's time, which
-    already holds every earn committed, the later one included.
-    """
-    document = PointsAccount._get_collection().find_one({"_id": account_id}, session=session)
-    if document is None:
-        # No account, no entries (they are written together): the figures of an empty
-        # ledger, with nothing to read.
-        return Account(
-            account_id,
-            {},
-            {**tier_figure(0, None, now), **expiring_figure([], now), "redeemed": {}},
-            tier_time=now,
-        )
-    account = Account(account_id, document)
-    if tier:
-        account.tier_time = max(now, account.document.get("tier_as_of") or now)
-        if not account.is_current("tier", account.tier_time):
-            account.changes.update(_tier_figure(session, account_id, account.tier_time))
-    if redeemed and "redeemed" not in account.document:
-        # An account from before the counters: count its redemptions once.
-        account.changes["redeemed"] = redemption_counts(session, account_id)
-    return account
-
-
-def refresh(session: ClientSession, account_id: ObjectId, now: datetime) -> dict[str, Any]:
-    """The account with both cached figures current at `now`, storing them when they were
-    stale (unless `now` is before the time they were computed for: a look into the past)."""
-    account = read_account(session, account_id, now)
-    if not is_current(account.document, "tier", now):
-        account.changes.update(_tier_figure(session, account_id, now))
-    if not is_current(account.document, "expiring", now):
-        account.changes.update(_expiring_figure(_open_lots(session, account_id), now))
-    if not account.document or not account.changes:
-        return {**account.document, **account.changes}
-    stored = [
-        name
-        for name in ("tier", "expiring")
-        if f"{name}_as_of" in account.changes and account.document.get(f"{name}_as_of", now) <= now
-    ]
-    if stored:
-        PointsAccount._get_collection().update_one(
-            {"_id": account_id},
-            {
-                "$set": {
-                    name: value
-                    for name, value in account.changes.items()
-                    if name.split("_")[0] in stored
-                }
-            },
-            session=session,
-        )
-    return {**account.document, **account.changes}
-
-
-def rolling_earned(
-    session: ClientSession | None, account_id: ObjectId, now: datetime
-) -> tuple[int, datetime | None]:
-    """Points earned in the tier window ending at `now`, less the earns reversed by then;
-    and the first earn in the window (the figure can only fall once it leaves)."""
-    since = now - TIER_WINDOW
-    window = {"account_id": account_id, "created_at": {"$gt": since, "$lte": now}}
-    # A reversal of an earn counts while its earn does (`earned_at` in the window); it is
-    # written after its earn, so its own date is in the window whenever its earn's is.
-    # Each query first matches its index (account_id, kind, created_at) and nothing else:
-    # SecantusDB answers a `$in` on kind, a `$cond` per entry or extra fields in that first
-    # `$match` 2-3x more slowly.
-    queries = (
-        [{"$match": {**window, "kind": EARN}}],
-        [
-            {"$match": {**window, "kind": REVERSE}},
-            {"$match": {"source.kind": EARN, "earned_at": {"$gt": since}}},
-        ],
-    )
-    entries = LedgerEntry._get_collection()
-    earned, first = 0, None
-    for stages in queries:
-        for row in entries.aggregate(
-            [
-                *stages,
-                {
-                    "$group": {
-                        "_id": None,
-                        "earned": {"$sum": "$amount"},
-                        "first": {"$min": "$created_at"},
-                    }
-                },
-            ],
-            session=session,
-        ):
-            earned += row["earned"]
-            first = first or row["first"]
-    return earned, first
-
-
-def tier_figure(points: int, first_earn: datetime | None, now: datetime) -> dict[str, Any]:
-    """The account fields of a tier figure computed for `now`."""
-    return {
-        "tier": tier_for(points).name,
-        "tier_points": points,
-        "tier_as_of": now,
-        "tier_until": first_earn + TIER_WINDOW if first_earn else None,
-    }
-
-
-def _tier_figure(session: ClientSession, account_id: ObjectId, now: datetime) -> dict[str, Any]:
-    return tier_figure(*rolling_earned(session, account_id, now), now)
-
-
-def _open_lots(session: ClientSession, account_id: ObjectId) -> Iterable[dict[str, Any]]:
-    """The account's lots with points left, in spending order: oldest expiry first."""
-    return (
-        Lot._get_collection()
-        .find(
-            {"account_id": account_id, "remaining": {"$gt": 0}},
-            {"remaining": 1, "expires_at": 1},
-            session=session,
-        )
-        .sort([("expires_at", 1), ("_id", 1)])
-    )
-
-
-def expiring_figure(
-    points_by_date: Iterable[tuple[datetime, int]], now: datetime
-) -> dict[str, Any]:
-    """The account fields of the points expiring within 90 days of `now`, from the points
-    left per expiry date (in date order); valid until the next later lot enters the 90 days."""
-    horizon = now + EXPIRING_WINDOW
-    expiring: list[dict[str, Any]] = []
-    until = None
-    for expires_at, points in points_by_date:
-        if points <= 0:
-            continue
-        if expires_at > horizon:
-            until = expires_at - EXPIRING_WINDOW
-            break
-        if expiring and expiring[-1]["expires_at"] == expires_at:
-            expiring[-1]["points"] += points
-        else:
-            expiring.append({"points": points, "expires_at": expires_at})
-    return {"expiring": expiring, "expiring_as_of": now, "expiring_until": until}
-
-
-def _expiring_figure(lots: Iterable[dict[str, Any]], now: datetime) -> dict[str, Any]:
-    return expiring_figure(((lot["expires_at"], lot["remaining"]) for lot in lots), now)
-
-
-def redemption_counts(session: ClientSession | None, account_id: ObjectId) -> dict[str, int]:
-    """Per reward, the quantity the owner redeemed and did not cancel."""
-    return {
-        str(row["_id"]): row["quantity"]
-        for row in Redemption._get_collection().aggregate(
-            [
-                {"$match": {"user_id": account_id}},
-                {"$match": {"status": {"$ne": CANCELLED}}},
-                {"$group": {"_id": "$reward_id", "quantity": {"$sum": "$quantity"}}},
-            ],
-            session=session,
-        )
-    }
-
-
 # --- writing a movement -----------------------------------------------------------------
 
 
 def _consume(
-    session: ClientSession, movement: Movement, points: int, now: datetime
+    session: ClientSession,
+    movement: Movement,
+    points: int,
+    now: datetime,
+    spend_from: datetime | None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Take `points` from the account's lots: the lots taken from, and the expiring figure
-    after it (stale when the lots were not all read)."""
+    """Take `points` from the account's lots: the lots taken from, and the account fields
+    after it (the expiring figure, stale when the lots were not all read, and `spend_from`)."""
     lots = Lot._get_collection()
     writes = batch(session)
     if movement.lot_id is not None:
@@ -383,19 +115,15 @@ def _consume(
     taken: dict[ObjectId, int] = {}
     left = points
     if movement.first_lot is not None:
-        own = lots.find_one(
-            {"account_id": movement.account_id, "remaining": {"$gt": 0}, "_id": movement.first_lot},
-            {"remaining": 1},
-            session=session,
-        )
-        if own is not None:
+        own = lots.find_one({"_id": movement.first_lot}, {"remaining": 1}, session=session)
+        if own is not None and own["remaining"] > 0:
             taken[own["_id"]] = min(left, own["remaining"])
             left -= taken[own["_id"]]
     # Read in spending order until the points are found and the expiring figure is known:
     # the lots within 90 days, and the first later one still holding points.
     horizon = now + EXPIRING_WINDOW
     points_by_date: list[tuple[datetime, int]] = []
-    for lot in _open_lots(session, movement.account_id):
+    for lot in open_lots(session, movement.account_id, spend_from):
         remaining = lot["remaining"] - taken.get(lot["_id"], 0)
         if left and lot["_id"] != movement.first_lot:
             taken[lot["_id"]] = min(left, remaining)
@@ -404,13 +132,20 @@ def _consume(
         points_by_date.append((lot["expires_at"], remaining))
         if not left and remaining and lot["expires_at"] > horizon:
             break
+    if left and spend_from is not None:
+        # A `spend_from` past a lot with points (reconciliation reports it): every lot.
+        return _consume(session, movement, points, now, None)
     if left:
         raise LedgerCorrupt(f"account {movement.account_id}: lots short by {left} points")
     for lot_id, take in taken.items():
         writes.update(lots, {"_id": lot_id}, {"$inc": {"remaining": -take}})
-    return [{"lot_id": lot_id, "points": take} for lot_id, take in taken.items()], expiring_figure(
-        points_by_date, now
-    )
+    # Where the lots with points now begin; past the last lot read when none is left.
+    still_open = [expires_at for expires_at, remaining in points_by_date if remaining]
+    moved = still_open[:1] or [expires_at for expires_at, _ in points_by_date[-1:]]
+    return [{"lot_id": lot_id, "points": take} for lot_id, take in taken.items()], {
+        **expiring_figure(points_by_date, now),
+        **({"spend_from": moved[0]} if moved else {}),
+    }
 
 
 def _credit_lots(
@@ -470,7 +205,7 @@ def write(
     write goes out in one command: `send=False` leaves them queued in the unit's batch for
     the caller to add its own. `account_changes` are more fields to `$set` on the account.
     """
-    earned = _counts_as_earned(movement.kind, movement.source)
+    earned = counts_as_earned(movement.kind, movement.source)
     if account is None:
         account = read_account(session, movement.account_id, now, tier=earned)
     entry: dict[str, Any] = {
@@ -497,16 +232,25 @@ def write(
     if movement.amount > 0:
         entry["lots"], enters_window = _credit_lots(session, movement, entry, now)
         if enters_window is None:
-            changes["expiring_until"] = now  # a refund: recomputed when next read
-        elif account.is_current("expiring", now):
-            until = account.get("expiring_until")
-            changes["expiring_until"] = min(until or enters_window, enters_window)
+            # A refund: recomputed when next read, and forgotten (see `loyalty.figures`).
+            changes["expiring_until"] = now
+            changes["spend_from"] = None
+        else:
+            if account.is_current("expiring", now):
+                until = account.get("expiring_until")
+                changes["expiring_until"] = min(until or enters_window, enters_window)
+            if account.spend_from is not None or not account.document:
+                changes["spend_from"] = min(
+                    account.spend_from or entry["expires_at"], entry["expires_at"]
+                )
         condition: dict[str, Any] = {"_id": movement.account_id}
     else:
         if account.balance < -movement.amount:
             raise errors.InsufficientPoints()
-        entry["lots"], expiring = _consume(session, movement, -movement.amount, now)
-        changes.update(expiring)
+        entry["lots"], lots_after = _consume(
+            session, movement, -movement.amount, now, account.spend_from
+        )
+        changes.update(lots_after)
         # The snapshot already says there is enough; the condition guards invariant 1.
         condition = {"_id": movement.account_id, "balance": {"$gte": -movement.amount}}
     entry["balance_after"] = account.balance + movement.amount

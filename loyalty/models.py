@@ -44,7 +44,7 @@ RUN_STATUSES = (RUN_QUEUED, RUN_RUNNING, RUN_DONE, RUN_FAILED)
 class PointsAccount(Document):
     """The cached figures of one owner's ledger (`_id` is the user id). Written only in the
     transaction that writes the entry it reflects, or that recomputes a figure whose time
-    passed; reconciliation rebuilds it (see `loyalty/ledger.py`)."""
+    passed; reconciliation rebuilds it (see `loyalty/figures.py`)."""
 
     id = ObjectIdField(primary_key=True)
     balance = IntField(required=True, default=0, min_value=0)
@@ -62,6 +62,8 @@ class PointsAccount(Document):
     expiring_until = DateTimeField()
     # Per reward id, the quantity redeemed and not cancelled (per-owner limits).
     redeemed = DictField()
+    # No lot expiring before it holds points (unset: not known); see `loyalty.figures`.
+    spend_from = DateTimeField()
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 

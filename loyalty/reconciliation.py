@@ -14,7 +14,7 @@ from app.auth import Caller
 from app.clock import utcnow
 from app.db import transaction
 from app.outbox import record_event
-from loyalty import ledger
+from loyalty import figures, ledger
 from loyalty.models import (
     RUN_DONE,
     RUN_FAILED,
@@ -64,7 +64,7 @@ def _ledger_totals(
                         "_id": None,
                         "balance": {"$sum": "$amount"},
                         "entries": {"$sum": 1},
-                        "earned": {"$sum": ledger.EARNED_POINTS},
+                        "earned": {"$sum": figures.EARNED_POINTS},
                     }
                 },
             ],
@@ -89,26 +89,31 @@ def _ledger_totals(
         "earned": totals["earned"],
         "lots": sum(remaining for _, remaining in lots),
         "figures": {
-            **ledger.tier_figure(*ledger.rolling_earned(session, account_id, now), now),
-            **ledger.expiring_figure(lots, now),
-            "redeemed": ledger.redemption_counts(session, account_id),
+            **figures.tier_figure(*figures.rolling_earned(session, account_id, now), now),
+            **figures.expiring_figure(lots, now),
+            "redeemed": figures.redemption_counts(session, account_id),
+            "spend_from": next((expires_at for expires_at, points in lots if points), None),
         },
     }
 
 
-def _stale_figures(account: dict[str, Any], figures: dict[str, Any], now: datetime) -> list[str]:
-    """The cached figures that are current but differ from the ledger's."""
+def _stale_figures(account: dict[str, Any], computed: dict[str, Any], now: datetime) -> list[str]:
+    """The cached figures that are current but differ from the ledger's, and a `spend_from`
+    past a lot with points (an earlier one than needed only costs a debit a few more lots)."""
     stale = []
     for figure, fields in (
         ("tier", ("tier_points", "tier_until")),
         ("expiring", ("expiring", "expiring_until")),
     ):
-        if ledger.is_current(account, figure, now) and any(
-            account.get(name) != figures[name] for name in fields
+        if figures.is_current(account, figure, now) and any(
+            account.get(name) != computed[name] for name in fields
         ):
             stale.append(figure)
+    cached_from, first_open = account.get("spend_from"), computed["spend_from"]
+    if cached_from and first_open and cached_from > first_open:
+        stale.append("spend_from")
     held = {reward: count for reward, count in account.get("redeemed", {}).items() if count}
-    if "redeemed" in account and held != figures["redeemed"]:
+    if "redeemed" in account and held != computed["redeemed"]:
         stale.append("redeemed")
     return stale
 

@@ -17,7 +17,7 @@ from app.db import batch, get_or_404, one_at_a_time, transaction, update_and_rea
 from app.errors import NotFound
 from app.outbox import record_event
 from app.web import paginate
-from loyalty import balances, errors, ledger
+from loyalty import balances, errors, figures, ledger
 from loyalty.models import (
     CANCELLED,
     FULFILLED,
@@ -64,7 +64,7 @@ def lock_of(owner: Owner, reward: Reward, tier: str, now: datetime) -> str | Non
         return errors.NotInCity.error
     if reward.city_codes and now < owner.city_held_since + CITY_TENURE:
         return errors.CityTooRecent.error
-    if ledger.tier_rank(tier) < ledger.tier_rank(reward.min_tier):
+    if figures.tier_rank(tier) < figures.tier_rank(reward.min_tier):
         return errors.TierTooLow.error
     if reward.stock < 1:
         return errors.OutOfStock.error
@@ -96,7 +96,7 @@ def catalogue(
         __raw__={"$or": [{"city_codes": []}, {"city_codes": city or owner.city_code}]},
     )
     if not include_locked:
-        query = query.filter(min_tier__in=ledger.TIER_NAMES[: ledger.tier_rank(tier) + 1])
+        query = query.filter(min_tier__in=figures.TIER_NAMES[: figures.tier_rank(tier) + 1])
     page = paginate(query, cursor, limit)
     page["items"] = [offer(reward) for reward in page["items"]]
     return page
@@ -140,16 +140,17 @@ def redeem(
 
     def unit(session: ClientSession) -> Redemption:
         rewards = Reward._get_collection()
-        reward = rewards.find_one({"_id": reward_oid, "active": True}, session=session)
-        if reward is None:
+        # By `_id` alone (see `app.auth.load_caller`), `active` checked here.
+        reward = rewards.find_one({"_id": reward_oid}, session=session)
+        if reward is None or not reward.get("active"):
             raise NotFound(message="Reward not found.")
         if reward.get("city_codes") and owner.city_code not in reward["city_codes"]:
             raise errors.NotInCity()
         eligible_from = owner.city_held_since + CITY_TENURE
         if reward.get("city_codes") and now < eligible_from:
             raise errors.CityTooRecent(eligible_from=eligible_from.isoformat())
-        account = ledger.read_account(session, owner.pk, now, tier=True, redeemed=True)
-        if ledger.tier_rank(account.tier.name) < ledger.tier_rank(reward["min_tier"]):
+        account = figures.read_account(session, owner.pk, now, tier=True, redeemed=True)
+        if figures.tier_rank(account.tier.name) < figures.tier_rank(reward["min_tier"]):
             raise errors.TierTooLow(min_tier=reward["min_tier"])
         limit = reward.get("per_owner_limit")
         if limit and account.redeemed(reward_oid) + quantity > limit:
@@ -255,7 +256,7 @@ def cancel_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
         debit = LedgerEntry._get_collection().find_one(
             {"_id": cancelled["entry_id"]}, session=session
         )
-        account = ledger.read_account(session, cancelled["user_id"], now)
+        account = figures.read_account(session, cancelled["user_id"], now)
         refund = ledger.write(
             session,
             ledger.Movement(

@@ -4,7 +4,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.fields import AwareDateTime, CityCode, NotEmpty, Rfc3339DateTime, StrictBoolean, Text
 from app.web import PageArgsSchema, Schema, StrictInteger
-from loyalty.ledger import TIER_NAMES
+from loyalty.figures import TIER_NAMES
 from loyalty.models import ENTRY_KINDS, FULFILLMENTS, REDEMPTION_STATUSES, RUN_STATUSES
 from loyalty.rules import CAP_PERIODS, EVENT_POINTS_CEILING
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import jwt as pyjwt
@@ -82,6 +83,22 @@ def test_a_token_without_a_session_is_refused(app, client):
     )
     refused = client.get(f"{API}/me", headers=bearer(token))
     assert refused.status_code == 401 and refused.json["error"] == "session_ended"
+
+
+def test_a_token_that_served_requests_is_refused_once_expired(app, client):
+    # The process remembers the tokens it verified (app/auth.py): not past their expiry.
+    ann = make_person()
+    claims = pyjwt.decode(ann.token, options={"verify_signature": False})
+    expires = int(time.time()) + 2
+    token = pyjwt.encode(
+        {**claims, "exp": expires},
+        app.config["SECRET_KEY"],
+        headers=pyjwt.get_unverified_header(ann.token),
+    )
+    assert client.get(f"{API}/me", headers=bearer(token)).status_code == 200
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    refused = client.get(f"{API}/me", headers=bearer(token))
+    assert refused.status_code == 401 and refused.json["message"] == "Token expired."
 
 
 # --- headers -------------------------------------------------------------------------------

@@ -63,6 +63,11 @@ def assert_invariants(user_id: Any) -> int:
         for entry in entries
         if entry.kind == "earn" or (entry.kind == "reverse" and entry.source["kind"] == "earn")
     )
+    # No lot expiring before `spend_from` holds points.
+    if account is not None and account.spend_from is not None:
+        assert not Lot.objects(
+            account_id=account_id, remaining__gt=0, expires_at__lt=account.spend_from
+        ).count()
     return balance
 
 

@@ -174,6 +174,35 @@ def test_same_idempotency_key_100_times_gives_one_entry_and_the_same_response(cl
     assert assert_invariants(owner.id) == 990
 
 
+def test_a_redemption_key_sent_with_another_body_is_refused_even_an_invalid_one(client):
+    # The view runs before the key is read (`changes_in_transaction`): the replays and
+    # the refusals of the key are those of any idempotent view all the same.
+    owner = make_person("SZ")
+    earn(owner.id, 1000)
+    reward, other = make_reward(cost=10), make_reward(cost=10, stock=0)
+    headers = {**owner.headers, "Idempotency-Key": "k"}
+    first = client.post("/api/v1/redemptions", headers=headers, json={"reward_id": str(reward.pk)})
+    assert first.status_code == 201
+    for body in ({"reward_id": str(other.pk)}, {"reward_id": str(reward.pk), "quantity": 0}):
+        refused = client.post("/api/v1/redemptions", headers=headers, json=body)
+        assert (refused.status_code, refused.json["error"]) == (422, "idempotency_key_reused")
+    out = client.post(
+        "/api/v1/redemptions",
+        headers={**headers, "Idempotency-Key": "out"},
+        json={"reward_id": str(other.pk)},
+    )
+    assert (out.status_code, out.json["error"]) == (409, "out_of_stock")
+    restocked = Reward.objects(pk=other.pk).update_one(set__stock=5)
+    assert restocked
+    replay = client.post(
+        "/api/v1/redemptions",
+        headers={**headers, "Idempotency-Key": "out"},
+        json={"reward_id": str(other.pk)},
+    )
+    assert replay.status_code == 409 and replay.headers["Idempotent-Replayed"] == "true"
+    assert Redemption.objects.count() == 1 and assert_invariants(owner.id) == 990
+
+
 def test_admin_adjustments_are_idempotent_and_audited(client, admin):
     owner = make_person("SZ")
     headers = {**admin.headers, "Idempotency-Key": "adj-1"}

@@ -1,13 +1,10 @@
-"""The ledger core: entries, lots, cached totals and tiers."""
+"""The ledger core: entries, lots and the cached totals they move."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from loyalty import (
-    balances,
-    ledger,
-)
+from loyalty import ledger
 from loyalty.models import LedgerEntry, Lot, PointsAccount
 from notifications.models import Notification
 from tests.loyalty.conftest import T0, assert_invariants, earn
@@ -33,26 +30,6 @@ def test_same_key_gives_one_entry(app):
         assert earn(owner.id, 100, key="k")["_id"] == first["_id"]
     assert LedgerEntry.objects(account_id=owner.user.pk).count() == 1
     assert assert_invariants(owner.id) == 100
-
-
-def test_tiers_follow_rolling_twelve_months_and_multiply_earns(app):
-    owner = make_person("SZ")
-    earn(owner.id, 8_000, now=T0)
-    assert balances.tier_of(owner.id, now=T0) == "gold"
-    attended = earn(owner.id, 100, now=T0 + timedelta(days=1), rule="event.attended")
-    assert attended["amount"] == 120  # gold: x1.2
-    summary = balances.points_summary(owner.id, now=T0 + timedelta(days=1))
-    assert summary["tier"] == "gold"
-    assert summary["next_tier"] == {"name": "platinum", "points_needed": 20_000 - 8_120}
-    # The cached figure holds until the first earn leaves the window; the read that finds it
-    # past that date recomputes it and stores it.
-    account = PointsAccount.objects.get(pk=owner.user.pk)
-    assert (account.tier, account.tier_points) == ("gold", 8_120)
-    assert account.tier_until == T0 + ledger.TIER_WINDOW
-    assert balances.tier_of(owner.id, now=T0 + timedelta(days=366)) == "member"
-    account.reload()
-    assert (account.tier, account.tier_points) == ("member", 0)
-    assert account.tier_as_of == T0 + timedelta(days=366)
 
 
 def test_add_months_clamps_to_month_end():

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from loyalty import (
     adjustments,
     reconciliation,
     rewards,
 )
-from loyalty.models import PointsAccount
+from loyalty.models import Lot, PointsAccount
 from tests.loyalty.conftest import T0, assert_invariants, earn, make_reward
 from tests.support import make_person
 
@@ -56,3 +58,15 @@ def test_reconciliation_finds_no_drift_after_reversals_and_repairs_to_the_net(ap
     account = PointsAccount.objects.get(pk=owner.user.pk)
     assert (account.lifetime_earned, account.tier) == (300, "member")
     assert assert_invariants(owner.id) == 200 and assert_invariants(other.id) == 0
+
+
+def test_reconciliation_repairs_a_spend_from_past_a_lot_with_points(app):
+    owner = make_person("SZ")
+    earn(owner.id, 100, now=T0)
+    earn(owner.id, 100, now=T0 + timedelta(days=10))
+    first, second = Lot.objects(account_id=owner.user.pk).order_by("expires_at")
+    PointsAccount.objects(pk=owner.user.pk).update_one(set__spend_from=second.expires_at)
+    run = reconciliation.run_reconciliation()
+    assert [drift["stale_figures"] for drift in run.drifts] == [["spend_from"]]
+    assert PointsAccount.objects.get(pk=owner.user.pk).spend_from == first.expires_at
+    assert assert_invariants(owner.id) == 200
