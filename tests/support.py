@@ -189,6 +189,16 @@ def settled_in_city(person: Person, days: int) -> None:
     person.user.reload()
 
 
+def add_vehicle(
+    client: Any, headers: dict[str, str], vin: str, model: str = "smart #1"
+) -> dict[str, Any]:
+    """A vehicle added through the API by the owner whose headers these are, awaiting
+    review."""
+    answer = client.post("/api/v1/me/vehicles", headers=headers, json={"vin": vin, "model": model})
+    assert answer.status_code == 201, answer.json
+    return answer.json
+
+
 def partner_signature(secret: str, stamp: str, raw: bytes) -> str:
     """`X-Signature` as docs/api-guide.md defines it: the hex HMAC-SHA256, keyed with the
     partner's secret, of `<X-Timestamp>.<raw body>`."""

@@ -11,25 +11,20 @@ from accounts.models import User, Vehicle
 from app.clock import utcnow
 from app.outbox import OutboxEvent
 from tests.accounts.calls import register
-from tests.support import make_city, make_person
+from tests.support import add_vehicle, make_city, make_person
 
 
 def test_vehicle_verification_emits_event(client):
     owner = make_person("SZ")
     leader = make_person("SZ", role="circle_leader")
-    created = client.post(
-        "/api/v1/me/vehicles",
-        headers=owner.headers,
-        json={"vin": "lsja24u69ms012345", "model": "smart #1"},
-    )
-    assert created.status_code == 201, created.json
-    assert created.json["vin"] == "LSJA24U69MS012345"
-    verified = client.post(f"/api/v1/vehicles/{created.json['id']}/verify", headers=leader.headers)
+    created = add_vehicle(client, owner.headers, "lsja24u69ms012345")
+    assert created["vin"] == "LSJA24U69MS012345"
+    verified = client.post(f"/api/v1/vehicles/{created['id']}/verify", headers=leader.headers)
     assert verified.status_code == 200, verified.json
     assert verified.json["status"] == "verified"
     assert User.objects.get(pk=owner.user.pk).verified_owner is True
-    assert OutboxEvent.objects(type="vehicle.verified", subject_id=created.json["id"]).count() == 1
-    again = client.post(f"/api/v1/vehicles/{created.json['id']}/verify", headers=leader.headers)
+    assert OutboxEvent.objects(type="vehicle.verified", subject_id=created["id"]).count() == 1
+    again = client.post(f"/api/v1/vehicles/{created['id']}/verify", headers=leader.headers)
     assert again.status_code == 409 and again.json["error"] == "not_pending"
     assert Vehicle.objects.count() == 1
 
@@ -68,11 +63,7 @@ def test_vin_is_unique_across_owners(client):
 def test_reject_needs_reason_and_leaves_owner_unverified(client):
     owner = make_person("SZ")
     leader = make_person("SZ", role="circle_leader")
-    vehicle = client.post(
-        "/api/v1/me/vehicles",
-        headers=owner.headers,
-        json={"vin": "LSJA24U69MS012345", "model": "smart #1"},
-    ).json
+    vehicle = add_vehicle(client, owner.headers, "LSJA24U69MS012345")
     url = f"/api/v1/vehicles/{vehicle['id']}/reject"
     assert client.post(url, headers=leader.headers, json={}).status_code == 422
     rejected = client.post(url, headers=leader.headers, json={"reason": "Papers unreadable"})
@@ -89,16 +80,8 @@ def test_leader_acts_only_in_own_city(client):
     cd_owner = make_person("CD")
     sz_owner = make_person("SZ")
     sz_leader = make_person("SZ", role="circle_leader")
-    cd_vehicle = client.post(
-        "/api/v1/me/vehicles",
-        headers=cd_owner.headers,
-        json={"vin": "LSJA24U69MS000001", "model": "smart #1"},
-    ).json
-    sz_vehicle = client.post(
-        "/api/v1/me/vehicles",
-        headers=sz_owner.headers,
-        json={"vin": "LSJA24U69MS000002", "model": "smart #3"},
-    ).json
+    cd_vehicle = add_vehicle(client, cd_owner.headers, "LSJA24U69MS000001")
+    sz_vehicle = add_vehicle(client, sz_owner.headers, "LSJA24U69MS000002", "smart #3")
     queue = client.get("/api/v1/vehicles?status=pending", headers=sz_leader.headers).json
     assert [v["id"] for v in queue["items"]] == [sz_vehicle["id"]]
     other_city = client.get("/api/v1/vehicles?city=CD", headers=sz_leader.headers)
@@ -113,11 +96,7 @@ def test_leader_acts_only_in_own_city(client):
 
 def test_owners_cannot_review_or_see_the_queue(client):
     owner = make_person("SZ")
-    vehicle = client.post(
-        "/api/v1/me/vehicles",
-        headers=owner.headers,
-        json={"vin": "LSJA24U69MS000003", "model": "smart #1"},
-    ).json
+    vehicle = add_vehicle(client, owner.headers, "LSJA24U69MS000003")
     assert client.get("/api/v1/vehicles", headers=owner.headers).status_code == 403
     assert (
         client.post(f"/api/v1/vehicles/{vehicle['id']}/verify", headers=owner.headers).status_code
@@ -128,11 +107,7 @@ def test_owners_cannot_review_or_see_the_queue(client):
 def test_admin_reviews_in_every_city(client):
     owner = make_person("XN")
     admin = make_person("SZ", role="admin")
-    vehicle = client.post(
-        "/api/v1/me/vehicles",
-        headers=owner.headers,
-        json={"vin": "LSJA24U69MS000004", "model": "smart #1"},
-    ).json
+    vehicle = add_vehicle(client, owner.headers, "LSJA24U69MS000004")
     queue = client.get("/api/v1/vehicles?city=XN", headers=admin.headers).json
     assert [v["id"] for v in queue["items"]] == [vehicle["id"]]
     assert (
@@ -150,11 +125,7 @@ def test_referred_owner_verification_completes_referral(client):
     assert referee.status_code == 201
     leader = make_person("SZ", role="circle_leader")
     headers = {"Authorization": f"Bearer {referee.json['access_token']}"}
-    vehicle = client.post(
-        "/api/v1/me/vehicles",
-        headers=headers,
-        json={"vin": "LSJA24U69MS000005", "model": "smart #1"},
-    ).json
+    vehicle = add_vehicle(client, headers, "LSJA24U69MS000005")
     client.post(f"/api/v1/vehicles/{vehicle['id']}/verify", headers=leader.headers)
     completed = OutboxEvent.objects.get(type="referral.completed")
     assert completed.payload == {
@@ -169,11 +140,7 @@ def test_nobody_reviews_their_own_vehicle(client):
     leader = make_person("SZ", role="circle_leader")
     admin = make_person("SZ", role="admin")
     for number, reviewer in enumerate((leader, admin)):
-        vehicle = client.post(
-            "/api/v1/me/vehicles",
-            headers=reviewer.headers,
-            json={"vin": f"LSJA24U69MS10000{number}", "model": "smart #1"},
-        ).json
+        vehicle = add_vehicle(client, reviewer.headers, f"LSJA24U69MS10000{number}")
         for action, body in (("verify", None), ("reject", {"reason": "mine"})):
             own = client.post(
                 f"/api/v1/vehicles/{vehicle['id']}/{action}", headers=reviewer.headers, json=body

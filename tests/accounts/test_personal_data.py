@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from accounts.models import User, Vehicle
 from app.outbox import OutboxEvent
-from tests.support import make_person
+from tests.support import add_vehicle, make_person
 
 
 def test_export_contains_the_callers_data_only(client):
     ann = make_person("SZ", email="ann@example.com")
     make_person("SZ", email="bob@example.com")
-    client.post(
-        "/api/v1/me/vehicles",
-        headers=ann.headers,
-        json={"vin": "LSJA24U69MS000006", "model": "smart #1"},
-    )
+    add_vehicle(client, ann.headers, "LSJA24U69MS000006")
     export = client.get("/api/v1/me/export", headers=ann.headers)
     assert export.status_code == 200
     body = export.json
@@ -26,11 +22,7 @@ def test_export_contains_the_callers_data_only(client):
 
 def test_erasure_anonymises_and_revokes_access(client):
     ann = make_person("SZ", email="ann@example.com", phone="13800138000")
-    client.post(
-        "/api/v1/me/vehicles",
-        headers=ann.headers,
-        json={"vin": "LSJA24U69MS000007", "model": "smart #1"},
-    )
+    add_vehicle(client, ann.headers, "LSJA24U69MS000007")
     assert client.delete("/api/v1/me", headers=ann.headers).status_code == 204
     erased = User.objects.get(pk=ann.user.pk)
     assert (erased.email, erased.phone, erased.display_name) == (None, None, "Deleted user")
@@ -45,11 +37,4 @@ def test_erasure_anonymises_and_revokes_access(client):
     # The email and the VIN are free again.
     make_person("SZ", email="ann@example.com")
     other = make_person("SZ")
-    assert (
-        client.post(
-            "/api/v1/me/vehicles",
-            headers=other.headers,
-            json={"vin": "LSJA24U69MS000007", "model": "smart #1"},
-        ).status_code
-        == 201
-    )
+    add_vehicle(client, other.headers, "LSJA24U69MS000007")

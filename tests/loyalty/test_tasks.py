@@ -13,7 +13,7 @@ from app.outbox import DomainEvent
 from loyalty import tasks  # registers the loyalty handlers, as the worker does
 from loyalty.models import LedgerEntry, ReconciliationRun
 from tests.loyalty.conftest import assert_invariants, earn
-from tests.support import make_person, wait_until
+from tests.support import add_vehicle, make_person, wait_until
 from workers import registry
 
 
@@ -133,11 +133,7 @@ def test_loyalty_actors_run_on_a_stub_broker(app, stub_broker):
 def test_vehicle_verified_earns_welcome_points_through_a_real_worker(client, background):
     owner = make_person("SZ")
     leader = make_person("SZ", role="circle_leader")
-    vehicle = client.post(
-        "/api/v1/me/vehicles",
-        headers=owner.headers,
-        json={"vin": "LSJA24U69MS099999", "model": "smart #1"},
-    ).json
+    vehicle = add_vehicle(client, owner.headers, "LSJA24U69MS099999")
     background("worker", "dispatcher")
     assert (
         client.post(f"/api/v1/vehicles/{vehicle['id']}/verify", headers=leader.headers).status_code

@@ -10,7 +10,7 @@ import dramatiq
 from app.db import transaction
 from app.outbox import DomainEvent, OutboxEvent
 from notifications import services
-from tests.support import make_city, make_person, wait_until
+from tests.support import add_vehicle, make_city, make_person, wait_until
 
 
 def test_vehicle_verified_push_goes_through_the_webhook_and_is_retried(
@@ -20,11 +20,7 @@ def test_vehicle_verified_push_goes_through_the_webhook_and_is_retried(
     push_receiver.refuse_once_containing = b'"kind":"community"'
     owner = make_person("SZ", locale="en")
     leader = make_person("SZ", role="circle_leader")
-    vehicle = client.post(
-        "/api/v1/me/vehicles",
-        headers=owner.headers,
-        json={"vin": "LSJA24U69MS012345", "model": "smart #1"},
-    ).json
+    vehicle = add_vehicle(client, owner.headers, "LSJA24U69MS012345")
     background(
         "worker",
         "dispatcher",

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from app.outbox import OutboxEvent
 from notifications.models import Notification
-from tests.support import make_person, wait_until
+from tests.support import add_vehicle, make_person, wait_until
 from workers.models import HandledEvent
 
 
 def test_vehicle_verified_reaches_owner_inbox_through_real_worker(client, background):
     owner = make_person("SZ", locale="en")
     leader = make_person("SZ", role="circle_leader")
-    vehicle = client.post(
-        "/api/v1/me/vehicles",
-        headers=owner.headers,
-        json={"vin": "LSJA24U69MS012345", "model": "smart #1"},
-    ).json
+    vehicle = add_vehicle(client, owner.headers, "LSJA24U69MS012345")
     background("worker", "dispatcher")
 
     assert (
