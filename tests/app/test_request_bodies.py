@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timedelta
 
 import pytest
 
 from accounts.models import User, Vehicle
-from app.clock import utcnow
 from events.models import Event
 from loyalty.models import LedgerEntry, PartnerCredit
+from tests.events.conftest import event_body
 from tests.support import make_city, make_person, partner_signature
 
 API = "/api/v1"
@@ -108,17 +107,7 @@ def test_lone_surrogate_in_vehicle_and_event_is_refused(client):
     assert Vehicle.objects.count() == 0
 
     leader = make_person(role="circle_leader")
-    starts_at = (utcnow() + timedelta(days=2)).replace(microsecond=0)
-    event = {
-        "city_code": "SZ",
-        "title": f"Night drive {LONE}",
-        "venue": "Brand space",
-        "starts_at": starts_at.isoformat(),
-        "ends_at": (starts_at + timedelta(hours=3)).isoformat(),
-        "registration_closes_at": (starts_at - timedelta(hours=2)).isoformat(),
-        "capacity": 2,
-        "points_reward": 120,
-    }
+    event = event_body(title=f"Night drive {LONE}")
     response = post_raw(client, f"{API}/events", json.dumps(event), leader.headers)
     assert response.status_code == 400 and response.json["error"] == "invalid_text"
     assert Event.objects.count() == 0
