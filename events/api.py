@@ -123,7 +123,7 @@ class CompleteEvent(MethodView):
 
 @blp.route("/events/<event_id>/registrations")
 class EventRegistrations(MethodView):
-    @idempotent
+    @idempotent(changes_in_transaction=True)  # `register` changes all in one transaction
     @blp.response(201, RegistrationSchema)
     @blp.refuses(errors.NotVerifiedOwner, errors.AlreadyRegistered, errors.RegistrationClosed)
     def post(self, event_id):

@@ -175,6 +175,25 @@ def test_registration_refusals_and_idempotency_key(client, make_event):
     assert late.status_code == 409 and late.json["error"] == "registration_closed"
 
 
+def test_a_keyed_registration_replays_its_answer_after_the_event_changed(client, make_event):
+    """The key is not read before the view runs: a replay reads the event again, and whatever
+    the event has become (full, closed, cancelled), it gets the first answer."""
+    event = make_event(capacity=1)
+    owner, latecomer = many_owners(2)
+    first = register(client, event.pk, owner, **{"Idempotency-Key": "tap"})
+    assert register(client, event.pk, latecomer).json["status"] == "waitlisted"
+    for change in (
+        {"set__registration_closes_at": utcnow() - timedelta(minutes=1)},
+        {"set__status": CANCELLED},
+    ):
+        Event.objects(pk=event.pk).update_one(**change)
+        replay = register(client, event.pk, owner, **{"Idempotency-Key": "tap"})
+        assert (replay.status_code, replay.get_data()) == (201, first.get_data())
+        assert replay.headers["Idempotent-Replayed"] == "true"
+    assert Registration.objects(event_id=event.pk, user_id=owner.user.pk).count() == 1
+    assert OutboxEvent.objects(type="registration.created").count() == 2
+
+
 def test_cancel_registration_refusals(client, make_event):
     event = make_event()
     owner = make_person("SZ")
@@ -222,26 +241,30 @@ def test_two_hundred_concurrent_registrations_fill_capacity_exactly(live_server,
     assert Event.objects.get(pk=event.pk).seats_left == 0
 
 
-def test_double_submit_by_one_owner_registers_once(live_server, make_event):
+@pytest.mark.parametrize("key", [None, "double-tap"])
+def test_double_submit_by_one_owner_registers_once(live_server, make_event, key):
+    """Without a key the other nine are refused; with one they all get the first answer."""
     event = make_event(capacity=5)
     owner = many_owners(1)[0]
+    headers = {**owner.headers, **({"Idempotency-Key": key} if key else {})}
     barrier = threading.Barrier(10)
-    codes = []
+    answers = []
 
     def attempt():
         barrier.wait(30)
-        codes.append(
-            requests.post(
-                f"{live_server}{API}/events/{event.pk}/registrations",
-                headers=owner.headers,
-                timeout=60,
-            ).status_code
+        answer = requests.post(
+            f"{live_server}{API}/events/{event.pk}/registrations", headers=headers, timeout=60
         )
+        answers.append((answer.status_code, answer.content))
 
     threads = [threading.Thread(target=attempt) for _ in range(10)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert Counter(codes) == {201: 1, 409: 9}
+    codes = Counter(status for status, _ in answers)
+    assert codes == ({201: 10} if key else {201: 1, 409: 9})
+    if key:
+        assert len({body for _, body in answers}) == 1
     assert Event.objects.get(pk=event.pk).seats_left == 4
+    assert Registration.objects(event_id=event.pk).count() == 1
