@@ -158,12 +158,13 @@ def follow_ups(
 ) -> dict[str, Any]:
     """Follow-ups of the caller's cities and partner (admins: all), newest first;
     `overdue`: open for more than FOLLOW_UP_DUE_DAYS. Anyone else is refused, as the
-    verification queue refuses them, rather than shown an empty list."""
+    verification queue refuses them, rather than shown an empty list, and so is a `city`
+    outside the caller's scope (which cities exist is no secret)."""
     if caller.cities_for(CIRCLE_LEADER) == set():
         raise Forbidden(message="Only circle leaders and admins read follow-ups.")
     query = FollowUp.objects
     if city is not None:
-        caller.require(city, CIRCLE_LEADER)
+        caller.require(city, CIRCLE_LEADER, hide=False)
         query = query.filter(city_code=city)
     if not caller.is_admin:
         query = query.filter(

@@ -168,6 +168,7 @@ ACCESS: dict[str, frozenset[str]] = {
 SCOPED_LISTS: dict[str, str] = {
     "GET /api/v1/vehicles": "circle_leader",
     "GET /api/v1/events/managed": "circle_leader",
+    "GET /api/v1/follow-ups": "circle_leader",
     "GET /api/v1/moderation/queue": "ambassador",
     "GET /api/v1/moderation/actions": "ambassador",
 }

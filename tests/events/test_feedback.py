@@ -91,7 +91,7 @@ def test_a_low_score_opens_one_follow_up_the_leaders_close(client, leader):
     assert [item["id"] for item in listed.json["items"]] == [str(follow_up.pk)]
     other_city = make_person("GZ", role="circle_leader")
     assert client.get(f"{API}/follow-ups", headers=other_city.headers).json["items"] == []
-    assert client.get(f"{API}/follow-ups?city=SZ", headers=other_city.headers).status_code == 404
+    assert client.get(f"{API}/follow-ups?city=SZ", headers=other_city.headers).status_code == 403
     assert (
         client.post(
             f"{API}/follow-ups/{follow_up.pk}/close",
