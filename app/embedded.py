@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_processes(processes: Iterable[subprocess.Popen], timeout: float = 15.0) -> None:
+    """Ask every process still running to stop (SIGTERM), then wait for each: they wind
+    down side by side, and one that outlives `timeout` is killed."""
+    processes = list(processes)
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def _executable(name: str) -> str:
     beside_python = Path(sys.executable).parent / name
     if beside_python.exists():
@@ -53,14 +69,7 @@ class EmbeddedServer:
     process: subprocess.Popen
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_processes([self.process], timeout)
 
     def kill(self) -> None:
         """Stop abruptly, as a crash would (failure tests)."""

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from app.config import ConfigError, Setting, load
-from app.embedded import EmbeddedServer, die_with_parent, start_mongo, start_redis
+from app.embedded import (
+    EmbeddedServer,
+    die_with_parent,
+    start_mongo,
+    start_redis,
+    stop_processes,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -134,12 +140,7 @@ def stop_in_order(children: dict[str, subprocess.Popen], servers: list[EmbeddedS
     for name, child in children.items():
         if child.poll() is None:
             print(f"launcher: stopping {name}", flush=True)
-            child.terminate()
-        try:
-            child.wait(15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        stop_processes([child])
     for server in reversed(servers):
         print(f"launcher: stopping {server.name}", flush=True)
         server.stop()

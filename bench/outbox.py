@@ -59,17 +59,6 @@ def _start(command: list[str], environ: dict[str, str]) -> subprocess.Popen:
     )
 
 
-def _stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def measure_raw(count: int) -> float:
     import dramatiq
 
@@ -135,6 +124,8 @@ def main() -> int:
             "PYTHONPATH": str(ROOT),
         }
         processes: list[subprocess.Popen] = []
+        from app.embedded import stop_processes
+
         try:
             from app import create_app
 
@@ -164,7 +155,7 @@ def main() -> int:
                 raw = measure_raw(count)
                 backbone = measure_backbone(count)
         finally:
-            _stop(processes)
+            stop_processes(processes, 20)
     print(
         f"outbox benchmark: {count} messages, {WORKER_PROCESSES} worker processes x "
         f"{WORKER_THREADS} threads, 1 dispatcher"

@@ -51,7 +51,7 @@ def api_server(
     """The API under gunicorn on a free loopback port, as the README's production command
     runs it (4 workers x 4 gthread threads); yields its base URL once healthy. `environ`
     adds settings of the run's own."""
-    from app.embedded import free_port
+    from app.embedded import free_port, stop_processes
 
     port = free_port()
     process = subprocess.Popen(
@@ -94,8 +94,7 @@ def api_server(
             time.sleep(0.1)
         yield base_url
     finally:
-        process.terminate()
-        process.wait(20)
+        stop_processes([process], 20)
 
 
 def load() -> str:

@@ -51,6 +51,7 @@ from app.embedded import (  # noqa: E402
     free_port,
     start_mongo,
     start_redis,
+    stop_processes,
 )
 from app.launcher import process_specs  # noqa: E402
 
@@ -164,15 +165,7 @@ class System:
                     self.start_process(name)
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes.values())
         for server in reversed(list(self.servers.values())):
             server.stop()
 

@@ -25,7 +25,14 @@ import redis
 from pymongo import monitoring
 from werkzeug.serving import make_server
 
-from app.embedded import EmbeddedServer, die_with_parent, free_port, start_mongo, start_redis
+from app.embedded import (
+    EmbeddedServer,
+    die_with_parent,
+    free_port,
+    start_mongo,
+    start_redis,
+    stop_processes,
+)
 from tests.support import COMMAND_LOG
 from workers.broker import configure_broker
 
@@ -213,15 +220,7 @@ class BackgroundProcesses:
         process.wait()
 
     def stop_all(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes.values())
         self.processes.clear()
 
 
