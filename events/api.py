@@ -180,7 +180,9 @@ class CheckIns(MethodView):
 class Feedback(MethodView):
     @blp.arguments(FeedbackCreateSchema)
     @blp.response(201, FeedbackSchema)
-    @blp.refuses(errors.NotAttended, errors.FeedbackExists, errors.FeedbackClosed)
+    @blp.refuses(
+        errors.StaffFeedback, errors.NotAttended, errors.FeedbackExists, errors.FeedbackClosed
+    )
     def post(self, data, event_id):
         """Rate an event the caller attended, within 7 days after its end"""
         return feedback.give_feedback(caller(), event_id, **data)

@@ -104,6 +104,14 @@ class NotAttended(Forbidden):
     message = "Only owners who attended may rate an event."
 
 
+class StaffFeedback(Forbidden):
+    """The city's staff (its circle leaders and ambassadors, and admins) rate none of its
+    events: the answers make the city partner's scorecard and earn points."""
+
+    error = "staff_feedback"
+    message = "Staff of the event's city do not rate its events."
+
+
 class FeedbackExists(Conflict):
     error = "feedback_exists"
     message = "You already rated this event."

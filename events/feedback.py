@@ -17,7 +17,7 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
-from accounts.services import CIRCLE_LEADER
+from accounts.services import AMBASSADOR, CIRCLE_LEADER
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction
@@ -63,8 +63,12 @@ def give_feedback(
     caller: Caller, event_id: str, score: int, recommend: int, comment: str | None = None
 ) -> EventFeedback:
     """Rate an event the caller attended, once, from its end until FEEDBACK_WINDOW_DAYS
-    after (403 `not_attended`, 409 `feedback_closed`, `feedback_exists`)."""
+    after (403 `not_attended`, 409 `feedback_closed`, `feedback_exists`). The city's staff,
+    checked in without points, do not rate its events either (403 `staff_feedback`): their
+    answers would grade their own partner's scorecard and earn them points."""
     event = visible_event(caller, event_id)
+    if caller.acts_in(event.city_code, CIRCLE_LEADER, AMBASSADOR):
+        raise errors.StaffFeedback()
     attended = Registration.objects(
         event_id=event.pk, user_id=caller.user.pk, status=ATTENDED
     ).first()

@@ -41,6 +41,21 @@ def test_attendees_rate_once_within_the_window_and_earn_points(client, leader):
     assert LedgerEntry.objects(source__rule="event.feedback").count() == 1
 
 
+def test_the_citys_staff_do_not_rate_its_events(client, leader):
+    """They attend without points, and their answers would grade their own partner's
+    scorecard; staff of another city attend as owners do, and rate."""
+    co_leader = make_person("SZ", role="circle_leader")
+    ambassador = make_person("SZ", role="ambassador")
+    visitor = make_person("GZ", role="circle_leader")
+    event = run_event(leader, [co_leader, ambassador, visitor])
+    for staff in (co_leader, ambassador, leader):
+        refused = rate(client, staff, event)
+        assert refused.status_code == 403 and refused.json["error"] == "staff_feedback"
+    assert EventFeedback.objects.count() == 0
+    assert rate(client, visitor, event).status_code == 201
+    assert EventFeedback.objects.get().user_id == visitor.user.pk
+
+
 def test_feedback_opens_at_the_end_and_closes_a_week_later(client, leader):
     early, late = many_owners(2)
     event = run_event(leader, [early, late])
