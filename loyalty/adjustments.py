@@ -31,11 +31,14 @@ def adjust(
     key: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """An admin's correction, audited by its entry: who (`actor_id`), why, when."""
+    """An admin's correction, audited by its entry: who (`actor_id`), why, when. Nobody
+    corrects their own points (403 `own_points`)."""
     admin.require_admin()
     owner = active_owner(user_id)
     if owner is None:
         raise NotFound(message="User not found.")
+    if owner["_id"] == admin.user.pk:
+        raise errors.OwnPoints()
     if amount == 0:
         raise ValidationFailed(errors={"amount": ["Must not be zero."]})
     now = now or utcnow()
@@ -76,7 +79,8 @@ def reverse_entry(
 ) -> dict[str, Any]:
     """Take back a mistaken credit (an earn or a positive adjustment) with one `reverse` entry,
     at most once per credit. The points come out of what is left of the credit's own lot,
-    then oldest expiry first like any debit; a reversed earn stops counting as earned."""
+    then oldest expiry first like any debit; a reversed earn stops counting as earned.
+    Nobody reverses their own credits (403 `own_points`)."""
     admin.require_admin()
     original_id = ledger.id_or_404(entry_id)
     now = now or utcnow()
@@ -89,6 +93,8 @@ def reverse_entry(
         original = LedgerEntry._get_collection().find_one({"_id": original_id}, session=session)
         if original is None:
             raise NotFound(message="Ledger entry not found.")
+        if original["account_id"] == admin.user.pk:
+            raise errors.OwnPoints()
         if original["kind"] not in (EARN, ADJUST) or original["amount"] <= 0:
             raise errors.NotReversible()
         if (reversal := ledger.existing_entry(session, ledger_key)) is not None:

@@ -70,7 +70,7 @@ class Adjustments(MethodView):
     @idempotent
     @points.arguments(AdjustmentSchema)
     @points.response(201, AdjustmentEntrySchema)
-    @points.refuses(Forbidden, NotFound, errors.InsufficientPoints)
+    @points.refuses(Forbidden, NotFound, errors.OwnPoints, errors.InsufficientPoints)
     def post(self, data):
         """Credit or debit an owner's points, with a reason (admin)"""
         return adjustments.adjust(caller(), **data, key=request.headers.get(HEADER))
@@ -82,7 +82,11 @@ class Reversal(MethodView):
     @points.arguments(ReversalSchema)
     @points.response(201, AdjustmentEntrySchema)
     @points.refuses(
-        Forbidden, errors.NotReversible, errors.AlreadyReversed, errors.InsufficientPoints
+        Forbidden,
+        errors.OwnPoints,
+        errors.NotReversible,
+        errors.AlreadyReversed,
+        errors.InsufficientPoints,
     )
     def post(self, data, entry_id):
         """Reverse a mistaken earn or credit adjustment, once (admin)"""
@@ -215,7 +219,7 @@ class RedemptionItem(MethodView):
 @rewards.route("/redemptions/<redemption_id>/fulfill")
 class FulfilRedemption(MethodView):
     @rewards.response(200, RedemptionSchema)
-    @rewards.refuses(errors.RedemptionNotPending)
+    @rewards.refuses(errors.OwnRedemption, errors.RedemptionNotPending)
     def post(self, redemption_id):
         """Mark a redemption handed over (admin, circle leader of the pickup city)"""
         return redemptions.fulfil_redemption(caller(), redemption_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields
 
-from app.errors import Conflict, Unauthorized, ValidationFailed
+from app.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
 
 
 class InvalidSignature(Unauthorized):
@@ -51,6 +51,16 @@ class LimitReached(Conflict):
 class OutOfStock(Conflict):
     error = "out_of_stock"
     message = "This reward is out of stock."
+
+
+class OwnPoints(Forbidden):
+    error = "own_points"
+    message = "Another admin must adjust or reverse your points."
+
+
+class OwnRedemption(Forbidden):
+    error = "own_redemption"
+    message = "Another member of staff must hand your reward over."
 
 
 class RedemptionNotPending(Conflict):

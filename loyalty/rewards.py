@@ -284,9 +284,12 @@ def cancel_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
 
 
 def fulfil_redemption(by: Caller, redemption_id: str, now: datetime | None = None) -> Redemption:
-    """Hand a reward over: admins, or circle leaders of the pickup city."""
+    """Hand a reward over: admins, or circle leaders of the pickup city; never to
+    themselves (403 `own_redemption`), so that stock leaves the store before a witness."""
     redemption = get_or_404(Redemption, redemption_id)
     by.require(redemption.city_code, CIRCLE_LEADER)
+    if redemption.user_id == by.user.pk:
+        raise errors.OwnRedemption()
     fulfilled = Redemption._get_collection().update_one(
         {"_id": redemption.pk, "status": PENDING},
         {

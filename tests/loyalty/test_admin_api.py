@@ -72,6 +72,31 @@ def test_admin_reversal_over_http_is_idempotent_and_admin_only(client, admin):
     assert assert_invariants(owner.id) == 50
 
 
+def test_nobody_adjusts_or_reverses_their_own_points(client, admin):
+    credit = earn(admin.id, 300)
+    adjusted = client.post(
+        "/api/v1/admin/points/adjustments",
+        headers=admin.headers,
+        json={"user_id": admin.id.upper(), "amount": 1_000, "reason": "Bonus"},
+    )
+    assert adjusted.status_code == 403 and adjusted.json["error"] == "own_points"
+    reversed_ = client.post(
+        f"/api/v1/admin/points/entries/{credit['_id']}/reversal",
+        headers=admin.headers,
+        json={"reason": "Mine"},
+    )
+    assert reversed_.status_code == 403 and reversed_.json["error"] == "own_points"
+    assert LedgerEntry.objects(account_id=admin.user.pk).count() == 1
+    other_admin = make_person("CD", role="admin")
+    corrected = client.post(
+        "/api/v1/admin/points/adjustments",
+        headers=other_admin.headers,
+        json={"user_id": admin.id, "amount": 50, "reason": "Goodwill"},
+    )
+    assert corrected.status_code == 201
+    assert assert_invariants(admin.id) == 350
+
+
 def test_reading_the_earning_rules_stores_nothing(client, admin):
     rules = client.get("/api/v1/admin/earning-rules", headers=admin.headers).json
     assert [rule["code"] for rule in rules] == sorted(DEFAULT_RULES)

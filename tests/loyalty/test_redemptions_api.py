@@ -52,6 +52,25 @@ def test_redeem_fulfil_and_cancel_over_http(client, admin):
     assert fulfilled.status_code == 200 and fulfilled.json["status"] == "fulfilled"
 
 
+def test_nobody_hands_their_own_redemption_over(client, admin):
+    """The handover is when stock leaves the store: a witness other than the recipient."""
+    leader = make_person("SZ", role="circle_leader")
+    for staff in (leader, admin):
+        earn(staff.id, 100)
+        redeemed = client.post(
+            "/api/v1/redemptions", headers=staff.headers, json={"reward_id": str(make_reward().pk)}
+        )
+        path = f"/api/v1/redemptions/{redeemed.json['id']}/fulfill"
+        refused = client.post(path, headers=staff.headers)
+        assert refused.status_code == 403 and refused.json["error"] == "own_redemption"
+        assert Redemption.objects.get(pk=redeemed.json["id"]).status == "pending"
+    handed = client.post(
+        f"/api/v1/redemptions/{Redemption.objects.get(user_id=admin.user.pk).pk}/fulfill",
+        headers=leader.headers,
+    )
+    assert handed.status_code == 200 and handed.json["status"] == "fulfilled"
+
+
 def test_same_idempotency_key_100_times_gives_one_entry_and_the_same_response(client):
     owner = make_person("SZ")
     earn(owner.id, 1000)
