@@ -320,7 +320,7 @@ class VehicleQueue(MethodView):
 @vehicles.route("/vehicles/<vehicle_id>/verify")
 class VerifyVehicle(MethodView):
     @vehicles.response(200, VehicleSchema)
-    @vehicles.refuses(errors.OwnVehicle, errors.VehicleNotPending)
+    @vehicles.refuses(errors.OwnVehicle, errors.OwnReferral, errors.VehicleNotPending)
     def post(self, vehicle_id):
         """Verify ownership (circle leader of the owner's city, admin)"""
         return ownership.verify_vehicle(caller(), vehicle_id)
@@ -330,7 +330,7 @@ class VerifyVehicle(MethodView):
 class RejectVehicle(MethodView):
     @vehicles.arguments(RejectSchema)
     @vehicles.response(200, VehicleSchema)
-    @vehicles.refuses(errors.OwnVehicle, errors.VehicleNotPending)
+    @vehicles.refuses(errors.OwnVehicle, errors.OwnReferral, errors.VehicleNotPending)
     def post(self, data, vehicle_id):
         """Reject ownership (circle leader of the owner's city, admin)"""
         return ownership.reject_vehicle(caller(), vehicle_id, data["reason"])

@@ -29,6 +29,11 @@ class OwnVehicle(Forbidden):
     message = "Someone else must review your own vehicle."
 
 
+class OwnReferral(Forbidden):
+    error = "own_referral"
+    message = "Someone else must review the vehicle of an owner you referred."
+
+
 class AccountExists(Conflict):
     error = "account_exists"
     message = "An account with this email or phone already exists."

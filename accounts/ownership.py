@@ -86,13 +86,20 @@ def verification_queue(caller: Caller, status: str, city: str | None):
 
 def _review(caller: Caller, vehicle_id: str, status: str, reason: str | None) -> Vehicle:
     """Verify or reject a pending vehicle. Nobody reviews their own, admins included:
-    verifying makes a verified owner and pays welcome points."""
+    verifying makes a verified owner and pays welcome points (403 `own_vehicle`); nor the
+    vehicle of an owner they referred, whose first verification pays them the referral
+    (403 `own_referral`)."""
     vehicle = get_or_404(Vehicle, vehicle_id)
     caller.require(vehicle.city_code, CIRCLE_LEADER)
     if vehicle.owner_id == caller.user.pk:
         raise errors.OwnVehicle()
 
     def unit(session: ClientSession) -> bool:
+        owner = User._get_collection().find_one(
+            {"_id": vehicle.owner_id}, {"verified_owner": 1, "referred_by": 1}, session=session
+        )
+        if owner is not None and owner.get("referred_by") == caller.user.pk:
+            raise errors.OwnReferral()
         vehicles = Vehicle._get_collection()
         changes: dict[str, Any] = {
             "status": status,
@@ -107,7 +114,7 @@ def _review(caller: Caller, vehicle_id: str, status: str, reason: str | None) ->
         if not reviewed.matched_count:
             return False
         if status == VEHICLE_VERIFIED:
-            _on_verified(session, vehicle, caller)
+            _on_verified(session, vehicle, owner, caller)
         return True
 
     if not transaction(unit):
@@ -117,9 +124,10 @@ def _review(caller: Caller, vehicle_id: str, status: str, reason: str | None) ->
     return vehicle
 
 
-def _on_verified(session: ClientSession, vehicle: Vehicle, caller: Caller) -> None:
+def _on_verified(
+    session: ClientSession, vehicle: Vehicle, owner: dict[str, Any] | None, caller: Caller
+) -> None:
     users = User._get_collection()
-    owner = users.find_one({"_id": vehicle.owner_id}, session=session)
     users.update_one({"_id": vehicle.owner_id}, {"$set": {"verified_owner": True}}, session=session)
     first = owner is not None and not owner.get("verified_owner", False)
     record_event(

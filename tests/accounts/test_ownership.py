@@ -155,6 +155,26 @@ def test_nobody_reviews_their_own_vehicle(client):
         assert verified.status_code == 200
 
 
+def test_nobody_reviews_the_vehicle_of_an_owner_they_referred(client):
+    """Its first verification pays the referrer: a leader could invite a made-up owner and
+    verify a made-up vehicle for the referral points."""
+    leader = make_person("SZ", role="circle_leader")
+    invited = make_person("SZ", referral_code=leader.user.referral_code)
+    vehicle = add_vehicle(client, invited.headers, "LSJA24U69MS200000")
+    for action, body in (("verify", None), ("reject", {"reason": "not theirs"})):
+        refused = client.post(
+            f"/api/v1/vehicles/{vehicle['id']}/{action}", headers=leader.headers, json=body
+        )
+        assert refused.status_code == 403 and refused.json["error"] == "own_referral"
+    assert Vehicle.objects.get(pk=vehicle["id"]).status == "pending"
+    assert OutboxEvent.objects(type__in=["vehicle.verified", "referral.completed"]).count() == 0
+    colleague = make_person("SZ", role="circle_leader")
+    verified = client.post(f"/api/v1/vehicles/{vehicle['id']}/verify", headers=colleague.headers)
+    assert verified.status_code == 200
+    completed = OutboxEvent.objects.get(type="referral.completed")
+    assert completed.payload["referrer_id"] == leader.id
+
+
 def test_delivery_date_is_between_1990_and_today_in_the_owners_city(client):
     # Kiritimati is UTC+14: its today is tomorrow almost everywhere else.
     make_city("KT", timezone="Pacific/Kiritimati")
