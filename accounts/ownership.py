@@ -130,6 +130,7 @@ def _on_verified(
     users = User._get_collection()
     users.update_one({"_id": vehicle.owner_id}, {"$set": {"verified_owner": True}}, session=session)
     first = owner is not None and not owner.get("verified_owner", False)
+    referrer = owner.get("referred_by") if owner is not None else None
     record_event(
         session,
         "vehicle.verified",
@@ -144,14 +145,14 @@ def _on_verified(
             "first_verified_vehicle": first,
         },
     )
-    if first and owner.get("referred_by"):
+    if first and referrer:
         record_event(
             session,
             "referral.completed",
             subject_type="user",
             subject_id=vehicle.owner_id,
             city_code=vehicle.city_code,
-            payload={"referrer_id": str(owner["referred_by"]), "referee_id": str(vehicle.owner_id)},
+            payload={"referrer_id": str(referrer), "referee_id": str(vehicle.owner_id)},
         )
 
 
