@@ -280,6 +280,7 @@ class ModerationActions(MethodView):
     @blp.refuses(
         Forbidden,
         errors.OwnContent,
+        errors.StaffAccount,
         NotFound,
         errors.InvalidTransition,
         errors.ActionNotApplicable,

@@ -47,6 +47,11 @@ class OwnContent(Forbidden):
     message = "Nobody moderates or features their own content or account."
 
 
+class StaffAccount(Forbidden):
+    error = "staff_account"
+    message = "Only admins warn, mute or ban a staff account."
+
+
 class Muted(Forbidden):
     error = "muted"
     message = "You are muted and cannot post or comment until {until}."

@@ -4,7 +4,9 @@ queue: `community.reports`).
 Ambassadors moderate the content of their cities (a post's or comment's city is its club's,
 or in a national club its author's; a user's is their home city); admins moderate all.
 An action on content outside their cities answers 404, so content there does not reveal
-itself; the audit log of a city they do not moderate answers 403.
+itself; the audit log of a city they do not moderate answers 403. Ambassadors moderate
+staff's content like anyone's, but only admins warn, mute or ban a staff account (403
+`staff_account`): a city's moderator cannot silence its leaders, a fellow ambassador or HQ.
 
 An action, its audit entry, the resolution of the open reports on its target, the
 notices to reporters and author, and the domain event that moves points (`post.removed`,
@@ -20,7 +22,7 @@ import structlog
 from bson import ObjectId
 from pymongo.client_session import ClientSession
 
-from accounts.services import AMBASSADOR, suspend
+from accounts.services import AMBASSADOR, holds_a_role, suspend
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import transaction
@@ -32,6 +34,7 @@ from community.errors import (
     InvalidTransition,
     OwnContent,
     PostNotFound,
+    StaffAccount,
     UnknownTarget,
 )
 from community.feed import feed_key
@@ -98,15 +101,18 @@ def take_action(
         raise NotFound() from None
     if target_type == USER and action in (HIDE, REMOVE):
         raise ActionNotApplicable()
+    on_content = target_type in CONTENT_MODELS and action in CONTENT_ACTIONS
     if action in (WARN, MUTE, BAN) and account is None:
         raise ActionNotApplicable(message="The author's account no longer exists.")
+    if not on_content and not caller.is_admin and holds_a_role(account):
+        raise StaffAccount()
     now = utcnow()
     days = duration_days or DEFAULT_DAYS.get(action)
     until = now + timedelta(days=days) if days and action in (MUTE, BAN) else None
     entry_id = ObjectId()
 
     def unit(session: ClientSession) -> ModerationAction:
-        if target_type in CONTENT_MODELS and action in CONTENT_ACTIONS:
+        if on_content:
             before, after = _act_on_content(session, target_type, target["_id"], action, now)
         else:
             before, after = _act_on_account(session, account, action, until)

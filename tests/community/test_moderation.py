@@ -126,6 +126,30 @@ def test_nobody_moderates_or_features_their_own(client, make_club):
     assert featured.status_code == 403 and featured.json["error"] == "own_content"
 
 
+def test_only_admins_act_on_staff_accounts(client, make_club, ambassador):
+    """A city's moderator cannot silence its leaders, a fellow ambassador or HQ; their
+    content is moderated like anyone's."""
+    leader = make_person("SZ", role="circle_leader")
+    fellow = make_person("SZ", role="ambassador")
+    admin = make_person("SZ", role="admin")
+    club = make_club(members=(leader,))
+    post = post_in(client, club, leader)
+    for staff in (leader, fellow, admin):
+        for action in ("warn", "mute", "ban", "restore"):
+            refused = _act(client, ambassador, "user", staff.id, action)
+            assert refused.status_code == 403 and refused.json["error"] == "staff_account"
+    for action in ("warn", "mute", "ban"):
+        assert _act(client, ambassador, "post", post["id"], action).json["error"] == (
+            "staff_account"
+        )
+    assert ModerationAction.objects.count() == 0
+    assert User.objects(banned_until__ne=None).count() == 0
+    assert _act(client, ambassador, "post", post["id"], "hide").status_code == 201
+    banned = _act(client, admin, "user", leader.id, "ban")
+    assert banned.status_code == 201
+    assert User.objects.get(pk=leader.user.pk).banned_until is not None
+
+
 def test_featuring_pins_once(client, make_club, ambassador):
     author = owner()
     club = make_club(members=(author,))
