@@ -122,9 +122,10 @@ class ApproveMember(MethodView):
 @blp.route("/clubs/<club_id>/members/<user_id>")
 class ClubMember(MethodView):
     @blp.response(204)
-    @blp.refuses(Forbidden)
+    @blp.refuses(Forbidden, errors.ModeratorNotRemovable)
     def delete(self, club_id, user_id):
-        """Decline a request or remove a member (club moderators, city leaders, admin)"""
+        """Decline a request or remove a member (club moderators, city leaders, admin; a
+        moderator: city leaders, admin)"""
         clubs.remove_member(caller(), club_id, user_id)
 
 

@@ -30,6 +30,7 @@ from community.errors import (
     AlreadyMember,
     ClubNotFound,
     MembershipNotFound,
+    ModeratorNotRemovable,
     NotActiveMember,
     NotPending,
     NotVerifiedOwner,
@@ -214,14 +215,19 @@ def join(caller: Caller, club_id: str) -> Membership:
     return membership
 
 
-def _drop_membership(club_id: ObjectId, user_id: ObjectId) -> str | None:
-    """Delete the membership; returns the status it had (None: there was none)."""
+def _drop_membership(
+    club_id: ObjectId, user_id: ObjectId, keep_moderators: bool = False
+) -> str | None:
+    """Delete the membership; returns the status it had (None: there was none).
+    `keep_moderators`: refuse when it is a moderator's (403 `moderator_not_removable`)."""
 
     def unit(session: ClientSession) -> str | None:
         memberships = Membership._get_collection()
         found = memberships.find_one({"club_id": club_id, "user_id": user_id}, session=session)
         if found is None:
             return None
+        if keep_moderators and found.get("role") == MODERATOR:
+            raise ModeratorNotRemovable()
         batch(session).delete(memberships, {"_id": found["_id"]})
         if found["status"] == ACTIVE:
             _count_member(session, club_id, -1)
@@ -269,11 +275,13 @@ def approve(caller: Caller, club_id: str, user_id: str) -> Membership:
 
 
 def remove_member(caller: Caller, club_id: str, user_id: str) -> None:
-    """Decline a request or remove a member."""
+    """Decline a request or remove a member. The club's moderators remove members; a
+    moderator is removed by those who appointed them, the city's leaders (and admins)."""
     club = club_or_404(club_id)
     require_manages_members(caller, club)
     member = object_id(user_id)
-    if member is None or _drop_membership(club.pk, member) is None:
+    keep_moderators = not runs_club(caller, club)
+    if member is None or _drop_membership(club.pk, member, keep_moderators) is None:
         raise MembershipNotFound()
     log.info("membership_removed", club_id=club_id, user_id=user_id, by=caller.id)
 

@@ -52,6 +52,11 @@ class StaffAccount(Forbidden):
     message = "Only admins warn, mute or ban a staff account."
 
 
+class ModeratorNotRemovable(Forbidden):
+    error = "moderator_not_removable"
+    message = "Only the club's city leaders and admins remove one of its moderators."
+
+
 class Muted(Forbidden):
     error = "muted"
     message = "You are muted and cannot post or comment until {until}."

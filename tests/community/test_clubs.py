@@ -93,6 +93,22 @@ def test_moderators_are_appointed_among_active_members(client, make_club, leader
     assert client.get(f"{API}/clubs/{club.pk}", headers=leader.headers).json["member_count"] == 1
 
 
+def test_a_club_moderator_removes_members_but_not_a_fellow_moderator(client, make_club, leader):
+    first, second, member = owner(), owner(), owner()
+    club = make_club(members=(first, second, member))
+    for moderator in (first, second):
+        path = f"{API}/clubs/{club.pk}/moderators/{moderator.id}"
+        assert client.put(path, headers=leader.headers).status_code == 200
+    members = f"{API}/clubs/{club.pk}/members"
+    refused = client.delete(f"{members}/{second.id}", headers=first.headers)
+    assert refused.status_code == 403 and refused.json["error"] == "moderator_not_removable"
+    assert client.get(f"{API}/clubs/{club.pk}", headers=leader.headers).json["member_count"] == 3
+    assert client.delete(f"{members}/{member.id}", headers=first.headers).status_code == 204
+    assert client.delete(f"{members}/{second.id}", headers=leader.headers).status_code == 204
+    assert client.delete(f"{members}/me", headers=first.headers).status_code == 204
+    assert client.get(f"{API}/clubs/{club.pk}", headers=leader.headers).json["member_count"] == 0
+
+
 def test_club_edits_by_city_leaders_only(client, make_club):
     club = make_club()
     other_leader = make_person("CD", role="circle_leader")
