@@ -49,7 +49,7 @@ class OwnContent(Forbidden):
 
 class StaffAccount(Forbidden):
     error = "staff_account"
-    message = "Only admins warn, mute or ban a staff account."
+    message = "Only admins warn, mute, ban or restore a staff account."
 
 
 class ModeratorNotRemovable(Forbidden):

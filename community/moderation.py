@@ -5,8 +5,8 @@ Ambassadors moderate the content of their cities (a post's or comment's city is 
 or in a national club its author's; a user's is their home city); admins moderate all.
 An action on content outside their cities answers 404, so content there does not reveal
 itself; the audit log of a city they do not moderate answers 403. Ambassadors moderate
-staff's content like anyone's, but only admins warn, mute or ban a staff account (403
-`staff_account`): a city's moderator cannot silence its leaders, a fellow ambassador or HQ.
+staff's content like anyone's, but only admins warn, mute, ban or restore a staff account
+(403 `staff_account`): a city's moderator cannot silence its leaders, a fellow ambassador or HQ.
 
 An action, its audit entry, the resolution of the open reports on its target, the
 notices to reporters and author, and the domain event that moves points (`post.removed`,
