@@ -14,6 +14,7 @@ retried on a fresh snapshot.
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 import structlog
@@ -23,7 +24,7 @@ from pymongo.client_session import ClientSession
 from accounts.services import CIRCLE_LEADER, require_city
 from app.auth import Caller
 from app.clock import utcnow
-from app.db import batch, object_id, running_batch, transaction
+from app.db import batch, object_id, one_at_a_time, running_batch, transaction
 from app.errors import Forbidden
 from app.web import paginate
 from community.errors import (
@@ -162,6 +163,13 @@ def my_clubs(caller: Caller, cursor: str | None, limit: int) -> dict[str, Any]:
 # --- joining and leaving ---------------------------------------------------------------
 
 
+def _members_of(club_id: ObjectId) -> threading.Lock:
+    """A club's member count is one document, which a burst of joins (a brand's city club
+    at launch) would conflict on and retry: this process's take turns
+    (`app.db.one_at_a_time`)."""
+    return one_at_a_time(f"members:{club_id}")
+
+
 def _count_member(session: ClientSession, club_id: ObjectId, delta: int) -> None:
     """Count an active member more (+1) or fewer (-1). Inside a unit of
     `app.db.transaction` the update joins the unit's batch of writes."""
@@ -210,7 +218,8 @@ def join(caller: Caller, club_id: str) -> Membership:
         if status == ACTIVE:
             _count_member(session, club.pk, 1)
 
-    transaction(unit)
+    with _members_of(club.pk):
+        transaction(unit)
     log.info("club_joined", club_id=club_id, user_id=caller.id, status=status)
     return membership
 
@@ -233,7 +242,8 @@ def _drop_membership(
             _count_member(session, club_id, -1)
         return found["status"]
 
-    return transaction(unit)
+    with _members_of(club_id):
+        return transaction(unit)
 
 
 def leave(caller: Caller, club_id: str) -> None:
@@ -266,8 +276,12 @@ def approve(caller: Caller, club_id: str, user_id: str) -> Membership:
             _count_member(session, club.pk, 1)
         return bool(result.modified_count)
 
-    if member is None or not transaction(unit):
-        if member is not None and membership_of(club.pk, member) is not None:
+    if member is None:
+        raise MembershipNotFound()
+    with _members_of(club.pk):
+        approved = transaction(unit)
+    if not approved:
+        if membership_of(club.pk, member) is not None:
             raise NotPending()
         raise MembershipNotFound()
     log.info("membership_approved", club_id=club_id, user_id=user_id, by=caller.id)

@@ -278,7 +278,9 @@ def cancel_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
             {"_id": redemption.pk}, {"$set": {"refund_entry_id": refund["_id"]}}, session=session
         )
 
-    transaction(unit)
+    # The stock goes back to the reward's document, which redemptions take turns on.
+    with one_at_a_time(redemption.reward_id):
+        transaction(unit)
     log.info("redemption_cancelled", redemption_id=redemption_id, by=by.id)
     return redemption.reload()
 
