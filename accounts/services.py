@@ -165,16 +165,6 @@ def active_owner(
     )
 
 
-def holds_a_role(user_id: Any) -> bool:
-    """Whether the account is staff: a circle leader, an ambassador or an admin anywhere."""
-    return (
-        User._get_collection().find_one(
-            {"_id": object_id(user_id), "grants.0": {"$exists": True}}, {"_id": 1}
-        )
-        is not None
-    )
-
-
 def find_active_owner(user_id: str | None = None, phone: str | None = None) -> User | None:
     """An owner named by id or by phone number (in any format), as partner systems do."""
     if user_id:

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from pymongo.client_session import ClientSession
 
-from accounts.services import CIRCLE_LEADER
+from accounts.services import AMBASSADOR, CIRCLE_LEADER
 from app.auth import Caller
 from app.db import get_or_404, object_id
 from app.errors import NotFound
 from events.models import DRAFT, Event
+
+
+def is_city_staff(person: Caller, city_code: str) -> bool:
+    """The city's circle leaders and ambassadors, and admins: checked in at its events
+    without points, and they do not rate them, so that staff do not pay or grade their own."""
+    return person.acts_in(city_code, CIRCLE_LEADER, AMBASSADOR)
 
 
 def managed_event(caller: Caller, event_id: str) -> Event:

@@ -17,7 +17,7 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
-from accounts.services import AMBASSADOR, CIRCLE_LEADER
+from accounts.services import CIRCLE_LEADER
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction
@@ -25,7 +25,7 @@ from app.errors import Forbidden, NotFound
 from app.outbox import record_event
 from app.web import paginate
 from events import errors
-from events.access import managed_event, visible_event
+from events.access import is_city_staff, managed_event, visible_event
 from events.models import (
     ATTENDED,
     CLOSED,
@@ -67,7 +67,7 @@ def give_feedback(
     checked in without points, do not rate its events either (403 `staff_feedback`): their
     answers would grade their own partner's scorecard and earn them points."""
     event = visible_event(caller, event_id)
-    if caller.acts_in(event.city_code, CIRCLE_LEADER, AMBASSADOR):
+    if is_city_staff(caller, event.city_code):
         raise errors.StaffFeedback()
     attended = Registration.objects(
         event_id=event.pk, user_id=caller.user.pk, status=ATTENDED

@@ -12,14 +12,13 @@ from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from pymongo.client_session import ClientSession
 
-from accounts.services import AMBASSADOR, CIRCLE_LEADER
 from app.auth import Caller, load_caller
 from app.clock import utcnow
 from app.db import object_id, transaction
 from app.errors import NotFound
 from app.outbox import record_event
 from events import errors
-from events.access import managed_event, visible_event
+from events.access import is_city_staff, managed_event, visible_event
 from events.models import (
     ACTIVE,
     ATTENDED,
@@ -116,7 +115,7 @@ def check_in(
     if registration.status != CONFIRMED:
         raise errors.NotConfirmed(message=f"This registration is {registration.status}.")
     attendee = load_caller(owner_id)
-    staff = attendee is not None and attendee.acts_in(event.city_code, CIRCLE_LEADER, AMBASSADOR)
+    staff = attendee is not None and is_city_staff(attendee, event.city_code)
 
     def unit(session: ClientSession) -> bool:
         attended = Registration._get_collection().update_one(
