@@ -57,15 +57,18 @@ def _content(target_type: str, target_id: str, session: ClientSession | None = N
     return CONTENT_MODELS[target_type]._get_collection().find_one({"_id": oid}, session=session)
 
 
-def find_target(target_type: str, target_id: str) -> tuple[dict[str, Any], str | None, Any]:
-    """The target document, its city and the account it belongs to (None: unknown)."""
+def find_target(
+    target_type: str, target_id: str, deleted: bool = False
+) -> tuple[dict[str, Any], str | None, Any]:
+    """The target document, its city and the account it belongs to (UnknownTarget: none;
+    content its author deleted only with `deleted`, for moderation)."""
     if target_type == USER:
         user = active_owner(target_id, ("city_code",))
         if user is None:
             raise UnknownTarget()
         return user, user.get("city_code"), user["_id"]
     content = _content(target_type, target_id)
-    if content is None or content["status"] == DELETED:
+    if content is None or (content["status"] == DELETED and not deleted):
         raise UnknownTarget()
     return content, content.get("city_code"), content.get("author_id")
 
