@@ -45,7 +45,7 @@ from accounts.schemas import (
 from app import domains
 from app.auth import Caller, caller
 from app.errors import AccountBanned, Forbidden, NotFound, SessionEnded, Unauthorized
-from app.extensions import limiter
+from app.extensions import client_ip, limiter
 from app.privacy import PersonalDataSchema, export_personal_data
 from app.web import Blueprint, PageArgsSchema, page_of, paginate
 
@@ -121,7 +121,8 @@ class Register(MethodView):
     def post(self, data):
         """Create an owner account"""
         device = _device(data)
-        user = services.register(**data)
+        fingerprint = services.client_fingerprint(client_ip(), device)
+        user = services.register(**data, fingerprint=fingerprint)
         return {"user": user_document(Caller(user, ())), **sessions.start_session(user.pk, device)}
 
 

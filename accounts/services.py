@@ -12,6 +12,8 @@ log; they never talk to Redis. Callers get domain exceptions for every refusal.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from time import monotonic
@@ -19,6 +21,7 @@ from typing import Any, Protocol
 
 import structlog
 from bson import ObjectId
+from flask import current_app
 from mongoengine.errors import NotUniqueError
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
@@ -190,6 +193,53 @@ def suspend(
     return previous.get("banned_until") if previous else None
 
 
+def mute(user_id: Any, until: datetime | None, session: ClientSession | None = None) -> None:
+    """Mute an owner until `until` (None lifts it), in the caller's transaction: the copy
+    of community's mute that each request reads with the caller."""
+    User._get_collection().update_one(
+        {"_id": object_id(user_id)}, {"$set": {"muted_until": until}}, session=session
+    )
+
+
+def client_fingerprint(ip: str, device: str) -> str:
+    """A keyed hash of the client a sign-up came from: its IP and device name. Keyed (with
+    SECRET_KEY), because the IPv4 space is small enough to hash whole."""
+    key = hashlib.sha256(b"client-fingerprint:" + current_app.config["SECRET_KEY"].encode())
+    message = f"{ip}\n{device.strip().casefold()}".encode()
+    return hmac.new(key.digest(), message, hashlib.sha256).hexdigest()
+
+
+def fingerprint_of(account: Any, now: datetime) -> str | None:
+    """The account's client fingerprint while it is kept (CLIENT_FINGERPRINT_DAYS)."""
+    kept = timedelta(days=current_app.config["CLIENT_FINGERPRINT_DAYS"])
+    fingerprint: str | None = getattr(account, "client_fingerprint", None)
+    return fingerprint if fingerprint and account.created_at > now - kept else None
+
+
+def forget_client_fingerprints(now: datetime | None = None) -> int:
+    """Drop the client fingerprints older than CLIENT_FINGERPRINT_DAYS (daily); returns how
+    many. City by city, so each update reads one index range (city, sign-up time)."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=current_app.config["CLIENT_FINGERPRINT_DAYS"])
+    forgotten = 0
+    for city in City.objects.only("code"):
+        forgotten += (
+            User._get_collection()
+            .update_many(
+                {
+                    "city_code": city.code,
+                    "created_at": {"$lt": cutoff},
+                    "client_fingerprint": {"$exists": True},
+                },
+                {"$unset": {"client_fingerprint": ""}},
+            )
+            .modified_count
+        )
+    if forgotten:
+        log.info("client_fingerprints_forgotten", count=forgotten)
+    return forgotten
+
+
 # --- sign-up and the profile -----------------------------------------------------------
 
 
@@ -202,9 +252,11 @@ def register(
     phone: str | None = None,
     referral_code: str | None = None,
     locale: str = "zh-CN",
+    fingerprint: str | None = None,
 ) -> User:
     """Create an owner account. Email and phone are unique, also under concurrent sign-ups
-    (unique indexes decide, not a read-then-write)."""
+    (unique indexes decide, not a read-then-write). `fingerprint`: the client's
+    (`client_fingerprint`)."""
     require_city(city_code)
     referrer = None
     if referral_code:
@@ -223,6 +275,7 @@ def register(
         created_at=now,
         locale=locale,
         referred_by=referrer.pk if referrer else None,
+        client_fingerprint=fingerprint,
     )
     user.validate()
 

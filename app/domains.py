@@ -103,6 +103,9 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
     Domain(
         "accounts",
         api="accounts.api",
+        tasks="accounts.tasks",
+        # 01:40 in China.
+        schedule=(PeriodicJob("accounts.forget_client_fingerprints", {"hour": 17, "minute": 40}),),
         personal_data={"account": "accounts.personal_data:export_account"},
         city_figures="accounts.services:city_figures",
         scorecard="accounts.ownership:scorecard_figures",
@@ -175,6 +178,9 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
         },
         scorecard="community.figures:scorecard_figures",
         demo="community.seed:seed_clubs",
+        backfills=(
+            Backfill("community.moderation:copy_mutes_to_users", "{} mutes copied onto users"),
+        ),
     ),
 )
 

@@ -87,7 +87,7 @@ class ClubItem(MethodView):
 @blp.route("/clubs/<club_id>/members")
 class ClubMembers(MethodView):
     @blp.response(201, MembershipSchema)
-    @blp.refuses(errors.NotVerifiedOwner, errors.AlreadyMember)
+    @blp.refuses(errors.NotVerifiedOwner, errors.AlreadyMember, errors.Muted)
     def post(self, club_id):
         """Join: active at once in an open club, pending where the club approves"""
         return clubs.join(caller(), club_id)
@@ -228,6 +228,7 @@ class CommentItem(MethodView):
 class PostLike(MethodView):
     @_per_owner("RATELIMIT_LIKES_PER_USER", "likes")
     @blp.response(200, LikeSchema)
+    @blp.refuses(errors.Muted)
     def put(self, post_id):
         """Like a post (idempotent)"""
         return posts.like(caller(), post_id)
@@ -257,9 +258,10 @@ class Reports(MethodView):
     @blp.arguments(ReportCreateSchema)
     @blp.response(201, ReportSchema)
     @blp.alt_response(200, schema=ReportSchema, description="Already reported: the open report")
-    @blp.refuses(errors.UnknownTarget)
+    @blp.refuses(errors.UnknownTarget, errors.SelfReport)
     def post(self, data):
-        """Report a post, comment or user; enough weight hides content at once"""
+        """Report a post, comment or user; enough weight from two or more reporters hides
+        content at once"""
         report, created = reports.file_report(caller(), **data)
         return report, 201 if created else 200
 

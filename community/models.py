@@ -222,6 +222,11 @@ class Report(Document):
     city_code = StringField()
     reason = StringField(required=True, max_length=500)
     weight = FloatField(required=True)
+    # Why it weighs nothing (`community.reports.reporter_weight`): new_account, muted,
+    # banned, not_member, no_visible_content; None when it weighs.
+    weight_reason = StringField()
+    # The reporter's client fingerprint while open: one client, one voice on a target.
+    client_fingerprint = StringField()
     status = StringField(required=True, default=OPEN_REPORT, choices=REPORT_STATUSES)
     # "reporter:type:target" while open, unset once resolved: one open report per reporter
     # and target, also under concurrent submissions.

@@ -22,7 +22,7 @@ import structlog
 from bson import ObjectId
 from pymongo.client_session import ClientSession
 
-from accounts.services import AMBASSADOR, suspend
+from accounts.services import AMBASSADOR, mute, suspend
 from app.auth import Caller, load_caller
 from app.clock import utcnow
 from app.db import batch, transaction
@@ -65,7 +65,13 @@ from community.posts import (
     record_content_event,
     record_published,
 )
-from community.reports import CONTENT_MODELS, find_target, moderated_cities, resolve_reports
+from community.reports import (
+    CONTENT_MODELS,
+    discount_reports,
+    find_target,
+    moderated_cities,
+    resolve_reports,
+)
 from notifications.services import notify
 
 log = structlog.get_logger()
@@ -239,6 +245,10 @@ def _act_on_account(
         Membership._get_collection().update_many(
             {"user_id": user_id}, {"$set": {"muted_until": mute_until}}, session=session
         )
+        mute(user_id, mute_until, session)
+    if action in (MUTE, BAN):
+        # A silenced account's open reports stop counting towards hiding anything.
+        discount_reports(session, user_id, "muted" if action == MUTE else "banned")
     before, after = {"muted_until": muted_before}, {"muted_until": mute_until}
     if action in (BAN, RESTORE):
         after["banned_until"] = until if action == BAN else None
@@ -291,3 +301,16 @@ def feature_post(caller: Caller, post_id: str) -> Post:
     log.info("post_featured", post_id=post_id, by=caller.id, pays=pays)
     post.reload()
     return post
+
+
+# --- upgrading -------------------------------------------------------------------------
+
+
+def copy_mutes_to_users() -> int:
+    """Copy the mutes still running onto their accounts, which now carry them (the release
+    before kept them on the standing and the memberships only); `flask init-db` runs it."""
+    copied = 0
+    for standing in Standing._get_collection().find({"muted_until": {"$gt": utcnow()}}):
+        mute(standing["user_id"], standing["muted_until"])
+        copied += 1
+    return copied

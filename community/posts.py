@@ -369,11 +369,13 @@ def _like_count(session: ClientSession, post_id: ObjectId) -> int:
 
 
 def like(caller: Caller, post_id: str) -> dict[str, Any]:
-    """Like a visible post; liking it again changes nothing."""
+    """Like a visible post; liking it again changes nothing. Not while muted (403 `muted`):
+    a like is a vote, and a mute silences votes too."""
     oid = object_id(post_id)
     if oid is None:
         raise PostNotFound()
     user_id = caller.user.pk
+    limits.refuse_muted(caller)
 
     def unit(session: ClientSession) -> int:
         posts = Post._get_collection()
