@@ -181,7 +181,11 @@ class Feedback(MethodView):
     @blp.arguments(FeedbackCreateSchema)
     @blp.response(201, FeedbackSchema)
     @blp.refuses(
-        errors.StaffFeedback, errors.NotAttended, errors.FeedbackExists, errors.FeedbackClosed
+        errors.StaffFeedback,
+        errors.NotAttended,
+        errors.FeedbackExists,
+        errors.FeedbackClosed,
+        errors.EventCancelled,
     )
     def post(self, data, event_id):
         """Rate an event the caller attended, within 7 days after its end"""

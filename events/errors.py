@@ -105,11 +105,17 @@ class NotAttended(Forbidden):
 
 
 class StaffFeedback(Forbidden):
-    """The city's staff (its circle leaders and ambassadors, and admins) rate none of its
-    events: the answers make the city partner's scorecard and earn points."""
+    """Staff (circle leaders and ambassadors of any city, and admins), and whoever was staff
+    when checked in, rate no event: the answers make a city partner's scorecard and earn
+    points."""
 
     error = "staff_feedback"
-    message = "Staff of the event's city do not rate its events."
+    message = "Staff, and those checked in as staff, do not rate events."
+
+
+class EventCancelled(Conflict):
+    error = "event_cancelled"
+    message = "A cancelled event takes no feedback."
 
 
 class FeedbackExists(Conflict):

@@ -91,6 +91,9 @@ class Registration(Document):
     waitlist_position = IntField()
     cancelled_by = StringField(choices=(BY_OWNER, BY_EVENT))
     checked_in_by = ObjectIdField()
+    # The attendee was staff when checked in (no points): they rate nothing either, even
+    # once their grant is revoked.
+    staff_at_check_in = BooleanField()
     created_at = DateTimeField(default=utcnow)
     confirmed_at = DateTimeField()
     promoted_at = DateTimeField()

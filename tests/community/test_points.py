@@ -133,3 +133,13 @@ def test_comments_on_ones_own_post_earn_nothing(client, make_club):
     _deliver_all()
     assert _balance(author) == 5  # the post, not the comment
     assert _balance(friend) == 1
+
+
+def test_featuring_a_staff_members_post_pays_nothing(client, make_club, ambassador, leader):
+    """Issue 20, finding 6: an ambassador featured a leader's post, +50 to the leader."""
+    club = make_club(members=(leader,))
+    post = post_in(client, club, leader)
+    featured = client.post(f"{API}/posts/{post['id']}/feature", headers=ambassador.headers)
+    assert featured.status_code == 200 and featured.json["featured"] is True
+    _deliver_all()
+    assert _balance(leader) == 5  # the post's own points, not the feature's
