@@ -40,6 +40,7 @@ from accounts.models import NOT_ERASED, City, User, new_referral_code
 from app.clock import utcnow
 from app.db import object_id, transaction
 from app.outbox import record_event
+from app.screening import refuse_listed_words
 
 log = structlog.get_logger()
 # A sign-up whose random referral code is taken draws another, this many times at most.
@@ -258,6 +259,7 @@ def register(
     (unique indexes decide, not a read-then-write). `fingerprint`: the client's
     (`client_fingerprint`)."""
     require_city(city_code)
+    refuse_listed_words(display_name=display_name)
     referrer = None
     if referral_code:
         code = referral_code.strip().upper()
@@ -314,6 +316,7 @@ def update_profile(user: User, changes: dict[str, Any], now: datetime | None = N
     refused change changes nothing."""
     now = now or utcnow()
     changes = dict(changes)
+    refuse_listed_words(display_name=changes.get("display_name"))
     if changes.get("city_code") == user.city_code:
         del changes["city_code"]
     query: dict[str, Any] = {"pk": user.pk}

@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from accounts.errors import UnknownCity
 from app.auth import caller
-from app.errors import Forbidden, NotFound, RateLimited
+from app.errors import ContainsSensitiveWord, Forbidden, NotFound, RateLimited
 from app.extensions import limiter
 from app.web import Blueprint, PageArgsSchema, page_of
 from community import clubs, errors, moderation, posts, reports, words
@@ -63,7 +63,7 @@ class Clubs(MethodView):
 
     @blp.arguments(ClubCreateSchema)
     @blp.response(201, ClubSchema)
-    @blp.refuses(Forbidden, UnknownCity)
+    @blp.refuses(Forbidden, UnknownCity, ContainsSensitiveWord)
     def post(self, data):
         """Create a club (the city's circle leaders; national clubs: admins)"""
         return clubs.describe_club(clubs.create_club(caller(), **data))
@@ -78,7 +78,7 @@ class ClubItem(MethodView):
 
     @blp.arguments(ClubUpdateSchema)
     @blp.response(200, ClubSchema)
-    @blp.refuses(Forbidden)
+    @blp.refuses(Forbidden, ContainsSensitiveWord)
     def patch(self, changes, club_id):
         """Edit a club's name, description or join policy (its city leaders, admin)"""
         return clubs.describe_club(clubs.update_club(caller(), club_id, changes))

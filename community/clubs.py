@@ -26,6 +26,7 @@ from app.auth import Caller
 from app.clock import utcnow
 from app.db import batch, object_id, one_at_a_time, running_batch, transaction
 from app.errors import Forbidden
+from app.screening import refuse_listed_words
 from app.web import paginate
 from community import limits
 from community.errors import (
@@ -103,6 +104,7 @@ def create_club(
     else:
         caller.require(city_code, CIRCLE_LEADER, hide=False)
         require_city(city_code)
+    refuse_listed_words(name=name, description=description)
     club = Club(
         name=name,
         kind=kind,
@@ -119,6 +121,7 @@ def create_club(
 def update_club(caller: Caller, club_id: str, changes: dict[str, Any]) -> Club:
     club = club_or_404(club_id)
     require_runs_club(caller, club)
+    refuse_listed_words(name=changes.get("name"), description=changes.get("description"))
     Club.objects(pk=club.pk).update_one(**{f"set__{k}": v for k, v in changes.items()})
     club.reload()
     log.info("club_updated", club_id=club_id, changes=sorted(changes), by=caller.id)

@@ -221,6 +221,8 @@ class Report(Document):
     # The target's city (content: its city; a user: their home city), for the queue.
     city_code = StringField()
     reason = StringField(required=True, max_length=500)
+    # The reason holds a listed sensitive word: flagged for the ambassadors who read it.
+    reason_held = BooleanField(required=True, default=False)
     weight = FloatField(required=True)
     # Why it weighs nothing (`community.reports.reporter_weight`): new_account, muted,
     # banned, not_member, no_visible_content; None when it weighs.

@@ -24,6 +24,7 @@ from app.auth import Caller
 from app.clock import utcnow
 from app.db import object_id, transaction
 from app.errors import Forbidden
+from community import words
 from community.errors import SelfReport, UnknownTarget
 from community.models import (
     ACTIVE,
@@ -174,6 +175,7 @@ def file_report(
         target_id=str(target["_id"]),
         city_code=city,
         reason=reason,
+        reason_held=words.contains_listed_word(reason),
         weight=weight,
         weight_reason=weightless,
         client_fingerprint=fingerprint_of(caller.user, now),

@@ -137,6 +137,9 @@ class ReportSchema(Schema):
     target_type = fields.String()
     target_id = fields.String()
     reason = fields.String()
+    reason_held = fields.Boolean(
+        metadata={"description": "The reason holds a listed sensitive word (flagged for review)"}
+    )
     weight = fields.Float(metadata={"description": "What the report counts towards hiding"})
     weight_reason = fields.String(
         allow_none=True,

@@ -23,6 +23,7 @@ from app.clock import utcnow
 from app.db import get_or_404, transaction
 from app.errors import Forbidden, NotFound
 from app.outbox import record_event
+from app.screening import holds_listed_word
 from app.web import paginate
 from events import errors
 from events.access import is_staff, managed_event, visible_event
@@ -96,6 +97,7 @@ def give_feedback(
         score=score,
         recommend=recommend,
         comment=comment,
+        comment_held=holds_listed_word(comment),
         created_at=now,
     )
 
@@ -152,6 +154,13 @@ def event_feedback(caller: Caller, event_id: str, cursor: str | None, limit: int
         )
     )
     page = paginate(EventFeedback.objects(event_id=event.pk), cursor, limit)
+    # A comment with a listed sensitive word is withheld from those who read the answers.
+    page["items"] = [
+        {**answer.to_mongo().to_dict(), "id": answer.pk, "comment": None}
+        if answer.comment_held
+        else answer
+        for answer in page["items"]
+    ]
     return {**page, **summarize(answers)}
 
 

@@ -131,6 +131,8 @@ class EventFeedback(Document):
     score = IntField(required=True, min_value=1, max_value=5)
     recommend = IntField(required=True, min_value=0, max_value=10)
     comment = StringField(max_length=2000)
+    # The comment holds a listed sensitive word: kept, and withheld from its readers.
+    comment_held = BooleanField(required=True, default=False)
     created_at = DateTimeField(default=utcnow)
 
     meta = {
