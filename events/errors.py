@@ -129,8 +129,8 @@ class FeedbackClosed(Conflict):
     error = "feedback_closed"
     message = "Feedback is open from the event's end for a week."
     detail_fields = {
-        "opens_at": fields.String(required=True),
-        "closes_at": fields.String(required=True),
+        "opens_at": fields.String(required=True, metadata={"format": "date-time"}),
+        "closes_at": fields.String(required=True, metadata={"format": "date-time"}),
     }
 
 
