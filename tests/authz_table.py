@@ -113,6 +113,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "DELETE /api/v1/events/{event_id}/registrations/me": THE_OWNER,
     "GET /api/v1/events/{event_id}/ticket": THE_OWNER,
     "POST /api/v1/events/{event_id}/check-ins": CITY_LEADERS,
+    "GET /api/v1/events/{event_id}/door-kit": CITY_LEADERS,
+    "GET /api/v1/events/{event_id}/check-in-conflicts": CITY_LEADERS,
     "GET /api/v1/me/registrations": SIGNED_IN,
     "GET /api/v1/cities/{code}/stats": CITY_LEADERS,
     # community
