@@ -183,6 +183,11 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
 )
 
 
+# Server-rendered front ends of the same app, installed after the domains' APIs: the staff
+# consoles, which call the domains' services ("module:init_app(app)").
+FRONT_ENDS: tuple[str, ...] = ("consoles:init_app",)
+
+
 def resolve(target: str) -> Any:
     """The object a "module:name" entry names (the module is imported once, by Python)."""
     module, _, name = target.partition(":")

@@ -38,7 +38,6 @@ from partners.errors import BudgetExceeded
 
 blp = Blueprint("events", __name__, description="Local owner events run by circle leaders")
 blueprints = (blp,)
-SCAN_FIELDS = ("nonce", "device_id", "scanned_at", "offline")
 
 
 @blp.route("/events")
@@ -180,7 +179,7 @@ class CheckIns(MethodView):
     def post(self, data, event_id):
         """Check an owner in by ticket or user id, online or from an offline scan (its city's
         circle leaders, admin)"""
-        scan = tickets.Scan(**{k: data.pop(k) for k in SCAN_FIELDS if k in data})
+        scan = tickets.Scan.taken_from(data)
         result = tickets.check_in(caller(), event_id, scan=scan, **data)
         if result.status_code == tickets.KEPT_AS_CONFLICT:
             return conflict_response(result)

@@ -187,6 +187,12 @@ class Scan:
     scanned_at: datetime | None = None
     offline: bool = False
 
+    @classmethod
+    def taken_from(cls, body: dict[str, Any]) -> Scan:
+        """The scan's fields, taken out of a check-in's body (what is left names the owner)."""
+        names = ("nonce", "device_id", "scanned_at", "offline")
+        return cls(**{name: body.pop(name) for name in names if name in body})
+
 
 @dataclass
 class CheckIn:

@@ -268,6 +268,12 @@ def partners_of(caller: Caller) -> list[ObjectId]:
     ]
 
 
+def my_partners(caller: Caller) -> list[CityPartner]:
+    """The partners the caller works for, in two reads (a console's home, the staff's
+    profile)."""
+    return list(CityPartner.objects(pk__in=partners_of(caller)).order_by("city_code"))
+
+
 def leaders(partner: CityPartner) -> list[dict[str, Any]]:
     attached = list(CityPartnerLeader.objects(city_partner_id=partner.pk, detached_at=None))
     names = display_names([leader.user_id for leader in attached])

@@ -1,0 +1,103 @@
+"""The partner's budget and scorecard: the month's ledger (allocated, reserved, drawn,
+released, left, and its entries), and the scorecard with a month picker, charts of the
+months before it and CSV. A leader sees the partner they work for; an admin picks one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import render_template, request
+from flask_babel import lazy_gettext as _l
+from werkzeug.wrappers import Response
+
+from app.auth import Caller
+from app.errors import NotFound
+from consoles import charts
+from consoles.staff_places import partner_of, places
+from consoles.web import LEADERS, console
+from partners import budget, scorecards, services
+from partners.scorecards import FIGURES, as_csv
+
+MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+CHARTS = (
+    (
+        _l("Owners"),
+        (
+            ("active_owners", _l("Active owners")),
+            ("new_verified_owners", _l("New verified owners")),
+        ),
+    ),
+    (
+        _l("Events"),
+        (
+            ("events_held", _l("Events held")),
+            ("attended", _l("Attended")),
+            ("no_shows", _l("No-shows")),
+        ),
+    ),
+    (
+        _l("Points"),
+        (
+            ("budget_allocated", _l("Budget allocated")),
+            ("budget_used", _l("Budget used")),
+            ("points_issued", _l("Points issued")),
+        ),
+    ),
+)
+
+
+def _month() -> str | None:
+    import re
+
+    month = request.args.get("month") or None
+    return month if month and re.match(MONTH, month) else None
+
+
+def _partner(staff: Caller) -> dict[str, Any]:
+    found = partner_of(staff, request.args.get("partner"))
+    if found is None:
+        raise NotFound(message="You work for no city partner.")
+    return found
+
+
+@console.page("/budget", roles=LEADERS, nav=("circle_leader", _l("Budget")))
+def partner_budget(staff: Caller) -> str:
+    partner = _partner(staff)
+    city_partner = services.partner_for(staff, str(partner["id"]))
+    month = _month() or scorecards.current_month(partner["city_code"])
+    ledger = budget.budget_of(city_partner, month, request.args.get("cursor"), 50)
+    return render_template(
+        "consoles/budget.html",
+        partner=partner,
+        partners=places(staff).partners,
+        month=month,
+        ledger=ledger,
+    )
+
+
+@console.page("/scorecard", roles=LEADERS, nav=("circle_leader", _l("Scorecard")))
+def scorecard(staff: Caller) -> str:
+    partner = _partner(staff)
+    history = scorecards.history(staff, str(partner["id"]), _month())
+    card = history["months"][-1]
+    return render_template(
+        "consoles/scorecard.html",
+        partner=partner,
+        partners=places(staff).partners,
+        month=history["month"],
+        card=card,
+        figures=FIGURES,
+        charts=[charts.bars(title, history["months"], series) for title, series in CHARTS],
+    )
+
+
+@console.page("/scorecard.csv", roles=LEADERS)
+def scorecard_csv(staff: Caller) -> Response:
+    partner = _partner(staff)
+    card = scorecards.scorecard(staff, str(partner["id"]), _month())
+    response = Response(as_csv([card]), mimetype="text/csv")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="scorecard-{card["city_code"]}-{card["month"]}.csv"'
+    )
+    return response
