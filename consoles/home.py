@@ -19,7 +19,7 @@ from app.auth import ADMIN, Caller
 from app.errors import DomainError
 from app.extensions import limiter
 from consoles import auth, staff_places
-from consoles.i18n import LOCALES
+from consoles.i18n import LANGUAGES
 from consoles.web import STAFF, back, console, flash_refusal, nav_sections, roles_of
 
 
@@ -78,7 +78,7 @@ def sign_out() -> Response:
 @console.page("/language/<code>", public=True)
 def language(code: str) -> Response:
     """Switch the language (kept in the cookie session, signed in or not)."""
-    if code in LOCALES:
+    if code in LANGUAGES:
         session["lang"] = code
     return back("console.home")
 

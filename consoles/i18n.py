@@ -15,8 +15,9 @@ from flask_babel import Babel, get_locale
 from accounts.services import city_timezones
 from events.listings import city_zone
 
-# Babel's names, and the HTML `lang` of each.
-LOCALES = {"zh_CN": "zh-CN", "en": "en"}
+# The languages, by HTML `lang` (what the switch and the cookie say), with Babel's name
+# (which is also the folder of its catalogue under translations/).
+LANGUAGES = {"zh-CN": "zh_Hans_CN", "en": "en"}
 DEFAULT_LOCALE = "en"
 
 babel = Babel()
@@ -24,14 +25,14 @@ babel = Babel()
 
 def select_locale() -> str:
     chosen = session.get("lang")
-    if chosen in LOCALES:
-        return chosen
+    if chosen in LANGUAGES:
+        return LANGUAGES[chosen]
     best = request.accept_languages.best_match(["zh-CN", "zh", "en"])
-    return "zh_CN" if best and best.startswith("zh") else DEFAULT_LOCALE
+    return LANGUAGES["zh-CN"] if best and best.startswith("zh") else DEFAULT_LOCALE
 
 
 def html_lang() -> str:
-    return LOCALES.get(str(get_locale()), "en")
+    return "zh-CN" if str(get_locale()).startswith("zh") else "en"
 
 
 def _zone(city_code: str | None) -> ZoneInfo:

@@ -56,7 +56,7 @@
     var box = el("door-answer");
     box.className = "door-answer " + colour;
     box.replaceChildren();
-    [["verdict", verdict], ["who", who], ["detail", detail]].forEach(function (part) {
+    [["verdict", verdict], ["person", who], ["detail", detail]].forEach(function (part) {
       if (!part[1]) return;
       var line = document.createElement("div");
       line.className = part[0];
