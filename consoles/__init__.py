@@ -38,7 +38,8 @@ def init_app(app: Flask) -> None:
     )
     web.csrf.init_app(app)
     i18n.init_app(app)
-    # The pages, each registering itself on the blueprint.
-    from consoles import door, events, home, partner, people  # noqa: F401
+    # The pages, each registering itself on the blueprint, in the order of the navigation.
+    from consoles import home  # noqa: F401, I001
+    from consoles import events, door, people, partner  # noqa: F401
 
     app.register_blueprint(web.console)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import structlog
-from flask import current_app, g, session
+from flask import current_app, request, session
 
 from accounts import credentials, sessions
 from app.auth import Caller, load_caller
@@ -19,6 +19,7 @@ from app.clock import utcnow
 from app.errors import Forbidden
 
 log = structlog.get_logger()
+_KEPT = "consoles.staff"
 
 
 class NotStaff(Forbidden):
@@ -68,8 +69,10 @@ def _forget() -> None:
 def signed_in_staff() -> Caller | None:
     """The staff member this request's cookie speaks for, in one read of the account;
     None (and the cookie forgotten) when there is none or their session has ended."""
-    if "console_staff" in g:
-        return g.console_staff
+    # Kept for the request (not in `g`, which outlives a request wherever an app context
+    # was pushed around several, as in tests).
+    if _KEPT in request.environ:
+        return request.environ[_KEPT]
     found = None
     user_id, session_id, at = session.get("uid"), session.get("sid"), session.get("at")
     if user_id and session_id and isinstance(at, float | int):
@@ -86,5 +89,5 @@ def signed_in_staff() -> Caller | None:
             found = None
         if found is None:
             _forget()
-    g.console_staff = found
+    request.environ[_KEPT] = found
     return found

@@ -32,13 +32,17 @@ def bars(title: Any, months: Sequence[dict[str, Any]], series: Sequence[tuple[st
     chart = pygal.Bar(
         style=STYLE,
         js=[],
-        width=640,
-        height=300,
+        width=480,
+        height=320,
         title=str(title),
         legend_at_bottom=True,
         legend_at_bottom_columns=len(series),
         print_values=False,
         show_y_guides=True,
+        show_minor_y_labels=False,
+        y_labels_major_count=5,
+        min_scale=2,
+        max_scale=5,
         disable_xml_declaration=True,
     )
     chart.x_labels = [row["month"] for row in months]

@@ -50,6 +50,9 @@ def city_time(moment: datetime | None, city_code: str | None, style: str = "medi
         return format_date(moment.astimezone(zone).date(), "medium", locale=locale)
     if style == "time":
         return format_time(moment, "short", tzinfo=zone, locale=locale)
+    if style == "medium":  # the date spelled out, the time to the minute
+        day = format_date(moment.astimezone(zone).date(), "medium", locale=locale)
+        return f"{day} {format_time(moment, 'short', tzinfo=zone, locale=locale)}"
     return format_datetime(moment, style, tzinfo=zone, locale=locale)
 
 

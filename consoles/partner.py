@@ -47,6 +47,32 @@ CHARTS = (
 )
 
 
+# The scorecard's figures as people read them (partners/scorecards.py's FIGURES).
+FIGURE_NAMES = {
+    "new_verified_owners": _l("New verified owners"),
+    "active_owners": _l("Active owners"),
+    "events_held": _l("Events held"),
+    "registrations": _l("Registrations"),
+    "attended": _l("Attended"),
+    "no_shows": _l("No-shows"),
+    "attendance_rate": _l("Attendance rate"),
+    "no_show_rate": _l("No-show rate"),
+    "feedback_count": _l("Answers"),
+    "average_rating": _l("Average rating"),
+    "nps": _l("Net promoter score"),
+    "follow_ups_open": _l("Open follow-ups"),
+    "follow_ups_overdue": _l("Overdue follow-ups"),
+    "points_issued": _l("Points issued"),
+    "budget_allocated": _l("Budget allocated"),
+    "budget_used": _l("Budget used"),
+    "posts": _l("Posts"),
+    "comments": _l("Comments"),
+    "reports_resolved": _l("Reports resolved"),
+    "median_hours_to_resolve": _l("Median hours to resolve a report"),
+    "referrals_completed": _l("Referrals completed"),
+}
+
+
 def _month() -> str | None:
     import re
 
@@ -88,6 +114,7 @@ def scorecard(staff: Caller) -> str:
         month=history["month"],
         card=card,
         figures=FIGURES,
+        figure_names=FIGURE_NAMES,
         charts=[charts.bars(title, history["months"], series) for title, series in CHARTS],
     )
 

@@ -24,6 +24,7 @@ from typing import Any
 from flask import (
     Blueprint,
     Response,
+    current_app,
     flash,
     g,
     jsonify,
@@ -38,7 +39,7 @@ from werkzeug.exceptions import HTTPException
 
 from accounts.services import AMBASSADOR, CIRCLE_LEADER
 from app.auth import ADMIN, Caller
-from app.errors import DomainError, Forbidden
+from app.errors import DomainError, Forbidden, NotFound
 from consoles import auth
 from consoles.messages import refusal_text
 
@@ -174,7 +175,11 @@ console = Console(
 
 
 def flash_refusal(refusal: DomainError) -> None:
-    """Tell the caller why the service refused, in their language."""
+    """Tell the caller why the service refused, in their language. A refusal of access (a
+    thing outside the caller's scope, a role they lack) is no message on a page: it is
+    raised again, to answer the page's 404 or 403."""
+    if isinstance(refusal, NotFound) or type(refusal) is Forbidden:
+        raise refusal
     flash(refusal_text(refusal), "error")
 
 
@@ -199,13 +204,19 @@ def _page_headers(response: Response) -> Response:
 
 @console.before_request
 def _protect_forms() -> None:
+    # Flask-WTF keeps the request's token in `g`, which outlives the request where one app
+    # context spans several (the tests' does): each request makes its own.
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
     if request.endpoint != "console.static":
         csrf.protect()
+        # Who is signed in is settled before any form is made: a session that ended is
+        # forgotten first, so the form's token is kept in the session that follows.
+        auth.signed_in_staff()
 
 
 @console.context_processor
 def _page_context() -> dict[str, Any]:
-    staff = g.get("console_staff")
+    staff = auth.signed_in_staff() if request.endpoint != "console.static" else None
     return {
         "staff": staff,
         "staff_roles": roles_of(staff) if staff else [],
