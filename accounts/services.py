@@ -325,6 +325,8 @@ class PersonCard:
 def person_cards(user_ids: Collection[ObjectId]) -> dict[ObjectId, PersonCard]:
     """The cards of the accounts `user_ids` names, in two reads however many there are."""
     ids = list(user_ids)
+    if not ids:
+        return {}
     vehicles: dict[ObjectId, str] = {}
     # The owner leads the filter, so the (owner_id, -created_at) index serves it; the
     # newest verified vehicle wins.

@@ -30,7 +30,7 @@ from app.errors import DomainError
 from consoles.csv import csv_response
 from consoles.i18n import from_local_input, local_input
 from consoles.messages import CONFLICT_REASONS
-from consoles.staff_places import places
+from consoles.staff_places import cities_of
 from consoles.web import LEADERS, back, console, flash_refusal
 from events import door, feedback, listings, services
 from events.access import managed_event
@@ -127,7 +127,7 @@ def events(staff: Caller) -> str:
     return render_template(
         "consoles/events/list.html",
         page=page,
-        cities=places(staff).cities,
+        cities=cities_of(staff),
         city=city,
         status=status,
         statuses=EVENT_STATUSES,
@@ -138,7 +138,7 @@ def events(staff: Caller) -> str:
 @console.page("/events/new", roles=LEADERS, methods=("GET", "POST"))
 def new_event(staff: Caller) -> Any:
     form = EventForm()
-    form.city_code.choices = places(staff).cities
+    form.city_code.choices = cities_of(staff)
     if form.validate_on_submit():
         city_code = form.city_code.data or ""
         data = _checked(

@@ -11,11 +11,11 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
 from app.auth import Caller
-from app.errors import NotFound
 from consoles import charts
-from consoles.staff_places import partner_of, places
+from consoles.staff_places import partner_of, summary
 from consoles.web import LEADERS, console
-from partners import budget, scorecards, services
+from partners import budget, scorecards
+from partners.models import CityPartner
 from partners.scorecards import FIGURES, as_csv
 
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -80,23 +80,21 @@ def _month() -> str | None:
     return month if month and re.match(MONTH, month) else None
 
 
-def _partner(staff: Caller) -> dict[str, Any]:
-    found = partner_of(staff, request.args.get("partner"))
-    if found is None:
-        raise NotFound(message="You work for no city partner.")
-    return found
+def _partner(staff: Caller) -> tuple[CityPartner, list[dict[str, Any]]]:
+    """The partner asked for (or the caller's first) and those the picker offers."""
+    partner, choices = partner_of(staff, request.args.get("partner"))
+    return partner, [summary(choice) for choice in choices]
 
 
 @console.page("/budget", roles=LEADERS, nav=("circle_leader", _l("Budget")))
 def partner_budget(staff: Caller) -> str:
-    partner = _partner(staff)
-    city_partner = services.partner_for(staff, str(partner["id"]))
-    month = _month() or scorecards.current_month(partner["city_code"])
-    ledger = budget.budget_of(city_partner, month, request.args.get("cursor"), 50)
+    partner, choices = _partner(staff)
+    month = _month() or scorecards.current_month(partner.city_code)
+    ledger = budget.budget_of(partner, month, request.args.get("cursor"), 50)
     return render_template(
         "consoles/budget.html",
-        partner=partner,
-        partners=places(staff).partners,
+        partner=summary(partner),
+        partners=choices,
         month=month,
         ledger=ledger,
     )
@@ -104,15 +102,14 @@ def partner_budget(staff: Caller) -> str:
 
 @console.page("/scorecard", roles=LEADERS, nav=("circle_leader", _l("Scorecard")))
 def scorecard(staff: Caller) -> str:
-    partner = _partner(staff)
-    history = scorecards.history(staff, str(partner["id"]), _month())
-    card = history["months"][-1]
+    partner, choices = _partner(staff)
+    history = scorecards.history_of(partner, _month())
     return render_template(
         "consoles/scorecard.html",
-        partner=partner,
-        partners=places(staff).partners,
+        partner=summary(partner),
+        partners=choices,
         month=history["month"],
-        card=card,
+        card=history["months"][-1],
         figures=FIGURES,
         figure_names=FIGURE_NAMES,
         charts=[charts.bars(title, history["months"], series) for title, series in CHARTS],
@@ -121,8 +118,8 @@ def scorecard(staff: Caller) -> str:
 
 @console.page("/scorecard.csv", roles=LEADERS)
 def scorecard_csv(staff: Caller) -> Response:
-    partner = _partner(staff)
-    card = scorecards.scorecard(staff, str(partner["id"]), _month())
+    partner, _ = _partner(staff)
+    card = scorecards.scorecard_of(partner, _month())
     response = Response(as_csv([card]), mimetype="text/csv")
     response.headers["Content-Disposition"] = (
         f'attachment; filename="scorecard-{card["city_code"]}-{card["month"]}.csv"'

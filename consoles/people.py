@@ -18,7 +18,7 @@ from accounts.services import display_names
 from app.auth import Caller
 from app.errors import DomainError
 from app.web import paginate
-from consoles.staff_places import places
+from consoles.staff_places import cities_of
 from consoles.web import LEADERS, back, console, flash_refusal
 from events import feedback
 
@@ -51,7 +51,7 @@ def vehicles(staff: Caller) -> str:
         "consoles/vehicles.html",
         page=page,
         names=names,
-        cities=places(staff).cities,
+        cities=cities_of(staff),
         city=_city(),
         reject_form=RejectForm(),
     )

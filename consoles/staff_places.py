@@ -1,13 +1,12 @@
 """Where a staff member works: the cities they lead and the city partners they work for
 (an admin: every city and every partner under contract), and the leader's overview.
 
-`GET /me` will carry the same (`grants`, `city_partners`); when its service lands, `places`
-is the one function to point at it.
+`GET /me` will carry the same (`grants`, `city_partners`); when its service lands,
+`cities_of` and `partners_of` are the functions to point at it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -15,55 +14,52 @@ from accounts import ownership
 from accounts.services import CIRCLE_LEADER, city_timezones
 from app.auth import Caller
 from app.clock import utcnow
+from app.errors import NotFound
 from events import feedback, listings
 from events.models import OPEN, PUBLISHED
 from partners import budget, services
+from partners.models import CityPartner
 from partners.scorecards import current_month
 
 # How many of each list the leader's home shows (each links to its full page).
 OVERVIEW_ROWS = 5
 
 
-@dataclass
-class Places:
-    cities: list[str]
-    # {id, name, city_code} of each partner the person works for (an admin: all running).
-    partners: list[dict[str, Any]] = field(default_factory=list)
-
-
-def places(staff: Caller) -> Places:
+def cities_of(staff: Caller) -> list[str]:
+    """The cities the caller leads (an admin: every city), with no read: a leader's come
+    with their account, every city's with the time zones each process keeps."""
     cities = staff.cities_for(CIRCLE_LEADER)
-    if cities is None:
-        partners = [
-            services.describe(partner)
-            for partner in services.list_partners(None, None, 100)["items"]
-            if services.is_running(partner)
-        ]
-        return Places(sorted(city_timezones()), partners)
-    return Places(sorted(cities), [services.describe(p) for p in services.my_partners(staff)])
+    return sorted(city_timezones() if cities is None else cities)
 
 
-def partner_of(staff: Caller, partner_id: str | None) -> dict[str, Any] | None:
-    """The partner a page is about: the one asked for (when the person may see it), else
-    the first they work for."""
-    found = places(staff).partners
-    if partner_id:
-        return next((p for p in found if str(p["id"]) == partner_id), None) or services.describe(
-            services.partner_for(staff, partner_id)
-        )
-    return found[0] if found else None
+def partners_of(staff: Caller) -> list[CityPartner]:
+    """The partners the caller works for (an admin: every partner not ended)."""
+    return services.my_partners(staff)
+
+
+def summary(partner: CityPartner) -> dict[str, Any]:
+    return {"id": partner.pk, "name": partner.name, "city_code": partner.city_code}
+
+
+def partner_of(staff: Caller, partner_id: str | None) -> tuple[CityPartner, list[CityPartner]]:
+    """The partner a page is about, and those the caller may pick from: the one asked for
+    among them, else the first (404 when the caller works for none, or not for it)."""
+    found = partners_of(staff)
+    chosen = next((p for p in found if str(p.pk) == partner_id), None) if partner_id else None
+    if chosen is None and (partner_id or not found):
+        raise NotFound(message="You work for no such city partner.")
+    return chosen or found[0], found
 
 
 def overview(staff: Caller) -> dict[str, Any]:
     """The leader's home: each partner's budget left this month, the events coming up (and
     those started but not completed), open follow-ups and vehicles waiting."""
-    where = places(staff)
     budgets = [
         {
-            "partner": partner,
-            **budget.summary(partner["id"], current_month(partner["city_code"])),
+            "partner": summary(partner),
+            **budget.summary(partner.pk, current_month(partner.city_code)),
         }
-        for partner in where.partners
+        for partner in partners_of(staff)
     ]
     since = utcnow() - timedelta(days=2)
     events = listings.managed_events(staff, None, PUBLISHED, None, 20)["items"]
@@ -71,7 +67,7 @@ def overview(staff: Caller) -> dict[str, Any]:
     follow_ups = feedback.follow_ups(staff, None, OPEN, False, None, OVERVIEW_ROWS)
     queue = ownership.verification_queue(staff, "pending", None)
     return {
-        "cities": where.cities,
+        "cities": cities_of(staff),
         "budgets": budgets,
         "events": upcoming,
         "follow_ups": follow_ups["items"],

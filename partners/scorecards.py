@@ -159,7 +159,12 @@ def _check_month(month: str, latest: str) -> None:
 
 def scorecard(caller: Caller, partner_id: str, month: str | None) -> dict[str, Any]:
     """One partner's scorecard of `month` (default the current one): its leaders, admins."""
-    partner = services.partner_for(caller, partner_id)
+    return scorecard_of(services.partner_for(caller, partner_id), month)
+
+
+def scorecard_of(partner: CityPartner, month: str | None) -> dict[str, Any]:
+    """The scorecard of a partner the caller was found to see (`services.partner_for`,
+    `services.my_partners`)."""
     this_month = current_month(partner.city_code)
     month = month or this_month
     _check_month(month, this_month)
@@ -180,7 +185,11 @@ def history(caller: Caller, partner_id: str, month: str | None, count: int = 6) 
     it within the contract, oldest first, for charts: the stored snapshots in one read,
     the current month refreshed as `scorecard` does and a month never computed computed
     now (its leaders, admins)."""
-    partner = services.partner_for(caller, partner_id)
+    return history_of(services.partner_for(caller, partner_id), month, count)
+
+
+def history_of(partner: CityPartner, month: str | None, count: int = 6) -> dict[str, Any]:
+    """`history` of a partner the caller was found to see."""
     this_month = current_month(partner.city_code)
     month = month or this_month
     _check_month(month, this_month)

@@ -37,12 +37,13 @@ def post(client: Any, path: str, data: dict[str, Any] | None = None, **kwargs: A
     return client.post(path, data={"csrf_token": csrf_token(client), **(data or {})}, **kwargs)
 
 
-def page_within_budget(client: Any, path: str, budget: int) -> Any:
+def page_within_budget(client: Any, path: str, budget: int, status: int = 200) -> Any:
     """Open a page (warmed once: what every process keeps, such as time zones, is read) and
     fail when it makes more than `budget` MongoDB commands, naming them."""
     client.get(path)
     with within_budget(budget) as commands:
         page = client.get(path)
-    assert page.status_code == 200, (path, page.status_code, page.get_data(as_text=True)[:300])
+    assert page.status_code == status, (path, page.status_code, page.get_data(as_text=True)[:300])
     page.commands = len(commands)
+    page.command_names = commands.names
     return page

@@ -192,8 +192,9 @@ def test_a_leader_runs_an_event_from_draft_to_scorecard(
     until(phones[0], f"localStorage.getItem('door:queue:{event.pk}') === '[]'")
     # ...and the same scan sent again is taken once.
     again = phones[0].evaluate(
-        """([url, body]) => fetch(url, {method: 'POST', headers: {'Content-Type': 'application/json',
-            'X-CSRFToken': document.querySelector('meta[name=csrf-token]').content},
+        """([url, body]) => fetch(url, {method: 'POST',
+            headers: {'Content-Type': 'application/json',
+                      'X-CSRFToken': document.querySelector('meta[name=csrf-token]').content},
             body: JSON.stringify(body)}).then(r => r.status)""",
         [f"{console_url}/console/events/{event.pk}/door/scans", queued[0]],
     )
