@@ -86,9 +86,7 @@ def language(code: str) -> Response:
 @console.page("/sw.js", public=True)
 def service_worker() -> Response:
     """The door's service worker, served from /console/ so that its scope is the console."""
-    response = send_from_directory(console.static_folder or "", "sw.js", max_age=0)
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+    return send_from_directory(console.static_folder or "", "sw.js", max_age=0)
 
 
 @console.page("/", roles=STAFF)

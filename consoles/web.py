@@ -34,6 +34,7 @@ from flask import (
     url_for,
 )
 from flask_babel import lazy_gettext as _l
+from flask_babel import refresh
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
@@ -203,10 +204,12 @@ def _page_headers(response: Response) -> Response:
 
 
 @console.before_request
-def _protect_forms() -> None:
-    # Flask-WTF keeps the request's token in `g`, which outlives the request where one app
-    # context spans several (the tests' does): each request makes its own.
+def _each_request() -> None:
+    # Flask-WTF and Flask-Babel keep the request's token and language in `g`, which outlives
+    # the request where one app context spans several (the tests' does): each request
+    # settles its own.
     g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+    refresh()
     if request.endpoint != "console.static":
         csrf.protect()
         # Who is signed in is settled before any form is made: a session that ended is
