@@ -37,6 +37,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import refresh
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from accounts.services import AMBASSADOR, CIRCLE_LEADER
 from app.auth import ADMIN, Caller
@@ -184,7 +185,7 @@ def flash_refusal(refusal: DomainError) -> None:
     flash(refusal_text(refusal), "error")
 
 
-def back(default: str, **values: Any) -> Response:
+def back(default: str, **values: Any) -> WerkzeugResponse:
     """Redirect (303, so a reload does not post again) to `next` when it is a console path
     of this site, else to `default`."""
     target = request.values.get("next") or ""
