@@ -31,7 +31,7 @@ from consoles.csv import csv_response
 from consoles.i18n import from_local_input, local_input
 from consoles.messages import CONFLICT_REASONS
 from consoles.staff_places import cities_of
-from consoles.web import LEADERS, back, console, flash_refusal
+from consoles.web import LEADERS, attempt, back, console, flash_refusal
 from events import door, feedback, listings, services
 from events.access import managed_event
 from events.models import EVENT_STATUSES
@@ -204,12 +204,7 @@ def _form_data(event: Any) -> dict[str, Any]:
 
 
 def _lifecycle(event_id: str, change: Any, done: Any) -> Response:
-    try:
-        change()
-    except DomainError as refusal:
-        flash_refusal(refusal)
-    else:
-        flash(done, "success")
+    attempt(change, done)
     return back("console.event", event_id=event_id)
 
 

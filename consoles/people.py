@@ -19,7 +19,7 @@ from app.auth import Caller
 from app.errors import DomainError
 from app.web import paginate
 from consoles.staff_places import cities_of
-from consoles.web import LEADERS, back, console, flash_refusal
+from consoles.web import LEADERS, attempt, back, console, flash_refusal
 from events import feedback
 
 PAGE_ROWS = 50
@@ -58,12 +58,7 @@ def vehicles(staff: Caller) -> str:
 
 
 def _review(change: Any, done: Any) -> Response:
-    try:
-        change()
-    except DomainError as refusal:
-        flash_refusal(refusal)
-    else:
-        flash(done, "success")
+    attempt(change, done)
     return back("console.vehicles")
 
 
@@ -114,10 +109,7 @@ def close_follow_up(staff: Caller, follow_up_id: str) -> Response:
     if not form.validate():
         flash(_("Write what was done before closing."), "error")
         return back("console.follow_ups")
-    try:
-        feedback.close_follow_up(staff, follow_up_id, form.note.data or "")
-    except DomainError as refusal:
-        flash_refusal(refusal)
-    else:
-        flash(_("Closed."), "success")
+    attempt(
+        lambda: feedback.close_follow_up(staff, follow_up_id, form.note.data or ""), _l("Closed.")
+    )
     return back("console.follow_ups")

@@ -185,6 +185,18 @@ def flash_refusal(refusal: DomainError) -> None:
     flash(refusal_text(refusal), "error")
 
 
+def attempt(change: Callable[[], Any], done: Any) -> bool:
+    """Run a service's change for a form: say `done` when it is made, or why the service
+    refused (`flash_refusal`); whether it was made."""
+    try:
+        change()
+    except DomainError as refusal:
+        flash_refusal(refusal)
+        return False
+    flash(done, "success")
+    return True
+
+
 def back(default: str, **values: Any) -> WerkzeugResponse:
     """Redirect (303, so a reload does not post again) to `next` when it is a console path
     of this site, else to `default`."""

@@ -5,10 +5,13 @@ carries, and a page's MongoDB command count (`page_within_budget`)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from accounts import sessions
 from app.clock import utcnow
+from partners.budget import add_allocation
+from partners.services import contract_partner
 from tests.support import Person, within_budget
 
 CONSOLE = "/console"
@@ -47,3 +50,19 @@ def page_within_budget(client: Any, path: str, budget: int, status: int = 200) -
     page.commands = len(commands)
     page.command_names = commands.names
     return page
+
+
+def sz_partner(points: int = 20_000) -> Any:
+    """SZ Motors, the partner running SZ since three months ago (its leaders work for it),
+    with `points` of budget this month and next."""
+    today = utcnow().date()
+    partner = contract_partner(
+        name="SZ Motors",
+        contact="ops@szmotors.example.com",
+        city_code="SZ",
+        contract_start=today - timedelta(days=90),
+        contract_end=today + timedelta(days=365),
+    )
+    for days in (0, 35):
+        add_allocation(partner, (utcnow() + timedelta(days=days)).strftime("%Y-%m"), points)
+    return partner

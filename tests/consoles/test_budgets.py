@@ -14,10 +14,8 @@ from app.auth import load_caller
 from app.clock import utcnow
 from events import feedback, registration, services, tickets
 from events.models import Event
-from partners.budget import add_allocation
-from partners.services import contract_partner
 from tests.authz_table import CONSOLE_ACCESS
-from tests.consoles.support import page_within_budget, sign_in
+from tests.consoles.support import page_within_budget, sign_in, sz_partner
 from tests.events.conftest import many_owners
 from tests.support import make_person
 
@@ -68,15 +66,7 @@ NOT_PAGES = ("sign-in", "sign-out", "language", "sw.js", "static")
 def busy_city(app, leader):
     """SZ run by a partner, with budget, an event of 12 registrations, a completed one with
     answers and follow-ups, and vehicles waiting."""
-    today = utcnow().date()
-    partner = contract_partner(
-        name="SZ Motors",
-        contact="ops@szmotors.example.com",
-        city_code="SZ",
-        contract_start=today - timedelta(days=200),
-        contract_end=today + timedelta(days=365),
-    )
-    add_allocation(partner, utcnow().strftime("%Y-%m"), 100_000)
+    sz_partner(100_000)
     who = load_caller(leader.id)
 
     starts = utcnow() + timedelta(hours=1)

@@ -19,9 +19,8 @@ from app.auth import load_caller
 from app.clock import utcnow
 from app.outbox import OutboxEvent
 from events.models import CheckInScan, Event, Registration
-from partners.budget import add_allocation
-from partners.services import contract_partner
 from tests.consoles.browser import DESKTOP, PHONE, new_page, sign_in_page
+from tests.consoles.support import sz_partner
 from tests.support import make_city, make_person, wait_until
 
 API = "/api/v1"
@@ -38,16 +37,7 @@ def city_with_partner(app):
     """SZ run by a partner with this month's budget, its leader, and three owners."""
     make_city("SZ")
     leader = make_person("SZ", role="circle_leader", display_name="Lin (leader)")
-    today = utcnow().date()
-    partner = contract_partner(
-        name="SZ Motors",
-        contact="ops@szmotors.example.com",
-        city_code="SZ",
-        contract_start=today - timedelta(days=90),
-        contract_end=today + timedelta(days=365),
-    )
-    for days in (0, 35):
-        add_allocation(partner, (utcnow() + timedelta(days=days)).strftime("%Y-%m"), 20_000)
+    partner = sz_partner()
     owners = [
         make_person("SZ", display_name=name, phone=f"+86 139 0000 {1000 + n}")
         for n, name in enumerate(("Wang Fang", "Li Na", "Zhang Wei"))
