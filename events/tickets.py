@@ -248,7 +248,9 @@ def check_in(
         if first is not None:
             return _answered(first)
     now = utcnow()
+    # To the millisecond, as MongoDB keeps it: a scan's answer is the same given again.
     at = scan.scanned_at or now
+    at = at.replace(microsecond=at.microsecond // 1000 * 1000)
     seen = _Seen()
     try:
         registration = _admissible(caller, event, token, user_id, at, seen)
@@ -345,8 +347,12 @@ def _attend(
         return True
 
     checked_in = transaction(unit)
-    registration.reload()
-    if not checked_in:
+    if checked_in:
+        # What the transaction wrote, without reading it back.
+        registration.status, registration.attended_at = ATTENDED, at
+        registration.checked_in_by = caller.user.pk
+    else:
+        registration.reload()
         # Another check-in of this owner committed first.
         if registration.status == ATTENDED and not scan.offline:
             return CheckIn(ALREADY_IN, registration)
