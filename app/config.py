@@ -326,6 +326,21 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Bearer token `/metrics` requires. Unset: `/metrics` answers loopback requests only.",
     ),
+    Setting(
+        "TICKET_KEY_ROTATION_DAYS",
+        "TICKET_KEY_ROTATION_DAYS",
+        int,
+        30,
+        "Days a city partner's Ed25519 ticket key signs before the next one takes over (the "
+        "old one verifies what it signed until those tickets expire). Positive.",
+    ),
+    Setting(
+        "CONSOLE_SESSION_HOURS",
+        "CONSOLE_SESSION_HOURS",
+        int,
+        12,
+        "Hours a console sign-in lasts (its device session then ends). Positive.",
+    ),
     Setting("PUSH_PROVIDER", "PUSH_PROVIDER", str, "log", "`log` or `webhook`."),
     Setting(
         "PUSH_WEBHOOK_URL",
@@ -399,6 +414,10 @@ def validate(config: dict[str, Any]) -> None:
             raise ConfigError(f"{env} must not be negative")
     if config["SCORECARD_REFRESH_SECONDS"] < 0:
         raise ConfigError("SCORECARD_REFRESH_SECONDS must not be negative")
+    if config["CONSOLE_SESSION_HOURS"] <= 0:
+        raise ConfigError("CONSOLE_SESSION_HOURS must be a positive number of hours")
+    if config["TICKET_KEY_ROTATION_DAYS"] <= 0:
+        raise ConfigError("TICKET_KEY_ROTATION_DAYS must be a positive number of days")
     if config["PUSH_PROVIDER"] not in {"log", "webhook"}:
         raise ConfigError("PUSH_PROVIDER must be `log` or `webhook`")
     if config["PUSH_PROVIDER"] == "webhook" and not config.get("PUSH_WEBHOOK_URL"):

@@ -164,7 +164,11 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
         "events",
         api="events.api",
         tasks="events.tasks",
-        schedule=(PeriodicJob("events.send_reminders", {"minute": "*/5"}),),
+        schedule=(
+            PeriodicJob("events.send_reminders", {"minute": "*/5"}),
+            PeriodicJob("events.rotate_ticket_keys", {"hour": 17, "minute": 20}),
+        ),
+        commands=("events.cli:rotate_ticket_keys", "events.cli:retire_ticket_key"),
         personal_data={"event_registrations": "events.registration:export_registrations"},
         city_figures="events.figures:city_figures",
         scorecard="events.figures:scorecard_figures",
@@ -188,6 +192,11 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
         ),
     ),
 )
+
+
+# Server-rendered front ends of the same app, installed after the domains' APIs: the staff
+# consoles, which call the domains' services ("module:init_app(app)").
+FRONT_ENDS: tuple[str, ...] = ("consoles:init_app",)
 
 
 def resolve(target: str) -> Any:

@@ -291,7 +291,8 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _json_bodies_only():
-        if request.method not in {"POST", "PUT", "PATCH"}:
+        # The API's bodies; the consoles' pages take forms.
+        if request.method not in {"POST", "PUT", "PATCH"} or not request.path.startswith("/api/"):
             return
         has_body = bool(request.content_length)
         if request.content_length is None:

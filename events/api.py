@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import Response, jsonify
 from flask.views import MethodView
 
 from accounts.errors import UnknownCity
@@ -9,12 +10,14 @@ from app.auth import caller
 from app.errors import ContainsSensitiveWord, Forbidden
 from app.idempotency import idempotent
 from app.web import Blueprint, PageArgsSchema, page_of
-from events import errors, feedback, figures, listings, registration, services, tickets
+from events import door, errors, feedback, figures, listings, registration, services, tickets
 from events.schemas import (
     CancelEventSchema,
+    CheckInConflictSchema,
     CheckInSchema,
     CityStatsSchema,
     CloseFollowUpSchema,
+    DoorKitSchema,
     EventCreateSchema,
     EventFeedbackSchema,
     EventListArgsSchema,
@@ -169,6 +172,9 @@ class CheckIns(MethodView):
     @blp.arguments(CheckInSchema)
     @blp.response(201, RegistrationSchema)
     @blp.alt_response(200, schema=RegistrationSchema, description="Already checked in")
+    @blp.alt_response(
+        202, schema=CheckInConflictSchema, description="An offline scan kept as a conflict"
+    )
     @blp.refuses(
         errors.SelfCheckIn,
         errors.EventClosed,
@@ -178,9 +184,38 @@ class CheckIns(MethodView):
         BudgetExceeded,
     )
     def post(self, data, event_id):
-        """Check an owner in by ticket or user id (its city's circle leaders, admin)"""
-        registration, checked_in = tickets.check_in(caller(), event_id, **data)
-        return registration, 201 if checked_in else 200
+        """Check an owner in by ticket or user id, online or from an offline scan (its city's
+        circle leaders, admin)"""
+        scan = tickets.Scan.taken_from(data)
+        result = tickets.check_in(caller(), event_id, scan=scan, **data)
+        if result.status_code == tickets.KEPT_AS_CONFLICT:
+            return conflict_response(result)
+        return result.registration, result.status_code
+
+
+def conflict_response(result: tickets.CheckIn) -> Response:
+    """The 202 answer of a scan kept as a conflict (its own schema, not the view's)."""
+    response = jsonify(CheckInConflictSchema().dump(result.scan))
+    response.status_code = tickets.KEPT_AS_CONFLICT
+    return response
+
+
+@blp.route("/events/<event_id>/check-in-conflicts")
+class CheckInConflicts(MethodView):
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, page_of(CheckInConflictSchema))
+    def get(self, args, event_id):
+        """Offline scans the server would have refused, newest first (its leaders, admin)"""
+        return door.check_in_conflicts(caller(), event_id, args["cursor"], args["limit"])
+
+
+@blp.route("/events/<event_id>/door-kit")
+class DoorKit(MethodView):
+    @blp.response(200, DoorKitSchema)
+    def get(self, event_id):
+        """What a door device keeps to check tickets offline: keys, attendees, revoked
+        tickets (its city's circle leaders, admin)"""
+        return door.door_kit(caller(), event_id)
 
 
 @blp.route("/events/<event_id>/feedback")

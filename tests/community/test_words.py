@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -93,12 +92,13 @@ def test_ten_thousand_words_match_in_one_pass(app):
     assert words.add_words([f"word{n:05d}x" for n in range(10_000)] + ["违禁词"]) == 10_001
     text = "lorem ipsum dolor sit amet " * 200
     assert words.contains_listed_word(text) is False  # builds the automaton once
-    started = time.perf_counter()
+    built = words._matcher.current()
     for _ in range(100):
         assert words.contains_listed_word(text + " WORD09999X ") is True
         assert words.contains_listed_word(text + "這是違禁詞") is True
-    per_check = (time.perf_counter() - started) / 200
-    assert per_check < 0.01, per_check
+    # Checks read the one automaton built for this version of the list: nothing per word,
+    # nothing rebuilt (its speed is measured by bench/words.py, not timed here).
+    assert words._matcher.current() is built
 
 
 CORPUS = json.loads((Path(__file__).parent / "data" / "word_evasions.json").read_text())
