@@ -255,6 +255,7 @@ def _record(
         "kind": kind,
         "user_id": user_id,
         "points": points,
+        "reversed": 0,
         "entry_id": entry["_id"],
         "entry_ids": [entry["_id"]],
         "balance_after": entry["balance_after"],

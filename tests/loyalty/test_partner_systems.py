@@ -1,4 +1,4 @@
-"""Partner systems crediting points."""
+"""Ecosystem partners: authentication and credits, as services."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.errors import Conflict, Unauthorized, ValidationFailed
-from loyalty import (
-    partner_systems,
-)
+from loyalty import partner_systems, partner_transactions
 from tests.loyalty.conftest import assert_invariants
 from tests.support import make_person, partner_signature
 
@@ -36,20 +34,20 @@ def test_partner_authentication_and_credit_rules(app, admin):
         with pytest.raises(Unauthorized):
             partner_systems.authenticate_partner(key, sig, ts, body)
 
-    credit, created = partner_systems.credit_from_partner(
+    credit, created = partner_transactions.credit_from_partner(
         partner, partner_txn_id="t1", points=10, member_phone="138 0013 8000"
     )
     assert created and credit["balance_after"] == 10
-    replay, created = partner_systems.credit_from_partner(
+    replay, created = partner_transactions.credit_from_partner(
         partner, partner_txn_id="t1", points=10, member_phone="138 0013 8000"
     )
     assert not created and replay["entry_id"] == credit["entry_id"]
     with pytest.raises(Conflict):
-        partner_systems.credit_from_partner(
+        partner_transactions.credit_from_partner(
             partner, partner_txn_id="t1", points=11, member_id=owner.id
         )
     with pytest.raises(ValidationFailed) as over:
-        partner_systems.credit_from_partner(
+        partner_transactions.credit_from_partner(
             partner, partner_txn_id="t2", points=501, member_id=owner.id
         )
     assert over.value.error == "over_cap"
