@@ -4,9 +4,13 @@ signatures (loyalty/partner_transactions.py, loyalty/partner_systems.py)."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import requests
 
+from app.clock import utcnow
+from app.domains import ScorecardScope
+from loyalty import balances
 from loyalty.models import LedgerEntry, Lot, PartnerTransaction, PointsAccount
 from notifications.models import Notification
 from tests.loyalty.conftest import assert_invariants, earn
@@ -186,3 +190,31 @@ def test_partner_settings_are_validated(client, admin):
     assert changed.json["timezone"] == "Europe/Berlin" and changed.json["cutoff"] == "04:00"
     listed = client.get(f"{API}/admin/partners", headers=admin.headers).json["items"]
     assert [item["id"] for item in listed] == [partner.id]
+
+
+def test_figures_and_the_owners_ledger_name_the_partner(client, admin):
+    owner = make_person("SZ")
+    partner = register_partner(client, admin, name="SparkCharge")
+    assert (
+        partner.post(client, "/partner/points/credits", _credit(owner, "c-1", 80)).status_code
+        == 201
+    )
+    assert (
+        partner.post(client, "/partner/points/reversals", _reversal("c-1", "r-1", 30)).status_code
+        == 201
+    )
+    earn(owner.id, 500)  # the welcome rule
+    now = utcnow()
+    part = balances.scorecard_figures(
+        ScorecardScope("SZ", None, now.strftime("%Y-%m"), now - timedelta(days=1), now)
+    )
+    assert part.figures["points_issued_by_source"] == {
+        "partner:SparkCharge": 50,
+        "vehicle.verified": 500,
+    }
+    ledger = client.get(f"{API}/me/points/ledger", headers=owner.headers).json["items"]
+    named = [(item["reason"], item["source"].get("name")) for item in ledger[1:]]
+    assert named == [
+        ("Reversed by SparkCharge", "SparkCharge"),
+        ("Credited by SparkCharge", "SparkCharge"),
+    ]
