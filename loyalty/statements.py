@@ -65,7 +65,7 @@ from loyalty.models import (
     StatementChunk,
     StatementException,
 )
-from loyalty.partner_systems import business_day, day_window
+from loyalty.partner_systems import day_window
 from loyalty.partner_transactions import to_millis
 
 log = structlog.get_logger()
@@ -311,6 +311,10 @@ def compare(
     def add(kind: str, txn_id: str | None, ours: dict[str, Any], theirs: dict[str, Any]) -> None:
         found.append({"kind": kind, "partner_txn_id": txn_id, "ours": ours, "theirs": theirs})
 
+    def theirs(line: dict[str, Any], **more: Any) -> dict[str, Any]:
+        return {name: value for name, value in line.items() if name != "partner_txn_id"} | more
+
+    start, end = day_window(partner, date.fromisoformat(day))
     matched = 0
     seen: set[str] = set()
     # What the statement's reversals would take back, per original we hold.
@@ -320,33 +324,33 @@ def compare(
         if txn_id in seen:
             continue
         seen.add(txn_id)
-        theirs = {name: value for name, value in line.items() if name != "partner_txn_id"}
         if copies[txn_id] > 1:
-            add(DUPLICATE, txn_id, {}, {**theirs, "copies": copies[txn_id]})
+            add(DUPLICATE, txn_id, {}, theirs(line, copies=copies[txn_id]))
         ours_txn = ours_by_id.get(txn_id)
         if ours_txn is None or ours_txn.get("voided_by"):
-            ours = _ours(ours_txn) if ours_txn else {}
             original = ours_by_id.get(line.get("original_txn_id") or "")
             if line["kind"] == REVERSAL and original is not None and ours_txn is None:
                 reversing[original["partner_txn_id"]] += line["points"]
                 left = original["points"] - original.get("reversed", 0)
                 if reversing[original["partner_txn_id"]] > left:
-                    add(OVER_REVERSAL, txn_id, {**_ours(original), "reversible": left}, theirs)
+                    ours = {**_ours(original), "reversible": left}
+                    add(OVER_REVERSAL, txn_id, ours, theirs(line))
                     continue
-            add(MISSING_OURS, txn_id, ours, theirs)
+            add(MISSING_OURS, txn_id, _ours(ours_txn) if ours_txn else {}, theirs(line))
             continue
-        ours = _ours(ours_txn)
         member = line.get("member_id") or str(phones.get(line.get("member_phone") or "", ""))
         if ours_txn["kind"] != line["kind"]:
-            add(KIND_MISMATCH, txn_id, ours, theirs)
-        elif member != ours["member_id"]:
-            add(MEMBER_MISMATCH, txn_id, ours, theirs)
+            kind = KIND_MISMATCH
+        elif member != str(ours_txn["user_id"]):
+            kind = MEMBER_MISMATCH
         elif ours_txn["points"] != line["points"]:
-            add(POINTS_MISMATCH, txn_id, ours, theirs)
-        elif business_day(partner, line["occurred_at"]) != day:
-            add(LATE, txn_id, ours, theirs)
+            kind = POINTS_MISMATCH
+        elif not start <= line["occurred_at"] < end:
+            kind = LATE  # outside the day's cut-off: another day's line
         else:
             matched += 1
+            continue
+        add(kind, txn_id, _ours(ours_txn), theirs(line))
     for txn_id, txn in of_day.items():
         if txn_id not in seen and not txn.get("voided_by"):
             add(MISSING_THEIRS, txn_id, _ours(txn), {})
