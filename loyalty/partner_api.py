@@ -5,7 +5,7 @@ Views validate, call one service function and return a document for their respon
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 
@@ -13,7 +13,7 @@ from flask import Response, current_app, g, request
 from flask.views import MethodView
 
 from app.auth import caller
-from app.errors import Forbidden, NotFound, RateLimited
+from app.errors import Forbidden, RateLimited
 from app.extensions import limiter
 from app.idempotency import idempotent
 from app.web import Blueprint, PageArgsSchema, header_parameters, page_of, paginate, refuses
@@ -26,7 +26,6 @@ from loyalty import (
     statement_exceptions,
     statements,
 )
-from loyalty.models import Statement
 from loyalty.partner_schemas import (
     EcosystemPartnerSchema,
     ExceptionArgsSchema,
@@ -276,20 +275,10 @@ class Statements(MethodView):
     @ecosystem.refuses(Forbidden)
     def get(self, args, ecosystem_partner_id):
         """A partner's statements, latest day first (admin)"""
-        partner = partner_systems.partner_for(caller(), ecosystem_partner_id)
-        page = paginate(
-            Statement.objects(partner_id=partner.pk), args["cursor"], args["limit"], ("-date", "id")
-        )
+        queryset = statements.statements_of(caller(), ecosystem_partner_id)
+        page = paginate(queryset, args["cursor"], args["limit"], ("-date", "id"))
         page["items"] = [item.to_mongo().to_dict() for item in page["items"]]
         return page
-
-
-def _day(value: str) -> str:
-    """A day from a URL: a date that cannot be is not found."""
-    try:
-        return date.fromisoformat(value).isoformat()
-    except ValueError as exc:
-        raise NotFound(message="No statement of this day.") from exc
 
 
 def _exceptions_page(
@@ -309,8 +298,7 @@ class StatementItem(MethodView):
     @ecosystem.refuses(Forbidden)
     def get(self, ecosystem_partner_id, day):
         """A day's statement: its matching, and the first page of its exceptions (admin)"""
-        partner = partner_systems.partner_for(caller(), ecosystem_partner_id)
-        statement = statements.statement_of(partner, _day(day))
+        statement = statements.statement_for(caller(), ecosystem_partner_id, day)
         page = _exceptions_page(statement, None, 100)
         return {
             **statement,
@@ -326,8 +314,7 @@ class StatementExceptions(MethodView):
     @ecosystem.refuses(Forbidden)
     def get(self, args, ecosystem_partner_id, day):
         """A day's statement exceptions, by `status` and `kind` (admin)"""
-        partner = partner_systems.partner_for(caller(), ecosystem_partner_id)
-        statement = statements.statement_of(partner, _day(day))
+        statement = statements.statement_for(caller(), ecosystem_partner_id, day)
         filters = {name: args[name] for name in ("status", "kind") if args.get(name)}
         return _exceptions_page(statement, args["cursor"], args["limit"], **filters)
 

@@ -248,7 +248,7 @@ class StatementHeaderSchema(Schema):
     total_reversal = fields.Integer()
 
 
-class ExceptionSideSchema(Schema):
+class ExceptionSideSchema(StatementHeaderSchema):
     """A transaction as one side has it; for `totals_mismatch`, the control totals."""
 
     kind = fields.String(validate=validate.OneOf(PARTNER_TXN_KINDS))
@@ -261,10 +261,6 @@ class ExceptionSideSchema(Schema):
     voided = fields.Boolean(metadata={"description": "Ours: an admin took it back"})
     copies = fields.Integer(metadata={"description": "Theirs: how often the statement lists it"})
     reversible = fields.Integer(metadata={"description": "Ours: what is left to reverse"})
-    count = fields.Integer()
-    total_credit = fields.Integer()
-    total_debit = fields.Integer()
-    total_reversal = fields.Integer()
 
 
 class ResolutionRecordSchema(Schema):

@@ -17,6 +17,7 @@ The movements here also serve the admins resolving statement exceptions
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -237,7 +238,7 @@ def _split_lots(
 # --- the partner's requests ----------------------------------------------------------------
 
 
-def _record(
+def transaction_record(
     partner: EcosystemPartner,
     partner_txn_id: str,
     kind: str,
@@ -248,6 +249,7 @@ def _record(
     now: datetime,
     **more: Any,
 ) -> dict[str, Any]:
+    """The record of a partner's transaction that `entry` wrote."""
     return {
         "_id": ObjectId(),
         "partner_id": partner.pk,
@@ -282,21 +284,30 @@ def _find(partner: EcosystemPartner, partner_txn_id: str) -> dict[str, Any] | No
 
 def _run(
     partner: EcosystemPartner,
+    kind: str,
     partner_txn_id: str,
-    unit: Any,
+    unit: Callable[[ClientSession], dict[str, Any]],
     hot_document: str,
-    same: Any,
+    same: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> tuple[dict[str, Any], bool]:
     """Run the movement's unit, taking turns within the process on the document its
     movements contend for (every credit of the partner that day writes its day total); a
     concurrent twin that committed first makes this a replay."""
     try:
         with one_at_a_time(hot_document):
-            return transaction(unit), True
+            record = transaction(unit)
     except _TxnTaken:
         first = _find(partner, partner_txn_id)
         assert first is not None
         return same(first), False
+    log.info(
+        f"partner_{kind}",
+        partner_id=str(partner.pk),
+        txn=partner_txn_id,
+        user_id=str(record["user_id"]),
+        points=record["points"],
+    )
+    return record, True
 
 
 def _same(record: dict[str, Any], kind: str, points: int, **fields: Any) -> dict[str, Any]:
@@ -348,27 +359,20 @@ def credit_from_partner(
                 now,
             ),
         )
-        record = _record(partner, partner_txn_id, CREDIT, owner.pk, points, entry, occurred_at, now)
+        record = transaction_record(
+            partner, partner_txn_id, CREDIT, owner.pk, points, entry, occurred_at, now
+        )
         _insert(session, record)
         return record
 
-    day_total = day_total_id(partner.pk, booking.day, CREDIT)
-    record, created = _run(
+    return _run(
         partner,
+        CREDIT,
         partner_txn_id,
         unit,
-        day_total,
+        day_total_id(partner.pk, booking.day, CREDIT),
         lambda first: _same(first, CREDIT, points, user_id=owner.pk),
     )
-    if created:
-        log.info(
-            "partner_credit",
-            partner_id=str(partner.pk),
-            txn=partner_txn_id,
-            user_id=str(owner.pk),
-            points=points,
-        )
-    return record, created
 
 
 def debit_with_pay_code(
@@ -424,7 +428,7 @@ def debit_with_pay_code(
             {"$set": {"used_at": now, "used_by": partner.pk, "used_for": partner_txn_id}},
             refusal=errors.PayCodeUsed(),
         )
-        record = _record(
+        record = transaction_record(
             partner,
             partner_txn_id,
             DEBIT,
@@ -439,23 +443,14 @@ def debit_with_pay_code(
         _insert(session, record)
         return record
 
-    day_total = day_total_id(partner.pk, booking.day, DEBIT)
-    record, created = _run(
+    return _run(
         partner,
+        DEBIT,
         partner_txn_id,
         unit,
-        day_total,
+        day_total_id(partner.pk, booking.day, DEBIT),
         lambda first: _same(first, DEBIT, points, pay_code=pay_code),
     )
-    if created:
-        log.info(
-            "partner_debit",
-            partner_id=str(partner.pk),
-            txn=partner_txn_id,
-            user_id=str(record["user_id"]),
-            points=points,
-        )
-    return record, created
 
 
 def reverse_from_partner(
@@ -511,7 +506,7 @@ def reverse_from_partner(
             {"$inc": {"reversed": points}, **({"$set": changes} if changes else {})},
             refusal=errors.OverReversal(reversible=reversible),
         )
-        record = _record(
+        record = transaction_record(
             partner,
             reversal_txn_id,
             REVERSAL,
@@ -535,20 +530,12 @@ def reverse_from_partner(
         )
         return record
 
-    record, created = _run(
+    return _run(
         partner,
+        REVERSAL,
         reversal_txn_id,
         unit,
         # Reversals of one transaction take turns on it.
         f"{partner.pk}:{partner_txn_id}",
         lambda first: _same(first, REVERSAL, points, original_txn_id=partner_txn_id),
     )
-    if created:
-        log.info(
-            "partner_reversal",
-            partner_id=str(partner.pk),
-            txn=reversal_txn_id,
-            reverses=partner_txn_id,
-            points=points,
-        )
-    return record, created

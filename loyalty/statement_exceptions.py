@@ -55,7 +55,6 @@ from loyalty.models import (
     PartnerTransaction,
     StatementException,
 )
-from loyalty.partner_systems import business_day
 from loyalty.partner_transactions import (
     Booking,
     Posting,
@@ -65,6 +64,7 @@ from loyalty.partner_transactions import (
     partner_source,
     take_back_credit,
     to_millis,
+    transaction_record,
 )
 from loyalty.settlement import booking_day
 from notifications.services import notify
@@ -232,26 +232,19 @@ class _Resolution:
             entry = self._move(theirs["kind"], owner.pk, owner.city_code, points)
             if theirs["kind"] == DEBIT:
                 record["restorable"] = entry["lots"]
-        occurred_at = theirs.get("occurred_at")
-        self.transactions.insert_one(
-            {
-                "partner_id": self.partner.pk,
-                "partner_txn_id": txn_id,
-                "kind": theirs["kind"],
-                "user_id": owner.pk,
-                "points": points,
-                "reversed": 0,
-                "entry_id": entry["_id"],
-                "entry_ids": [entry["_id"]],
-                "balance_after": entry["balance_after"],
-                "occurred_at": occurred_at,
-                "business_day": business_day(self.partner, occurred_at or self.now),
-                "exception_id": self.exception["_id"],
-                "created_at": self.now,
-                **record,
-            },
-            session=self.session,
+        record = transaction_record(
+            self.partner,
+            txn_id,
+            theirs["kind"],
+            owner.pk,
+            points,
+            entry,
+            theirs.get("occurred_at"),
+            self.now,
+            exception_id=self.exception["_id"],
+            **record,
         )
+        self.transactions.insert_one(record, session=self.session)
 
     def _correct_ours(self) -> None:
         """Our credit or debit, made what they say: the difference in points, or moved to

@@ -34,10 +34,12 @@ from typing import Any
 
 import structlog
 from bson import ObjectId
+from mongoengine.queryset import QuerySet
 from pymongo import UpdateOne
 from pymongo.client_session import ClientSession
 
 from accounts.services import active_owner_ids_by_phone
+from app.auth import Caller
 from app.clock import utcnow
 from app.db import transaction
 from app.errors import NotFound
@@ -65,7 +67,7 @@ from loyalty.models import (
     StatementChunk,
     StatementException,
 )
-from loyalty.partner_systems import day_window
+from loyalty.partner_systems import day_window, partner_for
 from loyalty.partner_transactions import to_millis
 
 log = structlog.get_logger()
@@ -423,8 +425,20 @@ def _record_exceptions(
 # --- reading -----------------------------------------------------------------------------
 
 
-def statement_of(partner: EcosystemPartner, day: str) -> dict[str, Any]:
-    """A partner's statement of a day with its result (404 when none was sent)."""
+def statements_of(admin: Caller, partner_id: str) -> QuerySet:
+    """A partner's statements, latest day first (admins)."""
+    partner = partner_for(admin, partner_id)
+    return Statement.objects(partner_id=partner.pk).order_by("-date")
+
+
+def statement_for(admin: Caller, partner_id: str, day: str) -> dict[str, Any]:
+    """A partner's statement of a day with its result, for admins (404 when none was sent,
+    or for a day that cannot be)."""
+    partner = partner_for(admin, partner_id)
+    try:
+        day = date.fromisoformat(day).isoformat()
+    except ValueError:
+        day = ""
     found = Statement._get_collection().find_one({"_id": statement_id(partner.pk, day)})
     if found is None:
         raise NotFound(message="No statement of this day.")

@@ -52,14 +52,13 @@ def line(txn: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 
 def statement(day: date, lines: list[dict[str, Any]], **header: Any) -> dict[str, Any]:
-    totals = Counter()
-    for item in lines:
-        totals[item["kind"]] += item["points"]
+    """A statement body whose header adds up, but for `header`."""
+    totals = statements.control_totals(lines)
     return {
         "date": day.isoformat(),
-        "count": len(lines),
-        "total_credit": totals["credit"],
-        "total_debit": totals["debit"],
+        "count": totals["count"],
+        "total_credit": totals["total_credit"],
+        "total_debit": totals["total_debit"],
         "lines": lines,
         **header,
     }
