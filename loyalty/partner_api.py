@@ -338,8 +338,7 @@ class ExceptionResolution(MethodView):
     def post(self, data, exception_id):
         """Resolve a statement exception: accept theirs, keep ours or reverse ours, once
         however often sent (admin)"""
-        resolved = statement_exceptions.resolve_exception(caller(), exception_id, **data)
-        return {**resolved, "actions": statement_exceptions.actions_for(resolved)}
+        return statement_exceptions.resolve_exception(caller(), exception_id, **data)
 
 
 @ecosystem.route("/admin/partners/<ecosystem_partner_id>/settlement")

@@ -23,6 +23,7 @@ from pymongo.errors import DuplicateKeyError
 from accounts.services import Owner
 from app.clock import utcnow
 from app.db import object_id
+from app.errors import ServiceUnavailable
 from loyalty import errors
 from loyalty.models import EcosystemPartner, PayCode
 from loyalty.partner_transactions import to_millis
@@ -85,7 +86,9 @@ def issue_pay_code(
             "partner_name": partner.name if partner else None,
             "expires_at": document["expires_at"],
         }
-    raise RuntimeError("no free pay code number after several attempts")
+    # Most numbers are live or recently used: ask the app to try again in a moment.
+    log.warning("pay_codes_exhausted", attempts=_ATTEMPTS)
+    raise ServiceUnavailable(message="No pay code is free just now; try again.", retry_after=2)
 
 
 def code_of(pay_code: str) -> str:

@@ -96,7 +96,8 @@ def resolve_exception(
     reason: str,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Resolve a statement exception, once (see the module's docstring)."""
+    """Resolve a statement exception, once (see the module's docstring); returns it with
+    the `actions` its kind allows."""
     admin.require_admin()
     exceptions = StatementException._get_collection()
     exception = exceptions.find_one({"_id": exception_id})
@@ -114,7 +115,7 @@ def resolve_exception(
         assert current is not None
         if current["status"] == EXCEPTION_RESOLVED:
             if current["resolution"]["action"] == action:
-                return current
+                return {**current, "actions": allowed}
             raise errors.ExceptionResolved(action=current["resolution"]["action"])
         if current["status"] == EXCEPTION_WITHDRAWN:
             raise errors.ExceptionWithdrawn()
@@ -136,7 +137,7 @@ def resolve_exception(
         }
         exceptions.update_one({"_id": exception_id}, {"$set": resolved}, session=session)
         resolution.tell_owners()
-        return {**current, **resolved}
+        return {**current, **resolved, "actions": allowed}
 
     resolved = transaction(unit, answers_request=True)
     log.info(

@@ -177,12 +177,18 @@ def test_a_statement_of_1000_lines_matched_on_a_worker_and_resolved_once(
             json={"action": "accept_theirs", "reason": "the partner's member is right"},
         )
         assert moved.status_code == 200, moved.json
-    kept = client.post(
-        f"{API}/admin/statement-exceptions/{found['duplicate']['id']}/resolution",
-        headers=admin.headers,
-        json={"action": "keep_ours", "reason": "their file listed it twice"},
+    kept, replayed = (
+        client.post(
+            f"{API}/admin/statement-exceptions/{found['duplicate']['id']}/resolution",
+            headers={**admin.headers, "Idempotency-Key": "duplicate-seen"},
+            json={"action": "keep_ours", "reason": "their file listed it twice"},
+        )
+        for _ in range(2)
     )
     assert kept.status_code == 200 and kept.json["resolution"]["entry_ids"] == []
+    assert kept.json["actions"] == ["keep_ours"]
+    assert replayed.get_data() == kept.get_data()
+    assert replayed.headers["Idempotent-Replayed"] == "true"
     not_applicable = client.post(
         f"{API}/admin/statement-exceptions/{found['duplicate']['id']}/resolution",
         headers=admin.headers,
