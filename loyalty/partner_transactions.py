@@ -18,7 +18,7 @@ The movements here also serve the admins resolving statement exceptions
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -103,6 +103,8 @@ class Posting:
     source: dict[str, Any]
     booking: Booking
     now: datetime
+    # The admin whose decision it carries out (a statement exception's resolution).
+    actor_id: ObjectId | None = None
 
 
 def _post(
@@ -116,6 +118,7 @@ def _post(
     """Write the movement to the ledger and count it in the day's total of `direction`
     (a credit's reversal counts against the credits, a debit's refund against the debits);
     the partner's own credits and debits count towards its daily cap."""
+    movement = replace(movement, actor_id=posting.actor_id)
     entry = ledger.write(session, movement, posting.now, account=account, send=posting.booking.send)
     booked = movement.amount if direction == CREDIT else -movement.amount
     through_api = booked if posting.booking.through_api and booked > 0 else 0

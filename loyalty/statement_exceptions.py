@@ -303,6 +303,7 @@ class _Resolution:
             ),
             Booking(self.booked_on, through_api=False, send=True),
             self.now,
+            self.admin.user.pk,
         )
 
     def _move(

@@ -214,6 +214,8 @@ def test_a_statement_of_1000_lines_matched_on_a_worker_and_resolved_once(
     told = Notification.objects(template="points_adjusted")
     assert told.count() == 5
     assert all("ChargeCo, statement of" in n.data["reason"] for n in told)
+    resolved_by = {e.actor_id for e in LedgerEntry.objects if e.source.get("exception")}
+    assert resolved_by == {admin.user.pk}
 
     # The settlement adds up to the ledger: every partner movement, credits less debits.
     ledger = sum(e.amount for e in LedgerEntry.objects if e.source.get("type") == "partner")
