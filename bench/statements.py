@@ -30,6 +30,7 @@ import argparse
 import hashlib
 import hmac
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -53,6 +54,11 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 MEMBERS = [ObjectId() for _ in range(1_000)]
 # One line in this many differs from the ledger, in each of the ways below.
 EVERY = 1_000
+
+
+def progress(text: str) -> None:
+    """A line on stderr while the run goes on (a run at full size takes most of an hour)."""
+    print(f"  ... {text}", file=sys.stderr, flush=True)
 
 
 def noon(day: date) -> datetime:
@@ -315,6 +321,12 @@ def main() -> int:
     entries = not args.no_entries
     before = load()
     with servers("bench-statements-"):
+        # A server busy reading 100,000 documents for one query may answer the client's
+        # heartbeat late; with the 2 s default the client would give the query up.
+        uri = os.environ["MONGODB_URI"]
+        if "connecttimeoutms" not in uri.lower():
+            separator = "&" if "?" in uri else "?"
+            os.environ["MONGODB_URI"] = f"{uri}{separator}connectTimeoutMS=60000"
         from app import create_app
         from app.db import database
         from loyalty.models import EcosystemPartner
@@ -335,7 +347,9 @@ def main() -> int:
                     day, write_day(db, partner.pk, day, count, prefix, entries)
                 )
             first_size = args.small + args.large
+            progress(f"ledger of {first_size:,} written in {time.perf_counter() - started:,.0f} s")
             small_ledger = compare(db, partner, day_a, args.rounds)
+            progress(f"day A on {first_size:,}: {small_ledger}")
             filler, day = args.ledger - first_size, day_b
             while filler > 0:
                 day -= timedelta(days=1)
@@ -343,8 +357,11 @@ def main() -> int:
                 write_day(db, partner.pk, day, written, f"f{day:%Y%m%d}", entries)
                 filler -= written
             built = time.perf_counter() - started
+            progress(f"ledger of {args.ledger:,} written in {built:,.0f} s")
             full_small = compare(db, partner, day_a, args.rounds)
+            progress(f"day A on {args.ledger:,}: {full_small}")
             full_large = compare(db, partner, day_b, args.rounds)
+            progress(f"day B on {args.ledger:,}: {full_large}")
             total = db.partner_transactions.estimated_document_count()
             ledger_entries = db.ledger_entries.estimated_document_count()
             upload = None if args.no_http else upload_through_http(partner, secret, day_b)
