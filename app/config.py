@@ -216,6 +216,14 @@ SETTINGS: tuple[Setting, ...] = (
         "30 MB); larger ones get 413.",
     ),
     Setting(
+        "STATEMENT_DB_BUDGET_MS",
+        "STATEMENT_DB_BUDGET_MS",
+        int,
+        60_000,
+        "The database budget of an ecosystem partner's statement upload, in place of "
+        "REQUEST_DB_BUDGET_MS: storing 100,000 lines takes longer than any other request.",
+    ),
+    Setting(
         "RATELIMIT_PAY_CODES_PER_USER",
         "RATELIMIT_PAY_CODES_PER_USER",
         str,

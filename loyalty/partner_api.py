@@ -13,6 +13,7 @@ from flask import Response, current_app, g, request
 from flask.views import MethodView
 
 from app.auth import caller
+from app.db import widen_request_budget
 from app.errors import Forbidden, RateLimited
 from app.extensions import limiter
 from app.idempotency import idempotent
@@ -76,18 +77,26 @@ _SIGNATURE_HEADERS = [
 ]
 
 
-def partner_signed(view: Callable[..., Any] | None = None, *, max_body: str | None = None) -> Any:
+def partner_signed(
+    view: Callable[..., Any] | None = None,
+    *,
+    max_body: str | None = None,
+    db_budget: str | None = None,
+) -> Any:
     """Authenticate the partner before the body is even validated: an unsigned request
     learns nothing, not even which fields it got wrong. Documents the signature headers.
-    `max_body` names the setting that bounds the body instead of `MAX_CONTENT_LENGTH`
-    (`@partner_signed(max_body="STATEMENT_MAX_BYTES")`)."""
+    `max_body` and `db_budget` name the settings that bound the body and the request's
+    database work instead of `MAX_CONTENT_LENGTH` and `REQUEST_DB_BUDGET_MS`
+    (`@partner_signed(max_body="STATEMENT_MAX_BYTES", db_budget="STATEMENT_DB_BUDGET_MS")`)."""
     if view is None:
-        return lambda inner: partner_signed(inner, max_body=max_body)
+        return lambda inner: partner_signed(inner, max_body=max_body, db_budget=db_budget)
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if max_body is not None:
             request.max_content_length = current_app.config[max_body]
+        if db_budget is not None:
+            widen_request_budget(current_app.config[db_budget])
         g.partner = partner_systems.authenticate_partner(
             request.headers.get("X-Partner-Key"),
             request.headers.get("X-Signature"),
@@ -196,7 +205,7 @@ class PartnerReversals(MethodView):
 @ecosystem.route("/partner/statements")
 class PartnerStatements(MethodView):
     @ecosystem.public
-    @partner_signed(max_body="STATEMENT_MAX_BYTES")
+    @partner_signed(max_body="STATEMENT_MAX_BYTES", db_budget="STATEMENT_DB_BUDGET_MS")
     @ecosystem.arguments(StatementCreateSchema)
     @ecosystem.response(202, StatementReceivedSchema)
     @ecosystem.refuses(errors.DayNotOver)

@@ -382,3 +382,25 @@ def test_resolutions_apply_theirs_as_they_say(app, partner, admin):
     colleague = load_caller(make_person("SZ", role="admin").id)
     statement_exceptions.resolve_exception(colleague, found["to-admin"].pk, "accept_theirs", "ok")
     assert assert_invariants(admin.id) == 99
+
+
+def test_a_long_statement_has_a_database_budget_of_its_own(app, client, admin, monkeypatch):
+    system = register_partner(client, admin)
+    owner = make_person("SZ")
+    lines = [
+        {
+            "partner_txn_id": f"t-{number}",
+            "member_id": owner.id,
+            "kind": "credit",
+            "points": 10,
+            "occurred_at": at(yesterday()).isoformat(),
+        }
+        for number in range(5_000)
+    ]
+    monkeypatch.setitem(app.config, "REQUEST_DB_BUDGET_MS", 1)
+    credit = {"member_id": owner.id, "partner_txn_id": "c-1", "points": 10}
+    other = system.post(client, "/partner/points/credits", credit)
+    assert other.status_code == 503 and other.json["error"] == "service_unavailable"
+    sent = system.post(client, "/partner/statements", statement(yesterday(), lines))
+    assert sent.status_code == 202, sent.json
+    assert sent.json["line_count"] == 5_000
