@@ -76,8 +76,13 @@ class Account(Protocol):
     created_at: datetime
     grants: Sequence[Grant]
     sessions: Sequence[LiveSession]
+    muted_until: datetime | None
+    # See accounts' `User.client_fingerprint`.
+    client_fingerprint: str | None
 
     def banned(self, now: datetime) -> bool: ...
+
+    def muted(self, now: datetime) -> bool: ...
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ Adding a domain means one `Domain(...)` here. What reads the list:
 - `profile_fields` (GET /me), `city_figures` (GET /cities/{code}/stats), `scorecard_figures`
   (a city partner's monthly scorecard), `seed_demo`;
 - `app.auth.load_caller`: `load_account`, the account a request speaks for;
+- `app.screening`: `contains_listed_word`, the sensitive-word screen;
 - `flask init-db` (app/cli.py): the `backfills`.
 """
 
@@ -93,6 +94,9 @@ class Domain:
     caller_loader: str | None = None
     # What `flask init-db` changes in stored data after a release, in order.
     backfills: tuple[Backfill, ...] = ()
+    # The domain that keeps the sensitive-word list screens text for every domain
+    # (`app.screening`): "module:function(text: str) -> bool". One installed domain names it.
+    text_screen: str | None = None
 
 
 # In dependency order: a domain may call the public services of those listed before it. One
@@ -103,6 +107,9 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
     Domain(
         "accounts",
         api="accounts.api",
+        tasks="accounts.tasks",
+        # 01:40 in China.
+        schedule=(PeriodicJob("accounts.forget_client_fingerprints", {"hour": 17, "minute": 40}),),
         personal_data={"account": "accounts.personal_data:export_account"},
         city_figures="accounts.services:city_figures",
         scorecard="accounts.ownership:scorecard_figures",
@@ -175,6 +182,10 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
         },
         scorecard="community.figures:scorecard_figures",
         demo="community.seed:seed_clubs",
+        text_screen="community.words:contains_listed_word",
+        backfills=(
+            Backfill("community.moderation:copy_mutes_to_users", "{} mutes copied onto users"),
+        ),
     ),
 )
 
@@ -273,6 +284,18 @@ def load_account(user_id: Any) -> Any:
     """The active account `user_id` names, as the domain that keeps accounts loads it (None:
     unknown or erased)."""
     return _account_loader()(user_id)
+
+
+@cache
+def _text_screen() -> Callable[[str], bool] | None:
+    screens = [domain.text_screen for domain in INSTALLED_DOMAINS if domain.text_screen]
+    return resolve(screens[0]) if screens else None
+
+
+def contains_listed_word(text: str) -> bool:
+    """Whether `text` holds a listed sensitive word (False when no domain keeps a list)."""
+    screen = _text_screen()
+    return screen is not None and screen(text)
 
 
 def backfill() -> Iterator[str]:

@@ -199,6 +199,14 @@ class InvalidIdempotencyKey(BadRequest):
     message = "Idempotency-Key must be 1-255 printable ASCII characters."
 
 
+class ContainsSensitiveWord(ValidationFailed):
+    """A name (display name, club name or description, event title) holding a listed
+    sensitive word; `errors` names the fields (`app.screening`)."""
+
+    error = "sensitive_word"
+    message = "This name contains a listed sensitive word."
+
+
 class IdempotencyKeyReused(ValidationFailed):
     error = "idempotency_key_reused"
     message = "This Idempotency-Key was used with another request body."

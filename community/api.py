@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from accounts.errors import UnknownCity
 from app.auth import caller
-from app.errors import Forbidden, NotFound, RateLimited
+from app.errors import ContainsSensitiveWord, Forbidden, NotFound, RateLimited
 from app.extensions import limiter
 from app.web import Blueprint, PageArgsSchema, page_of
 from community import clubs, errors, moderation, posts, reports, words
@@ -63,7 +63,7 @@ class Clubs(MethodView):
 
     @blp.arguments(ClubCreateSchema)
     @blp.response(201, ClubSchema)
-    @blp.refuses(Forbidden, UnknownCity)
+    @blp.refuses(Forbidden, UnknownCity, ContainsSensitiveWord)
     def post(self, data):
         """Create a club (the city's circle leaders; national clubs: admins)"""
         return clubs.describe_club(clubs.create_club(caller(), **data))
@@ -78,7 +78,7 @@ class ClubItem(MethodView):
 
     @blp.arguments(ClubUpdateSchema)
     @blp.response(200, ClubSchema)
-    @blp.refuses(Forbidden)
+    @blp.refuses(Forbidden, ContainsSensitiveWord)
     def patch(self, changes, club_id):
         """Edit a club's name, description or join policy (its city leaders, admin)"""
         return clubs.describe_club(clubs.update_club(caller(), club_id, changes))
@@ -87,7 +87,7 @@ class ClubItem(MethodView):
 @blp.route("/clubs/<club_id>/members")
 class ClubMembers(MethodView):
     @blp.response(201, MembershipSchema)
-    @blp.refuses(errors.NotVerifiedOwner, errors.AlreadyMember)
+    @blp.refuses(errors.NotVerifiedOwner, errors.AlreadyMember, errors.Muted)
     def post(self, club_id):
         """Join: active at once in an open club, pending where the club approves"""
         return clubs.join(caller(), club_id)
@@ -228,6 +228,7 @@ class CommentItem(MethodView):
 class PostLike(MethodView):
     @_per_owner("RATELIMIT_LIKES_PER_USER", "likes")
     @blp.response(200, LikeSchema)
+    @blp.refuses(errors.Muted)
     def put(self, post_id):
         """Like a post (idempotent)"""
         return posts.like(caller(), post_id)
@@ -257,9 +258,10 @@ class Reports(MethodView):
     @blp.arguments(ReportCreateSchema)
     @blp.response(201, ReportSchema)
     @blp.alt_response(200, schema=ReportSchema, description="Already reported: the open report")
-    @blp.refuses(errors.UnknownTarget)
+    @blp.refuses(errors.UnknownTarget, errors.SelfReport)
     def post(self, data):
-        """Report a post, comment or user; enough weight hides content at once"""
+        """Report a post, comment or user; enough weight from two or more reporters hides
+        content at once"""
         report, created = reports.file_report(caller(), **data)
         return report, 201 if created else 200
 

@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from accounts.errors import UnknownCity
 from app.auth import caller
-from app.errors import Forbidden
+from app.errors import ContainsSensitiveWord, Forbidden
 from app.idempotency import idempotent
 from app.web import Blueprint, PageArgsSchema, page_of
 from events import errors, feedback, figures, listings, registration, services, tickets
@@ -54,7 +54,13 @@ class Events(MethodView):
 
     @blp.arguments(EventCreateSchema)
     @blp.response(201, EventSchema)
-    @blp.refuses(Forbidden, UnknownCity, errors.InvalidTimes, errors.PointsRewardTooHigh)
+    @blp.refuses(
+        Forbidden,
+        UnknownCity,
+        errors.InvalidTimes,
+        errors.PointsRewardTooHigh,
+        ContainsSensitiveWord,
+    )
     def post(self, data):
         """Create a draft event (circle leader of the city, admin)"""
         return listings.describe_event(services.create_event(caller(), **data))
@@ -87,6 +93,7 @@ class EventItem(MethodView):
         errors.InvalidTimes,
         errors.PointsRewardTooHigh,
         BudgetExceeded,
+        ContainsSensitiveWord,
     )
     def patch(self, changes, event_id):
         """Edit an event (its city's circle leaders, admin)"""
@@ -181,7 +188,11 @@ class Feedback(MethodView):
     @blp.arguments(FeedbackCreateSchema)
     @blp.response(201, FeedbackSchema)
     @blp.refuses(
-        errors.StaffFeedback, errors.NotAttended, errors.FeedbackExists, errors.FeedbackClosed
+        errors.StaffFeedback,
+        errors.NotAttended,
+        errors.FeedbackExists,
+        errors.FeedbackClosed,
+        errors.EventCancelled,
     )
     def post(self, data, event_id):
         """Rate an event the caller attended, within 7 days after its end"""

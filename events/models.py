@@ -91,6 +91,9 @@ class Registration(Document):
     waitlist_position = IntField()
     cancelled_by = StringField(choices=(BY_OWNER, BY_EVENT))
     checked_in_by = ObjectIdField()
+    # The attendee was staff when checked in (no points): they rate nothing either, even
+    # once their grant is revoked.
+    staff_at_check_in = BooleanField()
     created_at = DateTimeField(default=utcnow)
     confirmed_at = DateTimeField()
     promoted_at = DateTimeField()
@@ -128,6 +131,8 @@ class EventFeedback(Document):
     score = IntField(required=True, min_value=1, max_value=5)
     recommend = IntField(required=True, min_value=0, max_value=10)
     comment = StringField(max_length=2000)
+    # The comment holds a listed sensitive word: kept, and withheld from its readers.
+    comment_held = BooleanField(required=True, default=False)
     created_at = DateTimeField(default=utcnow)
 
     meta = {

@@ -191,7 +191,10 @@ class FeedbackSchema(Schema):
     user_id = fields.String()
     score = fields.Integer()
     recommend = fields.Integer()
-    comment = fields.String(allow_none=True)
+    comment = fields.String(allow_none=True, metadata={"description": "null for readers when held"})
+    comment_held = fields.Boolean(
+        metadata={"description": "The comment holds a listed sensitive word: withheld"}
+    )
     created_at = Rfc3339DateTime()
 
 

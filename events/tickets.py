@@ -18,7 +18,7 @@ from app.db import object_id, transaction
 from app.errors import NotFound
 from app.outbox import record_event
 from events import errors
-from events.access import is_city_staff, managed_event, visible_event
+from events.access import is_staff, managed_event, visible_event
 from events.models import (
     ACTIVE,
     ATTENDED,
@@ -92,8 +92,8 @@ def check_in(
     Returns the registration and whether this call checked them in (False on a replay).
 
     Staff cannot pay themselves: nobody checks themselves in (403 `self_check_in`), and
-    staff of the event's city (its circle leaders and ambassadors, and admins) are checked
-    in with no points, so two leaders cannot check each other in for the reward either.
+    staff of any city (circle leaders and ambassadors, and admins) are checked in with no
+    points, so two leaders cannot check each other in for the reward either.
     Check-in is open from CHECK_IN_OPENS before the start until the tickets expire
     (409 `check_in_closed` otherwise).
     """
@@ -115,7 +115,7 @@ def check_in(
     if registration.status != CONFIRMED:
         raise errors.NotConfirmed(message=f"This registration is {registration.status}.")
     attendee = load_caller(owner_id)
-    staff = attendee is not None and is_city_staff(attendee, event.city_code)
+    staff = attendee is not None and is_staff(attendee)
 
     def unit(session: ClientSession) -> bool:
         attended = Registration._get_collection().update_one(
@@ -125,6 +125,7 @@ def check_in(
                     "status": ATTENDED,
                     "attended_at": now,
                     "checked_in_by": caller.user.pk,
+                    "staff_at_check_in": staff,
                 }
             },
             session=session,

@@ -139,8 +139,9 @@ def test_staff_cannot_mint_points_by_checking_in(client, leader, make_event):
         assert own.status_code == 403 and own.json["error"] == "self_check_in"
     assert Registration.objects.get(user_id=leader.user.pk).status == "confirmed"
 
-    # Staff of the city attend, and earn nothing for it: neither two leaders checking each
-    # other in, nor an ambassador or an admin. A leader of another city is a guest here.
+    # Staff attend, and earn nothing for it: neither two leaders checking each other in, nor
+    # an ambassador or an admin, nor a leader of another city (issue 20: staff earn nothing
+    # from another staff member's action).
     for person in (leader, ambassador, admin, visiting_leader, owner):
         checked = client.post(check_ins, headers=second_leader.headers, json={"user_id": person.id})
         assert checked.status_code == 201 and checked.json["status"] == "attended"
@@ -153,7 +154,7 @@ def test_staff_cannot_mint_points_by_checking_in(client, leader, make_event):
         leader.id: 0,
         ambassador.id: 0,
         admin.id: 0,
-        visiting_leader.id: 1000,
+        visiting_leader.id: 0,
         owner.id: 1000,
     }
 
