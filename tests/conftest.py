@@ -174,24 +174,30 @@ def _cheap_password_hashes() -> Iterator[None]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Slow tests first: the parallel workers take them up at the start, and the quick ones
-    # fill in around them, rather than one slow test running alone at the end.
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    # fill in around them, rather than one slow test running alone at the end. Tests that
+    # run alone come last, when whatever runs beside them is quick to end: among the slow
+    # ones one waited 25 s for a hypothesis run, and two workers with it.
+    def turn(item: pytest.Item) -> int:
+        if item.get_closest_marker("alone"):
+            return 2
+        return 0 if item.get_closest_marker("slow") else 1
+
+    items.sort(key=turn)
 
 
-@pytest.fixture(autouse=True)
-def _alone_or_side_by_side(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
     """Under xdist, a test marked `@pytest.mark.alone` runs while no other test of the run
     does, set-up and clean-up included; the others run side by side. For the tests that
-    hammer one document from many threads and count on every answer: with another worker
-    busy beside them, contended transactions outrun the request's database budget and
-    answer 503. On two cores such a test keeps both busy on its own anyway."""
-    if not hasattr(request.config, "workerinput"):  # not an xdist worker: nothing runs beside
-        yield
-        return
-    run_dir = tmp_path_factory.getbasetemp().parent  # the workers' basetemps are its children
-    alone = request.node.get_closest_marker("alone") is not None
+    hammer one document from many threads and count on every answer (beside another worker
+    their contended transactions outran the request's database budget and answered 503),
+    and those that time their own work. On two cores such a test keeps both busy anyway.
+    Taken around the whole protocol, so the wait counts in no test's durations."""
+    if not hasattr(item.config, "workerinput"):  # not an xdist worker: nothing runs beside
+        return (yield)
+    # Each worker's basetemp is a folder of the run's own.
+    run_dir = Path(item.config.option.basetemp).parent
+    alone = item.get_closest_marker("alone") is not None
     with (
         open(run_dir / "turnstile.lock", "a") as turnstile,
         open(run_dir / "tests.lock", "a") as tests,
@@ -202,7 +208,7 @@ def _alone_or_side_by_side(
         fcntl.flock(tests, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
         fcntl.flock(turnstile, fcntl.LOCK_UN)
         try:
-            yield
+            return (yield)
         finally:
             fcntl.flock(tests, fcntl.LOCK_UN)
 
