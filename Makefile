@@ -20,8 +20,13 @@ run: $(STAMP)
 flask: $(STAMP)
 	exec $(PY) -m app.launcher flask $(ARGS)
 
+# Parallel workers (pytest-xdist), each with SecantusDB and Redis of its own; tests go out
+# one at a time, slow ones first, so no worker idles while another holds a queue. Ends with
+# the slowest tests. More workers than cores: a third of a test's time is waiting on a
+# process it started or on a server. One test alone: .venv/bin/python -m pytest tests/x.py::test_y
+TEST_WORKERS ?= 3
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1 --durations 25 $(PYTEST_ARGS)
 
 # The fuzzing test and the points-follow-content property test of `make test`, with many
 # more examples and fresh random data each run.

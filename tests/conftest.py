@@ -2,11 +2,20 @@
 
 With MONGODB_URI / REDIS_URL set, the suite uses those servers instead (a database of its
 own). Collections are emptied, not dropped, between tests so indexes stay.
+
+`make test` runs the suite on parallel pytest-xdist workers (`-n`, see the Makefile). Each
+worker is a session of its own: it starts its own SecantusDB and Redis on free ports and
+owns them, so tests never share data across workers, and within a worker they share the
+servers and the app (session fixtures) and find every collection empty. A new test needs
+nothing for this; what it must not do is assume another test ran before it, in the same
+process or at all. One that takes more than about five seconds is marked
+`@pytest.mark.slow`: slow tests start first, so the run does not end waiting on one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -19,12 +28,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+from argon2 import PasswordHasher
 from pymongo import monitoring
 from werkzeug.serving import make_server
 
+from accounts import credentials
 from app.embedded import (
     EmbeddedServer,
     die_with_parent,
@@ -42,15 +54,29 @@ ROOT = Path(__file__).resolve().parent.parent
 # ENVIRONMENT=development accepts the public development key.
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
 
+
+def worker_redis_url(url: str, worker: str) -> str:
+    """The given Redis as one xdist worker ("gw2") uses it: a database number of its own
+    after the given one, since every worker empties its database after each test."""
+    parts = urlsplit(url)
+    number = int(parts.path.strip("/") or 0) + int(worker.removeprefix("gw"))
+    if number > 15:
+        raise RuntimeError(f"{url} has no Redis database left for xdist worker {worker}")
+    return urlunsplit(parts._replace(path=f"/{number}"))
+
+
 # Dramatiq binds an actor to the global broker when its module is imported, and test modules
 # import `tasks.py` modules while pytest collects them, before any fixture runs. So the
 # embedded Redis's address is chosen now and the broker configured with it; the `servers`
-# fixture then starts Redis there.
+# fixture then starts Redis there and puts it in the environment (only then: xdist's
+# controller imports this module too, and its workers must inherit the environment as given).
 _GIVEN_MONGODB_URI = os.environ.get("MONGODB_URI")
 _GIVEN_REDIS_URL = os.environ.get("REDIS_URL")
 _EMBEDDED_REDIS_PORT = None if _GIVEN_REDIS_URL else free_port()
-os.environ["REDIS_URL"] = _GIVEN_REDIS_URL or f"redis://127.0.0.1:{_EMBEDDED_REDIS_PORT}/0"
-configure_broker(os.environ["REDIS_URL"])
+if _GIVEN_REDIS_URL and os.environ.get("PYTEST_XDIST_WORKER"):
+    _GIVEN_REDIS_URL = worker_redis_url(_GIVEN_REDIS_URL, os.environ["PYTEST_XDIST_WORKER"])
+_REDIS_URL = _GIVEN_REDIS_URL or f"redis://127.0.0.1:{_EMBEDDED_REDIS_PORT}/0"
+configure_broker(_REDIS_URL)
 # Before any MongoDB client exists (pymongo gives a listener only to the clients created
 # after it), so `count_commands()` sees every client's commands.
 monitoring.register(COMMAND_LOG)
@@ -81,7 +107,7 @@ class Servers:
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     started: list[EmbeddedServer] = []
-    result = Servers(mongodb_uri="", redis_url=os.environ["REDIS_URL"])
+    result = Servers(mongodb_uri="", redis_url=_REDIS_URL)
     try:
         if _GIVEN_MONGODB_URI:
             base, _, query = _GIVEN_MONGODB_URI.partition("?")
@@ -97,12 +123,15 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
             result.redis_port = _EMBEDDED_REDIS_PORT
             result.redis = start_redis(result.redis_dir, port=_EMBEDDED_REDIS_PORT)
         os.environ["MONGODB_URI"] = result.mongodb_uri
+        os.environ["REDIS_URL"] = result.redis_url
         yield result
     finally:
         if result.redis and result.redis not in started:
             started.append(result.redis)  # restarted by a failure test
+        # Their data goes with the session: a clean shutdown (SecantusDB's takes 2 s) would
+        # keep nothing anyone reads.
         for server in reversed(started):
-            server.stop()
+            server.kill()
 
 
 TEST_SETTINGS = {
@@ -131,6 +160,61 @@ def app(servers: Servers):
         yield application
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    """Passwords hashed in the test process cost argon2's least. At its production cost (64
+    MiB, 3 passes, 4 lanes) one hash takes 0.2-0.5 s of both cores, and the suite registers
+    over a thousand people: that was half its time. These hashes are still argon2's and
+    verify as argon2; processes that tests start hash at full cost, and
+    tests/accounts/test_passwords.py holds the production cost."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            credentials, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
+        )
+        yield
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Slow tests first: the parallel workers take them up at the start, and the quick ones
+    # fill in around them, rather than one slow test running alone at the end. Tests that
+    # run alone come last, when whatever runs beside them is quick to end: among the slow
+    # ones one waited 25 s for a hypothesis run, and two workers with it.
+    def turn(item: pytest.Item) -> int:
+        if item.get_closest_marker("alone"):
+            return 2
+        return 0 if item.get_closest_marker("slow") else 1
+
+    items.sort(key=turn)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """Under xdist, a test marked `@pytest.mark.alone` runs while no other test of the run
+    does, set-up and clean-up included; the others run side by side. For the tests that
+    hammer one document from many threads and count on every answer (beside another worker
+    their contended transactions outran the request's database budget and answered 503),
+    and those that time their own work. On two cores such a test keeps both busy anyway.
+    Taken around the whole protocol, so the wait counts in no test's durations."""
+    if not hasattr(item.config, "workerinput"):  # not an xdist worker: nothing runs beside
+        return (yield)
+    # Each worker's basetemp is a folder of the run's own.
+    run_dir = Path(item.config.option.basetemp).parent
+    alone = item.get_closest_marker("alone") is not None
+    with (
+        open(run_dir / "turnstile.lock", "a") as turnstile,
+        open(run_dir / "tests.lock", "a") as tests,
+    ):
+        # Through the turnstile one at a time: a test waiting to be alone holds it until the
+        # running ones end, so newcomers cannot keep it waiting for ever.
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        fcntl.flock(tests, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            return (yield)
+        finally:
+            fcntl.flock(tests, fcntl.LOCK_UN)
+
+
 @pytest.fixture(autouse=True)
 def _answers_match_their_records(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Every request made with an Idempotency-Key in any test: the view answered exactly
@@ -144,6 +228,12 @@ def empty_database() -> None:
     """Empty every collection of the test database, keeping the indexes."""
     from app import db
 
+    if not _GIVEN_MONGODB_URI:
+        # A test whose transaction timed out (a paused server, a spent request budget)
+        # leaves it open on the server, which reaps it only when another transaction comes
+        # along: the deletes below would wait on its locks for ever. The embedded server is
+        # this worker's alone, so every session on it is the tests' to end.
+        db.client().admin.command("killAllSessions", [])
     database = db.database()
     for name in database.list_collection_names():
         if not name.startswith("system."):
@@ -170,7 +260,8 @@ def client(app):
 def live_server(app) -> Iterator[str]:
     """The app behind a real threaded HTTP server, for truly concurrent requests."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # Polled often, so shutdown() returns at once rather than after up to half a second.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
@@ -237,6 +328,9 @@ def background(app, servers: Servers) -> Iterator[Callable[..., BackgroundProces
             "MONGODB_URI": servers.mongodb_uri,
             "REDIS_URL": servers.redis_url,
             "DRAMATIQ_HEARTBEAT_TIMEOUT_MS": "5000",
+            # An idle worker polls Redis every 0.1 s rather than backing off to 1 s: it takes
+            # a message up sooner and stops in a fraction of the 3 s it took.
+            "dramatiq_worker_timeout": "100",
             "LOG_LEVEL": "WARNING",
             **env,
         }
@@ -289,7 +383,8 @@ def push_receiver() -> Iterator[PushReceiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     receiver.url = f"http://127.0.0.1:{server.server_port}/push"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # Polled often, so shutdown() returns at once rather than after up to half a second.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield receiver

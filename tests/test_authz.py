@@ -11,10 +11,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from bson import ObjectId
 
-from accounts import credentials
 from accounts.models import AMBASSADOR, CIRCLE_LEADER, RoleGrant, User
 from accounts.ownership import add_vehicle
 from app.auth import load_caller
@@ -85,15 +83,6 @@ QUERIES = {
         "month": utcnow().strftime("%Y-%m")
     },
 }
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashes(monkeypatch):
-    # Each operation gets people of its own; argon2 at full cost would make that most of
-    # the test's time. The hashes still verify as argon2.
-    monkeypatch.setattr(
-        credentials, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
-    )
 
 
 @dataclass

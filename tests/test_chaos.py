@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_a_short_chaos_run_finds_no_violation(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "chaos.run", "--faults", "6", "--duration", "30"],

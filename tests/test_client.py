@@ -64,6 +64,7 @@ def models() -> ModuleType:
     return importlib.import_module(f"{PACKAGE}.models")
 
 
+@pytest.mark.slow
 def test_an_owner_journey_through_a_generated_client(api_client, live_server):
     make_city("SZ")
     leader = make_person("SZ", role="circle_leader")

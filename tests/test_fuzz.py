@@ -141,6 +141,7 @@ def operations(schema: Any) -> Iterator[Any]:
             yield operation
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", ["owner", "leader", "ambassador", "admin"])
 def test_every_operation_keeps_its_documented_contract(app, world: World, role: str):
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from accounts.models import User
 from tests.support import make_city, make_person
 
 
+@pytest.mark.alone
 def test_twenty_concurrent_signups_with_one_phone_give_one_account(live_server):
     make_city("SZ")
 

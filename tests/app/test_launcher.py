@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pymongo
+import pytest
 import requests
 from gunicorn.ctl.client import ControlClient
 
@@ -121,6 +122,7 @@ def ports() -> dict[str, int]:
     return {"api": free_port(), "mongo": free_port(), "redis": free_port()}
 
 
+@pytest.mark.slow
 def test_a_running_launcher(tmp_path):
     """gunicorn answers JSON past its default limits and has a control socket of its own,
     and `make flask` reaches the servers of the launcher with the same DATA_DIR."""
@@ -163,6 +165,7 @@ def test_readme_runs_gunicorn_with_the_launchers_limits():
     assert " ".join(GUNICORN_LIMITS) in readme
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_databases_last_and_data_survives_restart(tmp_path):
     given = ports()
     api = f"http://127.0.0.1:{given['api']}/api/v1"

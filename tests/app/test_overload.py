@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import mongoengine
 import pytest
@@ -32,9 +33,21 @@ def paused(process) -> Iterator[None]:
     answers nothing, as a server stuck on a disk or a long GC would."""
     os.kill(process.pid, signal.SIGSTOP)
     try:
+        # Each thread stops a moment after kill() returns, and a busy machine stretches that
+        # moment: a ping sent within it was answered.
+        wait_until(lambda: stopped(process.pid), timeout=10, interval=0.005, message="SIGSTOP")
         yield
     finally:
         os.kill(process.pid, signal.SIGCONT)
+
+
+def stopped(pid: int) -> bool:
+    """Every thread of the process is stopped ("T" in /proc)."""
+    states = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that just ended
+            states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+    return all(state == "T" for state in states)
 
 
 @pytest.fixture

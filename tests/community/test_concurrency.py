@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from community.models import VISIBLE, Club, Comment, Like, Membership, Post
@@ -12,6 +13,7 @@ from tests.community.conftest import API, post_in, seasoned
 from tests.events.conftest import many_owners
 
 
+@pytest.mark.alone
 def test_fifty_owners_joining_and_leaving_keep_member_count_exact(live_server, make_club):
     club = make_club()
     owners = many_owners(50)
@@ -34,6 +36,7 @@ def test_fifty_owners_joining_and_leaving_keep_member_count_exact(live_server, m
     assert Club.objects.get(pk=club.pk).member_count == truth
 
 
+@pytest.mark.alone
 def test_fifty_likes_and_unlikes_keep_like_count_exact(live_server, client, make_club):
     owners = many_owners(50)
     club = make_club(members=(owners[0],))
@@ -55,6 +58,7 @@ def test_fifty_likes_and_unlikes_keep_like_count_exact(live_server, client, make
     assert Post.objects.get(pk=post["id"]).like_count == truth
 
 
+@pytest.mark.alone
 def test_thirty_owners_commenting_and_deleting_keep_comment_count_exact(
     live_server, client, make_club
 ):

@@ -209,6 +209,7 @@ def test_cancel_registration_refusals(client, make_event):
     assert started.status_code == 409 and started.json["error"] == "cancellation_closed"
 
 
+@pytest.mark.alone
 def test_two_hundred_concurrent_registrations_fill_capacity_exactly(live_server, make_event):
     event = make_event(capacity=50)
     people = many_owners(200)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from app.db import database, transaction
 from app.outbox import DomainEvent, OutboxEvent
 from events import registration, tickets
@@ -125,6 +127,7 @@ def test_cancellation_reaches_every_registrant_through_real_worker(
     assert all("Typhoon warning" in n.body for n in notices)
 
 
+@pytest.mark.slow
 def test_reminder_sent_once_with_two_schedulers_running(make_event, background):
     event = make_event(starts_in=timedelta(hours=20), capacity=20)
     people = many_owners(20)

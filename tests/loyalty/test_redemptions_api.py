@@ -7,6 +7,7 @@ import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from loyalty import reconciliation
@@ -115,6 +116,7 @@ def test_a_redemption_key_sent_with_another_body_is_refused_even_an_invalid_one(
     assert Redemption.objects.count() == 1 and assert_invariants(owner.id) == 990
 
 
+@pytest.mark.alone
 def test_fifty_concurrent_redemptions_of_stock_ten(live_server):
     reward = make_reward(cost=10, stock=10)
     owners = [make_person("SZ") for _ in range(50)]
@@ -141,6 +143,7 @@ def test_fifty_concurrent_redemptions_of_stock_ten(live_server):
     assert sum(assert_invariants(owner.id) for owner in owners) == 40 * 10
 
 
+@pytest.mark.alone
 def test_twenty_threads_earning_and_redeeming_on_one_account(live_server, admin):
     owner = make_person("SZ")
     reward = make_reward(cost=30, stock=10_000)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -167,6 +168,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert reconciliation.check_account(self.owner.user.pk, now)[1] is None
 
 
+@pytest.mark.slow
 def test_ledger_matches_a_reference_model(app):
     from hypothesis.stateful import run_state_machine_as_test
 

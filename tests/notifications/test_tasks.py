@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dramatiq
+import pytest
 
 from app.db import transaction
 from app.outbox import DomainEvent, OutboxEvent
@@ -13,6 +14,7 @@ from notifications import services
 from tests.support import add_vehicle, make_city, make_person, wait_until
 
 
+@pytest.mark.slow
 def test_vehicle_verified_push_goes_through_the_webhook_and_is_retried(
     client, background, push_receiver
 ):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
+import pytest
+
 from app.db import database, transaction
 from app.outbox import OutboxEvent, record_event
 from tests.support import make_city, make_person, wait_until
@@ -60,6 +62,7 @@ def test_redis_down_requests_succeed_and_events_wait_then_arrive_once(client, ba
         assert HandledEvent.objects(event_id=event_id).count() == 1
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_handler_redelivers_and_result_exists_once(app, background):
     group = background("worker", "dispatcher", EXTRA_HANDLER_MODULES=HANDLERS)
     event_id = emit("test.slow", seconds=4)

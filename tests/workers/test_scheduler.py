@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import dramatiq
+import pytest
 import redis
 
 from app.domains import PeriodicJob
@@ -48,6 +49,7 @@ def scheduled_messages() -> list[dramatiq.Message]:
     ]
 
 
+@pytest.mark.slow
 def test_two_real_schedulers_enqueue_each_period_once(background):
     group = background(**TEST_SCHEDULE)
     schedulers = [group.start("scheduler"), group.start("scheduler", alias="scheduler-2")]
