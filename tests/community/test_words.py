@@ -88,7 +88,6 @@ def test_removing_a_word_releases_new_posts(client, make_club, listed, admin):
     assert again.status_code == 422 and again.json["error"] == "word_listed"
 
 
-@pytest.mark.alone  # it times its checks
 @pytest.mark.slow
 def test_ten_thousand_words_match_in_one_pass(app):
     assert words.add_words([f"word{n:05d}x" for n in range(10_000)] + ["违禁词"]) == 10_001
