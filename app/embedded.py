@@ -77,16 +77,28 @@ class EmbeddedServer:
         self.process.wait()
 
 
-def _wait_for_port(server: EmbeddedServer, port: int, deadline_seconds: float) -> None:
+def _wait_for_port(
+    server: EmbeddedServer,
+    port: int,
+    deadline_seconds: float,
+    probe: tuple[bytes, bytes] | None = None,
+) -> None:
+    """Wait until the server accepts connections and, with a `probe` (what to send, how the
+    answer begins), answers it that way."""
     deadline = time.monotonic() + deadline_seconds
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"{server.name} exited with code {server.process.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as connection:
+                if probe is None:
+                    return
+                connection.sendall(probe[0])
+                if connection.recv(64).startswith(probe[1]):
+                    return
         except OSError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     server.stop()
     raise RuntimeError(f"{server.name} did not accept connections within {deadline_seconds}s")
 
@@ -171,7 +183,9 @@ def start_redis(data_dir: Path, port: int | None = None) -> EmbeddedServer:
         preexec_fn=die_with_parent,
     )
     server = EmbeddedServer("redis", f"redis://127.0.0.1:{port}/0", process)
-    _wait_for_port(server, port, 10)
+    # Redis accepts connections while it loads its append-only file, answering LOADING to
+    # every command until it is done (a restart with data does this for a while).
+    _wait_for_port(server, port, 10, probe=(b"PING\r\n", b"+PONG"))
     return server
 
 

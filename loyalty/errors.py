@@ -163,7 +163,7 @@ class DayNotOver(Conflict):
     error = "day_not_over"
     message = "The business day {date} is not over yet."
     detail_fields = {
-        "date": fields.String(required=True),
+        "date": fields.String(required=True, metadata={"format": "date"}),
         "ends_at": fields.String(required=True, metadata={"format": "date-time"}),
     }
 

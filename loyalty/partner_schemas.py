@@ -234,7 +234,7 @@ class StatementCreateSchema(Schema):
 
 class StatementReceivedSchema(Schema):
     id = fields.String(attribute="_id")
-    date = fields.String()
+    date = fields.String(metadata={"format": "date"})
     version = fields.Integer()
     status = fields.String(validate=validate.OneOf(STATEMENT_STATUSES))
     line_count = fields.Integer()
@@ -276,7 +276,7 @@ class ResolutionRecordSchema(Schema):
 
 class StatementExceptionSchema(Schema):
     id = fields.String(attribute="_id")
-    date = fields.String()
+    date = fields.String(metadata={"format": "date"})
     kind = fields.String(validate=validate.OneOf(EXCEPTION_KINDS))
     partner_txn_id = fields.String(allow_none=True)
     ours = fields.Nested(ExceptionSideSchema)

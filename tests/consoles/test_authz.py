@@ -11,7 +11,7 @@ import pytest
 
 from tests.authz_table import ANONYMOUS, CALLERS, CONSOLE_ACCESS
 from tests.consoles.support import csrf_token, sign_in
-from tests.test_authz import World, _cheap_password_hashes, build_world  # noqa: F401
+from tests.test_authz import World, build_world
 
 PATH_VALUES = {"code": "en", "filename": "console.css", "path:filename": "console.css"}
 
