@@ -206,8 +206,10 @@ class _Matcher:
         self.words = _Words()
 
     def forget(self) -> None:
+        # The version too: a count that started again (a restored or emptied database)
+        # could reach the number this process last built and leave it on the old words.
         with self.lock:
-            self.checked_at = 0.0
+            self.checked_at, self.version = 0.0, None
 
     def current(self) -> _Words:
         with self.lock:
