@@ -95,6 +95,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Lifetime of refresh tokens.",
     ),
     Setting(
+        "REFRESH_REUSE_GRACE_SECONDS",
+        "REFRESH_REUSE_GRACE_SECONDS",
+        int,
+        10,
+        "A spent refresh token presented again this soon after its exchange gets the same new "
+        "tokens (an app's parallel requests refreshing at once); later, it ends the session.",
+    ),
+    Setting(
         "SCORECARD_REFRESH_SECONDS",
         "SCORECARD_REFRESH_SECONDS",
         int,
@@ -341,6 +349,8 @@ def validate(config: dict[str, Any]) -> None:
         # API refuses tokens without `exp`.
         if config[key] <= 0:
             raise ConfigError(f"{env} must be a positive number of seconds")
+    if config["REFRESH_REUSE_GRACE_SECONDS"] < 0:
+        raise ConfigError("REFRESH_REUSE_GRACE_SECONDS must not be negative")
     if config["MAX_REQUESTS_IN_FLIGHT"] < 0 or config["ADMISSION_WAIT_MS"] < 0:
         raise ConfigError("MAX_REQUESTS_IN_FLIGHT and ADMISSION_WAIT_MS cannot be negative")
     for env in ("REQUEST_DB_BUDGET_MS", "REDIS_TIMEOUT_MS"):
