@@ -104,6 +104,8 @@ def user_document(found: Caller) -> dict[str, Any]:
         "verified_owner": user.verified_owner,
         "referral_code": user.referral_code,
         "created_at": user.created_at,
+        # Staff discovery: each grant's cities, the city partners the caller works for.
+        **roles.staff_discovery(found),
         # The loyalty tier, from the domains that add to a profile.
         **domains.profile_fields(user.pk),
     }

@@ -76,6 +76,19 @@ class PasswordResetConfirmSchema(PasswordResetRequestSchema):
     new_password = NEW_PASSWORD
 
 
+class GrantSummarySchema(Schema):
+    role = fields.String(validate=validate.OneOf(GRANTABLE_ROLES))
+    city_codes = fields.List(
+        fields.String(), metadata={"description": "Empty for an admin, who acts in every city"}
+    )
+
+
+class CityPartnerRefSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    city_code = fields.String()
+
+
 class UserSchema(Schema):
     id = fields.String()
     display_name = fields.String()
@@ -91,6 +104,14 @@ class UserSchema(Schema):
     )
     locale = fields.String(validate=validate.OneOf(LOCALES))
     roles = fields.List(fields.String(validate=validate.OneOf((OWNER, *GRANTABLE_ROLES))))
+    grants = fields.List(
+        fields.Nested(GrantSummarySchema),
+        metadata={"description": "The caller's role grants with their cities (staff discovery)"},
+    )
+    city_partners = fields.List(
+        fields.Nested(CityPartnerRefSchema),
+        metadata={"description": "The city partners the caller works for, as a circle leader"},
+    )
     verified_owner = fields.Boolean()
     tier = fields.String()
     referral_code = fields.String()
