@@ -13,7 +13,7 @@ from accounts.models import (
     VEHICLE_REJECTED,
     VEHICLE_VERIFIED,
 )
-from app.fields import CityCode, NotEmpty, Rfc3339DateTime, Text
+from app.fields import CityCode, FullMatch, NotEmpty, Rfc3339DateTime, Text
 from app.web import PageArgsSchema, Schema
 
 DISPLAY_NAME_LENGTH = 50
@@ -72,7 +72,9 @@ class PasswordResetRequestSchema(IdentifierMixin, Schema):
 
 
 class PasswordResetConfirmSchema(PasswordResetRequestSchema):
-    code = fields.String(required=True, load_only=True, validate=validate.Regexp(r"^[0-9]{6}$"))
+    code = fields.String(
+        required=True, load_only=True, validate=FullMatch(r"^[0-9]{6}$", error="Six digits.")
+    )
     new_password = NEW_PASSWORD
 
 

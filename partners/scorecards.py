@@ -21,7 +21,7 @@ from app import domains
 from app.auth import Caller
 from app.clock import utcnow
 from partners import budget, services
-from partners.errors import FutureMonth
+from partners.errors import FutureMonth, MonthOutsideContract
 from partners.models import CityPartner, CityPartnerScorecard
 
 log = structlog.get_logger()
@@ -158,11 +158,16 @@ def _check_month(month: str, latest: str) -> None:
 
 
 def scorecard(caller: Caller, partner_id: str, month: str | None) -> dict[str, Any]:
-    """One partner's scorecard of `month` (default the current one): its leaders, admins."""
+    """One partner's scorecard of `month` (default the current one, or the contract's last
+    once it ended): its leaders, admins. Only a month of the contract is computed and
+    stored; any other is 422, so no one makes the server compute one per month of history."""
     partner = services.partner_for(caller, partner_id)
     this_month = current_month(partner.city_code)
-    month = month or this_month
+    month = month or min(this_month, partner.contract_end[:7])
     _check_month(month, this_month)
+    first, last = partner.contract_start[:7], partner.contract_end[:7]
+    if not first <= month <= last:
+        raise MonthOutsideContract(errors={"month": [f"The contract runs from {first} to {last}."]})
     return _row(_fresh(partner, month, this_month))
 
 
