@@ -46,6 +46,7 @@ from app import domains
 from app.auth import Caller, caller
 from app.errors import AccountBanned, Forbidden, NotFound, SessionEnded, Unauthorized
 from app.extensions import limiter
+from app.idempotency import idempotent
 from app.privacy import PersonalDataSchema, export_personal_data
 from app.web import Blueprint, PageArgsSchema, page_of, paginate
 
@@ -115,6 +116,7 @@ def user_document(found: Caller) -> dict[str, Any]:
 class Register(MethodView):
     decorators = [limiter.limit(_limit("RATELIMIT_REGISTER_PER_IP"))]
 
+    @idempotent
     @auth.arguments(RegisterSchema)
     @auth.response(201, RegisteredSchema)
     @auth.refuses(
@@ -257,6 +259,7 @@ class MyData(MethodView):
 
 @accounts.route("/admin/role-grants")
 class RoleGrants(MethodView):
+    @idempotent
     @accounts.arguments(RoleGrantCreateSchema)
     @accounts.response(201, RoleGrantSchema)
     @accounts.refuses(Forbidden, NotFound, errors.CityCodesRequired, errors.UnknownCity)
@@ -283,6 +286,7 @@ class Cities(MethodView):
         """List cities"""
         return paginate(City.objects, args["cursor"], args["limit"], order=("code",))
 
+    @idempotent
     @cities.arguments(CityCreateSchema)
     @cities.response(201, CitySchema)
     @cities.refuses(Forbidden, errors.CityExists)
@@ -300,6 +304,7 @@ class MyVehicles(MethodView):
         """The caller's vehicles"""
         return paginate(Vehicle.objects(owner_id=caller().user.pk), args["cursor"], args["limit"])
 
+    @idempotent
     @vehicles.arguments(VehicleCreateSchema)
     @vehicles.response(201, VehicleSchema)
     @vehicles.refuses(errors.VinTaken, errors.InvalidVin, errors.DeliveryDateOutOfRange)

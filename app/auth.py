@@ -122,6 +122,13 @@ class Caller:
             raise NotFound()
         raise Forbidden()
 
+    def require_role(self, *roles: str) -> None:
+        """Refuse (403) a caller who holds none of `roles` in any city, nor admin: who may
+        call an operation is no secret. (Within the role, a thing of a city they do not hold
+        it in is still hidden: `require`.)"""
+        if not self.cities_for(*roles) and not self.is_admin:
+            raise Forbidden()
+
     def require_self_or_admin(self, owner_id: Any) -> None:
         """An owner reaches only their own things (404 for anyone else's); admins all."""
         if not self.is_admin and str(owner_id) != self.id:

@@ -204,6 +204,11 @@ class IdempotencyKeyReused(ValidationFailed):
     message = "This Idempotency-Key was used with another request body."
 
 
+class RequestInProgress(Conflict):
+    error = "request_in_progress"
+    message = "A request with this Idempotency-Key is still running; retry in a moment."
+
+
 class SessionEnded(Unauthorized):
     error = "session_ended"
     message = "This session has ended; log in again."

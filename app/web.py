@@ -19,13 +19,15 @@ The Blueprint owns two things every route shares:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from typing import Any, TypeVar
 
 import flask
 import flask_smorest
 import marshmallow as ma
+import structlog
+from apispec.ext.marshmallow.common import resolve_schema_instance
 from bson import json_util
 from flask.views import MethodView
 from flask_limiter import RouteLimit
@@ -52,6 +54,8 @@ from app.errors import (
 )
 from app.request_bodies import ArgumentsParser
 
+log = structlog.get_logger()
+
 
 def declared_response(view: Any) -> tuple[int, ma.Schema]:
     """The success status and schema a view declares with `Blueprint.response`, which
@@ -70,12 +74,48 @@ def render(schema: ma.Schema, result: Any) -> bytes:
     return flask.jsonify(schema.dump(result)).get_data()
 
 
+# A response field's metadata key saying when the field is left out of the body.
+ABSENT_WHEN = "absent_when"
+
+Field = TypeVar("Field", bound=fields.Field)
+
+
+def sometimes_absent(field: Field, when: str) -> Field:
+    """A response field that is left out of the body `when` ...: the only kind of field a
+    response may lack. The document leaves it out of `required` and says when."""
+    field.metadata = {**field.metadata, ABSENT_WHEN: when}
+    return field
+
+
 class Schema(ma.Schema):
-    """Unknown fields are refused (422), never silently dropped."""
+    """Unknown fields are refused (422), never silently dropped.
+
+    As a response, a schema promises what the document says of it (`Api` writes every field
+    of a schema a 2xx answer reaches into its `required`): each field is present unless
+    declared `sometimes_absent`, and null only where it allows None. A dump that breaks the
+    promise is logged, and fails under test."""
 
     class Meta:
         unknown = ma.RAISE
         ordered = True
+
+    @ma.post_dump
+    def _as_documented(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        for name, field in self.dump_fields.items():
+            key = field.data_key or name
+            if key not in data:
+                if ABSENT_WHEN not in field.metadata:
+                    _undocumented(self, key, "missing")
+            elif data[key] is None and not field.allow_none:
+                _undocumented(self, key, "null")
+        return data
+
+
+def _undocumented(schema: ma.Schema, key: str, problem: str) -> None:
+    message = f"{type(schema).__name__}.{key} is {problem}, unlike what the document says"
+    if flask.has_app_context() and flask.current_app.testing:
+        raise AssertionError(message)
+    log.error("response_differs_from_document", schema=type(schema).__name__, field=key)
 
 
 class FieldErrorsSchema(ma.Schema):
@@ -114,12 +154,83 @@ class Api(flask_smorest.Api):
         # marshmallow's URL is JSON Schema's `uri` (apispec says `url`, which no tool knows).
         self.register_field(fields.URL, "string", "uri")
 
+    def _init_spec(self, *args: Any, **kwargs: Any) -> None:
+        super()._init_spec(*args, **kwargs)
+        self.ma_plugin.converter.add_attribute_function(_say_when_absent)
+
+    def register_blueprint(self, blp: Any, *args: Any, **kwargs: Any) -> None:
+        super().register_blueprint(blp, *args, **kwargs)
+        _require_response_fields(self.spec, self.ma_plugin.converter)
+
     def _register_pagination_header(self) -> None:
         """Lists page with cursors (`page_of`), not with flask-smorest's pagination: its
         header and `PaginationMetadata` schema stay out of the document."""
 
     def handle_http_exception(self, error):  # noqa: D401 - flask-smorest hook
         return http_exception_response(error)
+
+
+def _say_when_absent(converter: Any, field: fields.Field, ret: dict[str, Any]) -> dict[str, Any]:
+    """apispec attribute function: a `sometimes_absent` field says when in its description."""
+    when = field.metadata.get(ABSENT_WHEN)
+    if when is None:
+        return {}
+    return {"description": " ".join(filter(None, [ret.get("description"), f"Absent {when}."]))}
+
+
+def _refs(document: Any) -> Iterator[str]:
+    """The component names `document` refers to, anywhere inside it."""
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value.rsplit("/", 1)[1]
+            else:
+                yield from _refs(value)
+    elif isinstance(document, list):
+        for item in document:
+            yield from _refs(item)
+
+
+def _require_response_fields(spec: Any, converter: Any) -> None:
+    """Write `required` into every schema a 2xx answer reaches: all its fields but those
+    `sometimes_absent` (generated clients then type them as present, in every language).
+    A schema reached by both a request body and an answer would need two `required` lists:
+    refused, so each side keeps a schema of its own."""
+    schemas = spec.components.schemas
+    answers: list[str] = []
+    bodies: list[str] = []
+    for item in spec.to_dict()["paths"].values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            bodies += _refs(operation.get("requestBody"))
+            for status, answer in operation["responses"].items():
+                if str(status).startswith("2"):
+                    answers += _refs(answer)
+
+    def reached(names: list[str]) -> set[str]:
+        found: set[str] = set()
+        while names:
+            name = names.pop()
+            if name not in found and name in schemas:
+                found.add(name)
+                names += _refs(schemas[name])
+        return found
+
+    answered = reached(answers)
+    shared = answered & reached(bodies)
+    if shared:
+        raise TypeError(f"schemas both sent and answered (split them): {sorted(shared)}")
+    instances = {name: key for key, name in converter.refs.items()}
+    for name in answered:
+        if name not in instances:
+            continue
+        schema = resolve_schema_instance(instances[name][0])
+        schemas[name]["required"] = sorted(
+            field.data_key or field_name
+            for field_name, field in schema.dump_fields.items()
+            if ABSENT_WHEN not in field.metadata
+        )
 
 
 _refusal_schemas: dict[type[DomainError], type[ma.Schema]] = {}
@@ -271,7 +382,29 @@ class Blueprint(flask_smorest.Blueprint):
         for status, slugs in sorted(by_status.items()):
             responses.pop(status, None)
             responses[str(status)] = _refusals_response(spec, [slugs[s] for s in sorted(slugs)])
+        if doc_info.get("idempotent"):
+            _document_replays(doc)
         return doc
+
+
+# Said on every operation that takes an `Idempotency-Key` (app/idempotency.py).
+IDEMPOTENT_NOTE = (
+    "**Idempotent**: send an `Idempotency-Key` header to make a retry safe. The same key "
+    "and body within 48 hours answer the first response, status and body (a refusal too), "
+    "with `Idempotent-Replayed: true`, and change nothing; the same key with another body "
+    "is 422 `idempotency_key_reused`."
+)
+
+
+def _document_replays(doc: dict[str, Any]) -> None:
+    """An idempotent operation: its note, and the `Idempotent-Replayed` header on the
+    answers a replay repeats (success and refusals alike)."""
+    from app.idempotency import REPLAYED, REPLAYED_HEADER
+
+    doc["description"] = "\n\n".join(filter(None, [doc.get("description"), IDEMPOTENT_NOTE]))
+    for status, response in doc.get("responses", {}).items():
+        if str(status).startswith(("2", "4")):
+            response.setdefault("headers", {})[REPLAYED] = REPLAYED_HEADER
 
 
 def _is_page_args(schema: Any) -> bool:

@@ -8,9 +8,11 @@ from flask import current_app, g
 from flask.views import MethodView
 
 from accounts.errors import UnknownCity
+from accounts.services import AMBASSADOR
 from app.auth import caller
 from app.errors import Forbidden, NotFound, RateLimited
 from app.extensions import limiter
+from app.idempotency import idempotent
 from app.web import Blueprint, PageArgsSchema, page_of
 from community import clubs, errors, moderation, posts, reports, words
 from community.schemas import (
@@ -61,6 +63,7 @@ class Clubs(MethodView):
         """Clubs, newest first; `city` and `q` (part of the name) narrow the list"""
         return clubs.list_clubs(args.get("city"), args.get("q"), args["cursor"], args["limit"])
 
+    @idempotent
     @blp.arguments(ClubCreateSchema)
     @blp.response(201, ClubSchema)
     @blp.refuses(Forbidden, UnknownCity)
@@ -86,6 +89,7 @@ class ClubItem(MethodView):
 
 @blp.route("/clubs/<club_id>/members")
 class ClubMembers(MethodView):
+    @idempotent
     @blp.response(201, MembershipSchema)
     @blp.refuses(errors.NotVerifiedOwner, errors.AlreadyMember)
     def post(self, club_id):
@@ -166,6 +170,7 @@ class ClubPosts(MethodView):
             caller(), club_id, args.get("featured"), args["cursor"], args["limit"]
         )
 
+    @idempotent
     @_per_owner("RATELIMIT_POSTS_PER_USER", "posts")
     @blp.arguments(PostCreateSchema)
     @blp.response(201, PostSchema)
@@ -206,6 +211,7 @@ class PostComments(MethodView):
         """A post's visible comments, oldest first"""
         return posts.post_comments(caller(), post_id, args["cursor"], args["limit"])
 
+    @idempotent
     @_per_owner("RATELIMIT_COMMENTS_PER_USER", "comments")
     @blp.arguments(CommentCreateSchema)
     @blp.response(201, CommentSchema)
@@ -242,9 +248,10 @@ class PostLike(MethodView):
 @blp.route("/posts/<post_id>/feature")
 class FeaturePost(MethodView):
     @blp.response(200, PostSchema)
-    @blp.refuses(errors.OwnContent)
+    @blp.refuses(Forbidden, errors.OwnContent)
     def post(self, post_id):
         """Pin a post in its club as an owner story; its author earns points once"""
+        caller().require_role(AMBASSADOR)
         return moderation.feature_post(caller(), post_id)
 
 
@@ -253,6 +260,7 @@ class FeaturePost(MethodView):
 
 @blp.route("/reports")
 class Reports(MethodView):
+    @idempotent
     @_per_owner("RATELIMIT_REPORTS_PER_USER", "reports")
     @blp.arguments(ReportCreateSchema)
     @blp.response(201, ReportSchema)
@@ -276,6 +284,7 @@ class ModerationQueue(MethodView):
 
 @blp.route("/moderation/actions")
 class ModerationActions(MethodView):
+    @idempotent
     @blp.arguments(ActionCreateSchema)
     @blp.response(201, ActionSchema)
     @blp.refuses(
@@ -288,6 +297,7 @@ class ModerationActions(MethodView):
     )
     def post(self, data):
         """Hide, restore or remove content; warn, mute or ban its author or a user"""
+        caller().require_role(AMBASSADOR)
         return moderation.take_action(caller(), **data)
 
     @blp.arguments(CityArgsSchema, location="query")
@@ -307,6 +317,7 @@ class SensitiveWords(MethodView):
         """The sensitive-word list (admin)"""
         return words.list_words(caller(), args["cursor"], args["limit"])
 
+    @idempotent
     @blp.arguments(SensitiveWordCreateSchema)
     @blp.response(201, SensitiveWordSchema)
     @blp.refuses(Forbidden, errors.WordListed, errors.NoLetters)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from accounts.errors import UnknownCity
+from accounts.services import CIRCLE_LEADER
 from app.auth import caller
 from app.errors import Forbidden
 from app.idempotency import idempotent
@@ -52,6 +53,7 @@ class Events(MethodView):
             user_id=caller().user.pk,
         )
 
+    @idempotent
     @blp.arguments(EventCreateSchema)
     @blp.response(201, EventSchema)
     @blp.refuses(Forbidden, UnknownCity, errors.InvalidTimes, errors.PointsRewardTooHigh)
@@ -159,10 +161,12 @@ class Ticket(MethodView):
 
 @blp.route("/events/<event_id>/check-ins")
 class CheckIns(MethodView):
+    @idempotent
     @blp.arguments(CheckInSchema)
     @blp.response(201, RegistrationSchema)
     @blp.alt_response(200, schema=RegistrationSchema, description="Already checked in")
     @blp.refuses(
+        Forbidden,
         errors.SelfCheckIn,
         errors.EventClosed,
         errors.CheckInClosed,
@@ -172,12 +176,14 @@ class CheckIns(MethodView):
     )
     def post(self, data, event_id):
         """Check an owner in by ticket or user id (its city's circle leaders, admin)"""
+        caller().require_role(CIRCLE_LEADER)
         registration, checked_in = tickets.check_in(caller(), event_id, **data)
         return registration, 201 if checked_in else 200
 
 
 @blp.route("/events/<event_id>/feedback")
 class Feedback(MethodView):
+    @idempotent
     @blp.arguments(FeedbackCreateSchema)
     @blp.response(201, FeedbackSchema)
     @blp.refuses(

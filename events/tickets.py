@@ -19,6 +19,7 @@ from app.errors import NotFound
 from app.outbox import record_event
 from events import errors
 from events.access import is_city_staff, managed_event, visible_event
+from events.listings import city_time
 from events.models import (
     ACTIVE,
     ATTENDED,
@@ -111,7 +112,10 @@ def check_in(
     now = utcnow()
     opens_at, closes_at = event.starts_at - CHECK_IN_OPENS, event.ends_at + TICKET_GRACE
     if not opens_at <= now <= closes_at:
-        raise errors.CheckInClosed(opens_at=opens_at.isoformat(), closes_at=closes_at.isoformat())
+        raise errors.CheckInClosed(
+            opens_at=city_time(event, opens_at).isoformat(),
+            closes_at=city_time(event, closes_at).isoformat(),
+        )
     if registration.status != CONFIRMED:
         raise errors.NotConfirmed(message=f"This registration is {registration.status}.")
     attendee = load_caller(owner_id)

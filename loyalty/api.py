@@ -116,6 +116,7 @@ class EarningRuleItem(MethodView):
 
 @points.route("/admin/reconciliation/runs")
 class ReconciliationRuns(MethodView):
+    @idempotent
     @points.response(202, RunStartedSchema)
     @points.refuses(Forbidden)
     def post(self):
@@ -147,6 +148,7 @@ class Rewards(MethodView):
             include_locked=args["include_locked"],
         )
 
+    @idempotent
     @rewards.arguments(RewardCreateSchema)
     @rewards.response(201, RewardSchema)
     @rewards.refuses(Forbidden, UnknownCity)
@@ -236,6 +238,7 @@ class CancelRedemption(MethodView):
 
 @partners.route("/admin/partners")
 class Partners(MethodView):
+    @idempotent
     @partners.arguments(PartnerCreateSchema)
     @partners.response(201, PartnerCreatedSchema)
     @partners.refuses(Forbidden)

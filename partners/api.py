@@ -49,6 +49,7 @@ def _csv(rows: list[dict[str, Any]], filename: str) -> Response:
 
 @blp.route("/admin/city-partners")
 class CityPartners(MethodView):
+    @idempotent
     @blp.arguments(CityPartnerCreateSchema)
     @blp.response(201, CityPartnerSchema)
     @blp.refuses(Forbidden, errors.CityTaken, errors.InvalidContract, UnknownCity)
@@ -135,7 +136,7 @@ class Scorecards(MethodView):
     @blp.refuses(Forbidden, errors.FutureMonth)
     def get(self, args):
         """Every partner's scorecard of a month, ranked by a figure (admin)"""
-        return scorecards.ranked(caller(), args["month"], args["sort"])
+        return scorecards.ranked(caller(), args["month"], args["sort"], args["order"])
 
 
 @blp.route("/admin/scorecards.csv")
@@ -145,5 +146,5 @@ class ScorecardsCsv(MethodView):
     @blp.refuses(Forbidden, errors.FutureMonth)
     def get(self, args):
         """Every partner's scorecard of a month, ranked, as CSV (admin)"""
-        ranking = scorecards.ranked(caller(), args["month"], args["sort"])
+        ranking = scorecards.ranked(caller(), args["month"], args["sort"], args["order"])
         return _csv(ranking["items"], f"scorecards-{ranking['month']}")

@@ -126,16 +126,27 @@ class ScorecardSchema(Schema):
     figures = fields.Nested(ScorecardFiguresSchema)
 
 
+RANKING_ORDERS = ("desc", "asc")
+
+
 class RankingArgsSchema(Schema):
     month = Month(required=True)
+    # A figure's name alone, and the direction apart: enum values a client generator can
+    # name (`-figure` values became VALUE_21..VALUE_41).
     sort = fields.String(
-        load_default="-active_owners",
-        validate=validate.OneOf([*SORTABLE, *(f"-{name}" for name in SORTABLE)]),
-        metadata={"description": "A figure; `-figure` ranks the highest first"},
+        load_default="active_owners",
+        validate=validate.OneOf(SORTABLE),
+        metadata={"description": "The figure to rank by"},
+    )
+    order = fields.String(
+        load_default="desc",
+        validate=validate.OneOf(RANKING_ORDERS),
+        metadata={"description": "`desc`: the highest first; partners without the figure last"},
     )
 
 
 class RankingSchema(Schema):
     month = fields.String()
-    sort = fields.String()
+    sort = fields.String(validate=validate.OneOf(SORTABLE))
+    order = fields.String(validate=validate.OneOf(RANKING_ORDERS))
     items = fields.List(fields.Nested(ScorecardSchema))

@@ -171,20 +171,19 @@ def scorecard(caller: Caller, partner_id: str, month: str | None) -> dict[str, A
     return _row(_fresh(partner, month, this_month))
 
 
-def ranked(caller: Caller, month: str, sort: str) -> dict[str, Any]:
-    """Every partner under contract in `month`, ranked by a figure (`-figure`: highest
-    first). Without a value (a rate with no events) a partner ranks last."""
+def ranked(caller: Caller, month: str, sort: str, order: str = "desc") -> dict[str, Any]:
+    """Every partner under contract in `month`, ranked by the figure `sort` (`order`
+    `desc`: highest first). Without a value (a rate with no events) a partner ranks last."""
     caller.require_admin()
     # The month has begun somewhere once it has in the zone furthest ahead (UTC+14).
     _check_month(month, (utcnow() + timedelta(hours=14)).strftime("%Y-%m"))
-    name = sort.removeprefix("-")
     first_day, last_day = f"{month}-01", f"{month}-31"
     partners = CityPartner.objects(contract_start__lte=last_day, contract_end__gte=first_day)
     rows = [_row(_fresh(partner, month, current_month(partner.city_code))) for partner in partners]
-    present = [row for row in rows if row["figures"].get(name) is not None]
-    missing = [row for row in rows if row["figures"].get(name) is None]
-    present.sort(key=lambda row: row["figures"][name], reverse=sort.startswith("-"))
-    return {"month": month, "sort": sort, "items": present + missing}
+    present = [row for row in rows if row["figures"].get(sort) is not None]
+    missing = [row for row in rows if row["figures"].get(sort) is None]
+    present.sort(key=lambda row: row["figures"][sort], reverse=order == "desc")
+    return {"month": month, "sort": sort, "order": order, "items": present + missing}
 
 
 def compute_all(now: datetime | None = None) -> int:

@@ -143,3 +143,67 @@ def test_a_lost_database_connection_answers_503(app):
     assert response.status_code == 503
     assert response.json["error"] == "service_unavailable"
     assert response.headers["Retry-After"] == "5"
+
+
+def _refs(document: Any) -> Iterator[str]:
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key == "$ref":
+                yield value.rsplit("/", 1)[1]
+            else:
+                yield from _refs(value)
+    elif isinstance(document, list):
+        for item in document:
+            yield from _refs(item)
+
+
+def answered_schemas(spec: dict[str, Any]) -> set[str]:
+    """Every component schema a 2xx answer reaches, through any nesting."""
+    schemas = spec["components"]["schemas"]
+    todo = [
+        name
+        for _, _, operation in operations(spec)
+        for status, answer in operation["responses"].items()
+        if status.startswith("2")
+        for name in _refs(answer)
+    ]
+    found: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo += _refs(schemas[name])
+    return found
+
+
+def test_every_field_an_answer_always_has_is_required(spec):
+    # A generated client types a required field as present (`str`, not `str | Unset`).
+    schemas = spec["components"]["schemas"]
+    answered = answered_schemas(spec)
+    assert len(answered) > 70
+    for name in answered:
+        schema = schemas[name]
+        for field, definition in schema.get("properties", {}).items():
+            if field not in schema.get("required", ()):
+                # The only fields an answer may lack say when.
+                assert "Absent when" in definition.get("description", ""), (name, field)
+    assert "locked_reason" not in schemas["RewardOffer"]["required"]
+    assert {"id", "display_name", "grants", "city_partners"} <= set(schemas["User"]["required"])
+    # Null is said where it may come: a nullable field's type admits null.
+    assert schemas["User"]["properties"]["email"]["type"] == ["string", "null"]
+
+
+def test_an_answer_lacking_a_required_field_fails_under_test(app):
+    from marshmallow import fields as ma_fields
+
+    from app.web import Schema
+
+    class Partial(Schema):
+        id = ma_fields.String()
+        name = ma_fields.String()
+
+    assert Partial().dump({"id": "1", "name": "x"}) == {"id": "1", "name": "x"}
+    with pytest.raises(AssertionError, match="Partial.name is missing"):
+        Partial().dump({"id": "1"})
+    with pytest.raises(AssertionError, match="Partial.name is null"):
+        Partial().dump({"id": "1", "name": None})
