@@ -7,6 +7,7 @@ README's configuration table mirrors `SETTINGS` (and the launcher's own,
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -295,6 +296,14 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Bearer token `/metrics` requires. Unset: `/metrics` answers loopback requests only.",
     ),
+    Setting(
+        "CORS_ORIGINS",
+        "CORS_ORIGINS",
+        _names,
+        (),
+        "Comma-separated origins (`https://app.example.com`) whose browser pages may call the "
+        "API; `*` for any. Empty: no cross-origin access (the default).",
+    ),
     Setting("PUSH_PROVIDER", "PUSH_PROVIDER", str, "log", "`log` or `webhook`."),
     Setting(
         "PUSH_WEBHOOK_URL",
@@ -359,12 +368,19 @@ def validate(config: dict[str, Any]) -> None:
             raise ConfigError(f"{env} must be a positive number of milliseconds")
     if config["SCORECARD_REFRESH_SECONDS"] < 0:
         raise ConfigError("SCORECARD_REFRESH_SECONDS must not be negative")
+    for origin in config["CORS_ORIGINS"]:
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise ConfigError(f"CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port])")
     if config["PUSH_PROVIDER"] not in {"log", "webhook"}:
         raise ConfigError("PUSH_PROVIDER must be `log` or `webhook`")
     if config["PUSH_PROVIDER"] == "webhook" and not config.get("PUSH_WEBHOOK_URL"):
         raise ConfigError("PUSH_PROVIDER=webhook needs PUSH_WEBHOOK_URL")
     if config["PUSH_PROVIDER"] == "webhook" and not config.get("PUSH_WEBHOOK_SECRET"):
         raise ConfigError("PUSH_PROVIDER=webhook needs PUSH_WEBHOOK_SECRET (bodies are signed)")
+
+
+# An origin as a browser sends it: scheme, host and maybe a port; no path, no trailing slash.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 def uses_development_secret(config: dict[str, Any]) -> bool:

@@ -130,6 +130,12 @@ class EnvelopeSchema(ma.Schema):
     code = fields.Integer(required=True, metadata={"description": "The HTTP status"})
     status = fields.String(required=True, metadata={"description": "The HTTP status phrase"})
     message = fields.String(required=True, metadata={"description": "A human sentence"})
+    request_id = fields.String(
+        metadata={
+            "description": "This request's id, as in the X-Request-ID header and the server's "
+            "logs. Absent only from a 503 `overloaded` answered before the request was handled"
+        }
+    )
 
 
 class ErrorSchema(EnvelopeSchema):
@@ -309,8 +315,12 @@ class Blueprint(flask_smorest.Blueprint):
         endpoint: str | None = None,
         view_func: Any = None,
         provide_automatic_options: bool | None = None,
+        *,
+        deprecated_for: str | None = None,
         **options: Any,
     ) -> None:
+        """`deprecated_for="POST /admin/rewards"`: an older path a view keeps answering
+        while clients move; the document marks it deprecated and names its successor."""
         if isinstance(view_func, type) and issubclass(view_func, MethodView):
             for method in view_func.methods or ():
                 name = method.lower()
@@ -327,6 +337,7 @@ class Blueprint(flask_smorest.Blueprint):
                     # The view and its method, as a generated client's function name:
                     # `postEventRegistrations` becomes `post_event_registrations`.
                     "operation_id": method + view_func.__name__[0].upper() + view_func.__name__[1:],
+                    "deprecated_for": deprecated_for,
                 }
 
     def _guard(self, view: View) -> View:
@@ -384,6 +395,10 @@ class Blueprint(flask_smorest.Blueprint):
             responses[str(status)] = _refusals_response(spec, [slugs[s] for s in sorted(slugs)])
         if doc_info.get("idempotent"):
             _document_replays(doc)
+        if route.get("deprecated_for"):
+            doc["deprecated"] = True
+            moved = f"**Deprecated**: use `{route['deprecated_for']}`, which answers the same."
+            doc["description"] = "\n\n".join(filter(None, [moved, doc.get("description")]))
         return doc
 
 
@@ -445,9 +460,10 @@ def _refusals_response(spec: Any, refusals: list[type[DomainError]]) -> dict[str
 
 
 def _meaning(refusal: type[DomainError]) -> str:
-    """What a refusal means: its own docstring's first line, else its message."""
+    """What a refusal means: its own docstring's first paragraph, in one line (a sentence
+    may run over several lines), else its message."""
     doc = refusal.__dict__.get("__doc__")
-    return doc.strip().splitlines()[0] if doc else refusal.message
+    return " ".join(doc.strip().split("\n\n")[0].split()) if doc else refusal.message
 
 
 def StrictInteger(**kwargs: Any) -> fields.Integer:  # noqa: N802 - reads like a field class

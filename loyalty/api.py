@@ -97,11 +97,11 @@ class Reversal(MethodView):
 
 @points.route("/admin/earning-rules")
 class EarningRules(MethodView):
-    @points.response(200, EarningRuleSchema(many=True))
+    @points.response(200, page_of(EarningRuleSchema))
     @points.refuses(Forbidden)
     def get(self):
-        """Earning rules (admin)"""
-        return rules.list_rules(caller())
+        """Earning rules, all on one page (admin)"""
+        return {"items": rules.list_rules(caller()), "next_cursor": None}
 
 
 @points.route("/admin/earning-rules/<code>")
@@ -148,14 +148,6 @@ class Rewards(MethodView):
             include_locked=args["include_locked"],
         )
 
-    @idempotent
-    @rewards.arguments(RewardCreateSchema)
-    @rewards.response(201, RewardSchema)
-    @rewards.refuses(Forbidden, UnknownCity)
-    def post(self, data):
-        """Add a reward to the catalog (admin)"""
-        return redemptions.create_reward(caller(), data)
-
 
 @rewards.route("/admin/rewards")
 class AdminRewards(MethodView):
@@ -166,15 +158,42 @@ class AdminRewards(MethodView):
         """The whole catalogue, inactive rewards included, newest first (admin)"""
         return redemptions.all_rewards(caller(), args["cursor"], args["limit"])
 
+    @idempotent
+    @rewards.arguments(RewardCreateSchema)
+    @rewards.response(201, RewardSchema)
+    @rewards.refuses(Forbidden, UnknownCity)
+    def post(self, data):
+        """Add a reward to the catalog (admin)"""
+        return redemptions.create_reward(caller(), data)
 
-@rewards.route("/rewards/<reward_id>")
-class RewardItem(MethodView):
+
+@rewards.route("/admin/rewards/<reward_id>")
+class AdminRewardItem(MethodView):
     @rewards.arguments(RewardUpdateSchema)
     @rewards.response(200, RewardSchema)
     @rewards.refuses(Forbidden, UnknownCity)
     def patch(self, changes, reward_id):
         """Change a reward (admin)"""
         return redemptions.update_reward(caller(), reward_id, changes)
+
+
+# Where these admin writes lived before every one moved under /admin: still answered.
+class RewardCreationBeforeAdmin(AdminRewards):
+    methods = {"POST"}
+
+
+class RewardItemBeforeAdmin(AdminRewardItem):
+    pass
+
+
+rewards.add_url_rule(
+    "/rewards", view_func=RewardCreationBeforeAdmin, deprecated_for="POST /admin/rewards"
+)
+rewards.add_url_rule(
+    "/rewards/<reward_id>",
+    view_func=RewardItemBeforeAdmin,
+    deprecated_for="PATCH /admin/rewards/{reward_id}",
+)
 
 
 @rewards.route("/redemptions")

@@ -162,7 +162,7 @@ def test_gunicorn_and_the_workers_run_from_the_installed_wheel(outside):
     ).json()["access_token"]
     as_admin = {"Authorization": f"Bearer {admin}"}
     created = requests.post(
-        f"{api_url}/cities",
+        f"{api_url}/admin/cities",
         headers=as_admin,
         json={"code": "SZ", "name": "Shenzhen", "province": "Guangdong"},
     )

@@ -207,3 +207,39 @@ def test_an_answer_lacking_a_required_field_fails_under_test(app):
         Partial().dump({"id": "1"})
     with pytest.raises(AssertionError, match="Partial.name is null"):
         Partial().dump({"id": "1", "name": None})
+
+
+def test_admin_writes_live_under_admin_and_tags_do_not_overlap(client, spec):
+    admin_only = [
+        (path, method)
+        for path, method, operation in operations(spec)
+        if operation["summary"].endswith("(admin)") and not operation.get("deprecated")
+    ]
+    assert len(admin_only) > 15
+    assert [(p, m) for p, m in admin_only if not p.startswith(f"{API}/admin/")] == []
+    # The older paths still answer, marked deprecated and naming their successor.
+    older = spec["paths"][f"{API}/rewards"]["post"]
+    assert older["deprecated"] is True and "POST /admin/rewards" in older["description"]
+    assert spec["paths"][f"{API}/cities"]["post"]["deprecated"] is True
+    assert spec["paths"][f"{API}/auth/logout"]["post"]["tags"] == ["auth"]
+    tags = {tag["name"]: tag["description"] for tag in spec["tags"]}
+    assert "Sign-up" not in tags["accounts"] and "login" not in tags["accounts"]
+    earning_rules = spec["paths"][f"{API}/admin/earning-rules"]["get"]["responses"]["200"]
+    assert earning_rules["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/EarningRulePage"
+    )
+
+
+def test_the_docs_page_asks_no_outside_validator(client):
+    page = client.get(f"{API}/docs").get_data(as_text=True)
+    assert '"validatorUrl": null' in page
+
+
+def test_every_refusal_says_what_it_means_in_whole_sentences(spec):
+    for name, schema in spec["components"]["schemas"].items():
+        said = schema.get("description", "")
+        if "error" in schema.get("properties", {}) and said:
+            assert said.rstrip().endswith((".", ")", "`")), (name, said)
+    assert spec["components"]["schemas"]["BudgetExceeded"]["description"].endswith(
+        "reservation is used up."
+    )
