@@ -181,7 +181,8 @@ def _say_when_absent(converter: Any, field: fields.Field, ret: dict[str, Any]) -
     when = field.metadata.get(ABSENT_WHEN)
     if when is None:
         return {}
-    return {"description": " ".join(filter(None, [ret.get("description"), f"Absent {when}."]))}
+    said = (ret.get("description") or "").rstrip(".")
+    return {"description": f"{said}. Absent {when}." if said else f"Absent {when}."}
 
 
 def _refs(document: Any) -> Iterator[str]:
