@@ -132,7 +132,15 @@ class Register(MethodView):
         errors.AccountExists, errors.InvalidPhone, errors.UnknownCity, errors.InvalidReferralCode
     )
     def post(self, data):
-        """Create an owner account"""
+        """Create an owner account
+
+        With `email` or `phone` (phones without a country code are read in
+        `DEFAULT_PHONE_REGION`), a password of 8+ characters, a display name and a
+        `city_code` (`GET /cities`); a `referral_code` names the friend who invited the
+        owner. Answers the account with the tokens of a first device session. 409
+        `account_exists` when the email or phone is taken. Limited per client IP
+        (`RATELIMIT_REGISTER_PER_IP`, 20 a minute).
+        """
         device = _device(data)
         user = services.register(**data)
         return {"user": user_document(Caller(user, ())), **sessions.start_session(user.pk, device)}
@@ -153,7 +161,12 @@ class Login(MethodView):
     @auth.response(200, TokensSchema)
     @auth.refuses(errors.InvalidCredentials, AccountBanned)
     def post(self, data):
-        """Exchange credentials for the tokens of a new device session"""
+        """Exchange credentials for the tokens of a new device session
+
+        401 `invalid_credentials` alike for an unknown account and a wrong password. Limited
+        per account (10 a minute) and per client IP (30 a minute); past either, 429 with
+        `Retry-After`. An account keeps at most 10 sessions: a new login ends the oldest.
+        """
         return sessions.log_in(device=_device(data), **data)
 
 
@@ -164,7 +177,14 @@ class Refresh(MethodView):
     @auth.refuses(Unauthorized, SessionEnded, errors.RefreshTokenReused, AccountBanned)
     @auth.doc(security=Blueprint.SECURITY)
     def post(self):
-        """Exchange the refresh token for new tokens; the one sent is spent"""
+        """Exchange the refresh token for new tokens; the one sent is spent
+
+        Send the refresh token as the bearer. Answers a new access token and a new refresh
+        token: keep the new one. A spent refresh token sent again is taken as stolen and
+        ends the session (401 `refresh_token_reused`), except within
+        `REFRESH_REUSE_GRACE_SECONDS` (10) of its exchange, when it answers the same new
+        pair (parallel requests refreshing at once).
+        """
         claims = get_jwt()
         return sessions.refresh_session(claims["sub"], claims.get("sid"), claims["jti"])
 
@@ -184,7 +204,12 @@ class PasswordResetRequest(MethodView):
     @auth.arguments(PasswordResetRequestSchema)
     @auth.response(202)
     def post(self, data):
-        """Send a one-time code by push (the same answer whether or not the account exists)"""
+        """Send a one-time code by push (the same answer whether or not the account exists)
+
+        The 6-digit code is valid 10 minutes for 5 tries and replaces any earlier one.
+        Asking and confirming share a limit per account (10 an hour) and per client IP (30
+        an hour).
+        """
         passwords.request_password_reset(**data)
 
 
@@ -196,7 +221,10 @@ class PasswordResetConfirm(MethodView):
     @auth.response(204)
     @auth.refuses(errors.InvalidCode)
     def post(self, data):
-        """Set a new password with the code; every session ends"""
+        """Set a new password with the code; every session ends
+
+        422 `invalid_code` for a wrong, used-up (5 tries) or expired (10 minutes) code.
+        """
         passwords.reset_password(**data)
 
 
@@ -239,7 +267,12 @@ class Me(MethodView):
     @accounts.response(200, UserSchema)
     @accounts.refuses(errors.UnknownCity, errors.CityChangeTooSoon)
     def patch(self, changes):
-        """Change display name, avatar, city or locale"""
+        """Change display name, avatar, city or locale
+
+        The first change of city is free; each later one waits 90 days after the last (409
+        `city_change_too_soon` with `possible_from`). A reward limited to some cities waits
+        30 days for an owner new to its city.
+        """
         found = caller()
         services.update_profile(sessions.account_of(found), changes)
         return user_document(found)
@@ -273,7 +306,13 @@ class RoleGrants(MethodView):
     @accounts.response(201, RoleGrantSchema)
     @accounts.refuses(Forbidden, NotFound, errors.CityCodesRequired, errors.UnknownCity)
     def post(self, data):
-        """Grant a role (admin)"""
+        """Grant a role (admin)
+
+        `circle_leader` and `ambassador` act in the grant's `city_codes` (at least one, else
+        422 `city_codes_required`); `admin` in every city. A circle leader granted a city
+        that a city partner runs works for that partner. The grant counts from the grantee's
+        next request.
+        """
         return roles.grant_role(caller(), **data)
 
 
@@ -331,7 +370,13 @@ class MyVehicles(MethodView):
     @vehicles.response(201, VehicleSchema)
     @vehicles.refuses(errors.VinTaken, errors.InvalidVin, errors.DeliveryDateOutOfRange)
     def post(self, data):
-        """Add a vehicle for verification"""
+        """Add a vehicle for verification
+
+        A VIN is 17 characters of A-Z and 0-9 without I, O and Q (422 `invalid_vin`),
+        registered once (409 `vin_taken`). The vehicle waits as `pending` until a circle
+        leader of the owner's city, or an admin, verifies it: the owner's first verified
+        vehicle makes them a verified owner and earns welcome points.
+        """
         return ownership.add_vehicle(sessions.account_of(caller()), **data)
 
 
@@ -351,7 +396,12 @@ class VerifyVehicle(MethodView):
     @vehicles.response(200, VehicleSchema)
     @vehicles.refuses(errors.OwnVehicle, errors.OwnReferral, errors.VehicleNotPending)
     def post(self, vehicle_id):
-        """Verify ownership (circle leader of the owner's city, admin)"""
+        """Verify ownership (circle leader of the owner's city, admin)
+
+        Outside the caller's cities the vehicle is not found (404). Nobody reviews their own
+        vehicle (403 `own_vehicle`) or that of an owner they referred (403 `own_referral`).
+        409 `not_pending` once reviewed.
+        """
         return ownership.verify_vehicle(caller(), vehicle_id)
 
 

@@ -394,12 +394,19 @@ class Blueprint(flask_smorest.Blueprint):
         for status, slugs in sorted(by_status.items()):
             responses.pop(status, None)
             responses[str(status)] = _refusals_response(spec, [slugs[s] for s in sorted(slugs)])
+        # flask-smorest writes the docstring's summary and description over what the
+        # callbacks return: notes join the docstring's description itself.
+        docstring = doc_info.setdefault("docstring", {})
+        notes = [docstring.get("description")]
         if doc_info.get("idempotent"):
             _document_replays(doc)
+            notes.append(IDEMPOTENT_NOTE)
         if route.get("deprecated_for"):
             doc["deprecated"] = True
             moved = f"**Deprecated**: use `{route['deprecated_for']}`, which answers the same."
-            doc["description"] = "\n\n".join(filter(None, [moved, doc.get("description")]))
+            notes.insert(0, moved)
+        if any(notes):
+            docstring["description"] = "\n\n".join(filter(None, notes))
         return doc
 
 
@@ -413,11 +420,10 @@ IDEMPOTENT_NOTE = (
 
 
 def _document_replays(doc: dict[str, Any]) -> None:
-    """An idempotent operation: its note, and the `Idempotent-Replayed` header on the
-    answers a replay repeats (success and refusals alike)."""
+    """The `Idempotent-Replayed` header on the answers a replay repeats (success and
+    refusals alike)."""
     from app.idempotency import REPLAYED, REPLAYED_HEADER
 
-    doc["description"] = "\n\n".join(filter(None, [doc.get("description"), IDEMPOTENT_NOTE]))
     for status, response in doc.get("responses", {}).items():
         if str(status).startswith(("2", "4")):
             response.setdefault("headers", {})[REPLAYED] = REPLAYED_HEADER

@@ -93,7 +93,12 @@ class ClubMembers(MethodView):
     @blp.response(201, MembershipSchema)
     @blp.refuses(errors.NotVerifiedOwner, errors.AlreadyMember)
     def post(self, club_id):
-        """Join: active at once in an open club, pending where the club approves"""
+        """Join: active at once in an open club, pending where the club approves
+
+        `join_policy`: `open` (active at once), `approval` (pending until a club moderator
+        or city leader approves), `verified_owners` (403 `not_verified_owner` for others).
+        409 `already_member` for a second request.
+        """
         return clubs.join(caller(), club_id)
 
     @blp.arguments(MemberListArgsSchema, location="query")
@@ -176,7 +181,13 @@ class ClubPosts(MethodView):
     @blp.response(201, PostSchema)
     @blp.refuses(errors.NotMember, errors.Muted, errors.NewAccountLimit)
     def post(self, data, club_id):
-        """Post in a club (active members); held for review if it has a listed word"""
+        """Post in a club (active members); held for review if it has a listed word
+
+        Active members only (403 `not_member`), not while muted (403 `muted`). Limited per
+        owner (`RATELIMIT_POSTS_PER_USER`, 5 a minute); an account younger than 24 hours
+        posts 3 a day (429 `new_account_limit`). A published post earns its author points
+        (5, at most 3 rewarded a day).
+        """
         return posts.publish_post(caller(), club_id, data["body"], data["image_urls"])
 
 
@@ -217,7 +228,12 @@ class PostComments(MethodView):
     @blp.response(201, CommentSchema)
     @blp.refuses(errors.NotMember, errors.Muted, errors.NewAccountLimit)
     def post(self, data, post_id):
-        """Comment on a post (active members of its club); its author is told"""
+        """Comment on a post (active members of its club); its author is told
+
+        Active members of the post's club only (403 `not_member`), not while muted (403
+        `muted`). Limited per owner (`RATELIMIT_COMMENTS_PER_USER`, 20 a minute); an account
+        younger than 24 hours comments 10 times a day (429 `new_account_limit`).
+        """
         return posts.add_comment(caller(), post_id, data["body"])
 
 
@@ -250,7 +266,13 @@ class FeaturePost(MethodView):
     @blp.response(200, PostSchema)
     @blp.refuses(Forbidden, errors.OwnContent)
     def post(self, post_id):
-        """Pin a post in its club as an owner story; its author earns points once"""
+        """Pin a post in its club as an owner story; its author earns points once
+
+        Ambassadors of the post's city (a national club's post: its author's city) and
+        admins; nobody features their own post (403 `own_content`). An owner holding no
+        ambassador role is refused 403; a post outside the caller's cities is not found
+        (404).
+        """
         caller().require_role(AMBASSADOR)
         return moderation.feature_post(caller(), post_id)
 
@@ -267,7 +289,13 @@ class Reports(MethodView):
     @blp.alt_response(200, schema=ReportSchema, description="Already reported: the open report")
     @blp.refuses(errors.UnknownTarget)
     def post(self, data):
-        """Report a post, comment or user; enough weight hides content at once"""
+        """Report a post, comment or user; enough weight hides content at once
+
+        One open report per reporter and target: a repeat answers 200 with the open one. A
+        report weighs 1, 1 more from a verified owner and up to 1 more from a reporter whose
+        reports were upheld; at `REPORT_HIDE_THRESHOLD` (3) open weight the content is
+        hidden pending review. Limited per owner (10 a minute).
+        """
         report, created = reports.file_report(caller(), **data)
         return report, 201 if created else 200
 
@@ -296,7 +324,15 @@ class ModerationActions(MethodView):
         errors.ActionNotApplicable,
     )
     def post(self, data):
-        """Hide, restore or remove content; warn, mute or ban its author or a user"""
+        """Hide, restore or remove content; warn, mute or ban its author or a user
+
+        Ambassadors of the content's city (a post's or comment's city is its club's; in a
+        national club, its author's) and admins. Nobody moderates their own content or
+        account (403 `own_content`); only admins warn, mute, ban or restore a staff account
+        (403 `staff_account`). The action resolves the open reports on its target and tells
+        the reporters and the author. An owner holding no ambassador role is refused 403; a
+        target outside the caller's cities is not found (404).
+        """
         caller().require_role(AMBASSADOR)
         return moderation.take_action(caller(), **data)
 

@@ -72,7 +72,11 @@ class Adjustments(MethodView):
     @points.response(201, AdjustmentEntrySchema)
     @points.refuses(Forbidden, NotFound, errors.OwnPoints, errors.InsufficientPoints)
     def post(self, data):
-        """Credit or debit an owner's points, with a reason (admin)"""
+        """Credit or debit an owner's points, with a reason (admin)
+
+        Audited. Nobody adjusts their own points (403 `own_points`); a debit may not take
+        the balance below zero (409 `insufficient_points`).
+        """
         return adjustments.adjust(caller(), **data, key=request.headers.get(HEADER))
 
 
@@ -89,7 +93,11 @@ class Reversal(MethodView):
         errors.InsufficientPoints,
     )
     def post(self, data, entry_id):
-        """Reverse a mistaken earn or credit adjustment, once (admin)"""
+        """Reverse a mistaken earn or credit adjustment, once (admin)
+
+        Only an earn or a positive adjustment (409 `not_reversible`), once (409
+        `already_reversed`).
+        """
         return adjustments.reverse_entry(
             caller(), entry_id, data["reason"], key=request.headers.get(HEADER)
         )
@@ -139,7 +147,12 @@ class Rewards(MethodView):
     @rewards.arguments(RewardArgsSchema, location="query")
     @rewards.response(200, page_of(RewardOfferSchema))
     def get(self, args):
-        """Active rewards offered in the caller's city, each saying whether it is redeemable"""
+        """Active rewards offered in the caller's city, each saying whether it is redeemable
+
+        `redeemable: false` comes with `locked_reason`, the slug redeeming it would be
+        refused with. Rewards above the caller's tier are left out unless
+        `include_locked=true`. Points and the per-owner limit are not considered here.
+        """
         return redemptions.catalogue(
             caller().user,
             args.get("city"),
@@ -211,7 +224,14 @@ class Redemptions(MethodView):
         errors.InsufficientPoints,
     )
     def post(self, data):
-        """Redeem a reward: points and stock are debited at once"""
+        """Redeem a reward: points and stock are debited at once
+
+        Refused with 409 `insufficient_points`, `out_of_stock`, `limit_reached` (the
+        reward's per-owner limit), `tier_too_low`, `not_in_city` (a reward limited to other
+        cities) or `city_too_recent` (the owner moved to the city less than 30 days ago;
+        `eligible_from` says when). Points are spent oldest-expiry first. The redemption is
+        `pending` until handed over.
+        """
         return redemptions.redeem(
             caller().user,
             data["reward_id"],
@@ -242,7 +262,11 @@ class FulfilRedemption(MethodView):
     @rewards.response(200, RedemptionSchema)
     @rewards.refuses(errors.OwnRedemption, errors.RedemptionNotPending)
     def post(self, redemption_id):
-        """Mark a redemption handed over (admin, circle leader of the pickup city)"""
+        """Mark a redemption handed over (admin, circle leader of the pickup city)
+
+        Nobody hands over their own redemption (403 `own_redemption`). 409 `not_pending`
+        unless pending.
+        """
         return redemptions.fulfil_redemption(caller(), redemption_id)
 
 
@@ -251,7 +275,10 @@ class CancelRedemption(MethodView):
     @rewards.response(200, RedemptionSchema)
     @rewards.refuses(errors.RedemptionNotPending)
     def post(self, redemption_id):
-        """Cancel a pending redemption: points refunded once, stock restored"""
+        """Cancel a pending redemption: points refunded once, stock restored
+
+        Its owner while pending, or an admin (409 `not_pending` otherwise).
+        """
         return redemptions.cancel_redemption(caller(), redemption_id)
 
 

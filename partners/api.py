@@ -54,7 +54,13 @@ class CityPartners(MethodView):
     @blp.response(201, CityPartnerSchema)
     @blp.refuses(Forbidden, errors.CityTaken, errors.InvalidContract, UnknownCity)
     def post(self, data):
-        """Contract a city partner (admin)"""
+        """Contract a city partner (admin)
+
+        A city has at most one partner on any day: a contract overlapping another partner's
+        in the city is 409 `city_taken`. Contract days are dates in the city's time zone,
+        both included. A partner whose contract begins takes over the city's circle leaders
+        who work for no one.
+        """
         return services.describe(services.create_partner(caller(), **data))
 
     @blp.arguments(CityPartnerListArgsSchema, location="query")
@@ -93,7 +99,10 @@ class BudgetAllocations(MethodView):
     @blp.response(201, BudgetFiguresSchema)
     @blp.refuses(Forbidden, errors.MonthOutsideContract)
     def post(self, data, partner_id):
-        """Add points to a partner's monthly budget (admin)"""
+        """Add points to a partner's monthly budget (admin)
+
+        The month must be within the partner's contract (422 `month_outside_contract`).
+        """
         return budget.allocate(caller(), partner_id, data["month"], data["points"])
 
 
@@ -114,7 +123,14 @@ class Scorecard(MethodView):
     @blp.response(200, ScorecardSchema)
     @blp.refuses(errors.FutureMonth, errors.MonthOutsideContract)
     def get(self, args, partner_id):
-        """A partner's monthly scorecard (its leaders, admin)"""
+        """A partner's monthly scorecard (its leaders, admin)
+
+        Only a month of the partner's contract (422 `month_outside_contract`), not a month
+        still to come (422 `future_month`); without `month`, the current one, or the
+        contract's last once it ended. Computed nightly; the current month is refreshed on
+        reading at most every `SCORECARD_REFRESH_SECONDS`. A leader sees only their own
+        partner's (404 for another's).
+        """
         return scorecards.scorecard(caller(), partner_id, args.get("month"))
 
 
@@ -135,7 +151,12 @@ class Scorecards(MethodView):
     @blp.response(200, RankingSchema)
     @blp.refuses(Forbidden, errors.FutureMonth)
     def get(self, args):
-        """Every partner's scorecard of a month, ranked by a figure (admin)"""
+        """Every partner's scorecard of a month, ranked by a figure (admin)
+
+        Every partner under contract that month, ranked by `sort` (a figure) in `order`
+        (`desc`: the highest first); partners without a value for the figure (a rate with no
+        events) come last either way.
+        """
         return scorecards.ranked(caller(), args["month"], args["sort"], args["order"])
 
 

@@ -243,3 +243,34 @@ def test_every_refusal_says_what_it_means_in_whole_sentences(spec):
     assert spec["components"]["schemas"]["BudgetExceeded"]["description"].endswith(
         "reservation is used up."
     )
+
+
+def test_the_document_and_the_operations_a_rule_decides_say_the_rule(spec):
+    assert "Idempotency-Key" in spec["info"]["description"]
+    assert "request_id" in spec["info"]["description"]
+    assert spec["servers"] == [{"url": "/", "description": ANY_TEXT}]
+    said = {
+        ("/events/{event_id}/registrations", "post"): ["registration_closed", "waitlist"],
+        ("/events/{event_id}/check-ins", "post"): ["2 hours before", "city's time"],
+        ("/events/{event_id}/feedback", "post"): ["7 days", "feedback_exists"],
+        ("/redemptions", "post"): ["insufficient_points", "30 days", "Idempotency-Key"],
+        ("/clubs/{club_id}/posts", "post"): ["3 a day", "RATELIMIT_POSTS_PER_USER"],
+        ("/auth/refresh", "post"): ["REFRESH_REUSE_GRACE_SECONDS"],
+        ("/me", "patch"): ["90 days"],
+        ("/moderation/actions", "post"): ["staff_account", "403"],
+        ("/city-partners/{partner_id}/scorecard", "get"): ["month_outside_contract"],
+    }
+    for (path, method), phrases in said.items():
+        description = spec["paths"][f"{API}{path}"][method]["description"]
+        for phrase in phrases:
+            assert phrase in description, (path, phrase)
+
+
+class _AnyText(str):
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and bool(other)
+
+    __hash__ = str.__hash__
+
+
+ANY_TEXT = _AnyText()
