@@ -99,6 +99,14 @@ class Schema(ma.Schema):
         unknown = ma.RAISE
         ordered = True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A stored document leaves out what it has no value for: a nullable field is null.
+        for field in self.dump_fields.values():
+            nullable = field.allow_none and ABSENT_WHEN not in field.metadata
+            if nullable and field.dump_default is ma.missing:
+                field.dump_default = None
+
     @ma.post_dump
     def _as_documented(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         for name, field in self.dump_fields.items():
