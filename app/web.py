@@ -193,17 +193,17 @@ def _say_when_absent(converter: Any, field: fields.Field, ret: dict[str, Any]) -
     return {"description": f"{said}. Absent {when}." if said else f"Absent {when}."}
 
 
-def _refs(document: Any) -> Iterator[str]:
+def component_refs(document: Any) -> Iterator[str]:
     """The component names `document` refers to, anywhere inside it."""
     if isinstance(document, dict):
         for key, value in document.items():
             if key == "$ref" and isinstance(value, str):
                 yield value.rsplit("/", 1)[1]
             else:
-                yield from _refs(value)
+                yield from component_refs(value)
     elif isinstance(document, list):
         for item in document:
-            yield from _refs(item)
+            yield from component_refs(item)
 
 
 def _require_response_fields(spec: Any, converter: Any) -> None:
@@ -218,10 +218,10 @@ def _require_response_fields(spec: Any, converter: Any) -> None:
         for operation in item.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
-            bodies += _refs(operation.get("requestBody"))
+            bodies += component_refs(operation.get("requestBody"))
             for status, answer in operation["responses"].items():
                 if str(status).startswith("2"):
-                    answers += _refs(answer)
+                    answers += component_refs(answer)
 
     def reached(names: list[str]) -> set[str]:
         found: set[str] = set()
@@ -229,7 +229,7 @@ def _require_response_fields(spec: Any, converter: Any) -> None:
             name = names.pop()
             if name not in found and name in schemas:
                 found.add(name)
-                names += _refs(schemas[name])
+                names += component_refs(schemas[name])
         return found
 
     answered = reached(answers)
