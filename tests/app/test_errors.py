@@ -164,7 +164,7 @@ def test_routing_errors_everywhere_are_the_envelope(client, method, path, status
     response = getattr(client, method)(path)
     assert response.status_code == status
     assert response.mimetype == "application/json"
-    assert set(response.json) == {"code", "status", "message", "error"}
+    assert set(response.json) == {"code", "status", "message", "error", "request_id"}
     assert response.json["code"] == status
     # werkzeug lists the allowed methods in no fixed order.
     assert allow is None or set(response.headers["Allow"].split(", ")) == allow
