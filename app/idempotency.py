@@ -186,6 +186,8 @@ class _Pending:
         another request's (its stored response, once it finished)."""
         deadline = time.monotonic() + CLAIM_WAIT_SECONDS
         while True:
+            if time.monotonic() > deadline:
+                raise RequestInProgress()
             document = self.document(None, None)
             try:
                 self.claim = self.records.insert_one(document).inserted_id
@@ -200,8 +202,6 @@ class _Pending:
                 continue
             if found.get("body") is not None or found["request_hash"] != self.request_hash:
                 return _answer(found, self.request_hash)
-            if time.monotonic() > deadline:
-                raise RequestInProgress()
             time.sleep(_CLAIM_POLL_SECONDS)
 
     def release(self) -> None:
