@@ -32,9 +32,11 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package-lock.json
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund
 	touch $@
 
-# The fuzzing test of `make test`, with many more examples and fresh random data each run.
+# The fuzzing test and the points-follow-content property test of `make test`, with many
+# more examples and fresh random data each run.
 fuzz: $(STAMP)
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} FUZZ_SEED_RANDOMLY=1 $(PY) -m pytest tests/test_fuzz.py $(PYTEST_ARGS)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} CONTENT_POINTS_EXAMPLES=$${CONTENT_POINTS_EXAMPLES:-100} \
+	FUZZ_SEED_RANDOMLY=1 $(PY) -m pytest tests/test_fuzz.py tests/loyalty/test_content_points.py $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -44,8 +44,15 @@ from accounts.schemas import (
 )
 from app import domains
 from app.auth import Caller, caller
-from app.errors import AccountBanned, Forbidden, NotFound, SessionEnded, Unauthorized
-from app.extensions import limiter
+from app.errors import (
+    AccountBanned,
+    ContainsSensitiveWord,
+    Forbidden,
+    NotFound,
+    SessionEnded,
+    Unauthorized,
+)
+from app.extensions import client_ip, limiter
 from app.idempotency import idempotent
 from app.privacy import PersonalDataSchema, export_personal_data
 from app.web import Blueprint, PageArgsSchema, page_of, paginate
@@ -129,7 +136,11 @@ class Register(MethodView):
     @auth.arguments(RegisterSchema)
     @auth.response(201, RegisteredSchema)
     @auth.refuses(
-        errors.AccountExists, errors.InvalidPhone, errors.UnknownCity, errors.InvalidReferralCode
+        errors.AccountExists,
+        errors.InvalidPhone,
+        errors.UnknownCity,
+        errors.InvalidReferralCode,
+        ContainsSensitiveWord,
     )
     def post(self, data):
         """Create an owner account
@@ -142,7 +153,8 @@ class Register(MethodView):
         (`RATELIMIT_REGISTER_PER_IP`, 20 a minute).
         """
         device = _device(data)
-        user = services.register(**data)
+        fingerprint = services.client_fingerprint(client_ip(), device)
+        user = services.register(**data, fingerprint=fingerprint)
         return {"user": user_document(Caller(user, ())), **sessions.start_session(user.pk, device)}
 
 
@@ -265,7 +277,7 @@ class Me(MethodView):
 
     @accounts.arguments(ProfileUpdateSchema)
     @accounts.response(200, UserSchema)
-    @accounts.refuses(errors.UnknownCity, errors.CityChangeTooSoon)
+    @accounts.refuses(errors.UnknownCity, errors.CityChangeTooSoon, ContainsSensitiveWord)
     def patch(self, changes):
         """Change display name, avatar, city or locale
 

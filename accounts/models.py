@@ -122,6 +122,13 @@ class User(Document):
     erased_at = DateTimeField()
     # Set by moderation: until then the account can neither log in nor use its tokens.
     banned_until = DateTimeField()
+    # Set by moderation (community's copy, read with the caller): until then the owner
+    # neither posts, comments, likes nor joins clubs, and their reports weigh nothing.
+    muted_until = DateTimeField()
+    # A keyed hash of the IP and device name the account signed up from, kept
+    # CLIENT_FINGERPRINT_DAYS: accounts from one client count once among the reporters of
+    # one post (`community.reports`).
+    client_fingerprint = StringField()
     grants = EmbeddedDocumentListField(Grant)
     # Bounded by MAX_SESSIONS, oldest first; an ended session is removed.
     sessions = EmbeddedDocumentListField(DeviceSession)
@@ -147,6 +154,9 @@ class User(Document):
 
     def banned(self, now: datetime) -> bool:
         return self.banned_until is not None and self.banned_until > now
+
+    def muted(self, now: datetime) -> bool:
+        return self.muted_until is not None and self.muted_until > now
 
 
 class RoleGrant(Document):

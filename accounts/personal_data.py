@@ -34,6 +34,8 @@ def export_account(user_id: Any) -> dict[str, Any]:
                 "verified_owner",
                 "referral_code",
                 "created_at",
+                # A keyed hash of the sign-up IP and device, kept CLIENT_FINGERPRINT_DAYS.
+                "client_fingerprint",
             )
         },
         "vehicles": [
@@ -70,7 +72,13 @@ def erase_account(user: User) -> None:
                     "sessions": [],
                     "grants": [],
                 },
-                "$unset": {"email": "", "phone": "", "avatar_url": "", "password_reset": ""},
+                "$unset": {
+                    "email": "",
+                    "phone": "",
+                    "avatar_url": "",
+                    "password_reset": "",
+                    "client_fingerprint": "",
+                },
             },
             session=session,
         )

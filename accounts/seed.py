@@ -112,4 +112,5 @@ def seed_people() -> list[str]:
     lines.append(f"demo accounts, all with the password {DEMO_PASSWORD!r}:")
     width = max(len(email) for email, _, _ in accounts)
     lines += [f"  {email:<{width}}  {role} in {code}" for email, role, code in accounts]
+    lines.append("staff (leaders, ambassadors, admins) sign in to the console at /console/")
     return lines

@@ -12,13 +12,17 @@ log; they never talk to Redis. Callers get domain exceptions for every refusal.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from time import monotonic
 from typing import Any, Protocol
 
 import structlog
 from bson import ObjectId
+from flask import current_app
 from mongoengine.errors import NotUniqueError
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
@@ -33,10 +37,18 @@ from accounts.models import AMBASSADOR as AMBASSADOR
 from accounts.models import CIRCLE_LEADER as CIRCLE_LEADER
 from accounts.models import DEFAULT_TIMEZONE as DEFAULT_TIMEZONE
 from accounts.models import LOCALES as LOCALES
-from accounts.models import NOT_ERASED, City, User, new_referral_code
+from accounts.models import (
+    NOT_ERASED,
+    VEHICLE_VERIFIED,
+    City,
+    User,
+    Vehicle,
+    new_referral_code,
+)
 from app.clock import utcnow
 from app.db import object_id, transaction
 from app.outbox import record_event
+from app.screening import refuse_listed_words
 
 log = structlog.get_logger()
 # A sign-up whose random referral code is taken draws another, this many times at most.
@@ -190,6 +202,53 @@ def suspend(
     return previous.get("banned_until") if previous else None
 
 
+def mute(user_id: Any, until: datetime | None, session: ClientSession | None = None) -> None:
+    """Mute an owner until `until` (None lifts it), in the caller's transaction: the copy
+    of community's mute that each request reads with the caller."""
+    User._get_collection().update_one(
+        {"_id": object_id(user_id)}, {"$set": {"muted_until": until}}, session=session
+    )
+
+
+def client_fingerprint(ip: str, device: str) -> str:
+    """A keyed hash of the client a sign-up came from: its IP and device name. Keyed (with
+    SECRET_KEY), because the IPv4 space is small enough to hash whole."""
+    key = hashlib.sha256(b"client-fingerprint:" + current_app.config["SECRET_KEY"].encode())
+    message = f"{ip}\n{device.strip().casefold()}".encode()
+    return hmac.new(key.digest(), message, hashlib.sha256).hexdigest()
+
+
+def fingerprint_of(account: Any, now: datetime) -> str | None:
+    """The account's client fingerprint while it is kept (CLIENT_FINGERPRINT_DAYS)."""
+    kept = timedelta(days=current_app.config["CLIENT_FINGERPRINT_DAYS"])
+    fingerprint: str | None = getattr(account, "client_fingerprint", None)
+    return fingerprint if fingerprint and account.created_at > now - kept else None
+
+
+def forget_client_fingerprints(now: datetime | None = None) -> int:
+    """Drop the client fingerprints older than CLIENT_FINGERPRINT_DAYS (daily); returns how
+    many. City by city, so each update reads one index range (city, sign-up time)."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=current_app.config["CLIENT_FINGERPRINT_DAYS"])
+    forgotten = 0
+    for city in City.objects.only("code"):
+        forgotten += (
+            User._get_collection()
+            .update_many(
+                {
+                    "city_code": city.code,
+                    "created_at": {"$lt": cutoff},
+                    "client_fingerprint": {"$exists": True},
+                },
+                {"$unset": {"client_fingerprint": ""}},
+            )
+            .modified_count
+        )
+    if forgotten:
+        log.info("client_fingerprints_forgotten", count=forgotten)
+    return forgotten
+
+
 # --- sign-up and the profile -----------------------------------------------------------
 
 
@@ -202,10 +261,13 @@ def register(
     phone: str | None = None,
     referral_code: str | None = None,
     locale: str = "zh-CN",
+    fingerprint: str | None = None,
 ) -> User:
     """Create an owner account. Email and phone are unique, also under concurrent sign-ups
-    (unique indexes decide, not a read-then-write)."""
+    (unique indexes decide, not a read-then-write). `fingerprint`: the client's
+    (`client_fingerprint`)."""
     require_city(city_code)
+    refuse_listed_words(display_name=display_name)
     referrer = None
     if referral_code:
         code = referral_code.strip().upper()
@@ -223,6 +285,7 @@ def register(
         created_at=now,
         locale=locale,
         referred_by=referrer.pk if referrer else None,
+        client_fingerprint=fingerprint,
     )
     user.validate()
 
@@ -261,6 +324,7 @@ def update_profile(user: User, changes: dict[str, Any], now: datetime | None = N
     refused change changes nothing."""
     now = now or utcnow()
     changes = dict(changes)
+    refuse_listed_words(display_name=changes.get("display_name"))
     if changes.get("city_code") == user.city_code:
         del changes["city_code"]
     query: dict[str, Any] = {"pk": user.pk}
@@ -300,6 +364,42 @@ def display_names(user_ids: Collection[ObjectId]) -> dict[ObjectId, str]:
         user["_id"]: user["display_name"]
         for user in User._get_collection().find(
             {"_id": {"$in": list(user_ids)}}, {"display_name": 1}
+        )
+    }
+
+
+@dataclass(frozen=True)
+class PersonCard:
+    """What staff at an event's door see of an owner: the name, the last four digits of
+    the phone (to find someone without a ticket) and the model of a verified vehicle."""
+
+    display_name: str
+    phone_tail: str | None
+    vehicle: str | None
+
+
+def person_cards(user_ids: Collection[ObjectId]) -> dict[ObjectId, PersonCard]:
+    """The cards of the accounts `user_ids` names, in two reads however many there are."""
+    ids = list(user_ids)
+    if not ids:
+        return {}
+    vehicles: dict[ObjectId, str] = {}
+    # The owner leads the filter, so the (owner_id, -created_at) index serves it; the
+    # newest verified vehicle wins.
+    for vehicle in (
+        Vehicle._get_collection()
+        .find({"owner_id": {"$in": ids}, "status": VEHICLE_VERIFIED}, {"owner_id": 1, "model": 1})
+        .sort("created_at", 1)
+    ):
+        vehicles[vehicle["owner_id"]] = vehicle["model"]
+    return {
+        user["_id"]: PersonCard(
+            display_name=user["display_name"],
+            phone_tail=user["phone"][-4:] if user.get("phone") else None,
+            vehicle=vehicles.get(user["_id"]),
+        )
+        for user in User._get_collection().find(
+            {"_id": {"$in": ids}}, {"display_name": 1, "phone": 1}
         )
     }
 

@@ -66,8 +66,15 @@ def _digest(secret: str) -> str:
 
 
 def start_session(user_id: ObjectId, device: str) -> dict[str, Any]:
-    """Open a device session and return its tokens. Beyond MAX_SESSIONS the oldest session
-    ends, so the list of live sessions every request reads stays small."""
+    """Open a device session and return its tokens."""
+    session_id, refresh_id = open_session(user_id, device)
+    return issue_tokens(str(user_id), session_id, refresh_id)
+
+
+def open_session(user_id: ObjectId, device: str) -> tuple[str, str]:
+    """Open a device session: its id and its refresh token's id. Beyond MAX_SESSIONS the
+    oldest session ends, so the list of live sessions every request reads stays small. A
+    console's cookie session is one of these (consoles/auth.py), without tokens."""
     session_id, refresh_id, now = str(ObjectId()), secrets.token_urlsafe(32), utcnow()
     entry = {
         "sid": session_id,
@@ -81,7 +88,7 @@ def start_session(user_id: ObjectId, device: str) -> dict[str, Any]:
         {"$push": {"sessions": {"$each": [entry], "$slice": -MAX_SESSIONS}}},
     )
     log.info("session_started", user_id=str(user_id), session_id=session_id)
-    return issue_tokens(str(user_id), session_id, refresh_id)
+    return session_id, refresh_id
 
 
 def refresh_session(user_id: Any, session_id: str | None, refresh_id: str) -> dict[str, Any]:

@@ -118,9 +118,11 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
 
 def _install_domains(app: Flask, api) -> None:
     """What the installed domains bring (app/domains.py): their blueprints under /api/v1,
-    their metrics collectors for /metrics, and their operator commands."""
+    their metrics collectors for /metrics, their operator commands, and the consoles."""
     for blueprint in domains.blueprints():
         api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
     app.extensions["metrics_collectors"] = domains.metrics_collectors()
     for command in domains.commands():
         app.cli.add_command(command)
+    for front_end in domains.FRONT_ENDS:
+        domains.resolve(front_end)(app)

@@ -76,8 +76,13 @@ class Account(Protocol):
     created_at: datetime
     grants: Sequence[Grant]
     sessions: Sequence[LiveSession]
+    muted_until: datetime | None
+    # See accounts' `User.client_fingerprint`.
+    client_fingerprint: str | None
 
     def banned(self, now: datetime) -> bool: ...
+
+    def muted(self, now: datetime) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -280,10 +285,11 @@ def _security_headers(response: Response) -> Response:
     headers["Referrer-Policy"] = "no-referrer"
     # The interactive docs page loads Swagger UI's scripts and styles: it only may not be
     # framed. Everything else is data, which needs no sources at all.
+    # A page that sets its own policy (the consoles') keeps it.
     if response.mimetype == "text/html":
-        headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
     else:
-        headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
+        headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
     if request.is_secure:
         headers["Strict-Transport-Security"] = f"max-age={_YEAR}; includeSubDomains"
     if request.path.startswith("/api/") or "Authorization" in request.headers:

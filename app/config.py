@@ -203,6 +203,45 @@ SETTINGS: tuple[Setting, ...] = (
         "Open report weight at which a post or comment is hidden pending review.",
     ),
     Setting(
+        "REPORT_MAX_WEIGHT",
+        "REPORT_MAX_WEIGHT",
+        float,
+        2.5,
+        "The most one report weighs, however trusted its reporter; below "
+        "REPORT_HIDE_THRESHOLD, so that nobody hides content alone.",
+    ),
+    Setting(
+        "REPORTER_PROBATION_DAYS",
+        "REPORTER_PROBATION_DAYS",
+        int,
+        7,
+        "Days after sign-up during which an account's reports weigh nothing until a person "
+        "decides them.",
+    ),
+    Setting(
+        "REPORTER_MIN_DECIDED",
+        "REPORTER_MIN_DECIDED",
+        int,
+        5,
+        "Decided reports a reporter needs before the share of them upheld adds weight.",
+    ),
+    Setting(
+        "REPORTER_ACCURACY_BONUS",
+        "REPORTER_ACCURACY_BONUS",
+        float,
+        1.0,
+        "The most weight a reporter's accuracy (share of decided reports upheld) adds.",
+    ),
+    Setting(
+        "CLIENT_FINGERPRINT_DAYS",
+        "CLIENT_FINGERPRINT_DAYS",
+        int,
+        90,
+        "Days an account keeps the fingerprint of the client it signed up from (a keyed "
+        "hash of its IP and device name); while kept, accounts from one client count once "
+        "among a target's reporters.",
+    ),
+    Setting(
         "SENSITIVE_WORDS_REFRESH_SECONDS",
         "SENSITIVE_WORDS_REFRESH_SECONDS",
         float,
@@ -304,6 +343,21 @@ SETTINGS: tuple[Setting, ...] = (
         "Comma-separated origins (`https://app.example.com`) whose browser pages may call the "
         "API; `*` for any. Empty: no cross-origin access (the default).",
     ),
+    Setting(
+        "TICKET_KEY_ROTATION_DAYS",
+        "TICKET_KEY_ROTATION_DAYS",
+        int,
+        30,
+        "Days a city partner's Ed25519 ticket key signs before the next one takes over (the "
+        "old one verifies what it signed until those tickets expire). Positive.",
+    ),
+    Setting(
+        "CONSOLE_SESSION_HOURS",
+        "CONSOLE_SESSION_HOURS",
+        int,
+        12,
+        "Hours a console sign-in lasts (its device session then ends). Positive.",
+    ),
     Setting("PUSH_PROVIDER", "PUSH_PROVIDER", str, "log", "`log` or `webhook`."),
     Setting(
         "PUSH_WEBHOOK_URL",
@@ -366,11 +420,26 @@ def validate(config: dict[str, Any]) -> None:
         # Zero would make every database call or rate-limit check time out at once.
         if config[env] <= 0:
             raise ConfigError(f"{env} must be a positive number of milliseconds")
+    if not 0 < config["REPORT_MAX_WEIGHT"] < config["REPORT_HIDE_THRESHOLD"]:
+        # One report reaching the threshold would let a single account hide content.
+        raise ConfigError("REPORT_MAX_WEIGHT must be above 0 and below REPORT_HIDE_THRESHOLD")
+    for env in (
+        "REPORTER_PROBATION_DAYS",
+        "REPORTER_MIN_DECIDED",
+        "REPORTER_ACCURACY_BONUS",
+        "CLIENT_FINGERPRINT_DAYS",
+    ):
+        if config[env] < 0:
+            raise ConfigError(f"{env} must not be negative")
     if config["SCORECARD_REFRESH_SECONDS"] < 0:
         raise ConfigError("SCORECARD_REFRESH_SECONDS must not be negative")
     for origin in config["CORS_ORIGINS"]:
         if origin != "*" and not _ORIGIN.fullmatch(origin):
             raise ConfigError(f"CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port])")
+    if config["CONSOLE_SESSION_HOURS"] <= 0:
+        raise ConfigError("CONSOLE_SESSION_HOURS must be a positive number of hours")
+    if config["TICKET_KEY_ROTATION_DAYS"] <= 0:
+        raise ConfigError("TICKET_KEY_ROTATION_DAYS must be a positive number of days")
     if config["PUSH_PROVIDER"] not in {"log", "webhook"}:
         raise ConfigError("PUSH_PROVIDER must be `log` or `webhook`")
     if config["PUSH_PROVIDER"] == "webhook" and not config.get("PUSH_WEBHOOK_URL"):

@@ -11,6 +11,7 @@ Adding a domain means one `Domain(...)` here. What reads the list:
 - `profile_fields` and `employers` (GET /me), `city_figures` (GET /cities/{code}/stats),
   `scorecard_figures` (a city partner's monthly scorecard), `seed_demo`;
 - `app.auth.load_caller`: `load_account`, the account a request speaks for;
+- `app.screening`: `contains_listed_word`, the sensitive-word screen;
 - `flask init-db` (app/cli.py): the `backfills`.
 """
 
@@ -105,6 +106,9 @@ class Domain:
     # The city partners an account works for, for staff discovery (GET /me):
     # "module:function(app.auth.Caller) -> list[CityPartnerRef]"; no read for non-staff.
     employers: str | None = None
+    # The domain that keeps the sensitive-word list screens text for every domain
+    # (`app.screening`): "module:function(text: str) -> bool". One installed domain names it.
+    text_screen: str | None = None
 
 
 # In dependency order: a domain may call the public services of those listed before it. One
@@ -115,6 +119,9 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
     Domain(
         "accounts",
         api="accounts.api",
+        tasks="accounts.tasks",
+        # 01:40 in China.
+        schedule=(PeriodicJob("accounts.forget_client_fingerprints", {"hour": 17, "minute": 40}),),
         personal_data={"account": "accounts.personal_data:export_account"},
         city_figures="accounts.services:city_figures",
         scorecard="accounts.ownership:scorecard_figures",
@@ -170,7 +177,11 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
         "events",
         api="events.api",
         tasks="events.tasks",
-        schedule=(PeriodicJob("events.send_reminders", {"minute": "*/5"}),),
+        schedule=(
+            PeriodicJob("events.send_reminders", {"minute": "*/5"}),
+            PeriodicJob("events.rotate_ticket_keys", {"hour": 17, "minute": 20}),
+        ),
+        commands=("events.cli:rotate_ticket_keys", "events.cli:retire_ticket_key"),
         personal_data={"event_registrations": "events.registration:export_registrations"},
         city_figures="events.figures:city_figures",
         scorecard="events.figures:scorecard_figures",
@@ -188,8 +199,17 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
         },
         scorecard="community.figures:scorecard_figures",
         demo="community.seed:seed_clubs",
+        text_screen="community.words:contains_listed_word",
+        backfills=(
+            Backfill("community.moderation:copy_mutes_to_users", "{} mutes copied onto users"),
+        ),
     ),
 )
+
+
+# Server-rendered front ends of the same app, installed after the domains' APIs: the staff
+# consoles, which call the domains' services ("module:init_app(app)").
+FRONT_ENDS: tuple[str, ...] = ("consoles:init_app",)
 
 
 def resolve(target: str) -> Any:
@@ -296,6 +316,18 @@ def load_account(user_id: Any) -> Any:
     """The active account `user_id` names, as the domain that keeps accounts loads it (None:
     unknown or erased)."""
     return _account_loader()(user_id)
+
+
+@cache
+def _text_screen() -> Callable[[str], bool] | None:
+    screens = [domain.text_screen for domain in INSTALLED_DOMAINS if domain.text_screen]
+    return resolve(screens[0]) if screens else None
+
+
+def contains_listed_word(text: str) -> bool:
+    """Whether `text` holds a listed sensitive word (False when no domain keeps a list)."""
+    screen = _text_screen()
+    return screen is not None and screen(text)
 
 
 def backfill() -> Iterator[str]:

@@ -201,6 +201,14 @@ class InvalidIdempotencyKey(BadRequest):
     message = "Idempotency-Key must be 1-255 printable ASCII characters."
 
 
+class ContainsSensitiveWord(ValidationFailed):
+    """A name (display name, club name or description, event title) holding a listed
+    sensitive word; `errors` names the fields (`app.screening`)."""
+
+    error = "sensitive_word"
+    message = "This name contains a listed sensitive word."
+
+
 class IdempotencyKeyReused(ValidationFailed):
     error = "idempotency_key_reused"
     message = "This Idempotency-Key was used with another request body."
@@ -314,7 +322,8 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _json_bodies_only():
-        if request.method not in {"POST", "PUT", "PATCH"}:
+        # The API's bodies; the consoles' pages take forms.
+        if request.method not in {"POST", "PUT", "PATCH"} or not request.path.startswith("/api/"):
             return
         has_body = bool(request.content_length)
         if request.content_length is None:

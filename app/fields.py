@@ -154,18 +154,23 @@ class Month(fields.String):
         )
 
 
+def shown(value: datetime) -> datetime:
+    """A time as the API shows it, RFC 3339 with an offset: naive values are UTC, as every
+    stored time is; an offset with seconds (local mean time of old dates) is shown in UTC,
+    which RFC 3339 cannot write otherwise."""
+    offset = value.utcoffset()
+    if offset is None:
+        return value.replace(tzinfo=UTC)
+    if offset % timedelta(minutes=1):
+        return value.astimezone(UTC)
+    return value
+
+
 class Rfc3339DateTime(fields.DateTime):
-    """A time as the API shows it: RFC 3339 with an offset. Naive values are UTC, as every
-    stored time is; an offset with seconds (local mean time of old dates) is shown in UTC."""
+    """A time as the API shows it (`shown`)."""
 
     def _serialize(self, value: datetime | None, attr: Any, obj: Any, **kwargs: Any) -> Any:
-        if value is not None:
-            offset = value.utcoffset()
-            if offset is None:
-                value = value.replace(tzinfo=UTC)
-            elif offset % timedelta(minutes=1):
-                value = value.astimezone(UTC)
-        return super()._serialize(value, attr, obj, **kwargs)
+        return super()._serialize(None if value is None else shown(value), attr, obj, **kwargs)
 
 
 class NotEmpty:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date, datetime
 from typing import Any
 
 import flask
@@ -14,6 +15,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from app.errors import InvalidText, JSONTooDeep
+from app.fields import shown
 
 # No request of ours nests more than a few levels; a limit far below Python's recursion
 # limit keeps every later walk of the body (validation, BSON encoding) safe.
@@ -51,10 +53,21 @@ def load_json(data: str | bytes, **kwargs: Any) -> Any:
 
 
 class JSONProvider(DefaultJSONProvider):
-    """`request.get_json()` reads bodies with `load_json`, as the arguments parser does."""
+    """`request.get_json()` reads bodies with `load_json`, as the arguments parser does; a
+    time that reaches JSON without a schema field (a free-form object such as an audit
+    entry's `before` and `after`) is written RFC 3339, as every other time, not in Flask's
+    default RFC 1123 (`Mon, 07 Dec 2026 ...`)."""
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         return load_json(s, **kwargs)
+
+    @staticmethod
+    def default(o: Any) -> Any:
+        if isinstance(o, datetime):
+            return shown(o).isoformat()
+        if isinstance(o, date):
+            return o.isoformat()
+        return DefaultJSONProvider.default(o)
 
 
 class ArgumentsParser(FlaskParser):

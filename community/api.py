@@ -10,7 +10,7 @@ from flask.views import MethodView
 from accounts.errors import UnknownCity
 from accounts.services import AMBASSADOR
 from app.auth import caller
-from app.errors import Forbidden, NotFound, RateLimited
+from app.errors import ContainsSensitiveWord, Forbidden, NotFound, RateLimited
 from app.extensions import limiter
 from app.idempotency import idempotent
 from app.web import Blueprint, PageArgsSchema, page_of
@@ -66,7 +66,7 @@ class Clubs(MethodView):
     @idempotent
     @blp.arguments(ClubCreateSchema)
     @blp.response(201, ClubSchema)
-    @blp.refuses(Forbidden, UnknownCity)
+    @blp.refuses(Forbidden, UnknownCity, ContainsSensitiveWord)
     def post(self, data):
         """Create a club (the city's circle leaders; national clubs: admins)"""
         return clubs.describe_club(clubs.create_club(caller(), **data))
@@ -81,7 +81,7 @@ class ClubItem(MethodView):
 
     @blp.arguments(ClubUpdateSchema)
     @blp.response(200, ClubSchema)
-    @blp.refuses(Forbidden)
+    @blp.refuses(Forbidden, ContainsSensitiveWord)
     def patch(self, changes, club_id):
         """Edit a club's name, description or join policy (its city leaders, admin)"""
         return clubs.describe_club(clubs.update_club(caller(), club_id, changes))
@@ -91,7 +91,7 @@ class ClubItem(MethodView):
 class ClubMembers(MethodView):
     @idempotent
     @blp.response(201, MembershipSchema)
-    @blp.refuses(errors.NotVerifiedOwner, errors.AlreadyMember)
+    @blp.refuses(errors.NotVerifiedOwner, errors.AlreadyMember, errors.Muted)
     def post(self, club_id):
         """Join: active at once in an open club, pending where the club approves
 
@@ -252,6 +252,7 @@ class CommentItem(MethodView):
 class PostLike(MethodView):
     @_per_owner("RATELIMIT_LIKES_PER_USER", "likes")
     @blp.response(200, LikeSchema)
+    @blp.refuses(errors.Muted)
     def put(self, post_id):
         """Like a post (idempotent)"""
         return posts.like(caller(), post_id)
@@ -289,14 +290,16 @@ class Reports(MethodView):
     @blp.arguments(ReportCreateSchema)
     @blp.response(201, ReportSchema)
     @blp.alt_response(200, schema=ReportSchema, description="Already reported: the open report")
-    @blp.refuses(errors.UnknownTarget)
+    @blp.refuses(errors.UnknownTarget, errors.SelfReport)
     def post(self, data):
-        """Report a post, comment or user; enough weight hides content at once
+        """Report a post, comment or user; enough weight from two or more reporters hides
+        content at once
 
         One open report per reporter and target: a repeat answers 200 with the open one. A
-        report weighs 1, 1 more from a verified owner and up to 1 more from a reporter whose
-        reports were upheld; at `REPORT_HIDE_THRESHOLD` (3) open weight the content is
-        hidden pending review. Limited per owner (10 a minute).
+        report weighs by its reporter's standing (nothing from new, unverified, muted or
+        non-member accounts until a person decides); content is hidden pending review once
+        open reports from two or more reporters reach `REPORT_HIDE_THRESHOLD`. Limited per
+        owner (`RATELIMIT_REPORTS_PER_USER`, 10 a minute).
         """
         report, created = reports.file_report(caller(), **data)
         return report, 201 if created else 200

@@ -26,7 +26,9 @@ from app.auth import Caller
 from app.clock import utcnow
 from app.db import batch, object_id, one_at_a_time, running_batch, transaction
 from app.errors import Forbidden
+from app.screening import refuse_listed_words
 from app.web import paginate
+from community import limits
 from community.errors import (
     AlreadyMember,
     ClubNotFound,
@@ -45,7 +47,6 @@ from community.models import (
     VERIFIED_OWNERS,
     Club,
     Membership,
-    Standing,
 )
 
 log = structlog.get_logger()
@@ -103,6 +104,7 @@ def create_club(
     else:
         caller.require(city_code, CIRCLE_LEADER, hide=False)
         require_city(city_code)
+    refuse_listed_words(name=name, description=description)
     club = Club(
         name=name,
         kind=kind,
@@ -119,6 +121,7 @@ def create_club(
 def update_club(caller: Caller, club_id: str, changes: dict[str, Any]) -> Club:
     club = club_or_404(club_id)
     require_runs_club(caller, club)
+    refuse_listed_words(name=changes.get("name"), description=changes.get("description"))
     Club.objects(pk=club.pk).update_one(**{f"set__{k}": v for k, v in changes.items()})
     club.reload()
     log.info("club_updated", club_id=club_id, changes=sorted(changes), by=caller.id)
@@ -183,17 +186,12 @@ def _count_member(session: ClientSession, club_id: ObjectId, delta: int) -> None
         clubs.update_one({"_id": club_id, **condition}, update, session=session)
 
 
-def _muted_until(user_id: ObjectId, session: ClientSession) -> Any:
-    standing = Standing._get_collection().find_one(
-        {"user_id": user_id}, {"muted_until": 1}, session=session
-    )
-    return standing.get("muted_until") if standing else None
-
-
 def join(caller: Caller, club_id: str) -> Membership:
-    """Join an open club (active at once) or ask to join one that needs approval."""
+    """Join an open club (active at once) or ask to join one that needs approval; not while
+    muted (403 `muted`), so that leaving and joining again does not shake a mute off."""
     club = club_or_404(club_id)
     user = caller.user
+    limits.refuse_muted(caller)
     if club.join_policy == VERIFIED_OWNERS and not user.verified_owner:
         raise NotVerifiedOwner()
     status = PENDING if club.join_policy == APPROVAL else ACTIVE
@@ -210,8 +208,6 @@ def join(caller: Caller, club_id: str) -> Membership:
     )
 
     def unit(session: ClientSession) -> None:
-        # The owner's mute is copied onto each membership; reading it opens the transaction.
-        membership.muted_until = _muted_until(user.pk, session)
         batch(session).insert(
             Membership._get_collection(), membership.to_mongo(), duplicate=AlreadyMember()
         )

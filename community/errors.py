@@ -59,7 +59,7 @@ class ModeratorNotRemovable(Forbidden):
 
 class Muted(Forbidden):
     error = "muted"
-    message = "You are muted and cannot post or comment until {until}."
+    message = "You are muted until {until}: no posts, comments, likes or club joins."
     detail_fields = {
         "until": fields.String(required=True, metadata={"format": "date-time"}),
     }
@@ -88,6 +88,11 @@ class InvalidTransition(Conflict):
 class ActionNotApplicable(ValidationFailed):
     error = "action_not_applicable"
     message = "This action does not apply to this target."
+
+
+class SelfReport(ValidationFailed):
+    error = "self_report"
+    message = "Nobody reports their own content or account."
 
 
 class UnknownTarget(ValidationFailed):

@@ -5,19 +5,17 @@ from __future__ import annotations
 import statistics
 
 from app.domains import ScorecardPart, ScorecardScope
-from community.models import CONTENT_STATUSES, HELD, REJECTED, UPHELD, Comment, Post, Report
-
-# Content that went out: a held post or comment was never published (yet).
-_PUBLISHED = [status for status in CONTENT_STATUSES if status != HELD]
+from community.models import REJECTED, UPHELD, VISIBLE, Comment, Post, Report
 
 
 def scorecard_figures(scope: ScorecardScope) -> ScorecardPart:
-    """Posts and comments published in the city's clubs in the period (whatever moderation
-    did to them later), reports resolved in it and the median hours from report to
-    resolution; active are the authors."""
+    """Posts and comments published in the city's clubs in the period and visible now
+    (content removed, hidden or deleted since does not count: posting and deleting must
+    not lift a partner's figures), reports resolved in it and the median hours from report
+    to resolution; active are the authors of the visible content."""
     period = {"$gte": scope.start, "$lt": scope.end}
     published = {
-        "status": {"$in": _PUBLISHED},
+        "status": VISIBLE,
         "city_code": scope.city_code,
         "published_at": period,
     }

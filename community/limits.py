@@ -1,5 +1,6 @@
-"""The new-owner sandbox: an account younger than a day posts and comments a few times
-only, which bounds what a throwaway account can spray before anyone looks."""
+"""What an owner may do at all: the new-owner sandbox (an account younger than a day posts
+and comments a few times only, which bounds what a throwaway account can spray before
+anyone looks), and the mute."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from flask import current_app
 
 from app.auth import Caller
 from app.clock import utcnow
-from community.errors import NewAccountLimit
+from community.errors import Muted, NewAccountLimit
 from community.models import Comment, Post
 
 SANDBOX = timedelta(hours=24)
@@ -25,3 +26,11 @@ def check_new_account(caller: Caller, model: type[Post] | type[Comment]) -> None
     if model.objects(author_id=caller.user.pk).count() >= allowed:
         wait = int((created_at + SANDBOX - now).total_seconds()) + 1
         raise NewAccountLimit(headers={"Retry-After": str(wait)}, allowed=allowed)
+
+
+def refuse_muted(caller: Caller) -> None:
+    """403 `muted` while a moderator's mute lasts (the account's copy, read with the
+    caller): it stops posts, comments, likes and joining clubs."""
+    until = caller.user.muted_until
+    if until is not None and until > utcnow():
+        raise Muted(until=until.isoformat())

@@ -132,11 +132,17 @@ class Post(Document):
     featured = BooleanField(required=True, default=False)
     featured_by = ObjectIdField()
     featured_at = DateTimeField()
+    # False when its author was staff when it was featured: staff earn nothing from another
+    # staff member's action (PRODUCT.md invariant 10).
+    feature_pays = BooleanField(required=True, default=True)
     # First made visible (held content is not, until an ambassador releases it): a post
     # earns its points once published, and loses them only then.
     published_at = DateTimeField()
-    # How often moderation removed it: the round its points follow (loyalty.adjustments).
+    # How often moderation removed it.
     removals = IntField(required=True, default=0)
+    # Counts the domain events that carry what the post owes its author (`points_owed`):
+    # loyalty applies the newest it has seen, so late and reordered events converge.
+    points_version = IntField(required=True, default=0)
     created_at = DateTimeField(default=utcnow)
 
     meta = {
@@ -181,6 +187,10 @@ class Comment(Document):
     status = StringField(required=True, default=VISIBLE, choices=CONTENT_STATUSES)
     published_at = DateTimeField()
     removals = IntField(required=True, default=0)
+    # On a post of its own author's: it earns nothing (commenting on one's own post would
+    # farm points).
+    on_own_post = BooleanField(required=True, default=False)
+    points_version = IntField(required=True, default=0)
     created_at = DateTimeField(default=utcnow)
 
     meta = {
@@ -211,7 +221,14 @@ class Report(Document):
     # The target's city (content: its city; a user: their home city), for the queue.
     city_code = StringField()
     reason = StringField(required=True, max_length=500)
+    # The reason holds a listed sensitive word: flagged for the ambassadors who read it.
+    reason_held = BooleanField(required=True, default=False)
     weight = FloatField(required=True)
+    # Why it weighs nothing (`community.reports.reporter_weight`): new_account, muted,
+    # banned, not_member, no_visible_content; None when it weighs.
+    weight_reason = StringField()
+    # The reporter's client fingerprint while open: one client, one voice on a target.
+    client_fingerprint = StringField()
     status = StringField(required=True, default=OPEN_REPORT, choices=REPORT_STATUSES)
     # "reporter:type:target" while open, unset once resolved: one open report per reporter
     # and target, also under concurrent submissions.

@@ -22,12 +22,11 @@ import structlog
 from bson import ObjectId
 from pymongo.client_session import ClientSession
 
-from accounts.services import AMBASSADOR, suspend
+from accounts.services import AMBASSADOR, mute, suspend
 from app.auth import Caller, load_caller
 from app.clock import utcnow
-from app.db import transaction
+from app.db import batch, transaction
 from app.errors import NotFound
-from app.outbox import record_event
 from app.web import paginate
 from community.errors import (
     ActionNotApplicable,
@@ -41,6 +40,7 @@ from community.feed import feed_key
 from community.models import (
     BAN,
     COMMENT,
+    DELETED,
     HELD,
     HIDDEN,
     HIDE,
@@ -57,8 +57,21 @@ from community.models import (
     Post,
     Standing,
 )
-from community.posts import count_comment, post_or_404, record_commented, record_published
-from community.reports import CONTENT_MODELS, find_target, moderated_cities, resolve_reports
+from community.posts import (
+    count_comment,
+    points_owed,
+    post_or_404,
+    record_commented,
+    record_content_event,
+    record_published,
+)
+from community.reports import (
+    CONTENT_MODELS,
+    discount_reports,
+    find_target,
+    moderated_cities,
+    resolve_reports,
+)
 from notifications.services import notify
 
 log = structlog.get_logger()
@@ -66,11 +79,14 @@ log = structlog.get_logger()
 CONTENT_ACTIONS = (HIDE, RESTORE, REMOVE)
 # Without `duration_days`: a mute lasts a week, a ban ten years.
 DEFAULT_DAYS = {MUTE: 7, BAN: 3650}
-# Which statuses each content action moves from, and to.
+# Which statuses each content action moves from, and to. Content its author deleted stays
+# moderatable, so that deleting reported content does not escape review: `remove` upholds
+# its reports (and marks it removed), `restore` rejects them but leaves it deleted, since
+# moderation does not publish what its author withdrew.
 TRANSITIONS = {
     HIDE: ((VISIBLE, HELD), HIDDEN),
-    REMOVE: ((VISIBLE, HELD, HIDDEN), REMOVED),
-    RESTORE: ((HELD, HIDDEN, REMOVED), VISIBLE),
+    REMOVE: ((VISIBLE, HELD, HIDDEN, DELETED), REMOVED),
+    RESTORE: ((HELD, HIDDEN, REMOVED, DELETED), VISIBLE),
 }
 
 
@@ -78,7 +94,7 @@ TRANSITIONS = {
 
 
 def _city_of_action(caller: Caller, target_type: str, target_id: str) -> tuple[Any, Any, Any]:
-    target, city, account = find_target(target_type, target_id)
+    target, city, account = find_target(target_type, target_id, deleted=True)
     if not caller.acts_in(city, AMBASSADOR):
         raise NotFound()
     if account is not None and account == caller.user.pk:
@@ -168,6 +184,8 @@ def _act_on_content(
     sources, status = TRANSITIONS[action]
     if content is None or content["status"] not in sources:
         raise InvalidTransition()
+    if content["status"] == DELETED and action == RESTORE:
+        status = DELETED
     update: dict[str, Any] = {"status": status}
     if target_type == POST:
         update["feed_key"] = feed_key(content["club_id"], content_id, status)
@@ -176,11 +194,15 @@ def _act_on_content(
         update["published_at"] = now
     if status == REMOVED:
         update["removals"] = content.get("removals", 0) + 1
+    # Points follow content: an action that changes what it owes its author (publishing
+    # held content, removing or restoring published content) records what it owes now.
+    owed_before = points_owed(target_type, content)
+    owed_after = points_owed(target_type, {**content, **update})
+    if owed_before != owed_after:
+        update["points_version"] = content.get("points_version", 0) + 1
     collection.update_one({"_id": content_id}, {"$set": update}, session=session)
     if target_type == COMMENT and (content["status"] == VISIBLE) != (status == VISIBLE):
         count_comment(session, content["post_id"], 1 if status == VISIBLE else -1)
-    # Points follow content: published content earns; removed content loses what it
-    # earned, and earns it back when restored.
     document = CONTENT_MODELS[target_type]._from_son({**content, **update})
     if first_publication:
         if target_type == POST:
@@ -190,17 +212,12 @@ def _act_on_content(
                 {"_id": content["post_id"]}, {"author_id": 1}, session=session
             )
             record_commented(session, document, post.get("author_id") if post else None)
-    elif content.get("published_at") is not None and REMOVED in (status, content["status"]):
-        record_event(
+    elif owed_before != owed_after:
+        record_content_event(
             session,
             f"{target_type}.{'removed' if status == REMOVED else 'restored'}",
-            subject_type=target_type,
-            subject_id=content_id,
-            city_code=content.get("city_code"),
-            payload={
-                "author_id": str(content["author_id"]) if content.get("author_id") else None,
-                "round": update.get("removals", content.get("removals", 0)),
-            },
+            target_type,
+            {**content, **update},
         )
     return {"status": content["status"]}, {"status": status}
 
@@ -228,6 +245,10 @@ def _act_on_account(
         Membership._get_collection().update_many(
             {"user_id": user_id}, {"$set": {"muted_until": mute_until}}, session=session
         )
+        mute(user_id, mute_until, session)
+    if action in (MUTE, BAN):
+        # A silenced account's open reports stop counting towards hiding anything.
+        discount_reports(session, user_id, "muted" if action == MUTE else "banned")
     before, after = {"muted_until": muted_before}, {"muted_until": mute_until}
     if action in (BAN, RESTORE):
         after["banned_until"] = until if action == BAN else None
@@ -248,7 +269,8 @@ def audit_log(caller: Caller, city: str | None, cursor: str | None, limit: int) 
 
 def feature_post(caller: Caller, post_id: str) -> Post:
     """Pin a visible post in its club as an owner story; its author earns `post.featured`
-    points once (the loyalty handler's once-key). Featuring it again changes nothing."""
+    points while it stands, unless they are staff (nobody earns from another staff
+    member's action). Featuring it again changes nothing."""
     post = post_or_404(post_id)
     if post.status != VISIBLE or not caller.acts_in(post.city_code, AMBASSADOR):
         raise PostNotFound()
@@ -256,25 +278,39 @@ def feature_post(caller: Caller, post_id: str) -> Post:
         raise OwnContent()
     if post.featured:
         return post
+    pays = not _is_staff(post.author_id)
 
     def unit(session: ClientSession) -> None:
-        result = Post._get_collection().update_one(
-            {"_id": post.pk, "featured": False},
-            {"$set": {"featured": True, "featured_by": caller.user.pk, "featured_at": utcnow()}},
-            session=session,
+        posts = Post._get_collection()
+        found = posts.find_one({"_id": post.pk}, session=session)
+        if found is None or found["featured"] or found["status"] != VISIBLE:
+            return
+        update = {
+            "featured": True,
+            "featured_by": caller.user.pk,
+            "featured_at": utcnow(),
+            "feature_pays": pays,
+            "points_version": found.get("points_version", 0) + 1,
+        }
+        batch(session).update(posts, {"_id": post.pk}, {"$set": update})
+        record_content_event(
+            session, "post.featured", POST, {**found, **update}, actor_id=caller.user.pk
         )
-        if result.modified_count:
-            record_event(
-                session,
-                "post.featured",
-                subject_type="post",
-                subject_id=post.pk,
-                actor_id=caller.user.pk,
-                city_code=post.city_code,
-                payload={"author_id": str(post.author_id) if post.author_id else None},
-            )
 
     transaction(unit)
-    log.info("post_featured", post_id=post_id, by=caller.id)
+    log.info("post_featured", post_id=post_id, by=caller.id, pays=pays)
     post.reload()
     return post
+
+
+# --- upgrading -------------------------------------------------------------------------
+
+
+def copy_mutes_to_users() -> int:
+    """Copy the mutes still running onto their accounts, which now carry them (the release
+    before kept them on the standing and the memberships only); `flask init-db` runs it."""
+    copied = 0
+    for standing in Standing._get_collection().find({"muted_until": {"$gt": utcnow()}}):
+        mute(standing["user_id"], standing["muted_until"])
+        copied += 1
+    return copied

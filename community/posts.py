@@ -17,6 +17,7 @@ and its event in one command.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -36,10 +37,13 @@ from community.errors import CommentNotFound, Muted, NotAuthor, NotMember, PostN
 from community.feed import club_days, count_post, feed_key, member_days, newest_posts
 from community.models import (
     ACTIVE,
+    COMMENT,
     DELETED,
     ERASED_BODY,
     ERASED_NAME,
     HELD,
+    HIDDEN,
+    POST,
     VISIBLE,
     Comment,
     Like,
@@ -63,7 +67,7 @@ def _may_see(caller: Caller, content: Post | Comment) -> bool:
         return True
     if content.status == DELETED:
         return False
-    if content.status == HELD and content.author_id == caller.user.pk:
+    if content.status in (HELD, HIDDEN) and content.author_id == caller.user.pk:
         return True
     return moderates(caller, content.city_code)
 
@@ -115,6 +119,7 @@ def _screen(content: Post | Comment) -> None:
     stays held for review (its author sees it)."""
     if not words.contains_listed_word(content.body):
         content.status, content.published_at = VISIBLE, content.created_at
+        content.points_version = 1
         if isinstance(content, Post):
             content.feed_key = feed_key(content.club_id, content.pk, VISIBLE)
 
@@ -160,14 +165,61 @@ def publish_post(caller: Caller, club_id: str, body: str, image_urls: list[str])
 
 
 def record_published(session: ClientSession, post: Post) -> None:
+    record_content_event(
+        session, "post.published", POST, post.to_mongo(), club_id=str(post.club_id)
+    )
+
+
+# --- what content owes its author ------------------------------------------------------
+# Points follow content (PRODUCT.md invariant 8). Every change that moves what a post or
+# comment owes its author records a domain event carrying what it owes now and a version
+# counted on the content in the same transaction; loyalty makes the content's points match
+# the newest version it has received (`loyalty.content_points`), so events delivered late,
+# twice or out of order converge on the content's current state.
+
+
+def points_owed(content_type: str, content: Mapping[str, Any]) -> list[str]:
+    """The earning facts that stand for a post or comment in its state `content`:
+    published content that is visible, or hidden pending review, owes its publication and,
+    for a post, its feature (unless its author was staff when featured); held, removed and
+    deleted content owes nothing, nor does a comment on its author's own post."""
+    standing = content.get("published_at") is not None and content["status"] in (VISIBLE, HIDDEN)
+    if not standing or content.get("author_id") is None:
+        return []
+    if content_type == COMMENT:
+        return [] if content.get("on_own_post") else ["comment.created"]
+    featured = content.get("featured") and content.get("feature_pays", True)
+    return ["post.published", *(["post.featured"] if featured else [])]
+
+
+def record_content_event(
+    session: ClientSession,
+    event_type: str,
+    content_type: str,
+    content: Mapping[str, Any],
+    *,
+    actor_id: ObjectId | None = None,
+    **payload: Any,
+) -> None:
+    """Record `event_type` for the post or comment whose stored state (after the change,
+    its `points_version` counted) is `content`, with what it owes its author now."""
+    author = content.get("author_id")
     record_event(
         session,
-        "post.published",
-        subject_type="post",
-        subject_id=post.pk,
-        actor_id=post.author_id,
-        city_code=post.city_code,
-        payload={"author_id": str(post.author_id), "club_id": str(post.club_id)},
+        event_type,
+        subject_type=content_type,
+        subject_id=content["_id"],
+        actor_id=actor_id or author,
+        city_code=content.get("city_code"),
+        payload={
+            "author_id": str(author) if author else None,
+            **payload,
+            "points": {
+                "version": content["points_version"],
+                "owes": points_owed(content_type, content),
+                "status": content["status"],
+            },
+        },
     )
 
 
@@ -188,11 +240,40 @@ def feed(caller: Caller, cursor: str | None, limit: int) -> dict[str, Any]:
 
 
 def delete_post(caller: Caller, post_id: str) -> None:
+    """Its author deletes a post: gone from every list, and it owes them no points any
+    more. Its open reports stay in the review queue (`community.reports`)."""
     post = visible_post(caller, post_id)
     if post.author_id != caller.user.pk:
         raise NotAuthor()
-    Post.objects(pk=post.pk).update_one(set__status=DELETED, set__feed_key=None)
+    _delete_content(POST, post.pk)
     log.info("post_deleted", post_id=post_id, by=caller.id)
+
+
+def _delete_content(content_type: str, content_id: ObjectId) -> None:
+    """Mark a post or comment deleted, with `post.deleted` (`comment.deleted`) when it had
+    been published, so that its points follow."""
+    model = Post if content_type == POST else Comment
+
+    def unit(session: ClientSession) -> None:
+        collection = model._get_collection()
+        found = collection.find_one({"_id": content_id}, session=session)
+        if found is None or found["status"] == DELETED:
+            return
+        update: dict[str, Any] = {"status": DELETED}
+        if content_type == POST:
+            update["feed_key"] = None
+        published = found.get("published_at") is not None
+        if published:
+            update["points_version"] = found.get("points_version", 0) + 1
+        batch(session).update(collection, {"_id": content_id}, {"$set": update})
+        if content_type == COMMENT and found["status"] == VISIBLE:
+            count_comment(session, found["post_id"], -1)
+        if published:
+            record_content_event(
+                session, f"{content_type}.deleted", content_type, {**found, **update}
+            )
+
+    transaction(unit)
 
 
 # --- comments --------------------------------------------------------------------------
@@ -226,6 +307,7 @@ def add_comment(caller: Caller, post_id: str, body: str) -> Comment:
         _writing_member(caller, post["club_id"], session)
         limits.check_new_account(caller, Comment)
         comment.club_id, comment.city_code = post["club_id"], post.get("city_code")
+        comment.on_own_post = post.get("author_id") == user.pk
         batch(session).insert(Comment._get_collection(), comment.to_mongo())
         if comment.status == VISIBLE:
             count_comment(session, oid, 1)
@@ -253,18 +335,13 @@ def count_comment(session: ClientSession, post_id: ObjectId, delta: int) -> None
 def record_commented(
     session: ClientSession, comment: Comment, post_author_id: ObjectId | None
 ) -> None:
-    record_event(
+    record_content_event(
         session,
         "comment.created",
-        subject_type="comment",
-        subject_id=comment.pk,
-        actor_id=comment.author_id,
-        city_code=comment.city_code,
-        payload={
-            "author_id": str(comment.author_id),
-            "post_id": str(comment.post_id),
-            "post_author_id": str(post_author_id) if post_author_id else None,
-        },
+        COMMENT,
+        comment.to_mongo(),
+        post_id=str(comment.post_id),
+        post_author_id=str(post_author_id) if post_author_id else None,
     )
 
 
@@ -280,18 +357,8 @@ def delete_comment(caller: Caller, comment_id: str) -> None:
         raise CommentNotFound()
     if comment.author_id != caller.user.pk:
         raise NotAuthor()
-
-    def unit(session: ClientSession) -> None:
-        result = Comment._get_collection().update_one(
-            {"_id": comment.pk, "status": comment.status},
-            {"$set": {"status": DELETED}},
-            session=session,
-        )
-        if result.modified_count and comment.status == VISIBLE:
-            count_comment(session, comment.post_id, -1)
-
     with _counters_of(comment.post_id):
-        transaction(unit)
+        _delete_content(COMMENT, comment.pk)
     log.info("comment_deleted", comment_id=comment_id, by=caller.id)
 
 
@@ -304,11 +371,13 @@ def _like_count(session: ClientSession, post_id: ObjectId) -> int:
 
 
 def like(caller: Caller, post_id: str) -> dict[str, Any]:
-    """Like a visible post; liking it again changes nothing."""
+    """Like a visible post; liking it again changes nothing. Not while muted (403 `muted`):
+    a like is a vote, and a mute silences votes too."""
     oid = object_id(post_id)
     if oid is None:
         raise PostNotFound()
     user_id = caller.user.pk
+    limits.refuse_muted(caller)
 
     def unit(session: ClientSession) -> int:
         posts = Post._get_collection()

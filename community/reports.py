@@ -1,13 +1,16 @@
-"""Reports and the review queue. Any owner reports a post, comment or user; a report
-weighs more from a verified owner and from one whose past reports were upheld, and content
-whose open reports weigh REPORT_HIDE_THRESHOLD is hidden at once, pending review. The
-ambassadors of the content's city (admins: every city) work through the queue; the
-moderation action that settles a target resolves its reports (`community.moderation`).
+"""Reports and the review queue. Any owner reports a post, comment or user they can see.
+What a report weighs comes from who files it (`reporter_weight`: nothing from new, muted,
+non-member or unverified accounts without visible content; more from verified owners whose
+past reports were upheld, never enough alone to hide), and content whose open reports weigh
+REPORT_HIDE_THRESHOLD from two or more distinct reporters is hidden at once, pending review
+(its author still sees it). The ambassadors of the content's city (admins: every city) work
+through the queue; the moderation action that settles a target resolves its reports
+(`community.moderation`), deleted content included.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -16,12 +19,15 @@ from flask import current_app
 from mongoengine.errors import NotUniqueError
 from pymongo.client_session import ClientSession
 
-from accounts.services import AMBASSADOR, active_owner
+from accounts.services import AMBASSADOR, CIRCLE_LEADER, active_owner, fingerprint_of
 from app.auth import Caller
+from app.clock import utcnow
 from app.db import object_id, transaction
 from app.errors import Forbidden
-from community.errors import UnknownTarget
+from community import words
+from community.errors import SelfReport, UnknownTarget
 from community.models import (
+    ACTIVE,
     COMMENT,
     DELETED,
     HELD,
@@ -34,6 +40,7 @@ from community.models import (
     USER,
     VISIBLE,
     Comment,
+    Membership,
     Post,
     Report,
     Standing,
@@ -57,15 +64,18 @@ def _content(target_type: str, target_id: str, session: ClientSession | None = N
     return CONTENT_MODELS[target_type]._get_collection().find_one({"_id": oid}, session=session)
 
 
-def find_target(target_type: str, target_id: str) -> tuple[dict[str, Any], str | None, Any]:
-    """The target document, its city and the account it belongs to (None: unknown)."""
+def find_target(
+    target_type: str, target_id: str, deleted: bool = False
+) -> tuple[dict[str, Any], str | None, Any]:
+    """The target document, its city and the account it belongs to (UnknownTarget: none;
+    content its author deleted only with `deleted`, for moderation)."""
     if target_type == USER:
         user = active_owner(target_id, ("city_code",))
         if user is None:
             raise UnknownTarget()
         return user, user.get("city_code"), user["_id"]
     content = _content(target_type, target_id)
-    if content is None or content["status"] == DELETED:
+    if content is None or (content["status"] == DELETED and not deleted):
         raise UnknownTarget()
     return content, content.get("city_code"), content.get("author_id")
 
@@ -87,13 +97,64 @@ def moderated_cities(caller: Caller, city: str | None) -> set[str] | None:
 # --- reports ---------------------------------------------------------------------------
 
 
-def _weight(caller: Caller) -> float:
-    """1, +1 for a verified owner, + up to 1 for the share of their past reports upheld."""
-    weight = 1.0 + (1.0 if caller.user.verified_owner else 0.0)
-    standing = Standing._get_collection().find_one({"user_id": caller.user.pk})
-    if standing and standing.get("reports_resolved"):
-        weight += standing.get("reports_upheld", 0) / standing["reports_resolved"]
-    return round(weight, 3)
+def _reportable(caller: Caller, target_type: str, target_id: str) -> tuple[dict[str, Any], Any]:
+    """The target and its city, if the caller may see it. Content or an account they may
+    not see answers as an id that does not exist (422 `unknown_target`), so reports are no
+    oracle; one's own content or account is 422 `self_report`."""
+    target, city, account = find_target(target_type, target_id)
+    if target_type in CONTENT_MODELS:
+        own = account is not None and account == caller.user.pk
+        seen = target["status"] == VISIBLE or (own and target["status"] in (HELD, HIDDEN))
+        if not seen and not caller.acts_in(city, AMBASSADOR):
+            raise UnknownTarget()
+    elif account != caller.user.pk and not (
+        caller.acts_in(city, CIRCLE_LEADER, AMBASSADOR) or _has_visible_content(account)
+    ):
+        # Owners meet other owners through what they post and comment.
+        raise UnknownTarget()
+    if account is not None and account == caller.user.pk:
+        raise SelfReport()
+    return target, city
+
+
+def _has_visible_content(user_id: Any) -> bool:
+    return any(
+        model._get_collection().find_one({"author_id": user_id, "status": VISIBLE}, {"_id": 1})
+        for model in CONTENT_MODELS.values()
+    )
+
+
+def reporter_weight(
+    caller: Caller, target_type: str, target: dict[str, Any], now: datetime
+) -> tuple[float, str | None]:
+    """What the caller's report on `target` weighs, and why nothing when it weighs nothing
+    (after Discourse's flag score: 1 + trust + accuracy). Nothing from an account in its
+    first REPORTER_PROBATION_DAYS, a muted one, one outside the content's club, or an
+    unverified one with no visible content: such reports are recorded and shown in the
+    queue, and count in their reporter's standing once a person decides them. Otherwise 1,
+    +1 for a verified owner, + up to REPORTER_ACCURACY_BONUS for the share of the
+    reporter's decided reports upheld once there are REPORTER_MIN_DECIDED of them; never
+    more than REPORT_MAX_WEIGHT, which is below the threshold that hides content."""
+    config = current_app.config
+    user = caller.user
+    if user.created_at > now - timedelta(days=config["REPORTER_PROBATION_DAYS"]):
+        return 0.0, "new_account"
+    if user.muted(now):
+        return 0.0, "muted"
+    if target_type in CONTENT_MODELS:
+        membership = Membership._get_collection().find_one(
+            {"club_id": target["club_id"], "user_id": user.pk}, {"status": 1}
+        )
+        if membership is None or membership["status"] != ACTIVE:
+            return 0.0, "not_member"
+    if not user.verified_owner and not _has_visible_content(user.pk):
+        return 0.0, "no_visible_content"
+    weight = 2.0 if user.verified_owner else 1.0
+    standing = Standing._get_collection().find_one({"user_id": user.pk}) or {}
+    decided = standing.get("reports_resolved", 0)
+    if decided and decided >= config["REPORTER_MIN_DECIDED"]:
+        weight += config["REPORTER_ACCURACY_BONUS"] * standing.get("reports_upheld", 0) / decided
+    return round(min(weight, config["REPORT_MAX_WEIGHT"]), 3), None
 
 
 def file_report(
@@ -101,43 +162,56 @@ def file_report(
 ) -> tuple[Report, bool]:
     """Report a post, comment or user. Returns the report and whether it is new: a repeat
     while the caller's report on the target is open returns that report."""
-    target, city, _ = find_target(target_type, target_id)
+    target, city = _reportable(caller, target_type, target_id)
     key = f"{caller.id}:{target_type}:{target['_id']}"
     existing = Report.objects(open_key=key).first()
     if existing is not None:
         return existing, False
+    now = utcnow()
+    weight, weightless = reporter_weight(caller, target_type, target, now)
     report = Report(
         reporter_id=caller.user.pk,
         target_type=target_type,
         target_id=str(target["_id"]),
         city_code=city,
         reason=reason,
-        weight=_weight(caller),
+        reason_held=words.contains_listed_word(reason),
+        weight=weight,
+        weight_reason=weightless,
+        client_fingerprint=fingerprint_of(caller.user, now),
         open_key=key,
+        created_at=now,
     )
     try:
         report.save(force_insert=True)
     except NotUniqueError:  # a concurrent repeat won
         return Report.objects.get(open_key=key), False
-    if target_type in CONTENT_MODELS:
+    if target_type in CONTENT_MODELS and weight:
         _hide_when_reported_enough(target_type, target["_id"])
-    log.info("report_filed", report_id=str(report.pk), target_type=target_type, by=caller.id)
+    log.info(
+        "report_filed",
+        report_id=str(report.pk),
+        target_type=target_type,
+        by=caller.id,
+        weight=weight,
+        weightless=weightless,
+    )
     return report, True
 
 
-def _open_weight(target_type: str, target_id: str) -> float:
-    rows = Report._get_collection().aggregate(
-        [
-            {"$match": {"target_type": target_type, "target_id": target_id, "status": OPEN_REPORT}},
-            {"$group": {"_id": None, "weight": {"$sum": "$weight"}}},
-        ]
-    )
-    return next((row["weight"] for row in rows), 0.0)
-
-
 def _hide_when_reported_enough(target_type: str, content_id: ObjectId) -> None:
-    """Hide visible content at once once its open reports weigh the threshold."""
-    if _open_weight(target_type, str(content_id)) < current_app.config["REPORT_HIDE_THRESHOLD"]:
+    """Hide visible content at once when its open reports weigh REPORT_HIDE_THRESHOLD from
+    at least two distinct established reporters. Accounts signed up from one client (the
+    same fingerprint) are one reporter: their heaviest report counts, once."""
+    voices: dict[str, float] = {}
+    for open_report in Report._get_collection().find(
+        {"target_type": target_type, "target_id": str(content_id), "status": OPEN_REPORT},
+        {"reporter_id": 1, "weight": 1, "client_fingerprint": 1},
+    ):
+        voice = open_report.get("client_fingerprint") or str(open_report["reporter_id"])
+        voices[voice] = max(voices.get(voice, 0.0), open_report["weight"])
+    weights = [weight for weight in voices.values() if weight > 0]
+    if len(weights) < 2 or sum(weights) < current_app.config["REPORT_HIDE_THRESHOLD"]:
         return
 
     def unit(session: ClientSession) -> None:
@@ -153,6 +227,15 @@ def _hide_when_reported_enough(target_type: str, content_id: ObjectId) -> None:
 
     transaction(unit)
     log.info("content_hidden_by_reports", target_type=target_type, target_id=str(content_id))
+
+
+def discount_reports(session: ClientSession, user_id: ObjectId, why: str) -> None:
+    """A muted or banned account's open reports weigh nothing from now on."""
+    Report._get_collection().update_many(
+        {"reporter_id": user_id, "status": OPEN_REPORT},
+        {"$set": {"weight": 0.0, "weight_reason": why}},
+        session=session,
+    )
 
 
 # --- the review queue ------------------------------------------------------------------
@@ -254,7 +337,7 @@ def resolve_reports(
             {"_id": report["_id"], "status": OPEN_REPORT},
             {
                 "$set": {"status": outcome, "resolved_at": now, "resolved_by": caller.user.pk},
-                "$unset": {"open_key": ""},
+                "$unset": {"open_key": "", "client_fingerprint": ""},
             },
             session=session,
         )

@@ -143,7 +143,17 @@ class ReportSchema(Schema):
     target_type = fields.String()
     target_id = fields.String()
     reason = fields.String()
-    weight = fields.Float()
+    reason_held = fields.Boolean(
+        metadata={"description": "The reason holds a listed sensitive word (flagged for review)"}
+    )
+    weight = fields.Float(metadata={"description": "What the report counts towards hiding"})
+    weight_reason = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Why it weighs nothing until a person decides it: new_account, "
+            "muted, banned, not_member, no_visible_content; null when it weighs"
+        },
+    )
     status = fields.String(metadata={"description": "open, upheld, rejected"})
     created_at = Rfc3339DateTime()
     resolved_at = Rfc3339DateTime(allow_none=True)

@@ -12,10 +12,11 @@ from app.errors import NotFound
 from events.models import DRAFT, Event
 
 
-def is_city_staff(person: Caller, city_code: str) -> bool:
-    """The city's circle leaders and ambassadors, and admins: checked in at its events
-    without points, and they do not rate them, so that staff do not pay or grade their own."""
-    return person.acts_in(city_code, CIRCLE_LEADER, AMBASSADOR)
+def is_staff(person: Caller) -> bool:
+    """Circle leaders and ambassadors of any city, and admins: checked in at events without
+    points, and they rate none, so that staff neither pay each other (a leader of one city
+    checking in a leader of another) nor grade a partner's scorecard."""
+    return bool(person.cities_for(CIRCLE_LEADER, AMBASSADOR) or person.is_admin)
 
 
 def managed_event(caller: Caller, event_id: str) -> Event:

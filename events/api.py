@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from flask import Response, jsonify
 from flask.views import MethodView
 
 from accounts.errors import UnknownCity
 from accounts.services import CIRCLE_LEADER
 from app.auth import caller
-from app.errors import Forbidden
+from app.errors import ContainsSensitiveWord, Forbidden
 from app.idempotency import idempotent
 from app.web import Blueprint, PageArgsSchema, page_of
-from events import errors, feedback, figures, listings, registration, services, tickets
+from events import door, errors, feedback, figures, listings, registration, services, tickets
 from events.schemas import (
     CancelEventSchema,
+    CheckInConflictSchema,
     CheckInSchema,
     CityStatsSchema,
     CloseFollowUpSchema,
+    DoorKitSchema,
     EventCreateSchema,
     EventFeedbackSchema,
     EventListArgsSchema,
@@ -56,7 +59,13 @@ class Events(MethodView):
     @idempotent
     @blp.arguments(EventCreateSchema)
     @blp.response(201, EventSchema)
-    @blp.refuses(Forbidden, UnknownCity, errors.InvalidTimes, errors.PointsRewardTooHigh)
+    @blp.refuses(
+        Forbidden,
+        UnknownCity,
+        errors.InvalidTimes,
+        errors.PointsRewardTooHigh,
+        ContainsSensitiveWord,
+    )
     def post(self, data):
         """Create a draft event (circle leader of the city, admin)
 
@@ -96,6 +105,7 @@ class EventItem(MethodView):
         errors.InvalidTimes,
         errors.PointsRewardTooHigh,
         BudgetExceeded,
+        ContainsSensitiveWord,
     )
     def patch(self, changes, event_id):
         """Edit an event (its city's circle leaders, admin)
@@ -193,6 +203,9 @@ class CheckIns(MethodView):
     @blp.arguments(CheckInSchema)
     @blp.response(201, RegistrationSchema)
     @blp.alt_response(200, schema=RegistrationSchema, description="Already checked in")
+    @blp.alt_response(
+        202, schema=CheckInConflictSchema, description="An offline scan kept as a conflict"
+    )
     @blp.refuses(
         Forbidden,
         errors.SelfCheckIn,
@@ -203,17 +216,46 @@ class CheckIns(MethodView):
         BudgetExceeded,
     )
     def post(self, data, event_id):
-        """Check an owner in by ticket or user id (its city's circle leaders, admin)
+        """Check an owner in by ticket or user id, online or from an offline scan (its city's
+        circle leaders, admin)
 
         Open from 2 hours before the start until 6 hours after the end, in the city's time
         (409 `check_in_closed`, with the window). Checking oneself in is refused (403
-        `self_check_in`); the city's staff are checked in without points. A second check-in
-        of the same owner answers 200 and changes nothing. An owner holding no circle leader
-        role is refused 403; another city's event is not found (404).
+        `self_check_in`); staff are checked in without points. A second check-in of the same
+        owner answers 200 and changes nothing. An owner holding no circle leader role is
+        refused 403; another city's event is not found (404).
         """
         caller().require_role(CIRCLE_LEADER)
-        registration, checked_in = tickets.check_in(caller(), event_id, **data)
-        return registration, 201 if checked_in else 200
+        scan = tickets.Scan.taken_from(data)
+        result = tickets.check_in(caller(), event_id, scan=scan, **data)
+        if result.status_code == tickets.KEPT_AS_CONFLICT:
+            return conflict_response(result)
+        return result.registration, result.status_code
+
+
+def conflict_response(result: tickets.CheckIn) -> Response:
+    """The 202 answer of a scan kept as a conflict (its own schema, not the view's)."""
+    response = jsonify(CheckInConflictSchema().dump(result.scan))
+    response.status_code = tickets.KEPT_AS_CONFLICT
+    return response
+
+
+@blp.route("/events/<event_id>/check-in-conflicts")
+class CheckInConflicts(MethodView):
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, page_of(CheckInConflictSchema))
+    def get(self, args, event_id):
+        """Offline scans the server would have refused, newest first (its leaders, admin)"""
+        return door.check_in_conflicts(caller(), event_id, args["cursor"], args["limit"])
+
+
+@blp.route("/events/<event_id>/door-kit")
+class DoorKit(MethodView):
+    @blp.response(200, DoorKitSchema)
+    def get(self, event_id):
+        """What a door device keeps to check tickets offline: keys, attendees, revoked
+        tickets (its city's circle leaders, admin)"""
+        return door.door_kit(caller(), event_id)
 
 
 @blp.route("/events/<event_id>/feedback")
@@ -222,7 +264,11 @@ class Feedback(MethodView):
     @blp.arguments(FeedbackCreateSchema)
     @blp.response(201, FeedbackSchema)
     @blp.refuses(
-        errors.StaffFeedback, errors.NotAttended, errors.FeedbackExists, errors.FeedbackClosed
+        errors.StaffFeedback,
+        errors.NotAttended,
+        errors.FeedbackExists,
+        errors.FeedbackClosed,
+        errors.EventCancelled,
     )
     def post(self, data, event_id):
         """Rate an event the caller attended, within 7 days after its end

@@ -105,11 +105,17 @@ class NotAttended(Forbidden):
 
 
 class StaffFeedback(Forbidden):
-    """The city's staff (its circle leaders and ambassadors, and admins) rate none of its
-    events: the answers make the city partner's scorecard and earn points."""
+    """Staff (circle leaders and ambassadors of any city, and admins), and whoever was staff
+    when checked in, rate no event: the answers make a city partner's scorecard and earn
+    points."""
 
     error = "staff_feedback"
-    message = "Staff of the event's city do not rate its events."
+    message = "Staff, and those checked in as staff, do not rate events."
+
+
+class EventCancelled(Conflict):
+    error = "event_cancelled"
+    message = "A cancelled event takes no feedback."
 
 
 class FeedbackExists(Conflict):
@@ -123,8 +129,8 @@ class FeedbackClosed(Conflict):
     error = "feedback_closed"
     message = "Feedback is open from the event's end for a week."
     detail_fields = {
-        "opens_at": fields.String(required=True),
-        "closes_at": fields.String(required=True),
+        "opens_at": fields.String(required=True, metadata={"format": "date-time"}),
+        "closes_at": fields.String(required=True, metadata={"format": "date-time"}),
     }
 
 

@@ -23,12 +23,14 @@ from app.clock import utcnow
 from app.db import get_or_404, transaction
 from app.errors import Forbidden, NotFound
 from app.outbox import record_event
+from app.screening import holds_listed_word
 from app.web import paginate
 from events import errors
-from events.access import is_city_staff, managed_event, visible_event
+from events.access import is_staff, managed_event, visible_event
 from events.listings import city_time
 from events.models import (
     ATTENDED,
+    CANCELLED,
     CLOSED,
     FEEDBACK_WINDOW_DAYS,
     FOLLOW_UP_DUE_DAYS,
@@ -64,17 +66,23 @@ def give_feedback(
     caller: Caller, event_id: str, score: int, recommend: int, comment: str | None = None
 ) -> EventFeedback:
     """Rate an event the caller attended, once, from its end until FEEDBACK_WINDOW_DAYS
-    after (403 `not_attended`, 409 `feedback_closed`, `feedback_exists`). The city's staff,
-    checked in without points, do not rate its events either (403 `staff_feedback`): their
-    answers would grade their own partner's scorecard and earn them points."""
+    after (403 `not_attended`, 409 `feedback_closed`, `feedback_exists`; a cancelled event:
+    409 `event_cancelled`). Staff, checked in without points, rate no event (403
+    `staff_feedback`): their answers would grade a partner's scorecard and earn them points.
+    Staff status is checked again here, and also as it was at check-in, so a grant revoked
+    in between does not open the way."""
     event = visible_event(caller, event_id)
-    if is_city_staff(caller, event.city_code):
+    if is_staff(caller):
         raise errors.StaffFeedback()
     attended = Registration.objects(
         event_id=event.pk, user_id=caller.user.pk, status=ATTENDED
     ).first()
     if attended is None:
         raise errors.NotAttended()
+    if attended.staff_at_check_in:
+        raise errors.StaffFeedback()
+    if event.status == CANCELLED:
+        raise errors.EventCancelled()
     now = utcnow()
     closes_at = event.ends_at + timedelta(days=FEEDBACK_WINDOW_DAYS)
     if not event.ends_at <= now <= closes_at:
@@ -91,6 +99,7 @@ def give_feedback(
         score=score,
         recommend=recommend,
         comment=comment,
+        comment_held=holds_listed_word(comment),
         created_at=now,
     )
 
@@ -147,6 +156,13 @@ def event_feedback(caller: Caller, event_id: str, cursor: str | None, limit: int
         )
     )
     page = paginate(EventFeedback.objects(event_id=event.pk), cursor, limit)
+    # A comment with a listed sensitive word is withheld from those who read the answers.
+    page["items"] = [
+        {**answer.to_mongo().to_dict(), "id": answer.pk, "comment": None}
+        if answer.comment_held
+        else answer
+        for answer in page["items"]
+    ]
     return {**page, **summarize(answers)}
 
 

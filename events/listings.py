@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from bson import ObjectId
 
-from accounts.services import CIRCLE_LEADER, DEFAULT_TIMEZONE, Owner, city_timezones
+from accounts.services import CIRCLE_LEADER, DEFAULT_TIMEZONE, Owner, city_timezones, person_cards
 from app.auth import Caller
 from app.clock import utcnow
 from app.errors import Forbidden
@@ -154,3 +154,34 @@ def my_registrations(user: Owner, cursor: str | None, limit: int) -> dict[str, A
         if registration.event_id in by_id
     ]
     return page
+
+
+def registration_list(event: Event, search: str = "") -> list[dict[str, Any]]:
+    """Every registration of an event, oldest first, with what staff see of its owner (name,
+    phone tail, verified vehicle); with `search`, those whose name holds it or whose phone
+    ends with it. Two reads, for the console's list and its CSV."""
+    registrations = list(Registration.objects(event_id=event.pk).order_by("id"))
+    cards = person_cards({registration.user_id for registration in registrations})
+    rows = []
+    needle = search.strip().casefold()
+    for registration in registrations:
+        card = cards.get(registration.user_id)
+        name = card.display_name if card else ""
+        tail = card.phone_tail if card else None
+        by_phone = needle.isdigit() and tail is not None and tail.endswith(needle)
+        if needle and needle not in name.casefold() and not by_phone:
+            continue
+        rows.append(
+            {
+                "registration_id": registration.pk,
+                "user_id": registration.user_id,
+                "display_name": name,
+                "phone_tail": tail,
+                "vehicle": card.vehicle if card else None,
+                "status": registration.status,
+                "waitlist_position": registration.waitlist_position,
+                "created_at": registration.created_at,
+                "attended_at": registration.attended_at,
+            }
+        )
+    return rows

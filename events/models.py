@@ -91,6 +91,9 @@ class Registration(Document):
     waitlist_position = IntField()
     cancelled_by = StringField(choices=(BY_OWNER, BY_EVENT))
     checked_in_by = ObjectIdField()
+    # The attendee was staff when checked in (no points): they rate nothing either, even
+    # once their grant is revoked.
+    staff_at_check_in = BooleanField()
     created_at = DateTimeField(default=utcnow)
     confirmed_at = DateTimeField()
     promoted_at = DateTimeField()
@@ -128,6 +131,8 @@ class EventFeedback(Document):
     score = IntField(required=True, min_value=1, max_value=5)
     recommend = IntField(required=True, min_value=0, max_value=10)
     comment = StringField(max_length=2000)
+    # The comment holds a listed sensitive word: kept, and withheld from its readers.
+    comment_held = BooleanField(required=True, default=False)
     created_at = DateTimeField(default=utcnow)
 
     meta = {
@@ -162,5 +167,67 @@ class FollowUp(Document):
             ("city_code", "status", "created_at"),
             ("status", "created_at"),
             ("city_partner_id", "created_at"),
+        ],
+    }
+
+
+class TicketKey(Document):
+    """An Ed25519 key that signs tickets, belonging to a city partner (`city_partner_id`)
+    or, in a city HQ runs, to HQ there (`city_partner_id` None). The private key is never
+    stored: it is derived from the SECRET_KEY named by `secret_id` and the `kid`, so only
+    the public key, which door devices verify with, sits in the database.
+
+    A key signs until it is rotated; it verifies the tickets it signed until `verifies_until`
+    (set once no process may still sign with it: the end of the last ticket it may have
+    signed), or until it is retired by hand (a leaked device never leaks it; a leaked
+    SECRET_KEY does)."""
+
+    kid = StringField(required=True, unique=True)
+    city_code = StringField(required=True)
+    city_partner_id = ObjectIdField()
+    public_key = StringField(required=True)  # base64 of the raw 32 bytes
+    secret_id = StringField(required=True)
+    created_at = DateTimeField(required=True, default=utcnow)
+    rotated_at = DateTimeField()
+    verifies_until = DateTimeField()
+    retired_at = DateTimeField()
+
+    meta = {
+        "collection": "ticket_keys",
+        "indexes": [("city_code", "city_partner_id", "-created_at")],
+    }
+
+
+# What became of a scan the door sent with a nonce.
+SCAN_ATTENDED = "attended"  # this scan checked the owner in
+SCAN_REPEATED = "repeated"  # online, of an owner already checked in: nothing new
+SCAN_CONFLICT = "conflict"  # offline, and the server would have refused it
+SCAN_OUTCOMES = (SCAN_ATTENDED, SCAN_REPEATED, SCAN_CONFLICT)
+
+
+class CheckInScan(Document):
+    """One scan sent with a nonce, kept so that the same nonce sent again changes nothing
+    and answers what the first did; a scan made offline that the server would have refused
+    is kept as a conflict (`reason`: the refusal's slug) for the event's leaders."""
+
+    event_id = ObjectIdField(required=True)
+    nonce = StringField(required=True, max_length=100)
+    device_id = StringField(max_length=100)
+    offline = BooleanField(default=False)
+    scanned_at = DateTimeField(required=True)
+    received_at = DateTimeField(required=True, default=utcnow)
+    scanned_by = ObjectIdField(required=True)
+    registration_id = ObjectIdField()
+    user_id = ObjectIdField()
+    outcome = StringField(required=True, choices=SCAN_OUTCOMES)
+    reason = StringField()
+    # The answer the first request got, given again to every later copy.
+    status_code = IntField(required=True)
+
+    meta = {
+        "collection": "check_in_scans",
+        "indexes": [
+            {"fields": ["event_id", "nonce"], "unique": True},
+            ("event_id", "outcome", "-received_at"),
         ],
     }

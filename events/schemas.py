@@ -149,19 +149,102 @@ class MyRegistrationSchema(RegistrationSchema):
 
 
 class TicketSchema(Schema):
-    token = fields.String(metadata={"description": "Signed; show it as a QR code"})
+    token = fields.String(
+        metadata={"description": "Ed25519-signed (docs/api-guide.md); show it as a QR code"}
+    )
+    ticket_id = fields.String(metadata={"description": "The registration's id"})
     event_id = fields.String()
     expires_at = Rfc3339DateTime()
+
+
+# A door's clock may run a little ahead of the server's; a scan is from the last week.
+SCAN_CLOCK_SKEW = timedelta(minutes=5)
+SCAN_AGE_LIMIT = timedelta(days=7)
 
 
 class CheckInSchema(Schema):
     token = fields.String(validate=validate.Length(1, 2000))
     user_id = fields.String(validate=validate.Length(1, 64))
+    nonce = Text(
+        100,
+        metadata={
+            "description": "Unique per scan: the same nonce again changes nothing and answers"
+            " what the first did"
+        },
+    )
+    device_id = Text(100, metadata={"description": "The scanning device, as it names itself"})
+    scanned_at = AwareDateTime(
+        earliest=-SCAN_AGE_LIMIT,
+        latest=SCAN_CLOCK_SKEW,
+        metadata={"description": "When the door scanned (default: now); the window applies"},
+    )
+    offline = StrictBoolean(
+        load_default=False,
+        metadata={
+            "description": "Scanned while the device was offline (needs `nonce` and"
+            " `scanned_at`): a scan the server would refuse is kept as a conflict (202)"
+        },
+    )
 
     @validates_schema
     def one_of(self, data, **kwargs):
         if ("token" in data) == ("user_id" in data):
             raise ValidationError("Give exactly one of token or user_id.", "_schema")
+        if data.get("offline") and not ("nonce" in data and "scanned_at" in data):
+            raise ValidationError("An offline scan needs its nonce and scanned_at.", "_schema")
+
+
+class CheckInConflictSchema(Schema):
+    id = fields.String()
+    event_id = fields.String()
+    nonce = fields.String()
+    device_id = fields.String(allow_none=True)
+    scanned_at = Rfc3339DateTime()
+    received_at = Rfc3339DateTime()
+    scanned_by = fields.String()
+    registration_id = fields.String(allow_none=True)
+    user_id = fields.String(allow_none=True)
+    display_name = fields.String(allow_none=True)
+    reason = fields.String(
+        metadata={
+            "description": "Why the server would have refused the scan: `already_checked_in`"
+            " (scanned on another device or checked in already), `ticket_revoked` (a cancelled"
+            " registration), `not_registered`, or a refusal's slug (`invalid_ticket`,"
+            " `check_in_closed`, `event_closed`, `not_confirmed`, `self_check_in`,"
+            " `budget_exceeded`)"
+        }
+    )
+
+
+class DoorKeySchema(Schema):
+    kid = fields.String()
+    public_key = fields.String(metadata={"description": "Ed25519, base64 of the raw 32 bytes"})
+
+
+class DoorAttendeeSchema(Schema):
+    registration_id = fields.String(metadata={"description": "The ticket id (`t` in a ticket)"})
+    user_id = fields.String()
+    display_name = fields.String()
+    phone_tail = fields.String(allow_none=True, metadata={"description": "Last 4 digits"})
+    vehicle = fields.String(allow_none=True, metadata={"description": "A verified vehicle"})
+    status = fields.String(validate=validate.OneOf(REGISTRATION_STATUSES))
+    attended_at = Rfc3339DateTime(allow_none=True)
+
+
+class DoorCountsSchema(Schema):
+    checked_in = fields.Integer()
+    expected = fields.Integer(metadata={"description": "Checked in or confirmed"})
+
+
+class DoorKitSchema(Schema):
+    event = fields.Nested(EventSchema)
+    check_in_opens_at = Rfc3339DateTime()
+    check_in_closes_at = Rfc3339DateTime()
+    keys = fields.List(fields.Nested(DoorKeySchema))
+    attendees = fields.List(fields.Nested(DoorAttendeeSchema))
+    revoked = fields.List(fields.String(), metadata={"description": "Revoked ticket ids"})
+    counts = fields.Nested(DoorCountsSchema)
+    generated_at = Rfc3339DateTime()
 
 
 class CityStatsSchema(Schema):
@@ -199,7 +282,10 @@ class FeedbackSchema(Schema):
     user_id = fields.String()
     score = fields.Integer()
     recommend = fields.Integer()
-    comment = fields.String(allow_none=True)
+    comment = fields.String(allow_none=True, metadata={"description": "null for readers when held"})
+    comment_held = fields.Boolean(
+        metadata={"description": "The comment holds a listed sensitive word: withheld"}
+    )
     created_at = Rfc3339DateTime()
 
 

@@ -18,6 +18,7 @@ from app.clock import utcnow
 from app.db import object_id, transaction
 from app.errors import Conflict, ValidationFailed
 from app.outbox import record_event
+from app.screening import refuse_listed_words
 from events import errors
 from events.access import managed_event
 from events.listings import TIME_FIELDS, as_utc
@@ -92,6 +93,7 @@ def create_event(
     closes_at = registration_closes_at or starts_at
     _check_times(starts_at, ends_at, closes_at)
     _check_points_reward(points_reward)
+    refuse_listed_words(title=title)
     event = Event(
         city_code=city_code,
         club_id=_club_id(club_id),
@@ -122,6 +124,7 @@ def update_event(caller: Caller, event_id: str, changes: dict[str, Any]) -> Even
     _check_times(*(changes.get(name, event[name]) for name in TIME_FIELDS))
     if "points_reward" in changes:
         _check_points_reward(changes["points_reward"])
+    refuse_listed_words(title=changes.get("title"))
     sets: dict[str, Any] = {
         name: as_utc(value) if name in TIME_FIELDS else value
         for name, value in changes.items()

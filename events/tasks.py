@@ -6,7 +6,8 @@ import dramatiq
 from pymongo.client_session import ClientSession
 
 from app.outbox import DomainEvent
-from events import notices
+from events import notices, ticket_keys
+from events.tickets import TICKET_GRACE
 from workers.registry import handles
 
 
@@ -28,3 +29,12 @@ def notify_promoted(event: DomainEvent, session: ClientSession) -> None:
 def send_reminders() -> None:
     """Remind confirmed owners 24 h and 2 h before their events (once each)."""
     notices.send_reminders()
+
+
+@dramatiq.actor(
+    actor_name="events.rotate_ticket_keys", queue_name="events", max_retries=3, time_limit=120_000
+)
+def rotate_ticket_keys() -> None:
+    """Daily: rotate the ticket keys that signed long enough, and date the end of those
+    rotated (events/ticket_keys.py)."""
+    ticket_keys.rotate_keys(TICKET_GRACE)

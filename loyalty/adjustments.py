@@ -1,5 +1,7 @@
 """Admins' corrections: adjustments (a credit or debit with a reason) and reversals of a
-mistaken credit. Each is one audited ledger entry, and the owner is told of it."""
+mistaken credit. Each is one audited ledger entry, and the owner is told of it. The
+reversal of a credit is also how content that no longer pays gives its points back
+(`loyalty.content_points`)."""
 
 from __future__ import annotations
 
@@ -101,7 +103,7 @@ def reverse_entry(
             if request_key is not None and reversal.get("request_key") == request_key:
                 return reversal
             raise errors.AlreadyReversed()
-        return _write_reversal(
+        return write_reversal(
             session,
             original,
             key=ledger_key,
@@ -124,7 +126,7 @@ def reverse_entry(
     return entry
 
 
-def _write_reversal(
+def write_reversal(
     session: ClientSession,
     original: dict[str, Any],
     *,
@@ -135,7 +137,8 @@ def _write_reversal(
     actor_id: ObjectId | None = None,
     request_key: str | None = None,
 ) -> dict[str, Any]:
-    """One `reverse` entry taking back the credit `original`, and the owner told why."""
+    """One `reverse` entry taking back the credit `original`, and the owner told why (an
+    admin's reversal, or content that no longer pays: `loyalty.content_points`)."""
     account_id = original["account_id"]
     # A reversed earn leaves the tier figure while the earn is in its window.
     earned_at = original["created_at"] if original["kind"] == EARN else None
@@ -166,81 +169,6 @@ def _write_reversal(
     )
     _tell_owner_of_correction(session, reversal)
     return reversal
-
-
-# --- points follow content -------------------------------------------------------------
-# What a post or comment earned (its `post.published` points, a feature's) is taken back
-# when moderation removes it, and earned again if it is restored. Removal n of a piece of
-# content (its domain event carries `round` n) reverses the earns of round n-1 (round 0:
-# what it earned first) under "reverse:<earn id>"; restore n earns each of those back,
-# as round n, under "restore:<reversal id>". So each step happens once, however often and
-# late its event is delivered: removal 1 delivered again after restore 1 finds round 0
-# reversed already, and leaves round 1 alone.
-
-
-def _content_earns(
-    session: ClientSession, owner_id: Any, content_id: str, round_: int
-) -> list[dict[str, Any]]:
-    owner = active_owner(owner_id, session=session)
-    if owner is None:
-        return []
-    entries = LedgerEntry._get_collection().find(
-        {"account_id": owner["_id"], "source.id": content_id}, session=session
-    )
-    return [
-        entry
-        for entry in entries
-        if entry["kind"] == EARN and entry["source"].get("round", 0) == round_
-    ]
-
-
-def reverse_content_points(
-    session: ClientSession, owner_id: Any, content_id: str, round_: int, now: datetime | None = None
-) -> int:
-    """Removal `round_`: take back the earns of the round before; returns how many."""
-    now = now or utcnow()
-    reversed_ = 0
-    for earn in _content_earns(session, owner_id, content_id, round_ - 1):
-        key = f"reverse:{earn['_id']}"
-        if ledger.existing_entry(session, key) is None:
-            _write_reversal(
-                session,
-                earn,
-                key=key,
-                reason="content removed by moderation",
-                rule="moderation.removal",
-                now=now,
-            )
-            reversed_ += 1
-    return reversed_
-
-
-def restore_content_points(
-    session: ClientSession, owner_id: Any, content_id: str, round_: int, now: datetime | None = None
-) -> int:
-    """Restore `round_`: earn back what removal `round_` took; returns how many earns."""
-    now = now or utcnow()
-    restored = 0
-    for earn in _content_earns(session, owner_id, content_id, round_ - 1):
-        reversal = ledger.existing_entry(session, f"reverse:{earn['_id']}")
-        if reversal is None or ledger.existing_entry(session, f"restore:{reversal['_id']}"):
-            continue
-        ledger.earn(
-            session,
-            ledger.Movement(
-                earn["account_id"],
-                EARN,
-                earn["amount"],
-                f"restore:{reversal['_id']}",
-                "content restored by moderation",
-                {**earn["source"], "round": round_, "restores": str(reversal["_id"])},
-                earn.get("city_code"),
-            ),
-            False,
-            now,
-        )
-        restored += 1
-    return restored
 
 
 def _tell_owner_of_correction(session: ClientSession, entry: dict[str, Any]) -> None:

@@ -149,6 +149,26 @@ class EarningRule(Document):
     meta = {"collection": "earning_rules", "indexes": []}
 
 
+class ContentPoints(Document):
+    """What one post or comment has paid its author (`loyalty.content_points`): per earning
+    rule, the points it pays while the content stands (decided when first owed: its tier
+    multiplier and caps then), whether they are paid now, and the entry that paid them.
+    Written in the transaction of the entries it records."""
+
+    # "<content type>:<content id>".
+    id = StringField(primary_key=True)
+    account_id = ObjectIdField(required=True)
+    # The newest state of the content applied (community's `points_version`).
+    version = IntField(required=True, default=0)
+    # The author erased their account: the content pays nothing any more, whatever arrives.
+    closed = BooleanField(required=True, default=False)
+    # rule code -> {"amount": int, "paid": bool, "entry_id": ObjectId | None, "earns": int}
+    rules = DictField()
+    updated_at = DateTimeField(default=utcnow)
+
+    meta = {"collection": "content_points", "indexes": [("account_id",)]}
+
+
 class Reward(Document):
     title = StringField(required=True, max_length=200)
     description = StringField(max_length=2000)

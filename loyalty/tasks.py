@@ -12,7 +12,7 @@ import dramatiq
 from pymongo.client_session import ClientSession
 
 from app.outbox import DomainEvent
-from loyalty import adjustments, expiry, reconciliation, rules
+from loyalty import content_points, expiry, reconciliation, rules
 from workers.registry import handles
 
 
@@ -65,47 +65,27 @@ def feedback_points(event: DomainEvent, session: ClientSession) -> None:
     )
 
 
+# Points follow content: each event carries what its post or comment owes now, and the
+# content's points are made to match the newest state received (`loyalty.content_points`).
+# The names are those of the handlers that applied one delta per event before, so their
+# markers and queued messages carry over.
 @handles("post.published", name="loyalty.post_points")
-def post_points(event: DomainEvent, session: ClientSession) -> None:
-    rules.award_for_event(
-        session, event, "post.published", event.payload.get("author_id") or event.actor_id
-    )
-
-
 @handles("comment.created", name="loyalty.comment_points")
-def comment_points(event: DomainEvent, session: ClientSession) -> None:
-    rules.award_for_event(
-        session, event, "comment.created", event.payload.get("author_id") or event.actor_id
-    )
-
-
 @handles("post.featured", name="loyalty.featured_post_points")
-def featured_post_points(event: DomainEvent, session: ClientSession) -> None:
-    author = event.payload.get("author_id")
-    if author:
-        rules.award_for_event(
-            session, event, "post.featured", author, once_key=f"post.featured:{event.subject_id}"
-        )
-
-
 @handles("post.removed", name="loyalty.reverse_post_points")
 @handles("comment.removed", name="loyalty.reverse_comment_points")
-def reverse_content_points(event: DomainEvent, session: ClientSession) -> None:
-    """Content removed by moderation loses the points it earned."""
-    if author := event.payload.get("author_id"):
-        adjustments.reverse_content_points(
-            session, author, event.subject_id, event.payload["round"]
-        )
-
-
 @handles("post.restored", name="loyalty.restore_post_points")
 @handles("comment.restored", name="loyalty.restore_comment_points")
-def restore_content_points(event: DomainEvent, session: ClientSession) -> None:
-    """Restored content earns back what its removal took."""
-    if author := event.payload.get("author_id"):
-        adjustments.restore_content_points(
-            session, author, event.subject_id, event.payload["round"]
-        )
+@handles("post.deleted", name="loyalty.deleted_post_points")
+@handles("comment.deleted", name="loyalty.deleted_comment_points")
+def content_points_follow(event: DomainEvent, session: ClientSession) -> None:
+    content_points.settle(session, content_points.ContentState.from_event(event))
+
+
+@handles("user.erased", name="loyalty.close_erased_content")
+def close_erased_content(event: DomainEvent, session: ClientSession) -> None:
+    """An erased owner's posts and comments pay nothing any more."""
+    content_points.close_account(session, event.subject_id)
 
 
 @handles("reconciliation.requested", name="loyalty.start_reconciliation", transactional=False)

@@ -159,16 +159,67 @@ def _check_month(month: str, latest: str) -> None:
 
 def scorecard(caller: Caller, partner_id: str, month: str | None) -> dict[str, Any]:
     """One partner's scorecard of `month` (default the current one, or the contract's last
-    once it ended): its leaders, admins. Only a month of the contract is computed and
-    stored; any other is 422, so no one makes the server compute one per month of history."""
-    partner = services.partner_for(caller, partner_id)
+    once it ended): its leaders, admins."""
+    return scorecard_of(services.partner_for(caller, partner_id), month)
+
+
+def scorecard_of(partner: CityPartner, month: str | None) -> dict[str, Any]:
+    """The scorecard of a partner the caller was found to see (`services.partner_for`,
+    `services.my_partners`)."""
     this_month = current_month(partner.city_code)
+    month = _contract_month(partner, month, this_month)
+    return _row(_fresh(partner, month, this_month))
+
+
+def _contract_month(partner: CityPartner, month: str | None, this_month: str) -> str:
+    """`month`, or by default the current one (the contract's last once it ended), refused
+    unless it is a month of the contract that has begun: only those are computed and stored,
+    so no one makes the server compute and keep one per month back to year 1."""
     month = month or min(this_month, partner.contract_end[:7])
     _check_month(month, this_month)
     first, last = partner.contract_start[:7], partner.contract_end[:7]
     if not first <= month <= last:
         raise MonthOutsideContract(errors={"month": [f"The contract runs from {first} to {last}."]})
-    return _row(_fresh(partner, month, this_month))
+    return month
+
+
+def _months_before(month: str, count: int) -> list[str]:
+    """`month` and the `count - 1` months before it, oldest first."""
+    months = [month]
+    while len(months) < count:
+        first = date.fromisoformat(f"{months[0]}-01")
+        months.insert(0, (first - timedelta(days=1)).strftime("%Y-%m"))
+    return months
+
+
+def history(caller: Caller, partner_id: str, month: str | None, count: int = 6) -> dict[str, Any]:
+    """A partner's scorecard of `month` (default the current one) and of the months before
+    it within the contract, oldest first, for charts: the stored snapshots in one read,
+    the current month refreshed as `scorecard` does and a month never computed computed
+    now (its leaders, admins)."""
+    return history_of(services.partner_for(caller, partner_id), month, count)
+
+
+def history_of(partner: CityPartner, month: str | None, count: int = 6) -> dict[str, Any]:
+    """`history` of a partner the caller was found to see."""
+    this_month = current_month(partner.city_code)
+    month = _contract_month(partner, month, this_month)
+    wanted = [
+        m
+        for m in _months_before(month, count)
+        if m == month or partner.contract_start[:7] <= m <= partner.contract_end[:7]
+    ]
+    stored = {
+        document["month"]: document
+        for document in CityPartnerScorecard._get_collection().find(
+            {"city_partner_id": partner.pk, "month": {"$in": wanted}}
+        )
+    }
+    rows = [
+        _row(_fresh(partner, m, this_month) if m not in stored or m >= this_month else stored[m])
+        for m in wanted
+    ]
+    return {"partner": services.describe(partner), "month": month, "months": rows}
 
 
 def ranked(caller: Caller, month: str, sort: str, order: str = "desc") -> dict[str, Any]:
@@ -202,7 +253,7 @@ def compute_all(now: datetime | None = None) -> int:
     return count
 
 
-def _inert(text: str) -> str:
+def inert(text: str) -> str:
     """Text a spreadsheet will not run as a formula (a name starting with `=`...)."""
     return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
@@ -223,7 +274,7 @@ def as_csv(rows: list[dict[str, Any]]) -> str:
         writer.writerow(
             [
                 row["city_partner_id"],
-                _inert(row["name"]),
+                inert(row["name"]),
                 row["city_code"],
                 row["month"],
                 *("" if figures.get(name) is None else figures.get(name) for name in FIGURES),

@@ -21,7 +21,13 @@ from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
 from accounts.roles import city_role_holders, withdraw_city
-from accounts.services import CIRCLE_LEADER, city_timezone, display_names, require_city
+from accounts.services import (
+    CIRCLE_LEADER,
+    DEFAULT_TIMEZONE,
+    city_timezones,
+    display_names,
+    require_city,
+)
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction
@@ -35,9 +41,11 @@ log = structlog.get_logger()
 
 
 def local_today(city_code: str, now: datetime | None = None) -> str:
-    """Today's date in the city's time zone, as contracts write it."""
+    """Today's date in the city's time zone, as contracts write it (the zones each process
+    keeps: a city keeps its zone)."""
     moment = now or utcnow()
-    return moment.astimezone(ZoneInfo(city_timezone(city_code))).date().isoformat()
+    zone = city_timezones({city_code}).get(city_code, DEFAULT_TIMEZONE)
+    return moment.astimezone(ZoneInfo(zone)).date().isoformat()
 
 
 def _running(today: str) -> dict[str, Any]:
@@ -282,6 +290,14 @@ def employers(caller: Caller) -> list[CityPartnerRef]:
         CityPartnerRef(id=str(partner.pk), name=partner.name, city_code=partner.city_code)
         for partner in partners.order_by("city_code", "id")
     ]
+
+
+def my_partners(caller: Caller) -> list[CityPartner]:
+    """The partners the caller works for (an admin: every partner whose contract has not
+    ended), in two reads, one for an admin: a console's home and pickers."""
+    if caller.is_admin:
+        return list(CityPartner.objects(ended_at=None).order_by("city_code"))
+    return list(CityPartner.objects(pk__in=partners_of(caller)).order_by("city_code"))
 
 
 def leaders(partner: CityPartner) -> list[dict[str, Any]]:

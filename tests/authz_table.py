@@ -113,6 +113,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "DELETE /api/v1/events/{event_id}/registrations/me": THE_OWNER,
     "GET /api/v1/events/{event_id}/ticket": THE_OWNER,
     "POST /api/v1/events/{event_id}/check-ins": CITY_LEADERS,
+    "GET /api/v1/events/{event_id}/door-kit": CITY_LEADERS,
+    "GET /api/v1/events/{event_id}/check-in-conflicts": CITY_LEADERS,
     "GET /api/v1/me/registrations": SIGNED_IN,
     "GET /api/v1/cities/{code}/stats": CITY_LEADERS,
     # community
@@ -177,4 +179,48 @@ SCOPED_LISTS: dict[str, str] = {
     "GET /api/v1/follow-ups": "circle_leader",
     "GET /api/v1/moderation/queue": "ambassador",
     "GET /api/v1/moderation/actions": "ambassador",
+}
+
+# The consoles' pages (consoles/), by Flask rule: who may open each. tests/consoles/
+# test_authz.py walks every row as each caller, signed in with a console session, and fails
+# on a console route without a row. Owners are no staff: the console signs them out and
+# sends them to its sign-in form, as it does anonymous visitors.
+STAFF_LEADERS = frozenset({LEADER, OTHER_LEADER, ADMIN})
+STAFF = frozenset({LEADER, OTHER_LEADER, AMBASSADOR, ADMIN})
+CONSOLE_ACCESS: dict[str, frozenset[str]] = {
+    "GET /console/sign-in": ANYONE,
+    "POST /console/sign-in": ANYONE,
+    "POST /console/sign-out": ANYONE,
+    "GET /console/language/<code>": ANYONE,
+    "GET /console/sw.js": ANYONE,
+    "GET /console/static/<path:filename>": ANYONE,
+    "GET /console/": STAFF,
+    "GET /console/leader": STAFF_LEADERS,
+    "GET /console/ambassador": frozenset({AMBASSADOR, ADMIN}),
+    "GET /console/admin": ADMINS,
+    "GET /console/events": STAFF_LEADERS,
+    "GET /console/events/new": STAFF_LEADERS,
+    "POST /console/events/new": STAFF_LEADERS,
+    "GET /console/events/<event_id>": CITY_LEADERS,
+    "GET /console/events/<event_id>/edit": CITY_LEADERS,
+    "POST /console/events/<event_id>/edit": CITY_LEADERS,
+    "POST /console/events/<event_id>/publish": CITY_LEADERS,
+    "POST /console/events/<event_id>/cancel": CITY_LEADERS,
+    "POST /console/events/<event_id>/complete": CITY_LEADERS,
+    "GET /console/events/<event_id>/registrations": CITY_LEADERS,
+    "GET /console/events/<event_id>/registrations.csv": CITY_LEADERS,
+    "GET /console/events/<event_id>/feedback": CITY_LEADERS,
+    "GET /console/events/<event_id>/door": CITY_LEADERS,
+    "GET /console/events/<event_id>/door/kit": CITY_LEADERS,
+    "GET /console/events/<event_id>/door/counts": CITY_LEADERS,
+    "POST /console/events/<event_id>/door/scans": CITY_LEADERS,
+    "GET /console/vehicles": STAFF_LEADERS,
+    "POST /console/vehicles/<vehicle_id>/verify": CITY_LEADERS,
+    "POST /console/vehicles/<vehicle_id>/reject": CITY_LEADERS,
+    "GET /console/follow-ups": STAFF_LEADERS,
+    "POST /console/follow-ups/<follow_up_id>/close": CITY_LEADERS,
+    # A leader's partner: SZ's leader works for SZ Motors; CD's for none.
+    "GET /console/budget": CITY_LEADERS,
+    "GET /console/scorecard": CITY_LEADERS,
+    "GET /console/scorecard.csv": CITY_LEADERS,
 }

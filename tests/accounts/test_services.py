@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from accounts import personal_data, services
 from accounts.models import User
+from app.clock import utcnow
 from app.outbox import OutboxEvent
 from tests.support import make_city, make_person
 
@@ -71,3 +74,28 @@ def test_accounts_from_before_city_dates_hold_their_city_since_sign_up(app):
     assert backfilled.city_since == backfilled.created_at
     assert User.objects.get(pk=bob.user.pk).city_since == bob_since
     assert services.backfill_city_since() == 0
+
+
+def test_sign_up_fingerprints_are_forgotten_after_their_days(client, app):
+    """A keyed hash of the client's IP and device name, never the IP itself; dropped once
+    the account is CLIENT_FINGERPRINT_DAYS old (the daily accounts job)."""
+    answer = client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": "print@example.com",
+            "password": "password-123",
+            "display_name": "Print",
+            "city_code": make_city("SZ").code,
+            "device": "Pixel 8",
+        },
+    )
+    assert answer.status_code == 201
+    user = User.objects.get(email="print@example.com")
+    assert user.client_fingerprint == services.client_fingerprint("127.0.0.1", "pixel 8")
+    assert "127.0.0.1" not in user.client_fingerprint
+    assert services.fingerprint_of(user, utcnow()) == user.client_fingerprint
+    later = utcnow() + timedelta(days=app.config["CLIENT_FINGERPRINT_DAYS"] + 1)
+    assert services.fingerprint_of(user, later) is None
+    assert services.forget_client_fingerprints(now=utcnow()) == 0
+    assert services.forget_client_fingerprints(now=later) == 1
+    assert User.objects.get(pk=user.pk).client_fingerprint is None

@@ -31,6 +31,17 @@ def owner(city: str = "SZ", **fields: Any) -> Person:
     return seasoned(make_person(city, **fields))
 
 
+def established(club: Club | None = None, verified: bool = True, **fields: Any) -> Person:
+    """An owner past the reporters' probation (a month old), a verified owner unless told
+    otherwise, and an active member of `club`: a reporter whose reports weigh."""
+    person = make_person("SZ", verified_owner=verified, **fields)
+    User.objects(pk=person.user.pk).update_one(set__created_at=utcnow() - timedelta(days=30))
+    person.user.reload()
+    if club is not None:
+        clubs.join(load_caller(person.id), str(club.pk))
+    return person
+
+
 @pytest.fixture
 def leader(app) -> Person:
     return make_person("SZ", role="circle_leader")

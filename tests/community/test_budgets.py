@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-from tests.community.conftest import API, old_club, old_post, owner, post_in
+from tests.community.conftest import API, established, old_club, old_post, owner, post_in, report
 from tests.support import READ_BUDGET, WRITE_BUDGET, within_budget
 
 migration = importlib.import_module("migrations.2026_12_03_club_post_days")
@@ -77,3 +77,18 @@ def test_writes(client, make_club):
     with within_budget(WRITE_BUDGET):
         left = client.delete(f"{API}/clubs/{club.pk}/members/me", headers=newcomer.headers)
     assert left.status_code == 204
+
+
+def test_a_report(client, make_club):
+    """A report reads what its reporter's standing needs beyond the caller, who comes with
+    the request: the target, the open report it may repeat, the reporter's membership of
+    the content's club and their record of decided reports; it writes the report, then
+    reads the target's open reports to decide whether to hide (issue 20: standing costs
+    the membership read). 7 commands; past the threshold, hiding adds its transaction."""
+    author = owner()
+    club = make_club(members=(author,))
+    post = post_in(client, club, author)
+    reporter = established(club)
+    report(client, reporter, post_in(client, club, author, "warm-up")["id"])
+    with within_budget(7):
+        assert report(client, reporter, post["id"]).status_code == 201

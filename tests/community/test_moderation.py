@@ -8,7 +8,7 @@ from app.outbox import OutboxEvent
 from community import clubs
 from community.models import ModerationAction, Post, Report
 from notifications.models import Notification
-from tests.community.conftest import API, owner, post_in, report
+from tests.community.conftest import API, established, owner, post_in, report
 from tests.support import make_person
 
 ROLES = ("ambassador_here", "ambassador_elsewhere", "leader", "owner", "admin")
@@ -199,7 +199,7 @@ def test_reported_comments_are_hidden_and_uncounted_restore_lifts_a_mute(
     comment = client.post(
         f"{API}/posts/{post['id']}/comments", json={"body": "rude"}, headers=commenter.headers
     ).json
-    for reporter in (owner(verified_owner=True), owner()):
+    for reporter in (established(club), established(club)):
         assert report(client, reporter, comment["id"], "comment").status_code == 201
     assert (
         client.get(f"{API}/posts/{post['id']}", headers=author.headers).json["comment_count"] == 0
@@ -250,3 +250,65 @@ def test_an_owner_moderating_or_featuring_visible_content_is_forbidden(client, m
     hidden = client.post(f"{API}/moderation/actions", json=action, headers=elsewhere.headers)
     assert hidden.status_code == 404
     assert Post.objects.get(pk=post["id"]).status == "visible"
+
+
+def test_a_mute_stops_likes_joins_and_the_weight_of_reports(client, make_club, ambassador):
+    """Issue 20, finding 4: a muted owner still reported (counted), liked, joined, rejoined."""
+    author = owner()
+    club, other_club = make_club(members=(author,)), make_club(name="Photography")
+    post = post_in(client, club, author)
+    muted = established(club)
+    early = report(client, muted, post["id"])
+    assert early.json["weight"] == 2.0
+    assert _act(client, ambassador, "user", muted.id, "mute", duration_days=3).status_code == 201
+    stopped = Report.objects.get(pk=early.json["id"])  # it stops counting
+    assert (stopped.weight, stopped.weight_reason) == (0.0, "muted")
+    for refused in (
+        client.put(f"{API}/posts/{post['id']}/reactions/like", headers=muted.headers),
+        client.post(f"{API}/clubs/{other_club.pk}/members", headers=muted.headers),
+    ):
+        assert refused.status_code == 403 and refused.json["error"] == "muted", refused.json
+        assert refused.json["until"]
+    assert (
+        client.delete(f"{API}/clubs/{club.pk}/members/me", headers=muted.headers).status_code == 204
+    )
+    rejoin = client.post(f"{API}/clubs/{club.pk}/members", headers=muted.headers)
+    assert rejoin.status_code == 403 and rejoin.json["error"] == "muted"
+    other = post_in(client, club, author, "another")
+    late = report(client, muted, other["id"])
+    assert late.status_code == 201
+    assert (late.json["weight"], late.json["weight_reason"]) == (0.0, "muted")
+    # A ban stops the open reports of the banned too.
+    banned = established(club)
+    report(client, banned, other["id"])
+    assert _act(client, ambassador, "user", banned.id, "ban").status_code == 201
+    assert Report.objects.get(reporter_id=banned.user.pk).weight_reason == "banned"
+
+
+def test_deleted_content_stays_in_the_queue_and_takes_actions(client, make_club, ambassador):
+    """Issue 20, finding 3: deleting reported content made it unmoderatable (404)."""
+    author = owner()
+    club = make_club(members=(author,))
+    upheld, dismissed = post_in(client, club, author), post_in(client, club, author, "fine")
+    for post in (upheld, dismissed):
+        assert report(client, established(club), post["id"]).status_code == 201
+        assert client.delete(f"{API}/posts/{post['id']}", headers=author.headers).status_code == 204
+    queue = client.get(f"{API}/moderation/queue", headers=ambassador.headers).json["items"]
+    assert {(item["target_id"], item["status"]) for item in queue} == {
+        (upheld["id"], "deleted"),
+        (dismissed["id"], "deleted"),
+    }
+    removed = _act(client, ambassador, "post", upheld["id"], "remove")
+    assert removed.status_code == 201 and removed.json["before"] == {"status": "deleted"}
+    assert _act(client, ambassador, "post", upheld["id"], "mute").status_code == 201
+    restored = _act(client, ambassador, "post", dismissed["id"], "restore")
+    assert restored.status_code == 201 and restored.json["after"] == {"status": "deleted"}
+    assert _act(client, ambassador, "post", dismissed["id"], "hide").status_code == 409
+    assert {r.target_id: r.status for r in Report.objects} == {
+        upheld["id"]: "upheld",
+        dismissed["id"]: "rejected",
+    }
+    assert Post.objects.get(pk=dismissed["id"]).status == "deleted"
+    assert client.get(f"{API}/moderation/queue", headers=ambassador.headers).json["items"] == []
+    # Nobody reports what its author deleted, though: it is gone for them.
+    assert report(client, established(club), dismissed["id"]).status_code == 422

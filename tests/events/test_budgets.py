@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from events import registration
+from events import registration, tickets
 from tests.events.conftest import as_caller, many_owners
 from tests.support import READ_BUDGET, WRITE_BUDGET, within_budget
 
@@ -60,3 +60,29 @@ def test_an_event_page(client, make_event):
         page = client.get(f"{API}/events/{event.pk}", headers=owner.headers)
     assert page.json["my_registration"]["status"] == "waitlisted"
     assert (page.json["seats_left"], page.json["waitlist_count"]) == (0, 1)
+
+
+# The caller, the event, the scan's nonce (taken before?), the registration, the owner
+# (staff are checked in without points), then the transaction: the attendance, one command
+# with the scan's record and the domain event, the commit. A ticket's key is kept per
+# process. A nonce sent again: the caller, the event, the scan, the registration.
+CHECK_IN = 8
+CHECK_IN_AGAIN = 4
+
+
+def test_a_door_scan_with_its_nonce_and_the_same_scan_again(client, leader, make_event):
+    event = make_event(starts_in=timedelta(hours=1))
+    owner, other = many_owners(2)
+    for person in (owner, other):
+        registration.register(as_caller(person), str(event.pk))
+    path = f"{API}/events/{event.pk}/check-ins"
+    warm = tickets.issue_ticket(as_caller(other), str(event.pk))["token"]
+    client.post(path, headers=leader.headers, json={"token": warm, "nonce": "warm"})
+    token = tickets.issue_ticket(as_caller(owner), str(event.pk))["token"]
+    body = {"token": token, "nonce": "scan-1", "device_id": "door-1"}
+    with within_budget(CHECK_IN):
+        first = client.post(path, headers=leader.headers, json=body)
+    assert first.status_code == 201
+    with within_budget(CHECK_IN_AGAIN):
+        again = client.post(path, headers=leader.headers, json=body)
+    assert again.status_code == 201 and again.json == first.json

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from accounts.models import RoleGrant
 from app.clock import utcnow
 from events.models import Event, EventFeedback, FollowUp
 from loyalty.models import LedgerEntry
@@ -41,19 +42,34 @@ def test_attendees_rate_once_within_the_window_and_earn_points(client, leader):
     assert LedgerEntry.objects(source__rule="event.feedback").count() == 1
 
 
-def test_the_citys_staff_do_not_rate_its_events(client, leader):
-    """They attend without points, and their answers would grade their own partner's
-    scorecard; staff of another city attend as owners do, and rate."""
+def test_staff_of_any_city_neither_earn_nor_rate(client, leader):
+    """Issue 20, finding 6: a leader of another city attended and rated a partner's event
+    for points; a grant revoked after the check-in let its holder rate."""
     co_leader = make_person("SZ", role="circle_leader")
     ambassador = make_person("SZ", role="ambassador")
     visitor = make_person("GZ", role="circle_leader")
-    event = run_event(leader, [co_leader, ambassador, visitor])
-    for staff in (co_leader, ambassador, leader):
+    revoked = make_person("GZ", role="ambassador")
+    event = run_event(leader, [co_leader, ambassador, visitor, revoked], capacity=4)
+    deliver("event.attended")
+    assert LedgerEntry.objects(source__rule="event.attended").count() == 0  # no points
+    admin = make_person("SZ", role="admin")
+    [grant] = RoleGrant.objects(user_id=revoked.user.pk)
+    answer = client.delete(f"{API}/admin/role-grants/{grant.pk}", headers=admin.headers)
+    assert answer.status_code == 204
+    for staff in (co_leader, ambassador, leader, visitor, revoked):
         refused = rate(client, staff, event)
         assert refused.status_code == 403 and refused.json["error"] == "staff_feedback"
     assert EventFeedback.objects.count() == 0
-    assert rate(client, visitor, event).status_code == 201
-    assert EventFeedback.objects.get().user_id == visitor.user.pk
+
+
+def test_a_cancelled_event_takes_no_feedback(client, leader):
+    """Issue 20, finding 6: attendees rated a cancelled event (points, and a follow-up)."""
+    attendee = many_owners(1)[0]
+    event = run_event(leader, [attendee])
+    Event.objects(pk=event.pk).update_one(set__status="cancelled")
+    refused = rate(client, attendee, event, score=1)
+    assert refused.status_code == 409 and refused.json["error"] == "event_cancelled"
+    assert EventFeedback.objects.count() == 0 and FollowUp.objects.count() == 0
 
 
 def test_feedback_opens_at_the_end_and_closes_a_week_later(client, leader):

@@ -96,7 +96,19 @@ def test_referral_pays_both_sides_once(app):
 def test_community_events_earn_within_daily_caps(app, event_type, points, cap):
     author = make_person("SZ")
     for _ in range(cap + 2):
-        deliver(event_type, {}, actor_id=author.id)
+        content = DomainEvent(
+            id=uuid.uuid4().hex,
+            type=event_type,
+            subject_type=event_type.split(".")[0],
+            subject_id=uuid.uuid4().hex,
+            occurred_at="2026-03-01T00:00:00+00:00",
+            city_code="SZ",
+            payload={
+                "author_id": author.id,
+                "points": {"version": 1, "owes": [event_type], "status": "visible"},
+            },
+        )
+        redeliver(content)
     assert assert_invariants(author.id) == points * cap
 
 

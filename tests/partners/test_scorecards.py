@@ -79,7 +79,7 @@ def build_october(leader, make_partner, admin):
     late = posts.publish_post(as_caller(o2), str(club.pk), "November already", [])
     report, _ = reports.file_report(as_caller(o4), "post", str(post.pk), "Off topic")
     ambassador = make_person("SZ", role="ambassador")
-    moderation.take_action(as_caller(ambassador), "post", str(post.pk), "hide", "Checking")
+    moderation.take_action(as_caller(ambassador), "post", str(post.pk), "warn", "Checking")
     Post.objects(pk=post.pk).update_one(set__published_at=local(2026, 10, 10, 12, 0))
     Comment.objects(pk=comment.pk).update_one(set__published_at=local(2026, 10, 10, 13, 0))
     Post.objects(pk=late.pk).update_one(set__published_at=local(2026, 11, 1, 0, 5))
@@ -130,6 +130,26 @@ def test_a_month_in_the_city_time_zone(client, leader, admin, make_partner):
     assert november["feedback_count"] == 0
 
 
+def test_only_visible_content_counts(client, leader, admin, make_partner):
+    """Issue 20, finding 3: posting and deleting lifted `posts` and `active_owners`."""
+    partner = make_partner()
+    o1, o2 = many_owners(2)
+    club = clubs.create_club(as_caller(leader), name="Shenzhen owners", kind="city", city_code="SZ")
+    for person in (o1, o2):
+        clubs.join(as_caller(person), str(club.pk))
+    kept = posts.publish_post(as_caller(o1), str(club.pk), "Sunset drive", [])
+    gone = posts.publish_post(as_caller(o2), str(club.pk), "Here and gone", [])
+    assert client.delete(f"{API}/posts/{gone.pk}", headers=o2.headers).status_code == 204
+    hidden = posts.add_comment(as_caller(o2), str(kept.pk), "Hidden later")
+    Comment.objects(pk=hidden.pk).update_one(set__status="hidden")
+    month = datetime.now(SHANGHAI).strftime("%Y-%m")
+    answer = client.get(
+        f"{API}/city-partners/{partner.pk}/scorecard?month={month}", headers=leader.headers
+    )
+    figures = answer.json["figures"]
+    assert (figures["posts"], figures["comments"], figures["active_owners"]) == (1, 0, 1)
+
+
 def test_reading_a_scorecard_is_one_lookup_and_csv_is_the_same_table(
     client, leader, admin, make_partner
 ):
@@ -139,13 +159,9 @@ def test_reading_a_scorecard_is_one_lookup_and_csv_is_the_same_table(
     with count_commands() as commands:
         again = client.get(url, headers=admin.headers)
     assert again.json == first.json
-    # The caller, the partner, its city's time zone (which month is current), the snapshot.
-    assert commands.names == [
-        "find users",
-        "find city_partners",
-        "find cities",
-        "find city_partner_scorecards",
-    ]
+    # The caller, the partner, the snapshot (its city's time zone, which says the current
+    # month, is kept per process).
+    assert commands.names == ["find users", "find city_partners", "find city_partner_scorecards"]
     # CSV has a path of its own; the JSON path answers JSON whatever the client accepts.
     csv_url = url.replace("/scorecard?", "/scorecard.csv?")
     as_csv = client.get(csv_url, headers=admin.headers)

@@ -1,0 +1,24 @@
+// Small behaviours of every console page, attached from here (the pages carry no inline
+// script): the phone's menu, confirmations before destructive actions, and filters that
+// apply themselves when changed.
+(function () {
+  "use strict";
+  document.addEventListener("DOMContentLoaded", function () {
+    var toggle = document.querySelector(".menu-toggle");
+    var sidebar = document.getElementById("sidebar");
+    if (toggle && sidebar) {
+      toggle.addEventListener("click", function () {
+        var open = sidebar.classList.toggle("open");
+        toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      });
+    }
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
+      });
+    });
+    document.querySelectorAll("[data-autosubmit]").forEach(function (field) {
+      field.addEventListener("change", function () { field.form.submit(); });
+    });
+  });
+})();
