@@ -185,6 +185,12 @@ def test_gunicorn_and_the_workers_run_from_the_installed_wheel(outside):
     verified = requests.post(f"{api_url}/vehicles/{vehicle['id']}/verify", headers=as_admin)
     assert verified.status_code == 200, verified.text
 
+    # The consoles' pages, browser files and zh-CN catalogue come with the wheel too.
+    sign_in = requests.get(f"{base}/console/sign-in", headers={"Accept-Language": "zh-CN"})
+    assert sign_in.status_code == 200 and "<form" in sign_in.text, sign_in.text[:300]
+    assert "登录" in sign_in.text  # the compiled zh-CN catalogue
+    assert requests.get(f"{base}/console/static/console.css").status_code == 200
+
     # vehicle.verified: outbox -> dispatcher -> Redis -> the worker's welcome points.
     wait_until(
         lambda: requests.get(f"{api_url}/me/points", headers=as_owner).json()["balance"] == 500,
