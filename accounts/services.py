@@ -188,6 +188,27 @@ def find_active_owner(user_id: str | None = None, phone: str | None = None) -> U
         return None
 
 
+def active_owner_ids_by_phone(phones: Collection[str]) -> dict[str, ObjectId]:
+    """Owners named by phone number (in any format), many at once, as an ecosystem
+    partner's statement names them: each given number that belongs to an active owner,
+    with the owner's id. One query per 1,000 numbers."""
+    normalised: dict[str, str] = {}
+    for phone in phones:
+        try:
+            normalised[phone] = normalise_phone(phone)
+        except errors.InvalidPhone:
+            continue
+    ids: dict[str, ObjectId] = {}
+    numbers = sorted(set(normalised.values()))
+    users = User._get_collection()
+    for start in range(0, len(numbers), 1000):
+        found = users.find(
+            {"phone": {"$in": numbers[start : start + 1000]}, **NOT_ERASED}, {"phone": 1}
+        )
+        ids.update((user["phone"], user["_id"]) for user in found)
+    return {phone: ids[number] for phone, number in normalised.items() if number in ids}
+
+
 def suspend(
     user_id: Any, until: datetime | None, session: ClientSession | None = None
 ) -> datetime | None:

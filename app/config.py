@@ -256,6 +256,37 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest request body in bytes; larger bodies get 413.",
     ),
     Setting(
+        "STATEMENT_MAX_BYTES",
+        "STATEMENT_MAX_BYTES",
+        int,
+        64 * 1024 * 1024,
+        "Largest ecosystem partner statement body in bytes (a day of 200,000 lines is about "
+        "30 MB); larger ones get 413.",
+    ),
+    Setting(
+        "STATEMENT_DB_BUDGET_MS",
+        "STATEMENT_DB_BUDGET_MS",
+        int,
+        60_000,
+        "The database budget of an ecosystem partner's statement upload, in place of "
+        "REQUEST_DB_BUDGET_MS: storing 100,000 lines takes longer than any other request.",
+    ),
+    Setting(
+        "RATELIMIT_PAY_CODES_PER_USER",
+        "RATELIMIT_PAY_CODES_PER_USER",
+        str,
+        "10 per minute",
+        "Pay codes an owner may ask for (each holds one of the million numbers for an hour).",
+    ),
+    Setting(
+        "RATELIMIT_PAY_CODE_FAILURES_PER_PARTNER",
+        "RATELIMIT_PAY_CODE_FAILURES_PER_PARTNER",
+        str,
+        "60 per minute",
+        "Debits an ecosystem partner may send with an invalid, used or expired pay code before "
+        "its debits are refused 429 (guessing six digits).",
+    ),
+    Setting(
         "DEFAULT_PHONE_REGION",
         "DEFAULT_PHONE_REGION",
         str,

@@ -3,10 +3,6 @@ Views validate, call one service function and return a document for their respon
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
-from typing import Any
-
 from flask import g, request
 from flask.views import MethodView
 
@@ -15,10 +11,19 @@ from app.auth import caller
 from app.db import get_or_404
 from app.errors import Forbidden, NotFound
 from app.idempotency import HEADER, idempotent
-from app.web import Blueprint, PageArgsSchema, header_parameters, page_of, paginate, refuses
-from loyalty import adjustments, balances, errors, partner_systems, reconciliation, rules
+from app.web import Blueprint, PageArgsSchema, page_of, paginate
+from loyalty import (
+    adjustments,
+    balances,
+    errors,
+    partner_systems,
+    partner_transactions,
+    reconciliation,
+    rules,
+)
 from loyalty import rewards as redemptions  # `rewards` is the blueprint
 from loyalty.models import ReconciliationRun, Redemption
+from loyalty.partner_api import ecosystem, partner_signed, transaction_document
 from loyalty.schemas import (
     AdjustmentEntrySchema,
     AdjustmentSchema,
@@ -45,7 +50,7 @@ from loyalty.schemas import (
 points = Blueprint("points", __name__, description="Points balance, ledger and administration")
 rewards = Blueprint("rewards", __name__, description="Rewards catalog and redemptions")
 partners = Blueprint("partners", __name__, description="Partner systems crediting points")
-blueprints = (points, rewards, partners)
+blueprints = (points, rewards, partners, ecosystem)
 
 
 @points.route("/me/points")
@@ -300,46 +305,6 @@ class Partners(MethodView):
         }
 
 
-def _credit_document(credit: dict[str, Any]) -> dict[str, Any]:
-    return {**credit, "id": credit.get("_id"), "member_id": credit["user_id"]}
-
-
-_SIGNATURE_HEADERS = [
-    {
-        "in": "header",
-        "name": name,
-        "required": True,
-        "schema": {"type": "string"},
-        "description": description,
-    }
-    for name, description in (
-        ("X-Partner-Key", "The partner's API key"),
-        ("X-Signature", "Hex HMAC-SHA256 of `<X-Timestamp>.<raw body>` with the partner's secret"),
-        (
-            "X-Timestamp",
-            "Unix seconds or ISO 8601, signed with the body; refused when 5+ minutes off",
-        ),
-    )
-]
-
-
-def partner_signed(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Authenticate the partner before the body is even validated: an unsigned request
-    learns nothing, not even which fields it got wrong. Documents the signature headers."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        g.partner = partner_systems.authenticate_partner(
-            request.headers.get("X-Partner-Key"),
-            request.headers.get("X-Signature"),
-            request.headers.get("X-Timestamp"),
-            request.get_data(),
-        )
-        return view(*args, **kwargs)
-
-    return refuses(errors.InvalidSignature)(header_parameters(*_SIGNATURE_HEADERS)(wrapper))
-
-
 @partners.route("/partner/points/credits")
 class PartnerCredits(MethodView):
     @partners.public  # no account: the partner signs its request (`partner_signed`)
@@ -352,5 +317,5 @@ class PartnerCredits(MethodView):
     @partners.refuses(errors.PartnerTxnReused, errors.OverCap, errors.UnknownMember)
     def post(self, data):
         """Credit points to an owner (partner systems, HMAC-signed)"""
-        credit, created = partner_systems.credit_from_partner(g.partner, **data)
-        return _credit_document(credit), 201 if created else 200
+        credit, created = partner_transactions.credit_from_partner(g.partner, **data)
+        return transaction_document(credit), 201 if created else 200

@@ -114,8 +114,9 @@ def city_figures(city_code: str, start: datetime, end: datetime) -> dict[str, in
 
 def scorecard_figures(scope: ScorecardScope) -> ScorecardPart:
     """Loyalty's part of a city partner's scorecard: points issued in the city in the
-    period by source (the earning rule or origin; reversed earns count against theirs),
-    and the owners who redeemed in it (they were active)."""
+    period by source (the earning rule or origin, or `partner:<name>` for an ecosystem
+    partner's credits; reversed earns count against theirs), and the owners who redeemed in
+    it, rewards or at a partner (they were active)."""
     period = {"$gte": scope.start, "$lt": scope.end}
     by_source: dict[str, int] = {}
     for row in LedgerEntry._get_collection().aggregate(
@@ -129,7 +130,12 @@ def scorecard_figures(scope: ScorecardScope) -> ScorecardPart:
             },
             {
                 "$group": {
-                    "_id": {"rule": "$source.rule", "kind": "$kind", "of": "$source.kind"},
+                    "_id": {
+                        "rule": "$source.rule",
+                        "kind": "$kind",
+                        "of": "$source.kind",
+                        "partner": "$source.name",
+                    },
                     "amount": {"$sum": "$amount"},
                 }
             },
@@ -137,7 +143,9 @@ def scorecard_figures(scope: ScorecardScope) -> ScorecardPart:
     ):
         key = row["_id"]
         if key["kind"] == EARN or key.get("of") == EARN:
-            source = key.get("rule") or "other"
+            # An ecosystem partner's credits, less their reversals and corrections, by name.
+            partner = key.get("partner")
+            source = f"partner:{partner}" if partner else key.get("rule") or "other"
             by_source[source] = by_source.get(source, 0) + row["amount"]
     redeemers = LedgerEntry._get_collection().distinct(
         "account_id", {"city_code": scope.city_code, "created_at": period, "kind": REDEEM}

@@ -1,4 +1,4 @@
-"""The refusals of points, rewards, redemptions and partner credits, in one place."""
+"""The refusals of points, rewards, redemptions and ecosystem partners, in one place."""
 
 from __future__ import annotations
 
@@ -79,10 +79,10 @@ class AlreadyReversed(Conflict):
 
 
 class PartnerTxnReused(Conflict):
-    """A partner `partner_txn_id` sent again for another member or with other points."""
+    """A partner `partner_txn_id` sent again for another member, kind or points."""
 
     error = "partner_txn_reused"
-    message = "This partner_txn_id was already used for another credit."
+    message = "This partner_txn_id was already used for another transaction."
 
 
 class OverCap(ValidationFailed):
@@ -96,3 +96,109 @@ class OverCap(ValidationFailed):
 class UnknownMember(ValidationFailed):
     error = "unknown_member"
     message = "No owner with this id or phone."
+
+
+# --- ecosystem partners: points both ways ----------------------------------------------
+
+
+class UnknownPartner(ValidationFailed):
+    error = "unknown_partner"
+    message = "No active ecosystem partner with this id."
+
+
+class DailyCapReached(Conflict):
+    """A partner's credits (or debits) of its business day would pass its daily cap."""
+
+    error = "daily_cap_reached"
+    message = "The partner's daily {direction} cap of {cap} points is reached."
+    detail_fields = {
+        "direction": fields.String(required=True),
+        "cap": fields.Integer(required=True),
+    }
+
+
+class InvalidPayCode(ValidationFailed):
+    """No pay code of this number for this partner (none issued, or one bound to another
+    partner): the answer does not say which."""
+
+    error = "invalid_pay_code"
+    message = "This pay code is not valid here."
+
+
+class PayCodeUsed(Conflict):
+    error = "pay_code_used"
+    message = "This pay code was already used."
+
+
+class PayCodeExpired(Conflict):
+    error = "pay_code_expired"
+    message = "This pay code has expired; the owner must show a new one."
+
+
+class OverPayCodeMax(Conflict):
+    """A debit above the most the owner allowed with the pay code (`max_points`)."""
+
+    error = "over_pay_code_max"
+    message = "The owner allowed at most {max_points} points with this pay code."
+    detail_fields = {"max_points": fields.Integer(required=True)}
+
+
+class UnknownPartnerTxn(ValidationFailed):
+    error = "unknown_partner_txn"
+    message = "No credit or debit of this partner has this partner_txn_id."
+
+
+class OverReversal(Conflict):
+    """Reversals of a transaction adding up to more than it moved (`reversible`: what is
+    left to reverse)."""
+
+    error = "over_reversal"
+    message = "At most {reversible} more points of this transaction can be reversed."
+    detail_fields = {"reversible": fields.Integer(required=True)}
+
+
+class DayNotOver(Conflict):
+    """A statement of a business day that has not ended yet (`ends_at`: when it does)."""
+
+    error = "day_not_over"
+    message = "The business day {date} is not over yet."
+    detail_fields = {
+        "date": fields.String(required=True, metadata={"format": "date"}),
+        "ends_at": fields.String(required=True, metadata={"format": "date-time"}),
+    }
+
+
+class ExceptionResolved(Conflict):
+    """Resolving a statement exception already resolved another way (`resolution`)."""
+
+    error = "exception_resolved"
+    message = "This exception was already resolved ({action})."
+    detail_fields = {"action": fields.String(required=True)}
+
+
+class ExceptionWithdrawn(Conflict):
+    error = "exception_withdrawn"
+    message = "A later statement of this day no longer shows this exception."
+
+
+class ResolutionNotApplicable(Conflict):
+    """An action that does not apply to the exception's kind (`actions`: those that do)."""
+
+    error = "resolution_not_applicable"
+    message = "This exception can be resolved with: {actions}."
+    detail_fields = {"actions": fields.String(required=True)}
+
+
+class MonthNotOver(Conflict):
+    """Closing a partner's month before it ended (`closable_from`: when it can be)."""
+
+    error = "month_not_over"
+    message = "The month can be closed from {closable_from}."
+    detail_fields = {
+        "closable_from": fields.String(required=True, metadata={"format": "date-time"})
+    }
+
+
+class MonthClosed(Conflict):
+    error = "month_closed"
+    message = "This month was already closed."

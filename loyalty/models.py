@@ -1,5 +1,6 @@
-"""Points: accounts, the immutable ledger, lots, earning rules, rewards, redemptions, partners
-and reconciliation runs.
+"""Points: accounts, the immutable ledger, lots, earning rules, rewards, redemptions,
+reconciliation runs, and the ecosystem partners exchanging points with owners (their
+transactions, pay codes, daily statements and monthly settlements).
 
 Writes go through `_get_collection()` inside `app.db.transaction` (see `loyalty/ledger.py`);
 these classes declare the shape and the indexes every query needs.
@@ -210,41 +211,6 @@ class Redemption(Document):
     }
 
 
-class Partner(Document):
-    """A partner system crediting points (a charging operator...).
-
-    The secret is stored as issued: verifying an HMAC needs the shared key itself, so it
-    cannot be hashed like a password, and encrypting it with a key held by this same
-    service would only move the problem. It is never returned after creation.
-    """
-
-    name = StringField(required=True, max_length=100)
-    key = StringField(required=True, unique=True)
-    secret = StringField(required=True)
-    max_points_per_txn = IntField(required=True, min_value=1)
-    active = BooleanField(default=True)
-    created_at = DateTimeField(default=utcnow)
-    created_by = ObjectIdField()
-
-    meta = {"collection": "partners", "indexes": []}
-
-
-class PartnerCredit(Document):
-    partner_id = ObjectIdField(required=True)
-    partner_txn_id = StringField(required=True)
-    user_id = ObjectIdField(required=True)
-    points = IntField(required=True)
-    entry_id = ObjectIdField(required=True)
-    balance_after = IntField(required=True)
-    occurred_at = DateTimeField()
-    created_at = DateTimeField(required=True)
-
-    meta = {
-        "collection": "partner_credits",
-        "indexes": [{"fields": ["partner_id", "partner_txn_id"], "unique": True}],
-    }
-
-
 class ReconciliationRun(Document):
     status = StringField(required=True, default=RUN_QUEUED)
     requested_by = ObjectIdField()
@@ -260,3 +226,256 @@ class ReconciliationRun(Document):
     finished_at = DateTimeField()
 
     meta = {"collection": "reconciliation_runs", "indexes": ["-created_at"]}
+
+
+# --- ecosystem partners: points both ways ----------------------------------------------
+# Not to be confused with city partners (`partners/`), the operators that run a city.
+
+CREDIT = "credit"
+DEBIT = "debit"
+REVERSAL = "reversal"
+PARTNER_TXN_KINDS = (CREDIT, DEBIT, REVERSAL)
+# What a movement counts as in a settlement: points the partner credited, or owners spent.
+DIRECTIONS = (CREDIT, DEBIT)
+
+
+class EcosystemPartner(Document):
+    """A company whose system exchanges points with our owners (a charging operator, a car
+    wash): it credits them, debits them with an owner's pay code, reverses either, and
+    sends a statement of each day.
+
+    Secrets are stored as issued: verifying an HMAC needs the shared key itself, so it
+    cannot be hashed like a password, and encrypting it with a key held by this same
+    service would only move the problem. They are never returned after they are issued.
+    During a rotation two are valid: the new `secret` and `previous_secret` until
+    `previous_secret_until`.
+    """
+
+    name = StringField(required=True, max_length=100)
+    key = StringField(required=True, unique=True)
+    secret = StringField(required=True)
+    previous_secret = StringField()
+    previous_secret_until = DateTimeField()
+    secret_rotated_at = DateTimeField()
+    max_points_per_txn = IntField(required=True, min_value=1)
+    # Points per business day the partner may credit, and owners may spend there, through
+    # its API (None: no cap).
+    daily_credit_cap = IntField(min_value=1)
+    daily_debit_cap = IntField(min_value=1)
+    # Its business day: from `cutoff` ("HH:MM") to the next day's, in its time zone. A day's
+    # statement covers that day; caps and settlement count in it.
+    timezone = StringField(required=True, default="Asia/Shanghai")
+    cutoff = StringField(required=True, default="00:00")
+    # The contract's prices, in minor units of `currency` (fen, cents) per 1,000 points:
+    # what the partner pays for the points it credits, what the brand pays for the points
+    # owners spend there.
+    currency = StringField(required=True, default="CNY")
+    credit_rate_per_1000 = IntField(required=True, default=0, min_value=0)
+    debit_rate_per_1000 = IntField(required=True, default=0, min_value=0)
+    active = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+    created_by = ObjectIdField()
+
+    meta = {"collection": "partners", "indexes": []}
+
+
+class PartnerTransaction(Document):
+    """One of a partner's transactions as our ledger holds it: a credit, a debit paid with a
+    pay code, or a reversal of either, unique per partner and `partner_txn_id`.
+
+    `kind`, `user_id` and `points` are what we agree happened: a statement's lines are
+    matched against them, and an admin resolving an exception corrects them. What the
+    transaction and its corrections moved is in the ledger (`entry_ids`) and counted by day
+    in `PartnerDayTotal`, which settlements add up."""
+
+    partner_id = ObjectIdField(required=True)
+    partner_txn_id = StringField(required=True)
+    kind = StringField(required=True, choices=PARTNER_TXN_KINDS)
+    user_id = ObjectIdField(required=True)
+    points = IntField(required=True, min_value=1)
+    # A credit or debit: the points its reversals took back so far (at most `points`).
+    reversed = IntField(default=0)
+    # A debit: the lots it took points from and no reversal has given back yet.
+    restorable = ListField(DictField())
+    # A reversal: the transaction it reverses, and that one's kind.
+    original_txn_id = StringField()
+    original_kind = StringField(choices=DIRECTIONS)
+    pay_code = StringField()
+    entry_id = ObjectIdField(required=True)
+    entry_ids = ListField(ObjectIdField())
+    balance_after = IntField(required=True)
+    occurred_at = DateTimeField()
+    # The partner's business day the transaction belongs to (of `occurred_at`, else of
+    # `created_at`): the day of the statement that must list it.
+    business_day = StringField(required=True)
+    # Written by an admin accepting a statement line we lacked.
+    exception_id = StringField()
+    # Taken back by an admin resolving this statement exception: no statement should list it.
+    voided_by = StringField()
+    created_at = DateTimeField(required=True)
+
+    meta = {
+        "collection": "partner_transactions",
+        "indexes": [
+            {"fields": ["partner_id", "partner_txn_id"], "unique": True},
+            ("partner_id", "business_day"),
+        ],
+    }
+
+
+class PartnerDayTotal(Document):
+    """The points one partner moved in one direction on one business day (`_id`
+    "<partner id>:<day>:<direction>"): `booked`, net of reversals and corrections, is what
+    the day's settlement counts; `through_api`, the credits or debits the partner itself
+    sent, is what its daily cap limits. Written in the transaction of each movement."""
+
+    id = StringField(primary_key=True)
+    partner_id = ObjectIdField(required=True)
+    day = StringField(required=True)
+    direction = StringField(required=True, choices=DIRECTIONS)
+    booked = IntField(required=True, default=0)
+    through_api = IntField(required=True, default=0)
+    movements = IntField(required=True, default=0)
+
+    meta = {"collection": "partner_day_totals", "indexes": [("partner_id", "day")]}
+
+
+class PayCode(Document):
+    """A one-time code an owner shows a partner to pay with points (`_id`: the six digits).
+
+    Live two minutes, used once, for at most `max_points`, at `partner_id` if set. A code
+    is issued again to someone else only long after it expired (`pay_codes.REISSUE_AFTER`),
+    so a late request naming it finds it expired rather than another owner's."""
+
+    id = StringField(primary_key=True)
+    user_id = ObjectIdField(required=True)
+    city_code = StringField()
+    partner_id = ObjectIdField()
+    max_points = IntField(required=True, min_value=1)
+    issued_at = DateTimeField(required=True)
+    expires_at = DateTimeField(required=True)
+    used_at = DateTimeField()
+    used_by = ObjectIdField()
+    used_for = StringField()
+
+    meta = {"collection": "pay_codes", "indexes": []}
+
+
+STATEMENT_QUEUED = "queued"
+STATEMENT_MATCHED = "matched"
+STATEMENT_FAILED = "failed"
+STATEMENT_STATUSES = (STATEMENT_QUEUED, STATEMENT_MATCHED, STATEMENT_FAILED)
+
+MISSING_OURS = "missing_ours"
+MISSING_THEIRS = "missing_theirs"
+POINTS_MISMATCH = "points_mismatch"
+MEMBER_MISMATCH = "member_mismatch"
+KIND_MISMATCH = "kind_mismatch"
+DUPLICATE = "duplicate"
+LATE = "late"
+OVER_REVERSAL = "over_reversal"
+TOTALS_MISMATCH = "totals_mismatch"
+EXCEPTION_KINDS = (
+    MISSING_OURS,
+    MISSING_THEIRS,
+    POINTS_MISMATCH,
+    MEMBER_MISMATCH,
+    KIND_MISMATCH,
+    DUPLICATE,
+    LATE,
+    OVER_REVERSAL,
+    TOTALS_MISMATCH,
+)
+EXCEPTION_OPEN = "open"
+EXCEPTION_RESOLVED = "resolved"
+# A later statement of the same day no longer shows it.
+EXCEPTION_WITHDRAWN = "withdrawn"
+EXCEPTION_STATUSES = (EXCEPTION_OPEN, EXCEPTION_RESOLVED, EXCEPTION_WITHDRAWN)
+ACCEPT_THEIRS = "accept_theirs"
+KEEP_OURS = "keep_ours"
+REVERSE_OURS = "reverse_ours"
+RESOLUTIONS = (ACCEPT_THEIRS, KEEP_OURS, REVERSE_OURS)
+
+
+class Statement(Document):
+    """A partner's statement of one business day (`_id` "<partner id>:<date>"). A statement
+    sent again for the day replaces the upload (`upload_id`); matching then replaces the
+    result, keeping what admins resolved."""
+
+    id = StringField(primary_key=True)
+    partner_id = ObjectIdField(required=True)
+    date = StringField(required=True)
+    upload_id = ObjectIdField(required=True)
+    version = IntField(required=True, default=1)
+    status = StringField(required=True, choices=STATEMENT_STATUSES)
+    # The header's control totals: {"count", "total_credit", "total_debit", "total_reversal"}.
+    header = DictField()
+    line_count = IntField(required=True)
+    body_hash = StringField(required=True)
+    received_at = DateTimeField(required=True)
+    matched_at = DateTimeField()
+    matched = IntField()
+    # Exceptions of the last matching, by kind.
+    exception_counts = DictField()
+    error = StringField()
+
+    meta = {"collection": "statements", "indexes": [("partner_id", "date")]}
+
+
+class StatementChunk(Document):
+    """Up to `statements.CHUNK_LINES` lines of one upload, in order: a statement of 100,000
+    lines is some fifty documents, written and read in a few commands."""
+
+    statement_id = StringField(required=True)
+    upload_id = ObjectIdField(required=True)
+    index = IntField(required=True)
+    lines = ListField(DictField())
+
+    meta = {"collection": "statement_chunks", "indexes": [("upload_id", "index")]}
+
+
+class StatementException(Document):
+    """A difference between a statement and our ledger. Its `_id` is derived from the
+    partner, the day, the kind and the transaction, so matching the day again finds the
+    same exception (and what an admin decided about it) rather than a new one."""
+
+    id = StringField(primary_key=True)
+    partner_id = ObjectIdField(required=True)
+    statement_id = StringField(required=True)
+    date = StringField(required=True)
+    kind = StringField(required=True, choices=EXCEPTION_KINDS)
+    partner_txn_id = StringField()
+    # The transaction as each side has it: {"kind", "member_id", "points", "occurred_at"}
+    # (and for a reversal "original_txn_id"); control totals for `totals_mismatch`.
+    ours = DictField()
+    theirs = DictField()
+    status = StringField(required=True, choices=EXCEPTION_STATUSES)
+    last_seen_upload = ObjectIdField(required=True)
+    created_at = DateTimeField(required=True)
+    # {"action", "reason", "by", "at", "entry_ids", "user_ids", "booked_on"}
+    resolution = DictField()
+
+    meta = {
+        "collection": "statement_exceptions",
+        "indexes": [("statement_id", "status"), ("partner_id", "status", "date")],
+    }
+
+
+SETTLEMENT_OPEN = "open"
+SETTLEMENT_CLOSED = "closed"
+
+
+class PartnerSettlement(Document):
+    """A partner's month (`_id` "<partner id>:<YYYY-MM>"): open while movements may still
+    be booked in it, then closed once, with the figures it closed on."""
+
+    id = StringField(primary_key=True)
+    partner_id = ObjectIdField(required=True)
+    month = StringField(required=True)
+    status = StringField(required=True, choices=(SETTLEMENT_OPEN, SETTLEMENT_CLOSED))
+    figures = DictField()
+    closed_at = DateTimeField()
+    closed_by = ObjectIdField()
+    updated_at = DateTimeField()
+
+    meta = {"collection": "partner_settlements", "indexes": []}

@@ -13,6 +13,7 @@ from pymongo.client_session import ClientSession
 
 from app.outbox import DomainEvent
 from loyalty import content_points, expiry, reconciliation, rules
+from loyalty.statements import RECEIVED, match_statement
 from workers.registry import handles
 
 
@@ -115,3 +116,18 @@ def warn_expiring() -> None:
 def reconcile(run_id: str | None = None) -> None:
     """Run the requested reconciliation, or a new one (the nightly schedule sends none)."""
     reconciliation.run_reconciliation(run_id)
+
+
+@handles(RECEIVED, name="loyalty.match_statement", transactional=False)
+def start_statement_matching(event: DomainEvent, session: None) -> None:
+    # A statement of 100,000 lines takes longer than the domain-event actor may, and is no
+    # transaction: hand it to its own actor. A later upload of the day has its own event.
+    match_statement_upload.send(event.subject_id, event.payload["upload_id"])
+
+
+@dramatiq.actor(
+    actor_name="statements.match", queue_name="loyalty", max_retries=5, time_limit=3600_000
+)
+def match_statement_upload(statement_id: str, upload_id: str) -> None:
+    """Match one upload of an ecosystem partner's statement against the ledger."""
+    match_statement(statement_id, upload_id)

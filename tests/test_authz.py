@@ -24,6 +24,7 @@ from community.models import APPROVAL, CITY_CLUB
 from events import registration
 from events import services as events
 from events.models import ATTENDED, COMPLETED, Event, FollowUp, Registration
+from loyalty import partner_systems, statements
 from loyalty.adjustments import adjust
 from loyalty.models import ReconciliationRun, Reward
 from loyalty.rewards import redeem
@@ -78,6 +79,12 @@ PATH_IDS: dict[str, dict[str, str]] = {
 QUERIES = {
     "GET /api/v1/admin/scorecards": {"month": utcnow().strftime("%Y-%m")},
     "GET /api/v1/admin/scorecards.csv": {"month": utcnow().strftime("%Y-%m")},
+    "GET /api/v1/admin/partners/{ecosystem_partner_id}/settlement": {
+        "month": utcnow().strftime("%Y-%m")
+    },
+    "GET /api/v1/admin/partners/{ecosystem_partner_id}/settlement.csv": {
+        "month": utcnow().strftime("%Y-%m")
+    },
 }
 
 
@@ -165,6 +172,7 @@ def build_world() -> World:
         "code": "SZ",
         **_community(people),
         **_partners(people),
+        **_ecosystem_partner(people, admin),
     }
     world = World(people, ids)
     # The moderator paths name an active member; the membership paths, the applicant.
@@ -217,6 +225,37 @@ def _partners(people: dict[str, Person]) -> dict[str, str]:
         "partner_id": str(partner.pk),
         "past_event_id": str(past.pk),
         "follow_up_id": str(follow_up.pk),
+    }
+
+
+def _ecosystem_partner(people: dict[str, Person], admin: Any) -> dict[str, str]:
+    """An ecosystem partner, and its statement of a day two days ago naming a credit to the
+    owner that we lack: one open exception."""
+    partner, _ = partner_systems.create_partner(admin, "ChargeCo", 500)
+    day = (utcnow() - timedelta(days=2)).date()
+    received = statements.receive_statement(
+        partner,
+        day=day,
+        count=1,
+        total_credit=10,
+        total_debit=0,
+        lines=[
+            {
+                "partner_txn_id": "t1",
+                "member_id": people[OWNER].id,
+                "kind": "credit",
+                "points": 10,
+                "occurred_at": utcnow() - timedelta(days=2),
+            }
+        ],
+        body=b"{}",
+    )
+    statements.match_statement(received["_id"], str(received["upload_id"]))
+    [exception] = statements.exceptions_of(received)
+    return {
+        "ecosystem_partner_id": str(partner.pk),
+        "day": day.isoformat(),
+        "exception_id": exception.pk,
     }
 
 
@@ -338,6 +377,15 @@ def body_for(operation: str, world: World) -> dict[str, Any] | None:
         },
         "POST /api/v1/events/{event_id}/feedback": {"score": 2, "recommend": 3},
         "POST /api/v1/follow-ups/{follow_up_id}/close": {"note": "Called the owner back."},
+        "POST /api/v1/me/pay-codes": {"max_points": 10},
+        "PATCH /api/v1/admin/partners/{ecosystem_partner_id}": {"daily_credit_cap": 1000},
+        "POST /api/v1/admin/statement-exceptions/{exception_id}/resolution": {
+            "action": "keep_ours",
+            "reason": "Not ours to pay",
+        },
+        "POST /api/v1/admin/partners/{ecosystem_partner_id}/settlement/close": {
+            "month": (utcnow().replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+        },
     }
     return bodies.get(operation)
 

@@ -122,6 +122,7 @@ def world(app) -> World:
             "run_id": str(run.pk),
             "grant_id": str(grant.grant_id),
             "partner_id": str(partner.pk),
+            "ecosystem_partner_id": str(partner.pk),
             "user_id": people["owner"].id,
             "club_id": str(club.pk),
             "post_id": str(post.pk),

@@ -21,8 +21,13 @@ from tests.events.conftest import event_body
 from tests.support import make_city, make_person
 
 API = "/api/v1"
-# Creates with a key of their own instead: a partner's `partner_txn_id`.
-KEYED_OTHERWISE = {("post", "/api/v1/partner/points/credits")}
+# Created with keys of their own instead: a partner's transaction ids, a statement's date.
+KEYED_OTHERWISE = {
+    ("post", "/api/v1/partner/points/credits"),
+    ("post", "/api/v1/partner/points/debits"),
+    ("post", "/api/v1/partner/points/reversals"),
+    ("post", "/api/v1/partner/statements"),
+}
 
 
 def sent_twice(client, url: str, body: dict[str, Any] | None, headers: dict[str, str]):

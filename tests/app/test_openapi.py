@@ -23,6 +23,10 @@ PUBLIC = {
     ("/api/v1/auth/password-reset/confirm", "post"),
     ("/api/v1/cities", "get"),
     ("/api/v1/partner/points/credits", "post"),
+    # Ecosystem partners sign instead (loyalty/partner_api.py).
+    ("/api/v1/partner/points/debits", "post"),
+    ("/api/v1/partner/points/reversals", "post"),
+    ("/api/v1/partner/statements", "post"),
 }
 
 

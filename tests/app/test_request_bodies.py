@@ -10,7 +10,7 @@ import pytest
 
 from accounts.models import User, Vehicle
 from events.models import Event
-from loyalty.models import LedgerEntry, PartnerCredit
+from loyalty.models import LedgerEntry, PartnerTransaction
 from tests.events.conftest import event_body
 from tests.support import make_city, make_person, partner_signature
 
@@ -138,7 +138,7 @@ def test_lone_surrogate_in_a_signed_partner_credit_is_refused(client):
     response = post_raw(client, f"{API}/partner/points/credits", raw, headers)
     assert response.status_code == 400
     assert response.json["error"] == "invalid_text"
-    assert PartnerCredit.objects.count() == 0
+    assert PartnerTransaction.objects.count() == 0
     assert LedgerEntry.objects.count() == 0
 
 

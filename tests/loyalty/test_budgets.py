@@ -68,3 +68,41 @@ def test_the_rewards_an_owner_may_redeem(client):
     with within_budget(REWARDS):
         listed = client.get(f"{API}/rewards", headers=owner.headers)
     assert [reward["min_tier"] for reward in listed.json["items"]] == ["silver", "member"]
+
+
+# Ecosystem partners' hot paths (loyalty/partner_transactions.py). A debit: the partner by
+# its key, the transaction id (a replay is answered there), then in one transaction the pay
+# code, the account, the lots it spends, one command with the transaction record, the day's
+# total (which holds the daily cap without a read), the pay code, the account, the lots and
+# the entry, and the commit.
+PARTNER_DEBIT = 7
+PARTNER_DEBIT_REPLAY = 2
+# A credit: the partner, the member, the transaction id, then the account (its tier figure
+# current), one command with the record, the day's total, the account, the lot and the
+# entry, and the commit.
+PARTNER_CREDIT = 6
+
+
+def test_a_partner_debit_with_a_pay_code(client, admin):
+    from tests.loyalty.partners import pay_code, register_partner
+
+    owner = owner_with_history()
+    partner = register_partner(client, admin, daily_debit_cap=100_000)
+    body = {"pay_code": pay_code(client, owner, 500), "partner_txn_id": "d-1", "points": 500}
+    with within_budget(PARTNER_DEBIT) as commands:
+        debit = partner.post(client, "/partner/points/debits", body)
+    assert debit.status_code == 201, (debit.json, commands.names)
+    with within_budget(PARTNER_DEBIT_REPLAY):
+        replay = partner.post(client, "/partner/points/debits", body)
+    assert replay.status_code == 200 and replay.json == debit.json
+
+
+def test_a_partner_credit(client, admin):
+    from tests.loyalty.partners import register_partner
+
+    owner = owner_with_history()
+    partner = register_partner(client, admin, daily_credit_cap=100_000)
+    body = {"member_id": owner.id, "partner_txn_id": "c-1", "points": 50}
+    with within_budget(PARTNER_CREDIT) as commands:
+        credit = partner.post(client, "/partner/points/credits", body)
+    assert credit.status_code == 201, (credit.json, commands.names)
