@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
+# The TypeScript check's packages (tests/test_typescript.py), pinned in its package-lock.json;
+# installed when npm is there (without Node.js the check is skipped, and says so).
+NODE_DIR := tests/typescript
+NODE_STAMP := $(if $(shell command -v npm),$(NODE_DIR)/node_modules/.installed)
 
 .PHONY: run flask test fuzz install lint lock bench overload chaos clean
 
@@ -25,8 +29,13 @@ flask: $(STAMP)
 # the slowest tests. More workers than cores: a third of a test's time is waiting on a
 # process it started or on a server. One test alone: .venv/bin/python -m pytest tests/x.py::test_y
 TEST_WORKERS ?= 3
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1 --durations 25 $(PYTEST_ARGS)
+
+
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund
+	touch $@
 
 # The fuzzing test and the points-follow-content property test of `make test`, with many
 # more examples and fresh random data each run.

@@ -53,12 +53,22 @@ from app.errors import (
     Unauthorized,
 )
 from app.extensions import client_ip, limiter
+from app.idempotency import idempotent
 from app.privacy import PersonalDataSchema, export_personal_data
 from app.web import Blueprint, PageArgsSchema, page_of, paginate
 
-accounts = Blueprint("accounts", __name__, description="Sign-up, login, profile, roles")
+accounts = Blueprint(
+    "accounts",
+    __name__,
+    description="The caller's profile, password, sessions and data; role grants (admin)",
+)
 # Public: sign-up, login and password reset, for callers who have no token yet.
-auth = Blueprint("auth", __name__, description="Sign-up, login and password reset", public=True)
+auth = Blueprint(
+    "auth",
+    __name__,
+    description="Sign-up, login, token refresh, logout and password reset",
+    public=True,
+)
 cities = Blueprint("cities", __name__, description="Markets the brand operates in")
 vehicles = Blueprint("vehicles", __name__, description="Vehicles and ownership verification")
 blueprints = (auth, accounts, cities, vehicles)
@@ -111,6 +121,8 @@ def user_document(found: Caller) -> dict[str, Any]:
         "verified_owner": user.verified_owner,
         "referral_code": user.referral_code,
         "created_at": user.created_at,
+        # Staff discovery: each grant's cities, the city partners the caller works for.
+        **roles.staff_discovery(found),
         # The loyalty tier, from the domains that add to a profile.
         **domains.profile_fields(user.pk),
     }
@@ -120,6 +132,7 @@ def user_document(found: Caller) -> dict[str, Any]:
 class Register(MethodView):
     decorators = [limiter.limit(_limit("RATELIMIT_REGISTER_PER_IP"))]
 
+    @idempotent
     @auth.arguments(RegisterSchema)
     @auth.response(201, RegisteredSchema)
     @auth.refuses(
@@ -130,7 +143,15 @@ class Register(MethodView):
         ContainsSensitiveWord,
     )
     def post(self, data):
-        """Create an owner account"""
+        """Create an owner account
+
+        With `email` or `phone` (phones without a country code are read in
+        `DEFAULT_PHONE_REGION`), a password of 8+ characters, a display name and a
+        `city_code` (`GET /cities`); a `referral_code` names the friend who invited the
+        owner. Answers the account with the tokens of a first device session. 409
+        `account_exists` when the email or phone is taken. Limited per client IP
+        (`RATELIMIT_REGISTER_PER_IP`, 20 a minute).
+        """
         device = _device(data)
         fingerprint = services.client_fingerprint(client_ip(), device)
         user = services.register(**data, fingerprint=fingerprint)
@@ -152,7 +173,12 @@ class Login(MethodView):
     @auth.response(200, TokensSchema)
     @auth.refuses(errors.InvalidCredentials, AccountBanned)
     def post(self, data):
-        """Exchange credentials for the tokens of a new device session"""
+        """Exchange credentials for the tokens of a new device session
+
+        401 `invalid_credentials` alike for an unknown account and a wrong password. Limited
+        per account (10 a minute) and per client IP (30 a minute); past either, 429 with
+        `Retry-After`. An account keeps at most 10 sessions: a new login ends the oldest.
+        """
         return sessions.log_in(device=_device(data), **data)
 
 
@@ -163,12 +189,19 @@ class Refresh(MethodView):
     @auth.refuses(Unauthorized, SessionEnded, errors.RefreshTokenReused, AccountBanned)
     @auth.doc(security=Blueprint.SECURITY)
     def post(self):
-        """Exchange the refresh token for new tokens; the one sent is spent"""
+        """Exchange the refresh token for new tokens; the one sent is spent
+
+        Send the refresh token as the bearer. Answers a new access token and a new refresh
+        token: keep the new one. A spent refresh token sent again is taken as stolen and
+        ends the session (401 `refresh_token_reused`), except within
+        `REFRESH_REUSE_GRACE_SECONDS` (10) of its exchange, when it answers the same new
+        pair (parallel requests refreshing at once).
+        """
         claims = get_jwt()
         return sessions.refresh_session(claims["sub"], claims.get("sid"), claims["jti"])
 
 
-@accounts.route("/auth/logout")
+@accounts.route("/auth/logout", tags=["auth"])  # with the other tokens; needs a login
 class Logout(MethodView):
     @accounts.response(204)
     def post(self):
@@ -183,7 +216,12 @@ class PasswordResetRequest(MethodView):
     @auth.arguments(PasswordResetRequestSchema)
     @auth.response(202)
     def post(self, data):
-        """Send a one-time code by push (the same answer whether or not the account exists)"""
+        """Send a one-time code by push (the same answer whether or not the account exists)
+
+        The 6-digit code is valid 10 minutes for 5 tries and replaces any earlier one.
+        Asking and confirming share a limit per account (10 an hour) and per client IP (30
+        an hour).
+        """
         passwords.request_password_reset(**data)
 
 
@@ -195,7 +233,10 @@ class PasswordResetConfirm(MethodView):
     @auth.response(204)
     @auth.refuses(errors.InvalidCode)
     def post(self, data):
-        """Set a new password with the code; every session ends"""
+        """Set a new password with the code; every session ends
+
+        422 `invalid_code` for a wrong, used-up (5 tries) or expired (10 minutes) code.
+        """
         passwords.reset_password(**data)
 
 
@@ -238,7 +279,12 @@ class Me(MethodView):
     @accounts.response(200, UserSchema)
     @accounts.refuses(errors.UnknownCity, errors.CityChangeTooSoon, ContainsSensitiveWord)
     def patch(self, changes):
-        """Change display name, avatar, city or locale"""
+        """Change display name, avatar, city or locale
+
+        The first change of city is free; each later one waits 90 days after the last (409
+        `city_change_too_soon` with `possible_from`). A reward limited to some cities waits
+        30 days for an owner new to its city.
+        """
         found = caller()
         services.update_profile(sessions.account_of(found), changes)
         return user_document(found)
@@ -267,11 +313,18 @@ class MyData(MethodView):
 
 @accounts.route("/admin/role-grants")
 class RoleGrants(MethodView):
+    @idempotent
     @accounts.arguments(RoleGrantCreateSchema)
     @accounts.response(201, RoleGrantSchema)
     @accounts.refuses(Forbidden, NotFound, errors.CityCodesRequired, errors.UnknownCity)
     def post(self, data):
-        """Grant a role (admin)"""
+        """Grant a role (admin)
+
+        `circle_leader` and `ambassador` act in the grant's `city_codes` (at least one, else
+        422 `city_codes_required`); `admin` in every city. A circle leader granted a city
+        that a city partner runs works for that partner. The grant counts from the grantee's
+        next request.
+        """
         return roles.grant_role(caller(), **data)
 
 
@@ -293,6 +346,10 @@ class Cities(MethodView):
         """List cities"""
         return paginate(City.objects, args["cursor"], args["limit"], order=("code",))
 
+
+@cities.route("/admin/cities")
+class AdminCities(MethodView):
+    @idempotent
     @cities.arguments(CityCreateSchema)
     @cities.response(201, CitySchema)
     @cities.refuses(Forbidden, errors.CityExists)
@@ -300,6 +357,16 @@ class Cities(MethodView):
         """Create a city (admin)"""
         caller().require_admin()
         return services.create_city(**data)
+
+
+# Where cities were created before every admin write moved under /admin: still answered.
+class CityCreationBeforeAdmin(AdminCities):
+    pass
+
+
+cities.add_url_rule(
+    "/cities", view_func=CityCreationBeforeAdmin, deprecated_for="POST /admin/cities"
+)
 
 
 @vehicles.route("/me/vehicles")
@@ -310,11 +377,18 @@ class MyVehicles(MethodView):
         """The caller's vehicles"""
         return paginate(Vehicle.objects(owner_id=caller().user.pk), args["cursor"], args["limit"])
 
+    @idempotent
     @vehicles.arguments(VehicleCreateSchema)
     @vehicles.response(201, VehicleSchema)
     @vehicles.refuses(errors.VinTaken, errors.InvalidVin, errors.DeliveryDateOutOfRange)
     def post(self, data):
-        """Add a vehicle for verification"""
+        """Add a vehicle for verification
+
+        A VIN is 17 characters of A-Z and 0-9 without I, O and Q (422 `invalid_vin`),
+        registered once (409 `vin_taken`). The vehicle waits as `pending` until a circle
+        leader of the owner's city, or an admin, verifies it: the owner's first verified
+        vehicle makes them a verified owner and earns welcome points.
+        """
         return ownership.add_vehicle(sessions.account_of(caller()), **data)
 
 
@@ -334,7 +408,12 @@ class VerifyVehicle(MethodView):
     @vehicles.response(200, VehicleSchema)
     @vehicles.refuses(errors.OwnVehicle, errors.OwnReferral, errors.VehicleNotPending)
     def post(self, vehicle_id):
-        """Verify ownership (circle leader of the owner's city, admin)"""
+        """Verify ownership (circle leader of the owner's city, admin)
+
+        Outside the caller's cities the vehicle is not found (404). Nobody reviews their own
+        vehicle (403 `own_vehicle`) or that of an owner they referred (403 `own_referral`).
+        409 `not_pending` once reviewed.
+        """
         return ownership.verify_vehicle(caller(), vehicle_id)
 
 

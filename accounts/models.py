@@ -76,6 +76,10 @@ class DeviceSession(EmbeddedDocument):
     refresh_hash = StringField(required=True)
     created_at = DateTimeField(required=True)
     last_used_at = DateTimeField(required=True)
+    # The refresh token spent last, and when: presented again within the grace
+    # (REFRESH_REUSE_GRACE_SECONDS) it is a concurrent refresh, not a theft.
+    previous_refresh_hash = StringField()
+    rotated_at = DateTimeField()
 
 
 class PasswordReset(EmbeddedDocument):

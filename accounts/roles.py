@@ -6,6 +6,7 @@ transaction, so the one read of the caller's account every request makes carries
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import structlog
 from bson import ObjectId
@@ -14,6 +15,7 @@ from pymongo.client_session import ClientSession
 from accounts import errors
 from accounts.models import ADMIN, CIRCLE_LEADER, RoleGrant, User
 from accounts.services import find_active_owner, require_cities
+from app import domains
 from app.auth import Caller
 from app.db import get_or_404, transaction
 from app.errors import NotFound
@@ -146,3 +148,16 @@ def copy_grants_to_users() -> int:
     for user_id in user_ids:
         transaction(partial(_copy_grants_to_user, user_id=user_id))
     return len(user_ids)
+
+
+def staff_discovery(caller: Caller) -> dict[str, Any]:
+    """Where a staff member acts, for an app or console holding no id yet: each role grant
+    with its cities (none for an admin, who acts everywhere), and the city partners they
+    work for (`GET /me`; a console's home page calls it too). An owner's are empty, at no
+    cost."""
+    return {
+        "grants": [
+            {"role": grant.role, "city_codes": list(grant.city_codes)} for grant in caller.grants
+        ],
+        "city_partners": domains.employers(caller),
+    }

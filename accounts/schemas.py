@@ -13,7 +13,7 @@ from accounts.models import (
     VEHICLE_REJECTED,
     VEHICLE_VERIFIED,
 )
-from app.fields import CityCode, NotEmpty, Rfc3339DateTime, Text
+from app.fields import CityCode, FullMatch, NotEmpty, Rfc3339DateTime, Text
 from app.web import PageArgsSchema, Schema
 
 DISPLAY_NAME_LENGTH = 50
@@ -72,8 +72,23 @@ class PasswordResetRequestSchema(IdentifierMixin, Schema):
 
 
 class PasswordResetConfirmSchema(PasswordResetRequestSchema):
-    code = fields.String(required=True, load_only=True, validate=validate.Regexp(r"^[0-9]{6}$"))
+    code = fields.String(
+        required=True, load_only=True, validate=FullMatch(r"^[0-9]{6}$", error="Six digits.")
+    )
     new_password = NEW_PASSWORD
+
+
+class GrantSummarySchema(Schema):
+    role = fields.String(validate=validate.OneOf(GRANTABLE_ROLES))
+    city_codes = fields.List(
+        fields.String(), metadata={"description": "Empty for an admin, who acts in every city"}
+    )
+
+
+class CityPartnerRefSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    city_code = fields.String()
 
 
 class UserSchema(Schema):
@@ -91,6 +106,14 @@ class UserSchema(Schema):
     )
     locale = fields.String(validate=validate.OneOf(LOCALES))
     roles = fields.List(fields.String(validate=validate.OneOf((OWNER, *GRANTABLE_ROLES))))
+    grants = fields.List(
+        fields.Nested(GrantSummarySchema),
+        metadata={"description": "The caller's role grants with their cities (staff discovery)"},
+    )
+    city_partners = fields.List(
+        fields.Nested(CityPartnerRefSchema),
+        metadata={"description": "The city partners the caller works for, as a circle leader"},
+    )
     verified_owner = fields.Boolean()
     tier = fields.String()
     referral_code = fields.String()

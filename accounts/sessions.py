@@ -6,6 +6,7 @@ And the account a request speaks for, which the base loads through this domain
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -15,6 +16,7 @@ from typing import Any, cast
 import structlog
 from bson import ObjectId
 from flask import current_app
+from pymongo.collection import Collection
 
 from accounts import errors
 from accounts.credentials import authenticate
@@ -94,36 +96,72 @@ def refresh_session(user_id: Any, session_id: str | None, refresh_id: str) -> di
 
     A spent refresh token presented again means two parties hold the session's tokens (a
     thief and the owner): the whole session ends, and whichever of them comes next must
-    log in again.
+    log in again. Except within REFRESH_REUSE_GRACE_SECONDS of its exchange: an app whose
+    parallel requests all found their access token expired refreshes with one token several
+    times at once, and each gets the same new tokens as the first (the successor refresh
+    token is derived from the spent one with SECRET_KEY, and the tokens' times from the
+    exchange's), once that exchange committed.
     """
     users = User._get_collection()
     oid = object_id(user_id)
-    user = users.find_one({"_id": oid, "erased_at": None}, {"sessions": 1, "banned_until": 1})
-    session = next(
-        (entry for entry in (user or {}).get("sessions", []) if entry["sid"] == session_id), None
-    )
-    if oid is None or session_id is None or session is None:
+    if oid is None or session_id is None:
         raise SessionEnded()
-    if user.get("banned_until") and user["banned_until"] > utcnow():
-        raise AccountBanned()
-    spent, fresh = _digest(refresh_id), secrets.token_urlsafe(32)
-    rotated = False
+    session = _session(users, oid, session_id)
+    spent, successor = _digest(refresh_id), _successor(refresh_id)
     if hmac.compare_digest(session["refresh_hash"], spent):
+        now = utcnow().replace(microsecond=0)  # tokens carry whole seconds
         # Conditional on the spent hash: of two uses of one token at once, one rotates.
         rotated = users.update_one(
             {"_id": oid, "sessions": {"$elemMatch": {"sid": session_id, "refresh_hash": spent}}},
             {
                 "$set": {
-                    "sessions.$.refresh_hash": _digest(fresh),
-                    "sessions.$.last_used_at": utcnow(),
+                    "sessions.$.refresh_hash": _digest(successor),
+                    "sessions.$.previous_refresh_hash": spent,
+                    "sessions.$.rotated_at": now,
+                    "sessions.$.last_used_at": now,
                 }
             },
         ).matched_count
-    if not rotated:
-        end_session(oid, session_id)
-        log.warning("refresh_token_reused", user_id=str(oid), session_id=session_id)
-        raise errors.RefreshTokenReused()
-    return issue_tokens(str(oid), session_id, fresh)
+        if rotated:
+            return issue_tokens(str(oid), session_id, successor, issued_at=now)
+        session = _session(users, oid, session_id)  # the concurrent exchange's result
+    if _within_grace(session, spent):
+        return issue_tokens(str(oid), session_id, successor, issued_at=session["rotated_at"])
+    end_session(oid, session_id)
+    log.warning("refresh_token_reused", user_id=str(oid), session_id=session_id)
+    raise errors.RefreshTokenReused()
+
+
+def _session(users: Collection, oid: ObjectId, session_id: str) -> dict[str, Any]:
+    """The live session a refresh token names (401 `session_ended` when gone; 403 when the
+    account is banned)."""
+    user = users.find_one({"_id": oid, "erased_at": None}, {"sessions": 1, "banned_until": 1})
+    session = next(
+        (entry for entry in (user or {}).get("sessions", []) if entry["sid"] == session_id), None
+    )
+    if user is None or session is None:
+        raise SessionEnded()
+    if user.get("banned_until") and user["banned_until"] > utcnow():
+        raise AccountBanned()
+    return session
+
+
+def _successor(refresh_id: str) -> str:
+    """The refresh token that follows `refresh_id`: keyed, so that no one derives a
+    session's current token from an old one they hold."""
+    secret = current_app.config["SECRET_KEY"].encode()
+    mac = hmac.new(secret, f"refresh-successor:{refresh_id}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+
+def _within_grace(session: dict[str, Any], spent: str) -> bool:
+    """Whether `spent` is the refresh token this session exchanged last, and so recently
+    that presenting it again is a concurrent refresh rather than a copy in other hands."""
+    previous, rotated_at = session.get("previous_refresh_hash"), session.get("rotated_at")
+    if previous is None or rotated_at is None or not hmac.compare_digest(previous, spent):
+        return False
+    grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
+    return utcnow() - rotated_at <= grace
 
 
 def end_session(user_id: ObjectId, session_id: str | None) -> bool:

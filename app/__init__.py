@@ -10,7 +10,7 @@ from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as app_config
-from app import domains
+from app import contract, domains
 from app.request_bodies import JSONProvider
 
 # Swagger UI's files come with the `swagger-ui-bundle` package and are served by the app,
@@ -34,6 +34,12 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL=SWAGGER_UI_URL,
+        # Swagger UI would send the document to an outside validator (and show its badge).
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
+        API_SPEC_OPTIONS={
+            "info": {"description": contract.DESCRIPTION},
+            "servers": contract.SERVERS,
+        },
         JWT_SECRET_KEY=settings["SECRET_KEY"],
         JWT_TOKEN_LOCATION=["headers"],
         RATELIMIT_STORAGE_URI=settings["REDIS_URL"],
@@ -54,7 +60,7 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
         )
 
     from app import admission, auth, db, errors, observability
-    from app.extensions import api, jwt, limiter
+    from app.extensions import api, cors, jwt, limiter
     from workers.broker import configure_broker
 
     observability.init_app(app)
@@ -64,6 +70,22 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
     configure_broker(settings["REDIS_URL"], settings["DRAMATIQ_HEARTBEAT_TIMEOUT_MS"])
     jwt.init_app(app)
     limiter.init_app(app)
+    if settings["CORS_ORIGINS"]:
+        # Bearer tokens, not cookies: no credentials. Preflights are answered for an hour.
+        cors.init_app(
+            app,
+            resources={r"/api/*": {"origins": list(settings["CORS_ORIGINS"])}},
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=[
+                "X-Request-ID",
+                "Idempotent-Replayed",
+                "Retry-After",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+            ],
+            max_age=3600,
+        )
     api.init_app(
         app,
         spec_kwargs={

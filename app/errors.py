@@ -17,7 +17,9 @@ from typing import Any, ClassVar
 
 import mongoengine
 import redis
-from flask import Flask, jsonify, request
+from flask import Flask, Response, g, has_request_context, jsonify, request
+from flask_limiter.errors import RateLimitExceeded
+from limits import RateLimitItem
 from marshmallow import fields
 from pymongo.errors import ConnectionFailure, PyMongoError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -212,6 +214,11 @@ class IdempotencyKeyReused(ValidationFailed):
     message = "This Idempotency-Key was used with another request body."
 
 
+class RequestInProgress(Conflict):
+    error = "request_in_progress"
+    message = "A request with this Idempotency-Key is still running; retry in a moment."
+
+
 class SessionEnded(Unauthorized):
     error = "session_ended"
     message = "This session has ended; log in again."
@@ -239,6 +246,9 @@ def envelope(
     if errors is not None:
         body["errors"] = errors
     body.update(details)
+    # As the X-Request-ID header says it: a user's screenshot of the error finds the log.
+    if has_request_context() and (request_id := g.get("request_id")):
+        body["request_id"] = request_id
     return body
 
 
@@ -274,13 +284,34 @@ def http_exception_response(exc: HTTPException) -> tuple[dict[str, Any], int, di
     message = data.get("message") or (
         (exc.description or "") if status < 500 else InternalError.message
     )
+    if isinstance(exc, RateLimitExceeded):
+        message = f"Too many requests: at most {_per(exc.limit.limit)}. {RateLimited.message}"
     slug = data.get("error")
     if status == 400 and errors == ["Invalid JSON body."]:
         slug, message, errors = MalformedJSON.error, MalformedJSON.message, None
     return envelope(status, message, slug, errors), status, headers
 
 
+def _per(limit: RateLimitItem) -> str:
+    """A limit as people say it: `5 per minute`, `20 per 2 minutes` (limits says `5 per 1
+    minute`)."""
+    unit = limit.GRANULARITY.name
+    period = unit if limit.multiples == 1 else f"{limit.multiples} {unit}s"
+    return f"{limit.amount} per {period}"
+
+
+def _retry_after_only_on_refusals(response: Response) -> Response:
+    """Retry-After tells a client to wait before trying again: only 429 and 503 say that.
+    Flask-Limiter puts its window's reset on every answer of a limited route, a 200 too."""
+    if response.status_code not in (RateLimited.status, ServiceUnavailable.status):
+        response.headers.pop("Retry-After", None)
+    return response
+
+
 def init_app(app: Flask) -> None:
+    # First in the list, so it runs after every other `after_request`, Flask-Limiter's too.
+    app.after_request_funcs.setdefault(None, []).insert(0, _retry_after_only_on_refusals)
+
     @app.before_request
     def _refuse_oversized_heads():
         if len(request.environ.get("RAW_URI") or request.full_path) > MAX_URI_BYTES:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import request
+from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 
@@ -15,5 +16,6 @@ def client_ip() -> str:
 
 
 api = Api()
+cors = CORS()
 jwt = JWTManager()
 limiter = Limiter(key_func=client_ip, default_limits=[])

@@ -5,7 +5,7 @@ carry an offset, and every time the API shows is RFC 3339."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
@@ -58,17 +58,14 @@ class Text(fields.String):
         return text
 
 
-class _FullMatch(validate.Validator):
+class FullMatch(validate.Regexp):
     """A pattern that must match the whole value: `validate.Regexp` with `$` lets a
-    trailing newline through."""
+    trailing newline through. The pattern is published in the OpenAPI document as it is,
+    so write it for ECMA 262 too (`[0-9]`, `^...$`, no Python-only syntax)."""
 
-    def __init__(self, pattern: str, error: str) -> None:
-        self.regex = re.compile(pattern)
-        self.message = error
-
-    def __call__(self, value: str) -> str:
+    def __call__(self, value: Any) -> Any:
         if self.regex.fullmatch(value) is None:
-            raise ValidationError(self.message)
+            raise ValidationError(self._format_error(value))
         return value
 
 
@@ -77,7 +74,7 @@ class CityCode(fields.String):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
-            validate=_FullMatch(CITY_CODE_PATTERN, error="Not a city code (2-8 capital letters)."),
+            validate=FullMatch(CITY_CODE_PATTERN, error="Not a city code (2-8 capital letters)."),
             **kwargs,
         )
 
@@ -120,6 +117,41 @@ class AwareDateTime(fields.AwareDateTime):
                 latest=latest.isoformat(timespec="seconds"),
             )
         return moment
+
+
+class BoundedDate(fields.Date):
+    """A calendar date from `earliest` to `latest` inclusive (else `date_out_of_range`); the
+    range is said in the field's description, JSON Schema having no bounds for a date."""
+
+    default_error_messages = {"date_out_of_range": "Must be from {earliest} to {latest}."}
+
+    def __init__(self, *, earliest: date, latest: date, **kwargs: Any) -> None:
+        metadata = dict(kwargs.pop("metadata", {}))
+        said = metadata.get("description")
+        span = f"From {earliest.isoformat()} to {latest.isoformat()}"
+        metadata["description"] = f"{said}; {span.lower()}" if said else span
+        super().__init__(metadata=metadata, **kwargs)
+        self.earliest, self.latest = earliest, latest
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> date:
+        day = super()._deserialize(value, attr, data, **kwargs)
+        if not self.earliest <= day <= self.latest:
+            raise self.make_error("date_out_of_range", earliest=self.earliest, latest=self.latest)
+        return day
+
+
+MONTH_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
+
+
+class Month(fields.String):
+    """A calendar month, `YYYY-MM`, of this century (what a contract or a budget can mean)."""
+
+    def __init__(self, description: str = "YYYY-MM", **kwargs: Any) -> None:
+        super().__init__(
+            validate=FullMatch(MONTH_PATTERN, error="A month as YYYY-MM, from 2000-01."),
+            metadata={"example": "2026-12", "description": description},
+            **kwargs,
+        )
 
 
 def shown(value: datetime) -> datetime:

@@ -1,23 +1,29 @@
-"""`Idempotency-Key` for the POSTs docs/api-guide.md lists.
+"""`Idempotency-Key` for every POST that creates something (docs/api-guide.md).
 
-Keys are scoped to the caller, the method and the path, and kept 48 hours. A replay with the
-same body gets the first response (same status, same body) and changes nothing; the same key
-with another body is 422 `idempotency_key_reused`.
+Keys are scoped to the caller, the method and the path (a caller not signed in yet, at
+sign-up, to the body too), and kept 48 hours. A replay with the same body gets the first
+response (same status, same body, `Idempotent-Replayed: true`) and changes nothing; the same
+key with another body is 422 `idempotency_key_reused`.
 
-The record of a key is written once, complete, in the transaction of the change it protects;
-nothing is written before. The decorator reads the record once: found, it answers from it.
-Not found, the view runs with a pending record that the service's answering transaction
-(`app.db.transaction(..., answers_request=True)`) renders from its result and inserts with
-its own writes, in the same command. (A view whose every change is in that transaction can
-skip the read: `changes_in_transaction=True`, below.) So:
+The record of a key is written, complete, by the service's answering transaction
+(`app.db.transaction(..., answers_request=True)`), rendered from its result with the view's
+declared schema, together with the change it protects, in the same command. A view whose
+service has no answering transaction stores the answer after the view returns. Two ways of
+keeping one key to one effect:
 
-- two requests racing with one key cannot both take effect: the unique index on
-  (scope, key) lets one transaction commit, the other fails on it (or on the change itself:
-  the stock the first took) and answers the first one's record;
-- a request that dies, or fails with a 5xx, wrote nothing: its key is free at once;
-- a refusal (a 4xx domain error) is remembered too, a 409 stays a 409: its transaction
-  aborted, so its record is inserted after it, unless a concurrent request with the key
-  committed first, whose answer is then given.
+- a claim (the default): the request first inserts its key's record, unfinished; a second
+  request with the key finds it, waits a few seconds for the first to finish and answers
+  its response (409 `request_in_progress` if it is still running). The answering transaction
+  finishes the claim; a request that fails with a 5xx, fails validation or dies leaves no
+  finished record: its claim is deleted at once, or, if its process died, taken over after
+  CLAIM_ABANDONED_AFTER;
+- `changes_in_transaction=True`, for a view that changes nothing but in its answering
+  transaction (registration, redemption: hot paths): no claim and no read of the key; the
+  view runs, and a replay's transaction fails on the key's record, inserted first in its
+  batch, and answers the stored response. The unique index on (scope, key) lets one of two
+  racing transactions commit.
+
+A refusal (a 4xx domain error) is remembered too, a 409 stays a 409.
 
 Why the body is rendered inside the transaction rather than the resource's id stored and
 rendered again on a replay: the resource changes (a registration is cancelled, a redemption
@@ -32,36 +38,57 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from functools import partial, wraps
 from typing import Any
 
 import marshmallow as ma
 import structlog
-from flask import Response, jsonify, request
+from bson import ObjectId
+from flask import Response, g, jsonify, request
 from mongoengine import DateTimeField, Document, IntField, StringField
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 from werkzeug.exceptions import UnprocessableEntity
 
 from app import db
-from app.auth import caller
 from app.clock import utcnow
-from app.errors import DomainError, IdempotencyKeyReused, InvalidIdempotencyKey
+from app.errors import (
+    DomainError,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+    RequestInProgress,
+)
 from app.web import declared_response, header_parameters, refuses, render
 
 log = structlog.get_logger()
 
 HEADER = "Idempotency-Key"
+REPLAYED = "Idempotent-Replayed"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+# A second request with a claimed key waits this long for the first to finish.
+CLAIM_WAIT_SECONDS = 3.0
+_CLAIM_POLL_SECONDS = 0.05
+# A claim still unfinished after this long belongs to a request whose process died (a
+# request's database work has REQUEST_DB_BUDGET_MS, 5 s by default): the key is free again.
+CLAIM_ABANDONED_AFTER = timedelta(seconds=30)
 
 KEY_PARAMETER = {
     "in": "header",
     "name": HEADER,
     "required": False,
     "schema": {"type": "string", "pattern": _KEY.pattern},
-    "description": "Makes a retried POST safe: the same key and body return the first response.",
+    "description": "Makes a retried POST safe: the same key and body, sent again within 48 "
+    "hours, answer the first response (status and body, with `Idempotent-Replayed: true`) "
+    "and change nothing; the same key with another body is 422 `idempotency_key_reused`.",
+}
+REPLAYED_HEADER = {
+    "description": "`true` when this is the stored answer to an earlier request with the "
+    "same `Idempotency-Key`, which changed nothing now",
+    "schema": {"type": "string", "enum": ["true"]},
 }
 
 
@@ -69,6 +96,7 @@ class IdempotencyRecord(Document):
     scope = StringField(required=True)
     key = StringField(required=True)
     request_hash = StringField(required=True)
+    # Both unset while a claim's request runs.
     status_code = IntField()
     body = StringField()
     created_at = DateTimeField(default=utcnow)
@@ -87,7 +115,7 @@ class KeyTaken(Exception):
 
 
 class _Unfinished(Exception):
-    """The key's record was one the previous release left unfinished: run the view again."""
+    """The key's record was an abandoned claim, deleted now: run the view again."""
 
 
 def _request_hash() -> str:
@@ -100,9 +128,17 @@ def _request_hash() -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
+def _scope(request_hash: str) -> str:
+    """Whose key this is: the caller's, or, before sign-up, whoever sends this very body
+    (which holds their password): another's sign-up never answers theirs."""
+    caller = g.get("caller")
+    who = caller.id if caller is not None else f"anonymous:{request_hash}"
+    return f"{who}:{request.method}:{request.path}"
+
+
 @dataclass
 class _Pending:
-    """The record of this request's key, until a transaction writes it."""
+    """The record of this request's key, until it is written."""
 
     records: Collection
     scope: str
@@ -110,16 +146,18 @@ class _Pending:
     request_hash: str
     status: int
     schema: ma.Schema
+    # The claim's `_id`; None with `changes_in_transaction`.
+    claim: ObjectId | None = None
     body: bytes | None = None
     written: bool = False
 
-    def document(self, status: int, body: bytes) -> dict[str, Any]:
+    def document(self, status: int | None, body: bytes | None) -> dict[str, Any]:
         return {
             "scope": self.scope,
             "key": self.key,
             "request_hash": self.request_hash,
             "status_code": status,
-            "body": body.decode(),
+            "body": body.decode() if body is not None else None,
             "created_at": utcnow(),
         }
 
@@ -128,6 +166,14 @@ class _Pending:
         if self.written:
             return
         self.body = render(self.schema, result)
+        if self.claim is not None:
+            writes.update(
+                self.records,
+                {"_id": self.claim, "body": None},
+                {"$set": {"status_code": self.status, "body": self.body.decode()}},
+                refusal=KeyTaken(),
+            )
+            return
         # First: a replay's transaction then fails on the key, whatever else it repeats.
         record = self.document(self.status, self.body)
         writes.insert(self.records, record, duplicate=KeyTaken(), first=True)
@@ -135,8 +181,46 @@ class _Pending:
     def committed(self) -> None:
         self.written = self.body is not None
 
-    def insert(self, status: int, body: bytes) -> Response | None:
+    def take(self) -> Response | None:
+        """Claim the key for this request; the answer to give instead when the key is
+        another request's (its stored response, once it finished)."""
+        deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+        while True:
+            if time.monotonic() > deadline:
+                raise RequestInProgress()
+            document = self.document(None, None)
+            try:
+                self.claim = self.records.insert_one(document).inserted_id
+                return None
+            except DuplicateKeyError:
+                pass
+            found = self.records.find_one({"scope": self.scope, "key": self.key})
+            if found is None:
+                continue  # its request failed and let the key go
+            if found.get("body") is None and _abandoned(found):
+                self.records.delete_one({"_id": found["_id"], "body": None})
+                continue
+            if found.get("body") is not None or found["request_hash"] != self.request_hash:
+                return _answer(found, self.request_hash)
+            time.sleep(_CLAIM_POLL_SECONDS)
+
+    def release(self) -> None:
+        """Let the key go: this request failed and recorded nothing."""
+        if self.claim is not None:
+            self.records.delete_one({"_id": self.claim, "body": None})
+
+    def store(self, status: int, body: bytes) -> Response | None:
         """Store an answer outside any transaction; the winner's answer if there is one."""
+        if self.claim is not None:
+            finished = self.records.update_one(
+                {"_id": self.claim, "body": None},
+                {"$set": {"status_code": status, "body": body.decode()}},
+            )
+            if not finished.matched_count:
+                # Taken over as abandoned while the view ran (past CLAIM_ABANDONED_AFTER):
+                # the view's change is made, so its own answer stands.
+                log.warning("idempotency_claim_lost", scope=self.scope)
+            return None
         try:
             self.records.insert_one(self.document(status, body))
         except DuplicateKeyError:
@@ -144,10 +228,11 @@ class _Pending:
         return None
 
     def stored(self) -> dict[str, Any] | None:
-        """The key's finished record; one left by the previous release for a request that
-        never finished is deleted, and the key is free."""
+        """The key's finished record; an abandoned claim is deleted, and the key is free."""
         found = self.records.find_one({"scope": self.scope, "key": self.key})
         if found is not None and found.get("body") is None:
+            if not _abandoned(found):
+                raise RequestInProgress()
             self.records.delete_one({"_id": found["_id"], "body": None})
             return None
         return found
@@ -155,16 +240,20 @@ class _Pending:
     def answer_stored(self) -> Response:
         found = self.stored()
         if found is None:
-            # The record that refused ours was an unfinished one, deleted now.
+            # The record that refused ours was an abandoned one, deleted now.
             raise _Unfinished()
         return _answer(found, self.request_hash)
+
+
+def _abandoned(record: dict[str, Any]) -> bool:
+    return record["created_at"] < utcnow() - CLAIM_ABANDONED_AFTER
 
 
 def _answer(record: dict[str, Any], request_hash: str) -> Response:
     if record["request_hash"] != request_hash:
         raise IdempotencyKeyReused()
     response = Response(record["body"], status=record["status_code"], mimetype="application/json")
-    response.headers["Idempotent-Replayed"] = "true"
+    response.headers[REPLAYED] = "true"
     return response
 
 
@@ -172,14 +261,14 @@ def idempotent(
     view: Callable[..., Response] | None = None, *, changes_in_transaction: bool = False
 ) -> Any:
     """Wrap a view: outermost of its method decorators, above the `@blp.response` whose
-    schema renders the stored answer; the header and the refusals it adds are documented
-    with the view.
+    schema renders the stored answer; the header, the `Idempotent-Replayed` answer header
+    and the refusals it adds are documented with the view.
 
     `changes_in_transaction=True` (as `@idempotent(changes_in_transaction=True)`) declares
     that the view changes nothing but in its answering transaction, and spares each request
-    the read of its key: the view runs, and a replay's transaction fails on the key's record,
-    which changes nothing, and answers the stored response. A replay then costs the view's
-    reads, a first request one command less.
+    the claim: the view runs, and a replay's transaction fails on the key's record, which
+    changes nothing, and answers the stored response. A replay then costs the view's
+    reads, a first request nothing more than its own commands.
     """
     if view is None:
         return partial(idempotent, changes_in_transaction=changes_in_transaction)
@@ -193,9 +282,10 @@ def idempotent(
             return pending.answer_stored()
         except DomainError as refusal:
             if refusal.status >= 500:
+                pending.release()
                 raise
             body = jsonify(refusal.body()).get_data()
-            if (first := pending.insert(refusal.status, body)) is not None:
+            if (first := pending.store(refusal.status, body)) is not None:
                 return first
             raise
         except UnprocessableEntity:
@@ -203,12 +293,17 @@ def idempotent(
             # is the answer (the view ran before the key was read).
             if changes_in_transaction and (found := pending.stored()) is not None:
                 return _answer(found, pending.request_hash)
+            pending.release()
+            raise
+        except BaseException:
+            pending.release()
             raise
         if not pending.written:
             # The view changed nothing in an answering transaction: store its answer now.
             if response.status_code >= 500:
+                pending.release()
                 return response
-            return pending.insert(response.status_code, response.get_data()) or response
+            return pending.store(response.status_code, response.get_data()) or response
         if (response.status_code, response.get_data()) != (pending.status, pending.body):
             log.error("idempotent_answer_differs", view=view.__qualname__)
             return Response(pending.body, status=pending.status, mimetype="application/json")
@@ -221,15 +316,28 @@ def idempotent(
             return view(*args, **kwargs)
         if not _KEY.match(key):
             raise InvalidIdempotencyKey()
-        scope = f"{caller().id}:{request.method}:{request.path}"
+        request_hash = _request_hash()
         records = IdempotencyRecord._get_collection()
-        pending = _Pending(records, scope, key, _request_hash(), status, schema)
-        if not changes_in_transaction and (found := pending.stored()) is not None:
-            return _answer(found, pending.request_hash)
+        pending = _Pending(records, _scope(request_hash), key, request_hash, status, schema)
+        if not changes_in_transaction and (answered := pending.take()) is not None:
+            return answered
         try:
             return respond(pending, args, kwargs)
         except _Unfinished:
-            return respond(replace(pending, body=None, written=False), args, kwargs)
+            # Our transaction failed on a record found gone since: it changed nothing.
+            retry = replace(pending, claim=None, body=None, written=False)
+            if not changes_in_transaction and (answered := retry.take()) is not None:
+                return answered
+            return respond(retry, args, kwargs)
 
     documented = header_parameters(KEY_PARAMETER)(wrapper)
-    return refuses(InvalidIdempotencyKey, IdempotencyKeyReused)(documented)
+    documented = refuses(InvalidIdempotencyKey, IdempotencyKeyReused)(documented)
+    if not changes_in_transaction:
+        documented = refuses(RequestInProgress)(documented)
+    return _mark_idempotent(documented)
+
+
+def _mark_idempotent(view: Any) -> Any:
+    """Tell the project Blueprint to document the view's success answer as replayable."""
+    view._apidoc = {**getattr(view, "_apidoc", {}), "idempotent": True}
+    return view

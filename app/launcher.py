@@ -14,6 +14,7 @@ against the servers of a running launcher.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from app.config import ConfigError, Setting, load
 from app.embedded import (
@@ -38,6 +39,8 @@ BIN = Path(sys.executable).parent
 # Under DATA_DIR while `make run` runs: the addresses of the embedded servers it started,
 # for `make flask` in another terminal.
 SERVERS_FILE = "servers.json"
+# Under DATA_DIR: locked by the launcher that runs on it, and naming its pid.
+LOCK_FILE = "launcher.pid"
 
 
 # Read by `make run` only, not by the processes it starts: how many of each process it
@@ -174,11 +177,34 @@ def flask_command(arguments: list[str]) -> NoReturn:
     os.execve(flask, [flask, "--app", "wsgi", *arguments], development(environ))
 
 
+def hold_data_dir(data_dir: Path) -> TextIO:
+    """Take DATA_DIR for this launcher, or exit naming the launcher that holds it, having
+    touched nothing: a second launcher would delete the first's servers.json, wipe its
+    metrics and start workers against its databases. The lock is the kernel's (flock), so a
+    launcher killed outright releases it; its children do not inherit it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(data_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held for the launcher's life
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        sys.exit(
+            f"launcher: another `make run` (pid {holder}) is running with DATA_DIR={data_dir};"
+            " stop it first, or give this one a DATA_DIR of its own"
+        )
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
 def main(arguments: list[str]) -> int:
     if arguments[:1] == ["flask"]:
         flask_command(arguments[1:])
     settings, data_dir = launcher_settings()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    _held = hold_data_dir(data_dir)  # locked while this process lives
     environ = development(dict(os.environ))
     metrics_dir = data_dir / "prometheus"
     shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -19,13 +19,15 @@ The Blueprint owns two things every route shares:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from typing import Any, TypeVar
 
 import flask
 import flask_smorest
 import marshmallow as ma
+import structlog
+from apispec.ext.marshmallow.common import resolve_schema_instance
 from bson import json_util
 from flask.views import MethodView
 from flask_limiter import RouteLimit
@@ -52,6 +54,8 @@ from app.errors import (
 )
 from app.request_bodies import ArgumentsParser
 
+log = structlog.get_logger()
+
 
 def declared_response(view: Any) -> tuple[int, ma.Schema]:
     """The success status and schema a view declares with `Blueprint.response`, which
@@ -70,12 +74,56 @@ def render(schema: ma.Schema, result: Any) -> bytes:
     return flask.jsonify(schema.dump(result)).get_data()
 
 
+# A response field's metadata key saying when the field is left out of the body.
+ABSENT_WHEN = "absent_when"
+
+Field = TypeVar("Field", bound=fields.Field)
+
+
+def sometimes_absent(field: Field, when: str) -> Field:
+    """A response field that is left out of the body `when` ...: the only kind of field a
+    response may lack. The document leaves it out of `required` and says when."""
+    field.metadata = {**field.metadata, ABSENT_WHEN: when}
+    return field
+
+
 class Schema(ma.Schema):
-    """Unknown fields are refused (422), never silently dropped."""
+    """Unknown fields are refused (422), never silently dropped.
+
+    As a response, a schema promises what the document says of it (`Api` writes every field
+    of a schema a 2xx answer reaches into its `required`): each field is present unless
+    declared `sometimes_absent`, and null only where it allows None. A dump that breaks the
+    promise is logged, and fails under test."""
 
     class Meta:
         unknown = ma.RAISE
         ordered = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A stored document leaves out what it has no value for: a nullable field is null.
+        for field in self.dump_fields.values():
+            nullable = field.allow_none and ABSENT_WHEN not in field.metadata
+            if nullable and field.dump_default is ma.missing:
+                field.dump_default = None
+
+    @ma.post_dump
+    def _as_documented(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        for name, field in self.dump_fields.items():
+            key = field.data_key or name
+            if key not in data:
+                if ABSENT_WHEN not in field.metadata:
+                    _undocumented(self, key, "missing")
+            elif data[key] is None and not field.allow_none:
+                _undocumented(self, key, "null")
+        return data
+
+
+def _undocumented(schema: ma.Schema, key: str, problem: str) -> None:
+    message = f"{type(schema).__name__}.{key} is {problem}, unlike what the document says"
+    if flask.has_app_context() and flask.current_app.testing:
+        raise AssertionError(message)
+    log.error("response_differs_from_document", schema=type(schema).__name__, field=key)
 
 
 class FieldErrorsSchema(ma.Schema):
@@ -90,6 +138,12 @@ class EnvelopeSchema(ma.Schema):
     code = fields.Integer(required=True, metadata={"description": "The HTTP status"})
     status = fields.String(required=True, metadata={"description": "The HTTP status phrase"})
     message = fields.String(required=True, metadata={"description": "A human sentence"})
+    request_id = fields.String(
+        metadata={
+            "description": "This request's id, as in the X-Request-ID header and the server's "
+            "logs. Absent only from a 503 `overloaded` answered before the request was handled"
+        }
+    )
 
 
 class ErrorSchema(EnvelopeSchema):
@@ -114,12 +168,84 @@ class Api(flask_smorest.Api):
         # marshmallow's URL is JSON Schema's `uri` (apispec says `url`, which no tool knows).
         self.register_field(fields.URL, "string", "uri")
 
+    def _init_spec(self, *args: Any, **kwargs: Any) -> None:
+        super()._init_spec(*args, **kwargs)
+        self.ma_plugin.converter.add_attribute_function(_say_when_absent)
+
+    def register_blueprint(self, blp: Any, *args: Any, **kwargs: Any) -> None:
+        super().register_blueprint(blp, *args, **kwargs)
+        _require_response_fields(self.spec, self.ma_plugin.converter)
+
     def _register_pagination_header(self) -> None:
         """Lists page with cursors (`page_of`), not with flask-smorest's pagination: its
         header and `PaginationMetadata` schema stay out of the document."""
 
     def handle_http_exception(self, error):  # noqa: D401 - flask-smorest hook
         return http_exception_response(error)
+
+
+def _say_when_absent(converter: Any, field: fields.Field, ret: dict[str, Any]) -> dict[str, Any]:
+    """apispec attribute function: a `sometimes_absent` field says when in its description."""
+    when = field.metadata.get(ABSENT_WHEN)
+    if when is None:
+        return {}
+    said = (ret.get("description") or "").rstrip(".")
+    return {"description": f"{said}. Absent {when}." if said else f"Absent {when}."}
+
+
+def component_refs(document: Any) -> Iterator[str]:
+    """The component names `document` refers to, anywhere inside it."""
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value.rsplit("/", 1)[1]
+            else:
+                yield from component_refs(value)
+    elif isinstance(document, list):
+        for item in document:
+            yield from component_refs(item)
+
+
+def _require_response_fields(spec: Any, converter: Any) -> None:
+    """Write `required` into every schema a 2xx answer reaches: all its fields but those
+    `sometimes_absent` (generated clients then type them as present, in every language).
+    A schema reached by both a request body and an answer would need two `required` lists:
+    refused, so each side keeps a schema of its own."""
+    schemas = spec.components.schemas
+    answers: list[str] = []
+    bodies: list[str] = []
+    for item in spec.to_dict()["paths"].values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            bodies += component_refs(operation.get("requestBody"))
+            for status, answer in operation["responses"].items():
+                if str(status).startswith("2"):
+                    answers += component_refs(answer)
+
+    def reached(names: list[str]) -> set[str]:
+        found: set[str] = set()
+        while names:
+            name = names.pop()
+            if name not in found and name in schemas:
+                found.add(name)
+                names += component_refs(schemas[name])
+        return found
+
+    answered = reached(answers)
+    shared = answered & reached(bodies)
+    if shared:
+        raise TypeError(f"schemas both sent and answered (split them): {sorted(shared)}")
+    instances = {name: key for key, name in converter.refs.items()}
+    for name in answered:
+        if name not in instances:
+            continue
+        schema = resolve_schema_instance(instances[name][0])
+        schemas[name]["required"] = sorted(
+            field.data_key or field_name
+            for field_name, field in schema.dump_fields.items()
+            if ABSENT_WHEN not in field.metadata
+        )
 
 
 _refusal_schemas: dict[type[DomainError], type[ma.Schema]] = {}
@@ -198,8 +324,12 @@ class Blueprint(flask_smorest.Blueprint):
         endpoint: str | None = None,
         view_func: Any = None,
         provide_automatic_options: bool | None = None,
+        *,
+        deprecated_for: str | None = None,
         **options: Any,
     ) -> None:
+        """`deprecated_for="POST /admin/rewards"`: an older path a view keeps answering
+        while clients move; the document marks it deprecated and names its successor."""
         if isinstance(view_func, type) and issubclass(view_func, MethodView):
             for method in view_func.methods or ():
                 name = method.lower()
@@ -216,6 +346,7 @@ class Blueprint(flask_smorest.Blueprint):
                     # The view and its method, as a generated client's function name:
                     # `postEventRegistrations` becomes `post_event_registrations`.
                     "operation_id": method + view_func.__name__[0].upper() + view_func.__name__[1:],
+                    "deprecated_for": deprecated_for,
                 }
 
     def _guard(self, view: View) -> View:
@@ -271,7 +402,39 @@ class Blueprint(flask_smorest.Blueprint):
         for status, slugs in sorted(by_status.items()):
             responses.pop(status, None)
             responses[str(status)] = _refusals_response(spec, [slugs[s] for s in sorted(slugs)])
+        # flask-smorest writes the docstring's summary and description over what the
+        # callbacks return: notes join the docstring's description itself.
+        docstring = doc_info.setdefault("docstring", {})
+        notes = [docstring.get("description")]
+        if doc_info.get("idempotent"):
+            _document_replays(doc)
+            notes.append(IDEMPOTENT_NOTE)
+        if route.get("deprecated_for"):
+            doc["deprecated"] = True
+            moved = f"**Deprecated**: use `{route['deprecated_for']}`, which answers the same."
+            notes.insert(0, moved)
+        if any(notes):
+            docstring["description"] = "\n\n".join(filter(None, notes))
         return doc
+
+
+# Said on every operation that takes an `Idempotency-Key` (app/idempotency.py).
+IDEMPOTENT_NOTE = (
+    "**Idempotent**: send an `Idempotency-Key` header to make a retry safe. The same key "
+    "and body within 48 hours answer the first response, status and body (a refusal too), "
+    "with `Idempotent-Replayed: true`, and change nothing; the same key with another body "
+    "is 422 `idempotency_key_reused`."
+)
+
+
+def _document_replays(doc: dict[str, Any]) -> None:
+    """The `Idempotent-Replayed` header on the answers a replay repeats (success and
+    refusals alike)."""
+    from app.idempotency import REPLAYED, REPLAYED_HEADER
+
+    for status, response in doc.get("responses", {}).items():
+        if str(status).startswith(("2", "4")):
+            response.setdefault("headers", {})[REPLAYED] = REPLAYED_HEADER
 
 
 def _is_page_args(schema: Any) -> bool:
@@ -312,9 +475,10 @@ def _refusals_response(spec: Any, refusals: list[type[DomainError]]) -> dict[str
 
 
 def _meaning(refusal: type[DomainError]) -> str:
-    """What a refusal means: its own docstring's first line, else its message."""
+    """What a refusal means: its own docstring's first paragraph, in one line (a sentence
+    may run over several lines), else its message."""
     doc = refusal.__dict__.get("__doc__")
-    return doc.strip().splitlines()[0] if doc else refusal.message
+    return " ".join(doc.strip().split("\n\n")[0].split()) if doc else refusal.message
 
 
 def StrictInteger(**kwargs: Any) -> fields.Integer:  # noqa: N802 - reads like a field class

@@ -8,9 +8,11 @@ from flask import current_app, g
 from flask.views import MethodView
 
 from accounts.errors import UnknownCity
+from accounts.services import AMBASSADOR
 from app.auth import caller
 from app.errors import ContainsSensitiveWord, Forbidden, NotFound, RateLimited
 from app.extensions import limiter
+from app.idempotency import idempotent
 from app.web import Blueprint, PageArgsSchema, page_of
 from community import clubs, errors, moderation, posts, reports, words
 from community.schemas import (
@@ -61,6 +63,7 @@ class Clubs(MethodView):
         """Clubs, newest first; `city` and `q` (part of the name) narrow the list"""
         return clubs.list_clubs(args.get("city"), args.get("q"), args["cursor"], args["limit"])
 
+    @idempotent
     @blp.arguments(ClubCreateSchema)
     @blp.response(201, ClubSchema)
     @blp.refuses(Forbidden, UnknownCity, ContainsSensitiveWord)
@@ -86,10 +89,16 @@ class ClubItem(MethodView):
 
 @blp.route("/clubs/<club_id>/members")
 class ClubMembers(MethodView):
+    @idempotent
     @blp.response(201, MembershipSchema)
     @blp.refuses(errors.NotVerifiedOwner, errors.AlreadyMember, errors.Muted)
     def post(self, club_id):
-        """Join: active at once in an open club, pending where the club approves"""
+        """Join: active at once in an open club, pending where the club approves
+
+        `join_policy`: `open` (active at once), `approval` (pending until a club moderator
+        or city leader approves), `verified_owners` (403 `not_verified_owner` for others).
+        409 `already_member` for a second request.
+        """
         return clubs.join(caller(), club_id)
 
     @blp.arguments(MemberListArgsSchema, location="query")
@@ -166,12 +175,19 @@ class ClubPosts(MethodView):
             caller(), club_id, args.get("featured"), args["cursor"], args["limit"]
         )
 
+    @idempotent
     @_per_owner("RATELIMIT_POSTS_PER_USER", "posts")
     @blp.arguments(PostCreateSchema)
     @blp.response(201, PostSchema)
     @blp.refuses(errors.NotMember, errors.Muted, errors.NewAccountLimit)
     def post(self, data, club_id):
-        """Post in a club (active members); held for review if it has a listed word"""
+        """Post in a club (active members); held for review if it has a listed word
+
+        Active members only (403 `not_member`), not while muted (403 `muted`). Limited per
+        owner (`RATELIMIT_POSTS_PER_USER`, 5 a minute); an account younger than 24 hours
+        posts 3 a day (429 `new_account_limit`). A published post earns its author points
+        (5, at most 3 rewarded a day).
+        """
         return posts.publish_post(caller(), club_id, data["body"], data["image_urls"])
 
 
@@ -206,12 +222,20 @@ class PostComments(MethodView):
         """A post's visible comments, oldest first"""
         return posts.post_comments(caller(), post_id, args["cursor"], args["limit"])
 
+    # `add_comment` changes all in one transaction: no claim, so a keyed comment stays at
+    # the 5 commands of the write budget (its two reads leave no room for a claim).
+    @idempotent(changes_in_transaction=True)
     @_per_owner("RATELIMIT_COMMENTS_PER_USER", "comments")
     @blp.arguments(CommentCreateSchema)
     @blp.response(201, CommentSchema)
     @blp.refuses(errors.NotMember, errors.Muted, errors.NewAccountLimit)
     def post(self, data, post_id):
-        """Comment on a post (active members of its club); its author is told"""
+        """Comment on a post (active members of its club); its author is told
+
+        Active members of the post's club only (403 `not_member`), not while muted (403
+        `muted`). Limited per owner (`RATELIMIT_COMMENTS_PER_USER`, 20 a minute); an account
+        younger than 24 hours comments 10 times a day (429 `new_account_limit`).
+        """
         return posts.add_comment(caller(), post_id, data["body"])
 
 
@@ -243,9 +267,16 @@ class PostLike(MethodView):
 @blp.route("/posts/<post_id>/feature")
 class FeaturePost(MethodView):
     @blp.response(200, PostSchema)
-    @blp.refuses(errors.OwnContent)
+    @blp.refuses(Forbidden, errors.OwnContent)
     def post(self, post_id):
-        """Pin a post in its club as an owner story; its author earns points once"""
+        """Pin a post in its club as an owner story; its author earns points once
+
+        Ambassadors of the post's city (a national club's post: its author's city) and
+        admins; nobody features their own post (403 `own_content`). An owner holding no
+        ambassador role is refused 403; a post outside the caller's cities is not found
+        (404).
+        """
+        caller().require_role(AMBASSADOR)
         return moderation.feature_post(caller(), post_id)
 
 
@@ -254,6 +285,7 @@ class FeaturePost(MethodView):
 
 @blp.route("/reports")
 class Reports(MethodView):
+    @idempotent
     @_per_owner("RATELIMIT_REPORTS_PER_USER", "reports")
     @blp.arguments(ReportCreateSchema)
     @blp.response(201, ReportSchema)
@@ -261,7 +293,14 @@ class Reports(MethodView):
     @blp.refuses(errors.UnknownTarget, errors.SelfReport)
     def post(self, data):
         """Report a post, comment or user; enough weight from two or more reporters hides
-        content at once"""
+        content at once
+
+        One open report per reporter and target: a repeat answers 200 with the open one. A
+        report weighs by its reporter's standing (nothing from new, unverified, muted or
+        non-member accounts until a person decides); content is hidden pending review once
+        open reports from two or more reporters reach `REPORT_HIDE_THRESHOLD`. Limited per
+        owner (`RATELIMIT_REPORTS_PER_USER`, 10 a minute).
+        """
         report, created = reports.file_report(caller(), **data)
         return report, 201 if created else 200
 
@@ -278,6 +317,7 @@ class ModerationQueue(MethodView):
 
 @blp.route("/moderation/actions")
 class ModerationActions(MethodView):
+    @idempotent
     @blp.arguments(ActionCreateSchema)
     @blp.response(201, ActionSchema)
     @blp.refuses(
@@ -289,7 +329,16 @@ class ModerationActions(MethodView):
         errors.ActionNotApplicable,
     )
     def post(self, data):
-        """Hide, restore or remove content; warn, mute or ban its author or a user"""
+        """Hide, restore or remove content; warn, mute or ban its author or a user
+
+        Ambassadors of the content's city (a post's or comment's city is its club's; in a
+        national club, its author's) and admins. Nobody moderates their own content or
+        account (403 `own_content`); only admins warn, mute, ban or restore a staff account
+        (403 `staff_account`). The action resolves the open reports on its target and tells
+        the reporters and the author. An owner holding no ambassador role is refused 403; a
+        target outside the caller's cities is not found (404).
+        """
+        caller().require_role(AMBASSADOR)
         return moderation.take_action(caller(), **data)
 
     @blp.arguments(CityArgsSchema, location="query")
@@ -309,6 +358,7 @@ class SensitiveWords(MethodView):
         """The sensitive-word list (admin)"""
         return words.list_words(caller(), args["cursor"], args["limit"])
 
+    @idempotent
     @blp.arguments(SensitiveWordCreateSchema)
     @blp.response(201, SensitiveWordSchema)
     @blp.refuses(Forbidden, errors.WordListed, errors.NoLetters)

@@ -146,7 +146,7 @@ def publish_post(caller: Caller, club_id: str, body: str, image_urls: list[str])
     )
     _screen(post)
 
-    def unit(session: ClientSession) -> None:
+    def unit(session: ClientSession) -> Post:
         membership = _writing_member(caller, oid, session)
         limits.check_new_account(caller, Post)
         post.city_code = membership.get("city_code") or user.city_code
@@ -155,10 +155,11 @@ def publish_post(caller: Caller, club_id: str, body: str, image_urls: list[str])
         count_post(writes, oid, post.pk)
         if post.status == VISIBLE:
             record_published(session, post)
+        return post
 
     # The club's day count is one document: this process's posts to it take turns.
     with one_at_a_time(f"post_days:{oid}"):
-        transaction(unit)
+        transaction(unit, answers_request=True)  # with its Idempotency-Key's record
     log.info("post_published", post_id=str(post.pk), club_id=club_id, status=post.status)
     return post
 
@@ -295,7 +296,7 @@ def add_comment(caller: Caller, post_id: str, body: str) -> Comment:
     )
     _screen(comment)
 
-    def unit(session: ClientSession) -> None:
+    def unit(session: ClientSession) -> Comment:
         post = Post._get_collection().find_one(
             {"_id": oid},
             {"club_id": 1, "city_code": 1, "author_id": 1, "status": 1},
@@ -311,9 +312,10 @@ def add_comment(caller: Caller, post_id: str, body: str) -> Comment:
         if comment.status == VISIBLE:
             count_comment(session, oid, 1)
             record_commented(session, comment, post.get("author_id"))
+        return comment
 
     with _counters_of(oid):
-        transaction(unit)
+        transaction(unit, answers_request=True)  # with its Idempotency-Key's record
     log.info("comment_created", comment_id=str(comment.pk), post_id=post_id, status=comment.status)
     return comment
 

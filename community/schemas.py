@@ -3,7 +3,7 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from app.fields import CityCode, NotEmpty, Rfc3339DateTime, Text
-from app.web import PageArgsSchema, Schema, StrictInteger
+from app.web import PageArgsSchema, Schema, StrictInteger, sometimes_absent
 from community.models import (
     ACTIONS,
     CLUB_KINDS,
@@ -39,9 +39,8 @@ class ClubUpdateSchema(NotEmpty, Schema):
 
 class ClubListArgsSchema(PageArgsSchema):
     city = CityCode()
-    q = fields.String(
-        validate=validate.Length(1, 100), metadata={"description": "Part of the name"}
-    )
+    # Text: a control character (a NUL) is refused, never handed to the database's regex.
+    q = Text(100, metadata={"description": "Part of the name"})
 
 
 class MemberListArgsSchema(PageArgsSchema):
@@ -67,7 +66,14 @@ class ClubSchema(Schema):
     join_policy = fields.String()
     member_count = fields.Integer(metadata={"description": "Active members"})
     created_at = Rfc3339DateTime()
-    my_membership = fields.Nested(MembershipSchema, allow_none=True)
+    my_membership = sometimes_absent(
+        fields.Nested(
+            MembershipSchema,
+            allow_none=True,
+            metadata={"description": "The caller's membership; null when they have none"},
+        ),
+        when="from the club list (`GET /clubs`)",
+    )
 
 
 # --- posts, comments, likes ------------------------------------------------------------

@@ -6,6 +6,7 @@ from flask import Response, jsonify
 from flask.views import MethodView
 
 from accounts.errors import UnknownCity
+from accounts.services import CIRCLE_LEADER
 from app.auth import caller
 from app.errors import ContainsSensitiveWord, Forbidden
 from app.idempotency import idempotent
@@ -55,6 +56,7 @@ class Events(MethodView):
             user_id=caller().user.pk,
         )
 
+    @idempotent
     @blp.arguments(EventCreateSchema)
     @blp.response(201, EventSchema)
     @blp.refuses(
@@ -65,7 +67,14 @@ class Events(MethodView):
         ContainsSensitiveWord,
     )
     def post(self, data):
-        """Create a draft event (circle leader of the city, admin)"""
+        """Create a draft event (circle leader of the city, admin)
+
+        Times carry an offset and run from a day ago to five years ahead, in order:
+        registration closes no later than the start, which is before the end (422
+        `invalid_times`). `points_reward` is at most the `event.attended` earning rule's
+        `max_points` (422 `points_reward_too_high`). A leader creates events in their own
+        cities only (403).
+        """
         return listings.describe_event(services.create_event(caller(), **data))
 
 
@@ -99,7 +108,12 @@ class EventItem(MethodView):
         ContainsSensitiveWord,
     )
     def patch(self, changes, event_id):
-        """Edit an event (its city's circle leaders, admin)"""
+        """Edit an event (its city's circle leaders, admin)
+
+        Capacity may not drop below the seats taken (409 `capacity_below_confirmed`). For a
+        city partner's published event, raising capacity or reward reserves more of its
+        month's budget (409 `budget_exceeded`), lowering releases.
+        """
         return listings.describe_event(services.update_event(caller(), event_id, changes))
 
 
@@ -108,7 +122,12 @@ class PublishEvent(MethodView):
     @blp.response(200, EventSchema)
     @blp.refuses(errors.NotDraft, errors.EventStarted, BudgetExceeded)
     def post(self, event_id):
-        """Publish a draft (its city's circle leaders, admin)"""
+        """Publish a draft (its city's circle leaders, admin)
+
+        Before its start only (409 `event_started`). A city partner's event reserves
+        `capacity x points_reward` of the partner's budget for the month it starts in (409
+        `budget_exceeded` when less is left).
+        """
         return listings.describe_event(services.publish_event(caller(), event_id))
 
 
@@ -137,7 +156,14 @@ class EventRegistrations(MethodView):
     @blp.response(201, RegistrationSchema)
     @blp.refuses(errors.NotVerifiedOwner, errors.AlreadyRegistered, errors.RegistrationClosed)
     def post(self, event_id):
-        """Register: confirmed while seats are left, else waitlisted with a position"""
+        """Register: confirmed while seats are left, else waitlisted with a position
+
+        Open while the event is published and before `registration_closes_at` (409
+        `registration_closed`); once per owner (409 `already_registered`). A
+        verified-owners-only event refuses other owners (403 `not_verified_owner`). A full
+        event waitlists in order of arrival; a freed seat goes to the first waitlisted
+        owner.
+        """
         return registration.register(caller(), event_id)
 
     @blp.arguments(RegistrationListArgsSchema, location="query")
@@ -154,7 +180,11 @@ class MyEventRegistration(MethodView):
     @blp.response(204)
     @blp.refuses(errors.CancellationClosed)
     def delete(self, event_id):
-        """Cancel the caller's registration; the first waitlisted owner is promoted"""
+        """Cancel the caller's registration; the first waitlisted owner is promoted
+
+        Until the event starts, while it is published (409 `cancellation_closed`
+        afterwards).
+        """
         registration.cancel_registration(caller(), event_id)
 
 
@@ -169,6 +199,7 @@ class Ticket(MethodView):
 
 @blp.route("/events/<event_id>/check-ins")
 class CheckIns(MethodView):
+    @idempotent
     @blp.arguments(CheckInSchema)
     @blp.response(201, RegistrationSchema)
     @blp.alt_response(200, schema=RegistrationSchema, description="Already checked in")
@@ -176,6 +207,7 @@ class CheckIns(MethodView):
         202, schema=CheckInConflictSchema, description="An offline scan kept as a conflict"
     )
     @blp.refuses(
+        Forbidden,
         errors.SelfCheckIn,
         errors.EventClosed,
         errors.CheckInClosed,
@@ -185,7 +217,15 @@ class CheckIns(MethodView):
     )
     def post(self, data, event_id):
         """Check an owner in by ticket or user id, online or from an offline scan (its city's
-        circle leaders, admin)"""
+        circle leaders, admin)
+
+        Open from 2 hours before the start until 6 hours after the end, in the city's time
+        (409 `check_in_closed`, with the window). Checking oneself in is refused (403
+        `self_check_in`); staff are checked in without points. A second check-in of the same
+        owner answers 200 and changes nothing. An owner holding no circle leader role is
+        refused 403; another city's event is not found (404).
+        """
+        caller().require_role(CIRCLE_LEADER)
         scan = tickets.Scan.taken_from(data)
         result = tickets.check_in(caller(), event_id, scan=scan, **data)
         if result.status_code == tickets.KEPT_AS_CONFLICT:
@@ -220,6 +260,7 @@ class DoorKit(MethodView):
 
 @blp.route("/events/<event_id>/feedback")
 class Feedback(MethodView):
+    @idempotent
     @blp.arguments(FeedbackCreateSchema)
     @blp.response(201, FeedbackSchema)
     @blp.refuses(
@@ -230,7 +271,13 @@ class Feedback(MethodView):
         errors.EventCancelled,
     )
     def post(self, data, event_id):
-        """Rate an event the caller attended, within 7 days after its end"""
+        """Rate an event the caller attended, within 7 days after its end
+
+        Once per owner and event (409 `feedback_exists`), from the end for 7 days (409
+        `feedback_closed`, with the window in the city's time), by owners who attended (403
+        `not_attended`). The city's staff do not rate its events (403 `staff_feedback`). A
+        score of 1 or 2 opens a follow-up for the city's leaders.
+        """
         return feedback.give_feedback(caller(), event_id, **data)
 
     @blp.arguments(PageArgsSchema, location="query")

@@ -27,6 +27,7 @@ from app.screening import holds_listed_word
 from app.web import paginate
 from events import errors
 from events.access import is_staff, managed_event, visible_event
+from events.listings import city_time
 from events.models import (
     ATTENDED,
     CANCELLED,
@@ -86,7 +87,8 @@ def give_feedback(
     closes_at = event.ends_at + timedelta(days=FEEDBACK_WINDOW_DAYS)
     if not event.ends_at <= now <= closes_at:
         raise errors.FeedbackClosed(
-            opens_at=event.ends_at.isoformat(), closes_at=closes_at.isoformat()
+            opens_at=city_time(event, event.ends_at).isoformat(),
+            closes_at=city_time(event, closes_at).isoformat(),
         )
     feedback = EventFeedback(
         id=ObjectId(),

@@ -31,6 +31,12 @@ def city_zone(code: str, zones: dict[str, str] | None = None) -> str:
     return (zones if zones is not None else city_timezones()).get(code, DEFAULT_TIMEZONE)
 
 
+def city_time(event: Event, moment: datetime) -> datetime:
+    """A time of an event's (a window it opens or closes), in its city's time zone like the
+    event's own times."""
+    return moment.astimezone(ZoneInfo(city_zone(event.city_code)))
+
+
 def waitlist_counts(event_ids: list[ObjectId]) -> dict[ObjectId, int]:
     """How many owners wait for each of the events (absent: none), counted afresh: what
     `Event.waitlisted` keeps (migrations, checks)."""

@@ -5,7 +5,7 @@ from datetime import UTC, timedelta
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.fields import AwareDateTime, CityCode, NotEmpty, Rfc3339DateTime, StrictBoolean, Text
-from app.web import PageArgsSchema, Schema, StrictInteger
+from app.web import PageArgsSchema, Schema, StrictInteger, sometimes_absent
 from events.models import EVENT_STATUSES, REGISTRATION_STATUSES
 from loyalty.rules import EVENT_POINTS_CEILING
 
@@ -133,7 +133,15 @@ class EventSchema(Schema):
     city_partner_id = fields.String(
         allow_none=True, metadata={"description": "The city partner that ran it; null: HQ"}
     )
-    my_registration = fields.Nested(RegistrationSchema, allow_none=True)
+    my_registration = sometimes_absent(
+        fields.Nested(
+            RegistrationSchema,
+            allow_none=True,
+            metadata={"description": "The caller's registration; null when they have none"},
+        ),
+        when="from the answers of staff operations (create, edit, publish, cancel, "
+        "complete, the managed list)",
+    )
 
 
 class MyRegistrationSchema(RegistrationSchema):

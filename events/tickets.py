@@ -41,6 +41,7 @@ from app.errors import DomainError, NotFound
 from app.outbox import record_event
 from events import errors, ticket_keys
 from events.access import is_staff, managed_event, visible_event
+from events.listings import city_time
 from events.models import (
     ACTIVE,
     ATTENDED,
@@ -291,7 +292,10 @@ def _admissible(
         return registration
     opens_at, closes_at = event.starts_at - CHECK_IN_OPENS, event.ends_at + TICKET_GRACE
     if not opens_at <= at <= closes_at:
-        raise errors.CheckInClosed(opens_at=opens_at.isoformat(), closes_at=closes_at.isoformat())
+        raise errors.CheckInClosed(
+            opens_at=city_time(event, opens_at).isoformat(),
+            closes_at=city_time(event, closes_at).isoformat(),
+        )
     if registration.status != CONFIRMED:
         raise errors.NotConfirmed(message=f"This registration is {registration.status}.")
     return registration

@@ -77,7 +77,11 @@ class Adjustments(MethodView):
     @points.response(201, AdjustmentEntrySchema)
     @points.refuses(Forbidden, NotFound, errors.OwnPoints, errors.InsufficientPoints)
     def post(self, data):
-        """Credit or debit an owner's points, with a reason (admin)"""
+        """Credit or debit an owner's points, with a reason (admin)
+
+        Audited. Nobody adjusts their own points (403 `own_points`); a debit may not take
+        the balance below zero (409 `insufficient_points`).
+        """
         return adjustments.adjust(caller(), **data, key=request.headers.get(HEADER))
 
 
@@ -94,7 +98,11 @@ class Reversal(MethodView):
         errors.InsufficientPoints,
     )
     def post(self, data, entry_id):
-        """Reverse a mistaken earn or credit adjustment, once (admin)"""
+        """Reverse a mistaken earn or credit adjustment, once (admin)
+
+        Only an earn or a positive adjustment (409 `not_reversible`), once (409
+        `already_reversed`).
+        """
         return adjustments.reverse_entry(
             caller(), entry_id, data["reason"], key=request.headers.get(HEADER)
         )
@@ -102,11 +110,11 @@ class Reversal(MethodView):
 
 @points.route("/admin/earning-rules")
 class EarningRules(MethodView):
-    @points.response(200, EarningRuleSchema(many=True))
+    @points.response(200, page_of(EarningRuleSchema))
     @points.refuses(Forbidden)
     def get(self):
-        """Earning rules (admin)"""
-        return rules.list_rules(caller())
+        """Earning rules, all on one page (admin)"""
+        return {"items": rules.list_rules(caller()), "next_cursor": None}
 
 
 @points.route("/admin/earning-rules/<code>")
@@ -121,6 +129,7 @@ class EarningRuleItem(MethodView):
 
 @points.route("/admin/reconciliation/runs")
 class ReconciliationRuns(MethodView):
+    @idempotent
     @points.response(202, RunStartedSchema)
     @points.refuses(Forbidden)
     def post(self):
@@ -143,7 +152,12 @@ class Rewards(MethodView):
     @rewards.arguments(RewardArgsSchema, location="query")
     @rewards.response(200, page_of(RewardOfferSchema))
     def get(self, args):
-        """Active rewards offered in the caller's city, each saying whether it is redeemable"""
+        """Active rewards offered in the caller's city, each saying whether it is redeemable
+
+        `redeemable: false` comes with `locked_reason`, the slug redeeming it would be
+        refused with. Rewards above the caller's tier are left out unless
+        `include_locked=true`. Points and the per-owner limit are not considered here.
+        """
         return redemptions.catalogue(
             caller().user,
             args.get("city"),
@@ -151,13 +165,6 @@ class Rewards(MethodView):
             args["limit"],
             include_locked=args["include_locked"],
         )
-
-    @rewards.arguments(RewardCreateSchema)
-    @rewards.response(201, RewardSchema)
-    @rewards.refuses(Forbidden, UnknownCity)
-    def post(self, data):
-        """Add a reward to the catalog (admin)"""
-        return redemptions.create_reward(caller(), data)
 
 
 @rewards.route("/admin/rewards")
@@ -169,15 +176,42 @@ class AdminRewards(MethodView):
         """The whole catalogue, inactive rewards included, newest first (admin)"""
         return redemptions.all_rewards(caller(), args["cursor"], args["limit"])
 
+    @idempotent
+    @rewards.arguments(RewardCreateSchema)
+    @rewards.response(201, RewardSchema)
+    @rewards.refuses(Forbidden, UnknownCity)
+    def post(self, data):
+        """Add a reward to the catalog (admin)"""
+        return redemptions.create_reward(caller(), data)
 
-@rewards.route("/rewards/<reward_id>")
-class RewardItem(MethodView):
+
+@rewards.route("/admin/rewards/<reward_id>")
+class AdminRewardItem(MethodView):
     @rewards.arguments(RewardUpdateSchema)
     @rewards.response(200, RewardSchema)
     @rewards.refuses(Forbidden, UnknownCity)
     def patch(self, changes, reward_id):
         """Change a reward (admin)"""
         return redemptions.update_reward(caller(), reward_id, changes)
+
+
+# Where these admin writes lived before every one moved under /admin: still answered.
+class RewardCreationBeforeAdmin(AdminRewards):
+    methods = {"POST"}
+
+
+class RewardItemBeforeAdmin(AdminRewardItem):
+    pass
+
+
+rewards.add_url_rule(
+    "/rewards", view_func=RewardCreationBeforeAdmin, deprecated_for="POST /admin/rewards"
+)
+rewards.add_url_rule(
+    "/rewards/<reward_id>",
+    view_func=RewardItemBeforeAdmin,
+    deprecated_for="PATCH /admin/rewards/{reward_id}",
+)
 
 
 @rewards.route("/redemptions")
@@ -195,7 +229,14 @@ class Redemptions(MethodView):
         errors.InsufficientPoints,
     )
     def post(self, data):
-        """Redeem a reward: points and stock are debited at once"""
+        """Redeem a reward: points and stock are debited at once
+
+        Refused with 409 `insufficient_points`, `out_of_stock`, `limit_reached` (the
+        reward's per-owner limit), `tier_too_low`, `not_in_city` (a reward limited to other
+        cities) or `city_too_recent` (the owner moved to the city less than 30 days ago;
+        `eligible_from` says when). Points are spent oldest-expiry first. The redemption is
+        `pending` until handed over.
+        """
         return redemptions.redeem(
             caller().user,
             data["reward_id"],
@@ -226,7 +267,11 @@ class FulfilRedemption(MethodView):
     @rewards.response(200, RedemptionSchema)
     @rewards.refuses(errors.OwnRedemption, errors.RedemptionNotPending)
     def post(self, redemption_id):
-        """Mark a redemption handed over (admin, circle leader of the pickup city)"""
+        """Mark a redemption handed over (admin, circle leader of the pickup city)
+
+        Nobody hands over their own redemption (403 `own_redemption`). 409 `not_pending`
+        unless pending.
+        """
         return redemptions.fulfil_redemption(caller(), redemption_id)
 
 
@@ -235,12 +280,16 @@ class CancelRedemption(MethodView):
     @rewards.response(200, RedemptionSchema)
     @rewards.refuses(errors.RedemptionNotPending)
     def post(self, redemption_id):
-        """Cancel a pending redemption: points refunded once, stock restored"""
+        """Cancel a pending redemption: points refunded once, stock restored
+
+        Its owner while pending, or an admin (409 `not_pending` otherwise).
+        """
         return redemptions.cancel_redemption(caller(), redemption_id)
 
 
 @partners.route("/admin/partners")
 class Partners(MethodView):
+    @idempotent
     @partners.arguments(PartnerCreateSchema)
     @partners.response(201, PartnerCreatedSchema)
     @partners.refuses(Forbidden)

@@ -118,6 +118,7 @@ def transaction_document(record: dict[str, Any]) -> dict[str, Any]:
 
 @ecosystem.route("/me/pay-codes")
 class PayCodes(MethodView):
+    @idempotent
     @ecosystem.arguments(PayCodeCreateSchema)
     @ecosystem.response(201, PayCodeSchema)
     @ecosystem.refuses(errors.UnknownPartner, RateLimited)
@@ -251,6 +252,7 @@ class EcosystemPartnerItem(MethodView):
 
 @ecosystem.route("/admin/partners/<ecosystem_partner_id>/secrets")
 class PartnerSecrets(MethodView):
+    @idempotent
     @ecosystem.arguments(SecretRotationSchema)
     @ecosystem.response(201, SecretIssuedSchema)
     @ecosystem.refuses(Forbidden)

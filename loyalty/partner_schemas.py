@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from app.fields import AwareDateTime, NotEmpty, Rfc3339DateTime, StrictBoolean, Text
-from app.web import PageArgsSchema, Schema, StrictInteger
+from app.fields import AwareDateTime, BoundedDate, NotEmpty, Rfc3339DateTime, StrictBoolean, Text
+from app.web import PageArgsSchema, Schema, StrictInteger, sometimes_absent
 from loyalty.models import (
     EXCEPTION_KINDS,
     EXCEPTION_STATUSES,
@@ -216,9 +216,10 @@ _TOTAL = {"validate": validate.Range(min=0, max=MAX_POINTS * MAX_STATEMENT_LINES
 
 
 class StatementCreateSchema(Schema):
-    date = fields.Date(
+    date = BoundedDate(
         required=True,
-        validate=validate.Range(min=date(2000, 1, 1), max=date(2099, 12, 31)),
+        earliest=date(2000, 1, 1),
+        latest=date(2099, 12, 31),
         metadata={"description": "The partner's business day the statement covers"},
     )
     count = StrictInteger(required=True, validate=validate.Range(min=0, max=MAX_STATEMENT_LINES))
@@ -234,7 +235,7 @@ class StatementCreateSchema(Schema):
 
 class StatementReceivedSchema(Schema):
     id = fields.String(attribute="_id")
-    date = fields.String(metadata={"format": "date"})
+    date = fields.String(metadata={"format": "date"})  # stored as its ISO text
     version = fields.Integer()
     status = fields.String(validate=validate.OneOf(STATEMENT_STATUSES))
     line_count = fields.Integer()
@@ -245,22 +246,44 @@ class StatementHeaderSchema(Schema):
     count = fields.Integer()
     total_credit = fields.Integer()
     total_debit = fields.Integer()
-    total_reversal = fields.Integer()
+    total_reversal = sometimes_absent(fields.Integer(), when="when the statement gave none")
 
 
-class ExceptionSideSchema(StatementHeaderSchema):
+# Either side of an exception is a transaction, or, for `totals_mismatch`, the control
+# totals: each field is absent from the other shape, and where that side has no such value.
+_TOTALS_ONLY = "except on `totals_mismatch`"
+_LINE_ONLY = "on `totals_mismatch`, and where this side has no such value"
+
+
+class ExceptionSideSchema(Schema):
     """A transaction as one side has it; for `totals_mismatch`, the control totals."""
 
-    kind = fields.String(validate=validate.OneOf(PARTNER_TXN_KINDS))
-    member_id = fields.String()
-    member_phone = fields.String()
-    points = fields.Integer()
-    occurred_at = Rfc3339DateTime(allow_none=True)
-    business_day = fields.String()
-    original_txn_id = fields.String()
-    voided = fields.Boolean(metadata={"description": "Ours: an admin took it back"})
-    copies = fields.Integer(metadata={"description": "Theirs: how often the statement lists it"})
-    reversible = fields.Integer(metadata={"description": "Ours: what is left to reverse"})
+    count = sometimes_absent(fields.Integer(), when=_TOTALS_ONLY)
+    total_credit = sometimes_absent(fields.Integer(), when=_TOTALS_ONLY)
+    total_debit = sometimes_absent(fields.Integer(), when=_TOTALS_ONLY)
+    total_reversal = sometimes_absent(fields.Integer(), when=_TOTALS_ONLY)
+    kind = sometimes_absent(
+        fields.String(validate=validate.OneOf(PARTNER_TXN_KINDS)), when=_LINE_ONLY
+    )
+    member_id = sometimes_absent(fields.String(), when=_LINE_ONLY)
+    member_phone = sometimes_absent(fields.String(), when=_LINE_ONLY)
+    points = sometimes_absent(fields.Integer(), when=_LINE_ONLY)
+    occurred_at = sometimes_absent(Rfc3339DateTime(allow_none=True), when=_LINE_ONLY)
+    business_day = sometimes_absent(fields.String(metadata={"format": "date"}), when=_LINE_ONLY)
+    original_txn_id = sometimes_absent(
+        fields.String(), when="but on a reversal, and where this side has none"
+    )
+    voided = sometimes_absent(
+        fields.Boolean(metadata={"description": "Ours: an admin took it back"}), when="on theirs"
+    )
+    copies = sometimes_absent(
+        fields.Integer(metadata={"description": "Theirs: how often the statement lists it"}),
+        when="on ours",
+    )
+    reversible = sometimes_absent(
+        fields.Integer(metadata={"description": "Ours: what is left to reverse"}),
+        when="on theirs",
+    )
 
 
 class ResolutionRecordSchema(Schema):
@@ -274,9 +297,17 @@ class ResolutionRecordSchema(Schema):
     )
 
 
+class _Resolution(fields.Nested):
+    """An exception not yet resolved keeps an empty `resolution` document: null here."""
+
+    # marshmallow's Field and Nested name the first argument differently: either is "wrong".
+    def _serialize(self, nested_obj: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return super()._serialize(nested_obj or None, attr, obj, **kwargs)
+
+
 class StatementExceptionSchema(Schema):
     id = fields.String(attribute="_id")
-    date = fields.String(metadata={"format": "date"})
+    date = fields.String(metadata={"format": "date"})  # stored as its ISO text
     kind = fields.String(validate=validate.OneOf(EXCEPTION_KINDS))
     partner_txn_id = fields.String(allow_none=True)
     ours = fields.Nested(ExceptionSideSchema)
@@ -286,15 +317,26 @@ class StatementExceptionSchema(Schema):
         fields.String(validate=validate.OneOf(RESOLUTIONS)),
         metadata={"description": "The actions that may resolve it"},
     )
-    resolution = fields.Nested(ResolutionRecordSchema, allow_none=True)
+    resolution = _Resolution(
+        ResolutionRecordSchema,
+        allow_none=True,
+        metadata={"description": "How an admin resolved it; null while open"},
+    )
     created_at = Rfc3339DateTime()
+
+
+def _EXCEPTION_COUNTS() -> fields.Dict:  # noqa: N802 - reads like a field class
+    return sometimes_absent(
+        fields.Dict(keys=fields.String(), values=fields.Integer()),
+        when="until the statement is matched",
+    )
 
 
 class StatementSchema(StatementReceivedSchema):
     partner_id = fields.String()
     header = fields.Nested(StatementHeaderSchema)
     matched = fields.Integer(allow_none=True)
-    exception_counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    exception_counts = _EXCEPTION_COUNTS()
     matched_at = Rfc3339DateTime(allow_none=True)
     error = fields.String(allow_none=True)
     exceptions = fields.List(
@@ -306,7 +348,7 @@ class StatementSchema(StatementReceivedSchema):
 
 class StatementListItemSchema(StatementReceivedSchema):
     matched = fields.Integer(allow_none=True)
-    exception_counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    exception_counts = _EXCEPTION_COUNTS()
 
 
 class ExceptionArgsSchema(PageArgsSchema):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.fields import AwareDateTime, CityCode, NotEmpty, Rfc3339DateTime, StrictBoolean, Text
-from app.web import PageArgsSchema, Schema, StrictInteger
+from app.web import PageArgsSchema, Schema, StrictInteger, sometimes_absent
 from loyalty.figures import TIER_NAMES
 from loyalty.models import ENTRY_KINDS, FULFILLMENTS, REDEMPTION_STATUSES, RUN_STATUSES
 from loyalty.rules import CAP_PERIODS, EVENT_POINTS_CEILING
@@ -135,8 +135,12 @@ class RewardOfferSchema(RewardSchema):
             "description": "Nothing but the owner's points or per-owner limit stands in the way"
         }
     )
-    locked_reason = fields.String(
-        validate=validate.OneOf(LOCK_REASONS), metadata={"description": "Only when not redeemable"}
+    locked_reason = sometimes_absent(
+        fields.String(
+            validate=validate.OneOf(LOCK_REASONS),
+            metadata={"description": "The slug redeeming it would be refused with"},
+        ),
+        when="when the reward is redeemable",
     )
 
 

@@ -51,7 +51,7 @@ class ReadAllNotifications(MethodView):
 class Preferences(MethodView):
     @notifications.response(200, PreferencesSchema)
     def get(self):
-        """Channels (in_app, push) per kind (events, points, community, marketing)"""
+        """Channels (in_app, push) per kind (events, points, community, marketing, account)"""
         return services.preferences(caller().user.pk)
 
     @notifications.arguments(PreferencesUpdateSchema)

@@ -6,7 +6,8 @@ from mongoengine import DateTimeField, DictField, Document, ObjectIdField, Strin
 
 from app.clock import utcnow
 
-KINDS = ("events", "points", "community", "marketing")
+# `account`: what happens to the owner's own account (a vehicle verified).
+KINDS = ("events", "points", "community", "marketing", "account")
 CHANNELS = ("in_app", "push")
 # Marketing is opt-in for push (an unasked-for buzz is what makes owners turn everything
 # off); everything else is on until the owner says otherwise.

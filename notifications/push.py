@@ -42,7 +42,12 @@ class PushProvider(Protocol):
 
 
 class LogProvider:
-    """Development default: the push is a log line."""
+    """Development default: the push is a log line. Under ENVIRONMENT=development (`make
+    run`) the line carries the body too, so a password reset can be finished from the
+    terminal; anywhere else the body (a reset code) never reaches a log."""
+
+    def __init__(self, show_bodies: bool = False) -> None:
+        self.show_bodies = show_bodies
 
     def send(self, message: PushMessage) -> None:
         log.info(
@@ -52,6 +57,7 @@ class LogProvider:
             user_id=message.user_id,
             kind=message.kind,
             title=message.title,
+            **({"body": message.body} if self.show_bodies else {}),
         )
 
 
@@ -85,7 +91,7 @@ def sign(secret: bytes, body: bytes) -> str:
 def provider_from_config(config: dict[str, Any]) -> PushProvider:
     if config["PUSH_PROVIDER"] == "webhook":
         return WebhookProvider(config["PUSH_WEBHOOK_URL"], config["PUSH_WEBHOOK_SECRET"])
-    return LogProvider()
+    return LogProvider(show_bodies=config.get("ENVIRONMENT") == "development")
 
 
 def quiet_hours_hold(now: datetime, timezone: str) -> timedelta | None:

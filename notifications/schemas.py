@@ -25,17 +25,25 @@ class NotificationSchema(Schema):
     read_at = Rfc3339DateTime(allow_none=True)
 
 
-class ChannelsSchema(NotEmpty, Schema):
+class ChannelsSchema(Schema):
     in_app = StrictBoolean()
     push = StrictBoolean()
 
 
-# One entry per kind; on PUT every kind and channel is optional and keeps its value when
-# left out, but a body must change something.
+class ChannelsUpdateSchema(NotEmpty, ChannelsSchema):
+    """Answers list every channel; a change names those it changes."""
+
+
+# One entry per kind, in answers.
 PreferencesSchema = Schema.from_dict(
     {kind: fields.Nested(ChannelsSchema) for kind in KINDS}, name="NotificationPreferencesSchema"
 )
 
 
-# Built with `type` like its base, which `from_dict` makes at run time.
-PreferencesUpdateSchema = type("PreferencesUpdateSchema", (NotEmpty, PreferencesSchema), {})
+# On PUT every kind and channel is optional and keeps its value when left out, but a body
+# must change something.
+PreferencesUpdateSchema = type(
+    "PreferencesUpdateSchema",
+    (NotEmpty, Schema),
+    {kind: fields.Nested(ChannelsUpdateSchema) for kind in KINDS},
+)

@@ -20,7 +20,7 @@ def notify_vehicle_verified(event: DomainEvent, session: ClientSession) -> None:
     services.notify(
         session,
         payload["owner_id"],
-        "community",
+        "account",
         "vehicle_verified",
         {"model": payload["model"], "vin": payload["vin"], "vehicle_id": event.subject_id},
         dedupe_key=f"{event.id}:vehicle_verified",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request
+from flask import Response
 from flask.views import MethodView
 
 from accounts.errors import UnknownCity
@@ -35,12 +35,10 @@ blp = Blueprint(
     description="City partners: the one operator of a city, its budget and scorecards",
 )
 blueprints = (blp,)
+# Every CSV has a path of its own (`.../scorecard.csv`) rather than an `Accept` switch on
+# the JSON one: a generated client parses a path's answer by its one documented type.
 CSV = "text/csv"
 _CSV_DOC = {"type": "string", "description": "The same table as CSV, a row per scorecard"}
-
-
-def _wants_csv() -> bool:
-    return request.accept_mimetypes.best_match(["application/json", CSV]) == CSV
 
 
 def _csv(rows: list[dict[str, Any]], filename: str) -> Response:
@@ -51,11 +49,18 @@ def _csv(rows: list[dict[str, Any]], filename: str) -> Response:
 
 @blp.route("/admin/city-partners")
 class CityPartners(MethodView):
+    @idempotent
     @blp.arguments(CityPartnerCreateSchema)
     @blp.response(201, CityPartnerSchema)
     @blp.refuses(Forbidden, errors.CityTaken, errors.InvalidContract, UnknownCity)
     def post(self, data):
-        """Contract a city partner (admin)"""
+        """Contract a city partner (admin)
+
+        A city has at most one partner on any day: a contract overlapping another partner's
+        in the city is 409 `city_taken`. Contract days are dates in the city's time zone,
+        both included. A partner whose contract begins takes over the city's circle leaders
+        who work for no one.
+        """
         return services.describe(services.create_partner(caller(), **data))
 
     @blp.arguments(CityPartnerListArgsSchema, location="query")
@@ -94,7 +99,10 @@ class BudgetAllocations(MethodView):
     @blp.response(201, BudgetFiguresSchema)
     @blp.refuses(Forbidden, errors.MonthOutsideContract)
     def post(self, data, partner_id):
-        """Add points to a partner's monthly budget (admin)"""
+        """Add points to a partner's monthly budget (admin)
+
+        The month must be within the partner's contract (422 `month_outside_contract`).
+        """
         return budget.allocate(caller(), partner_id, data["month"], data["points"])
 
 
@@ -113,25 +121,51 @@ class Budget(MethodView):
 class Scorecard(MethodView):
     @blp.arguments(MonthArgsSchema, location="query")
     @blp.response(200, ScorecardSchema)
-    @blp.alt_response(200, schema=_CSV_DOC, content_type=CSV, success=True)
-    @blp.refuses(errors.FutureMonth)
+    @blp.refuses(errors.FutureMonth, errors.MonthOutsideContract)
     def get(self, args, partner_id):
-        """A partner's monthly scorecard; `Accept: text/csv` for CSV (its leaders, admin)"""
+        """A partner's monthly scorecard (its leaders, admin)
+
+        Only a month of the partner's contract (422 `month_outside_contract`), not a month
+        still to come (422 `future_month`); without `month`, the current one, or the
+        contract's last once it ended. Computed nightly; the current month is refreshed on
+        reading at most every `SCORECARD_REFRESH_SECONDS`. A leader sees only their own
+        partner's (404 for another's).
+        """
+        return scorecards.scorecard(caller(), partner_id, args.get("month"))
+
+
+@blp.route("/city-partners/<partner_id>/scorecard.csv")
+class ScorecardCsv(MethodView):
+    @blp.arguments(MonthArgsSchema, location="query")
+    @blp.response(200, _CSV_DOC, content_type=CSV)
+    @blp.refuses(errors.FutureMonth, errors.MonthOutsideContract)
+    def get(self, args, partner_id):
+        """A partner's monthly scorecard as CSV (its leaders, admin)"""
         card = scorecards.scorecard(caller(), partner_id, args.get("month"))
-        if _wants_csv():
-            return _csv([card], f"scorecard-{card['city_code']}-{card['month']}")
-        return card
+        return _csv([card], f"scorecard-{card['city_code']}-{card['month']}")
 
 
 @blp.route("/admin/scorecards")
 class Scorecards(MethodView):
     @blp.arguments(RankingArgsSchema, location="query")
     @blp.response(200, RankingSchema)
-    @blp.alt_response(200, schema=_CSV_DOC, content_type=CSV, success=True)
     @blp.refuses(Forbidden, errors.FutureMonth)
     def get(self, args):
-        """Every partner's scorecard of a month, ranked by a figure (admin)"""
-        ranking = scorecards.ranked(caller(), args["month"], args["sort"])
-        if _wants_csv():
-            return _csv(ranking["items"], f"scorecards-{ranking['month']}")
-        return ranking
+        """Every partner's scorecard of a month, ranked by a figure (admin)
+
+        Every partner under contract that month, ranked by `sort` (a figure) in `order`
+        (`desc`: the highest first); partners without a value for the figure (a rate with no
+        events) come last either way.
+        """
+        return scorecards.ranked(caller(), args["month"], args["sort"], args["order"])
+
+
+@blp.route("/admin/scorecards.csv")
+class ScorecardsCsv(MethodView):
+    @blp.arguments(RankingArgsSchema, location="query")
+    @blp.response(200, _CSV_DOC, content_type=CSV)
+    @blp.refuses(Forbidden, errors.FutureMonth)
+    def get(self, args):
+        """Every partner's scorecard of a month, ranked, as CSV (admin)"""
+        ranking = scorecards.ranked(caller(), args["month"], args["sort"], args["order"])
+        return _csv(ranking["items"], f"scorecards-{ranking['month']}")

@@ -4,37 +4,28 @@ from datetime import date
 
 from marshmallow import fields, validate
 
-from app.fields import CityCode, NotEmpty, Rfc3339DateTime, Text
+from app.fields import BoundedDate, CityCode, Month, NotEmpty, Rfc3339DateTime, Text
 from app.web import PageArgsSchema, Schema, StrictInteger
 from partners.scorecards import SORTABLE
 
 # Contracts are signed for dates people can mean: this century.
-_CONTRACT_DATES = validate.Range(min=date(2000, 1, 1), max=date(2099, 12, 31))
-# `(?!\n)$`: Python's `$` alone lets a trailing newline through (`\Z` would be the Python
-# way, but the pattern is also published in the OpenAPI document, which speaks ECMA 262).
-_MONTH = validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])(?!\n)$", error="A month as YYYY-MM.")
+_CONTRACT_DATES = {"earliest": date(2000, 1, 1), "latest": date(2099, 12, 31)}
 MAX_ALLOCATION = 100_000_000
-
-
-def _month(description: str = "YYYY-MM", **kwargs) -> fields.String:
-    return fields.String(
-        validate=_MONTH, metadata={"example": "2026-12", "description": description}, **kwargs
-    )
 
 
 class CityPartnerCreateSchema(Schema):
     name = Text(200, required=True)
     contact = Text(500, required=True)
     city_code = CityCode(required=True)
-    contract_start = fields.Date(required=True, validate=_CONTRACT_DATES)
-    contract_end = fields.Date(
-        required=True, validate=_CONTRACT_DATES, metadata={"description": "Its last day"}
+    contract_start = BoundedDate(required=True, **_CONTRACT_DATES)
+    contract_end = BoundedDate(
+        required=True, **_CONTRACT_DATES, metadata={"description": "Its last day"}
     )
 
 
 class CityPartnerUpdateSchema(NotEmpty, Schema):
     contact = Text(500)
-    contract_end = fields.Date(validate=_CONTRACT_DATES)
+    contract_end = BoundedDate(**_CONTRACT_DATES)
 
 
 class CityPartnerListArgsSchema(PageArgsSchema):
@@ -74,12 +65,12 @@ class CityPartnerDetailsSchema(CityPartnerSchema):
 
 
 class AllocationSchema(Schema):
-    month = _month(required=True)
+    month = Month(required=True)
     points = StrictInteger(required=True, validate=validate.Range(1, MAX_ALLOCATION))
 
 
 class MonthArgsSchema(Schema):
-    month = _month("YYYY-MM; default the current month")
+    month = Month("YYYY-MM; default the current month")
 
 
 class BudgetArgsSchema(PageArgsSchema, MonthArgsSchema):
@@ -135,16 +126,27 @@ class ScorecardSchema(Schema):
     figures = fields.Nested(ScorecardFiguresSchema)
 
 
+RANKING_ORDERS = ("desc", "asc")
+
+
 class RankingArgsSchema(Schema):
-    month = _month(required=True)
+    month = Month(required=True)
+    # A figure's name alone, and the direction apart: enum values a client generator can
+    # name (`-figure` values became VALUE_21..VALUE_41).
     sort = fields.String(
-        load_default="-active_owners",
-        validate=validate.OneOf([*SORTABLE, *(f"-{name}" for name in SORTABLE)]),
-        metadata={"description": "A figure; `-figure` ranks the highest first"},
+        load_default="active_owners",
+        validate=validate.OneOf(SORTABLE),
+        metadata={"description": "The figure to rank by"},
+    )
+    order = fields.String(
+        load_default="desc",
+        validate=validate.OneOf(RANKING_ORDERS),
+        metadata={"description": "`desc`: the highest first; partners without the figure last"},
     )
 
 
 class RankingSchema(Schema):
     month = fields.String()
-    sort = fields.String()
+    sort = fields.String(validate=validate.OneOf(SORTABLE))
+    order = fields.String(validate=validate.OneOf(RANKING_ORDERS))
     items = fields.List(fields.Nested(ScorecardSchema))

@@ -21,7 +21,7 @@ from app import domains
 from app.auth import Caller
 from app.clock import utcnow
 from partners import budget, services
-from partners.errors import FutureMonth
+from partners.errors import FutureMonth, MonthOutsideContract
 from partners.models import CityPartner, CityPartnerScorecard
 
 log = structlog.get_logger()
@@ -158,7 +158,8 @@ def _check_month(month: str, latest: str) -> None:
 
 
 def scorecard(caller: Caller, partner_id: str, month: str | None) -> dict[str, Any]:
-    """One partner's scorecard of `month` (default the current one): its leaders, admins."""
+    """One partner's scorecard of `month` (default the current one, or the contract's last
+    once it ended): its leaders, admins."""
     return scorecard_of(services.partner_for(caller, partner_id), month)
 
 
@@ -166,9 +167,20 @@ def scorecard_of(partner: CityPartner, month: str | None) -> dict[str, Any]:
     """The scorecard of a partner the caller was found to see (`services.partner_for`,
     `services.my_partners`)."""
     this_month = current_month(partner.city_code)
-    month = month or this_month
-    _check_month(month, this_month)
+    month = _contract_month(partner, month, this_month)
     return _row(_fresh(partner, month, this_month))
+
+
+def _contract_month(partner: CityPartner, month: str | None, this_month: str) -> str:
+    """`month`, or by default the current one (the contract's last once it ended), refused
+    unless it is a month of the contract that has begun: only those are computed and stored,
+    so no one makes the server compute and keep one per month back to year 1."""
+    month = month or min(this_month, partner.contract_end[:7])
+    _check_month(month, this_month)
+    first, last = partner.contract_start[:7], partner.contract_end[:7]
+    if not first <= month <= last:
+        raise MonthOutsideContract(errors={"month": [f"The contract runs from {first} to {last}."]})
+    return month
 
 
 def _months_before(month: str, count: int) -> list[str]:
@@ -191,8 +203,7 @@ def history(caller: Caller, partner_id: str, month: str | None, count: int = 6) 
 def history_of(partner: CityPartner, month: str | None, count: int = 6) -> dict[str, Any]:
     """`history` of a partner the caller was found to see."""
     this_month = current_month(partner.city_code)
-    month = month or this_month
-    _check_month(month, this_month)
+    month = _contract_month(partner, month, this_month)
     wanted = [
         m
         for m in _months_before(month, count)
@@ -211,20 +222,19 @@ def history_of(partner: CityPartner, month: str | None, count: int = 6) -> dict[
     return {"partner": services.describe(partner), "month": month, "months": rows}
 
 
-def ranked(caller: Caller, month: str, sort: str) -> dict[str, Any]:
-    """Every partner under contract in `month`, ranked by a figure (`-figure`: highest
-    first). Without a value (a rate with no events) a partner ranks last."""
+def ranked(caller: Caller, month: str, sort: str, order: str = "desc") -> dict[str, Any]:
+    """Every partner under contract in `month`, ranked by the figure `sort` (`order`
+    `desc`: highest first). Without a value (a rate with no events) a partner ranks last."""
     caller.require_admin()
     # The month has begun somewhere once it has in the zone furthest ahead (UTC+14).
     _check_month(month, (utcnow() + timedelta(hours=14)).strftime("%Y-%m"))
-    name = sort.removeprefix("-")
     first_day, last_day = f"{month}-01", f"{month}-31"
     partners = CityPartner.objects(contract_start__lte=last_day, contract_end__gte=first_day)
     rows = [_row(_fresh(partner, month, current_month(partner.city_code))) for partner in partners]
-    present = [row for row in rows if row["figures"].get(name) is not None]
-    missing = [row for row in rows if row["figures"].get(name) is None]
-    present.sort(key=lambda row: row["figures"][name], reverse=sort.startswith("-"))
-    return {"month": month, "sort": sort, "items": present + missing}
+    present = [row for row in rows if row["figures"].get(sort) is not None]
+    missing = [row for row in rows if row["figures"].get(sort) is None]
+    present.sort(key=lambda row: row["figures"][sort], reverse=order == "desc")
+    return {"month": month, "sort": sort, "order": order, "items": present + missing}
 
 
 def compute_all(now: datetime | None = None) -> int:

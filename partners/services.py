@@ -31,6 +31,7 @@ from accounts.services import (
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction
+from app.domains import CityPartnerRef
 from app.web import paginate
 from partners import budget
 from partners.errors import CityPartnerNotFound, CityTaken, InvalidContract
@@ -273,6 +274,21 @@ def partners_of(caller: Caller) -> list[ObjectId]:
         for leader in CityPartnerLeader._get_collection().find(
             {"user_id": caller.user.pk, "detached_at": None}, {"city_partner_id": 1}
         )
+    ]
+
+
+def employers(caller: Caller) -> list[CityPartnerRef]:
+    """The city partners the caller works for, as a leader of their cities (staff
+    discovery: GET /me, the consoles). Nobody but a circle leader costs a read."""
+    leads = {
+        code for grant in caller.grants if grant.role == CIRCLE_LEADER for code in grant.city_codes
+    }
+    if not leads:
+        return []
+    partners = CityPartner.objects(pk__in=partners_of(caller), city_code__in=sorted(leads))
+    return [
+        CityPartnerRef(id=str(partner.pk), name=partner.name, city_code=partner.city_code)
+        for partner in partners.order_by("city_code", "id")
     ]
 
 

@@ -179,6 +179,12 @@ ACCESS: dict[str, frozenset[str]] = {
     "POST /api/v1/events/{event_id}/feedback": THE_OWNER,
     "GET /api/v1/follow-ups": frozenset({LEADER, OTHER_LEADER, ADMIN}),
     "POST /api/v1/follow-ups/{follow_up_id}/close": CITY_LEADERS,
+    # Every CSV on a path of its own; admin writes under /admin (the older paths answer too).
+    "GET /api/v1/city-partners/{partner_id}/scorecard.csv": CITY_LEADERS,
+    "GET /api/v1/admin/scorecards.csv": ADMINS,
+    "POST /api/v1/admin/cities": ADMINS,
+    "POST /api/v1/admin/rewards": ADMINS,
+    "PATCH /api/v1/admin/rewards/{reward_id}": ADMINS,
 }
 
 # Lists a role works through, scoped by `?city=`. Asked for SZ by someone who holds the role

@@ -76,6 +76,7 @@ PATH_IDS: dict[str, dict[str, str]] = {
 # Required query arguments, read (like bodies) before the service checks roles.
 QUERIES = {
     "GET /api/v1/admin/scorecards": {"month": utcnow().strftime("%Y-%m")},
+    "GET /api/v1/admin/scorecards.csv": {"month": utcnow().strftime("%Y-%m")},
     "GET /api/v1/admin/partners/{ecosystem_partner_id}/settlement": {
         "month": utcnow().strftime("%Y-%m")
     },
@@ -299,6 +300,7 @@ def body_for(operation: str, world: World) -> dict[str, Any] | None:
             "city_codes": ["SZ"],
         },
         "POST /api/v1/cities": {"code": "GZ", "name": "Guangzhou", "province": "Guangdong"},
+        "POST /api/v1/admin/cities": {"code": "GZ", "name": "Guangzhou", "province": "Guangdong"},
         "POST /api/v1/vehicles/{vehicle_id}/reject": {"reason": "The photo is blurred."},
         "POST /api/v1/admin/points/adjustments": {
             "user_id": owner.id,
@@ -309,6 +311,13 @@ def body_for(operation: str, world: World) -> dict[str, Any] | None:
         "PUT /api/v1/admin/earning-rules/{code}": {"points": 120},
         "POST /api/v1/rewards": {"title": "Cap", "cost": 50, "stock": 5, "fulfillment": "digital"},
         "PATCH /api/v1/rewards/{reward_id}": {"stock": 20},
+        "POST /api/v1/admin/rewards": {
+            "title": "Cap",
+            "cost": 50,
+            "stock": 5,
+            "fulfillment": "digital",
+        },
+        "PATCH /api/v1/admin/rewards/{reward_id}": {"stock": 20},
         "POST /api/v1/redemptions": {"reward_id": world.ids["reward_id"], "quantity": 1},
         "POST /api/v1/admin/partners": {"name": "Charger", "max_points_per_txn": 100},
         "POST /api/v1/partner/points/credits": {

@@ -5,6 +5,7 @@ against a live server, and a refusal reaches the caller as a typed object with i
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import subprocess
@@ -87,6 +88,15 @@ def test_an_owner_journey_through_a_generated_client(api_client, live_server):
         ),
     )
     assert isinstance(signed_up, m.Registered) and signed_up.user.city_code == "SZ"
+    # Fields always present are required: typed as present, not `str | Unset`.
+    required = inspect.signature(m.User).parameters
+    assert required["display_name"].default is inspect.Parameter.empty
+    assert required["grants"].default is inspect.Parameter.empty
+    assert signed_up.user.grants == [] and signed_up.user.city_partners == []
+    assert inspect.signature(m.RewardOffer).parameters["locked_reason"].default is not None
+    # Generator-friendly names: a figure and an order, no VALUE_21.
+    assert m.GetScorecardsSort.ACTIVE_OWNERS.value == "active_owners"
+    assert m.GetScorecardsOrder.DESC.value == "desc"
     tokens = endpoint("auth.post_login").sync(
         client=anonymous, body=m.Login(email="li.na@example.com", password="a-long-password")
     )
@@ -139,7 +149,7 @@ def test_an_owner_journey_through_a_generated_client(api_client, live_server):
     points = endpoint("points.get_my_points").sync(client=owner)
     assert points.balance == 300 and points.tier == m.PointsTier.MEMBER
 
-    mug = endpoint("rewards.post_rewards").sync(
+    mug = endpoint("rewards.post_admin_rewards").sync(
         client=as_(admin.token),
         body=m.RewardCreate(
             title="Mug",
@@ -163,3 +173,38 @@ def test_an_owner_journey_through_a_generated_client(api_client, live_server):
     )
     assert isinstance(again, m.LimitReached)
     assert again.error == m.LimitReachedError.LIMIT_REACHED and again.code == 409
+
+
+def test_scorecards_as_json_and_csv_through_a_generated_client(api_client, live_server):
+    # Each CSV has its own path: the generated client parses JSON as JSON and leaves CSV text.
+    from datetime import date
+
+    from app.auth import load_caller
+    from partners import services as partners
+
+    make_city("SZ")
+    admin = make_person("SZ", role="admin")
+    leader = make_person("SZ", role="circle_leader")
+    partner = partners.create_partner(
+        load_caller(admin.id),
+        name="SZ Motors",
+        contact="ops@example.com",
+        city_code="SZ",
+        contract_start=date(2026, 1, 1),
+        contract_end=date(2030, 12, 31),
+    )
+    client = api_client.AuthenticatedClient(
+        base_url=live_server, token=leader.token, raise_on_unexpected_status=True
+    )
+    month = utcnow().strftime("%Y-%m")
+    card = endpoint("city_partners.get_scorecard").sync(str(partner.pk), client=client, month=month)
+    assert isinstance(card, models().Scorecard) and card.month == month
+    as_csv = endpoint("city_partners.get_scorecard_csv").sync_detailed(
+        str(partner.pk), client=client, month=month
+    )
+    assert as_csv.status_code == 200
+    assert as_csv.content.decode().startswith("city_partner_id,name,city_code,month,")
+    refused = endpoint("city_partners.get_scorecard").sync(
+        str(partner.pk), client=client, month="2001-01"
+    )
+    assert isinstance(refused, models().MonthOutsideContract)

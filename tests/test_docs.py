@@ -80,3 +80,10 @@ def test_the_guide_names_every_domain_event():
     types.discard(None)
     assert {"user.registered", "event.attended"} <= types
     assert sorted(kind for kind in types if f"`{kind}`" not in GUIDE) == []
+
+
+def test_the_readme_and_the_guide_cite_only_what_users_have():
+    # The design notes stay with the team; what users read points at files they have.
+    for text in (GUIDE, (ROOT / "README.md").read_text()):
+        assert "PRODUCT.md" not in text and "API.md" not in text
+        assert "the refresh token itself is not replaced" not in text

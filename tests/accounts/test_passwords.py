@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import argon2
@@ -181,3 +182,29 @@ def test_the_service_hashes_passwords_at_argon2s_recommended_cost():
     # Tests hash at argon2's lowest cost (tests/conftest.py); the service must not. Its
     # timing equaliser is hashed with the service's own hasher when the module loads.
     assert argon2.extract_parameters(credentials._DUMMY_HASH) == RFC_9106_LOW_MEMORY
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_the_log_provider_shows_the_reset_code_in_development_only(
+    app, client, caplog, monkeypatch, environment
+):
+    # `make run` has no push gateway: in development the log line carries the message, so a
+    # reset can be finished from the terminal; elsewhere a code never reaches a log.
+    monkeypatch.setitem(app.config, "ENVIRONMENT", environment)
+    monkeypatch.setitem(app.config, "PUSH_PROVIDER", "log")
+    ann = make_person(locale="en")
+    caplog.clear()
+    asked = client.post(f"{API}/auth/password-reset", json={"email": ann.user.email})
+    assert asked.status_code == 202
+    [line] = [r.getMessage() for r in caplog.records if "push_sent" in r.getMessage()]
+    shown = re.search(r"Your code is (\d{6})", line)
+    if environment == "production":
+        assert shown is None and not re.search(r"\b\d{6}\b", line)
+        return
+    assert shown is not None, line
+    confirmed = client.post(
+        f"{API}/auth/password-reset/confirm",
+        json={"email": ann.user.email, "code": shown.group(1), "new_password": "a-new-password"},
+    )
+    assert confirmed.status_code == 204
+    log_in(client, ann.user.email, password="a-new-password")

@@ -3,9 +3,12 @@ request: an ended session, a revoked grant, a ban, an erasure."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import jwt as pyjwt
+import requests
 
 from accounts.models import MAX_SESSIONS, RoleGrant, User
 from app.clock import utcnow
@@ -66,6 +69,45 @@ def test_refresh_rotates_and_a_reused_refresh_token_ends_the_session(client):
     assert refresh(client, third.json["refresh_token"]).json["error"] == "session_ended"
     # The person's other session lives on.
     assert client.get(f"{API}/me", headers=ann.headers).status_code == 200
+
+
+def test_ten_concurrent_refreshes_with_one_token_all_get_the_same_new_tokens(client, live_server):
+    # An app's parallel requests all met an expired access token and refresh at once.
+    ann = make_person()
+    first = log_in(client, ann.user.email, device="phone")
+    start = threading.Barrier(10)
+
+    def refresh_at_once(_: int) -> requests.Response:
+        start.wait(10)
+        return requests.post(
+            f"{live_server}{API}/auth/refresh", headers=bearer(first["refresh_token"])
+        )
+
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(refresh_at_once, range(10)))
+    assert [answer.status_code for answer in answers] == [200] * 10, [a.json() for a in answers]
+    pairs = {(a.json()["access_token"], a.json()["refresh_token"]) for a in answers}
+    [(access, successor)] = pairs
+    assert successor != first["refresh_token"]
+    # The session lives on: the new tokens work, and the successor refreshes in its turn.
+    assert me(client, access).status_code == 200
+    assert me(client, first["access_token"]).status_code == 200
+    assert refresh(client, successor).status_code == 200
+
+
+def test_a_spent_refresh_token_after_its_grace_ends_the_session(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "REFRESH_REUSE_GRACE_SECONDS", 2)
+    ann = make_person()
+    first = log_in(client, ann.user.email, device="phone")
+    second = refresh(client, first["refresh_token"]).json
+    assert refresh(client, first["refresh_token"]).json == second  # within the grace
+    session = next(s for s in User.objects.get(pk=ann.user.pk).sessions if s.device == "phone")
+    User.objects(pk=ann.user.pk, sessions__sid=session.sid).update_one(
+        set__sessions__S__rotated_at=session.rotated_at - timedelta(seconds=3)
+    )
+    stolen = refresh(client, first["refresh_token"])
+    assert stolen.status_code == 401 and stolen.json["error"] == "refresh_token_reused"
+    assert me(client, second["access_token"]).json["error"] == "session_ended"
 
 
 def test_an_access_token_cannot_refresh(client):

@@ -164,7 +164,7 @@ def test_routing_errors_everywhere_are_the_envelope(client, method, path, status
     response = getattr(client, method)(path)
     assert response.status_code == status
     assert response.mimetype == "application/json"
-    assert set(response.json) == {"code", "status", "message", "error"}
+    assert set(response.json) == {"code", "status", "message", "error", "request_id"}
     assert response.json["code"] == status
     # werkzeug lists the allowed methods in no fixed order.
     assert allow is None or set(response.headers["Allow"].split(", ")) == allow
@@ -211,3 +211,39 @@ def test_refresh_token_is_not_an_access_token(client):
         "/api/v1/me", headers={"Authorization": f"Bearer {tokens['refresh_token']}"}
     )
     assert response.status_code == 401
+
+
+def test_only_429_and_503_say_retry_after_and_limits_read_as_people_say_them(
+    app, client, monkeypatch
+):
+    monkeypatch.setitem(app.config, "RATELIMIT_LOGIN_PER_ACCOUNT", "2 per minute")
+    make_person(email="ann@example.com")
+    good = {"email": "ann@example.com", "password": "password-123"}
+    answers = [
+        client.post("/api/v1/auth/login", json=good),
+        client.post("/api/v1/auth/login", json={**good, "password": "wrong-password"}),
+        client.post("/api/v1/auth/login", json=good),
+    ]
+    assert [answer.status_code for answer in answers] == [200, 401, 429]
+    for answer in answers[:2]:
+        assert "X-RateLimit-Remaining" in answer.headers
+        assert "Retry-After" not in answer.headers
+    invalid = client.post("/api/v1/auth/login", json={"email": "bob@example.com"})
+    assert invalid.status_code == 422 and "X-RateLimit-Limit" in invalid.headers
+    assert "Retry-After" not in invalid.headers
+    limited = answers[2]
+    assert int(limited.headers["Retry-After"]) > 0
+    assert limited.json["message"].startswith("Too many requests: at most 2 per minute.")
+
+
+def test_an_error_body_carries_the_request_id_of_its_header(client):
+    person = make_person()
+    for answer in (
+        client.get("/api/v1/events/nope", headers=person.headers),  # 404
+        client.get("/api/v1/me"),  # 401
+        client.post("/api/v1/me/vehicles", headers=person.headers, json={"vin": 1}),  # 422
+    ):
+        assert answer.status_code in (401, 404, 422)
+        assert answer.json["request_id"] == answer.headers["X-Request-ID"], answer.json
+    asked = client.get("/api/v1/nowhere", headers={"X-Request-ID": "from-the-app-42"})
+    assert asked.status_code == 404 and asked.json["request_id"] == "from-the-app-42"

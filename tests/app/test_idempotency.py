@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import flask
 import pytest
@@ -14,11 +15,12 @@ from marshmallow import fields
 
 from app import db
 from app.auth import load_caller
-from app.errors import Conflict, ValidationFailed
-from app.idempotency import IdempotencyRecord, idempotent
+from app.clock import utcnow
+from app.errors import Conflict, RequestInProgress, ValidationFailed
+from app.idempotency import CLAIM_ABANDONED_AFTER, IdempotencyRecord, idempotent
 from app.web import Blueprint, Schema
 from loyalty.errors import OutOfStock
-from tests.support import count_commands, make_person
+from tests.support import count_commands, make_person, wait_until
 
 blp = Blueprint("things", __name__)
 
@@ -32,13 +34,14 @@ def things():
     return db.database()["things"]
 
 
-@pytest.fixture(params=[False, True], ids=["key-read-first", "changes-in-transaction"])
+@pytest.fixture(params=[False, True], ids=["claim", "changes-in-transaction"])
 def counting_view(request):
     """A view making one `things` document per effective call; `{"fail": 1}` is refused,
     `{"crash": 1}` fails with a bug after queueing its write. Both ways of `idempotent`:
-    with `changes_in_transaction`, a replay runs the unit, which changes nothing."""
+    with `changes_in_transaction`, a replay runs the unit, which changes nothing; with a
+    claim, a replay waits for the first request and answers its response."""
     calls = []
-    meeting: list[threading.Barrier] = []
+    meeting: list[threading.Barrier | threading.Event] = []
 
     @idempotent(changes_in_transaction=request.param)
     @blp.response(201, ThingSchema)
@@ -93,7 +96,7 @@ def test_the_record_is_written_with_the_change_in_one_command(app, counting_view
         call(app, counting_view, person, "k1", {"a": 1})
     assert commands.names == [
         "find users",  # the caller, as authentication loads it
-        *([] if counting_view.replays_run else ["find idempotency_keys"]),
+        *([] if counting_view.replays_run else ["insert idempotency_keys"]),
         "find things",
         "bulkWrite admin",
         "commitTransaction admin",
@@ -137,13 +140,26 @@ def test_a_failed_request_leaves_nothing_and_frees_its_key(app, counting_view):
 
 
 def test_concurrent_requests_with_one_key_take_effect_once(app, counting_view):
-    # Both have looked the key up and are inside their transactions before either commits.
     person = make_person()
-    counting_view.meeting.append(threading.Barrier(2))
     with ThreadPoolExecutor(2) as pool:
-        answers = list(
-            pool.map(lambda _: call(app, counting_view, person, "k1", {"a": 1}), range(2))
-        )
+        if counting_view.replays_run:
+            # Both are inside their transactions before either commits.
+            counting_view.meeting.append(threading.Barrier(2))
+            futures = [
+                pool.submit(call, app, counting_view, person, "k1", {"a": 1}) for _ in range(2)
+            ]
+        else:
+            # The second finds the first's claim and waits for it to finish.
+            go = threading.Event()
+            counting_view.meeting.append(go)
+            first = pool.submit(call, app, counting_view, person, "k1", {"a": 1})
+            wait_until(lambda: IdempotencyRecord.objects(key="k1").count(), message="a claim")
+            with count_commands() as commands:
+                second = pool.submit(call, app, counting_view, person, "k1", {"a": 1})
+                wait_until(lambda: "find idempotency_keys" in commands.names, message="a wait")
+            go.set()
+            futures = [first, second]
+        answers = [future.result() for future in futures]
     assert [answer.status_code for answer in answers] == [201, 201]
     assert answers[0].get_data() == answers[1].get_data()
     assert sorted(answer.headers.get("Idempotent-Replayed", "") for answer in answers) == [
@@ -153,10 +169,37 @@ def test_concurrent_requests_with_one_key_take_effect_once(app, counting_view):
     assert things().count_documents({}) == 1
 
 
-def test_a_record_the_previous_release_left_unfinished_is_taken_over(app, counting_view):
+def test_a_request_still_running_past_the_wait_is_409(app, monkeypatch):
+    person = make_person()
+    go = threading.Event()
+
+    @idempotent
+    @blp.response(201, ThingSchema)
+    def slow():
+        go.wait(10)
+        return {"_id": "one", "call": 1}
+
+    monkeypatch.setattr("app.idempotency.CLAIM_WAIT_SECONDS", 0.2)
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(call, app, slow, person, "k1", {"a": 1})
+        wait_until(lambda: IdempotencyRecord.objects(key="k1").count(), message="a claim")
+        with pytest.raises(RequestInProgress):
+            call(app, slow, person, "k1", {"a": 1})
+        with pytest.raises(ValidationFailed):  # another body: refused at once
+            call(app, slow, person, "k1", {"a": 2})
+        go.set()
+        assert first.result().status_code == 201
+    assert call(app, slow, person, "k1", {"a": 1}).headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_claim_its_dead_request_left_unfinished_is_taken_over(app, counting_view):
     person = make_person()
     IdempotencyRecord(
-        scope=f"{person.id}:POST:/api/v1/things", key="old", request_hash="x", body=None
+        scope=f"{person.id}:POST:/api/v1/things",
+        key="old",
+        request_hash="x",
+        body=None,
+        created_at=utcnow() - CLAIM_ABANDONED_AFTER - timedelta(seconds=1),
     ).save()
     assert call(app, counting_view, person, "old", {"a": 1}).status_code == 201
     assert IdempotencyRecord.objects.get(key="old").body is not None

@@ -138,6 +138,26 @@ def test_a_running_launcher(tmp_path):
         assert created.returncode == 0, created.stderr
         assert requests.post(f"{api}/auth/login", json=admin, timeout=5).status_code == 200
 
+        # A second `make run` on the same DATA_DIR refuses at once, naming the first, and
+        # touches nothing of it (not its servers.json, not its metrics, not its servers).
+        servers_file = (tmp_path / "servers.json").read_text()
+        metrics = set((tmp_path / "prometheus").iterdir())
+        assert metrics
+        second = subprocess.run(
+            [sys.executable, "-m", "app.launcher"],
+            cwd=ROOT,
+            env=shell(tmp_path, ports()),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode != 0
+        assert f"pid {launcher.pid}" in second.stderr, second.stderr
+        assert "embedded" not in second.stdout
+        assert (tmp_path / "servers.json").read_text() == servers_file
+        assert metrics <= set((tmp_path / "prometheus").iterdir())
+        assert requests.post(f"{api}/auth/login", json=admin, timeout=5).status_code == 200
+
         # Past gunicorn's default limits (4094-byte request line, 8190-byte header).
         too_long = requests.get(f"{api}/cities?name={'a' * 9000}", timeout=5)
         assert too_long.status_code == 414

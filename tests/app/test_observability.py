@@ -49,6 +49,7 @@ def test_unhandled_exception_is_one_json_line_and_a_500_envelope(client, log_lin
         "status": "Internal Server Error",
         "message": "Internal server error.",
         "error": "internal_error",
+        "request_id": "trace-500",
     }
     assert response.headers["X-Request-ID"] == "trace-500"
     lines = log_lines()

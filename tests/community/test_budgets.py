@@ -60,6 +60,17 @@ def test_writes(client, make_club):
             f"{API}/posts/{post['id']}/comments", json={"body": "hi"}, headers=author.headers
         )
     assert response.status_code == 201
+    # With an Idempotency-Key the key's claim is the one more command, and its record
+    # rides in the post's or comment's own write.
+    keyed = {**author.headers, "Idempotency-Key": "budget-1"}
+    with within_budget(WRITE_BUDGET) as commands:
+        answer = client.post(f"{API}/clubs/{club.pk}/posts", json={"body": "k"}, headers=keyed)
+    assert answer.status_code == 201 and commands.names.count("insert idempotency_keys") == 1
+    with within_budget(WRITE_BUDGET):
+        response = client.post(
+            f"{API}/posts/{post['id']}/comments", json={"body": "k"}, headers=keyed
+        )
+    assert response.status_code == 201
     with within_budget(WRITE_BUDGET):
         joined = client.post(f"{API}/clubs/{club.pk}/members", headers=newcomer.headers)
     assert joined.status_code == 201

@@ -47,6 +47,11 @@ def test_who_creates_clubs(client, leader, admin):
     assert bad.status_code == 422
     listed = client.get(f"{API}/clubs?q=camp", headers=plain.headers).json["items"]
     assert [club["name"] for club in listed] == ["Camping"]
+    # A NUL cannot reach the name's regex (it was a 500).
+    for query in ("%00", "camp%00", "%01"):
+        refused = client.get(f"{API}/clubs?q={query}", headers=plain.headers)
+        assert refused.status_code == 422, query
+        assert refused.json["errors"]["q"]
 
 
 def test_approval_and_verified_owner_policies(client, make_club, leader):

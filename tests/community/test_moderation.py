@@ -37,14 +37,17 @@ def test_moderation_matrix(client, make_club, people, role):
         json={"target_type": "post", "target_id": post["id"], "action": "hide", "reason": "r"},
         headers=who.headers,
     )
-    assert action.status_code == (201 if allowed else 404), action.json
+    # Without the role anywhere: 403 (who may moderate is no secret); elsewhere: 404.
+    refused = 404 if role == "ambassador_elsewhere" else 403
+    assert action.status_code == (201 if allowed else refused), action.json
     assert Post.objects.get(pk=post["id"]).status == ("hidden" if allowed else "visible")
     log = client.get(f"{API}/moderation/actions?city=SZ", headers=who.headers)
     assert log.status_code == (200 if allowed else 403)
     queue = client.get(f"{API}/moderation/queue", headers=who.headers)
     assert queue.status_code == (200 if allowed or role == "ambassador_elsewhere" else 403)
     feature = client.post(f"{API}/posts/{post['id']}/feature", headers=who.headers)
-    assert feature.status_code == 404  # hidden now, or not theirs to feature
+    # Hidden now, or not theirs to feature; or no ambassador at all.
+    assert feature.status_code == (403 if role in ("leader", "owner") else 404)
     words = client.get(f"{API}/admin/sensitive-words", headers=who.headers)
     assert words.status_code == (200 if role == "admin" else 403)
 
@@ -230,6 +233,23 @@ def test_bad_moderation_input_is_refused_cleanly(client, make_club, ambassador):
     assert _act(client, ambassador, "post", post["id"], "explode").status_code == 422
     assert ModerationAction.objects.count() == 0
     assert User.objects.get(pk=author.user.pk).banned_until is None
+
+
+def test_an_owner_moderating_or_featuring_visible_content_is_forbidden(client, make_club):
+    # Who may moderate is no secret: an owner holding no ambassador role is refused 403, as
+    # the API guide says, while an ambassador of another city does not see SZ's content.
+    author, bystander = owner(), owner()
+    club = make_club(members=(author,))
+    post = post_in(client, club, author)
+    action = {"target_type": "post", "target_id": post["id"], "action": "hide", "reason": "x"}
+    refused = client.post(f"{API}/moderation/actions", json=action, headers=bystander.headers)
+    assert refused.status_code == 403 and refused.json["error"] == "forbidden"
+    featured = client.post(f"{API}/posts/{post['id']}/feature", headers=bystander.headers)
+    assert featured.status_code == 403 and featured.json["error"] == "forbidden"
+    elsewhere = make_person("CD", role="ambassador")
+    hidden = client.post(f"{API}/moderation/actions", json=action, headers=elsewhere.headers)
+    assert hidden.status_code == 404
+    assert Post.objects.get(pk=post["id"]).status == "visible"
 
 
 def test_a_mute_stops_likes_joins_and_the_weight_of_reports(client, make_club, ambassador):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from accounts.seed import DEMO_CITIES
+from accounts.seed import DEMO_CITIES, DEMO_PASSWORD
 from community.models import Club, Post
 
 
@@ -12,3 +12,19 @@ def test_seed_demo_creates_a_club_with_members_and_posts_per_city(app):
     for club in Club.objects:
         assert club.member_count == 2
         assert Post.objects(club_id=club.pk, status="visible").count() == 2
+
+
+def test_a_demo_owner_is_an_established_account(app, client):
+    # The new-account limit (3 posts a day) is not what a demo should show first.
+    assert app.test_cli_runner().invoke(args=["seed-demo"]).exit_code == 0
+    login = {"email": "owner1.sz@demo.example", "password": DEMO_PASSWORD}
+    token = client.post("/api/v1/auth/login", json=login).json["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    [club] = client.get("/api/v1/me/clubs", headers=headers).json["items"]
+    posted = [
+        client.post(
+            f"/api/v1/clubs/{club['id']}/posts", json={"body": f"Drive {n}"}, headers=headers
+        ).status_code
+        for n in range(4)
+    ]
+    assert posted == [201] * 4

@@ -79,6 +79,7 @@ def test_feedback_opens_at_the_end_and_closes_a_week_later(client, leader):
     Event.objects(pk=event.pk).update_one(set__ends_at=now + timedelta(minutes=5))
     refused = rate(client, early, event)
     assert refused.status_code == 409 and refused.json["error"] == "feedback_closed"
+    assert refused.json["opens_at"].endswith("+08:00")  # the city's time, as the event's
     Event.objects(pk=event.pk).update_one(set__ends_at=now - timedelta(days=7, minutes=1))
     assert rate(client, late, event).json["error"] == "feedback_closed"
     assert EventFeedback.objects.count() == 0

@@ -3,7 +3,7 @@ check-in window and the points a check-in may award."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from bson import ObjectId
@@ -82,7 +82,8 @@ def test_check_in_replay_forgery_other_event_and_other_city(client, leader, make
     chengdu_leader = make_person("CD", role="circle_leader")
     foreign = client.post(check_ins, headers=chengdu_leader.headers, json={"token": token})
     assert foreign.status_code == 404
-    assert client.post(check_ins, headers=owner.headers, json={"token": token}).status_code == 404
+    # An owner holds no role that checks in: 403, as the API guide says (was 404).
+    assert client.post(check_ins, headers=owner.headers, json={"token": token}).status_code == 403
     for bad in (token[:-2] + ("AA" if not token.endswith("AA") else "BB"), other_token, "garbage"):
         refused = client.post(check_ins, headers=leader.headers, json={"token": bad})
         assert refused.status_code == 422 and refused.json["error"] == "invalid_ticket"
@@ -173,6 +174,12 @@ def test_check_in_opens_two_hours_before_the_start_and_closes_after_the_grace(
     check_ins = f"{API}/events/{event.pk}/check-ins"
     early = client.post(check_ins, headers=leader.headers, json={"user_id": owner.id})
     assert early.status_code == 409 and early.json["error"] == "check_in_closed"
+    # The window in the city's time, as the event's own times are shown.
+    shown = client.get(f"{API}/events/{event.pk}", headers=owner.headers).json
+    assert early.json["opens_at"].endswith("+08:00") and shown["starts_at"].endswith("+08:00")
+    assert datetime.fromisoformat(early.json["opens_at"]) == datetime.fromisoformat(
+        shown["starts_at"]
+    ) - timedelta(hours=2)
     assert Registration.objects.get(user_id=owner.user.pk).status == "confirmed"
 
     now = utcnow()
@@ -187,3 +194,15 @@ def test_check_in_opens_two_hours_before_the_start_and_closes_after_the_grace(
     )
     opened = client.post(check_ins, headers=leader.headers, json={"user_id": owner.id})
     assert opened.status_code == 201 and opened.json["status"] == "attended"
+
+
+def test_an_owner_checking_in_at_a_published_event_is_forbidden(client, make_event):
+    # The event is public and who may check in is no secret: 403, not 404.
+    event = make_event()
+    owner, stranger = make_person("SZ"), make_person("SZ")
+    register(client, event.pk, owner)
+    refused = client.post(
+        f"{API}/events/{event.pk}/check-ins", headers=stranger.headers, json={"user_id": owner.id}
+    )
+    assert refused.status_code == 403 and refused.json["error"] == "forbidden"
+    assert Registration.objects.get(user_id=owner.user.pk).status == "confirmed"

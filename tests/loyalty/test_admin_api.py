@@ -98,7 +98,10 @@ def test_nobody_adjusts_or_reverses_their_own_points(client, admin):
 
 
 def test_reading_the_earning_rules_stores_nothing(client, admin):
-    rules = client.get("/api/v1/admin/earning-rules", headers=admin.headers).json
+    listed = client.get("/api/v1/admin/earning-rules", headers=admin.headers).json
+    # The list envelope every list has (it was a bare array): one page of a few rules.
+    assert listed["next_cursor"] is None
+    rules = listed["items"]
     assert [rule["code"] for rule in rules] == sorted(DEFAULT_RULES)
     assert {rule["code"]: rule["active"] for rule in rules} == dict.fromkeys(DEFAULT_RULES, True)
     assert EarningRule.objects.count() == 0
@@ -106,14 +109,14 @@ def test_reading_the_earning_rules_stores_nothing(client, admin):
         "/api/v1/admin/earning-rules/comment.created", headers=admin.headers, json={"points": 2}
     )
     assert [rule.code for rule in EarningRule.objects] == ["comment.created"]
-    listed = client.get("/api/v1/admin/earning-rules", headers=admin.headers).json
+    listed = client.get("/api/v1/admin/earning-rules", headers=admin.headers).json["items"]
     assert {rule["code"]: rule["points"] for rule in listed}["comment.created"] == 2
 
 
 def test_earning_rules_admin(client, admin):
     owner = make_person("SZ")
     assert client.get("/api/v1/admin/earning-rules", headers=owner.headers).status_code == 403
-    rules = client.get("/api/v1/admin/earning-rules", headers=admin.headers).json
+    rules = client.get("/api/v1/admin/earning-rules", headers=admin.headers).json["items"]
     assert {rule["code"]: rule["points"] for rule in rules}["event.attended"] == 100
     changed = client.put(
         "/api/v1/admin/earning-rules/post.published",
@@ -166,7 +169,7 @@ def test_admin_numbers_are_bounded_and_booleans_strict(client, admin):
         refused = client.put(rule, headers=admin.headers, json=body)
         assert refused.status_code == 422, (body, refused.json)
     assert client.put(rule, headers=admin.headers).status_code == 422
-    rules = client.get("/api/v1/admin/earning-rules", headers=admin.headers).json
+    rules = client.get("/api/v1/admin/earning-rules", headers=admin.headers).json["items"]
     assert {rule["code"]: rule["caps"] for rule in rules}["post.published"] == {"day": 3}
 
     body = {"title": "Cap", "cost": 100, "stock": 5, "fulfillment": "pickup"}

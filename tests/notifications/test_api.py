@@ -86,6 +86,7 @@ def test_preferences_default_then_partial_put(client):
         "points": {"in_app": True, "push": True},
         "community": {"in_app": True, "push": True},
         "marketing": {"in_app": True, "push": False},
+        "account": {"in_app": True, "push": True},
     }
 
     changed = client.put(

@@ -19,7 +19,7 @@ def test_vehicle_verified_push_goes_through_the_webhook_and_is_retried(
     client, background, push_receiver
 ):
     # The gateway refuses the community push once (loyalty's points push may come first).
-    push_receiver.refuse_once_containing = b'"kind":"community"'
+    push_receiver.refuse_once_containing = b'"kind":"account"'
     owner = make_person("SZ", locale="en")
     leader = make_person("SZ", role="circle_leader")
     vehicle = add_vehicle(client, owner.headers, "LSJA24U69MS012345")
@@ -40,7 +40,7 @@ def test_vehicle_verified_push_goes_through_the_webhook_and_is_retried(
         return [
             (headers, body)
             for headers, body in push_receiver.requests
-            if b'"kind":"community"' in body
+            if b'"kind":"account"' in body
         ]
 
     wait_until(lambda: len(community_pushes()) == 2, timeout=60, message="the retried push")
@@ -48,7 +48,7 @@ def test_vehicle_verified_push_goes_through_the_webhook_and_is_retried(
     assert first[1] == second[1]  # the same message, id included, so the gateway can dedupe
     for headers, body in (first, second):
         assert headers["X-Signature"] == hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
-    body = [b for b in push_receiver.bodies() if b["kind"] == "community"][0]
+    body = [b for b in push_receiver.bodies() if b["kind"] == "account"][0]
     assert body["title"] == "Vehicle verified"
     assert body["user_id"] == owner.id
 

@@ -156,3 +156,23 @@ def test_an_ended_contract_withdraws_the_city_and_keeps_the_history(make_partner
     assert Event.objects(pk=event.pk).first().city_partner_id == old.pk
     assert CityPartnerLeader.objects(city_partner_id=successor.pk).count() == 0
     assert partners.end_contracts(utcnow() + timedelta(days=2)) == []
+
+
+def test_me_names_each_grant_with_its_cities_and_the_partners_a_leader_works_for(
+    client, admin, leader, make_partner
+):
+    partner = make_partner("SZ")  # takes over the city's leaders
+    make_partner("CD")  # another city's partner, not theirs
+    add_role_grant(leader.user.pk, "ambassador", ["GZ"])
+    me = client.get(f"{API}/me", headers=leader.headers).json
+    assert me["grants"] == [
+        {"role": "circle_leader", "city_codes": ["SZ"]},
+        {"role": "ambassador", "city_codes": ["GZ"]},
+    ]
+    assert me["city_partners"] == [{"id": str(partner.pk), "name": "SZ Motors", "city_code": "SZ"}]
+    assert sorted(me["roles"]) == ["ambassador", "circle_leader", "owner"]
+
+    hq = client.get(f"{API}/me", headers=admin.headers).json
+    assert (hq["grants"], hq["city_partners"]) == ([{"role": "admin", "city_codes": []}], [])
+    owner = client.get(f"{API}/me", headers=make_person("SZ").headers).json
+    assert (owner["grants"], owner["city_partners"]) == ([], [])

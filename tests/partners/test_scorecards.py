@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from accounts.models import User, Vehicle
@@ -162,8 +162,11 @@ def test_reading_a_scorecard_is_one_lookup_and_csv_is_the_same_table(
     # The caller, the partner, the snapshot (its city's time zone, which says the current
     # month, is kept per process).
     assert commands.names == ["find users", "find city_partners", "find city_partner_scorecards"]
-    as_csv = client.get(url, headers={**admin.headers, "Accept": "text/csv"})
+    # CSV has a path of its own; the JSON path answers JSON whatever the client accepts.
+    csv_url = url.replace("/scorecard?", "/scorecard.csv?")
+    as_csv = client.get(csv_url, headers=admin.headers)
     assert as_csv.status_code == 200 and as_csv.mimetype == "text/csv"
+    assert client.get(url, headers={**admin.headers, "Accept": "text/csv"}).json == first.json
     [row] = list(csv.DictReader(io.StringIO(as_csv.get_data(as_text=True))))
     assert (row["name"], row["month"], row["active_owners"]) == ("SZ Motors", "2026-10", "4")
     assert (row["attendance_rate"], row["points_issued:vehicle.verified"]) == ("0.6667", "1000")
@@ -174,27 +177,59 @@ def test_admins_rank_partners_by_any_figure(client, leader, admin, make_partner)
     shenzhen = build_october(leader, make_partner, admin)
     guangzhou = make_partner("GZ", name="=HYPERLINK(1)")
     url = f"{API}/admin/scorecards?month=2026-10"
-    by_active = client.get(f"{url}&sort=-active_owners", headers=admin.headers)
+    by_active = client.get(f"{url}&sort=active_owners&order=desc", headers=admin.headers)
     assert [item["city_partner_id"] for item in by_active.json["items"]] == [
         str(shenzhen.pk),
         str(guangzhou.pk),
     ]
-    ascending = client.get(f"{url}&sort=active_owners", headers=admin.headers)
+    ascending = client.get(f"{url}&sort=active_owners&order=asc", headers=admin.headers)
     assert [item["city_code"] for item in ascending.json["items"]] == ["GZ", "SZ"]
     # Without a rate (no events), Guangzhou ranks last either way.
-    by_rate = client.get(f"{url}&sort=attendance_rate", headers=admin.headers)
+    by_rate = client.get(f"{url}&sort=attendance_rate&order=asc", headers=admin.headers)
     assert [item["city_code"] for item in by_rate.json["items"]] == ["SZ", "GZ"]
     as_csv = client.get(
-        f"{url}&sort=-active_owners", headers={**admin.headers, "Accept": "text/csv"}
+        f"{API}/admin/scorecards.csv?month=2026-10&sort=active_owners", headers=admin.headers
     )
+    assert as_csv.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(as_csv.get_data(as_text=True))))
     assert [row["city_code"] for row in rows] == ["SZ", "GZ"]
     # A name a spreadsheet would run as a formula is written as text.
     assert rows[1]["name"] == "'=HYPERLINK(1)"
-    for bad in ("month=2026-10&sort=-nope", "month=2026-1", "month=2999-01", "sort=posts"):
+    bad_queries = (
+        "month=2026-10&sort=nope",
+        "month=2026-10&sort=-posts",
+        "month=2026-10&order=up",
+        "month=2026-1",
+        "month=2999-01",
+        "sort=posts",
+    )
+    for bad in bad_queries:
         refused = client.get(f"{API}/admin/scorecards?{bad}", headers=admin.headers)
         assert refused.status_code == 422, bad
     assert client.get(url, headers=leader.headers).status_code == 403
+
+
+def test_months_outside_the_contract_are_refused_and_store_nothing(client, admin, make_partner):
+    # An ended contract: its leaders have lost the city, admins still read its months.
+    partner = make_partner(contract_start=date(2026, 3, 15), contract_end=date(2026, 9, 30))
+    url = f"{API}/city-partners/{partner.pk}/scorecard"
+    for month in ("2026-02", "2026-10", "2001-01"):
+        for path in (url, f"{url}.csv"):
+            refused = client.get(f"{path}?month={month}", headers=admin.headers)
+            assert refused.status_code == 422, (path, month)
+            assert refused.json["error"] == "month_outside_contract"
+    # Year 0 or 1 is no month a contract can hold: refused by the schema, never a 500.
+    for month in ("0000-01", "0001-01", "2026-10\n", "２０２６-１０"):
+        refused = client.get(url, query_string={"month": month}, headers=admin.headers)
+        assert refused.status_code == 422, month
+        assert refused.json["error"] == "validation_failed"
+    ranked = client.get(f"{API}/admin/scorecards?month=0001-01", headers=admin.headers)
+    assert ranked.status_code == 422
+    assert CityPartnerScorecard.objects(city_partner_id=partner.pk).count() == 0
+    # Without a month, a contract that ended shows its last month.
+    ended = client.get(url, headers=admin.headers)
+    assert ended.status_code == 200 and ended.json["month"] == "2026-09"
+    assert CityPartnerScorecard.objects(city_partner_id=partner.pk).count() == 1
 
 
 def test_leaders_see_only_their_own_partner(client, leader, make_partner):

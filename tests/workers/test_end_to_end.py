@@ -24,6 +24,8 @@ def test_vehicle_verified_reaches_owner_inbox_through_real_worker(client, backgr
         message="the owner's notification",
     )
     assert notification.title == "Vehicle verified"
+    # About the owner's own account, not the community (preferences switch it on its own).
+    assert notification.kind == "account"
     assert "LSJA24U69MS012345" in notification.body
     event = OutboxEvent.objects.get(type="vehicle.verified")
     assert (
