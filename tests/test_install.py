@@ -25,6 +25,9 @@ from app.embedded import die_with_parent, free_port, stop_processes
 from tests.conftest import ROOT, Servers
 from tests.support import wait_until
 
+# Builds a wheel and a virtual environment: tens of seconds, started first in a parallel run.
+pytestmark = pytest.mark.slow
+
 README = ROOT / "README.md"
 
 

@@ -26,6 +26,7 @@ def run(*command: str | Path) -> None:
     assert done.returncode == 0, f"{' '.join(map(str, command))}\n{done.stdout}\n{done.stderr}"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 def test_an_owner_journey_type_checks_against_the_generated_types(live_server):
     assert (BIN / "tsc").exists(), "Node packages missing: run `npm ci` in tests/typescript"
