@@ -404,6 +404,57 @@ def person_cards(user_ids: Collection[ObjectId]) -> dict[ObjectId, PersonCard]:
     }
 
 
+@dataclass(frozen=True)
+class AccountCard:
+    """What an ambassador weighs an author or a reporter by on the review desk."""
+
+    display_name: str
+    city_code: str | None
+    joined_at: datetime
+    verified_owner: bool
+    # Holds a staff role (circle leader, ambassador or admin) anywhere.
+    staff: bool
+    muted_until: datetime | None
+    banned_until: datetime | None
+    erased: bool
+
+
+def account_cards(user_ids: Collection[ObjectId]) -> dict[ObjectId, AccountCard]:
+    """The cards of the accounts `user_ids` names, in one read however many there are."""
+    ids = list(user_ids)
+    if not ids:
+        return {}
+    fields = ("display_name", "city_code", "created_at", "verified_owner", "grants")
+    return {
+        user["_id"]: AccountCard(
+            display_name=user["display_name"],
+            city_code=user.get("city_code"),
+            joined_at=user["created_at"],
+            verified_owner=bool(user.get("verified_owner")),
+            staff=bool(user.get("grants")),
+            muted_until=user.get("muted_until"),
+            banned_until=user.get("banned_until"),
+            erased=user.get("erased_at") is not None,
+        )
+        for user in User._get_collection().find(
+            {"_id": {"$in": ids}},
+            dict.fromkeys((*fields, "muted_until", "banned_until", "erased_at"), 1),
+        )
+    }
+
+
+def find_account(text: str) -> User | None:
+    """An account named the way an admin would look one up: its id, email or phone."""
+    text = text.strip()
+    if not text:
+        return None
+    if "@" in text:
+        return User.objects.active().filter(email=normalise_email(text)).first()
+    if (oid := object_id(text)) is not None:
+        return User.objects.active().filter(pk=oid).first()
+    return find_active_owner(phone=text)
+
+
 def backfill_city_since() -> int:
     """Backfill (2026-12-01, run by `flask init-db`): accounts made before owners' cities
     carried the date they were set count as holding theirs since sign-up. Running it again
