@@ -297,6 +297,7 @@ class ModerationQueue(MethodView):
 @blp.route("/moderation/items/<target_type>/<target_id>")
 class ModerationItem(MethodView):
     @blp.response(200, ItemSchema)
+    @blp.refuses(Forbidden)
     def get(self, target_type, target_id):
         """One review item (waiting or not) with every report and decision on it"""
         return review_queue.item(caller(), _kind(target_type), target_id)
@@ -368,6 +369,7 @@ class UndoModerationAction(MethodView):
     @blp.arguments(UndoSchema)
     @blp.response(201, ActionSchema)
     @blp.refuses(
+        Forbidden,
         errors.NotYourDecision,
         errors.UndoExpired,
         errors.AlreadyUndone,
