@@ -455,6 +455,39 @@ def find_account(text: str) -> User | None:
     return find_active_owner(phone=text)
 
 
+@dataclass(frozen=True)
+class FoundAccount:
+    id: ObjectId
+    city_code: str
+
+
+def find_accounts(texts: Collection[str]) -> dict[str, FoundAccount]:
+    """Accounts named by their id, email or phone (as `find_account` reads one), in at
+    most three reads however many: what each text names, for the texts that name an
+    active account."""
+    by_kind: dict[str, dict[Any, str]] = {"_id": {}, "email": {}, "phone": {}}
+    for text in texts:
+        value = text.strip()
+        if "@" in value:
+            by_kind["email"][normalise_email(value)] = text
+        elif (oid := object_id(value)) is not None:
+            by_kind["_id"][oid] = text
+        else:
+            try:
+                by_kind["phone"][normalise_phone(value)] = text
+            except errors.InvalidPhone:
+                continue
+    found: dict[str, FoundAccount] = {}
+    for field, wanted in by_kind.items():
+        if not wanted:
+            continue
+        for user in User._get_collection().find(
+            {field: {"$in": list(wanted)}, **NOT_ERASED}, {field: 1, "city_code": 1}
+        ):
+            found[wanted[user[field]]] = FoundAccount(user["_id"], user["city_code"])
+    return found
+
+
 def backfill_city_since() -> int:
     """Backfill (2026-12-01, run by `flask init-db`): accounts made before owners' cities
     carried the date they were set count as holding theirs since sign-up. Running it again

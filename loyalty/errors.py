@@ -96,3 +96,16 @@ class OverCap(ValidationFailed):
 class UnknownMember(ValidationFailed):
     error = "unknown_member"
     message = "No owner with this id or phone."
+
+
+class InvalidCsv(ValidationFailed):
+    """A bulk credit file that cannot be read as the CSV it should be (its header names
+    the columns; `errors` says what is wrong with the file as a whole)."""
+
+    error = "invalid_csv"
+    message = "The file is not a CSV with the columns account, points and reason."
+
+
+class BulkCreditStarted(Conflict):
+    error = "bulk_credit_started"
+    message = "This bulk credit was started already; its report shows what it applied."

@@ -51,6 +51,12 @@ def request_reconciliation(admin: Caller) -> ReconciliationRun:
     return ReconciliationRun.objects.get(pk=run_id)
 
 
+def recent_runs(admin: Caller, limit: int = 20) -> list[ReconciliationRun]:
+    """The latest runs, newest first (an admin's list)."""
+    admin.require_admin()
+    return list(ReconciliationRun.objects.order_by("-created_at").limit(limit))
+
+
 def _ledger_totals(
     session: ClientSession | None, account_id: ObjectId, now: datetime
 ) -> dict[str, Any]:
