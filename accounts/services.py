@@ -107,6 +107,11 @@ def create_city(code: str, name: str, province: str, timezone: str) -> City:
     return city
 
 
+def all_cities() -> list[City]:
+    """Every city, by code (an admin's list; there are tens, not thousands)."""
+    return list(City.objects.order_by("code"))
+
+
 def city_timezone(code: str | None, session: ClientSession | None = None) -> str:
     city = City._get_collection().find_one({"code": code}, {"timezone": 1}, session=session)
     return (city or {}).get("timezone") or DEFAULT_TIMEZONE

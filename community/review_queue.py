@@ -128,6 +128,28 @@ def queue(
     return {"items": items[:limit]}
 
 
+def waiting(caller: Caller) -> dict[str, int]:
+    """How many items wait in the caller's cities, by why (a home page's figures): targets
+    with open reports, held posts, held comments, in three reads."""
+    cities = moderated_cities(caller, None)
+    scope: dict[str, Any] = {} if cities is None else {"city_code": {"$in": sorted(cities)}}
+    reported = next(
+        Report._get_collection().aggregate(
+            [
+                {"$match": {"status": OPEN_REPORT, **scope}},
+                {"$group": {"_id": {"type": "$target_type", "id": "$target_id"}}},
+                {"$count": "targets"},
+            ]
+        ),
+        {"targets": 0},
+    )["targets"]
+    held = sum(
+        model._get_collection().count_documents({"status": HELD, **scope})
+        for model in CONTENT_MODELS.values()
+    )
+    return {"reported": reported, "held": held}
+
+
 def _found(caller: Caller, target_type: str, target_id: str) -> tuple[dict[str, Any], Any, Any]:
     """The target, its city and account, for an ambassador of its city (403 for someone
     who moderates nowhere, 404 outside the caller's cities)."""

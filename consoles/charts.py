@@ -48,5 +48,28 @@ def bars(title: Any, months: Sequence[dict[str, Any]], series: Sequence[tuple[st
     chart.x_labels = [row["month"] for row in months]
     for figure, label in series:
         chart.add(str(label), [row["figures"].get(figure) or 0 for row in months])
-    svg = chart.render()
+    return _data_uri(chart.render())
+
+
+def compared(title: Any, names: Sequence[str], values: Sequence[float]) -> str:
+    """One figure of several city partners side by side, as a data URI."""
+    chart = pygal.HorizontalBar(
+        style=STYLE,
+        js=[],
+        width=480,
+        height=max(200, 60 + 36 * len(names)),
+        title=str(title),
+        show_legend=False,
+        print_values=True,
+        show_y_guides=False,
+        min_scale=2,
+        max_scale=5,
+        disable_xml_declaration=True,
+    )
+    chart.x_labels = list(names)
+    chart.add(str(title), list(values))
+    return _data_uri(chart.render())
+
+
+def _data_uri(svg: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()

@@ -369,11 +369,11 @@ def recent_jobs(admin: Caller, limit: int = 20) -> list[BulkCredit]:
     return list(BulkCredit.objects.order_by("-created_at").limit(limit))
 
 
-def job_lines(
-    admin: Caller, job_id: str, status: str | None, cursor: str | None, limit: int
+def lines_of(
+    job: BulkCredit, status: str | None, cursor: str | None, limit: int
 ) -> dict[str, Any]:
-    """A job's lines of one status (all: None), in line order."""
-    job = job_for(admin, job_id)
+    """The lines of a job the caller was found to see (`job_for`) of one status (all:
+    None), in line order."""
     query = BulkCreditLine.objects(job_id=job.pk)
     if status is not None:
         query = query.filter(status=status)

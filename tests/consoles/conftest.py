@@ -10,12 +10,14 @@ from tests.consoles.browser import (
     screenshot,
     screenshot_dir,
 )
+from tests.community.conftest import make_club
 from tests.events.conftest import leader, make_event
 
 __all__ = [
     "browser",
     "console_url",
     "leader",
+    "make_club",
     "make_event",
     "playwright_driver",
     "screenshot",

@@ -148,9 +148,7 @@ def test_a_file_that_is_not_the_csv_it_should_be_is_refused(admin, content):
 def test_a_default_reason_other_columns_and_phones(admin):
     phone_owner = make_person("SZ", phone="+86 139 0000 2222")
     User.objects(pk=phone_owner.user.pk).update_one(set__created_at=phone_owner.user.created_at)
-    content = csv_of(
-        ["+86 139 0000 2222,7", f"{ObjectId()},7", ",7"], header="Phone, Points ,note"
-    )
+    content = csv_of(["+86 139 0000 2222,7", f"{ObjectId()},7", ",7"], header="Phone, Points ,note")
     job = bulk_credits.preview(admin, content, "", default_reason="Thanks for waiting")
     lines = {line.line: line for line in BulkCreditLine.objects(job_id=job.pk)}
     assert lines[2].status == "ready" and lines[2].reason == "Thanks for waiting"
