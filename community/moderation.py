@@ -114,6 +114,15 @@ TRANSITIONS = {
     REMOVE: ((VISIBLE, HELD, HIDDEN, DELETED), REMOVED),
     RESTORE: ((HELD, HIDDEN, REMOVED, DELETED), VISIBLE),
 }
+# Where the desk offers each content action: the API takes more (keeping hidden content
+# restores it, restoring held content keeps it), but one word for each outcome reads
+# better: keep what stands or was held, restore what was hidden or removed.
+OFFERED = {
+    KEEP: (VISIBLE, HELD, DELETED),
+    HIDE: (VISIBLE, HELD),
+    REMOVE: (VISIBLE, HELD, HIDDEN, DELETED),
+    RESTORE: (HIDDEN, REMOVED),
+}
 # The reports a decision dismisses rather than upholds.
 DISMISSING = (KEEP, RESTORE)
 # What the author and reporters read of a decision, in their language.
@@ -147,14 +156,7 @@ def allowed_actions(
         return []
     offered: list[str] = []
     if target_type in CONTENT_MODELS:
-        offered = [
-            action
-            for action in CONTENT_ACTIONS
-            if status in TRANSITIONS[action][0]
-            # Restoring held or hidden content is keeping it; restoring deleted content
-            # leaves it deleted, as keeping does.
-            and not (action == RESTORE and status in (HELD, HIDDEN, DELETED))
-        ]
+        offered = [action for action in CONTENT_ACTIONS if status in OFFERED[action]]
     else:
         offered = [KEEP]
     if account_id is not None and (caller.is_admin or not account_is_staff):

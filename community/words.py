@@ -220,8 +220,11 @@ class _Matcher:
         self.words = _Words()
 
     def forget(self) -> None:
+        # The list changed in this process: rebuild at once, whatever the version says (a
+        # database emptied and filled again, as tests do, counts versions from 0 again).
         with self.lock:
             self.checked_at = 0.0
+            self.version = None
 
     def current(self) -> _Words:
         with self.lock:

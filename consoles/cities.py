@@ -175,7 +175,8 @@ def edit_partner(staff: Caller, partner_id: str) -> Response:
 
 def _ranking(staff: Caller) -> tuple[dict[str, Any], str, str]:
     month = _month() or utcnow().strftime("%Y-%m")
-    figure = request.args.get("sort") if request.args.get("sort") in FIGURES else "active_owners"
+    asked = request.args.get("sort") or ""
+    figure = asked if asked in FIGURES else "active_owners"
     order = "asc" if request.args.get("order") == "asc" else "desc"
     ranking = scorecards.ranked(staff, month, figure if order == "asc" else f"-{figure}")
     return ranking, figure, order

@@ -20,6 +20,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from accounts.services import find_account
 from app.auth import ADMIN, Caller
 from app.errors import DomainError
+from consoles.catalogue import TIER_LABELS
 from consoles.csv import csv_response
 from consoles.web import ADMINS, attempt, back, checked, console, flash_refusal
 from loyalty import adjustments, balances, bulk_credits
@@ -94,6 +95,7 @@ def admin_points(staff: Caller) -> str:
         adjust=AdjustForm(),
         reverse=ReverseForm(),
         entry_kinds=ENTRY_KINDS,
+        tier_labels=TIER_LABELS,
     )
 
 

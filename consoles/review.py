@@ -64,6 +64,14 @@ WEIGHT_REASONS = {
     "no_visible_content": _l("unverified, nothing posted"),
 }
 SORT_NAMES = {"heaviest": _l("Heaviest first"), "newest": _l("Newest first")}
+# An audit entry's before and after, as people read them.
+FIELD_NAMES = {
+    "status": _l("status"),
+    "muted_until": _l("muted until"),
+    "banned_until": _l("banned until"),
+    "warnings": _l("warnings"),
+}
+REPORT_STATUSES = {"open": _l("open"), "upheld": _l("upheld"), "rejected": _l("rejected")}
 
 
 class DecisionForm(FlaskForm):
@@ -150,6 +158,8 @@ def _names() -> dict[str, Any]:
         "status_names": STATUS_NAMES,
         "weight_reasons": WEIGHT_REASONS,
         "sort_names": SORT_NAMES,
+        "field_names": FIELD_NAMES,
+        "report_statuses": REPORT_STATUSES,
         "kinds": TARGET_TYPES,
         "queue_reasons": QUEUE_REASONS,
         "sorts": SORTS,

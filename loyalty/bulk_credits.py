@@ -369,9 +369,7 @@ def recent_jobs(admin: Caller, limit: int = 20) -> list[BulkCredit]:
     return list(BulkCredit.objects.order_by("-created_at").limit(limit))
 
 
-def lines_of(
-    job: BulkCredit, status: str | None, cursor: str | None, limit: int
-) -> dict[str, Any]:
+def lines_of(job: BulkCredit, status: str | None, cursor: str | None, limit: int) -> dict[str, Any]:
     """The lines of a job the caller was found to see (`job_for`) of one status (all:
     None), in line order."""
     query = BulkCreditLine.objects(job_id=job.pk)

@@ -109,7 +109,7 @@ def test_the_queue_shows_each_item_with_what_deciding_needs(client, ambassador, 
     assert hidden["content"]["body"] == "a noisy post"
     # What the server allows this ambassador on each.
     assert held["actions"] == ["keep", "hide", "remove", "warn", "mute", "ban"]
-    assert hidden["actions"] == ["keep", "remove", "warn", "mute", "ban"]
+    assert hidden["actions"] == ["restore", "remove", "warn", "mute", "ban"]
     assert items[desk["troll"].id]["actions"] == ["keep", "warn", "mute", "ban"]
     assert all(item["version"] == 0 and item["claim"] is None for item in items.values())
 

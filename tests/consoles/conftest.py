@@ -3,6 +3,7 @@ the services) and the browser harness (tests/consoles/browser.py)."""
 
 from __future__ import annotations
 
+from tests.community.conftest import make_club
 from tests.consoles.browser import (
     browser,
     console_url,
@@ -10,7 +11,6 @@ from tests.consoles.browser import (
     screenshot,
     screenshot_dir,
 )
-from tests.community.conftest import make_club
 from tests.events.conftest import leader, make_event
 
 __all__ = [

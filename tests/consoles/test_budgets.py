@@ -12,10 +12,10 @@ import pytest
 from accounts.ownership import add_vehicle
 from app.auth import load_caller
 from app.clock import utcnow
+from community import posts, reports
 from events import feedback, registration, services, tickets
 from events.models import Event
 from tests.authz_table import CONSOLE_ACCESS
-from community import posts, reports
 from tests.consoles.support import page_within_budget, sign_in, sz_partner
 from tests.events.conftest import many_owners
 from tests.support import make_city, make_person
@@ -159,7 +159,7 @@ DESK_PAGES: dict[str, int] = {
 def desk(app, make_club):
     """SZ's club with a held post, a post hidden by two reports, a reported comment and a
     reported account; the ambassador decided one item."""
-    from community import clubs, moderation, words
+    from community import moderation, words
     from tests.community.conftest import established, owner
 
     admin = load_caller(make_person("SZ", role="admin").id)
@@ -167,7 +167,7 @@ def desk(app, make_club):
     author = owner()
     club = make_club(members=(author,))
     as_author = load_caller(author.id)
-    held = posts.publish_post(as_author, str(club.pk), "buy spamword", [])
+    posts.publish_post(as_author, str(club.pk), "buy spamword", [])
     hidden = posts.publish_post(as_author, str(club.pk), "a noisy post", [])
     comment = posts.add_comment(as_author, str(hidden.pk), "and a comment")
     decided = posts.publish_post(as_author, str(club.pk), "decided", [])
@@ -180,7 +180,6 @@ def desk(app, make_club):
     entry = moderation.take_action(
         load_caller(ambassador.id), "post", str(decided.pk), "hide", "Off topic"
     )
-    del clubs, held
     return ambassador, {
         "target_type": "post",
         "target_id": str(hidden.pk),
