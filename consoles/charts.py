@@ -27,12 +27,21 @@ STYLE = Style(
 )
 
 
+# What every chart shares: the style, no script, a size on the scale of the page.
+COMMON: dict[str, Any] = {
+    "style": STYLE,
+    "js": [],
+    "width": 480,
+    "min_scale": 2,
+    "max_scale": 5,
+    "disable_xml_declaration": True,
+}
+
+
 def bars(title: Any, months: Sequence[dict[str, Any]], series: Sequence[tuple[str, Any]]) -> str:
     """A bar chart of `series` (figure, label) over the scorecards `months`, as a data URI."""
     chart = pygal.Bar(
-        style=STYLE,
-        js=[],
-        width=480,
+        **COMMON,
         height=320,
         title=str(title),
         legend_at_bottom=True,
@@ -41,9 +50,6 @@ def bars(title: Any, months: Sequence[dict[str, Any]], series: Sequence[tuple[st
         show_y_guides=True,
         show_minor_y_labels=False,
         y_labels_major_count=5,
-        min_scale=2,
-        max_scale=5,
-        disable_xml_declaration=True,
     )
     chart.x_labels = [row["month"] for row in months]
     for figure, label in series:
@@ -54,17 +60,12 @@ def bars(title: Any, months: Sequence[dict[str, Any]], series: Sequence[tuple[st
 def compared(title: Any, names: Sequence[str], values: Sequence[float]) -> str:
     """One figure of several city partners side by side, as a data URI."""
     chart = pygal.HorizontalBar(
-        style=STYLE,
-        js=[],
-        width=480,
+        **COMMON,
         height=max(200, 60 + 36 * len(names)),
         title=str(title),
         show_legend=False,
         print_values=True,
         show_y_guides=False,
-        min_scale=2,
-        max_scale=5,
-        disable_xml_declaration=True,
     )
     chart.x_labels = list(names)
     chart.add(str(title), list(values))

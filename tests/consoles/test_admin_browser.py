@@ -20,9 +20,8 @@ from loyalty import adjustments, reconciliation, rewards
 from loyalty.models import BulkCredit, LedgerEntry, PointsAccount, Reward
 from partners import budget
 from partners.models import CityPartner, CityPartnerScorecard
-from partners.services import contract_partner
 from tests.consoles.browser import DESKTOP, new_page, sign_in_page
-from tests.consoles.support import sz_partner
+from tests.consoles.support import cd_partner, sz_partner
 from tests.events.conftest import many_owners
 from tests.support import make_city, make_person, wait_until
 from workers.models import DeadLetter
@@ -31,6 +30,14 @@ from workers.models import DeadLetter
 def balance(user_id) -> int:
     account = PointsAccount.objects(pk=user_id).first()
     return account.balance if account else 0
+
+
+def upload(page, base: str, path) -> None:
+    """Upload a bulk credit file through the form; lands on its preview."""
+    page.goto(f"{base}/console/admin/bulk-credits")
+    page.set_input_files("#file", str(path))
+    page.click("form.upload button[type=submit]")
+    page.wait_for_selector("#bulk-figures")
 
 
 def counted(page, status: str) -> int:
@@ -164,10 +171,7 @@ def test_an_admin_runs_the_hq_console(browser, console_url, screenshot, backgrou
     assert balance(hq["admin"].user.pk) == 0
 
     # 500 owners from a CSV with 3 bad lines: a preview, then a worker applies 497.
-    page.goto(f"{console_url}/console/admin/bulk-credits")
-    page.set_input_files("#file", str(hq["csv"]))
-    page.click("form.upload button[type=submit]")
-    page.wait_for_selector("#bulk-figures")
+    upload(page, console_url, hq["csv"])
     assert (counted(page, "ready"), counted(page, "invalid")) == (497, 3)
     assert page.locator("table.lines tbody tr").count() == 3
     page.click("form[action$='/start'] button")
@@ -180,10 +184,7 @@ def test_an_admin_runs_the_hq_console(browser, console_url, screenshot, backgrou
     report = page.request.get(f"{console_url}/console/admin/bulk-credits/{job.pk}/not-applied.csv")
     assert report.text().count("\n") == 4  # the header and the 3 lines
     # The same file again: nothing left to apply.
-    page.goto(f"{console_url}/console/admin/bulk-credits")
-    page.set_input_files("#file", str(hq["csv"]))
-    page.click("form.upload button[type=submit]")
-    page.wait_for_selector("#bulk-figures")
+    upload(page, console_url, hq["csv"])
     assert (counted(page, "already_applied"), counted(page, "ready")) == (497, 0)
     assert page.locator("form[action$='/start']").count() == 0
     assert LedgerEntry.objects(__raw__={"source.type": "bulk_credit"}).count() == 497
@@ -220,15 +221,8 @@ def test_an_admin_runs_the_hq_console(browser, console_url, screenshot, backgrou
 def test_every_admin_page_in_both_languages(browser, console_url, screenshot, hq, language):
     """Each page of the admin console, with data, photographed for a person to look at."""
     admin = load_caller(hq["admin"].id)
-    make_city("CD")
+    cd_partner("CD Auto", days_running=40)
     today = utcnow().date()
-    contract_partner(
-        name="CD Auto",
-        contact="ops@cdauto.example.com",
-        city_code="CD",
-        contract_start=today - timedelta(days=40),
-        contract_end=today + timedelta(days=300),
-    )
     rewards.create_reward(
         admin, {"title": "Mug", "cost": 100, "stock": 50, "fulfillment": "pickup"}
     )
@@ -311,10 +305,7 @@ def test_every_admin_page_in_both_languages(browser, console_url, screenshot, hq
     page.fill("#text", "傻 逼 and spamword")
     page.click("form[action$='/test'] button")
     screenshot(page, "admin-words-test")
-    page.goto(f"{console_url}/console/admin/bulk-credits")
-    page.set_input_files("#file", str(hq["csv"]))
-    page.click("form.upload button[type=submit]")
-    page.wait_for_selector("#bulk-figures")
+    upload(page, console_url, hq["csv"])
     screenshot(page, "admin-bulk-preview")
     page.goto(f"{console_url}/console/admin/bulk-credits")
     screenshot(page, "admin-bulk-credits")

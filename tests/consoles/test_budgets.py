@@ -16,9 +16,9 @@ from community import posts, reports
 from events import feedback, registration, services, tickets
 from events.models import Event
 from tests.authz_table import CONSOLE_ACCESS
-from tests.consoles.support import page_within_budget, sign_in, sz_partner
+from tests.consoles.support import cd_partner, page_within_budget, sign_in, sz_partner
 from tests.events.conftest import many_owners
-from tests.support import make_city, make_person
+from tests.support import make_person
 
 # The caller's account is the first command of every page (its sessions, grants, ban).
 PAGES: dict[str, int] = {
@@ -189,12 +189,16 @@ def desk(app, make_club):
     }
 
 
+def _opened(client, world, path: str, budget: int) -> str:
+    person, ids = world
+    sign_in(client, person)
+    return page_within_budget(client, path.format(**ids), budget).get_data(as_text=True)
+
+
 @pytest.mark.parametrize("path", sorted(DESK_PAGES))
 def test_a_desk_page_within_its_budget(client, desk, path):
-    ambassador, ids = desk
-    sign_in(client, ambassador)
-    page = page_within_budget(client, path.format(**ids), DESK_PAGES[path])
-    assert "review-item" in page.get_data(as_text=True) or "audit" in path
+    page = _opened(client, desk, path, DESK_PAGES[path])
+    assert "review-item" in page or "audit" in path
 
 
 # The admin console, opened by an admin over two cities with partners, budgets, rewards,
@@ -243,21 +247,12 @@ def hq(app):
     from community import words
     from loyalty import adjustments, bulk_credits, reconciliation, rewards
     from loyalty.models import PointsAccount
-    from partners.services import contract_partner
     from workers.models import DeadLetter
 
     admin_person = make_person("SZ", role="admin")
     admin = load_caller(admin_person.id)
     partner = sz_partner(50_000)
-    make_city("CD")
-    today = utcnow().date()
-    contract_partner(
-        name="CD Motors",
-        contact="ops@cdmotors.example.com",
-        city_code="CD",
-        contract_start=today - timedelta(days=10),
-        contract_end=today + timedelta(days=300),
-    )
+    cd_partner()
     reward = rewards.create_reward(
         admin, {"title": "Mug", "cost": 100, "stock": 50, "fulfillment": "pickup"}
     )
@@ -298,7 +293,4 @@ def hq(app):
 
 @pytest.mark.parametrize("path", sorted(ADMIN_PAGES))
 def test_an_admin_page_within_its_budget(client, hq, path):
-    admin, ids = hq
-    sign_in(client, admin)
-    page = page_within_budget(client, path.format(**ids), ADMIN_PAGES[path])
-    assert page.get_data(as_text=True)
+    assert _opened(client, hq, path, ADMIN_PAGES[path])
