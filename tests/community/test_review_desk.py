@@ -449,3 +449,16 @@ def test_the_desk_never_waits_for_workers(client, ambassador, desk, background):
     wait_until(lambda: points(author)["balance"] == before - 5, message="points reversed")
     moderation.undo_action(load_caller(ambassador.id), removed.json["id"])
     wait_until(lambda: points(author)["balance"] == before, message="the points back")
+
+
+def test_an_undo_sent_again_with_its_key_answers_the_first(client, ambassador, desk):
+    hidden = decide(client, ambassador, desk["reported"], "hide", version=0).json
+    url = f"{API}/moderation/actions/{hidden['id']}/undo"
+    headers = {**ambassador.headers, "Idempotency-Key": "undo-1"}
+    first = client.post(url, json={"reason": "Oops"}, headers=headers)
+    again = client.post(url, json={"reason": "Oops"}, headers=headers)
+    assert first.status_code == again.status_code == 201, (first.json, again.json)
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json == first.json
+    assert ModerationAction.objects(action="undo").count() == 1
+    # Without the key, the second is refused: undone already.
+    assert client.post(url, json={}, headers=ambassador.headers).json["error"] == "already_undone"
