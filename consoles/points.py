@@ -24,7 +24,13 @@ from consoles.catalogue import TIER_LABELS
 from consoles.csv import csv_response
 from consoles.web import ADMINS, attempt, back, checked, console, flash_refusal
 from loyalty import adjustments, balances, bulk_credits
-from loyalty.models import LINE_STATUSES
+from loyalty.models import (
+    BULK_DONE,
+    BULK_PREVIEWED,
+    LINE_INVALID,
+    LINE_REFUSED,
+    LINE_STATUSES,
+)
 from loyalty.schemas import AdjustmentSchema, ReversalSchema
 
 # Why a line of a bulk credit was not applied (loyalty.bulk_credits.LINE_ERRORS).
@@ -168,8 +174,12 @@ def bulk_credit(staff: Caller, job_id: str) -> str:
     job = bulk_credits.job_for(staff, job_id)
     wanted = request.args.get("status")
     shown = wanted if wanted in LINE_STATUSES else None
-    if wanted is None and job.status == "previewed":
-        shown = "invalid"  # what a preview is for: the lines that will not apply
+    if wanted is None and job.status == BULK_PREVIEWED:
+        shown = LINE_INVALID  # what a preview is for: the lines that will not apply
+    elif wanted is None and job.status == BULK_DONE:
+        # A report opens on what needs mending (invalid, then refused lines), not on the
+        # hundreds of thousands that went through.
+        shown = next((s for s in (LINE_INVALID, LINE_REFUSED) if job.counts.get(s)), None)
     lines = bulk_credits.lines_of(job, shown, request.args.get("cursor"), 50)
     template = (
         "consoles/admin/_bulk_figures.html"

@@ -225,6 +225,8 @@ def _check(
             )
         else:
             line["error"] = error
+            if points is not None:  # as written, for the admin mending the line
+                line["points"] = points
         stored.append(line)
     keys = {line["key"]: line for line in stored if line["status"] == LINE_READY}
     if keys:

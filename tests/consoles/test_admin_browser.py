@@ -9,6 +9,7 @@ en (`test_every_admin_page_in_both_languages`)."""
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 
 import pytest
@@ -179,6 +180,10 @@ def test_an_admin_runs_the_hq_console(browser, console_url, screenshot, backgrou
     until_done = "[data-status=done]"
     page.wait_for_selector(until_done, timeout=120_000)
     assert (counted(page, "applied"), counted(page, "invalid")) == (497, 3)
+    # The report opens on the lines to mend.
+    page.reload()
+    assert page.locator("table.lines tbody tr").count() == 3
+    screenshot(page, "admin-bulk-report")
     job = BulkCredit.objects.order_by("-created_at").first()
     assert LedgerEntry.objects(__raw__={"source.id": str(job.pk)}).count() == 497
     report = page.request.get(f"{console_url}/console/admin/bulk-credits/{job.pk}/not-applied.csv")
@@ -298,6 +303,10 @@ def test_every_admin_page_in_both_languages(browser, console_url, screenshot, hq
         page.goto(f"{console_url}{path}")
         assert page.locator("main h1").count() == 1, path
         screenshot(page, name)
+    # The charts print figures as the table does (points issued is the fourth chart).
+    page.goto(f"{console_url}{shots['admin-scorecards']}")
+    points_issued = page.locator(".charts img").nth(3).get_attribute("src").split(",", 1)[1]
+    assert "26,900" in base64.b64decode(points_issued).decode()
     reward = Reward.objects.get(title="Track day")
     page.goto(f"{console_url}/console/admin/rewards/{reward.pk}")
     screenshot(page, "admin-reward")

@@ -70,10 +70,11 @@ def test_five_hundred_owners_with_three_bad_lines(admin):
     assert LedgerEntry.objects(__raw__={"source.type": "bulk_credit"}).count() == 497
     assert Notification.objects(template="points_adjusted").count() == 497
     report = list(bulk_credits.not_applied(admin, str(job.pk)))
-    assert [(row["line"], row["error"]) for row in report] == [
-        (12, "unknown_account"),
-        (22, "invalid_points"),
-        (32, "missing_reason"),
+    # Each line as written (points that were a number kept), to mend and upload again.
+    assert [(row["line"], row["points"], row["error"]) for row in report] == [
+        (12, 100, "unknown_account"),
+        (22, "", "invalid_points"),
+        (32, 100, "missing_reason"),
     ]
 
     # The same file again: every good line is already applied, and nothing moves.
