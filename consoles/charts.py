@@ -58,7 +58,8 @@ def bars(title: Any, months: Sequence[dict[str, Any]], series: Sequence[tuple[st
 
 
 def compared(title: Any, names: Sequence[str], values: Sequence[float]) -> str:
-    """One figure of several city partners side by side, as a data URI."""
+    """One figure of several city partners side by side, as a data URI, top to bottom in
+    the order given (the page's table order)."""
     chart = pygal.HorizontalBar(
         **COMMON,
         height=max(200, 60 + 36 * len(names)),
@@ -66,10 +67,17 @@ def compared(title: Any, names: Sequence[str], values: Sequence[float]) -> str:
         show_legend=False,
         print_values=True,
         show_y_guides=False,
+        value_formatter=_grouped,
     )
-    chart.x_labels = list(names)
-    chart.add(str(title), list(values))
+    # pygal draws a horizontal chart's first label at the bottom.
+    chart.x_labels = list(reversed(names))
+    chart.add(str(title), list(reversed(values)))
     return _data_uri(chart.render())
+
+
+def _grouped(value: float) -> str:
+    """18,400 rather than 18400, as the tables beside the charts print figures."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.1f}"
 
 
 def _data_uri(svg: str) -> str:

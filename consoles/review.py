@@ -29,6 +29,7 @@ from community.review_queue import QUEUE_REASONS, SORTS
 from consoles.messages import ACTION_NAMES
 from consoles.web import AMBASSADORS, attempt, back, console, flash_refusal, options
 
+WITHIN_RULES = _l("Within the community rules")
 # Reasons an ambassador picks in one click; the author and reporters read the one picked
 # (with the note, when there is one) in their statement of reasons.
 REASONS = (
@@ -37,7 +38,7 @@ REASONS = (
     _l("Off topic for the club"),
     _l("Misleading or false"),
     _l("Personal information of others"),
-    _l("Within the community rules"),
+    WITHIN_RULES,
 )
 KIND_NAMES = {"post": _l("Post"), "comment": _l("Comment"), "user": _l("Account")}
 REASON_NAMES = {
@@ -101,9 +102,16 @@ def _reason_choices() -> list[SelectChoice]:
     return options((str(reason), reason) for reason in REASONS)
 
 
-def _reason_of(form: Any) -> str:
+# Keeping or restoring finds the content within the rules, and that is what the author and
+# the reporters read: the list's default (a violation, for the other decisions' one click)
+# must not go out as the reason content was kept.
+IN_FAVOUR = ("keep", "restore")
+
+
+def _reason_of(form: Any, action: str) -> str:
+    reason = str(WITHIN_RULES) if action in IN_FAVOUR else str(form.reason.data)
     note = (form.note.data or "").strip()
-    return f"{form.reason.data}: {note}" if note else str(form.reason.data)
+    return f"{reason}: {note}" if note else reason
 
 
 def _filters() -> dict[str, Any]:
@@ -183,7 +191,7 @@ def decide(staff: Caller) -> Response:
             form.target_type.data or "",
             form.target_id.data or "",
             action,
-            _reason_of(form),
+            _reason_of(form, action),
             form.duration_days.data if action in ("mute", "ban") else None,
             int(version) if version and version.isdigit() else None,
         ),
@@ -214,7 +222,11 @@ def decide_many(staff: Caller) -> Response:
     ]
     try:
         result = moderation.decide_many(
-            staff, kinds.pop(), items, form.action.data or "", _reason_of(form)
+            staff,
+            kinds.pop(),
+            items,
+            form.action.data or "",
+            _reason_of(form, form.action.data or ""),
         )
     except DomainError as refusal:
         flash_refusal(refusal)

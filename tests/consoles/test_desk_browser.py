@@ -27,6 +27,7 @@ SAYS = {
         "mute": "禁言",
         "undo": "撤销",
         "meantime": "期间",
+        "within_rules": "符合社区规则",
     },
     "en": {
         "hide": "Hide",
@@ -36,6 +37,7 @@ SAYS = {
         "mute": "Mute",
         "undo": "Undo",
         "meantime": "in the meantime",
+        "within_rules": "Within the community rules",
     },
 }
 
@@ -125,6 +127,9 @@ def test_an_ambassador_clears_a_queue_and_undoes_a_removal(
         key: Post.objects.get(pk=city[key]).status for key in ("rude", "hidden", "held", "spam")
     }
     assert statuses == {"rude": "hidden", "hidden": "visible", "held": "visible", "spam": "removed"}
+    # Kept and restored content is stated to be within the rules, whatever the list showed.
+    reasons = {e.action: e.reason for e in ModerationAction.objects(action__in=("keep", "restore"))}
+    assert reasons == {"keep": says["within_rules"], "restore": says["within_rules"]}
     assert load_caller(city["troll"].id).user.muted_until is not None
     assert page.locator(".review-item").count() == 0
     wait_until(lambda: balance(spammer) == 0, message="the removed post's points reversed")
