@@ -89,11 +89,11 @@ def main(owners: int, applied: int) -> None:
                 adjustments.adjust(admin, owner, 100, "one by one")
             single_rate = applied / (time.perf_counter() - started)
     small_lines = owners // 10
+    per_line = (large_time / owners) / (small_time / small_lines)
     print(f"bench/bulk_credit.py ({load()}), {owners:,} and {small_lines:,} owners")
     print(
         f"  preview: {large_time:.1f} s for {owners:,} lines, {small_time:.1f} s for"
-        f" {small_lines:,}; per line large/small {large_time / owners / (small_time / small_lines):.2f}"
-        " (target <= 1.5)"
+        f" {small_lines:,}; per line large/small {per_line:.2f} (target <= 1.5)"
     )
     print(
         f"  preview peak memory: {large_peak / 2**20:.1f} MiB vs {small_peak / 2**20:.1f} MiB:"
