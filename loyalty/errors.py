@@ -202,3 +202,16 @@ class MonthNotOver(Conflict):
 class MonthClosed(Conflict):
     error = "month_closed"
     message = "This month was already closed."
+
+
+class InvalidCsv(ValidationFailed):
+    """A bulk credit file that cannot be read as the CSV it should be (its header names
+    the columns; `errors` says what is wrong with the file as a whole)."""
+
+    error = "invalid_csv"
+    message = "The file is not a CSV with the columns account, points and reason."
+
+
+class BulkCreditStarted(Conflict):
+    error = "bulk_credit_started"
+    message = "This bulk credit was started already; its report shows what it applied."

@@ -479,3 +479,64 @@ class PartnerSettlement(Document):
     updated_at = DateTimeField()
 
     meta = {"collection": "partner_settlements", "indexes": []}
+
+
+BULK_PREVIEWED = "previewed"
+BULK_QUEUED = "queued"
+BULK_RUNNING = "running"
+BULK_DONE = "done"
+BULK_FAILED = "failed"
+BULK_STATUSES = (BULK_PREVIEWED, BULK_QUEUED, BULK_RUNNING, BULK_DONE, BULK_FAILED)
+
+# A line of a bulk credit: ready to apply, invalid as uploaded, applied, refused when
+# applied (the owner spent the points a debit needed), or already applied by an earlier
+# upload (its key is in the ledger).
+LINE_READY = "ready"
+LINE_INVALID = "invalid"
+LINE_APPLIED = "applied"
+LINE_REFUSED = "refused"
+LINE_ALREADY = "already_applied"
+LINE_STATUSES = (LINE_READY, LINE_INVALID, LINE_APPLIED, LINE_REFUSED, LINE_ALREADY)
+
+
+class BulkCredit(Document):
+    """An admin's upload of a list of owners to credit (`loyalty.bulk_credits`): previewed
+    when uploaded, applied on a worker in batches, with a report of every line."""
+
+    status = StringField(required=True, default=BULK_PREVIEWED, choices=BULK_STATUSES)
+    filename = StringField(max_length=300)
+    uploaded_by = ObjectIdField(required=True)
+    started_by = ObjectIdField()
+    # Counts by line status, and the points of the lines ready when previewed.
+    counts = DictField()
+    points = IntField(default=0)
+    lines = IntField(default=0)
+    error = StringField()
+    created_at = DateTimeField(default=utcnow)
+    started_at = DateTimeField()
+    finished_at = DateTimeField()
+
+    meta = {"collection": "bulk_credits", "indexes": ["-created_at"]}
+
+
+class BulkCreditLine(Document):
+    job_id = ObjectIdField(required=True)
+    line = IntField(required=True)
+    # The owner as the file names them (id, email or phone), and who that is.
+    account = StringField()
+    user_id = ObjectIdField()
+    city_code = StringField()
+    points = IntField()
+    reason = StringField()
+    # The ledger's idempotency key: the file's `reference`, or the line's content and
+    # how many identical lines came before it, so the same file uploaded again applies
+    # nothing twice.
+    key = StringField()
+    status = StringField(required=True, choices=LINE_STATUSES)
+    error = StringField()
+    entry_id = ObjectIdField()
+
+    meta = {
+        "collection": "bulk_credit_lines",
+        "indexes": [("job_id", "status", "line"), ("job_id", "line")],
+    }

@@ -12,7 +12,7 @@ from pymongo.client_session import ClientSession
 
 from app.auth import Caller
 from app.clock import utcnow
-from app.db import transaction
+from app.db import get_or_404, transaction
 from app.outbox import record_event
 from loyalty import figures, ledger
 from loyalty.models import (
@@ -49,6 +49,18 @@ def request_reconciliation(admin: Caller) -> ReconciliationRun:
 
     transaction(unit)
     return ReconciliationRun.objects.get(pk=run_id)
+
+
+def recent_runs(admin: Caller, limit: int = 20) -> list[ReconciliationRun]:
+    """The latest runs, newest first (an admin's list)."""
+    admin.require_admin()
+    return list(ReconciliationRun.objects.order_by("-created_at").limit(limit))
+
+
+def run_for(admin: Caller, run_id: str) -> ReconciliationRun:
+    """One run with its drifts (an admin's)."""
+    admin.require_admin()
+    return get_or_404(ReconciliationRun, run_id)
 
 
 def _ledger_totals(

@@ -68,6 +68,10 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("社区管理通知", "管理员对您的内容或账号执行了操作（{action}）：{reason}"),
         "en": ("Community moderation", "A moderator took an action ({action}): {reason}"),
     },
+    "moderation_undone": {
+        "zh-CN": ("管理操作已撤销", "此前对您的内容或账号的操作（{action}）已撤销：{reason}"),
+        "en": ("Moderation undone", "The earlier action ({action}) was undone: {reason}"),
+    },
     "report_resolved": {
         "zh-CN": ("举报处理结果", "您的举报已处理（{outcome}）：{reason}"),
         "en": ("Your report was reviewed", "Your report was {outcome}: {reason}"),

@@ -17,7 +17,7 @@ from accounts.models import AMBASSADOR, CIRCLE_LEADER, RoleGrant, User
 from accounts.ownership import add_vehicle
 from app.auth import load_caller
 from app.clock import utcnow
-from community import clubs, posts, words
+from community import clubs, moderation, posts, words
 from community.models import APPROVAL, CITY_CLUB
 from events import registration
 from events import services as events
@@ -271,12 +271,19 @@ def _community(people: dict[str, Person]) -> dict[str, str]:
     # Letters only, and a world of its own each time (a DELETE may need a second).
     suffix = "".join(chr(ord("a") + int(digit)) for digit in str(next(_numbers)))
     word = words.add_word(acting(people[ADMIN]), f"forbidden{suffix}")
+    # A decision of the ambassador's, for the path that undoes it.
+    kept = moderation.take_action(
+        acting(people[AMBASSADOR_CALLER]), "comment", str(comment.pk), "keep", "Fine"
+    )
     return {
         "club_id": club_id,
         "user_id": applicant.id,
         "post_id": str(post.pk),
         "comment_id": str(comment.pk),
         "word_id": str(word.pk),
+        "target_type": "post",
+        "target_id": str(post.pk),
+        "action_id": str(kept.pk),
     }
 
 
@@ -352,6 +359,14 @@ def body_for(operation: str, world: World) -> dict[str, Any] | None:
             "reason": "Off topic",
         },
         "POST /api/v1/admin/sensitive-words": {"word": "anotherword"},
+        "POST /api/v1/admin/sensitive-words/test": {"text": "Is this fine?"},
+        "POST /api/v1/moderation/actions/{action_id}/undo": {},
+        "POST /api/v1/moderation/bulk-actions": {
+            "target_type": "post",
+            "action": "keep",
+            "reason": "Fine",
+            "items": [{"target_id": world.ids["post_id"]}],
+        },
         "POST /api/v1/admin/city-partners": {
             "name": "CD Motors",
             "contact": "ops@cdmotors.example.com",
