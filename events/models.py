@@ -71,6 +71,9 @@ class Event(Document):
     # the event, its check-ins and its figures with the partner that ran it.
     city_partner_id = ObjectIdField()
     budget_month = StringField()
+    # The drop the event's seats are released through while it runs: registrations come
+    # from it alone.
+    drop_id = ObjectIdField()
 
     meta = {
         "collection": "events",
@@ -99,6 +102,8 @@ class Registration(Document):
     promoted_at = DateTimeField()
     cancelled_at = DateTimeField()
     attended_at = DateTimeField()
+    # The drop entry that won the place (one registration per entry).
+    drop_entry_id = ObjectIdField()
 
     meta = {
         "collection": "registrations",

@@ -18,6 +18,7 @@ transaction; a capacity raise promotes one waitlisted owner per transaction
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -26,6 +27,7 @@ import structlog
 from bson import ObjectId
 from pymongo.client_session import ClientSession
 
+from accounts.services import CIRCLE_LEADER
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import batch, object_id, one_at_a_time, transaction
@@ -51,14 +53,29 @@ class _Taken(Exception):
     transaction): active, or cancelled and to be replaced."""
 
 
-def register(caller: Caller, event_id: str) -> Registration:
-    """Register the caller: confirmed while seats are left, else waitlisted (FCFS)."""
+@dataclass(frozen=True)
+class ThroughDrop:
+    """A place a drop allocated: the drop the event's seats are released through, and the
+    entry that won it (one registration per entry, however often the drop's job runs)."""
+
+    drop_id: ObjectId
+    entry_id: ObjectId
+
+
+def register(caller: Caller, event_id: str, *, drop: ThroughDrop | None = None) -> Registration:
+    """Register the caller: confirmed while seats are left, else waitlisted (FCFS). An
+    event released through a drop is registered for by its drop's job alone (`drop`), until
+    its start, and a winner is seated or refused (`no_seat_left`), never waitlisted."""
     user = caller.user
     now = utcnow()
 
     def unit(session: ClientSession, replacing: ObjectId | None) -> Registration:
         event = visible_event(caller, event_id, session)
-        if event.status != PUBLISHED or now >= event.registration_closes_at:
+        if event.drop_id and (drop is None or drop.drop_id != event.drop_id):
+            raise errors.DropOnly(drop_id=str(event.drop_id))
+        # A drop's own window was the registration: its places are made once it closed.
+        closes_at = event.starts_at if drop is not None else event.registration_closes_at
+        if event.status != PUBLISHED or now >= closes_at:
             raise errors.RegistrationClosed()
         if event.verified_owners_only and not user.verified_owner:
             raise errors.NotVerifiedOwner()
@@ -68,6 +85,8 @@ def register(caller: Caller, event_id: str) -> Registration:
         if event.seats_left > 0:
             status, position = CONFIRMED, None
             claim = {"seats_left": {"$gt": 0}}, {"$inc": {"seats_left": -1}}
+        elif drop is not None:
+            raise errors.NoSeatLeft()
         else:
             status, position = WAITLISTED, event.waitlist_seq + 1
             claim = (
@@ -95,6 +114,8 @@ def register(caller: Caller, event_id: str) -> Registration:
             "cancelled_at": None,
             "promoted_at": None,
         }
+        if drop is not None:
+            registration["drop_entry_id"] = drop.entry_id
         writes.insert(registrations, registration, duplicate=_Taken())
         record_event(
             session,
@@ -122,8 +143,11 @@ def register(caller: Caller, event_id: str) -> Registration:
             # One document per owner and event (the unique index). Rarely, a cancelled one:
             # the registration replaces it (looked up only then, to keep the usual path lean).
             mine = Registration._get_collection().find_one(
-                {"user_id": user.pk, "event_id": object_id(event_id)}, {"status": 1}
+                {"user_id": user.pk, "event_id": object_id(event_id)},
+                {"status": 1, "drop_entry_id": 1},
             )
+            if drop is not None and mine is not None and mine.get("drop_entry_id") == drop.entry_id:
+                return Registration.objects.get(pk=mine["_id"])  # the drop's job ran again
             if mine is not None and mine["status"] != CANCELLED:
                 raise errors.AlreadyRegistered() from None
             replacing = mine["_id"] if mine is not None else None
@@ -229,6 +253,64 @@ def fill_from_waitlist(event_id: ObjectId) -> int:
     if promoted:
         log.info("waitlist_promoted", event_id=str(event_id), promoted=promoted)
     return promoted
+
+
+# --- drops: an event's seats released to many owners at once (the drops domain runs them)
+
+
+@dataclass(frozen=True)
+class EventTerms:
+    """What a drop reads of the event whose seats it releases."""
+
+    id: ObjectId
+    title: str
+    city_code: str
+    status: str
+    starts_at: datetime
+    registration_closes_at: datetime
+    seats_left: int
+    verified_owners_only: bool
+    drop_id: ObjectId | None
+
+
+def event_terms(caller: Caller, event_id: str, session: ClientSession | None = None) -> EventTerms:
+    """The event's terms, for a caller who manages it (its city's circle leaders, admins;
+    404 for anyone else), in the caller's transaction."""
+    event = visible_event(caller, event_id, session)
+    caller.require(event.city_code, CIRCLE_LEADER)
+    return EventTerms(
+        id=event.pk,
+        title=event.title,
+        city_code=event.city_code,
+        status=event.status,
+        starts_at=event.starts_at,
+        registration_closes_at=event.registration_closes_at,
+        seats_left=event.seats_left,
+        verified_owners_only=event.verified_owners_only,
+        drop_id=event.drop_id,
+    )
+
+
+def reserve_for_drop(session: ClientSession, event_id: ObjectId, drop_id: ObjectId) -> bool:
+    """Release the event's seats through the drop alone from now on (registrations answer
+    409 `drop_only`), in the drop's transaction; False when it is not published or is in a
+    drop already."""
+    return bool(
+        Event._get_collection()
+        .update_one(
+            {"_id": event_id, "status": PUBLISHED, "drop_id": None},
+            {"$set": {"drop_id": drop_id}},
+            session=session,
+        )
+        .matched_count
+    )
+
+
+def release_from_drop(event_id: ObjectId, drop_id: ObjectId) -> None:
+    """The drop is decided: the seats it left are open to registration again."""
+    Event._get_collection().update_one(
+        {"_id": event_id, "drop_id": drop_id}, {"$unset": {"drop_id": ""}}
+    )
 
 
 # --- personal data ---------------------------------------------------------------------

@@ -188,6 +188,7 @@ class Redemptions(MethodView):
         errors.LimitReached,
         errors.OutOfStock,
         errors.InsufficientPoints,
+        errors.DropOnly,
     )
     def post(self, data):
         """Redeem a reward: points and stock are debited at once"""

@@ -10,6 +10,7 @@ push leaves (from a worker) only once the transaction committed. The one excepti
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,9 +20,9 @@ from flask import current_app
 from mongoengine.queryset import QuerySet
 from pymongo.client_session import ClientSession
 
-from accounts.services import active_owner, city_timezone
+from accounts.services import active_owner, active_owners, city_timezone
 from app.clock import utcnow
-from app.db import get_or_404
+from app.db import batch, get_or_404
 from app.outbox import DomainEvent, record_event
 from notifications.models import (
     DEFAULT_PREFERENCES,
@@ -136,6 +137,87 @@ def notify(
             },
         )
     return True
+
+
+def notify_many(
+    session: ClientSession,
+    user_ids: Collection[ObjectId],
+    kind: str,
+    template: str,
+    params: dict[str, Any],
+    dedupe_prefix: str,
+) -> int:
+    """`notify` for many owners at once (a drop's losers), inside a unit of
+    `app.db.transaction`: the owners and their preferences are read in two commands, and
+    the inbox entries and push requests join the unit's one command of writes, whatever
+    their number. Each owner's notice is keyed `<dedupe_prefix>:<owner id>`, so a prefix
+    must name one cause. Returns how many owners it reached."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown notification kind {kind!r}")
+    owners = active_owners(user_ids, ("locale", "city_code"), session)
+    chosen = {
+        stored["_id"]: stored.get("channels") or {}
+        for stored in NotificationPreferences._get_collection().find(
+            {"_id": {"$in": list(owners)}}, session=session
+        )
+    }
+    writes = batch(session)
+    rendered: dict[str, tuple[str, str]] = {}
+    reached = 0
+    for owner_id, owner in owners.items():
+        channels = {**DEFAULT_PREFERENCES[kind], **chosen.get(owner_id, {}).get(kind, {})}
+        if not (channels["in_app"] or channels["push"]):
+            continue
+        locale = owner.get("locale") or "zh-CN"
+        if locale not in rendered:
+            rendered[locale] = render(template, locale, params)
+        title, body = rendered[locale]
+        dedupe_key = f"{dedupe_prefix}:{owner_id}"
+        notification_id = None
+        if channels["in_app"]:
+            notification_id = ObjectId()
+            writes.update(
+                Notification._get_collection(),
+                {"dedupe_key": dedupe_key},
+                {
+                    "$setOnInsert": {
+                        "_id": notification_id,
+                        "user_id": owner_id,
+                        "kind": kind,
+                        "template": template,
+                        "title": title,
+                        "body": body,
+                        "data": params,
+                        "created_at": utcnow(),
+                    }
+                },
+                upsert=True,
+            )
+        else:
+            writes.update(
+                PushRequest._get_collection(),
+                {"_id": dedupe_key},
+                {"$setOnInsert": {"user_id": owner_id, "created_at": utcnow()}},
+                upsert=True,
+            )
+        if channels["push"]:
+            record_event(
+                session,
+                PUSH_REQUESTED,
+                subject_type="notification",
+                subject_id=dedupe_key,
+                city_code=owner.get("city_code"),
+                payload={
+                    "user_id": str(owner_id),
+                    "kind": kind,
+                    "title": title,
+                    "body": body,
+                    "data": params,
+                    "notification_id": str(notification_id) if notification_id else None,
+                },
+            )
+        reached += 1
+    return reached
 
 
 def _claim_push(user_id: ObjectId, dedupe_key: str, session: ClientSession | None) -> bool:
