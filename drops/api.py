@@ -10,7 +10,7 @@ from flask.views import MethodView
 
 from accounts.errors import UnknownCity
 from app.auth import caller
-from app.errors import Forbidden, IdempotencyKeyReused, InvalidIdempotencyKey
+from app.errors import Forbidden, IdempotencyKeyReused, InvalidIdempotencyKey, NotFound
 from app.idempotency import HEADER, KEY_PARAMETER
 from app.web import Blueprint, page_of
 from drops import entries, errors, figures, launch
@@ -36,7 +36,12 @@ class Drops(MethodView):
     @blp.arguments(DropCreateSchema)
     @blp.response(201, DropSchema)
     @blp.refuses(
-        Forbidden, UnknownCity, errors.InvalidDrop, errors.TargetInDrop, errors.NotEnoughLeft
+        Forbidden,
+        NotFound,
+        UnknownCity,
+        errors.InvalidDrop,
+        errors.TargetInDrop,
+        errors.NotEnoughLeft,
     )
     def post(self, data):
         """Release a reward (admin) or an event's seats (its city's leaders) as a drop"""

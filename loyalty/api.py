@@ -152,7 +152,7 @@ class Rewards(MethodView):
     @rewards.refuses(Forbidden, UnknownCity)
     def post(self, data):
         """Add a reward to the catalog (admin)"""
-        return redemptions.create_reward(caller(), data)
+        return redemptions.shown(redemptions.create_reward(caller(), data))
 
 
 @rewards.route("/admin/rewards")
@@ -172,7 +172,7 @@ class RewardItem(MethodView):
     @rewards.refuses(Forbidden, UnknownCity)
     def patch(self, changes, reward_id):
         """Change a reward (admin)"""
-        return redemptions.update_reward(caller(), reward_id, changes)
+        return redemptions.shown(redemptions.update_reward(caller(), reward_id, changes))
 
 
 @rewards.route("/redemptions")

@@ -38,7 +38,7 @@ log = structlog.get_logger()
 CITY_TENURE = timedelta(days=30)
 
 
-def create_reward(admin: Caller, data: dict[str, Any]) -> dict[str, Any]:
+def create_reward(admin: Caller, data: dict[str, Any]) -> Reward:
     admin.require_admin()
     require_cities(data.get("city_codes", ()))
     reward = Reward(**{**data, "stock_buckets": None})
@@ -53,10 +53,10 @@ def create_reward(admin: Caller, data: dict[str, Any]) -> dict[str, Any]:
     reward.pk = ObjectId()
     transaction(unit)
     log.info("reward_created", reward_id=str(reward.pk), by=admin.id, stock_buckets=buckets)
-    return shown(Reward.objects.get(pk=reward.pk))
+    return Reward.objects.get(pk=reward.pk)
 
 
-def update_reward(admin: Caller, reward_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+def update_reward(admin: Caller, reward_id: str, changes: dict[str, Any]) -> Reward:
     """Change a reward. A new `stock` replaces the stock left; a new `stock_buckets` splits
     it again (or gathers it on the reward, with 1)."""
     admin.require_admin()
@@ -90,7 +90,7 @@ def update_reward(admin: Caller, reward_id: str, changes: dict[str, Any]) -> dic
         changes=sorted([*changes, *(["stock"] if total is not None else [])]),
         by=admin.id,
     )
-    return shown(reward.reload())
+    return reward.reload()
 
 
 def shown(reward: Reward, stock_left: int | None = None) -> dict[str, Any]:

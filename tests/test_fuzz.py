@@ -33,9 +33,11 @@ from app.auth import load_caller
 from app.clock import utcnow
 from app.db import transaction
 from community import clubs, posts, words
+from drops.launch import create_drop
 from events import registration
 from events import services as events
 from loyalty import partner_systems, reconciliation, rewards, rules
+from loyalty.models import Reward
 from notifications.models import Notification
 from notifications.services import notify
 from tests.support import Person, make_city, make_person
@@ -111,6 +113,15 @@ def world(app) -> World:
     post = posts.publish_post(owner, str(club.pk), "Sunrise run to Dameisha", [])
     comment = posts.add_comment(owner, str(post.pk), "Count me in")
     word = words.add_word(admin, "scam")
+    drop = create_drop(
+        admin,
+        target_type="reward",
+        target_id=str(Reward(title="Cap", cost=100, stock=50, fulfillment="digital").save().pk),
+        opens_at=utcnow(),
+        closes_at=utcnow() + timedelta(hours=1),
+        quantity=5,
+        mode="draw",
+    )
     return World(
         people,
         {
@@ -129,6 +140,7 @@ def world(app) -> World:
             "word_id": str(word.pk),
             "entry_id": str(earned["_id"]),
             "notification_id": str(Notification.objects(user_id=owner.user.pk).first().pk),
+            "drop_id": str(drop.pk),
         },
     )
 

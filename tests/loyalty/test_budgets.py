@@ -81,6 +81,6 @@ def test_redeeming_a_reward_whose_stock_is_split_costs_the_same(client, admin):
     headers = {**owner.headers, "Idempotency-Key": "redeem-split"}
     with within_budget(REDEMPTION):
         answer = client.post(
-            f"{API}/redemptions", json={"reward_id": str(reward["id"])}, headers=headers
+            f"{API}/redemptions", json={"reward_id": str(reward.pk)}, headers=headers
         )
     assert answer.status_code == 201, answer.json

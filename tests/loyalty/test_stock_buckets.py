@@ -60,11 +60,11 @@ def test_a_redemption_takes_from_several_buckets_when_none_holds_enough(app, adm
     )
     owner = make_person("SZ")
     earn(owner.id, 10)
-    redemption = rewards.redeem(owner.user, str(reward["id"]), 3)
-    assert redemption.quantity == 3 and sum(buckets(reward["id"])) == 2
-    assert min(buckets(reward["id"])) >= 0
+    redemption = rewards.redeem(owner.user, str(reward.pk), 3)
+    assert redemption.quantity == 3 and sum(buckets(reward.pk)) == 2
+    assert min(buckets(reward.pk)) >= 0
     rewards.cancel_redemption(admin.caller, str(redemption.pk))
-    assert sum(buckets(reward["id"])) == 5
+    assert sum(buckets(reward.pk)) == 5
     assert assert_invariants(owner.id) == 10
 
 
@@ -83,7 +83,7 @@ def test_concurrent_redemptions_of_a_bucketed_reward_take_exactly_its_stock(live
         with requests.Session() as http:
             answer = http.post(
                 f"{live_server}{API}/redemptions",
-                json={"reward_id": str(reward["id"])},
+                json={"reward_id": str(reward.pk)},
                 headers=person.headers,
                 timeout=60,
             )
@@ -94,5 +94,5 @@ def test_concurrent_redemptions_of_a_bucketed_reward_take_exactly_its_stock(live
         list(pool.map(redeem, people))
     assert answers.count((201, None)) == 12
     assert set(answers) <= {(201, None), (409, "out_of_stock"), (503, "service_unavailable")}
-    assert buckets(reward["id"]) == [0, 0, 0, 0]
-    assert Redemption.objects(reward_id=reward["id"]).count() == 12
+    assert buckets(reward.pk) == [0, 0, 0, 0]
+    assert Redemption.objects(reward_id=reward.pk).count() == 12
