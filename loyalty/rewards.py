@@ -14,6 +14,7 @@ from pymongo.client_session import ClientSession
 
 from accounts.services import CIRCLE_LEADER, Owner, require_cities
 from app.auth import Caller
+from app.buckets import turn
 from app.clock import utcnow
 from app.db import batch, get_or_404, object_id, one_at_a_time, transaction, update_and_read
 from app.errors import NotFound
@@ -292,10 +293,8 @@ def redeem(
         )
         return Redemption._from_son(document)
 
-    buckets = _buckets_seen.get(reward_oid, 1)
-    turn = reward_oid if buckets == 1 else f"{reward_oid}:{preferred % buckets}"
     try:
-        with one_at_a_time(turn):
+        with one_at_a_time(turn(reward_oid, _buckets_seen.get(reward_oid, 1), preferred)):
             redemption = transaction(unit, answers_request=True)
     except _KeyUsed:
         # A retry with the client's key after its idempotency record expired: the

@@ -4,63 +4,39 @@ Every redemption of a reward takes from its stock in its transaction, so a rewar
 to everyone at once puts hundreds of claims a second on one document: they conflict, run
 again, and the tail grows to seconds (docs/capacity.md). A reward created or changed with
 `stock_buckets` > 1 keeps its stock in that many `reward_stock` documents instead (its own
-`stock` stays 0): a redemption reads the reward and its buckets in one command (a
-`$lookup`, so the redemption's command budget does not change), takes from one bucket with
-enough left, chosen at random, and concurrent redemptions land on different documents. A
-bucket is taken from by a conditional `$inc`, so no bucket, and no total, goes below zero
-(invariant 5); the reward is out of stock only when the snapshot shows every bucket empty,
-never while another bucket still holds some. A cancellation puts its stock back in one
-bucket.
+`stock` stays 0), as `app.buckets` describes: a redemption reads the reward and its buckets
+in one command, so its command budget does not change, and takes from one bucket with
+enough left; no bucket, and no total, goes below zero (invariant 5), and the reward is out
+of stock only when every bucket is empty. A cancellation puts its stock back in one bucket.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterable
 from typing import Any
 
 from bson import ObjectId
 from pymongo.client_session import ClientSession
 
+from app.buckets import MAX_BUCKETS as MAX_BUCKETS
+from app.buckets import bucket_id, plan, read_with_buckets, split
 from app.db import batch
 from loyalty.models import Reward, StockBucket
-
-MAX_BUCKETS = 64
 
 
 def bucket_count(reward: dict[str, Any]) -> int:
     return reward.get("stock_buckets") or 1
 
 
-def split(total: int, buckets: int) -> list[int]:
-    """`total` in `buckets` parts that differ by one at most."""
-    share, rest = divmod(total, buckets)
-    return [share + (1 if index < rest else 0) for index in range(buckets)]
-
-
-def bucket_id(reward_id: ObjectId, bucket: int) -> str:
-    return f"{reward_id}:{bucket}"
-
-
 def read_with_stock(session: ClientSession | None, reward_id: ObjectId) -> dict[str, Any] | None:
     """The reward with `buckets` (its stock documents, none when it keeps its stock itself)
     and `stock_left` (the live total), in one command."""
-    found = next(
-        Reward._get_collection().aggregate(
-            [
-                {"$match": {"_id": reward_id}},
-                {
-                    "$lookup": {
-                        "from": StockBucket._get_collection_name(),
-                        "localField": "_id",
-                        "foreignField": "reward_id",
-                        "as": "buckets",
-                    }
-                },
-            ],
-            session=session,
-        ),
-        None,
+    found = read_with_buckets(
+        session,
+        Reward._get_collection(),
+        reward_id,
+        StockBucket._get_collection(),
+        "reward_id",
     )
     if found is not None:
         found["stock_left"] = stock_left(found)
@@ -73,19 +49,15 @@ def stock_left(reward: dict[str, Any]) -> int:
     return reward["stock"]
 
 
-def live_stock(rewards: Iterable[Any]) -> dict[ObjectId, int]:
-    """The stock of each bucketed reward among `rewards` (documents or dicts), in one read;
-    the others keep theirs on themselves."""
-    split_ids = [
-        reward["_id"] if isinstance(reward, dict) else reward.pk
-        for reward in rewards
-        if (reward.get("stock_buckets") if isinstance(reward, dict) else reward.stock_buckets)
-        not in (None, 1)
-    ]
-    totals: dict[ObjectId, int] = dict.fromkeys(split_ids, 0)
-    if split_ids:
+def live_stock(rewards: Iterable[Reward]) -> dict[ObjectId, int]:
+    """The stock of each bucketed reward among `rewards`, in one read; the others keep
+    theirs on themselves."""
+    totals: dict[ObjectId, int] = {
+        reward.pk: 0 for reward in rewards if (reward.stock_buckets or 1) > 1
+    }
+    if totals:
         for bucket in StockBucket._get_collection().find(
-            {"reward_id": {"$in": split_ids}}, {"reward_id": 1, "stock": 1}
+            {"reward_id": {"$in": list(totals)}}, {"reward_id": 1, "stock": 1}
         ):
             totals[bucket["reward_id"]] += bucket["stock"]
     return totals
@@ -99,8 +71,8 @@ def take(
     refusal: Exception,
 ) -> None:
     """Queue the conditional decrements that take `quantity` from the reward read with
-    `read_with_stock` (the caller checked `stock_left`): from its own stock, or from the
-    `preferred` bucket if it holds enough, else another that does, else several."""
+    `read_with_stock` (the caller checked `stock_left`): from its own stock, or from its
+    buckets (`app.buckets.plan`)."""
     writes = batch(session)
     if bucket_count(reward) == 1:
         writes.update(
@@ -110,18 +82,8 @@ def take(
             refusal=refusal,
         )
         return
-    buckets = {bucket["bucket"]: bucket["stock"] for bucket in reward["buckets"]}
-    enough = [number for number, left in buckets.items() if left >= quantity]
-    if enough:
-        chosen = preferred if preferred in enough else random.choice(enough)
-        plan = {chosen: quantity}
-    else:
-        plan, wanted = {}, quantity
-        for number, left in sorted(buckets.items(), key=lambda item: -item[1]):
-            if wanted and left:
-                plan[number] = min(left, wanted)
-                wanted -= plan[number]
-    for number, taken in plan.items():
+    counts = {bucket["bucket"]: bucket["stock"] for bucket in reward["buckets"]}
+    for number, taken in plan(counts, quantity, preferred).items():
         writes.update(
             StockBucket._get_collection(),
             {"_id": bucket_id(reward["_id"], number), "stock": {"$gte": taken}},
@@ -137,7 +99,7 @@ def give_back(session: ClientSession, reward: dict[str, Any], quantity: int, key
             {"_id": reward["_id"]}, {"$inc": {"stock": quantity}}, session=session
         )
         return
-    number = hash(str(key)) % bucket_count(reward)
+    number = int(str(key)[-6:], 16) % bucket_count(reward)
     StockBucket._get_collection().update_one(
         {"_id": bucket_id(reward["_id"], number)}, {"$inc": {"stock": quantity}}, session=session
     )
