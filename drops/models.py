@@ -8,7 +8,8 @@ draw (`drops.draw`), and writes each decision on its entry, which is all an owne
 their entry reads.
 
 The drop document is written by its creator once, then by its job alone (its progress and
-figures) and by the handler that tells entrants (`told`): never by an entry.
+figures): never by an entry, nor by the handlers that tell entrants, which each record
+what they told in a document of their own (`Told`) rather than queue on the drop.
 """
 
 from __future__ import annotations
@@ -113,9 +114,6 @@ class Drop(Document):
     lost = IntField(required=True, default=0)
     # Refusals by reason: {"<slug>": count}.
     refused = DictField()
-    # Entrants told of their entry's end, and when the last of them was.
-    told = IntField(required=True, default=0)
-    last_told_at = DateTimeField()
 
     meta = {
         "collection": "drops",
@@ -156,3 +154,14 @@ class Entry(Document):
             ("drop_id", "arrival"),
         ],
     }
+
+
+class Told(Document):
+    """Entrants told of their entry's end by one `drop.entries_decided` event (`_id`)."""
+
+    id = StringField(primary_key=True)
+    drop_id = ObjectIdField(required=True)
+    count = IntField(required=True)
+    at = DateTimeField(required=True)
+
+    meta = {"collection": "drop_told", "indexes": [("drop_id", "at")]}

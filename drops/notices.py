@@ -1,7 +1,9 @@
 """What a drop tells its entrants: won, lost, or refused and why, once each entry is
 decided. The allocation records a `drop.entries_decided` event per batch of decisions (up
-to 500 owners); its handler notifies them in a few commands (`notify_many`) and counts
-them as told, for the drop's figure of the time from its close to the last owner told."""
+to 500 owners); its handler notifies them in a few commands (`notify_many`) and records
+how many it told, and when, for the drop's figures (the time from its close to the last
+owner told): in a document of its own, so that handlers running side by side never
+conflict on the drop's."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pymongo.client_session import ClientSession
 
 from app.clock import utcnow
 from app.outbox import DomainEvent
-from drops.models import EVENT, REFUSED, Drop
+from drops.models import EVENT, REFUSED, Drop, Told
 from notifications.services import notify_many
 
 
@@ -42,9 +44,8 @@ def tell_entrants(session: ClientSession, event: DomainEvent) -> int:
             {**params, **({"reason": reason} if reason else {})},
             dedupe_prefix=f"{event.id}:drop_{outcome}",
         )
-    Drop._get_collection().update_one(
-        {"_id": drop["_id"]},
-        {"$inc": {"told": len(owners)}, "$max": {"last_told_at": utcnow()}},
+    Told._get_collection().insert_one(
+        {"_id": event.id, "drop_id": drop["_id"], "count": len(owners), "at": utcnow()},
         session=session,
     )
     return len(owners)
