@@ -112,7 +112,7 @@ def enter(
             Entry._get_collection().insert_one(entry)
         except DuplicateKeyError:
             raise errors.AlreadyEntered() from None
-    except (errors.AlreadyEntered, errors.DropClosed, *_ELIGIBILITY) as refused:
+    except _ANSWERED_BY_AN_EARLIER_ENTRY as refused:
         # A retry of an entry made with this key answers it, whatever changed since.
         earlier = _entry_of(caller, rules, key)
         if earlier is not None:
@@ -125,14 +125,11 @@ def enter(
     return Entered(_as_entered(entry))
 
 
-_ELIGIBILITY = (
-    errors.StaffEntry,
-    errors.NotVerifiedOwner,
-    errors.NotInCity,
-    errors.CityTooRecent,
-    errors.TierTooLow,
-    errors.InsufficientPoints,
-    errors.OverOwnerLimit,
+# Refusals a retry of an accepted entry may meet: the entry made with its key answers it.
+_ANSWERED_BY_AN_EARLIER_ENTRY: tuple[type[DomainError], ...] = (
+    errors.AlreadyEntered,
+    errors.DropClosed,
+    *errors.NOT_ELIGIBLE,
 )
 
 
@@ -161,7 +158,7 @@ def eligibility_refusal(
         return errors.TierTooLow(min_tier=rules.min_tier)
     if slug == errors.InsufficientPoints.error:
         return errors.InsufficientPoints(points=points)
-    return errors.ELIGIBILITY[slug]() if slug else None
+    return errors.BY_SLUG[slug]() if slug else None
 
 
 def standing_refusal(caller: Caller, rules: Rules, quantity: int) -> DomainError | None:

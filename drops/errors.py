@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from marshmallow import fields
 
-from app.errors import Conflict, Forbidden, ValidationFailed
+from app.errors import Conflict, DomainError, Forbidden, ValidationFailed
 
 
 class DropNotOpen(Conflict):
@@ -119,8 +119,14 @@ class EntrantGone(Forbidden):
     message = "The entrant's account can no longer take part."
 
 
-# Eligibility slugs, by the class that refuses an entry at the door.
-ELIGIBILITY: dict[str, type[Forbidden]] = {
-    refusal.error: refusal
-    for refusal in (NotVerifiedOwner, NotInCity, CityTooRecent, TierTooLow, InsufficientPoints)
-}
+# Who may not take part, asked on entry and again when the entry's turn comes; by slug.
+NOT_ELIGIBLE: tuple[type[DomainError], ...] = (
+    StaffEntry,
+    OverOwnerLimit,
+    NotVerifiedOwner,
+    NotInCity,
+    CityTooRecent,
+    TierTooLow,
+    InsufficientPoints,
+)
+BY_SLUG = {refusal.error: refusal for refusal in NOT_ELIGIBLE}

@@ -216,12 +216,8 @@ def cancel_registration(caller: Caller, event_id: str) -> None:
             # Out of the line, or the seat passes to the first in it.
             writes.update(Event._get_collection(), {"_id": event.pk}, {"$inc": {"waitlisted": -1}})
         else:
-            buckets = event.seat_buckets or 1
-            held = mine.get("seat_bucket")
             seats.give_back(
-                session,
-                event.pk,
-                None if buckets == 1 else held if held is not None and held < buckets else 0,
+                session, event.pk, seats.bucket_count(event), mine.get("seat_bucket") or 0
             )
         return mine["status"]
 

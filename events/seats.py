@@ -25,44 +25,37 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 
 from app.buckets import MAX_BUCKETS as MAX_BUCKETS
-from app.buckets import bucket_id, plan, read_with_buckets, split
+from app.buckets import SplitCounter
 from app.clock import utcnow
 from app.db import batch
 from events.models import Event, EventSeats
 
+SEATS = SplitCounter(
+    owners=Event._get_collection,
+    buckets=EventSeats._get_collection,
+    owner_field="event_id",
+    field="seats_left",
+    split_field="seat_buckets",
+)
+
 
 def bucket_count(event: dict[str, Any] | Event) -> int:
-    count = event.get("seat_buckets") if isinstance(event, dict) else event.seat_buckets
-    return count or 1
+    return (event.get("seat_buckets") if isinstance(event, dict) else event.seat_buckets) or 1
 
 
 def read_with_seats(session: ClientSession | None, event_id: ObjectId) -> dict[str, Any] | None:
     """The event with `buckets` (its seat documents, none when it keeps its seats itself)
     and `free_seats` (the live total), in one command."""
-    found = read_with_buckets(
-        session, Event._get_collection(), event_id, EventSeats._get_collection(), "event_id"
-    )
+    found = SEATS.read(session, event_id)
     if found is not None:
-        found["free_seats"] = free_seats(found)
+        found["free_seats"] = found.pop("left")
     return found
-
-
-def free_seats(event: dict[str, Any]) -> int:
-    if bucket_count(event) > 1:
-        return sum(bucket["seats_left"] for bucket in event.get("buckets", ()))
-    return event["seats_left"]
 
 
 def live_seats(events: Iterable[Event]) -> dict[ObjectId, int]:
     """The free seats of each bucketed event among `events`, in one read; the others keep
     theirs on themselves."""
-    totals: dict[ObjectId, int] = {event.pk: 0 for event in events if bucket_count(event) > 1}
-    if totals:
-        for bucket in EventSeats._get_collection().find(
-            {"event_id": {"$in": list(totals)}}, {"event_id": 1, "seats_left": 1}
-        ):
-            totals[bucket["event_id"]] += bucket["seats_left"]
-    return totals
+    return SEATS.live({"_id": event.pk, "seat_buckets": event.seat_buckets} for event in events)
 
 
 def take_seat(
@@ -70,58 +63,21 @@ def take_seat(
 ) -> int | None:
     """Queue the conditional claim of one seat of the event read with `read_with_seats`
     (the caller saw one free); the bucket it comes from, None for the event's own."""
-    writes = batch(session)
-    if bucket_count(event) == 1:
-        writes.update(
-            Event._get_collection(),
-            {"_id": event["_id"], "seats_left": {"$gt": 0}},
-            {"$inc": {"seats_left": -1}},
-            refusal=refusal,
+    taken = SEATS.take(session, event, 1, preferred, refusal)
+    return next(iter(taken), None)
+
+
+def give_back(session: ClientSession, event_id: ObjectId, buckets: int, bucket: int) -> None:
+    """A seat free again, in `bucket` (of `buckets`; the event's own when 1), with nobody
+    waiting for it. A split event's document is written too, so that a registration being
+    waitlisted from an older snapshot conflicts with this and runs again."""
+    SEATS.give_back(session, event_id, buckets, 1, bucket)
+    if buckets > 1:
+        batch(session).update(
+            Event._get_collection(), {"_id": event_id}, {"$set": {"seat_freed_at": utcnow()}}
         )
-        return None
-    counts = {bucket["bucket"]: bucket["seats_left"] for bucket in event["buckets"]}
-    [number] = plan(counts, 1, preferred)
-    writes.update(
-        EventSeats._get_collection(),
-        {"_id": bucket_id(event["_id"], number), "seats_left": {"$gt": 0}},
-        {"$inc": {"seats_left": -1}},
-        refusal=refusal,
-    )
-    return number
-
-
-def give_back(session: ClientSession, event_id: ObjectId, bucket: int | None) -> None:
-    """A seat free again, in its bucket (None: on the event), with nobody waiting for it;
-    the event document is written too, so that a registration being waitlisted from an
-    older snapshot conflicts with this and runs again."""
-    writes = batch(session)
-    if bucket is None:
-        writes.update(Event._get_collection(), {"_id": event_id}, {"$inc": {"seats_left": 1}})
-        return
-    writes.update(
-        EventSeats._get_collection(),
-        {"_id": bucket_id(event_id, bucket)},
-        {"$inc": {"seats_left": 1}},
-    )
-    writes.update(Event._get_collection(), {"_id": event_id}, {"$set": {"seat_freed_at": utcnow()}})
 
 
 def set_seats(session: ClientSession, event_id: ObjectId, free: int, buckets: int) -> None:
     """Make the event hold `free` seats in `buckets` parts (1: on itself), whatever it held."""
-    seats = EventSeats._get_collection()
-    seats.delete_many({"event_id": event_id, "bucket": {"$gte": buckets}}, session=session)
-    if buckets == 1:
-        seats.delete_many({"event_id": event_id}, session=session)
-    else:
-        for number, part in enumerate(split(free, buckets)):
-            seats.update_one(
-                {"_id": bucket_id(event_id, number)},
-                {"$set": {"event_id": event_id, "bucket": number, "seats_left": part}},
-                upsert=True,
-                session=session,
-            )
-    Event._get_collection().update_one(
-        {"_id": event_id},
-        {"$set": {"seats_left": free if buckets == 1 else 0, "seat_buckets": buckets}},
-        session=session,
-    )
+    SEATS.store(session, event_id, free, buckets)

@@ -19,48 +19,37 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 
 from app.buckets import MAX_BUCKETS as MAX_BUCKETS
-from app.buckets import bucket_id, plan, read_with_buckets, split
-from app.db import batch
+from app.buckets import SplitCounter
 from loyalty.models import Reward, StockBucket
+
+STOCK = SplitCounter(
+    owners=Reward._get_collection,
+    buckets=StockBucket._get_collection,
+    owner_field="reward_id",
+    field="stock",
+    split_field="stock_buckets",
+)
 
 
 def bucket_count(reward: dict[str, Any]) -> int:
-    return reward.get("stock_buckets") or 1
+    return STOCK.count(reward)
 
 
 def read_with_stock(session: ClientSession | None, reward_id: ObjectId) -> dict[str, Any] | None:
     """The reward with `buckets` (its stock documents, none when it keeps its stock itself)
     and `stock_left` (the live total), in one command."""
-    found = read_with_buckets(
-        session,
-        Reward._get_collection(),
-        reward_id,
-        StockBucket._get_collection(),
-        "reward_id",
-    )
+    found = STOCK.read(session, reward_id)
     if found is not None:
-        found["stock_left"] = stock_left(found)
+        found["stock_left"] = found["left"]
     return found
-
-
-def stock_left(reward: dict[str, Any]) -> int:
-    if bucket_count(reward) > 1:
-        return sum(bucket["stock"] for bucket in reward.get("buckets", ()))
-    return reward["stock"]
 
 
 def live_stock(rewards: Iterable[Reward]) -> dict[ObjectId, int]:
     """The stock of each bucketed reward among `rewards`, in one read; the others keep
     theirs on themselves."""
-    totals: dict[ObjectId, int] = {
-        reward.pk: 0 for reward in rewards if (reward.stock_buckets or 1) > 1
-    }
-    if totals:
-        for bucket in StockBucket._get_collection().find(
-            {"reward_id": {"$in": list(totals)}}, {"reward_id": 1, "stock": 1}
-        ):
-            totals[bucket["reward_id"]] += bucket["stock"]
-    return totals
+    return STOCK.live(
+        {"_id": reward.pk, "stock_buckets": reward.stock_buckets} for reward in rewards
+    )
 
 
 def take(
@@ -71,56 +60,15 @@ def take(
     refusal: Exception,
 ) -> None:
     """Queue the conditional decrements that take `quantity` from the reward read with
-    `read_with_stock` (the caller checked `stock_left`): from its own stock, or from its
-    buckets (`app.buckets.plan`)."""
-    writes = batch(session)
-    if bucket_count(reward) == 1:
-        writes.update(
-            Reward._get_collection(),
-            {"_id": reward["_id"], "stock": {"$gte": quantity}},
-            {"$inc": {"stock": -quantity}},
-            refusal=refusal,
-        )
-        return
-    counts = {bucket["bucket"]: bucket["stock"] for bucket in reward["buckets"]}
-    for number, taken in plan(counts, quantity, preferred).items():
-        writes.update(
-            StockBucket._get_collection(),
-            {"_id": bucket_id(reward["_id"], number), "stock": {"$gte": taken}},
-            {"$inc": {"stock": -taken}},
-            refusal=refusal,
-        )
+    `read_with_stock` (the caller checked `stock_left`)."""
+    STOCK.take(session, reward, quantity, preferred, refusal)
 
 
 def give_back(session: ClientSession, reward: dict[str, Any], quantity: int, key: Any) -> None:
     """Put `quantity` back: in the reward's own stock, or in the bucket `key` picks."""
-    if bucket_count(reward) == 1:
-        Reward._get_collection().update_one(
-            {"_id": reward["_id"]}, {"$inc": {"stock": quantity}}, session=session
-        )
-        return
-    number = int(str(key)[-6:], 16) % bucket_count(reward)
-    StockBucket._get_collection().update_one(
-        {"_id": bucket_id(reward["_id"], number)}, {"$inc": {"stock": quantity}}, session=session
-    )
+    STOCK.give_back(session, reward["_id"], bucket_count(reward), quantity, int(str(key)[-6:], 16))
 
 
 def set_stock(session: ClientSession, reward_id: ObjectId, total: int, buckets: int) -> None:
     """Make the reward hold `total` in `buckets` parts (1: on itself), whatever it held."""
-    stock = StockBucket._get_collection()
-    stock.delete_many({"reward_id": reward_id, "bucket": {"$gte": buckets}}, session=session)
-    if buckets == 1:
-        stock.delete_many({"reward_id": reward_id}, session=session)
-    else:
-        for number, part in enumerate(split(total, buckets)):
-            stock.update_one(
-                {"_id": bucket_id(reward_id, number)},
-                {"$set": {"reward_id": reward_id, "bucket": number, "stock": part}},
-                upsert=True,
-                session=session,
-            )
-    Reward._get_collection().update_one(
-        {"_id": reward_id},
-        {"$set": {"stock": total if buckets == 1 else 0, "stock_buckets": buckets}},
-        session=session,
-    )
+    STOCK.store(session, reward_id, total, buckets)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -96,22 +97,12 @@ def notify(
     channels = preferences(owner["_id"], session)[kind]
     if not (channels["in_app"] or channels["push"]):
         return False
-    title, body = render(template, owner.get("locale") or "zh-CN", params)
+    message = _Message(owner, kind, template, params)
     notification_id = None
     if channels["in_app"]:
         result = Notification._get_collection().update_one(
             {"dedupe_key": dedupe_key},
-            {
-                "$setOnInsert": {
-                    "user_id": owner["_id"],
-                    "kind": kind,
-                    "template": template,
-                    "title": title,
-                    "body": body,
-                    "data": params,
-                    "created_at": utcnow(),
-                }
-            },
+            {"$setOnInsert": message.inbox_entry()},
             upsert=True,
             session=session,
         )
@@ -121,22 +112,58 @@ def notify(
     elif not _claim_push(owner["_id"], dedupe_key, session):
         return False
     if channels["push"]:
+        message.request_push(session, dedupe_key, notification_id)
+    return True
+
+
+@dataclass
+class _Message:
+    """One notification to one owner (their locale and city read with them)."""
+
+    owner: dict[str, Any]
+    kind: str
+    template: str
+    params: dict[str, Any]
+    rendered: tuple[str, str] | None = None
+
+    @property
+    def text(self) -> tuple[str, str]:
+        if self.rendered is None:
+            self.rendered = render(self.template, self.owner.get("locale") or "zh-CN", self.params)
+        return self.rendered
+
+    def inbox_entry(self) -> dict[str, Any]:
+        title, body = self.text
+        return {
+            "user_id": self.owner["_id"],
+            "kind": self.kind,
+            "template": self.template,
+            "title": title,
+            "body": body,
+            "data": self.params,
+            "created_at": utcnow(),
+        }
+
+    def request_push(
+        self, session: ClientSession | None, dedupe_key: str, notification_id: str | None
+    ) -> None:
+        """Record the push for the workers, in the caller's transaction."""
+        title, body = self.text
         record_event(
             session,
             PUSH_REQUESTED,
             subject_type="notification",
             subject_id=dedupe_key,
-            city_code=owner.get("city_code"),
+            city_code=self.owner.get("city_code"),
             payload={
-                "user_id": str(owner["_id"]),
-                "kind": kind,
+                "user_id": str(self.owner["_id"]),
+                "kind": self.kind,
                 "title": title,
                 "body": body,
-                "data": params,
+                "data": self.params,
                 "notification_id": notification_id,
             },
         )
-    return True
 
 
 def notify_many(
@@ -169,9 +196,8 @@ def notify_many(
         if not (channels["in_app"] or channels["push"]):
             continue
         locale = owner.get("locale") or "zh-CN"
-        if locale not in rendered:
-            rendered[locale] = render(template, locale, params)
-        title, body = rendered[locale]
+        message = _Message(owner, kind, template, params, rendered.get(locale))
+        rendered[locale] = message.text  # rendered once per locale, not per owner
         dedupe_key = f"{dedupe_prefix}:{owner_id}"
         notification_id = None
         if channels["in_app"]:
@@ -179,18 +205,7 @@ def notify_many(
             writes.update(
                 Notification._get_collection(),
                 {"dedupe_key": dedupe_key},
-                {
-                    "$setOnInsert": {
-                        "_id": notification_id,
-                        "user_id": owner_id,
-                        "kind": kind,
-                        "template": template,
-                        "title": title,
-                        "body": body,
-                        "data": params,
-                        "created_at": utcnow(),
-                    }
-                },
+                {"$setOnInsert": {"_id": notification_id, **message.inbox_entry()}},
                 upsert=True,
             )
         else:
@@ -201,20 +216,8 @@ def notify_many(
                 upsert=True,
             )
         if channels["push"]:
-            record_event(
-                session,
-                PUSH_REQUESTED,
-                subject_type="notification",
-                subject_id=dedupe_key,
-                city_code=owner.get("city_code"),
-                payload={
-                    "user_id": str(owner_id),
-                    "kind": kind,
-                    "title": title,
-                    "body": body,
-                    "data": params,
-                    "notification_id": str(notification_id) if notification_id else None,
-                },
+            message.request_push(
+                session, dedupe_key, str(notification_id) if notification_id else None
             )
         reached += 1
     return reached
