@@ -5,7 +5,7 @@ and the job's passes run here as a worker runs them."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,6 +26,28 @@ from tests.support import Person, make_person
 API = "/api/v1"
 
 
+def drop_fields(target_type: str, target_id: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    """A drop of 5, first come, open from now for an hour, but for `fields`."""
+    now = utcnow()
+    return {
+        "target_type": target_type,
+        "target_id": str(target_id),
+        "opens_at": now,
+        "closes_at": now + timedelta(hours=1),
+        "quantity": 5,
+        "mode": "first_come",
+        **fields,
+    }
+
+
+def drop_body(target_type: str, target_id: Any, **fields: Any) -> dict[str, Any]:
+    """`drop_fields` as a JSON body for POST /admin/drops."""
+    return {
+        name: value.isoformat() if isinstance(value, datetime) else value
+        for name, value in drop_fields(target_type, target_id, fields).items()
+    }
+
+
 @pytest.fixture
 def admin(app) -> Person:
     return make_person("SZ", role="admin")
@@ -43,17 +65,7 @@ def reward_drop(admin: Person) -> Callable[..., Drop]:
             fulfillment="shipping",
             **(reward or {}),
         ).save()
-        now = utcnow()
-        values = {
-            "target_type": "reward",
-            "target_id": str(made.pk),
-            "opens_at": now,
-            "closes_at": now + timedelta(hours=1),
-            "quantity": 5,
-            "mode": "first_come",
-            **fields,
-        }
-        return launch.create_drop(load_caller(admin.id), **values)
+        return launch.create_drop(load_caller(admin.id), **drop_fields("reward", made.pk, fields))
 
     return build
 
@@ -64,17 +76,7 @@ def event_drop(make_event, leader) -> Callable[..., Drop]:
 
     def build(capacity: int = 20, event: dict | None = None, **fields: Any) -> Drop:
         made = make_event(capacity=capacity, **(event or {}))
-        now = utcnow()
-        values = {
-            "target_type": "event",
-            "target_id": str(made.pk),
-            "opens_at": now,
-            "closes_at": now + timedelta(hours=1),
-            "quantity": 5,
-            "mode": "first_come",
-            **fields,
-        }
-        return launch.create_drop(load_caller(leader.id), **values)
+        return launch.create_drop(load_caller(leader.id), **drop_fields("event", made.pk, fields))
 
     return build
 

@@ -9,21 +9,8 @@ from datetime import timedelta
 from app.clock import utcnow
 from drops.models import Entry
 from loyalty.models import Reward
-from tests.drops.conftest import API, close, entrants, run_job
+from tests.drops.conftest import API, close, drop_body, entrants, run_job
 from tests.support import make_city, make_person
-
-
-def drop_body(target_type: str, target_id: str, **fields):
-    now = utcnow()
-    return {
-        "target_type": target_type,
-        "target_id": target_id,
-        "opens_at": now.isoformat(),
-        "closes_at": (now + timedelta(hours=1)).isoformat(),
-        "quantity": 3,
-        "mode": "draw",
-        **fields,
-    }
 
 
 def test_admins_drop_rewards_and_leaders_their_citys_events(client, admin, leader, make_event):
@@ -33,38 +20,48 @@ def test_admins_drop_rewards_and_leaders_their_citys_events(client, admin, leade
     owner = make_person("SZ")
 
     refused = client.post(
-        f"{API}/admin/drops", json=drop_body("reward", str(reward.pk)), headers=leader.headers
+        f"{API}/admin/drops",
+        json=drop_body("reward", reward.pk, quantity=3, mode="draw"),
+        headers=leader.headers,
     )
     assert refused.status_code == 403
     hidden = client.post(
-        f"{API}/admin/drops", json=drop_body("event", str(event.pk)), headers=other_leader.headers
+        f"{API}/admin/drops",
+        json=drop_body("event", event.pk, quantity=3, mode="draw"),
+        headers=other_leader.headers,
     )
     assert hidden.status_code == 404
     assert client.post(
-        f"{API}/admin/drops", json=drop_body("event", str(event.pk)), headers=owner.headers
+        f"{API}/admin/drops",
+        json=drop_body("event", event.pk, quantity=3, mode="draw"),
+        headers=owner.headers,
     ).status_code in (403, 404)
 
     made = client.post(
-        f"{API}/admin/drops", json=drop_body("reward", str(reward.pk)), headers=admin.headers
+        f"{API}/admin/drops",
+        json=drop_body("reward", reward.pk, quantity=3, mode="draw"),
+        headers=admin.headers,
     )
     assert made.status_code == 201, made.json
     assert len(made.json["seed_hash"]) == 64 and made.json["seed"] is None
     assert made.json["phase"] == "open" and made.json["title"] == "Cap"
     again = client.post(
-        f"{API}/admin/drops", json=drop_body("reward", str(reward.pk)), headers=admin.headers
+        f"{API}/admin/drops",
+        json=drop_body("reward", reward.pk, quantity=3, mode="draw"),
+        headers=admin.headers,
     )
     assert again.status_code == 409 and again.json["error"] == "target_unavailable"
 
     seats = client.post(
         f"{API}/admin/drops",
-        json=drop_body("event", str(event.pk), mode="first_come", quantity=11),
+        json=drop_body("event", event.pk, quantity=11),
         headers=leader.headers,
     )
     assert seats.status_code == 409 and seats.json["error"] == "not_enough_left"
     assert seats.json["left"] == 10
     seats = client.post(
         f"{API}/admin/drops",
-        json=drop_body("event", str(event.pk), mode="first_come"),
+        json=drop_body("event", event.pk, quantity=3),
         headers=leader.headers,
     )
     assert seats.status_code == 201 and seats.json["seed_hash"] is None
@@ -95,7 +92,7 @@ def test_a_drop_that_does_not_fit_is_refused_with_the_fields_that_do_not(client,
         f"{API}/admin/drops",
         json=drop_body(
             "reward",
-            str(reward.pk),
+            reward.pk,
             opens_at=(now - timedelta(hours=2)).isoformat(),
             closes_at=(now - timedelta(hours=3)).isoformat(),
             per_owner_limit=3,

@@ -10,7 +10,7 @@ from app.clock import utcnow
 from drops.models import Drop
 from loyalty.models import Redemption, Reward
 from notifications.models import Notification
-from tests.drops.conftest import API, entrants
+from tests.drops.conftest import API, drop_body, entrants
 from tests.loyalty.conftest import assert_invariants
 from tests.support import wait_until
 
@@ -21,19 +21,8 @@ WORKER = {"REQUEST_DB_BUDGET_MS": "1000"}
 def test_a_first_come_drop_decided_and_told_by_a_real_worker(client, background, admin):
     background("worker", "dispatcher", **WORKER)
     reward = Reward(title="Launch cap", cost=100, stock=10, fulfillment="shipping").save()
-    now = utcnow()
-    made = client.post(
-        f"{API}/admin/drops",
-        json={
-            "target_type": "reward",
-            "target_id": str(reward.pk),
-            "opens_at": now.isoformat(),
-            "closes_at": (now + timedelta(seconds=4)).isoformat(),
-            "quantity": 3,
-            "mode": "first_come",
-        },
-        headers=admin.headers,
-    )
+    body = drop_body("reward", reward.pk, quantity=3, closes_at=utcnow() + timedelta(seconds=4))
+    made = client.post(f"{API}/admin/drops", json=body, headers=admin.headers)
     assert made.status_code == 201, made.json
     people = entrants(5, points=100)
     for person in people:
@@ -65,26 +54,16 @@ def test_a_first_come_drop_decided_and_told_by_a_real_worker(client, background,
 def test_owners_enter_while_the_worker_is_down_and_lose_nothing(client, background, admin):
     processes = background("dispatcher", **WORKER)
     reward = Reward(title="Launch cap", cost=100, stock=10, fulfillment="shipping").save()
-    now = utcnow()
-    drop = client.post(
-        f"{API}/admin/drops",
-        json={
-            "target_type": "reward",
-            "target_id": str(reward.pk),
-            "opens_at": now.isoformat(),
-            "closes_at": (now + timedelta(seconds=3)).isoformat(),
-            "quantity": 2,
-            "mode": "draw",
-        },
-        headers=admin.headers,
-    ).json
+    closes_at = utcnow() + timedelta(seconds=3)
+    body = drop_body("reward", reward.pk, quantity=2, mode="draw", closes_at=closes_at)
+    drop = client.post(f"{API}/admin/drops", json=body, headers=admin.headers).json
     people = entrants(4, points=100)
     for person in people:
         assert (
             client.post(f"{API}/drops/{drop['id']}/entries", headers=person.headers).status_code
             == 202
         )
-    wait_until(lambda: utcnow() > now + timedelta(seconds=4), message="the drop closed")
+    wait_until(lambda: utcnow() > closes_at + timedelta(seconds=1), message="the drop closed")
     assert Drop.objects.get(pk=drop["id"]).status == "running"  # nobody to decide it yet
 
     processes.start("worker")
