@@ -240,7 +240,15 @@ def main() -> int:
     parser.add_argument("--decide-timeout", type=float, default=1800)
     args = parser.parse_args()
     before = load()
-    lines: list[str] = []
+    print(
+        f"drop benchmark: {args.owners} owners, {args.clients} clients, API = gunicorn 4 workers"
+        f" x 4 threads, a worker (1 process x 4 threads) and the dispatcher; {before} before",
+        flush=True,
+    )
+
+    def say(*said: str) -> None:
+        print("\n".join(said), flush=True)
+
     with servers("bench-drop-"):
         from app import create_app
 
@@ -267,8 +275,8 @@ def main() -> int:
                     raw_before.seconds + raw_after.seconds,
                     raw_before.latencies + raw_after.latencies,
                 )
-                lines += [
-                    f"  {mode}: {args.owners} entries of a drop of {args.quantity}",
+                say(
+                    f"  {mode}: {args.owners} entries of a drop of {args.quantity} ({load()})",
                     raw.line("raw pymongo inserts (before+after)", raw, "entries"),
                     api.line("HTTP POST /drops/{id}/entries", raw, "entries"),
                     f"    raw before {raw_before.rate:.0f}/s, after {raw_after.rate:.0f}/s;"
@@ -278,25 +286,21 @@ def main() -> int:
                     + ("arrival order" if mode == "first_come" else "the recomputed draw's order")
                     + f" ({found['refused']} refused); close to last owner told"
                     f" {found['close_to_last_told']:.1f} s (waited {waited:.1f} s)",
-                ]
+                )
             if not args.skip_claims:
                 one = _reward(args.quantity)
                 split = _reward(args.quantity, args.buckets)
                 one_burst, one_answers = claims(base_url, one, people, args.clients)
                 split_burst, split_answers = claims(base_url, split, people, args.clients)
-                lines += [
-                    f"  direct claims: {args.owners} owners on a stock of {args.quantity}",
+                say(
+                    f"  direct claims: {args.owners} owners on a stock of {args.quantity}"
+                    f" ({load()})",
                     one_burst.line("one stock document", one_burst, "answers"),
                     split_burst.line(f"stock in {args.buckets} buckets", one_burst, "answers"),
                     f"    one document {dict(one_answers)}",
                     f"    {args.buckets} buckets {dict(split_answers)}",
-                ]
-    print(
-        f"drop benchmark: {args.owners} owners, {args.clients} clients, API = gunicorn 4 workers"
-        f" x 4 threads, a worker (1 process x 4 threads) and the dispatcher; {before} before,"
-        f" {load()} after"
-    )
-    print("\n".join(lines))
+                )
+    say(f"  {load()} after")
     return 0
 
 

@@ -131,15 +131,17 @@ def _pass(drop_id: ObjectId, deadline: float) -> float | None:
     )
     arrived = _entries(drop_id, since, until) if since < until else []
     _count(drop, [entry for entry in arrived if entry["arrival"] >= drop["counted_until"]], until)
-    if reward_draw and drop["held_until"] < until:
-        _hold(drop, rules, [e for e in arrived if e["arrival"] >= drop["held_until"]], until)
+    held = not reward_draw or drop["held_until"] >= until
+    if not held:
+        fresh = [e for e in arrived if e["arrival"] >= drop["held_until"]]
+        held = _hold(drop, rules, draw.arrival_order(fresh), until, deadline)
     done = False
     if drop["mode"] == FIRST_COME:
         fresh = [e for e in arrived if e["arrival"] >= drop["ordered_until"]]
         if _serve(drop_id, rules, draw.arrival_order(fresh), deadline):
             Drop._get_collection().update_one({"_id": drop_id}, {"$set": {"ordered_until": until}})
             done = all_in
-    elif all_in:
+    elif all_in and held:
         if not drop["drawn"]:
             Drop._get_collection().update_one(
                 {"_id": drop_id}, {"$set": {"drawn": True, "seed_revealed_at": utcnow()}}
@@ -200,14 +202,26 @@ def _count(drop: dict[str, Any], arrived: list[dict[str, Any]], until: int) -> N
 # --- a reward's draw: points held while the drop is open -------------------------------
 
 
-def _hold(drop: dict[str, Any], rules: Rules, arrived: list[dict[str, Any]], until: int) -> None:
-    """Hold each new entry's points; an entrant who spent them since entering is refused."""
-    waiting = [entry for entry in arrived if entry["status"] == ENTERED]
-    placed = holds.hold_points([_hold_of(rules, entry) for entry in waiting])
-    short = [entry for entry in waiting if entry["user_id"] not in placed]
-    if short:
-        _settle(drop["_id"], rules, [], [(entry, InsufficientPoints.error) for entry in short])
-    Drop._get_collection().update_one({"_id": drop["_id"]}, {"$set": {"held_until": until}})
+def _hold(
+    drop: dict[str, Any], rules: Rules, arrived: list[dict[str, Any]], until: int, deadline: float
+) -> bool:
+    """Hold the points of new entries (in arrival order), a command per few hundred; an
+    entrant who spent them since entering is refused. Whether all are held (else the pass
+    ran out of time, and the next goes on from the last held)."""
+    drops = Drop._get_collection()
+    for start in range(0, len(arrived), holds.CHUNK):
+        if start and time.monotonic() > deadline:
+            return False
+        chunk = arrived[start : start + holds.CHUNK]
+        waiting = [entry for entry in chunk if entry["status"] == ENTERED]
+        placed = holds.hold_points([_hold_of(rules, entry) for entry in waiting])
+        short = [entry for entry in waiting if entry["user_id"] not in placed]
+        if short:
+            _settle(drop["_id"], rules, [], [(entry, InsufficientPoints.error) for entry in short])
+        # From the last held on (holding again changes nothing), however many share its time.
+        drops.update_one({"_id": drop["_id"]}, {"$set": {"held_until": chunk[-1]["arrival"]}})
+    drops.update_one({"_id": drop["_id"]}, {"$set": {"held_until": until}})
+    return True
 
 
 def _hold_of(rules: Rules, entry: dict[str, Any]) -> holds.Hold:
@@ -225,16 +239,18 @@ def _serve(drop_id: ObjectId, rules: Rules, ordered: list[dict[str, Any]], deadl
     if unfinished:
         _make_and_settle(drop_id, rules, unfinished)
     queue = deque(entry for entry in ordered if entry["status"] == ENTERED)
+    served = 0
     while queue:
-        if time.monotonic() > deadline:
+        # Each pass serves a batch at least, so that a slow one still gets somewhere.
+        if served and time.monotonic() > deadline:
             return False
+        served += 1
         drop = Drop._get_collection().find_one(
             {"_id": drop_id}, {"quantity": 1, "allocated": 1, "considered": 1, "full": 1}
         )
         room = drop["quantity"] - drop["allocated"]
         if drop["full"] or room <= 0:
-            _lose(drop_id, rules, list(queue))
-            return True
+            return _lose(drop_id, rules, list(queue), deadline)
         chosen: list[dict[str, Any]] = []
         while queue and room > 0 and len(chosen) < BATCH:
             entry = queue.popleft()
@@ -340,7 +356,7 @@ def _settle(
 ) -> None:
     """Write the decisions of selected (or, refused at their hold, entered) entries, give
     the places of the refused back, and record what to tell their owners."""
-    if refused and rules.target_type == REWARD:
+    if refused and rules.holds_points:
         holds.release_points([_hold_of(rules, entry) for entry, _ in refused])
     now = utcnow()
     given_back = sum(
@@ -378,15 +394,16 @@ def _settle(
         log.info("drop_entries_settled", drop_id=str(drop_id), won=len(won), refused=len(refused))
 
 
-def _lose(drop_id: ObjectId, rules: Rules, losing: list[dict[str, Any]]) -> None:
-    """Every place is won: these entries lose (a draw's held points are released)."""
-    if not losing:
-        return
-    if rules.target_type == REWARD:
-        holds.release_points([_hold_of(rules, entry) for entry in losing])
+def _lose(drop_id: ObjectId, rules: Rules, losing: list[dict[str, Any]], deadline: float) -> bool:
+    """Every place is won: these entries lose (a draw's held points are released). Whether
+    all of them are decided (else the pass ran out of time)."""
     now = utcnow()
     for start in range(0, len(losing), TOLD_PER_EVENT):
+        if start and time.monotonic() > deadline:
+            return False
         chunk = losing[start : start + TOLD_PER_EVENT]
+        if rules.holds_points:
+            holds.release_points([_hold_of(rules, entry) for entry in chunk])
 
         def unit(session: ClientSession, chunk: list[dict[str, Any]] = chunk) -> None:
             Entry._get_collection().update_many(
@@ -402,7 +419,8 @@ def _lose(drop_id: ObjectId, rules: Rules, losing: list[dict[str, Any]]) -> None
             _record_decisions(session, rules, LOST, [(entry, None) for entry in chunk])
 
         transaction(unit)
-    log.info("drop_entries_lost", drop_id=str(drop_id), lost=len(losing))
+        log.info("drop_entries_lost", drop_id=str(drop_id), lost=len(chunk))
+    return True
 
 
 def _record_decisions(

@@ -22,7 +22,8 @@ from drops.launch import drops_due
 from workers.registry import handles
 
 
-@dramatiq.actor(actor_name="drops.run", queue_name="drops", max_retries=20, time_limit=120_000)
+# A pass hands over after PASS_SECONDS of work; the limit is for a pass stuck on its database.
+@dramatiq.actor(actor_name="drops.run", queue_name="drops", max_retries=20, time_limit=600_000)
 def run(drop_id: str, token: str) -> None:
     """One pass over a drop; the next is sent with the token while entries wait."""
     next_in = allocation.run(ObjectId(drop_id), token)

@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app.clock import utcnow
-from drops import draw
+from drops import allocation, draw
 from drops.figures import told_of
 from drops.models import Drop, Entry
+from loyalty import holds
 from loyalty.models import PointsAccount, Redemption, Reward
 from notifications.models import Notification
 from tests.drops.conftest import close, enter_all, entrants, outcomes, run_job
@@ -93,3 +94,22 @@ def test_a_refused_entry_passes_its_place_to_the_next_in_order(reward_drop):
     }
     told = {n.user_id: n.data["reason"] for n in Notification.objects(template="drop_refused")}
     assert told == reasons
+
+
+def test_passes_out_of_time_hand_over_and_the_drop_still_ends_right(reward_drop, monkeypatch):
+    """A pass that runs out of time stops after a batch and the next goes on from there:
+    here every pass is out of time at once, and batches are tiny."""
+    monkeypatch.setattr(allocation, "PASS_SECONDS", -1.0)
+    monkeypatch.setattr(allocation, "BATCH", 2)
+    monkeypatch.setattr(allocation, "TOLD_PER_EVENT", 3)
+    monkeypatch.setattr(holds, "CHUNK", 4)
+    drop = reward_drop(stock=20, cost=100, quantity=5, mode="draw")
+    people = entrants(14, points=100)
+    enter_all(drop, people)
+    close(drop)
+    run_job(drop, passes=200)
+
+    assert drop.status == "decided"
+    assert sorted(outcomes(drop).values()) == ["lost"] * 9 + ["won"] * 5
+    assert Redemption.objects(reward_id=drop.target_id).count() == 5
+    assert not PointsAccount.objects(pk__in=[p.user.pk for p in people], held__gt=0).count()
