@@ -14,7 +14,8 @@
     those refused) and in the recomputed draw's order for a draw (the seed revealed matches
     the hash published before the drop opened), and the time from the close to the last
     owner told. Both modes run, each on a reward of its own (a draw holds and releases
-    every entrant's points).
+    every entrant's points), or with `--target event` on an event's seats (no points: an
+    entry is 2 commands, not 3).
 (b) The same OWNERS owners claim QUANTITY units directly (`POST /redemptions`): once on a
     reward whose stock is its own document, once on one whose stock is split in BUCKETS:
     rate, p50, p99, and answers of each, side by side.
@@ -84,7 +85,27 @@ def _admin() -> ObjectId:
     return user.pk
 
 
-def _drop(mode: str, quantity: int, window: timedelta):
+def _event(capacity: int) -> ObjectId:
+    from app.auth import load_caller
+    from app.clock import utcnow
+    from events import services
+
+    admin = load_caller(_admin())
+    starts_at = utcnow() + timedelta(days=7)
+    made = services.create_event(
+        admin,
+        city_code="SZ",
+        title="Flagship launch night",
+        venue="Loopback",
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(hours=3),
+        capacity=capacity,
+        points_reward=0,
+    )
+    return services.publish_event(admin, str(made.pk)).pk
+
+
+def _drop(mode: str, quantity: int, window: timedelta, target: str = "reward"):
     from app.auth import load_caller
     from app.clock import utcnow
     from drops.launch import create_drop
@@ -92,8 +113,8 @@ def _drop(mode: str, quantity: int, window: timedelta):
     now = utcnow()
     return create_drop(
         load_caller(_admin()),
-        target_type="reward",
-        target_id=str(_reward(quantity * 2)),
+        target_type=target,
+        target_id=str(_reward(quantity * 2) if target == "reward" else _event(quantity * 2)),
         opens_at=now,
         closes_at=now + window,
         quantity=quantity,
@@ -183,6 +204,7 @@ def check(drop, quantity: int) -> dict[str, Any]:
     from drops import draw
     from drops.figures import told_of
     from drops.models import Entry
+    from events.models import Registration
     from loyalty.models import Redemption
 
     entries = [entry.to_mongo().to_dict() for entry in Entry.objects(drop_id=drop.pk)]
@@ -197,10 +219,13 @@ def check(drop, quantity: int) -> dict[str, Any]:
         len(served) - quantity
     ), Counter(entry["status"] for entry in served)
     assert sum(entry["allocated"] for entry in served[:quantity]) == quantity
-    assert Redemption.objects(reward_id=drop.target_id).count() == quantity
-    assert {e.made_id for e in Entry.objects(pk__in=winners)} == set(
-        Redemption.objects(reward_id=drop.target_id).scalar("pk")
+    made = (
+        Redemption.objects(reward_id=drop.target_id)
+        if drop.target_type == "reward"
+        else Registration.objects(event_id=drop.target_id)
     )
+    assert made.count() == quantity
+    assert {e.made_id for e in Entry.objects(pk__in=winners)} == set(made.scalar("pk"))
     return {
         "won": quantity,
         "refused": len(order) - len(served),
@@ -236,6 +261,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--buckets", type=int, default=16)
     parser.add_argument("--modes", default="first_come,draw")
+    parser.add_argument("--target", choices=("reward", "event"), default="reward")
     parser.add_argument("--skip-claims", action="store_true")
     parser.add_argument("--decide-timeout", type=float, default=1800)
     args = parser.parse_args()
@@ -262,7 +288,7 @@ def main() -> int:
             raw_inserts(people[:400], args.clients)
             decided(warm, args.decide_timeout)
             for mode in args.modes.split(","):
-                drop = _drop(mode, args.quantity, timedelta(hours=1))
+                drop = _drop(mode, args.quantity, timedelta(hours=1), args.target)
                 raw_before = raw_inserts(people, args.clients)
                 api, answers, resent = enter_all(base_url, str(drop.pk), people, args.clients)
                 raw_after = raw_inserts(people, args.clients)
@@ -276,7 +302,8 @@ def main() -> int:
                     raw_before.latencies + raw_after.latencies,
                 )
                 say(
-                    f"  {mode}: {args.owners} entries of a drop of {args.quantity} ({load()})",
+                    f"  {mode}: {args.owners} entries of a {args.target}'s drop of"
+                    f" {args.quantity} ({load()})",
                     raw.line("raw pymongo inserts (before+after)", raw, "entries"),
                     api.line("HTTP POST /drops/{id}/entries", raw, "entries"),
                     f"    raw before {raw_before.rate:.0f}/s, after {raw_after.rate:.0f}/s;"

@@ -11,7 +11,7 @@ from flask.views import MethodView
 from accounts.errors import UnknownCity
 from app.auth import caller
 from app.errors import Forbidden, IdempotencyKeyReused, InvalidIdempotencyKey, NotFound
-from app.idempotency import HEADER, KEY_PARAMETER
+from app.idempotency import HEADER, KEY_PARAMETER, idempotent
 from app.web import Blueprint, page_of
 from drops import entries, errors, figures, launch
 from drops.schemas import (
@@ -33,6 +33,7 @@ _KEY = re.compile(cast(dict[str, str], KEY_PARAMETER["schema"])["pattern"])
 
 @blp.route("/admin/drops")
 class Drops(MethodView):
+    @idempotent
     @blp.arguments(DropCreateSchema)
     @blp.response(201, DropSchema)
     @blp.refuses(
@@ -69,7 +70,17 @@ class DropItem(MethodView):
 class DropEntries(MethodView):
     @blp.doc(parameters=[KEY_PARAMETER])
     @blp.arguments(EntryCreateSchema)
-    @blp.response(202, EntryAcceptedSchema)
+    @blp.response(
+        202,
+        EntryAcceptedSchema,
+        headers={
+            "Idempotent-Replayed": {
+                "description": "`true` when this answers an earlier request with the same"
+                " Idempotency-Key: the entry it made",
+                "schema": {"type": "string", "enum": ["true"]},
+            }
+        },
+    )
     @blp.refuses(
         errors.DropNotOpen,
         errors.DropClosed,

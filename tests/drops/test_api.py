@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app.clock import utcnow
-from drops.models import Entry
+from drops.models import Drop, Entry
 from loyalty.models import Reward
 from tests.drops.conftest import API, close, drop_body, entrants, run_job
 from tests.support import make_city, make_person
@@ -74,6 +74,21 @@ def test_admins_drop_rewards_and_leaders_their_citys_events(client, admin, leade
     assert owner_points.json["drop_id"] == made.json["id"]
     registered = client.post(f"{API}/events/{event.pk}/registrations", headers=owner.headers)
     assert registered.status_code == 409 and registered.json["error"] == "drop_only"
+
+
+def test_creating_a_drop_again_with_its_key_answers_the_drop_made(client, admin):
+    reward = Reward(title="Cap", cost=100, stock=5, fulfillment="shipping").save()
+    body = drop_body("reward", reward.pk, quantity=3, mode="draw")
+    headers = {**admin.headers, "Idempotency-Key": "launch-cap"}
+    made = client.post(f"{API}/admin/drops", json=body, headers=headers)
+    assert made.status_code == 201, made.json
+    # A retry after a lost answer: the same drop (its seed hash too), not `target_unavailable`.
+    again = client.post(f"{API}/admin/drops", json=body, headers=headers)
+    assert again.status_code == 201 and again.get_data() == made.get_data()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert Drop.objects(target_id=reward.pk).count() == 1
+    other = client.post(f"{API}/admin/drops", json={**body, "quantity": 4}, headers=headers)
+    assert other.status_code == 422 and other.json["error"] == "idempotency_key_reused"
 
 
 def test_a_drop_that_does_not_fit_is_refused_with_the_fields_that_do_not(client, admin):
