@@ -3,6 +3,7 @@ the hold, or released; idempotent by the hold's key, and invariant 1 untouched."
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from loyalty import expiry, holds, rewards
 from loyalty.errors import InsufficientPoints
 from loyalty.models import PointsAccount
 from tests.loyalty.conftest import assert_invariants, earn, make_reward
-from tests.support import make_person
+from tests.support import make_person, within_budget
 
 
 def account(person):
@@ -69,3 +70,32 @@ def test_an_expiry_takes_held_points_and_the_hold_then_finds_too_few(app):
             str(reward.pk),
             drop=rewards.ThroughDrop(reward.pk, reward.pk, hold="drop:one"),
         )
+
+
+def test_holds_for_many_owners_are_one_read_and_one_write(app):
+    owners = [make_person("SZ") for _ in range(3)]
+    for owner in owners:
+        earn(owner.id, 150)
+    wanted = [holds.Hold(owner.user.pk, "drop:many", 100) for owner in owners]
+    with within_budget(2) as commands:
+        assert holds.hold_points(wanted) == {owner.user.pk for owner in owners}
+    assert commands.names == ["find points_accounts", "bulkWrite admin"]
+
+
+def test_concurrent_holds_on_one_account_never_hold_more_than_it_has(app):
+    """Each hold is conditional on the balance and held figures its round read: of holds
+    sent at once, those that read an older figure miss, read again, and find too few."""
+    owner = make_person("SZ")
+    earn(owner.id, 300)
+    keys = [f"drop:{number}" for number in range(6)]
+
+    def hold(key: str) -> set:
+        with app.app_context():
+            return holds.hold_points([holds.Hold(owner.user.pk, key, 100)])
+
+    with ThreadPoolExecutor(6) as pool:
+        placed = list(pool.map(hold, keys))
+    assert sum(1 for got in placed if got) == 3
+    held = account(owner)
+    assert held.held == 300 and len(held.holds) == 3
+    assert assert_invariants(owner.id) == 300
