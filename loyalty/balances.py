@@ -65,6 +65,7 @@ def points_summary(user_id: Any, now: datetime | None = None) -> dict[str, Any]:
             {"name": upper[0].name, "points_needed": upper[0].threshold - earned} if upper else None
         ),
         "expiring": account.get("expiring", []),
+        "held": account.get("held") or 0,
     }
 
 

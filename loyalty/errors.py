@@ -43,6 +43,15 @@ class TierTooLow(Conflict):
     detail_fields = {"min_tier": fields.String(required=True)}
 
 
+class DropOnly(Conflict):
+    """The reward, or the event, is released through a drop while it runs (`drop_id`
+    names it): enter the drop instead."""
+
+    error = "drop_only"
+    message = "This is released through a drop: enter the drop instead."
+    detail_fields = {"drop_id": fields.String(required=True)}
+
+
 class LimitReached(Conflict):
     error = "limit_reached"
     message = "You reached the limit for this reward."

@@ -65,6 +65,10 @@ class PointsAccount(Document):
     redeemed = DictField()
     # No lot expiring before it holds points (unset: not known); see `loyalty.figures`.
     spend_from = DateTimeField()
+    # Points set aside for entries in drops (`loyalty.holds`): per hold key, its points, and
+    # their sum, which spending leaves alone (unset: none held).
+    holds = DictField()
+    held = IntField(min_value=0)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 
@@ -182,8 +186,25 @@ class Reward(Document):
     fulfillment = StringField(required=True, choices=FULFILLMENTS)
     active = BooleanField(default=True)
     created_at = DateTimeField(default=utcnow)
+    # More than 1: the stock is kept in that many `StockBucket`s, and `stock` stays 0 (see
+    # `loyalty.stock`). Unset: 1.
+    stock_buckets = IntField(min_value=1, max_value=64)
+    # The drop the reward is released through while it runs: redemptions come from it alone.
+    drop_id = ObjectIdField()
 
     meta = {"collection": "rewards", "indexes": [("active", "city_codes", "min_tier")]}
+
+
+class StockBucket(Document):
+    """One part of a reward's stock (`_id` is "<reward id>:<bucket>"), taken from by
+    concurrent redemptions instead of the reward's own document (`loyalty.stock`)."""
+
+    id = StringField(primary_key=True)
+    reward_id = ObjectIdField(required=True)
+    bucket = IntField(required=True, min_value=0)
+    stock = IntField(required=True, min_value=0)
+
+    meta = {"collection": "reward_stock", "indexes": [("reward_id", "bucket")]}
 
 
 class Redemption(Document):
@@ -199,6 +220,8 @@ class Redemption(Document):
     client_key = StringField(unique=True, sparse=True)
     entry_id = ObjectIdField()
     refund_entry_id = ObjectIdField()
+    # The drop that allocated it (`client_key` is then "drop:<entry id>").
+    drop_id = ObjectIdField()
     created_at = DateTimeField(required=True)
     fulfilled_at = DateTimeField()
     fulfilled_by = ObjectIdField()

@@ -127,7 +127,14 @@ def _stale_figures(account: dict[str, Any], computed: dict[str, Any], now: datet
     held = {reward: count for reward, count in account.get("redeemed", {}).items() if count}
     if "redeemed" in account and held != computed["redeemed"]:
         stale.append("redeemed")
+    if (account.get("held") or 0) != _held(account):
+        stale.append("held")
     return stale
+
+
+def _held(account: dict[str, Any]) -> int:
+    """The points the account's holds hold (`loyalty.holds`): what `held` must say."""
+    return sum((account.get("holds") or {}).values())
 
 
 def check_account(
@@ -171,13 +178,16 @@ def repair_account(account_id: ObjectId, now: datetime | None = None) -> None:
 
     def unit(session: ClientSession) -> None:
         totals = _ledger_totals(session, account_id, now)
-        PointsAccount._get_collection().update_one(
+        accounts = PointsAccount._get_collection()
+        holds = accounts.find_one({"_id": account_id}, {"holds": 1}, session=session) or {}
+        accounts.update_one(
             {"_id": account_id},
             {
                 "$set": {
                     "balance": totals["balance"],
                     "lifetime_earned": totals["earned"],
                     **totals["figures"],
+                    "held": _held(holds),
                     "updated_at": now,
                 }
             },

@@ -192,6 +192,14 @@ ACCESS: dict[str, frozenset[str]] = {
     "POST /api/v1/admin/cities": ADMINS,
     "POST /api/v1/admin/rewards": ADMINS,
     "PATCH /api/v1/admin/rewards/{reward_id}": ADMINS,
+    # drops (the world's drop releases an SZ event's seats; its body drops another SZ
+    # event): staff organise drops and enter none (403 `staff_entry`); the owner entered it
+    "POST /api/v1/admin/drops": CITY_LEADERS,
+    "GET /api/v1/drops": SIGNED_IN,
+    "GET /api/v1/drops/{drop_id}": SIGNED_IN,
+    "POST /api/v1/drops/{drop_id}/entries": frozenset({OWNER, OTHER_OWNER, MODERATOR}),
+    "GET /api/v1/drops/{drop_id}/entries/me": THE_OWNER,
+    "GET /api/v1/drops/{drop_id}/figures": CITY_LEADERS,
 }
 
 # Lists a role works through, scoped by `?city=`. Asked for SZ by someone who holds the role

@@ -19,6 +19,8 @@ from app.auth import load_caller
 from app.clock import utcnow
 from community import clubs, moderation, posts, words
 from community.models import APPROVAL, CITY_CLUB
+from drops.entries import enter
+from drops.launch import create_drop
 from events import registration
 from events import services as events
 from events.models import ATTENDED, COMPLETED, Event, FollowUp, Registration
@@ -162,6 +164,7 @@ def build_world() -> World:
         **_community(people),
         **_partners(people),
         **_ecosystem_partner(people, admin),
+        **_drops(people),
     }
     world = World(people, ids)
     # The moderator paths name an active member; the membership paths, the applicant.
@@ -246,6 +249,34 @@ def _ecosystem_partner(people: dict[str, Person], admin: Any) -> dict[str, str]:
         "day": day.isoformat(),
         "exception_id": exception.pk,
     }
+
+
+def _drops(people: dict[str, Person]) -> dict[str, str]:
+    """An open drop of an SZ event's seats, which the owner entered."""
+    leader = load_caller(people[LEADER].user.pk)
+    starts_at = utcnow() + timedelta(days=2)
+    event = events.create_event(
+        leader,
+        city_code="SZ",
+        title="Launch night",
+        venue="Brand space",
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(hours=2),
+        capacity=10,
+        points_reward=0,  # SZ's partner has no budget in this world
+    )
+    events.publish_event(leader, str(event.pk))
+    drop = create_drop(
+        leader,
+        target_type="event",
+        target_id=str(event.pk),
+        opens_at=utcnow(),
+        closes_at=utcnow() + timedelta(hours=1),
+        quantity=5,
+        mode="draw",
+    )
+    enter(load_caller(people[OWNER].user.pk), str(drop.pk))
+    return {"drop_id": str(drop.pk)}
 
 
 def _community(people: dict[str, Person]) -> dict[str, str]:
@@ -389,6 +420,14 @@ def body_for(operation: str, world: World) -> dict[str, Any] | None:
         },
         "POST /api/v1/admin/partners/{ecosystem_partner_id}/settlement/close": {
             "month": (utcnow().replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+        },
+        "POST /api/v1/admin/drops": {
+            "target_type": "event",
+            "target_id": world.ids["event_id"],
+            "opens_at": utcnow().isoformat(),
+            "closes_at": (utcnow() + timedelta(minutes=30)).isoformat(),
+            "quantity": 2,
+            "mode": "first_come",
         },
     }
     return bodies.get(operation)

@@ -33,9 +33,11 @@ from app.auth import load_caller
 from app.clock import utcnow
 from app.db import transaction
 from community import clubs, moderation, posts, words
+from drops.launch import create_drop
 from events import registration
 from events import services as events
 from loyalty import partner_systems, reconciliation, rewards, rules
+from loyalty.models import Reward
 from notifications.models import Notification
 from notifications.services import notify
 from tests.support import Person, make_city, make_person
@@ -114,6 +116,15 @@ def world(app) -> World:
     kept = moderation.take_action(
         load_caller(people["ambassador"].id), "comment", str(comment.pk), "keep", "Fine"
     )
+    drop = create_drop(
+        admin,
+        target_type="reward",
+        target_id=str(Reward(title="Cap", cost=100, stock=50, fulfillment="digital").save().pk),
+        opens_at=utcnow(),
+        closes_at=utcnow() + timedelta(hours=1),
+        quantity=5,
+        mode="draw",
+    )
     return World(
         people,
         {
@@ -136,6 +147,7 @@ def world(app) -> World:
             "action_id": str(kept.pk),
             "entry_id": str(earned["_id"]),
             "notification_id": str(Notification.objects(user_id=owner.user.pk).first().pk),
+            "drop_id": str(drop.pk),
         },
     )
 
