@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from typing import cast
-
-from flask import request
 from flask.views import MethodView
 
 from accounts.errors import UnknownCity
 from app.auth import caller
-from app.errors import Forbidden, IdempotencyKeyReused, InvalidIdempotencyKey, NotFound
-from app.idempotency import HEADER, KEY_PARAMETER, idempotent
+from app.errors import Forbidden, NotFound
+from app.idempotency import idempotent, keyed_by_the_view, request_key
 from app.web import Blueprint, page_of
 from drops import entries, errors, figures, launch
 from drops.schemas import (
@@ -26,9 +22,6 @@ from drops.schemas import (
 
 blp = Blueprint("drops", __name__, description="Drops: a reward or an event opened to many owners")
 blueprints = (blp,)
-
-# What app.idempotency accepts as a key: the pattern the header is documented with.
-_KEY = re.compile(cast(dict[str, str], KEY_PARAMETER["schema"])["pattern"])
 
 
 @blp.route("/admin/drops")
@@ -68,34 +61,19 @@ class DropItem(MethodView):
 
 @blp.route("/drops/<drop_id>/entries")
 class DropEntries(MethodView):
-    @blp.doc(parameters=[KEY_PARAMETER])
+    @keyed_by_the_view
     @blp.arguments(EntryCreateSchema)
-    @blp.response(
-        202,
-        EntryAcceptedSchema,
-        headers={
-            "Idempotent-Replayed": {
-                "description": "`true` when this answers an earlier request with the same"
-                " Idempotency-Key: the entry it made",
-                "schema": {"type": "string", "enum": ["true"]},
-            }
-        },
-    )
-    @blp.refuses(
-        errors.DropNotOpen,
-        errors.DropClosed,
-        errors.AlreadyEntered,
-        *errors.NOT_ELIGIBLE,
-        InvalidIdempotencyKey,
-        IdempotencyKeyReused,
-    )
+    @blp.response(202, EntryAcceptedSchema)
+    @blp.refuses(errors.DropNotOpen, errors.DropClosed, errors.AlreadyEntered, *errors.NOT_ELIGIBLE)
     def post(self, data, drop_id):
-        """Enter a drop: accepted at once, decided by the drop's job (poll entries/me)"""
-        key = request.headers.get(HEADER)
-        if key is not None and not _KEY.match(key):
-            raise InvalidIdempotencyKey()
+        """Enter a drop: accepted at once, decided by the drop's job (poll entries/me)
+
+        The key is kept on the owner's entry itself (entering writes nothing else), so a
+        retry of an accepted entry answers it even after the drop closed; a refusal is not
+        kept: sent again with its key once the drop opened, a `drop_not_open` entry enters.
+        """
         entered = entries.enter(
-            caller(), drop_id, data["quantity"], entries.RequestKey.of(key, data)
+            caller(), drop_id, data["quantity"], entries.RequestKey.of(request_key(), data)
         )
         return entered.entry, 202, {"Idempotent-Replayed": "true"} if entered.replayed else {}
 
