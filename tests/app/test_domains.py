@@ -16,6 +16,7 @@ from workers import registry
 DOMAIN_PACKAGES = {
     "accounts",
     "community",
+    "drops",
     "events",
     "loyalty",
     "notifications",
