@@ -32,6 +32,7 @@ from bench.support import (  # noqa: E402
     Burst,
     api_server,
     burst,
+    lean_outbox_event,
     load,
     owners,
     raw_transaction,
@@ -141,16 +142,11 @@ def lean_registration(event_id, user_id) -> None:
             },
             session=session,
         )
-        db.outbox.insert_one(
-            {
-                "_id": str(ObjectId()),
-                "type": "registration.created",
-                "subject_type": "registration",
-                "subject_id": str(registration_id),
-                "payload": {"status": status, "waitlist_position": position},
-                "occurred_at": utcnow(),
-            },
-            session=session,
+        lean_outbox_event(
+            session,
+            "registration",
+            registration_id,
+            {"status": status, "waitlist_position": position},
         )
 
     raw_transaction(unit)

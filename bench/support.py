@@ -190,3 +190,24 @@ def raw_transaction(work: Callable[..., object]) -> None:
         session.with_transaction(
             work, read_concern=ReadConcern("snapshot"), write_concern=WriteConcern("majority")
         )
+
+
+def lean_outbox_event(session, subject_type: str, subject_id, payload: dict) -> None:
+    """The `{subject_type}.created` outbox event a lean transaction records in `session`, as
+    the service records its domain event."""
+    from bson import ObjectId
+
+    from app.clock import utcnow
+    from app.db import database
+
+    database().outbox.insert_one(
+        {
+            "_id": str(ObjectId()),
+            "type": f"{subject_type}.created",
+            "subject_type": subject_type,
+            "subject_id": str(subject_id),
+            "payload": payload,
+            "occurred_at": utcnow(),
+        },
+        session=session,
+    )
