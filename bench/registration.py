@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from bench.support import (  # noqa: E402
     lean_outbox_event,
     load,
     owners,
+    post_retrying,
     raw_transaction,
     servers,
 )
@@ -78,19 +78,13 @@ def measure_http(base_url: str, event_id: str, people: list[tuple[str, str]]) ->
     def attempt(index: int) -> None:
         session = getattr(local, "session", None) or requests.Session()
         local.session = session
-        for _ in range(RETRIES + 1):
-            response = session.post(
-                f"{base_url}/api/v1/events/{event_id}/registrations",
-                headers={
-                    "Authorization": f"Bearer {people[index][1]}",
-                    "Idempotency-Key": f"bench-{index}",
-                },
-                timeout=120,
-            )
-            if response.status_code != 503:
-                break
-            retried.append(index)
-            time.sleep(float(response.headers.get("Retry-After", 1)))
+        response, again = post_retrying(
+            session,
+            f"{base_url}/api/v1/events/{event_id}/registrations",
+            {"Authorization": f"Bearer {people[index][1]}", "Idempotency-Key": f"bench-{index}"},
+            RETRIES,
+        )
+        retried.extend([index] * again)
         if response.status_code != 201:
             failures.append(response.status_code)
 

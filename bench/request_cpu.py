@@ -259,10 +259,11 @@ def lean_transactions(world: World) -> dict[str, Callable[[int], None]]:
 def prepare(app: Any) -> World:
     """Owners with points, in 20 clubs of 2,000 posts; rewards; the commands per request."""
     from bench import community
-    from bench.ledger import _credit, _reward
+    from bench.ledger import _reward
+    from bench.support import credit
 
     people = owners(OWNERS)
-    _credit(people, 10**6)
+    credit(people, 10**6)
     clubs = community._clubs()[:MY_CLUBS]
     for owner_id, _ in people:
         community._join(owner_id, clubs)

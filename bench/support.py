@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -178,6 +178,63 @@ def owners(count: int, city: str = "SZ") -> list[tuple[str, str]]:
     return [(str(user.pk), start_session(user.pk, "bench")["access_token"]) for user in users]
 
 
+def credit(people: list[tuple[str, str]], points: int) -> None:
+    """Give each owner `points` in one consistent earn (entry, lot, account), written at
+    once rather than through thousands of transactions."""
+    from bson import ObjectId
+
+    from app.clock import utcnow
+    from loyalty import figures, ledger
+    from loyalty.models import LedgerEntry, Lot, PointsAccount
+
+    now = utcnow()
+    accounts, lots, entries = [], [], []
+    for owner_id, _ in people:
+        account_id, entry_id = ObjectId(owner_id), ObjectId()
+        expires_at = ledger.add_months(now, ledger.LOT_LIFETIME_MONTHS)
+        accounts.append(
+            {
+                "_id": account_id,
+                "balance": points,
+                "lifetime_earned": points,
+                "redeemed": {},
+                "spend_from": expires_at,
+                **figures.tier_figure(points, now, now),
+                **figures.expiring_figure([(expires_at, points)], now),
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        lots.append(
+            {
+                "account_id": account_id,
+                "entry_id": entry_id,
+                "amount": points,
+                "remaining": points,
+                "expired": 0,
+                "expires_at": expires_at,
+                "created_at": now,
+            }
+        )
+        entries.append(
+            {
+                "_id": entry_id,
+                "account_id": account_id,
+                "kind": "earn",
+                "amount": points,
+                "balance_after": points,
+                "reason": "bench",
+                "source": {"rule": "bench"},
+                "idempotency_key": f"bench:{account_id}",
+                "expires_at": expires_at,
+                "created_at": now,
+            }
+        )
+    PointsAccount._get_collection().insert_many(accounts)
+    Lot._get_collection().insert_many(lots)
+    LedgerEntry._get_collection().insert_many(entries)
+
+
 def raw_transaction(work: Callable[..., object]) -> None:
     """`work(session)` in one transaction with the guarantees the service asks for
     (snapshot reads, majority commit), as pymongo alone runs it."""
@@ -211,3 +268,47 @@ def lean_outbox_event(session, subject_type: str, subject_id, payload: dict) -> 
         },
         session=session,
     )
+
+
+def post_retrying(
+    http: requests.Session, url: str, headers: dict[str, str], retries: int = 3, **kwargs: Any
+) -> tuple[requests.Response, int]:
+    """POST as the API guide tells clients to: a 503 (past the request's database budget,
+    or overloaded) is sent again with the same headers, its key included, after
+    Retry-After. The last answer, and how many times it was sent again."""
+    for attempt in range(retries + 1):
+        answer = http.post(url, headers=headers, timeout=120, **kwargs)
+        if answer.status_code != 503 or attempt == retries:
+            return answer, attempt
+        time.sleep(float(answer.headers.get("Retry-After", 1)))
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def workers(environ: dict[str, str] | None = None, threads: int = 4) -> Iterator[None]:
+    """A Dramatiq worker process and the outbox dispatcher on the run's servers, as the
+    README runs them, stopped on exit."""
+    from app.embedded import stop_processes
+
+    env = {**os.environ, "LOG_LEVEL": "WARNING", **(environ or {})}
+    commands = [
+        [
+            str(Path(sys.executable).parent / "dramatiq"),
+            "workers.main",
+            "--processes",
+            "1",
+            "--threads",
+            str(threads),
+        ],
+        [sys.executable, "-m", "workers.dispatcher"],
+    ]
+    started = [
+        subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for command in commands
+    ]
+    try:
+        yield
+    finally:
+        stop_processes(started, 20)
