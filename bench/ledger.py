@@ -38,6 +38,7 @@ from bench.support import (  # noqa: E402
     api_server,
     burst,
     credit,
+    lean_outbox_event,
     load,
     owners,
     raw_transaction,
@@ -105,16 +106,11 @@ def _lean_redeem(owner_id: ObjectId, reward_id: ObjectId, cost: int) -> None:
             },
             session=session,
         )
-        db.outbox.insert_one(
-            {
-                "_id": str(ObjectId()),
-                "type": "redemption.created",
-                "subject_type": "redemption",
-                "subject_id": str(redemption_id),
-                "payload": {"user_id": str(owner_id), "reward_id": str(reward_id)},
-                "occurred_at": now,
-            },
-            session=session,
+        lean_outbox_event(
+            session,
+            "redemption",
+            redemption_id,
+            {"user_id": str(owner_id), "reward_id": str(reward_id)},
         )
 
     raw_transaction(unit)

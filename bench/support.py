@@ -16,16 +16,20 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+
+if TYPE_CHECKING:
+    from app.embedded import EmbeddedServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def servers(prefix: str) -> Iterator[None]:
-    """Start SecantusDB and Redis for the run unless MONGODB_URI / REDIS_URL name servers."""
+def servers(prefix: str) -> Iterator[list[EmbeddedServer]]:
+    """Start SecantusDB and Redis for the run unless MONGODB_URI / REDIS_URL name servers;
+    yields those started (a benchmark may read their processes' CPU)."""
     from app.embedded import start_mongo, start_redis
 
     # Benchmarks run on loopback: the development SECRET_KEY will do unless one is given.
@@ -39,7 +43,7 @@ def servers(prefix: str) -> Iterator[None]:
             if not os.environ.get("REDIS_URL"):
                 started.append(start_redis(Path(scratch) / "redis"))
                 os.environ["REDIS_URL"] = started[-1].uri
-            yield
+            yield started
         finally:
             for server in reversed(started):
                 server.stop()
@@ -47,18 +51,22 @@ def servers(prefix: str) -> Iterator[None]:
 
 @contextmanager
 def api_server(
-    workers: int = 4, threads: int = 4, environ: dict[str, str] | None = None
+    workers: int = 4,
+    threads: int = 4,
+    environ: dict[str, str] | None = None,
+    application: str = "wsgi:app",
 ) -> Iterator[str]:
     """The API under gunicorn on a free loopback port, as the README's production command
     runs it (4 workers x 4 gthread threads); yields its base URL once healthy. `environ`
-    adds settings of the run's own."""
+    adds settings of the run's own; `application` serves another WSGI app the same way (it
+    answers GET /health)."""
     from app.embedded import free_port, stop_processes
 
     port = free_port()
     process = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
-            "wsgi:app",
+            application,
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
@@ -239,6 +247,27 @@ def raw_transaction(work: Callable[..., object]) -> None:
         session.with_transaction(
             work, read_concern=ReadConcern("snapshot"), write_concern=WriteConcern("majority")
         )
+
+
+def lean_outbox_event(session, subject_type: str, subject_id, payload: dict) -> None:
+    """The `{subject_type}.created` outbox event a lean transaction records in `session`, as
+    the service records its domain event."""
+    from bson import ObjectId
+
+    from app.clock import utcnow
+    from app.db import database
+
+    database().outbox.insert_one(
+        {
+            "_id": str(ObjectId()),
+            "type": f"{subject_type}.created",
+            "subject_type": subject_type,
+            "subject_id": str(subject_id),
+            "payload": payload,
+            "occurred_at": utcnow(),
+        },
+        session=session,
+    )
 
 
 def post_retrying(
