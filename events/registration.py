@@ -36,7 +36,7 @@ from app.db import batch, object_id, one_at_a_time, transaction
 from app.errors import NotFound
 from app.outbox import record_event
 from events import errors, seats
-from events.access import shown_to, visible_event
+from events.access import seen_by, shown_to, visible_event
 from events.models import (
     BY_OWNER,
     CANCELLED,
@@ -75,7 +75,7 @@ def register(caller: Caller, event_id: str, *, drop: ThroughDrop | None = None) 
 
     def unit(session: ClientSession, replacing: ObjectId | None) -> Registration:
         found = seats.read_with_seats(session, event_oid) if event_oid else None
-        event = shown_to(caller, found)
+        event = seen_by(caller, found)
         assert found is not None
         _seen[event.pk] = (seats.bucket_count(found), found["free_seats"] <= 0)
         if event.drop_id and (drop is None or drop.drop_id != event.drop_id):
