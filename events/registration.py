@@ -34,6 +34,7 @@ from app.buckets import turn
 from app.clock import utcnow
 from app.db import batch, object_id, one_at_a_time, transaction
 from app.errors import NotFound
+from app.observability import note
 from app.outbox import record_event
 from events import errors, seats
 from events.access import seen_by, shown_to, visible_event
@@ -162,7 +163,7 @@ def register(caller: Caller, event_id: str, *, drop: ThroughDrop | None = None) 
             if mine is not None and mine["status"] != CANCELLED:
                 raise errors.AlreadyRegistered() from None
             replacing = mine["_id"] if mine is not None else None
-    log.info(
+    note(
         "registered",
         event_id=event_id,
         user_id=caller.id,

@@ -19,6 +19,7 @@ from app.buckets import turn
 from app.clock import utcnow
 from app.db import batch, get_or_404, object_id, one_at_a_time, transaction, update_and_read
 from app.errors import DomainError, NotFound
+from app.observability import note
 from app.outbox import record_event
 from app.web import paginate
 from loyalty import balances, errors, figures, ledger, stock
@@ -354,7 +355,7 @@ def redeem(
         # A retry with the client's key after its idempotency record expired: the
         # redemption it made, not a second one.
         return Redemption.objects.get(client_key=client_key)
-    log.info(
+    note(
         "reward_redeemed",
         redemption_id=str(redemption.pk),
         user_id=str(owner.pk),
