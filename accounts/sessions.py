@@ -21,6 +21,7 @@ from pymongo.collection import Collection
 from accounts import errors
 from accounts.credentials import authenticate
 from accounts.models import MAX_SESSIONS, User
+from app import compat
 from app.auth import Caller, issue_tokens
 from app.clock import utcnow
 from app.db import object_id
@@ -43,7 +44,7 @@ def load_account(user_id: ObjectId) -> User | None:
     document = User._get_collection().find_one({"_id": user_id})
     if document is None or document.get("erased_at") is not None:
         return None
-    return User._from_son(document)
+    return compat.from_son(User, document)
 
 
 def account_of(caller: Caller) -> User:

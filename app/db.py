@@ -18,7 +18,7 @@ balance left) are the invariants' last line, not the way the unit learns the sta
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -31,12 +31,12 @@ from bson.errors import InvalidId
 from flask import Flask, g
 from pymongo import DeleteOne, InsertOne, MongoClient, UpdateOne, uri_parser
 from pymongo.client_session import ClientSession
-from pymongo.client_session_shared import _TxnState
 from pymongo.collection import Collection
 from pymongo.errors import ClientBulkWriteException, DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
+from app import compat
 from app.errors import NotFound
 
 T = TypeVar("T")
@@ -220,7 +220,7 @@ class Writes:
             return
         models, checks = self._models, self._checks
         self._models, self._checks = [], []
-        if _opening(self.session):
+        if compat.transaction_opening(self.session):
             # The first command of a transaction carries its read concern, which SecantusDB
             # refuses on a bulkWrite: a unit that only writes opens it with a read.
             checks[0].collection.find_one({"_id": None}, {"_id": 1}, session=self.session)
@@ -245,12 +245,6 @@ class Writes:
             updated = result.update_results[index]
             if updated.matched_count == 0 and updated.upserted_id is None:
                 raise check.refusal
-
-
-def _opening(session: ClientSession) -> bool:
-    """Whether the session's transaction has sent no command yet (pymongo keeps no public
-    flag for it)."""
-    return session._transaction.state == _TxnState.STARTING
 
 
 def _namespace(collection: Collection) -> str:
@@ -325,17 +319,9 @@ def get_or_404(model: type[D], id_: Any, **filters: Any) -> D:
     return document
 
 
-def all_document_classes() -> Iterable[type[mongoengine.Document]]:
-    from mongoengine.base import _document_registry
-
-    for document in _document_registry.values():
-        if issubclass(document, mongoengine.Document) and not document._meta.get("abstract"):
-            yield document
-
-
 def ensure_indexes() -> None:
     """Create every index the models declare in `meta` (idempotent)."""
-    for document in all_document_classes():
+    for document in compat.document_classes():
         document.ensure_indexes()
 
 
@@ -344,7 +330,7 @@ def drop_undeclared_indexes() -> list[str]:
     releases leave them behind, and each one costs every write. Returns what was dropped,
     as "collection.index"."""
     dropped = []
-    for document in all_document_classes():
+    for document in compat.document_classes():
         collection = document._get_collection()
         undeclared = document.compare_indexes()["extra"]
         for name, info in collection.index_information().items():

@@ -54,7 +54,7 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 from werkzeug.exceptions import UnprocessableEntity
 
-from app import db
+from app import compat, db
 from app.clock import utcnow
 from app.errors import (
     DomainError,
@@ -339,5 +339,4 @@ def idempotent(
 
 def _mark_idempotent(view: Any) -> Any:
     """Tell the project Blueprint to document the view's success answer as replayable."""
-    view._apidoc = {**getattr(view, "_apidoc", {}), "idempotent": True}
-    return view
+    return compat.note_on_view(view, "idempotent", True)

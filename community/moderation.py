@@ -23,6 +23,7 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 
 from accounts.services import AMBASSADOR, mute, suspend
+from app import compat
 from app.auth import Caller, load_caller
 from app.clock import utcnow
 from app.db import batch, transaction
@@ -203,7 +204,7 @@ def _act_on_content(
     collection.update_one({"_id": content_id}, {"$set": update}, session=session)
     if target_type == COMMENT and (content["status"] == VISIBLE) != (status == VISIBLE):
         count_comment(session, content["post_id"], 1 if status == VISIBLE else -1)
-    document = CONTENT_MODELS[target_type]._from_son({**content, **update})
+    document = compat.from_son(CONTENT_MODELS[target_type], {**content, **update})
     if first_publication:
         if target_type == POST:
             record_published(session, document)

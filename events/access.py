@@ -6,6 +6,7 @@ from __future__ import annotations
 from pymongo.client_session import ClientSession
 
 from accounts.services import AMBASSADOR, CIRCLE_LEADER
+from app import compat
 from app.auth import Caller
 from app.db import get_or_404, object_id
 from app.errors import NotFound
@@ -34,7 +35,7 @@ def visible_event(caller: Caller, event_id: str, session: ClientSession | None =
     found = Event._get_collection().find_one({"_id": oid}, session=session) if oid else None
     if found is None:
         raise NotFound(message="Event not found.")
-    event = Event._from_son(found)
+    event = compat.from_son(Event, found)
     if event.status == DRAFT:
         caller.require(event.city_code, CIRCLE_LEADER)
     return event

@@ -26,6 +26,7 @@ import structlog
 from bson import ObjectId
 from pymongo.client_session import ClientSession
 
+from app import compat
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import batch, object_id, one_at_a_time, transaction
@@ -110,7 +111,7 @@ def register(caller: Caller, event_id: str) -> Registration:
                 "waitlist_position": position,
             },
         )
-        return Registration._from_son(registration)
+        return compat.from_son(Registration, registration)
 
     replacing: ObjectId | None = None
     while True:

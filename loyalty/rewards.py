@@ -11,6 +11,7 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 
 from accounts.services import CIRCLE_LEADER, Owner, require_cities
+from app import compat
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import batch, get_or_404, one_at_a_time, transaction, update_and_read
@@ -88,7 +89,7 @@ def catalogue(
 
     def offer(reward: Reward) -> dict[str, Any]:
         lock = lock_of(owner, reward, tier, at)
-        document = {name: getattr(reward, name) for name in reward._fields}
+        document = compat.field_values(reward)
         return {**document, "redeemable": lock is None, **({"locked_reason": lock} if lock else {})}
 
     query = Reward.objects(
@@ -213,7 +214,7 @@ def redeem(
                 "fulfillment": reward["fulfillment"],
             },
         )
-        return Redemption._from_son(document)
+        return compat.from_son(Redemption, document)
 
     try:
         with one_at_a_time(reward_oid):

@@ -8,6 +8,7 @@ import pytest
 
 from accounts import personal_data, services
 from accounts.models import User
+from app import compat
 from app.clock import utcnow
 from app.outbox import OutboxEvent
 from tests.support import make_city, make_person
@@ -19,7 +20,9 @@ def referral_codes(app, monkeypatch: pytest.MonkeyPatch):
 
     def draw(*drawn: str) -> None:
         sequence = iter(drawn)
-        monkeypatch.setattr(User._fields["referral_code"], "default", lambda: next(sequence))
+        monkeypatch.setattr(
+            compat.field_of(User, "referral_code"), "default", lambda: next(sequence)
+        )
         monkeypatch.setattr(services, "new_referral_code", lambda: next(sequence))
 
     return draw
