@@ -109,7 +109,7 @@ def _checked(form: EventForm, schema: Any, body: dict[str, Any]) -> dict[str, An
         return schema.load(body)
     except ValidationError as invalid:
         for name, messages in invalid.normalized_messages().items():
-            target = form[name] if name in form else form.title
+            target = form[name] if name in form else form.title  # noqa: SIM401 - no Form.get
             target.errors = [*target.errors, *(messages if isinstance(messages, list) else [])]
         return None
 
