@@ -183,8 +183,8 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
         ),
         commands=("events.cli:rotate_ticket_keys", "events.cli:retire_ticket_key"),
         personal_data={"event_registrations": "events.registration:export_registrations"},
-        city_figures="events.figures:city_figures",
-        scorecard="events.figures:scorecard_figures",
+        city_figures="events.city_stats:city_figures",
+        scorecard="events.city_stats:scorecard_figures",
         demo="events.seed:seed_events",
     ),
     Domain(
@@ -197,7 +197,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
             "comments": "community.posts:export_comments",
             "reports": "community.reports:export_reports",
         },
-        scorecard="community.figures:scorecard_figures",
+        scorecard="community.scorecard:scorecard_figures",
         demo="community.seed:seed_clubs",
         text_screen="community.words:contains_listed_word",
         backfills=(

@@ -56,7 +56,7 @@ def _credit(people: list[tuple[str, str]], points: int) -> None:
     """Give each owner `points` in one consistent earn (entry, lot, account), written at
     once rather than through thousands of transactions."""
     from app.clock import utcnow
-    from loyalty import figures, ledger
+    from loyalty import ledger, points_account
     from loyalty.models import LedgerEntry, Lot, PointsAccount
 
     now = utcnow()
@@ -71,8 +71,8 @@ def _credit(people: list[tuple[str, str]], points: int) -> None:
                 "lifetime_earned": points,
                 "redeemed": {},
                 "spend_from": expires_at,
-                **figures.tier_figure(points, now, now),
-                **figures.expiring_figure([(expires_at, points)], now),
+                **points_account.tier_figure(points, now, now),
+                **points_account.expiring_figure([(expires_at, points)], now),
                 "created_at": now,
                 "updated_at": now,
             }

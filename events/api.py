@@ -11,7 +11,7 @@ from app.auth import caller
 from app.errors import ContainsSensitiveWord, Forbidden
 from app.idempotency import idempotent
 from app.web import Blueprint, PageArgsSchema, page_of
-from events import door, errors, feedback, figures, listings, registration, services, tickets
+from events import city_stats, door, errors, feedback, listings, registration, services, tickets
 from events.schemas import (
     CancelEventSchema,
     CheckInConflictSchema,
@@ -329,4 +329,4 @@ class CityStats(MethodView):
     @blp.response(200, CityStatsSchema)
     def get(self, args, code):
         """Engagement figures of a city (its circle leaders, admin)"""
-        return figures.city_stats(caller(), code, args.get("from_"), args.get("to"))
+        return city_stats.city_stats(caller(), code, args.get("from_"), args.get("to"))

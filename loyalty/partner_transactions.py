@@ -30,7 +30,6 @@ from accounts.services import find_active_owner
 from app.clock import utcnow
 from app.db import batch, one_at_a_time, transaction
 from loyalty import errors, ledger
-from loyalty.figures import Account, read_account
 from loyalty.models import (
     CREDIT,
     DEBIT,
@@ -46,6 +45,7 @@ from loyalty.models import (
     PayCode,
 )
 from loyalty.partner_systems import business_day, count_movement, day_total_id
+from loyalty.points_account import Account, read_account
 from notifications.services import notify
 
 log = structlog.get_logger()

@@ -14,7 +14,7 @@ from app.auth import Caller
 from app.clock import utcnow
 from app.db import transaction
 from app.outbox import record_event
-from loyalty import figures, ledger
+from loyalty import ledger, points_account
 from loyalty.models import (
     RUN_DONE,
     RUN_FAILED,
@@ -64,7 +64,7 @@ def _ledger_totals(
                         "_id": None,
                         "balance": {"$sum": "$amount"},
                         "entries": {"$sum": 1},
-                        "earned": {"$sum": figures.EARNED_POINTS},
+                        "earned": {"$sum": points_account.EARNED_POINTS},
                     }
                 },
             ],
@@ -89,9 +89,11 @@ def _ledger_totals(
         "earned": totals["earned"],
         "lots": sum(remaining for _, remaining in lots),
         "figures": {
-            **figures.tier_figure(*figures.rolling_earned(session, account_id, now), now),
-            **figures.expiring_figure(lots, now),
-            "redeemed": figures.redemption_counts(session, account_id),
+            **points_account.tier_figure(
+                *points_account.rolling_earned(session, account_id, now), now
+            ),
+            **points_account.expiring_figure(lots, now),
+            "redeemed": points_account.redemption_counts(session, account_id),
             "spend_from": next((expires_at for expires_at, points in lots if points), None),
         },
     }
@@ -105,7 +107,7 @@ def _stale_figures(account: dict[str, Any], computed: dict[str, Any], now: datet
         ("tier", ("tier_points", "tier_until")),
         ("expiring", ("expiring", "expiring_until")),
     ):
-        if figures.is_current(account, figure, now) and any(
+        if points_account.is_current(account, figure, now) and any(
             account.get(name) != computed[name] for name in fields
         ):
             stale.append(figure)

@@ -18,7 +18,7 @@ from app.db import batch, get_or_404, one_at_a_time, transaction, update_and_rea
 from app.errors import NotFound
 from app.outbox import record_event
 from app.web import paginate
-from loyalty import balances, errors, figures, ledger
+from loyalty import balances, errors, ledger, points_account
 from loyalty.models import (
     CANCELLED,
     FULFILLED,
@@ -65,7 +65,7 @@ def lock_of(owner: Owner, reward: Reward, tier: str, now: datetime) -> str | Non
         return errors.NotInCity.error
     if reward.city_codes and now < owner.city_held_since + CITY_TENURE:
         return errors.CityTooRecent.error
-    if figures.tier_rank(tier) < figures.tier_rank(reward.min_tier):
+    if points_account.tier_rank(tier) < points_account.tier_rank(reward.min_tier):
         return errors.TierTooLow.error
     if reward.stock < 1:
         return errors.OutOfStock.error
@@ -97,7 +97,9 @@ def catalogue(
         __raw__={"$or": [{"city_codes": []}, {"city_codes": city or owner.city_code}]},
     )
     if not include_locked:
-        query = query.filter(min_tier__in=figures.TIER_NAMES[: figures.tier_rank(tier) + 1])
+        query = query.filter(
+            min_tier__in=points_account.TIER_NAMES[: points_account.tier_rank(tier) + 1]
+        )
     page = paginate(query, cursor, limit)
     page["items"] = [offer(reward) for reward in page["items"]]
     return page
@@ -150,8 +152,10 @@ def redeem(
         eligible_from = owner.city_held_since + CITY_TENURE
         if reward.get("city_codes") and now < eligible_from:
             raise errors.CityTooRecent(eligible_from=eligible_from.isoformat())
-        account = figures.read_account(session, owner.pk, now, tier=True, redeemed=True)
-        if figures.tier_rank(account.tier.name) < figures.tier_rank(reward["min_tier"]):
+        account = points_account.read_account(session, owner.pk, now, tier=True, redeemed=True)
+        if points_account.tier_rank(account.tier.name) < points_account.tier_rank(
+            reward["min_tier"]
+        ):
             raise errors.TierTooLow(min_tier=reward["min_tier"])
         limit = reward.get("per_owner_limit")
         if limit and account.redeemed(reward_oid) + quantity > limit:
@@ -257,7 +261,7 @@ def cancel_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
         debit = LedgerEntry._get_collection().find_one(
             {"_id": cancelled["entry_id"]}, session=session
         )
-        account = figures.read_account(session, cancelled["user_id"], now)
+        account = points_account.read_account(session, cancelled["user_id"], now)
         refund = ledger.write(
             session,
             ledger.Movement(
