@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import wraps
 from typing import Any, Protocol, TypeVar
 
 import mongoengine
@@ -109,6 +110,43 @@ class Answer(Protocol):
 
 _answer: ContextVar[Answer | None] = ContextVar("answer", default=None)
 _running: ContextVar[Writes | None] = ContextVar("running_unit", default=None)
+# The service running now declared `changes_in_one_transaction` (its name), and whether its
+# answering transaction has run.
+_one_transaction: ContextVar[list[Any] | None] = ContextVar("one_transaction", default=None)
+
+Service = TypeVar("Service", bound=Callable[..., Any])
+
+
+def changes_in_one_transaction(service: Service) -> Service:
+    """Declare that `service` changes nothing but in one answering transaction
+    (`transaction(..., answers_request=True)`): a view calling it may then take an
+    Idempotency-Key without a claim (`app.idempotency.idempotent(service=...)`), since a
+    replay's transaction fails on the key's record and changes nothing.
+
+    The declaration is held while the service runs: another transaction, or a second
+    answering one, raises `TypeError` (a programming error, not a refusal)."""
+
+    @wraps(service)
+    def declared(*args: Any, **kwargs: Any) -> Any:
+        token = _one_transaction.set([service.__qualname__, False])
+        try:
+            return service(*args, **kwargs)
+        finally:
+            _one_transaction.reset(token)
+
+    declared.changes_in_one_transaction = True  # type: ignore[attr-defined]
+    return declared  # type: ignore[return-value]
+
+
+def _hold_one_transaction(answers_request: bool) -> list[Any] | None:
+    """The running service's declaration, refusing a transaction it does not allow (one
+    that failed and is tried again is allowed: it committed nothing)."""
+    declared = _one_transaction.get()
+    if declared is not None and (not answers_request or declared[1]):
+        raise TypeError(
+            f"{declared[0]} is declared changes_in_one_transaction but runs another transaction"
+        )
+    return declared
 
 
 @contextmanager
@@ -130,6 +168,7 @@ def transaction(work: Callable[[ClientSession], T], *, answers_request: bool = F
     stores its answer in this same transaction, so the key is used exactly when the change
     is made.
     """
+    declared = _hold_one_transaction(answers_request)
     answer = _answer.get() if answers_request else None
 
     def unit(session: ClientSession) -> T:
@@ -150,6 +189,8 @@ def transaction(work: Callable[[ClientSession], T], *, answers_request: bool = F
             read_concern=ReadConcern("snapshot"),
             write_concern=WriteConcern("majority"),
         )
+    if declared is not None:
+        declared[1] = True  # committed
     if answer is not None:
         answer.committed()
     return result

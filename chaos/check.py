@@ -7,7 +7,7 @@ and the database, after the workers have drained, every violation it can prove.
 - Nothing was applied twice: ledger idempotency keys and once-keys unique, one attendance
   award per owner and event, one refund per cancelled redemption and none otherwise.
 - Each acknowledged post exists in the state the last acknowledged moderation left it in.
-- PRODUCT.md's invariants: balance = sum of entries = sum of open lots, >= 0; confirmed
+- docs/product.md's invariants: balance = sum of entries = sum of open lots, >= 0; confirmed
   places <= capacity (and the seats left say so); stock >= 0 and stock + redeemed = initial.
 - Every domain event was handled by each of its handlers (the handlers' markers), and
   each owner got each notification they were owed (points earned, promotion) once.

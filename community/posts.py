@@ -28,7 +28,14 @@ from pymongo.client_session import ClientSession
 from accounts.services import AMBASSADOR
 from app.auth import Caller
 from app.clock import utcnow
-from app.db import batch, object_id, one_at_a_time, running_batch, transaction
+from app.db import (
+    batch,
+    changes_in_one_transaction,
+    object_id,
+    one_at_a_time,
+    running_batch,
+    transaction,
+)
 from app.outbox import record_event
 from app.web import paginate
 from community import limits, words
@@ -171,7 +178,7 @@ def record_published(session: ClientSession, post: Post) -> None:
 
 
 # --- what content owes its author ------------------------------------------------------
-# Points follow content (PRODUCT.md invariant 8). Every change that moves what a post or
+# Points follow content (docs/product.md invariant 8). Every change that moves what a post or
 # comment owes its author records a domain event carrying what it owes now and a version
 # counted on the content in the same transaction; loyalty makes the content's points match
 # the newest version it has received (`loyalty.content_points`), so events delivered late,
@@ -279,6 +286,7 @@ def _delete_content(content_type: str, content_id: ObjectId) -> None:
 # --- comments --------------------------------------------------------------------------
 
 
+@changes_in_one_transaction
 def add_comment(caller: Caller, post_id: str, body: str) -> Comment:
     """Comment on a visible post of a club the caller is an active member of."""
     oid = object_id(post_id)

@@ -152,7 +152,7 @@ class CompleteEvent(MethodView):
 
 @blp.route("/events/<event_id>/registrations")
 class EventRegistrations(MethodView):
-    @idempotent(changes_in_transaction=True)  # `register` changes all in one transaction
+    @idempotent(service=registration.register)
     @blp.response(201, RegistrationSchema)
     @blp.refuses(errors.NotVerifiedOwner, errors.AlreadyRegistered, errors.RegistrationClosed)
     def post(self, event_id):

@@ -29,7 +29,7 @@ from pymongo.client_session import ClientSession
 from app import compat
 from app.auth import Caller
 from app.clock import utcnow
-from app.db import batch, object_id, one_at_a_time, transaction
+from app.db import batch, changes_in_one_transaction, object_id, one_at_a_time, transaction
 from app.errors import NotFound
 from app.outbox import record_event
 from events import errors
@@ -52,6 +52,7 @@ class _Taken(Exception):
     transaction): active, or cancelled and to be replaced."""
 
 
+@changes_in_one_transaction
 def register(caller: Caller, event_id: str) -> Registration:
     """Register the caller: confirmed while seats are left, else waitlisted (FCFS)."""
     user = caller.user

@@ -210,7 +210,7 @@ rewards.add_url_rule(
 
 @rewards.route("/redemptions")
 class Redemptions(MethodView):
-    @idempotent(changes_in_transaction=True)  # `redeem` changes all in one transaction
+    @idempotent(service=redemptions.redeem)
     @rewards.arguments(RedemptionCreateSchema)
     @rewards.response(201, RedemptionSchema)
     @rewards.refuses(

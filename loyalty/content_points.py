@@ -1,4 +1,4 @@
-"""Points follow content (PRODUCT.md invariant 8): the points a post or comment has paid its
+"""Points follow content (docs/product.md invariant 8): the points a post or comment has paid its
 author equal what its current state owes, whatever order its domain events arrive in.
 
 Community records, with every change that moves what a piece of content owes (published,

@@ -14,7 +14,14 @@ from accounts.services import CIRCLE_LEADER, Owner, require_cities
 from app import compat
 from app.auth import Caller
 from app.clock import utcnow
-from app.db import batch, get_or_404, one_at_a_time, transaction, update_and_read
+from app.db import (
+    batch,
+    changes_in_one_transaction,
+    get_or_404,
+    one_at_a_time,
+    transaction,
+    update_and_read,
+)
 from app.errors import NotFound
 from app.outbox import record_event
 from app.web import paginate
@@ -122,6 +129,7 @@ class _KeyUsed(Exception):
     """The client's key already made a redemption (raised out of the transaction)."""
 
 
+@changes_in_one_transaction
 def redeem(
     owner: Owner,
     reward_id: str,

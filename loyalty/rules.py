@@ -142,7 +142,7 @@ def max_event_points() -> int:
 
 
 def ensure_default_rules() -> None:
-    """Store the defaults of PRODUCT.md (the demo world does, so admins see them stored);
+    """Store the defaults of docs/product.md (the demo world does, so admins see them stored);
     rules an admin changed are left alone."""
     for code in DEFAULT_RULES:
         _store_default(code)

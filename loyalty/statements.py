@@ -439,7 +439,7 @@ def statement_for(admin: Caller, partner_id: str, day: str) -> dict[str, Any]:
         day = date.fromisoformat(day).isoformat()
     except ValueError:
         day = ""
-    found = Statement._get_collection().find_one({"_id": statement_id(partner.pk, day)})
+    found = Statement.objects(pk=statement_id(partner.pk, day)).as_pymongo().first()
     if found is None:
         raise NotFound(message="No statement of this day.")
     return found

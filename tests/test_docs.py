@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,3 +88,28 @@ def test_the_readme_and_the_guide_cite_only_what_users_have():
     for text in (GUIDE, (ROOT / "README.md").read_text()):
         assert "PRODUCT.md" not in text and "API.md" not in text
         assert "the refresh token itself is not replaced" not in text
+
+
+def tracked_texts() -> Iterator[tuple[Path, str]]:
+    """Every source and document file of the checkout, with its text."""
+    for path in sorted(ROOT.rglob("*")):
+        parts = path.relative_to(ROOT).parts
+        if parts[0] in {".venv", "var", ".git"} or "node_modules" in parts:
+            continue
+        if path.suffix in {".py", ".md", ".html", ".toml"} and path.is_file():
+            yield path, path.read_text()
+
+
+def test_what_the_code_cites_is_in_the_project():
+    """The code, tests and documents cite docs/product.md, which the project carries, by
+    invariant numbers it has."""
+    product = (ROOT / "docs" / "product.md").read_text()
+    invariants = {int(n) for n in re.findall(r"^(\d+)\. ", product.split("## Invariants")[1], re.M)}
+    assert invariants == set(range(1, 13))
+    cited = set()
+    for path, text in tracked_texts():
+        if path != Path(__file__):
+            assert "PRODUCT.md" not in text, path
+        cited |= {int(n) for n in re.findall(r"product\.md'?s? invariants? (\d+)", text)}
+        cited |= {int(n) for n in re.findall(r"[Ii]nvariant (\d+) of docs/product\.md", text)}
+    assert {1, 8, 10} <= cited <= invariants

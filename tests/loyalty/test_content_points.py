@@ -1,4 +1,4 @@
-"""Points follow content (PRODUCT.md invariant 8), as a stateful property: random sequences
+"""Points follow content (docs/product.md invariant 8), as a stateful property: random sequences
 of owners publishing, commenting and deleting, an ambassador featuring, hiding, removing and
 restoring, and owners erasing their accounts, through the community services, while the
 domain events they record are delivered to the real handlers late, twice (also past their
