@@ -78,7 +78,7 @@ def grant_role(granted_by: Caller, user_id: str, role: str, city_codes: list[str
         if not city_codes:
             raise errors.CityCodesRequired(errors={"city_codes": ["At least one city."]})
         require_cities(city_codes)
-    grant = add_role_grant(target.pk, role, city_codes, granted_by.user.pk)
+    grant = add_role_grant(target.id, role, city_codes, granted_by.user.pk)
     log.info("role_granted", user_id=user_id, role=role, cities=grant.city_codes, by=granted_by.id)
     return grant
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from time import monotonic
@@ -165,25 +165,45 @@ def city_figures(city_code: str, start: datetime, end: datetime) -> dict[str, in
 # --- owners, as other domains read them ------------------------------------------------
 
 
-def active_owner(
-    user_id: Any, fields: tuple[str, ...] = ("city_code",), session: ClientSession | None = None
-) -> dict[str, Any] | None:
-    """An owner's `fields` (None when unknown or erased), in the caller's transaction."""
+@dataclass(frozen=True)
+class ActiveOwner:
+    """An owner as other domains look them up (not the caller: that is `Owner`), by names
+    that stay when the stored document's change."""
+
+    id: ObjectId
+    city_code: str | None
+    locale: str | None
+
+
+_OWNER_FIELDS = {"city_code": 1, "locale": 1}
+
+
+def _owner(document: Mapping[str, Any] | None) -> ActiveOwner | None:
+    if document is None:
+        return None
+    return ActiveOwner(document["_id"], document.get("city_code"), document.get("locale"))
+
+
+def active_owner(user_id: Any, session: ClientSession | None = None) -> ActiveOwner | None:
+    """An owner (None when unknown or erased), in the caller's transaction if any: one read
+    of the user document, with a projection."""
     oid = object_id(user_id)
     if oid is None:
         return None
-    return User._get_collection().find_one(
-        {"_id": oid, **NOT_ERASED}, dict.fromkeys(fields, 1), session=session
+    found = User._get_collection().find_one(
+        {"_id": oid, **NOT_ERASED}, _OWNER_FIELDS, session=session
     )
+    return _owner(found)
 
 
-def find_active_owner(user_id: str | None = None, phone: str | None = None) -> User | None:
+def find_active_owner(user_id: str | None = None, phone: str | None = None) -> ActiveOwner | None:
     """An owner named by id or by phone number (in any format), as partner systems do."""
+    owners = User.objects.active().only(*_OWNER_FIELDS).as_pymongo()
     if user_id:
         oid = object_id(user_id)
-        return User.objects.active().filter(pk=oid).first() if oid else None
+        return _owner(owners.filter(pk=oid).first()) if oid else None
     try:
-        return User.objects.active().filter(phone=normalise_phone(phone or "")).first()
+        return _owner(owners.filter(phone=normalise_phone(phone or "")).first())
     except errors.InvalidPhone:
         return None
 

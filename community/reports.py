@@ -70,10 +70,10 @@ def find_target(
     """The target document, its city and the account it belongs to (UnknownTarget: none;
     content its author deleted only with `deleted`, for moderation)."""
     if target_type == USER:
-        user = active_owner(target_id, ("city_code",))
-        if user is None:
+        owner = active_owner(target_id)
+        if owner is None:
             raise UnknownTarget()
-        return user, user.get("city_code"), user["_id"]
+        return {"_id": owner.id, "city_code": owner.city_code}, owner.city_code, owner.id
     content = _content(target_type, target_id)
     if content is None or (content["status"] == DELETED and not deleted):
         raise UnknownTarget()

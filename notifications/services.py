@@ -89,20 +89,20 @@ def notify(
     """
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
-    owner = active_owner(user_id, ("locale", "city_code"), session)
+    owner = active_owner(user_id, session)
     if owner is None:
         return False
-    channels = preferences(owner["_id"], session)[kind]
+    channels = preferences(owner.id, session)[kind]
     if not (channels["in_app"] or channels["push"]):
         return False
-    title, body = render(template, owner.get("locale") or "zh-CN", params)
+    title, body = render(template, owner.locale or "zh-CN", params)
     notification_id = None
     if channels["in_app"]:
         result = Notification._get_collection().update_one(
             {"dedupe_key": dedupe_key},
             {
                 "$setOnInsert": {
-                    "user_id": owner["_id"],
+                    "user_id": owner.id,
                     "kind": kind,
                     "template": template,
                     "title": title,
@@ -117,7 +117,7 @@ def notify(
         if result.upserted_id is None:
             return False
         notification_id = str(result.upserted_id)
-    elif not _claim_push(owner["_id"], dedupe_key, session):
+    elif not _claim_push(owner.id, dedupe_key, session):
         return False
     if channels["push"]:
         record_event(
@@ -125,9 +125,9 @@ def notify(
             PUSH_REQUESTED,
             subject_type="notification",
             subject_id=dedupe_key,
-            city_code=owner.get("city_code"),
+            city_code=owner.city_code,
             payload={
-                "user_id": str(owner["_id"]),
+                "user_id": str(owner.id),
                 "kind": kind,
                 "title": title,
                 "body": body,
@@ -181,7 +181,7 @@ def send_push(event: DomainEvent) -> bool:
     turned push off for the kind since it was requested. Raises when the provider fails."""
     payload = event.payload
     user_id = ObjectId(payload["user_id"])
-    if active_owner(user_id, ("_id",)) is None:
+    if active_owner(user_id) is None:
         return False
     if not preferences(user_id)[payload["kind"]]["push"]:
         log.info("push_skipped", push_id=event.id, reason="push_turned_off")

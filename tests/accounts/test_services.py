@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -65,6 +66,21 @@ def test_active_accounts_leave_the_erased_out(app):
     assert [user.pk for user in User.objects.active()] == [kept.user.pk]
     assert services.find_active_owner(erased.id) is None
     assert services.active_owner(erased.id) is None
+
+
+def test_other_domains_read_an_owner_as_a_small_frozen_view(app):
+    person = make_person("SZ", phone="+8613800138000")
+    owner = services.active_owner(person.id)
+    expected = services.ActiveOwner(person.user.pk, "SZ", person.user.locale)
+    assert owner == expected == services.find_active_owner(person.id)
+    assert services.find_active_owner(phone=person.user.phone) == expected
+    assert [f.name for f in dataclasses.fields(services.ActiveOwner)] == [
+        "id",
+        "city_code",
+        "locale",
+    ]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        owner.city_code = "CD"  # type: ignore[misc, union-attr]
 
 
 def test_accounts_from_before_city_dates_hold_their_city_since_sign_up(app):
