@@ -29,6 +29,7 @@ from pymongo.errors import DuplicateKeyError
 
 from accounts import errors
 from accounts.credentials import hash_password, normalise_email, normalise_phone
+from accounts.domain_events import USER_REGISTERED, UserRegistered
 
 # Accounts' vocabulary, which other domains take from here (the names imported as
 # themselves): the roles that run a city, the locales an owner reads, the time zone of a
@@ -334,12 +335,11 @@ def register(
         User._get_collection().insert_one(user.to_mongo(), session=session)
         record_event(
             session,
-            "user.registered",
-            subject_type="user",
+            USER_REGISTERED,
+            UserRegistered(str(referrer.pk) if referrer else None),
             subject_id=user.pk,
             actor_id=user.pk,
             city_code=city_code,
-            payload={"referred_by": str(referrer.pk) if referrer else None},
         )
 
     user.pk = ObjectId()

@@ -12,7 +12,8 @@ Adding a domain means one `Domain(...)` here. What reads the list:
   `scorecard_figures` (a city partner's monthly scorecard), `seed_demo`;
 - `app.auth.load_caller`: `load_account`, the account a request speaks for;
 - `app.screening`: `contains_listed_word`, the sensitive-word screen;
-- `flask init-db` (app/cli.py): the `backfills`.
+- `flask init-db` (app/cli.py): the `backfills`;
+- `app.event_catalogue` (docs/events.md): the `events` each domain declares.
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ class Domain:
     # The domain that keeps the sensitive-word list screens text for every domain
     # (`app.screening`): "module:function(text: str) -> bool". One installed domain names it.
     text_screen: str | None = None
+    # The module declaring the domain events it emits (`app.outbox.declare`); other domains
+    # may import it whatever their order, as it imports nothing but `app.outbox`.
+    events: str | None = None
 
 
 # In dependency order: a domain may call the public services of those listed before it. One
@@ -119,6 +123,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
     Domain(
         "accounts",
         api="accounts.api",
+        events="accounts.domain_events",
         tasks="accounts.tasks",
         # 01:40 in China.
         schedule=(PeriodicJob("accounts.forget_client_fingerprints", {"hour": 17, "minute": 40}),),
@@ -136,6 +141,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
     Domain(
         "notifications",
         api="notifications.api",
+        events="notifications.domain_events",
         tasks="notifications.tasks",
         personal_data={"notifications": "notifications.services:export_notifications"},
     ),
@@ -148,6 +154,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
     Domain(
         "loyalty",
         api="loyalty.api",
+        events="loyalty.domain_events",
         tasks="loyalty.tasks",
         schedule=(
             PeriodicJob("points.expire_due", {"minute": 5}),
@@ -176,6 +183,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
     Domain(
         "events",
         api="events.api",
+        events="events.domain_events",
         tasks="events.tasks",
         schedule=(
             PeriodicJob("events.send_reminders", {"minute": "*/5"}),
@@ -190,6 +198,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
     Domain(
         "community",
         api="community.api",
+        events="community.domain_events",
         tasks="community.tasks",
         personal_data={
             "clubs": "community.clubs:export_clubs",
@@ -225,6 +234,16 @@ def blueprints() -> list[Any]:
         if domain.api
         for blueprint in resolve(f"{domain.api}:blueprints")
     ]
+
+
+def event_types() -> list[Any]:
+    """Every domain event type the installed domains declare (`app.outbox.EventType`), by
+    name."""
+    modules = [domain.events for domain in INSTALLED_DOMAINS if domain.events]
+    for module in modules:
+        importlib.import_module(module)
+    outbox = importlib.import_module("app.outbox")
+    return [kind for kind in outbox.declared_types() if kind.payload.__module__ in modules]
 
 
 def task_modules() -> tuple[str, ...]:

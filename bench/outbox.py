@@ -34,13 +34,17 @@ def _declare() -> None:
     here, by workers/main.py in the worker processes that import this module)."""
     import dramatiq
 
+    from app.outbox import NoPayload, declare
     from workers.registry import handles
 
     @dramatiq.actor(actor_name="bench.noop", queue_name=QUEUE, max_retries=0)
     def noop() -> None:
         """Nothing: the raw cost of a Dramatiq message."""
 
-    @handles("bench.noop", name="bench.noop")
+    @handles(
+        declare("bench.noop", NoPayload, subject_type="bench", about="Nothing: a benchmark's"),
+        name="bench.noop",
+    )
     def noop_handler(event, session) -> None:
         """Nothing: only the backbone's own cost remains."""
 

@@ -217,7 +217,6 @@ def _act_on_content(
         record_content_event(
             session,
             f"{target_type}.{'removed' if status == REMOVED else 'restored'}",
-            target_type,
             {**content, **update},
         )
     return {"status": content["status"]}, {"status": status}
@@ -294,9 +293,7 @@ def feature_post(caller: Caller, post_id: str) -> Post:
             "points_version": found.get("points_version", 0) + 1,
         }
         batch(session).update(posts, {"_id": post.pk}, {"$set": update})
-        record_content_event(
-            session, "post.featured", POST, {**found, **update}, actor_id=caller.user.pk
-        )
+        record_content_event(session, "post.featured", {**found, **update}, actor_id=caller.user.pk)
 
     transaction(unit)
     log.info("post_featured", post_id=post_id, by=caller.id, pays=pays)

@@ -34,6 +34,12 @@ from app.errors import NotFound
 from app.outbox import record_event
 from events import errors
 from events.access import visible_event
+from events.domain_events import (
+    REGISTRATION_CREATED,
+    REGISTRATION_PROMOTED,
+    RegistrationCreated,
+    RegistrationPromoted,
+)
 from events.models import (
     BY_OWNER,
     CANCELLED,
@@ -100,17 +106,11 @@ def register(caller: Caller, event_id: str) -> Registration:
         writes.insert(registrations, registration, duplicate=_Taken())
         record_event(
             session,
-            "registration.created",
-            subject_type="registration",
+            REGISTRATION_CREATED,
+            RegistrationCreated(str(user.pk), str(event.pk), status, position),
             subject_id=registration["_id"],
             actor_id=user.pk,
             city_code=event.city_code,
-            payload={
-                "user_id": str(user.pk),
-                "event_id": str(event.pk),
-                "status": status,
-                "waitlist_position": position,
-            },
         )
         return compat.from_son(Registration, registration)
 
@@ -194,15 +194,10 @@ def _promote_first(session: ClientSession, event_id: ObjectId, now: datetime) ->
     )
     record_event(
         session,
-        "registration.promoted",
-        subject_type="registration",
+        REGISTRATION_PROMOTED,
+        RegistrationPromoted(str(first["user_id"]), str(event_id), first.get("waitlist_position")),
         subject_id=first["_id"],
         city_code=first["city_code"],
-        payload={
-            "user_id": str(first["user_id"]),
-            "event_id": str(event_id),
-            "waitlist_position": first.get("waitlist_position"),
-        },
     )
     return True
 

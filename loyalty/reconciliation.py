@@ -13,8 +13,9 @@ from pymongo.client_session import ClientSession
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import transaction
-from app.outbox import record_event
+from app.outbox import NoPayload, record_event
 from loyalty import ledger, points_account
+from loyalty.domain_events import RECONCILIATION_REQUESTED
 from loyalty.models import (
     RUN_DONE,
     RUN_FAILED,
@@ -41,8 +42,8 @@ def request_reconciliation(admin: Caller) -> ReconciliationRun:
         )
         record_event(
             session,
-            "reconciliation.requested",
-            subject_type="reconciliation_run",
+            RECONCILIATION_REQUESTED,
+            NoPayload(),
             subject_id=run_id,
             actor_id=admin.user.pk,
         )

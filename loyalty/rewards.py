@@ -26,6 +26,7 @@ from app.errors import NotFound
 from app.outbox import record_event
 from app.web import paginate
 from loyalty import balances, errors, ledger, points_account
+from loyalty.domain_events import REDEMPTION_CREATED, RedemptionCreated
 from loyalty.models import (
     CANCELLED,
     FULFILLED,
@@ -213,18 +214,13 @@ def redeem(
         writes.insert(Redemption._get_collection(), document, duplicate=_KeyUsed())
         record_event(
             session,
-            "redemption.created",
-            subject_type="redemption",
+            REDEMPTION_CREATED,
+            RedemptionCreated(
+                str(owner.pk), str(reward_oid), quantity, points, reward["fulfillment"]
+            ),
             subject_id=redemption_id,
             actor_id=owner.pk,
             city_code=owner.city_code,
-            payload={
-                "user_id": str(owner.pk),
-                "reward_id": str(reward_oid),
-                "quantity": quantity,
-                "points": points,
-                "fulfillment": reward["fulfillment"],
-            },
         )
         return compat.from_son(Redemption, document)
 

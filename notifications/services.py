@@ -23,6 +23,7 @@ from accounts.services import active_owner, city_timezone
 from app.clock import utcnow
 from app.db import get_or_404
 from app.outbox import DomainEvent, record_event
+from notifications.domain_events import PUSH_REQUESTED, PushRequested
 from notifications.models import (
     DEFAULT_PREFERENCES,
     KINDS,
@@ -34,8 +35,6 @@ from notifications.push import PushMessage, provider_from_config, quiet_hours_ho
 from notifications.templates import render
 
 log = structlog.get_logger()
-
-PUSH_REQUESTED = "notification.push_requested"
 
 
 # --- preferences ---------------------------------------------------------------------
@@ -123,17 +122,9 @@ def notify(
         record_event(
             session,
             PUSH_REQUESTED,
-            subject_type="notification",
+            PushRequested(str(owner.id), kind, title, body, dict(params), notification_id),
             subject_id=dedupe_key,
             city_code=owner.city_code,
-            payload={
-                "user_id": str(owner.id),
-                "kind": kind,
-                "title": title,
-                "body": body,
-                "data": params,
-                "notification_id": notification_id,
-            },
         )
     return True
 
@@ -150,10 +141,10 @@ def _claim_push(user_id: ObjectId, dedupe_key: str, session: ClientSession | Non
     return claimed.upserted_id is not None
 
 
-def push_hold(event: DomainEvent, now: datetime | None = None) -> timedelta | None:
+def push_hold(event: DomainEvent[PushRequested], now: datetime | None = None) -> timedelta | None:
     """How long a requested push must wait for the owner's quiet hours to end, or None.
     Only marketing waits: what the owner did or booked is news they expect at once."""
-    if event.payload["kind"] != "marketing":
+    if event.payload.kind != "marketing":
         return None
     return quiet_hours_hold(now or utcnow(), city_timezone(event.city_code))
 
@@ -176,24 +167,24 @@ def send_reset_code(user_id: ObjectId, locale: str, code: str, valid_for: timede
     return message.id
 
 
-def send_push(event: DomainEvent) -> bool:
+def send_push(event: DomainEvent[PushRequested]) -> bool:
     """Hand a requested push to the configured provider, unless the owner has gone or
     turned push off for the kind since it was requested. Raises when the provider fails."""
-    payload = event.payload
-    user_id = ObjectId(payload["user_id"])
+    push = event.payload
+    user_id = ObjectId(push.user_id)
     if active_owner(user_id) is None:
         return False
-    if not preferences(user_id)[payload["kind"]]["push"]:
+    if not preferences(user_id)[push.kind]["push"]:
         log.info("push_skipped", push_id=event.id, reason="push_turned_off")
         return False
     provider_from_config(current_app.config).send(
         PushMessage(
             id=event.id,
-            user_id=payload["user_id"],
-            kind=payload["kind"],
-            title=payload["title"],
-            body=payload["body"],
-            data=payload.get("data") or {},
+            user_id=push.user_id,
+            kind=push.kind,
+            title=push.title,
+            body=push.body,
+            data=push.data,
         )
     )
     return True
