@@ -5,7 +5,7 @@ is imported when first needed, so importing `app` imports no domain.
 
 Adding a domain means one `Domain(...)` here. What reads the list:
 - `app.create_app`: blueprints, metrics collectors, CLI commands;
-- `workers.registry.load_handler_modules`: the `tasks` modules (handlers and actors);
+- `app.handlers.load_handler_modules`: the `tasks` modules (handlers and actors);
 - `workers.schedule`: the periodic jobs;
 - `app.privacy.export_personal_data` (GET /me/export): the personal data sections;
 - `profile_fields` and `employers` (GET /me), `city_figures` (GET /cities/{code}/stats),
@@ -216,9 +216,24 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
 )
 
 
+# Imports that reach a domain installed later, each with its reason (tests/test_structure.py
+# holds every other import to the list's order): (importing module, imported module).
+FORWARD_CALLS: frozenset[tuple[str, str]] = frozenset(
+    {("accounts.passwords", "notifications.services")}  # the reset code, above
+)
+
+
 # Server-rendered front ends of the same app, installed after the domains' APIs: the staff
 # consoles, which call the domains' services ("module:init_app(app)").
 FRONT_ENDS: tuple[str, ...] = ("consoles:init_app",)
+
+
+def packages() -> tuple[str, ...]:
+    """The Python packages the service is made of: the base, the installed domains, the
+    front ends and the dated migrations. The wheel holds exactly these and `wsgi`
+    (tests/test_structure.py and tests/test_install.py)."""
+    front_ends = tuple(dict.fromkeys(target.split(".")[0].split(":")[0] for target in FRONT_ENDS))
+    return ("app", *(domain.name for domain in INSTALLED_DOMAINS), *front_ends, "migrations")
 
 
 def resolve(target: str) -> Any:

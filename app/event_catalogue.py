@@ -47,7 +47,7 @@ def _type_name(hint: Any) -> str:
     return str(getattr(hint, "__name__", hint))
 
 
-def _fields(payload: type) -> list[str]:
+def _field_rows(payload: type) -> list[str]:
     hints = typing.get_type_hints(payload)
     rows = []
     for spec in dataclasses.fields(payload):
@@ -58,21 +58,26 @@ def _fields(payload: type) -> list[str]:
         rows.append(f"`{spec.name}`: {_type_name(hint)}{' (optional)' if optional else ''}")
         nested = [arg for arg in (hint, *typing.get_args(hint)) if dataclasses.is_dataclass(arg)]
         for inner in nested:
-            rows += [f"`{spec.name}.{row[1:]}" for row in _fields(inner)]  # type: ignore[arg-type]
+            rows += [f"`{spec.name}.{row[1:]}" for row in _field_rows(inner)]  # type: ignore[arg-type]
     return rows
 
 
 def render() -> str:
-    from workers import registry
+    from app import handlers as registry
 
     registry.load_handler_modules()
+    installed = {domain.name for domain in domains.INSTALLED_DOMAINS}
     lines = [_HEADER]
     lines.append("| event | emitted by | subject | payload | handlers | what happened |")
     lines.append("| --- | --- | --- | --- | --- | --- |")
     for kind in domains.event_types():
-        payload = "<br>".join(_fields(kind.payload)) or "none"
+        payload = "<br>".join(_field_rows(kind.payload)) or "none"
         handlers = "<br>".join(
-            sorted(f"`{handler.name}`" for handler in registry.handlers_for(kind.name))
+            sorted(
+                f"`{handler.name}`"
+                for handler in registry.handlers_for(kind.name)
+                if handler.name.split(".")[0] in installed  # not a test's or a benchmark's
+            )
         )
         lines.append(
             f"| `{kind.name}` | {kind.emitter} | {kind.subject_type} | {payload} "

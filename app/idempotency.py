@@ -62,12 +62,11 @@ from app.errors import (
     InvalidIdempotencyKey,
     RequestInProgress,
 )
-from app.web import declared_response, header_parameters, refuses, render
+from app.web import REPLAYED, declared_response, header_parameters, refuses, render
 
 log = structlog.get_logger()
 
 HEADER = "Idempotency-Key"
-REPLAYED = "Idempotent-Replayed"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 # A second request with a claimed key waits this long for the first to finish.
 CLAIM_WAIT_SECONDS = 3.0
@@ -84,11 +83,6 @@ KEY_PARAMETER = {
     "description": "Makes a retried POST safe: the same key and body, sent again within 48 "
     "hours, answer the first response (status and body, with `Idempotent-Replayed: true`) "
     "and change nothing; the same key with another body is 422 `idempotency_key_reused`.",
-}
-REPLAYED_HEADER = {
-    "description": "`true` when this is the stored answer to an earlier request with the "
-    "same `Idempotency-Key`, which changed nothing now",
-    "schema": {"type": "string", "enum": ["true"]},
 }
 
 

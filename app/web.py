@@ -36,6 +36,7 @@ from marshmallow import fields, validate
 from mongoengine.queryset import QuerySet
 
 from app import compat
+from app.auth import login_required
 from app.errors import (
     AccountBanned,
     DomainError,
@@ -347,9 +348,6 @@ class Blueprint(flask_smorest.Blueprint):
             return _add_doc(view, "public", [True])
         if getattr(view, "_login_required", False):  # a view class routed twice
             return view
-        # Here, not at the top: app.auth uses the extensions, which use this module's Api.
-        from app.auth import login_required
-
         guarded = login_required(view)
         guarded._login_required = True  # type: ignore[attr-defined]
         return guarded  # type: ignore[return-value]
@@ -420,11 +418,17 @@ IDEMPOTENT_NOTE = (
 )
 
 
+REPLAYED = "Idempotent-Replayed"
+REPLAYED_HEADER = {
+    "description": "`true` when this is the stored answer to an earlier request with the "
+    "same `Idempotency-Key`, which changed nothing now",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+
+
 def _document_replays(doc: dict[str, Any]) -> None:
     """The `Idempotent-Replayed` header on the answers a replay repeats (success and
     refusals alike)."""
-    from app.idempotency import REPLAYED, REPLAYED_HEADER
-
     for status, response in doc.get("responses", {}).items():
         if str(status).startswith(("2", "4")):
             response.setdefault("headers", {})[REPLAYED] = REPLAYED_HEADER

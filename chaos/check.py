@@ -23,6 +23,7 @@ from typing import Any
 
 from bson import ObjectId
 
+from app.handlers import HandledEvent, handlers_for
 from app.outbox import OutboxEvent
 from community.models import HIDDEN, REMOVED, VISIBLE, Post
 from events.models import ATTENDED, CANCELLED, CONFIRMED, NO_SHOW, WAITLISTED, Event, Registration
@@ -30,8 +31,6 @@ from loyalty.models import CANCELLED as REDEMPTION_CANCELLED
 from loyalty.models import PENDING, LedgerEntry, Lot, PointsAccount, Redemption, Reward
 from loyalty.reconciliation import check_account
 from notifications.models import Notification
-from workers.models import HandledEvent
-from workers.registry import handlers_for
 
 HOLDS_A_SEAT = (CONFIRMED, ATTENDED, NO_SHOW)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pymongo.client_session import ClientSession
 
 from accounts.domain_events import USER_ERASED
+from app.handlers import handles
 from app.outbox import DomainEvent, NoPayload
 from community import clubs, posts
 from community.domain_events import COMMENT_CREATED, CommentCreated
 from notifications.services import notify
-from workers.registry import handles
 
 
 @handles(COMMENT_CREATED, name="community.notify_post_author")

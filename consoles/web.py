@@ -43,10 +43,10 @@ from accounts.services import AMBASSADOR, CIRCLE_LEADER
 from app.auth import ADMIN, Caller
 from app.errors import DomainError, Forbidden, NotFound
 from consoles import auth
+from consoles.auth import STAFF_ROLES, holds
 from consoles.messages import refusal_text
 
 # In the order of their home pages: an admin lands on theirs.
-STAFF_ROLES = (ADMIN, CIRCLE_LEADER, AMBASSADOR)
 LEADERS = frozenset({CIRCLE_LEADER})
 AMBASSADORS = frozenset({AMBASSADOR})
 ADMINS = frozenset({ADMIN})
@@ -129,11 +129,6 @@ class Console(Blueprint):
             for page in self.pages.values()
             if page.nav is not None and page.nav[0] == role and may_open(staff, page)
         ]
-
-
-def holds(staff: Caller, role: str) -> bool:
-    """Whether the caller holds `role` somewhere (admins hold every role)."""
-    return staff.is_admin or bool(staff.cities_for(role))
 
 
 def roles_of(staff: Caller) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dramatiq
 from pymongo.client_session import ClientSession
 
+from app.handlers import handles
 from app.outbox import DomainEvent
 from events import notices, ticket_keys
 from events.domain_events import (
@@ -14,7 +15,6 @@ from events.domain_events import (
     RegistrationPromoted,
 )
 from events.tickets import TICKET_GRACE
-from workers.registry import handles
 
 
 @handles(EVENT_CANCELLED, name="events.notify_cancelled")

@@ -18,6 +18,7 @@ from accounts.domain_events import (
     ReferralCompleted,
     VehicleVerified,
 )
+from app.handlers import handles
 from app.outbox import DomainEvent, NoPayload
 from community.domain_events import CONTENT_EVENTS, ContentChanged
 from events.domain_events import (
@@ -33,7 +34,6 @@ from loyalty.domain_events import (
     StatementReceived,
 )
 from loyalty.statements import match_statement
-from workers.registry import handles
 
 
 @handles(VEHICLE_VERIFIED, name="loyalty.welcome_points")

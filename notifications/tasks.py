@@ -8,10 +8,10 @@ import dramatiq
 from pymongo.client_session import ClientSession
 
 from accounts.domain_events import USER_ERASED, VEHICLE_VERIFIED, VehicleVerified
+from app.handlers import handles
 from app.outbox import DomainEvent, NoPayload
 from notifications import services
 from notifications.domain_events import PUSH_REQUESTED, PushRequested
-from workers.registry import handles
 
 _PUSH_RETRIES: dict[str, Any] = {"max_retries": 8, "min_backoff": 2_000, "max_backoff": 300_000}
 

@@ -8,9 +8,9 @@ from pymongo.client_session import ClientSession
 
 from accounts.domain_events import ROLE_GRANTED, RoleGranted
 from accounts.services import CIRCLE_LEADER
+from app.handlers import handles
 from app.outbox import DomainEvent
 from partners import budget, scorecards, services
-from workers.registry import handles
 
 
 @handles(ROLE_GRANTED, name="partners.attach_leader")

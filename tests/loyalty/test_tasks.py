@@ -9,12 +9,12 @@ import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
 
+from app import handlers as registry
 from app.outbox import DomainEvent
 from loyalty import tasks  # registers the loyalty handlers, as the worker does
 from loyalty.models import LedgerEntry, ReconciliationRun
 from tests.loyalty.conftest import assert_invariants, earn
 from tests.support import add_vehicle, make_person, wait_until
-from workers import registry
 
 
 def deliver(event_type: str, payload: dict, city_code: str = "SZ", **fields) -> DomainEvent:

@@ -12,8 +12,8 @@ from pymongo.client_session import ClientSession
 
 from accounts.domain_events import USER_REGISTERED
 from app.db import database
+from app.handlers import handles
 from app.outbox import DomainEvent, EventType, declare
-from workers.registry import handles
 
 
 @dataclass(frozen=True)

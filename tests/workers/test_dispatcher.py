@@ -14,13 +14,13 @@ from bson import ObjectId
 
 from app.clock import utcnow
 from app.db import transaction
+from app.handlers import HandledEvent, handles
 from app.outbox import OutboxEvent, record_event
 from tests.support import wait_until
 from tests.workers.handlers import Probe, probe
 from workers.dispatcher import Dispatcher
 from workers.metrics import outbox_figures
-from workers.models import CURSOR_ID, DispatchCursor, HandledEvent
-from workers.registry import handles
+from workers.models import CURSOR_ID, DispatchCursor
 
 
 @handles(probe("test.dispatched"), name="tests.dispatched", max_retries=2)

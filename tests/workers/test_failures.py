@@ -8,11 +8,12 @@ from collections import Counter
 import pytest
 
 from app.db import database, transaction
+from app.handlers import HandledEvent
 from app.outbox import OutboxEvent, record_event
 from tests.support import make_city, make_person, wait_until
 from tests.workers.handlers import Probe, probe
 from workers.metrics import outbox_figures
-from workers.models import DeadLetter, HandledEvent
+from workers.models import DeadLetter
 from workers.tasks import handle_domain_events
 
 HANDLERS = "tests.workers.handlers"

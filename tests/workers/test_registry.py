@@ -8,12 +8,13 @@ import importlib
 import pytest
 
 from accounts.domain_events import VEHICLE_VERIFIED, VehicleVerified
+from app import handlers as registry
 from app.db import transaction
+from app.handlers import HandledEvent
 from app.outbox import DomainEvent, OutboxEvent, record_event
 from tests.support import make_person
 from tests.workers.handlers import Probe, probe
-from workers import registry
-from workers.models import DeadLetter, HandledEvent
+from workers.models import DeadLetter
 
 migration = importlib.import_module("migrations.2026_12_01_stable_handler_names")
 

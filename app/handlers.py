@@ -24,13 +24,43 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mongoengine import DateTimeField, Document, StringField
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
 from app import domains
+from app.clock import utcnow
 from app.db import transaction
 from app.outbox import DomainEvent, EventType
-from workers.models import HandledEvent
+
+
+class HandledEvent(Document):
+    """Written in the same transaction as the handler's own changes: a redelivered
+    event finds it and changes nothing twice."""
+
+    # "<event id>:<handler>": the primary key is the uniqueness check, and since event
+    # ids are ordered by time, an `_id` range is how the dispatcher sweeps old markers.
+    # So a marker costs no secondary index (a TTL index made marker writes twice as slow
+    # on the embedded server).
+    id = StringField(primary_key=True)
+    event_id = StringField(required=True)
+    handler = StringField(required=True)
+    handled_at = DateTimeField(default=utcnow)
+
+    meta = {"collection": "handled_events", "indexes": []}
+
+    @classmethod
+    def key(cls, event_id: str, handler: str) -> str:
+        return f"{event_id}:{handler}"
+
+    @classmethod
+    def document(cls, event_id: str, handler: str) -> dict:
+        return (
+            cls(id=cls.key(event_id, handler), event_id=event_id, handler=handler)
+            .to_mongo()
+            .to_dict()
+        )
+
 
 # A transactional handler gets the transaction's ClientSession, another one None.
 HandlerFunc = Callable[[DomainEvent[Any], Any], None]
