@@ -231,7 +231,7 @@ class PointsFollowContent(RuleBasedStateMachine):
         handler = registry.handler_named(name)
         assert handler is not None
         if past_marker and message in self.delivered:
-            transaction(lambda session: handler.func(event, session))
+            transaction(lambda session: handler.apply(event, session))
         else:
             registry.run_handler(handler, event)
             self.delivered.append(message)
