@@ -108,6 +108,11 @@ def create_city(code: str, name: str, province: str, timezone: str) -> City:
     return city
 
 
+def all_cities() -> list[City]:
+    """Every city, by code (an admin's list; there are tens, not thousands)."""
+    return list(City.objects.order_by("code"))
+
+
 def city_timezone(code: str | None, session: ClientSession | None = None) -> str:
     city = City._get_collection().find_one({"code": code}, {"timezone": 1}, session=session)
     return (city or {}).get("timezone") or DEFAULT_TIMEZONE
@@ -195,6 +200,16 @@ def active_owner(user_id: Any, session: ClientSession | None = None) -> ActiveOw
         {"_id": oid, **NOT_ERASED}, _OWNER_FIELDS, session=session
     )
     return _owner(found)
+
+
+def active_owners(
+    user_ids: Collection[ObjectId], session: ClientSession | None = None
+) -> dict[ObjectId, ActiveOwner]:
+    """`active_owner` for many owners in one read, by id (the unknown or erased left out)."""
+    found = User._get_collection().find(
+        {"_id": {"$in": list(user_ids)}, **NOT_ERASED}, _OWNER_FIELDS, session=session
+    )
+    return {owner.id: owner for owner in map(_owner, found) if owner is not None}
 
 
 def find_active_owner(user_id: str | None = None, phone: str | None = None) -> ActiveOwner | None:
@@ -443,6 +458,93 @@ def person_cards(user_ids: Collection[ObjectId]) -> dict[ObjectId, PersonCard]:
             {"_id": {"$in": ids}}, {"display_name": 1, "phone": 1}
         )
     }
+
+
+@dataclass(frozen=True)
+class AccountCard:
+    """What an ambassador weighs an author or a reporter by on the review desk."""
+
+    display_name: str
+    city_code: str | None
+    joined_at: datetime
+    verified_owner: bool
+    # Holds a staff role (circle leader, ambassador or admin) anywhere.
+    staff: bool
+    muted_until: datetime | None
+    banned_until: datetime | None
+    erased: bool
+
+
+def account_cards(user_ids: Collection[ObjectId]) -> dict[ObjectId, AccountCard]:
+    """The cards of the accounts `user_ids` names, in one read however many there are."""
+    ids = list(user_ids)
+    if not ids:
+        return {}
+    fields = ("display_name", "city_code", "created_at", "verified_owner", "grants")
+    return {
+        user["_id"]: AccountCard(
+            display_name=user["display_name"],
+            city_code=user.get("city_code"),
+            joined_at=user["created_at"],
+            verified_owner=bool(user.get("verified_owner")),
+            staff=bool(user.get("grants")),
+            muted_until=user.get("muted_until"),
+            banned_until=user.get("banned_until"),
+            erased=user.get("erased_at") is not None,
+        )
+        for user in User._get_collection().find(
+            {"_id": {"$in": ids}},
+            dict.fromkeys((*fields, "muted_until", "banned_until", "erased_at"), 1),
+        )
+    }
+
+
+def find_account(text: str) -> User | None:
+    """An account named the way an admin would look one up: its id, email or phone."""
+    text = text.strip()
+    if not text:
+        return None
+    if "@" in text:
+        return User.objects.active().filter(email=normalise_email(text)).first()
+    if (oid := object_id(text)) is not None:
+        return User.objects.active().filter(pk=oid).first()
+    try:
+        return User.objects.active().filter(phone=normalise_phone(text)).first()
+    except errors.InvalidPhone:
+        return None
+
+
+@dataclass(frozen=True)
+class FoundAccount:
+    id: ObjectId
+    city_code: str
+
+
+def find_accounts(texts: Collection[str]) -> dict[str, FoundAccount]:
+    """Accounts named by their id, email or phone (as `find_account` reads one), in at
+    most three reads however many: what each text names, for the texts that name an
+    active account."""
+    by_kind: dict[str, dict[Any, str]] = {"_id": {}, "email": {}, "phone": {}}
+    for text in texts:
+        value = text.strip()
+        if "@" in value:
+            by_kind["email"][normalise_email(value)] = text
+        elif (oid := object_id(value)) is not None:
+            by_kind["_id"][oid] = text
+        else:
+            try:
+                by_kind["phone"][normalise_phone(value)] = text
+            except errors.InvalidPhone:
+                continue
+    found: dict[str, FoundAccount] = {}
+    for field, wanted in by_kind.items():
+        if not wanted:
+            continue
+        for user in User._get_collection().find(
+            {field: {"$in": list(wanted)}, **NOT_ERASED}, {field: 1, "city_code": 1}
+        ):
+            found[wanted[user[field]]] = FoundAccount(user["_id"], user["city_code"])
+    return found
 
 
 def backfill_city_since() -> int:

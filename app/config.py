@@ -389,6 +389,21 @@ SETTINGS: tuple[Setting, ...] = (
         12,
         "Hours a console sign-in lasts (its device session then ends). Positive.",
     ),
+    Setting(
+        "BULK_CREDIT_MAX_BYTES",
+        "BULK_CREDIT_MAX_BYTES",
+        int,
+        32 * 1024 * 1024,
+        "Largest CSV file an admin uploads to credit owners in bulk (the one body allowed "
+        "past MAX_CONTENT_LENGTH).",
+    ),
+    Setting(
+        "BULK_CREDIT_MAX_LINES",
+        "BULK_CREDIT_MAX_LINES",
+        int,
+        500_000,
+        "Most lines one bulk credit file may hold.",
+    ),
     Setting("PUSH_PROVIDER", "PUSH_PROVIDER", str, "log", "`log` or `webhook`."),
     Setting(
         "PUSH_WEBHOOK_URL",
@@ -469,6 +484,9 @@ def validate(config: dict[str, Any]) -> None:
             raise ConfigError(f"CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port])")
     if config["CONSOLE_SESSION_HOURS"] <= 0:
         raise ConfigError("CONSOLE_SESSION_HOURS must be a positive number of hours")
+    for env in ("BULK_CREDIT_MAX_BYTES", "BULK_CREDIT_MAX_LINES"):
+        if config[env] <= 0:
+            raise ConfigError(f"{env} must be positive")
     if config["TICKET_KEY_ROTATION_DAYS"] <= 0:
         raise ConfigError("TICKET_KEY_ROTATION_DAYS must be a positive number of days")
     if config["PUSH_PROVIDER"] not in {"log", "webhook"}:

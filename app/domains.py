@@ -213,6 +213,15 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
             Backfill("community.moderation:copy_mutes_to_users", "{} mutes copied onto users"),
         ),
     ),
+    Domain(
+        "drops",
+        api="drops.api",
+        events="drops.domain_events",
+        tasks="drops.tasks",
+        # Starts the job of a drop whose chain of messages stopped (Redis lost them).
+        schedule=(PeriodicJob("drops.sweep", {"minute": "*"}),),
+        personal_data={"drop_entries": "drops.entries:export_entries"},
+    ),
 )
 
 

@@ -312,11 +312,8 @@ def idempotent(
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
-        key = request.headers.get(HEADER)
-        if key is None:
+        if (key := request_key()) is None:
             return view(*args, **kwargs)
-        if not _KEY.match(key):
-            raise InvalidIdempotencyKey()
         request_hash = _request_hash()
         records = IdempotencyRecord._get_collection()
         pending = _Pending(records, _scope(request_hash), key, request_hash, status, schema)
@@ -336,6 +333,23 @@ def idempotent(
     if not changes_in_transaction:
         documented = refuses(RequestInProgress)(documented)
     return _mark_idempotent(documented)
+
+
+def request_key() -> str | None:
+    """The request's `Idempotency-Key`, if it sent one (400 `invalid_idempotency_key` for
+    one that is not 1-255 printable ASCII characters)."""
+    key = request.headers.get(HEADER)
+    if key is not None and not _KEY.match(key):
+        raise InvalidIdempotencyKey()
+    return key
+
+
+def keyed_by_the_view(view: Any) -> Any:
+    """Document a view that keeps its `Idempotency-Key` itself (a drop entry keeps it on the
+    entry) as `idempotent` documents its views: the header, the refusals, the replayed
+    answers. The view reads the key with `request_key()`."""
+    documented = header_parameters(KEY_PARAMETER)(view)
+    return _mark_idempotent(refuses(InvalidIdempotencyKey, IdempotencyKeyReused)(documented))
 
 
 def _mark_idempotent(view: Any) -> Any:

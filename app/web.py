@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from functools import cache
+from functools import cache, wraps
 from typing import Any, TypeVar
 
 import flask
@@ -72,8 +72,27 @@ def declared_response(view: Any) -> tuple[int, ma.Schema]:
 
 
 def render(schema: ma.Schema, result: Any) -> bytes:
-    """The body `Blueprint.response` answers for `result`."""
-    return flask.jsonify(schema.dump(result)).get_data()
+    """The body `Blueprint.response` answers for `result`. The request remembers it: a view
+    that then returns this very `result` answers these bytes, rendered once (an idempotent
+    write renders its answer inside its transaction, for the key's record)."""
+    body = flask.jsonify(schema.dump(result)).get_data()
+    flask.g.rendered = (schema, result, body)
+    return body
+
+
+def _answer_rendered(view: View, schema: ma.Schema, status: int) -> View:
+    """`view`, answering the body `render` made of its result, when it made one, rather than
+    having flask-smorest dump and encode it again."""
+
+    @wraps(view)
+    def answered(*args: Any, **kwargs: Any) -> Any:
+        result = view(*args, **kwargs)
+        rendered = flask.g.pop("rendered", None)
+        if rendered is not None and rendered[0] is schema and rendered[1] is result:
+            return flask.Response(rendered[2], status=status, mimetype="application/json")
+        return result
+
+    return answered  # type: ignore[return-value]
 
 
 # A response field's metadata key saying when the field is left out of the body.
@@ -299,6 +318,14 @@ class Blueprint(flask_smorest.Blueprint):
     LOGIN_REFUSALS = (Unauthorized, SessionEnded, AccountBanned)
 
     refuses = staticmethod(refuses)
+
+    def response(self, status_code: int | str, schema: Any = None, **kwargs: Any) -> Any:
+        """flask-smorest's, answering what `render` already made of the view's result."""
+        instance = schema() if isinstance(schema, type) else schema
+        if not isinstance(instance, ma.Schema):  # none, or a plain JSON Schema (a CSV's)
+            return super().response(status_code, schema, **kwargs)
+        decorate = super().response(status_code, instance, **kwargs)
+        return lambda view: decorate(_answer_rendered(view, instance, int(status_code)))
 
     def __init__(self, *args: Any, public: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

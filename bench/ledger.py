@@ -37,6 +37,8 @@ from bench.support import (  # noqa: E402
     Burst,
     api_server,
     burst,
+    credit,
+    lean_outbox_event,
     load,
     owners,
     raw_transaction,
@@ -50,61 +52,6 @@ FLASH_OWNERS = 2_000
 FLASH_STOCK = 500
 FLASH_CLIENTS = 64
 ENTRIES_PER_ACCOUNT = 100
-
-
-def _credit(people: list[tuple[str, str]], points: int) -> None:
-    """Give each owner `points` in one consistent earn (entry, lot, account), written at
-    once rather than through thousands of transactions."""
-    from app.clock import utcnow
-    from loyalty import ledger, points_account
-    from loyalty.models import LedgerEntry, Lot, PointsAccount
-
-    now = utcnow()
-    accounts, lots, entries = [], [], []
-    for owner_id, _ in people:
-        account_id, entry_id = ObjectId(owner_id), ObjectId()
-        expires_at = ledger.add_months(now, ledger.LOT_LIFETIME_MONTHS)
-        accounts.append(
-            {
-                "_id": account_id,
-                "balance": points,
-                "lifetime_earned": points,
-                "redeemed": {},
-                "spend_from": expires_at,
-                **points_account.tier_figure(points, now, now),
-                **points_account.expiring_figure([(expires_at, points)], now),
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-        lots.append(
-            {
-                "account_id": account_id,
-                "entry_id": entry_id,
-                "amount": points,
-                "remaining": points,
-                "expired": 0,
-                "expires_at": expires_at,
-                "created_at": now,
-            }
-        )
-        entries.append(
-            {
-                "_id": entry_id,
-                "account_id": account_id,
-                "kind": "earn",
-                "amount": points,
-                "balance_after": points,
-                "reason": "bench",
-                "source": {"rule": "bench"},
-                "idempotency_key": f"bench:{account_id}",
-                "expires_at": expires_at,
-                "created_at": now,
-            }
-        )
-    PointsAccount._get_collection().insert_many(accounts)
-    Lot._get_collection().insert_many(lots)
-    LedgerEntry._get_collection().insert_many(entries)
 
 
 def _reward(stock: int, cost: int = 1) -> ObjectId:
@@ -159,16 +106,11 @@ def _lean_redeem(owner_id: ObjectId, reward_id: ObjectId, cost: int) -> None:
             },
             session=session,
         )
-        db.outbox.insert_one(
-            {
-                "_id": str(ObjectId()),
-                "type": "redemption.created",
-                "subject_type": "redemption",
-                "subject_id": str(redemption_id),
-                "payload": {"user_id": str(owner_id), "reward_id": str(reward_id)},
-                "occurred_at": now,
-            },
-            session=session,
+        lean_outbox_event(
+            session,
+            "redemption",
+            redemption_id,
+            {"user_id": str(owner_id), "reward_id": str(reward_id)},
         )
 
     raw_transaction(unit)
@@ -248,7 +190,7 @@ def flash_drop(base_url: str) -> tuple[Burst, Counter]:
     from loyalty.models import Redemption, Reward
 
     people = owners(FLASH_OWNERS)
-    _credit(people, 100)
+    credit(people, 100)
     reward_id = _reward(FLASH_STOCK, cost=10)
     answers: Counter = Counter()
     lock = threading.Lock()
@@ -360,7 +302,7 @@ def main() -> int:
         app = create_app({"LOG_LEVEL": "WARNING"})
         with app.app_context():
             people = owners(2 * CLIENTS)
-            _credit(people, 1_000_000)
+            credit(people, 1_000_000)
             with api_server() as base_url:
                 lean, through_api, rounds = lean_against_api(base_url, people)
                 flash, answers = flash_drop(base_url)

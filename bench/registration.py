@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,8 +31,10 @@ from bench.support import (  # noqa: E402
     Burst,
     api_server,
     burst,
+    lean_outbox_event,
     load,
     owners,
+    post_retrying,
     raw_transaction,
     servers,
 )
@@ -77,19 +78,13 @@ def measure_http(base_url: str, event_id: str, people: list[tuple[str, str]]) ->
     def attempt(index: int) -> None:
         session = getattr(local, "session", None) or requests.Session()
         local.session = session
-        for _ in range(RETRIES + 1):
-            response = session.post(
-                f"{base_url}/api/v1/events/{event_id}/registrations",
-                headers={
-                    "Authorization": f"Bearer {people[index][1]}",
-                    "Idempotency-Key": f"bench-{index}",
-                },
-                timeout=120,
-            )
-            if response.status_code != 503:
-                break
-            retried.append(index)
-            time.sleep(float(response.headers.get("Retry-After", 1)))
+        response, again = post_retrying(
+            session,
+            f"{base_url}/api/v1/events/{event_id}/registrations",
+            {"Authorization": f"Bearer {people[index][1]}", "Idempotency-Key": f"bench-{index}"},
+            RETRIES,
+        )
+        retried.extend([index] * again)
         if response.status_code != 201:
             failures.append(response.status_code)
 
@@ -99,62 +94,64 @@ def measure_http(base_url: str, event_id: str, people: list[tuple[str, str]]) ->
     return measured, len(retried)
 
 
-def measure_lean(event_id, people: list[tuple[str, str]]) -> Burst:
+def lean_registration(event_id, user_id) -> None:
+    """What a registration logically needs, in one transaction, as pymongo alone runs it:
+    the conditional seat claim (else the next waitlist place), the registration, its
+    outbox event. Also the same-work floor of bench/request_cpu.py."""
     from bson import ObjectId
     from pymongo import ReturnDocument
 
     from app.clock import utcnow
-    from app.outbox import OutboxEvent
-    from events.models import CONFIRMED, PUBLISHED, WAITLISTED, Event, Registration
+    from app.db import database
+    from events.models import CONFIRMED, PUBLISHED, WAITLISTED
 
-    events, registrations = Event._get_collection(), Registration._get_collection()
-    outbox = OutboxEvent._get_collection()
+    db = database()
 
-    def attempt(index: int) -> None:
-        def unit(session) -> None:
-            status, position = CONFIRMED, None
-            seated = events.update_one(
-                {"_id": event_id, "status": PUBLISHED, "seats_left": {"$gt": 0}},
-                {"$inc": {"seats_left": -1}},
+    def unit(session) -> None:
+        status, position = CONFIRMED, None
+        seated = db.events.update_one(
+            {"_id": event_id, "status": PUBLISHED, "seats_left": {"$gt": 0}},
+            {"$inc": {"seats_left": -1}},
+            session=session,
+        )
+        if seated.modified_count == 0:
+            status = WAITLISTED
+            position = db.events.find_one_and_update(
+                {"_id": event_id, "status": PUBLISHED, "seats_left": {"$lte": 0}},
+                {"$inc": {"waitlist_seq": 1, "waitlisted": 1}},
+                projection={"waitlist_seq": 1},
+                return_document=ReturnDocument.AFTER,
                 session=session,
-            )
-            if seated.modified_count == 0:
-                status = WAITLISTED
-                position = events.find_one_and_update(
-                    {"_id": event_id, "status": PUBLISHED, "seats_left": {"$lte": 0}},
-                    {"$inc": {"waitlist_seq": 1, "waitlisted": 1}},
-                    projection={"waitlist_seq": 1},
-                    return_document=ReturnDocument.AFTER,
-                    session=session,
-                )["waitlist_seq"]
-            registration_id = ObjectId()
-            registrations.insert_one(
-                {
-                    "_id": registration_id,
-                    "event_id": event_id,
-                    "user_id": ObjectId(people[index][0]),
-                    "city_code": "SZ",
-                    "status": status,
-                    "waitlist_position": position,
-                    "created_at": utcnow(),
-                },
-                session=session,
-            )
-            outbox.insert_one(
-                {
-                    "_id": str(ObjectId()),
-                    "type": "registration.created",
-                    "subject_type": "registration",
-                    "subject_id": str(registration_id),
-                    "payload": {"status": status, "waitlist_position": position},
-                    "occurred_at": utcnow(),
-                },
-                session=session,
-            )
+            )["waitlist_seq"]
+        registration_id = ObjectId()
+        db.registrations.insert_one(
+            {
+                "_id": registration_id,
+                "event_id": event_id,
+                "user_id": user_id,
+                "city_code": "SZ",
+                "status": status,
+                "waitlist_position": position,
+                "created_at": utcnow(),
+            },
+            session=session,
+        )
+        lean_outbox_event(
+            session,
+            "registration",
+            registration_id,
+            {"status": status, "waitlist_position": position},
+        )
 
-        raw_transaction(unit)
+    raw_transaction(unit)
 
-    return burst(len(people), CLIENTS, attempt)
+
+def measure_lean(event_id, people: list[tuple[str, str]]) -> Burst:
+    from bson import ObjectId
+
+    return burst(
+        len(people), CLIENTS, lambda index: lean_registration(event_id, ObjectId(people[index][0]))
+    )
 
 
 def check(event, burst_size: int) -> None:

@@ -14,11 +14,14 @@ from app.errors import ContainsSensitiveWord, Forbidden, NotFound, RateLimited
 from app.extensions import limiter
 from app.idempotency import idempotent
 from app.web import Blueprint, PageArgsSchema, page_of
-from community import clubs, errors, moderation, posts, reports, words
+from community import clubs, errors, moderation, posts, reports, review_queue, reviewables, words
 from community.schemas import (
     ActionCreateSchema,
     ActionSchema,
-    CityArgsSchema,
+    AuditArgsSchema,
+    BulkActionCreateSchema,
+    BulkResultSchema,
+    ClaimedItemSchema,
     ClubCreateSchema,
     ClubListArgsSchema,
     ClubPostArgsSchema,
@@ -26,16 +29,21 @@ from community.schemas import (
     ClubUpdateSchema,
     CommentCreateSchema,
     CommentSchema,
+    ItemSchema,
     LikeSchema,
     MemberListArgsSchema,
     MembershipSchema,
     PostCreateSchema,
     PostSchema,
+    QueueArgsSchema,
     QueueSchema,
     ReportCreateSchema,
     ReportSchema,
     SensitiveWordCreateSchema,
     SensitiveWordSchema,
+    UndoSchema,
+    WordTestResultSchema,
+    WordTestSchema,
 )
 
 blp = Blueprint("community", __name__, description="Owner clubs, posts and moderation")
@@ -307,12 +315,54 @@ class Reports(MethodView):
 
 @blp.route("/moderation/queue")
 class ModerationQueue(MethodView):
-    @blp.arguments(CityArgsSchema, location="query")
+    @blp.arguments(QueueArgsSchema, location="query")
     @blp.response(200, QueueSchema)
     @blp.refuses(Forbidden)  # also for a `city` the caller does not moderate
     def get(self, args):
-        """Reported and held content of the caller's cities, heaviest reports first"""
-        return reports.review_queue(caller(), args.get("city"))
+        """The review queue of the caller's cities: held, hidden and reported items with
+        their reports, content, author's history, version, claim and allowed actions"""
+        return review_queue.queue(
+            caller(),
+            args.get("city"),
+            args.get("club"),
+            args.get("kind"),
+            args.get("reason"),
+            args["sort"],
+            args["limit"],
+        )
+
+
+@blp.route("/moderation/items/<target_type>/<target_id>")
+class ModerationItem(MethodView):
+    @blp.response(200, ItemSchema)
+    @blp.refuses(Forbidden)
+    def get(self, target_type, target_id):
+        """One review item (waiting or not) with every report and decision on it"""
+        return review_queue.item(caller(), _kind(target_type), target_id)
+
+
+@blp.route("/moderation/items/<target_type>/<target_id>/claim")
+class ModerationClaim(MethodView):
+    @blp.response(200, ClaimedItemSchema)
+    @blp.refuses(Forbidden, errors.ClaimedByOther)
+    def put(self, target_type, target_id):
+        """Claim an item for 30 minutes, so other ambassadors see someone is on it"""
+        found = review_queue.item_target(caller(), _kind(target_type), target_id)
+        return reviewables.claim(caller(), *found)
+
+    @blp.response(204)
+    @blp.refuses(Forbidden)
+    def delete(self, target_type, target_id):
+        """Give up one's claim on an item (admins: anyone's)"""
+        found = review_queue.item_target(caller(), _kind(target_type), target_id)
+        reviewables.release(caller(), *found)
+
+
+def _kind(target_type: str) -> str:
+    """A target type from a path: anything else names nothing."""
+    if target_type not in ("post", "comment", "user"):
+        raise NotFound()
+    return target_type
 
 
 @blp.route("/moderation/actions")
@@ -327,9 +377,11 @@ class ModerationActions(MethodView):
         NotFound,
         errors.InvalidTransition,
         errors.ActionNotApplicable,
+        errors.AlreadyDecided,
+        errors.ClaimedByOther,
     )
     def post(self, data):
-        """Hide, restore or remove content; warn, mute or ban its author or a user
+        """Keep, hide, restore or remove content; warn, mute or ban its author or a user
 
         Ambassadors of the content's city (a post's or comment's city is its club's; in a
         national club, its author's) and admins. Nobody moderates their own content or
@@ -341,12 +393,53 @@ class ModerationActions(MethodView):
         caller().require_role(AMBASSADOR)
         return moderation.take_action(caller(), **data)
 
-    @blp.arguments(CityArgsSchema, location="query")
+    @blp.arguments(AuditArgsSchema, location="query")
     @blp.response(200, page_of(ActionSchema))
     @blp.refuses(Forbidden)  # also for a `city` the caller does not moderate
     def get(self, args):
-        """The audit log of the caller's cities, newest first"""
-        return moderation.audit_log(caller(), args.get("city"), args["cursor"], args["limit"])
+        """The audit log of the caller's cities, newest first; by ambassador, account or
+        target"""
+        return moderation.audit_log(
+            caller(),
+            args.get("city"),
+            args["cursor"],
+            args["limit"],
+            actor=args.get("actor"),
+            target_type=args.get("target_type"),
+            target_id=args.get("target_id"),
+            account=args.get("account"),
+        )
+
+
+@blp.route("/moderation/actions/<action_id>/undo")
+class UndoModerationAction(MethodView):
+    @idempotent
+    @blp.arguments(UndoSchema)
+    @blp.response(201, ActionSchema)
+    @blp.refuses(
+        Forbidden,
+        errors.NotYourDecision,
+        errors.UndoExpired,
+        errors.AlreadyUndone,
+        errors.NotUndoable,
+        errors.Superseded,
+        errors.ClaimedByOther,
+    )
+    def post(self, data, action_id):
+        """Undo a decision within 10 minutes: content, account and points return to where
+        they were (the ambassador who decided, admin)"""
+        return moderation.undo_action(caller(), action_id, data["reason"])
+
+
+@blp.route("/moderation/bulk-actions")
+class BulkModerationActions(MethodView):
+    @blp.arguments(BulkActionCreateSchema)
+    @blp.response(200, BulkResultSchema)
+    @blp.refuses(Forbidden, errors.ActionNotApplicable)
+    def post(self, data):
+        """Decide many items of one kind together, each audited on its own; the answer
+        lists those applied and those refused, with why"""
+        return moderation.decide_many(caller(), **data)
 
 
 @blp.route("/admin/sensitive-words")
@@ -365,6 +458,17 @@ class SensitiveWords(MethodView):
     def post(self, data):
         """List a word: posts and comments containing it are held for review (admin)"""
         return words.add_word(caller(), data["word"])
+
+
+@blp.route("/admin/sensitive-words/test")
+class SensitiveWordTest(MethodView):
+    @blp.arguments(WordTestSchema)
+    @blp.response(200, WordTestResultSchema)
+    @blp.refuses(Forbidden)
+    def post(self, data):
+        """What the word filter sees in a sentence: its reading and the listed words in it
+        (admin)"""
+        return words.explain(caller(), data["text"])
 
 
 @blp.route("/admin/sensitive-words/<word_id>")

@@ -117,3 +117,57 @@ class WordListed(ValidationFailed):
 class NoLetters(ValidationFailed):
     error = "no_letters"
     message = "The word has no letters or digits."
+
+
+# --- the review desk -------------------------------------------------------------------
+
+
+class AlreadyDecided(Conflict):
+    """Someone decided the item since the version the caller decided on: nothing is
+    applied twice, and the caller learns who decided what."""
+
+    error = "already_decided"
+    message = "{decided_by_name} decided this item ({action}) in the meantime."
+    detail_fields = {
+        "decided_by": fields.String(required=True),
+        "decided_by_name": fields.String(required=True),
+        "action": fields.String(required=True),
+        "decided_at": fields.String(required=True, metadata={"format": "date-time"}),
+        "version": fields.Integer(required=True),
+    }
+
+
+class ClaimedByOther(Conflict):
+    error = "claimed"
+    message = "{claimed_by_name} is reviewing this item until {claimed_until}."
+    detail_fields = {
+        "claimed_by": fields.String(required=True),
+        "claimed_by_name": fields.String(required=True),
+        "claimed_until": fields.String(required=True, metadata={"format": "date-time"}),
+    }
+
+
+class NotYourDecision(Forbidden):
+    error = "not_your_decision"
+    message = "Only the ambassador who decided, or an admin, undoes a decision."
+
+
+class UndoExpired(Conflict):
+    error = "undo_expired"
+    message = "A decision can be undone within {minutes} minutes only."
+    detail_fields = {"minutes": fields.Integer(required=True)}
+
+
+class AlreadyUndone(Conflict):
+    error = "already_undone"
+    message = "This decision was undone already."
+
+
+class NotUndoable(Conflict):
+    error = "not_undoable"
+    message = "An undo is not undone: decide the item again instead."
+
+
+class Superseded(Conflict):
+    error = "superseded"
+    message = "The item changed after this decision: decide it again instead of undoing."

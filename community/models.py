@@ -64,7 +64,13 @@ REMOVE = "remove"
 WARN = "warn"
 MUTE = "mute"
 BAN = "ban"
-ACTIONS = (HIDE, RESTORE, REMOVE, WARN, MUTE, BAN)
+# Dismiss the reports: the content stays (held or hidden content is published), the
+# account is left alone.
+KEEP = "keep"
+ACTIONS = (KEEP, HIDE, RESTORE, REMOVE, WARN, MUTE, BAN)
+# The audit log also records an undo of a decision (`community.moderation.undo_action`).
+UNDO = "undo"
+AUDITED_ACTIONS = (*ACTIONS, UNDO)
 
 MAX_BODY = 5000
 MAX_IMAGES = 9
@@ -220,6 +226,8 @@ class Report(Document):
     target_id = StringField(required=True)
     # The target's city (content: its city; a user: their home city), for the queue.
     city_code = StringField()
+    # The content's club (none for a user), so the review desk filters by club.
+    club_id = ObjectIdField()
     reason = StringField(required=True, max_length=500)
     # The reason holds a listed sensitive word: flagged for the ambassadors who read it.
     reason_held = BooleanField(required=True, default=False)
@@ -236,6 +244,8 @@ class Report(Document):
     created_at = DateTimeField(default=utcnow)
     resolved_at = DateTimeField()
     resolved_by = ObjectIdField()
+    # The moderation action that resolved it: undoing that action opens it again.
+    resolved_action_id = ObjectIdField()
 
     meta = {
         "collection": "reports",
@@ -254,14 +264,57 @@ class ModerationAction(Document):
     target_type = StringField(required=True, choices=TARGET_TYPES)
     target_id = StringField(required=True)
     city_code = StringField()
-    action = StringField(required=True, choices=ACTIONS)
+    # The account the decision concerns: a content's author, or the user targeted (the
+    # author's history on the review desk counts their earlier decisions).
+    account_id = ObjectIdField()
+    action = StringField(required=True, choices=AUDITED_ACTIONS)
     reason = StringField(required=True, max_length=500)
     duration_days = IntField()
     before = DictField()
     after = DictField()
+    # The item's version this decision made (`Reviewable.version`).
+    version = IntField()
+    # One bulk decision's entries share its id; each is audited on its own.
+    batch_id = ObjectIdField()
+    # What undoing it puts back, beyond `before` (`community.moderation.undo_action`):
+    # the fields the change set and the reports it resolved. Not shown in the log.
+    undo = DictField()
+    # An undo names the decision it undid; an undone decision, its undo.
+    undoes = ObjectIdField()
+    undone_by_action = ObjectIdField()
+    undone_at = DateTimeField()
     created_at = DateTimeField(default=utcnow)
 
-    meta = {"collection": "moderation_actions", "indexes": [("city_code", "-id")]}
+    meta = {
+        "collection": "moderation_actions",
+        "indexes": [
+            ("city_code", "-id"),
+            # The audit log by ambassador, by account and by target.
+            ("actor_id", "-id"),
+            ("account_id", "-id"),
+            ("target_type", "target_id", "-id"),
+        ],
+    }
+
+
+class Reviewable(Document):
+    """One target of the review desk (a post, comment or account), as Discourse keeps a
+    reviewable: the version every decision on it counts, so that of two ambassadors
+    deciding at once one wins and the other is told who did; its claim; and its last
+    decision. Written in the transaction of each decision and undo; absent until the
+    first claim or decision (version 0)."""
+
+    # "<target type>:<target id>".
+    id = StringField(primary_key=True)
+    version = IntField(required=True, default=0)
+    claimed_by = ObjectIdField()
+    claimed_until = DateTimeField()
+    last_action_id = ObjectIdField()
+    last_action = StringField()
+    decided_by = ObjectIdField()
+    decided_at = DateTimeField()
+
+    meta = {"collection": "reviewables", "indexes": []}
 
 
 class Standing(Document):

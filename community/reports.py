@@ -35,7 +35,6 @@ from community.models import (
     OPEN_REPORT,
     POST,
     REJECTED,
-    RESTORE,
     UPHELD,
     USER,
     VISIBLE,
@@ -177,6 +176,7 @@ def file_report(
         target_type=target_type,
         target_id=str(target["_id"]),
         city_code=city,
+        club_id=target.get("club_id"),
         reason=reason,
         reason_held=words.contains_listed_word(reason),
         weight=weight,
@@ -232,91 +232,41 @@ def _hide_when_reported_enough(target_type: str, content_id: ObjectId) -> None:
     log.info("content_hidden_by_reports", target_type=target_type, target_id=str(content_id))
 
 
-def discount_reports(session: ClientSession, user_id: ObjectId, why: str) -> None:
-    """A muted or banned account's open reports weigh nothing from now on."""
-    Report._get_collection().update_many(
-        {"reporter_id": user_id, "status": OPEN_REPORT},
-        {"$set": {"weight": 0.0, "weight_reason": why}},
-        session=session,
-    )
-
-
-# --- the review queue ------------------------------------------------------------------
-
-QUEUE_SIZE = 100
-
-
-def review_queue(caller: Caller, city: str | None) -> dict[str, Any]:
-    """Open reports grouped by target, heaviest first then oldest; then held content."""
-    cities = moderated_cities(caller, city)
-    match: dict[str, Any] = {"status": OPEN_REPORT}
-    if cities is not None:
-        match["city_code"] = {"$in": sorted(cities)}
-    groups = list(
-        Report._get_collection().aggregate(
-            [
-                {"$match": match},
-                {
-                    "$group": {
-                        "_id": {"type": "$target_type", "id": "$target_id"},
-                        "city_code": {"$first": "$city_code"},
-                        "weight": {"$sum": "$weight"},
-                        "reports": {"$sum": 1},
-                        "reasons": {"$push": "$reason"},
-                        "first_reported_at": {"$min": "$created_at"},
-                    }
-                },
-                {"$sort": {"weight": -1, "first_reported_at": 1}},
-                {"$limit": QUEUE_SIZE},
-            ]
+def discount_reports(session: ClientSession, user_id: ObjectId, why: str) -> list[dict[str, Any]]:
+    """A muted or banned account's open reports weigh nothing from now on. Returns what
+    each weighed, so that undoing the mute or ban gives it back."""
+    reports = Report._get_collection()
+    weighed = list(
+        reports.find(
+            {"reporter_id": user_id, "status": OPEN_REPORT, "weight": {"$gt": 0}},
+            {"weight": 1, "weight_reason": 1},
+            session=session,
         )
     )
-    items = [
+    if weighed:
+        reports.update_many(
+            {"_id": {"$in": [report["_id"] for report in weighed]}},
+            {"$set": {"weight": 0.0, "weight_reason": why}},
+            session=session,
+        )
+    return [
         {
-            "target_type": group["_id"]["type"],
-            "target_id": group["_id"]["id"],
-            **{k: group[k] for k in ("city_code", "weight", "reports", "first_reported_at")},
-            "reasons": group["reasons"][:10],
+            "id": report["_id"],
+            "weight": report["weight"],
+            "weight_reason": report.get("weight_reason"),
         }
-        for group in groups
+        for report in weighed
     ]
-    queued = {(item["target_type"], item["target_id"]) for item in items}
-    for target_type, model in CONTENT_MODELS.items():
-        held = model.objects(status=HELD)
-        if cities is not None:
-            held = held.filter(city_code__in=sorted(cities))
-        for content in held.order_by("id").limit(QUEUE_SIZE):
-            if (target_type, str(content.pk)) not in queued:
-                items.append(
-                    {
-                        "target_type": target_type,
-                        "target_id": str(content.pk),
-                        "city_code": content.city_code,
-                        "weight": 0.0,
-                        "reports": 0,
-                        "reasons": ["sensitive_word"],
-                        "first_reported_at": content.created_at,
-                    }
-                )
-    for item in items:
-        content = (
-            _content(item["target_type"], item["target_id"])
-            if item["target_type"] in CONTENT_MODELS
-            else None
-        )
-        item["status"] = content["status"] if content else None
-        item["content"] = (
-            {
-                "body": content["body"],
-                "author_id": str(content["author_id"]) if content.get("author_id") else None,
-            }
-            if content
-            else None
-        )
-    return {"items": items}
 
 
 # --- resolution ------------------------------------------------------------------------
+
+
+# How a reporter reads the outcome of their report, in their language.
+OUTCOME_LABELS = {
+    UPHELD: {"zh-CN": "成立", "en": "upheld"},
+    REJECTED: {"zh-CN": "不成立", "en": "rejected"},
+}
 
 
 def resolve_reports(
@@ -324,14 +274,18 @@ def resolve_reports(
     caller: Caller,
     target_type: str,
     target_id: str,
-    action: str,
+    upheld: bool,
     reason: str,
     now: datetime,
-) -> None:
-    """Close the open reports on the target: upheld unless the action restored it. Each
-    reporter learns the outcome, and it counts in the weight of their next reports."""
-    outcome = REJECTED if action == RESTORE else UPHELD
+    action_id: ObjectId,
+) -> list[dict[str, Any]]:
+    """Close the open reports on the target, upheld or rejected, by the moderation action
+    `action_id`. Each reporter learns the outcome with the reason, and it counts in the
+    weight of their next reports. Returns what undoing the action needs to open each
+    again (`reopen_reports`)."""
+    outcome = UPHELD if upheld else REJECTED
     reports = Report._get_collection()
+    resolved = []
     for report in reports.find(
         {"target_type": target_type, "target_id": target_id, "status": OPEN_REPORT},
         session=session,
@@ -339,24 +293,91 @@ def resolve_reports(
         reports.update_one(
             {"_id": report["_id"], "status": OPEN_REPORT},
             {
-                "$set": {"status": outcome, "resolved_at": now, "resolved_by": caller.user.pk},
+                "$set": {
+                    "status": outcome,
+                    "resolved_at": now,
+                    "resolved_by": caller.user.pk,
+                    "resolved_action_id": action_id,
+                },
                 "$unset": {"open_key": "", "client_fingerprint": ""},
             },
             session=session,
         )
-        Standing._get_collection().update_one(
-            {"user_id": report["reporter_id"]},
-            {"$inc": {"reports_resolved": 1, "reports_upheld": 1 if outcome == UPHELD else 0}},
-            upsert=True,
-            session=session,
-        )
+        _count_decided(session, report["reporter_id"], upheld, 1)
         notify(
             session,
             report["reporter_id"],
             "community",
             "report_resolved",
-            {"outcome": outcome, "reason": reason},
-            dedupe_key=f"{report['_id']}:report_resolved",
+            {"outcome": OUTCOME_LABELS[outcome], "reason": reason},
+            dedupe_key=f"{report['_id']}:{action_id}:report_resolved",
+        )
+        resolved.append(
+            {
+                "id": report["_id"],
+                "reporter_id": report["reporter_id"],
+                "upheld": upheld,
+                "open_key": report.get("open_key"),
+                "client_fingerprint": report.get("client_fingerprint"),
+            }
+        )
+    return resolved
+
+
+def _count_decided(session: ClientSession, reporter_id: ObjectId, upheld: bool, by: int) -> None:
+    Standing._get_collection().update_one(
+        {"user_id": reporter_id},
+        {"$inc": {"reports_resolved": by, "reports_upheld": by if upheld else 0}},
+        upsert=True,
+        session=session,
+    )
+
+
+def reopen_reports(
+    session: ClientSession, target_type: str, target_id: str, resolved: list[dict[str, Any]]
+) -> int:
+    """Open again the reports an undone action resolved (`resolve_reports` said how), and
+    take their outcome out of their reporters' standing. A reporter who filed a new report
+    on the target since keeps that one open instead. Returns how many were opened."""
+    reports = Report._get_collection()
+    open_now = {
+        report["reporter_id"]
+        for report in reports.find(
+            {"target_type": target_type, "target_id": target_id, "status": OPEN_REPORT},
+            {"reporter_id": 1},
+            session=session,
+        )
+    }
+    opened = 0
+    for report in resolved:
+        if report["reporter_id"] in open_now:
+            continue
+        key = report.get("open_key") or f"{report['reporter_id']}:{target_type}:{target_id}"
+        restored = {"status": OPEN_REPORT, "open_key": key}
+        if report.get("client_fingerprint"):
+            restored["client_fingerprint"] = report["client_fingerprint"]
+        changed = reports.update_one(
+            {"_id": report["id"], "status": {"$ne": OPEN_REPORT}},
+            {
+                "$set": restored,
+                "$unset": {"resolved_at": "", "resolved_by": "", "resolved_action_id": ""},
+            },
+            session=session,
+        )
+        if changed.modified_count:
+            _count_decided(session, report["reporter_id"], report["upheld"], -1)
+            opened += 1
+    return opened
+
+
+def restore_weights(session: ClientSession, discounted: list[dict[str, Any]]) -> None:
+    """Give reports `discount_reports` zeroed their weight back, those still open."""
+    reports = Report._get_collection()
+    for report in discounted:
+        reports.update_one(
+            {"_id": report["id"], "status": OPEN_REPORT, "weight": 0.0},
+            {"$set": {"weight": report["weight"], "weight_reason": report["weight_reason"]}},
+            session=session,
         )
 
 

@@ -35,6 +35,7 @@ import threading
 import time
 import unicodedata
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -153,11 +154,14 @@ class _Words:
     # beginning of those, where a join of words stops as soon as it leaves them.
     latin: dict[str, list[tuple[int, ...]]] = field(default_factory=lambda: defaultdict(list))
     beginnings: set[str] = field(default_factory=set)
+    # Each Latin word as listed, by its letters and runs (what `matches` names).
+    listed: dict[tuple[str, tuple[int, ...]], str] = field(default_factory=dict)
 
     def add(self, word: str) -> None:
         if re.fullmatch("[a-z0-9]+", word):
             letters, runs = _runs(word)
             self.latin[letters].append(runs)
+            self.listed[(letters, runs)] = word
             self.beginnings.update(letters[:end] for end in range(1, len(letters) + 1))
             return
         if self.automaton is None:
@@ -173,10 +177,23 @@ class _Words:
         read = reading(text)
         if self.automaton is not None and next(self.automaton.iter(_joined(read)), None):
             return True
-        return bool(self.latin) and any(self._spelled(words) for words in _latin_words(read))
+        return bool(self.latin) and any(
+            next(self._spelled(words), None) is not None for words in _latin_words(read)
+        )
 
-    def _spelled(self, words: list[str]) -> bool:
-        """Whether consecutive words, joined, spell a listed Latin word."""
+    def matches(self, text: str) -> list[str]:
+        """Every listed word the text holds, as listed (normalised), in the order found."""
+        read = reading(text)
+        found: list[str] = []
+        if self.automaton is not None:
+            found += [word for _, word in self.automaton.iter(_joined(read))]
+        if self.latin:
+            for words in _latin_words(read):
+                found += list(self._spelled(words))
+        return list(dict.fromkeys(found))
+
+    def _spelled(self, words: list[str]) -> Iterator[str]:
+        """The listed Latin words that consecutive words, joined, spell."""
         spelt = [_runs(word) for word in words]
         for start in range(len(spelt)):
             letters, runs = "", tuple[int, ...]()
@@ -188,12 +205,9 @@ class _Words:
                     letters, runs = letters + more, (*runs, *more_runs)
                 if letters not in self.beginnings:
                     break
-                if any(
-                    all(have >= need for have, need in zip(runs, needed, strict=True))
-                    for needed in self.latin.get(letters, ())
-                ):
-                    return True
-        return False
+                for needed in self.latin.get(letters, ()):
+                    if all(have >= need for have, need in zip(runs, needed, strict=True)):
+                        yield self.listed[(letters, needed)]
 
 
 class _Matcher:
@@ -235,6 +249,31 @@ _matcher = _Matcher()
 
 def contains_listed_word(text: str | None) -> bool:
     return bool(text) and _matcher.current().found_in(text or "")
+
+
+def explain(admin: Caller, text: str) -> dict[str, Any]:
+    """What the filter sees in `text` (an admin's "test a sentence"): its reading, its
+    letters without separators, and the listed words it holds, with who listed each."""
+    admin.require_admin()
+    read = reading(text)
+    listed = _matcher.current().matches(text)
+    words = {}
+    if listed:
+        for row in SensitiveWord._get_collection().find({"normalised": {"$in": listed}}):
+            words[row["normalised"]] = row
+    return {
+        "reading": read,
+        "normalised": _joined(read),
+        "held": bool(listed),
+        "matches": [
+            {
+                "listed": word,
+                "word": words.get(word, {}).get("word"),
+                "word_id": words.get(word, {}).get("_id"),
+            }
+            for word in listed
+        ],
+    }
 
 
 def _bump_version() -> None:

@@ -41,5 +41,7 @@ def init_app(app: Flask) -> None:
     # The pages, each registering itself on the blueprint, in the order of the navigation.
     from consoles import home  # noqa: F401, I001
     from consoles import events, door, people, partner  # noqa: F401
+    from consoles import review  # noqa: F401
+    from consoles import cities, catalogue, points, operations, words  # noqa: F401
 
     app.register_blueprint(web.console)

@@ -27,12 +27,21 @@ STYLE = Style(
 )
 
 
+# What every chart shares: the style, no script, a size on the scale of the page.
+COMMON: dict[str, Any] = {
+    "style": STYLE,
+    "js": [],
+    "width": 480,
+    "min_scale": 2,
+    "max_scale": 5,
+    "disable_xml_declaration": True,
+}
+
+
 def bars(title: Any, months: Sequence[dict[str, Any]], series: Sequence[tuple[str, Any]]) -> str:
     """A bar chart of `series` (figure, label) over the scorecards `months`, as a data URI."""
     chart = pygal.Bar(
-        style=STYLE,
-        js=[],
-        width=480,
+        **COMMON,
         height=320,
         title=str(title),
         legend_at_bottom=True,
@@ -41,12 +50,35 @@ def bars(title: Any, months: Sequence[dict[str, Any]], series: Sequence[tuple[st
         show_y_guides=True,
         show_minor_y_labels=False,
         y_labels_major_count=5,
-        min_scale=2,
-        max_scale=5,
-        disable_xml_declaration=True,
     )
     chart.x_labels = [row["month"] for row in months]
     for figure, label in series:
         chart.add(str(label), [row["figures"].get(figure) or 0 for row in months])
-    svg = chart.render()
+    return _data_uri(chart.render())
+
+
+def compared(title: Any, names: Sequence[str], values: Sequence[float]) -> str:
+    """One figure of several city partners side by side, as a data URI, top to bottom in
+    the order given (the page's table order)."""
+    chart = pygal.HorizontalBar(
+        **COMMON,
+        height=max(200, 60 + 36 * len(names)),
+        title=str(title),
+        show_legend=False,
+        print_values=True,
+        show_y_guides=False,
+        value_formatter=_grouped,
+    )
+    # pygal draws a horizontal chart's first label at the bottom.
+    chart.x_labels = list(reversed(names))
+    chart.add(str(title), list(reversed(values)))
+    return _data_uri(chart.render())
+
+
+def _grouped(value: float) -> str:
+    """18,400 rather than 18400, as the tables beside the charts print figures."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def _data_uri(svg: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()

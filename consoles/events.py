@@ -13,7 +13,6 @@ from flask import flash, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 from wtforms import (
     BooleanField,
@@ -31,7 +30,7 @@ from consoles.csv import csv_response
 from consoles.i18n import from_local_input, local_input
 from consoles.messages import CONFLICT_REASONS
 from consoles.staff_places import cities_of
-from consoles.web import LEADERS, attempt, back, console, flash_refusal
+from consoles.web import LEADERS, attempt, back, checked, console, flash_refusal
 from events import door, feedback, listings, services
 from events.access import managed_event
 from events.models import EVENT_STATUSES
@@ -103,17 +102,6 @@ def _as_body(values: dict[str, Any], city_code: str) -> dict[str, Any]:
     return body
 
 
-def _checked(form: EventForm, schema: Any, body: dict[str, Any]) -> dict[str, Any] | None:
-    """The body as the API's schema loads it, or None with its errors on the form."""
-    try:
-        return schema.load(body)
-    except ValidationError as invalid:
-        for name, messages in invalid.normalized_messages().items():
-            target = form[name] if name in form else form.title  # noqa: SIM401 - no Form.get
-            target.errors = [*target.errors, *(messages if isinstance(messages, list) else [])]
-        return None
-
-
 @console.page("/events", roles=LEADERS, nav=("circle_leader", _l("Events")))
 def events(staff: Caller) -> str:
     """The events of the caller's cities, drafts included, soonest first."""
@@ -141,7 +129,7 @@ def new_event(staff: Caller) -> Any:
     form.city_code.choices = cities_of(staff)
     if form.validate_on_submit():
         city_code = form.city_code.data or ""
-        data = _checked(
+        data = checked(
             form, EventCreateSchema(), {"city_code": city_code, **_body(form, city_code)}
         )
         if data is not None:
@@ -183,7 +171,7 @@ def edit_event(staff: Caller, event_id: str) -> Any:
         if not changes:
             flash(_("Nothing changed."), "info")
             return back("console.event", event_id=event_id)
-        data = _checked(form, EventUpdateSchema(), changes)
+        data = checked(form, EventUpdateSchema(), changes)
         if data is not None:
             try:
                 services.update_event(staff, event_id, data)

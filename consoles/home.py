@@ -18,9 +18,12 @@ from accounts.services import AMBASSADOR, CIRCLE_LEADER
 from app.auth import ADMIN, Caller
 from app.errors import DomainError
 from app.extensions import limiter
+from community import moderation, review_queue
 from consoles import auth, staff_places
 from consoles.i18n import LANGUAGES
 from consoles.web import STAFF, back, console, flash_refusal, nav_sections, roles_of
+from loyalty import bulk_credits, reconciliation
+from workers import services as backbone
 
 
 class SignInForm(FlaskForm):
@@ -115,10 +118,32 @@ def leader_home(staff: Caller) -> str:
 
 @console.page("/ambassador", roles=frozenset({AMBASSADOR}), nav=(AMBASSADOR, _l("Home")))
 def ambassador_home(staff: Caller) -> str:
-    return _home(staff, AMBASSADOR)
+    """My cities: what waits on the review desk, and my decisions I may still undo."""
+    return _home(
+        staff,
+        AMBASSADOR,
+        desk={
+            "cities": staff.cities_for(AMBASSADOR),
+            "waiting": review_queue.waiting(staff),
+            "recent": moderation.recent_decisions(staff),
+        },
+    )
 
 
 @console.page("/admin", roles=frozenset({ADMIN}), nav=(ADMIN, _l("Home")))
 def admin_home(staff: Caller) -> str:
-    """An admin opens every page: the leaders' pages act in every city for them."""
-    return _home(staff, ADMIN)
+    """An admin opens every page: the leaders' and ambassadors' pages act in every city for
+    them. Their home shows what needs an admin: the desk's queue, dead letters, the last
+    reconciliation run and bulk credit."""
+    runs = reconciliation.recent_runs(staff, 1)
+    jobs = bulk_credits.recent_jobs(staff, 1)
+    return _home(
+        staff,
+        ADMIN,
+        hq={
+            "waiting": review_queue.waiting(staff),
+            "dead_letters": backbone.dead_letters(staff, False).count(),
+            "run": runs[0] if runs else None,
+            "job": jobs[0] if jobs else None,
+        },
+    )

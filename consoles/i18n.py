@@ -74,7 +74,19 @@ def number(value: Any) -> str:
     return format_decimal(value, locale=get_locale())
 
 
+def shown(value: Any, city_code: str | None = None) -> str:
+    """A stored value as a page shows it (an audit entry's before and after): a time in
+    the city's zone, nothing as a dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, datetime):
+        return city_time(value, city_code, "short")
+    return str(value)
+
+
 def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
-    app.jinja_env.filters.update(citytime=city_time, number=number, local_input=local_input)
+    app.jinja_env.filters.update(
+        citytime=city_time, number=number, local_input=local_input, shown=shown
+    )
     app.jinja_env.globals.update(html_lang=html_lang)

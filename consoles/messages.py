@@ -36,11 +36,63 @@ REFUSALS: dict[str, Any] = {
     "not_confirmed": _l("This registration is not confirmed."),
     "check_in_closed": _l("Check-in is not open now."),
     "future_month": _l("That month has not begun."),
+    # The review desk: `%(name)s` is filled from the refusal's details.
+    "already_decided": _l("%(decided_by_name)s decided this item (%(action)s) in the meantime."),
+    "claimed": _l("%(claimed_by_name)s is reviewing this item."),
+    "own_content": _l("Nobody decides on their own content or account."),
+    "staff_account": _l("Only admins warn, mute, ban or restore a staff account."),
+    "invalid_transition": _l("The item's status does not allow this any more."),
+    "action_not_applicable": _l("This action does not apply to this item."),
+    "not_your_decision": _l("Only the ambassador who decided, or an admin, undoes it."),
+    "undo_expired": _l("A decision can be undone within %(minutes)s minutes only."),
+    "already_undone": _l("This decision was undone already."),
+    "not_undoable": _l("An undo is not undone: decide the item again instead."),
+    "superseded": _l("The item changed after this decision: decide it again instead."),
+    "word_listed": _l("This word is listed already."),
+    "no_letters": _l("A word needs letters or digits."),
+    # The admin console.
+    "city_exists": _l("A city with this code exists already."),
+    "unknown_city": _l("There is no such city."),
+    "city_taken": _l("The city has another partner from %(contract_start)s to %(contract_end)s."),
+    "invalid_contract": _l("A contract cannot end before it starts."),
+    "month_outside_contract": _l("That month is outside the partner's contract."),
+    "own_points": _l("Nobody adjusts or reverses their own points."),
+    "insufficient_points": _l("The owner has too few points for that."),
+    "not_reversible": _l("Only an earn or a positive adjustment can be reversed."),
+    "already_reversed": _l("This entry was reversed already."),
+    "invalid_csv": _l("The file is not a CSV with the columns account, points and reason."),
+    "bulk_credit_started": _l("This bulk credit was started already."),
+    "already_replayed": _l("This dead letter was replayed already."),
+    "service_unavailable": _l("A backing service is down; try again in a moment."),
+}
+
+# Decisions as the desk names them (community.models' actions).
+ACTION_NAMES: dict[str, Any] = {
+    "keep": _l("Keep"),
+    "hide": _l("Hide"),
+    "remove": _l("Remove"),
+    "restore": _l("Restore"),
+    "warn": _l("Warn"),
+    "mute": _l("Mute"),
+    "ban": _l("Ban"),
+    "undo": _l("Undo"),
 }
 
 
 def refusal_text(refusal: DomainError) -> Any:
-    return REFUSALS.get(refusal.error, refusal.message)
+    text = REFUSALS.get(refusal.error)
+    if text is None:
+        return refusal.message
+    if "%(" not in str(text):
+        return text
+    values = {
+        name: ACTION_NAMES.get(value, value) if name == "action" else value
+        for name, value in refusal.details.items()
+    }
+    try:
+        return text % values
+    except (KeyError, TypeError, ValueError):
+        return refusal.message
 
 
 # Why a scan made offline was not taken (events/tickets.py's conflict reasons).

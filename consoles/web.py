@@ -36,8 +36,10 @@ from flask import (
 from flask_babel import lazy_gettext as _l
 from flask_babel import refresh
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
+from wtforms.fields.choices import SelectChoice
 
 from accounts.services import AMBASSADOR, CIRCLE_LEADER
 from app.auth import ADMIN, Caller
@@ -88,6 +90,9 @@ class Page:
     public: bool
     # (role, label): listed on that role's home page and in its navigation.
     nav: tuple[str, Any] | None
+    # The setting naming the largest body the page takes (an upload), else
+    # MAX_CONTENT_LENGTH.
+    upload_limit: str | None = None
 
 
 class Console(Blueprint):
@@ -106,15 +111,17 @@ class Console(Blueprint):
         nav: tuple[str, Any] | None = None,
         public: bool = False,
         json: bool = False,
+        upload_limit: str | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Route a page open to `roles` (admins always); `json=True` for the endpoints the
-        door's script calls, which answer 401 rather than redirect to the sign-in form."""
+        door's script calls, which answer 401 rather than redirect to the sign-in form;
+        `upload_limit` names the setting of the largest body it takes."""
         if not public and not roles:
             raise TypeError(f"{rule}: a page names its roles or is public")
 
         def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
             endpoint = view.__name__
-            page = Page(endpoint, rule, tuple(methods), roles, public, nav)
+            page = Page(endpoint, rule, tuple(methods), roles, public, nav, upload_limit)
             self.pages[endpoint] = page
             guarded = view if public else _guard(view, page, json)
             self.add_url_rule(rule, endpoint, guarded, methods=list(methods))
@@ -192,6 +199,26 @@ def attempt(change: Callable[[], Any], done: Any) -> bool:
     return True
 
 
+def options(pairs: Iterable[tuple[str, Any]]) -> list[SelectChoice]:
+    """A select's choices from (value, label) pairs (labels may be lazy translations)."""
+    return [SelectChoice(value, str(label)) for value, label in pairs]
+
+
+def checked(form: Any, schema: Any, body: dict[str, Any]) -> dict[str, Any] | None:
+    """`body` as the API's own `schema` loads it, so a console accepts exactly what the API
+    does; None, with the schema's messages on the form's fields (those about no field of the
+    form on its first), when it does not."""
+    try:
+        loaded: dict[str, Any] = schema.load(body)
+    except ValidationError as invalid:
+        first = next(field for field in form if field.type not in ("CSRFTokenField", "HiddenField"))
+        for name, messages in invalid.normalized_messages().items():
+            target = form[name] if name in form else first  # noqa: SIM401 - no Form.get
+            target.errors = [*target.errors, *(messages if isinstance(messages, list) else [])]
+        return None
+    return loaded
+
+
 def back(default: str, **values: Any) -> WerkzeugResponse:
     """Redirect (303, so a reload does not post again) to `next` when it is a console path
     of this site, else to `default`."""
@@ -218,6 +245,10 @@ def _each_request() -> None:
     # settles its own.
     g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
     refresh()
+    page = console.pages.get((request.endpoint or "").removeprefix("console."))
+    if page is not None and page.upload_limit:
+        # Raised before the CSRF check reads the form (Flask 3.1 reads it per request).
+        request.max_content_length = current_app.config[page.upload_limit]
     if request.endpoint != "console.static":
         csrf.protect()
         # Who is signed in is settled before any form is made: a session that ended is

@@ -3,6 +3,8 @@ see its draft; everyone sees it once published."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pymongo.client_session import ClientSession
 
 from accounts.services import AMBASSADOR, CIRCLE_LEADER
@@ -33,9 +35,21 @@ def visible_event(caller: Caller, event_id: str, session: ClientSession | None =
     given (registration decides from it)."""
     oid = object_id(event_id)
     found = Event._get_collection().find_one({"_id": oid}, session=session) if oid else None
+    return shown_to(caller, found)
+
+
+def shown_to(caller: Caller, found: dict[str, Any] | None) -> Event:
+    """The event document `found` as `caller` may see it (404 for a draft of another city,
+    or for none); what it was read with besides its fields is left aside."""
     if found is None:
         raise NotFound(message="Event not found.")
-    event = compat.from_son(Event, found)
+    event = compat.from_son(
+        Event, {name: value for name, value in found.items() if name not in _READ_WITH}
+    )
     if event.status == DRAFT:
         caller.require(event.city_code, CIRCLE_LEADER)
     return event
+
+
+# What `events.seats.read_with_seats` adds to an event document.
+_READ_WITH = ("buckets", "free_seats")

@@ -154,7 +154,12 @@ class CompleteEvent(MethodView):
 class EventRegistrations(MethodView):
     @idempotent(service=registration.register)
     @blp.response(201, RegistrationSchema)
-    @blp.refuses(errors.NotVerifiedOwner, errors.AlreadyRegistered, errors.RegistrationClosed)
+    @blp.refuses(
+        errors.NotVerifiedOwner,
+        errors.AlreadyRegistered,
+        errors.RegistrationClosed,
+        errors.DropOnly,
+    )
     def post(self, event_id):
         """Register: confirmed while seats are left, else waitlisted with a position
 

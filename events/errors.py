@@ -22,6 +22,23 @@ class AlreadyRegistered(Conflict):
     message = "You are already registered for this event."
 
 
+class DropOnly(Conflict):
+    """The event's seats are released through a drop while it runs (`drop_id` names
+    it): enter the drop instead."""
+
+    error = "drop_only"
+    message = "This event's places are released through a drop: enter the drop instead."
+    detail_fields = {"drop_id": fields.String(required=True)}
+
+
+class NoSeatLeft(Conflict):
+    """A drop's winner found no seat left (the event's capacity was lowered meanwhile):
+    the place passes on, and nobody is waitlisted through a drop."""
+
+    error = "no_seat_left"
+    message = "No seat is left at this event."
+
+
 class RegistrationClosed(Conflict):
     error = "registration_closed"
     message = "Registration for this event is closed."

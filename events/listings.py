@@ -17,6 +17,7 @@ from app.auth import Caller
 from app.clock import utcnow
 from app.errors import Forbidden
 from app.web import paginate
+from events import seats
 from events.access import managed_event, visible_event
 from events.models import ACTIVE, PUBLISHED, WAITLISTED, Event, Registration
 
@@ -66,6 +67,8 @@ def describe_events(events: list[Event], user_id: ObjectId | None = None) -> lis
     registrations, one read for the page however many events it holds."""
     zones = city_timezones({event.city_code for event in events})
     mine = registrations_of(user_id, [event.pk for event in events]) if user_id else {}
+    # A flagship event's seats are split in buckets: one more read, only for such a page.
+    split = seats.live_seats(events)
     documents = []
     for event in events:
         zone = city_zone(event.city_code, zones)
@@ -74,6 +77,8 @@ def describe_events(events: list[Event], user_id: ObjectId | None = None) -> lis
             document[name] = event[name].astimezone(ZoneInfo(zone))
         document["timezone"] = zone
         document["waitlist_count"] = event.waitlisted
+        document["seats_left"] = split.get(event.pk, event.seats_left)
+        document["seat_buckets"] = event.seat_buckets or 1
         if user_id is not None:
             registration = mine.get(event.pk)
             active = registration is not None and registration.status in ACTIVE

@@ -71,6 +71,13 @@ class Event(Document):
     # the event, its check-ins and its figures with the partner that ran it.
     city_partner_id = ObjectIdField()
     budget_month = StringField()
+    # The drop the event's seats are released through while it runs: registrations come
+    # from it alone.
+    drop_id = ObjectIdField()
+    # More than 1: the free seats are kept in that many `EventSeats`, and `seats_left` stays
+    # 0 (see `events.seats`); a seat given back to one last wrote `seat_freed_at`. Unset: 1.
+    seat_buckets = IntField(min_value=1, max_value=64)
+    seat_freed_at = DateTimeField()
 
     meta = {
         "collection": "events",
@@ -99,6 +106,10 @@ class Registration(Document):
     promoted_at = DateTimeField()
     cancelled_at = DateTimeField()
     attended_at = DateTimeField()
+    # The drop entry that won the place (one registration per entry).
+    drop_entry_id = ObjectIdField()
+    # The bucket its seat came from, when the event's seats are split (`events.seats`).
+    seat_bucket = IntField()
 
     meta = {
         "collection": "registrations",
@@ -111,6 +122,18 @@ class Registration(Document):
             ("user_id", "-id"),
         ],
     }
+
+
+class EventSeats(Document):
+    """One part of an event's free seats (`_id` is "<event id>:<bucket>"), claimed by
+    concurrent registrations instead of the event's own document (`events.seats`)."""
+
+    id = StringField(primary_key=True)
+    event_id = ObjectIdField(required=True)
+    bucket = IntField(required=True, min_value=0)
+    seats_left = IntField(required=True, min_value=0)
+
+    meta = {"collection": "event_seats", "indexes": [("event_id", "bucket")]}
 
 
 # Owners rate an event they attended from its end until this long after.

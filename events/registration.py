@@ -18,6 +18,8 @@ transaction; a capacity raise promotes one waitlisted owner per transaction
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -26,14 +28,16 @@ import structlog
 from bson import ObjectId
 from pymongo.client_session import ClientSession
 
+from accounts.services import CIRCLE_LEADER
 from app import compat
 from app.auth import Caller
+from app.buckets import turn
 from app.clock import utcnow
 from app.db import batch, changes_in_one_transaction, object_id, one_at_a_time, transaction
 from app.errors import NotFound
 from app.outbox import record_event
-from events import errors
-from events.access import visible_event
+from events import errors, seats
+from events.access import shown_to, visible_event
 from events.domain_events import (
     REGISTRATION_CREATED,
     REGISTRATION_PROMOTED,
@@ -58,36 +62,60 @@ class _Taken(Exception):
     transaction): active, or cancelled and to be replaced."""
 
 
+@dataclass(frozen=True)
+class ThroughDrop:
+    """A place a drop allocated: the drop the event's seats are released through, and the
+    entry that won it (one registration per entry, however often the drop's job runs)."""
+
+    drop_id: ObjectId
+    entry_id: ObjectId
+
+
 @changes_in_one_transaction
-def register(caller: Caller, event_id: str) -> Registration:
-    """Register the caller: confirmed while seats are left, else waitlisted (FCFS)."""
+def register(caller: Caller, event_id: str, *, drop: ThroughDrop | None = None) -> Registration:
+    """Register the caller: confirmed while seats are left, else waitlisted (FCFS). An
+    event released through a drop is registered for by its drop's job alone (`drop`), until
+    its start, and a winner is seated or refused (`no_seat_left`), never waitlisted."""
     user = caller.user
     now = utcnow()
+    event_oid = object_id(event_id)
+    preferred = random.randrange(seats.MAX_BUCKETS)
 
     def unit(session: ClientSession, replacing: ObjectId | None) -> Registration:
-        event = visible_event(caller, event_id, session)
-        if event.status != PUBLISHED or now >= event.registration_closes_at:
+        found = seats.read_with_seats(session, event_oid) if event_oid else None
+        event = shown_to(caller, found)
+        assert found is not None
+        _seen[event.pk] = (seats.bucket_count(found), found["free_seats"] <= 0)
+        if event.drop_id and (drop is None or drop.drop_id != event.drop_id):
+            raise errors.DropOnly(drop_id=str(event.drop_id))
+        # A drop's own window was the registration: its places are made once it closed.
+        closes_at = event.starts_at if drop is not None else event.registration_closes_at
+        if event.status != PUBLISHED or now >= closes_at:
             raise errors.RegistrationClosed()
         if event.verified_owners_only and not user.verified_owner:
             raise errors.NotVerifiedOwner()
-        events, registrations = Event._get_collection(), Registration._get_collection()
+        registrations = Registration._get_collection()
         writes = batch(session)
         # The snapshot decides; the conditions restate it for the invariant's sake.
-        if event.seats_left > 0:
+        bucket = None
+        if found["free_seats"] > 0:
             status, position = CONFIRMED, None
-            claim = {"seats_left": {"$gt": 0}}, {"$inc": {"seats_left": -1}}
+            bucket = seats.take_seat(session, found, preferred, errors.RegistrationClosed())
+        elif drop is not None:
+            raise errors.NoSeatLeft()
         else:
             status, position = WAITLISTED, event.waitlist_seq + 1
-            claim = (
-                {"seats_left": {"$lte": 0}, "waitlist_seq": event.waitlist_seq},
+            writes.update(
+                Event._get_collection(),
+                {
+                    "_id": event.pk,
+                    "status": PUBLISHED,
+                    "seats_left": {"$lte": 0},
+                    "waitlist_seq": event.waitlist_seq,
+                },
                 {"$inc": {"waitlist_seq": 1, "waitlisted": 1}},
+                refusal=errors.RegistrationClosed(),
             )
-        writes.update(
-            events,
-            {"_id": event.pk, "status": PUBLISHED, **claim[0]},
-            claim[1],
-            refusal=errors.RegistrationClosed(),
-        )
         if replacing is not None:
             writes.delete(registrations, {"_id": replacing, "status": CANCELLED})
         registration = {
@@ -103,6 +131,10 @@ def register(caller: Caller, event_id: str) -> Registration:
             "cancelled_at": None,
             "promoted_at": None,
         }
+        if drop is not None:
+            registration["drop_entry_id"] = drop.entry_id
+        if bucket is not None:
+            registration["seat_bucket"] = bucket
         writes.insert(registrations, registration, duplicate=_Taken())
         record_event(
             session,
@@ -117,15 +149,18 @@ def register(caller: Caller, event_id: str) -> Registration:
     replacing: ObjectId | None = None
     while True:
         try:
-            with one_at_a_time(event_id):
+            with one_at_a_time(_turn(event_oid, preferred)):
                 registration = transaction(partial(unit, replacing=replacing), answers_request=True)
             break
         except _Taken:
             # One document per owner and event (the unique index). Rarely, a cancelled one:
             # the registration replaces it (looked up only then, to keep the usual path lean).
             mine = Registration._get_collection().find_one(
-                {"user_id": user.pk, "event_id": object_id(event_id)}, {"status": 1}
+                {"user_id": user.pk, "event_id": object_id(event_id)},
+                {"status": 1, "drop_entry_id": 1},
             )
+            if drop is not None and mine is not None and mine.get("drop_entry_id") == drop.entry_id:
+                return Registration.objects.get(pk=mine["_id"])  # the drop's job ran again
             if mine is not None and mine["status"] != CANCELLED:
                 raise errors.AlreadyRegistered() from None
             replacing = mine["_id"] if mine is not None else None
@@ -139,12 +174,26 @@ def register(caller: Caller, event_id: str) -> Registration:
     return registration
 
 
+# Per event, as this process last read it: how many seat buckets, and whether every seat
+# was taken (registrations are then waitlisted, on the event's document).
+_seen: dict[ObjectId, tuple[int, bool]] = {}
+
+
+def _turn(event_id: ObjectId | None, preferred: int) -> str:
+    """What a process's registrations for the event take turns on: the event's document,
+    unless its seats are split and some were free when last read (a bucket's)."""
+    buckets, full = _seen.get(event_id, (1, True)) if event_id else (1, True)
+    return turn(event_id, 1 if full else buckets, preferred)
+
+
 def cancel_registration(caller: Caller, event_id: str) -> None:
     """The owner gives up their place; a seat goes to the first waitlisted owner at once."""
     now = utcnow()
+    event_oid = object_id(event_id)
 
     def unit(session: ClientSession) -> str:
-        event = visible_event(caller, event_id, session)
+        found = seats.read_with_seats(session, event_oid) if event_oid else None
+        event = shown_to(caller, found)
         if event.status != PUBLISHED or now >= event.starts_at:
             raise errors.CancellationClosed()
         registrations = Registration._get_collection()
@@ -162,22 +211,27 @@ def cancel_registration(caller: Caller, event_id: str) -> None:
                 "$unset": {"waitlist_position": ""},
             },
         )
-        if mine["status"] == WAITLISTED:
-            counters = {"waitlisted": -1}
-        elif _promote_first(session, event.pk, now):
-            counters = {"waitlisted": -1}  # the seat passes on
+        passed = mine["status"] == CONFIRMED and _promote_first(
+            session, event.pk, now, mine.get("seat_bucket")
+        )
+        if mine["status"] == WAITLISTED or passed:
+            # Out of the line, or the seat passes to the first in it.
+            writes.update(Event._get_collection(), {"_id": event.pk}, {"$inc": {"waitlisted": -1}})
         else:
-            counters = {"seats_left": 1}
-        writes.update(Event._get_collection(), {"_id": event.pk}, {"$inc": counters})
+            seats.give_back(
+                session, event.pk, seats.bucket_count(event), mine.get("seat_bucket") or 0
+            )
         return mine["status"]
 
     was = transaction(unit)
     log.info("registration_cancelled", event_id=event_id, user_id=caller.id, was=was)
 
 
-def _promote_first(session: ClientSession, event_id: ObjectId, now: datetime) -> bool:
-    """Queue the promotion of the first waitlisted owner, if anyone waits; the caller moves
-    the event's counters."""
+def _promote_first(
+    session: ClientSession, event_id: ObjectId, now: datetime, seat_bucket: int | None = None
+) -> bool:
+    """Queue the promotion of the first waitlisted owner, if anyone waits, to the seat of
+    `seat_bucket` (when the event's seats are split); the caller moves the counters."""
     registrations = Registration._get_collection()
     first = next(
         registrations.find({"event_id": event_id, "status": WAITLISTED}, session=session)
@@ -190,7 +244,14 @@ def _promote_first(session: ClientSession, event_id: ObjectId, now: datetime) ->
     batch(session).update(
         registrations,
         {"_id": first["_id"], "status": WAITLISTED},
-        {"$set": {"status": CONFIRMED, "confirmed_at": now, "promoted_at": now}},
+        {
+            "$set": {
+                "status": CONFIRMED,
+                "confirmed_at": now,
+                "promoted_at": now,
+                **({"seat_bucket": seat_bucket} if seat_bucket is not None else {}),
+            }
+        },
     )
     record_event(
         session,
@@ -207,16 +268,16 @@ def fill_from_waitlist(event_id: ObjectId) -> int:
     Returns how many were promoted."""
 
     def promote_one(session: ClientSession) -> bool:
-        events = Event._get_collection()
-        event = events.find_one({"_id": event_id}, session=session)
-        if event is None or event["status"] != PUBLISHED or event["seats_left"] <= 0:
+        event = seats.read_with_seats(session, event_id)
+        if event is None or event["status"] != PUBLISHED or event["free_seats"] <= 0:
             return False
-        if event["waitlisted"] == 0 or not _promote_first(session, event_id, utcnow()):
+        if event["waitlisted"] == 0:
+            return False
+        bucket = seats.take_seat(session, event, 0, errors.RegistrationClosed())
+        if not _promote_first(session, event_id, utcnow(), bucket):
             return False
         batch(session).update(
-            events,
-            {"_id": event_id, "seats_left": {"$gt": 0}},
-            {"$inc": {"seats_left": -1, "waitlisted": -1}},
+            Event._get_collection(), {"_id": event_id}, {"$inc": {"waitlisted": -1}}
         )
         return True
 
@@ -226,6 +287,64 @@ def fill_from_waitlist(event_id: ObjectId) -> int:
     if promoted:
         log.info("waitlist_promoted", event_id=str(event_id), promoted=promoted)
     return promoted
+
+
+# --- drops: an event's seats released to many owners at once (the drops domain runs them)
+
+
+@dataclass(frozen=True)
+class EventTerms:
+    """What a drop reads of the event whose seats it releases."""
+
+    id: ObjectId
+    title: str
+    city_code: str
+    status: str
+    starts_at: datetime
+    registration_closes_at: datetime
+    seats_left: int
+    verified_owners_only: bool
+    drop_id: ObjectId | None
+
+
+def event_terms(caller: Caller, event_id: str, session: ClientSession | None = None) -> EventTerms:
+    """The event's terms, for a caller who manages it (its city's circle leaders, admins;
+    404 for anyone else), in the caller's transaction."""
+    event = visible_event(caller, event_id, session)
+    caller.require(event.city_code, CIRCLE_LEADER)
+    return EventTerms(
+        id=event.pk,
+        title=event.title,
+        city_code=event.city_code,
+        status=event.status,
+        starts_at=event.starts_at,
+        registration_closes_at=event.registration_closes_at,
+        seats_left=seats.live_seats([event]).get(event.pk, event.seats_left),
+        verified_owners_only=event.verified_owners_only,
+        drop_id=event.drop_id,
+    )
+
+
+def reserve_for_drop(session: ClientSession, event_id: ObjectId, drop_id: ObjectId) -> bool:
+    """Release the event's seats through the drop alone from now on (registrations answer
+    409 `drop_only`), in the drop's transaction; False when it is not published or is in a
+    drop already."""
+    return bool(
+        Event._get_collection()
+        .update_one(
+            {"_id": event_id, "status": PUBLISHED, "drop_id": None},
+            {"$set": {"drop_id": drop_id}},
+            session=session,
+        )
+        .matched_count
+    )
+
+
+def release_from_drop(event_id: ObjectId, drop_id: ObjectId) -> None:
+    """The drop is decided: the seats it left are open to registration again."""
+    Event._get_collection().update_one(
+        {"_id": event_id, "drop_id": drop_id}, {"$unset": {"drop_id": ""}}
+    )
 
 
 # --- personal data ---------------------------------------------------------------------

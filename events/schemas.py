@@ -7,6 +7,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from app.fields import AwareDateTime, CityCode, NotEmpty, Rfc3339DateTime, StrictBoolean, Text
 from app.web import PageArgsSchema, Schema, StrictInteger, sometimes_absent
 from events.models import EVENT_STATUSES, REGISTRATION_STATUSES
+from events.seats import MAX_BUCKETS as MAX_SEAT_BUCKETS
 from loyalty.rules import EVENT_POINTS_CEILING
 
 # An event's times lie within a day before now (a registration deadline may have passed)
@@ -53,6 +54,14 @@ class EventFieldsSchema(Schema):
     )
     verified_owners_only = StrictBoolean()
     club_id = fields.String(allow_none=True)
+    seat_buckets = StrictInteger(
+        validate=validate.Range(1, MAX_SEAT_BUCKETS),
+        metadata={
+            "description": "Split the free seats over this many documents, so that many"
+            " owners registering at once do not queue on one (a flagship event: 16); 1 keeps"
+            " them on the event"
+        },
+    )
 
 
 class EventCreateSchema(EventFieldsSchema):
@@ -121,6 +130,9 @@ class EventSchema(Schema):
     registration_closes_at = Rfc3339DateTime()
     capacity = fields.Integer()
     seats_left = fields.Integer()
+    seat_buckets = fields.Integer(
+        metadata={"description": "How many documents the free seats are split over (1: one)"}
+    )
     waitlist_count = fields.Integer()
     points_reward = fields.Integer()
     verified_owners_only = fields.Boolean()
@@ -132,6 +144,10 @@ class EventSchema(Schema):
     completed_at = Rfc3339DateTime(allow_none=True)
     city_partner_id = fields.String(
         allow_none=True, metadata={"description": "The city partner that ran it; null: HQ"}
+    )
+    drop_id = fields.String(
+        allow_none=True,
+        metadata={"description": "The drop its seats are released through while that runs"},
     )
     my_registration = sometimes_absent(
         fields.Nested(

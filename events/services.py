@@ -19,7 +19,7 @@ from app.db import object_id, transaction
 from app.errors import Conflict, ValidationFailed
 from app.outbox import record_event
 from app.screening import refuse_listed_words
-from events import errors
+from events import errors, seats
 from events.access import managed_event
 from events.domain_events import STATUS_EVENTS, EventStatusChanged
 from events.listings import TIME_FIELDS, as_utc
@@ -87,8 +87,10 @@ def create_event(
     points_reward: int = 100,
     verified_owners_only: bool = False,
     club_id: str | None = None,
+    seat_buckets: int = 1,
 ) -> Event:
-    """A draft event in a city the caller leads (or any city, for an admin)."""
+    """A draft event in a city the caller leads (or any city, for an admin); its seats
+    split in `seat_buckets` documents for a flagship event (`events.seats`)."""
     caller.require(city_code, CIRCLE_LEADER, hide=False)
     require_city(city_code)
     closes_at = registration_closes_at or starts_at
@@ -111,6 +113,9 @@ def create_event(
         verified_owners_only=verified_owners_only,
     )
     event.save(force_insert=True)
+    if seat_buckets > 1:
+        transaction(lambda session: seats.set_seats(session, event.pk, capacity, seat_buckets))
+        event.reload()
     log.info("event_created", event_id=str(event.pk), city=city_code, by=caller.id)
     return event
 
@@ -122,6 +127,9 @@ def update_event(caller: Caller, event_id: str, changes: dict[str, Any]) -> Even
     event = managed_event(caller, event_id)
     if event.status not in (DRAFT, PUBLISHED):
         raise errors.EventClosed(message=f"A {event.status} event cannot be changed.")
+    changes = dict(changes)
+    buckets = changes.pop("seat_buckets", None)
+    split = (buckets or 1) > 1 or seats.bucket_count(event) > 1
     _check_times(*(changes.get(name, event[name]) for name in TIME_FIELDS))
     if "points_reward" in changes:
         _check_points_reward(changes["points_reward"])
@@ -148,7 +156,14 @@ def update_event(caller: Caller, event_id: str, changes: dict[str, Any]) -> Even
         )
     if wanted > held:
         budget.resize(event.pk, wanted)
-    if delta:
+    if split and (delta or buckets):
+        # Seats kept in buckets: the capacity and the split change together.
+        if not _resize_split(event, delta, buckets or seats.bucket_count(event)):
+            if wanted > held:
+                budget.resize(event.pk, held)
+            event.reload()
+            raise errors.CapacityBelowConfirmed(confirmed=event.capacity - _free(event))
+    elif delta:
         # Conditional on the capacity we computed the delta from: a concurrent edit makes
         # this one fail rather than apply a stale difference.
         query["capacity"] = event.capacity
@@ -170,6 +185,31 @@ def update_event(caller: Caller, event_id: str, changes: dict[str, Any]) -> Even
     event.reload()
     log.info("event_updated", event_id=event_id, fields=sorted(changes), by=caller.id)
     return event
+
+
+def _resize_split(event: Event, delta: int, buckets: int) -> bool:
+    """Move the capacity by `delta` and keep the free seats in `buckets` parts, in one
+    transaction (concurrent registrations conflict with it and run again); False when the
+    capacity would drop below the seats taken."""
+
+    def unit(session: ClientSession) -> bool:
+        found = seats.read_with_seats(session, event.pk)
+        if found is None or found["capacity"] != event.capacity:
+            return False
+        free = found["free_seats"] + delta
+        if free < 0:
+            return False
+        seats.set_seats(session, event.pk, free, buckets)
+        Event._get_collection().update_one(
+            {"_id": event.pk}, {"$inc": {"capacity": delta}}, session=session
+        )
+        return True
+
+    return transaction(unit)
+
+
+def _free(event: Event) -> int:
+    return seats.live_seats([event]).get(event.pk, event.seats_left)
 
 
 def _transition(

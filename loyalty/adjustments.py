@@ -63,7 +63,7 @@ def adjust(
             ),
             now,
         )
-        _tell_owner_of_correction(session, entry)
+        tell_owner_of_correction(session, entry)
         return entry
 
     entry = transaction(unit, answers_request=True)
@@ -167,11 +167,11 @@ def write_reversal(
         ),
         now,
     )
-    _tell_owner_of_correction(session, reversal)
+    tell_owner_of_correction(session, reversal)
     return reversal
 
 
-def _tell_owner_of_correction(session: ClientSession, entry: dict[str, Any]) -> None:
+def tell_owner_of_correction(session: ClientSession, entry: dict[str, Any]) -> None:
     """Points never change behind an owner's back: an admin's adjustment or reversal
     reaches them with the admin's reason."""
     if entry["kind"] == REVERSE:

@@ -176,7 +176,7 @@ class AdminRewards(MethodView):
     @rewards.refuses(Forbidden, UnknownCity)
     def post(self, data):
         """Add a reward to the catalog (admin)"""
-        return redemptions.create_reward(caller(), data)
+        return redemptions.shown(redemptions.create_reward(caller(), data))
 
 
 @rewards.route("/admin/rewards/<reward_id>")
@@ -186,7 +186,7 @@ class AdminRewardItem(MethodView):
     @rewards.refuses(Forbidden, UnknownCity)
     def patch(self, changes, reward_id):
         """Change a reward (admin)"""
-        return redemptions.update_reward(caller(), reward_id, changes)
+        return redemptions.shown(redemptions.update_reward(caller(), reward_id, changes))
 
 
 # Where these admin writes lived before every one moved under /admin: still answered.
@@ -221,6 +221,7 @@ class Redemptions(MethodView):
         errors.LimitReached,
         errors.OutOfStock,
         errors.InsufficientPoints,
+        errors.DropOnly,
     )
     def post(self, data):
         """Redeem a reward: points and stock are debited at once

@@ -8,9 +8,11 @@ from typing import Any
 
 from mongoengine.queryset import QuerySet
 
+from app.auth import Caller
 from app.clock import utcnow
 from app.db import object_id, transaction
 from app.domains import ScorecardPart, ScorecardScope
+from app.web import paginate
 from loyalty import ledger, points_account
 from loyalty.models import (
     EARN,
@@ -18,6 +20,7 @@ from loyalty.models import (
     REFUND,
     REVERSE,
     LedgerEntry,
+    Lot,
     PointsAccount,
     Redemption,
 )
@@ -63,11 +66,28 @@ def points_summary(user_id: Any, now: datetime | None = None) -> dict[str, Any]:
             {"name": upper[0].name, "points_needed": upper[0].threshold - earned} if upper else None
         ),
         "expiring": account.get("expiring", []),
+        "held": account.get("held") or 0,
     }
 
 
 def ledger_of(user_id: Any) -> QuerySet:
     return LedgerEntry.objects(account_id=ledger.id_or_404(user_id))
+
+
+def points_of(admin: Caller, user_id: Any, cursor: str | None, limit: int) -> dict[str, Any]:
+    """An owner's points as an admin looks them up: the summary, a page of the ledger
+    (newest first) and the lots still holding points, soonest to expire first."""
+    admin.require_admin()
+    account_id = ledger.id_or_404(user_id)
+    return {
+        "summary": points_summary(account_id),
+        "entries": paginate(ledger_of(account_id), cursor, limit),
+        "lots": list(
+            Lot.objects(account_id=account_id, expires_at__gt=utcnow())
+            .filter(remaining__gt=0)
+            .order_by("expires_at")
+        ),
+    }
 
 
 def export_points(user_id: Any) -> dict[str, Any]:

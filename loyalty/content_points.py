@@ -230,7 +230,15 @@ def _pay(
         return entry
     if not paid["amount"]:
         return None
-    # Paid back as first paid, without the rule's caps: it earns what its removal took.
+    # Paid back as first paid, without the rule's caps: it earns what its removal took,
+    # into the lots the removal took it from, with their expiry dates (as a refund puts
+    # points back), so a removal undone leaves the owner's lots as they were.
+    reversal = None
+    if paid.get("reversal_id") is not None:
+        reversal = LedgerEntry._get_collection().find_one(
+            {"_id": paid["reversal_id"]}, {"lots": 1, "amount": 1}, session=session
+        )
+    into = reversal["lots"] if reversal and -reversal["amount"] == paid["amount"] else []
     return ledger.earn(
         session,
         ledger.Movement(
@@ -246,6 +254,7 @@ def _pay(
                 "restores": str(paid.get("reversal_id")),
             },
             city_code,
+            restore=list(into),
         ),
         False,
         now,
@@ -260,3 +269,19 @@ def _store(session: ClientSession, record: dict[str, Any]) -> None:
         {"$set": {**fields, "updated_at": utcnow()}},
         upsert=True,
     )
+
+
+def earned_by(account_ids: Collection[ObjectId]) -> dict[ObjectId, int]:
+    """What each account's posts and comments pay it now, in one read (the author's
+    history on the review desk)."""
+    ids = list(account_ids)
+    totals = dict.fromkeys(ids, 0)
+    if not ids:
+        return totals
+    for record in ContentPoints._get_collection().find(
+        {"account_id": {"$in": ids}}, {"account_id": 1, "rules": 1}
+    ):
+        totals[record["account_id"]] += sum(
+            paid.get("amount") or 0 for paid in record["rules"].values() if paid.get("paid")
+        )
+    return totals

@@ -40,3 +40,9 @@ STATEMENT_RECEIVED = declare(
     subject_type="statement",
     about="An ecosystem partner sent a day's statement; a worker matches it against the ledger.",
 )
+BULK_CREDIT_REQUESTED = declare(
+    "bulk_credit.requested",
+    NoPayload,
+    subject_type="bulk_credit",
+    about="An admin started crediting points to many owners from a file; a worker applies it.",
+)

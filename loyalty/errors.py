@@ -43,6 +43,15 @@ class TierTooLow(Conflict):
     detail_fields = {"min_tier": fields.String(required=True)}
 
 
+class DropOnly(Conflict):
+    """The reward, or the event, is released through a drop while it runs (`drop_id`
+    names it): enter the drop instead."""
+
+    error = "drop_only"
+    message = "This is released through a drop: enter the drop instead."
+    detail_fields = {"drop_id": fields.String(required=True)}
+
+
 class LimitReached(Conflict):
     error = "limit_reached"
     message = "You reached the limit for this reward."
@@ -202,3 +211,16 @@ class MonthNotOver(Conflict):
 class MonthClosed(Conflict):
     error = "month_closed"
     message = "This month was already closed."
+
+
+class InvalidCsv(ValidationFailed):
+    """A bulk credit file that cannot be read as the CSV it should be (its header names
+    the columns; `errors` says what is wrong with the file as a whole)."""
+
+    error = "invalid_csv"
+    message = "The file is not a CSV with the columns account, points and reason."
+
+
+class BulkCreditStarted(Conflict):
+    error = "bulk_credit_started"
+    message = "This bulk credit was started already; its report shows what it applied."

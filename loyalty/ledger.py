@@ -24,7 +24,7 @@ from pymongo.client_session import ClientSession
 from app.db import batch, object_id
 from app.errors import NotFound
 from loyalty import errors
-from loyalty.models import EARN, LedgerEntry, Lot, PointsAccount
+from loyalty.models import EARN, EXPIRE, REVERSE, LedgerEntry, Lot, PointsAccount
 from loyalty.points_account import (
     EXPIRING_WINDOW,
     TIER_WINDOW,
@@ -81,6 +81,8 @@ class Movement:
     # See `LedgerEntry.earned_at` and `LedgerEntry.request_key`.
     earned_at: datetime | None = None
     request_key: str | None = None
+    # A debit paid with points held for it (`loyalty.holds`): the hold ends with it.
+    hold: str | None = None
 
 
 def existing_entry(
@@ -245,14 +247,24 @@ def write(
                 )
         condition: dict[str, Any] = {"_id": movement.account_id}
     else:
-        if account.balance < -movement.amount:
+        # Points held for drops are not the owner's to spend, but an expiry or a reversal
+        # takes its points whatever is held (a hold then finds too few when it is used).
+        held = account.balance - account.spendable(movement.hold)
+        if movement.kind in (EXPIRE, REVERSE):
+            held = 0
+        if account.balance - held < -movement.amount:
             raise errors.InsufficientPoints()
         entry["lots"], lots_after = _consume(
             session, movement, -movement.amount, now, account.spend_from
         )
         changes.update(lots_after)
-        # The snapshot already says there is enough; the condition guards invariant 1.
-        condition = {"_id": movement.account_id, "balance": {"$gte": -movement.amount}}
+        # The snapshot already says there is enough; the condition guards invariant 1 (a
+        # hold placed since is a write conflict, and the unit runs again).
+        condition = {"_id": movement.account_id, "balance": {"$gte": held - movement.amount}}
+    unset: dict[str, Any] = {}
+    if movement.hold is not None and account.held_for(movement.hold):
+        inc["held"] = -account.held_for(movement.hold)
+        unset[f"holds.{movement.hold}"] = ""
     entry["balance_after"] = account.balance + movement.amount
     set_elsewhere = {name.split(".")[0] for name in (*inc, *changes)}
     on_insert: dict[str, Any] = {
@@ -265,11 +277,14 @@ def write(
         )
         if name not in set_elsewhere
     }
+    update: dict[str, Any] = {"$inc": inc, "$set": changes, "$setOnInsert": on_insert}
+    if unset:
+        update["$unset"] = unset
     writes = batch(session)
     writes.update(
         PointsAccount._get_collection(),
         condition,
-        {"$inc": inc, "$set": changes, "$setOnInsert": on_insert},
+        update,
         upsert=movement.amount > 0,
         refusal=errors.InsufficientPoints(),
     )

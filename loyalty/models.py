@@ -65,6 +65,10 @@ class PointsAccount(Document):
     redeemed = DictField()
     # No lot expiring before it holds points (unset: not known); see `loyalty.points_account`.
     spend_from = DateTimeField()
+    # Points set aside for entries in drops (`loyalty.holds`): per hold key, its points, and
+    # their sum, which spending leaves alone (unset: none held).
+    holds = DictField()
+    held = IntField(min_value=0)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 
@@ -182,8 +186,25 @@ class Reward(Document):
     fulfillment = StringField(required=True, choices=FULFILLMENTS)
     active = BooleanField(default=True)
     created_at = DateTimeField(default=utcnow)
+    # More than 1: the stock is kept in that many `StockBucket`s, and `stock` stays 0 (see
+    # `loyalty.stock`). Unset: 1.
+    stock_buckets = IntField(min_value=1, max_value=64)
+    # The drop the reward is released through while it runs: redemptions come from it alone.
+    drop_id = ObjectIdField()
 
     meta = {"collection": "rewards", "indexes": [("active", "city_codes", "min_tier")]}
+
+
+class StockBucket(Document):
+    """One part of a reward's stock (`_id` is "<reward id>:<bucket>"), taken from by
+    concurrent redemptions instead of the reward's own document (`loyalty.stock`)."""
+
+    id = StringField(primary_key=True)
+    reward_id = ObjectIdField(required=True)
+    bucket = IntField(required=True, min_value=0)
+    stock = IntField(required=True, min_value=0)
+
+    meta = {"collection": "reward_stock", "indexes": [("reward_id", "bucket")]}
 
 
 class Redemption(Document):
@@ -199,6 +220,8 @@ class Redemption(Document):
     client_key = StringField(unique=True, sparse=True)
     entry_id = ObjectIdField()
     refund_entry_id = ObjectIdField()
+    # The drop that allocated it (`client_key` is then "drop:<entry id>").
+    drop_id = ObjectIdField()
     created_at = DateTimeField(required=True)
     fulfilled_at = DateTimeField()
     fulfilled_by = ObjectIdField()
@@ -479,3 +502,64 @@ class PartnerSettlement(Document):
     updated_at = DateTimeField()
 
     meta = {"collection": "partner_settlements", "indexes": []}
+
+
+BULK_PREVIEWED = "previewed"
+BULK_QUEUED = "queued"
+BULK_RUNNING = "running"
+BULK_DONE = "done"
+BULK_FAILED = "failed"
+BULK_STATUSES = (BULK_PREVIEWED, BULK_QUEUED, BULK_RUNNING, BULK_DONE, BULK_FAILED)
+
+# A line of a bulk credit: ready to apply, invalid as uploaded, applied, refused when
+# applied (the owner spent the points a debit needed), or already applied by an earlier
+# upload (its key is in the ledger).
+LINE_READY = "ready"
+LINE_INVALID = "invalid"
+LINE_APPLIED = "applied"
+LINE_REFUSED = "refused"
+LINE_ALREADY = "already_applied"
+LINE_STATUSES = (LINE_READY, LINE_INVALID, LINE_APPLIED, LINE_REFUSED, LINE_ALREADY)
+
+
+class BulkCredit(Document):
+    """An admin's upload of a list of owners to credit (`loyalty.bulk_credits`): previewed
+    when uploaded, applied on a worker in batches, with a report of every line."""
+
+    status = StringField(required=True, default=BULK_PREVIEWED, choices=BULK_STATUSES)
+    filename = StringField(max_length=300)
+    uploaded_by = ObjectIdField(required=True)
+    started_by = ObjectIdField()
+    # Counts by line status, and the points of the lines ready when previewed.
+    counts = DictField()
+    points = IntField(default=0)
+    lines = IntField(default=0)
+    error = StringField()
+    created_at = DateTimeField(default=utcnow)
+    started_at = DateTimeField()
+    finished_at = DateTimeField()
+
+    meta = {"collection": "bulk_credits", "indexes": ["-created_at"]}
+
+
+class BulkCreditLine(Document):
+    job_id = ObjectIdField(required=True)
+    line = IntField(required=True)
+    # The owner as the file names them (id, email or phone), and who that is.
+    account = StringField()
+    user_id = ObjectIdField()
+    city_code = StringField()
+    points = IntField()
+    reason = StringField()
+    # The ledger's idempotency key: the file's `reference`, or the line's content and
+    # how many identical lines came before it, so the same file uploaded again applies
+    # nothing twice.
+    key = StringField()
+    status = StringField(required=True, choices=LINE_STATUSES)
+    error = StringField()
+    entry_id = ObjectIdField()
+
+    meta = {
+        "collection": "bulk_credit_lines",
+        "indexes": [("job_id", "status", "line"), ("job_id", "line")],
+    }

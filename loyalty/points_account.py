@@ -116,6 +116,15 @@ class Account:
     def is_current(self, figure: str, now: datetime) -> bool:
         return is_current({**self.document, **self.changes}, figure, now)
 
+    def spendable(self, releasing: str | None = None) -> int:
+        """The balance less the points held for drops (`loyalty.holds`), but for the hold
+        `releasing`, which the movement being written consumes."""
+        holds = self.document.get("holds") or {}
+        return self.balance - self.document.get("held", 0) + holds.get(releasing or "", 0)
+
+    def held_for(self, key: str) -> int:
+        return (self.document.get("holds") or {}).get(key, 0)
+
     def redeemed(self, reward_id: ObjectId) -> int:
         """How many of the reward the owner holds (redeemed, not cancelled); read with
         `redeemed=True`."""

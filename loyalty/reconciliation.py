@@ -12,7 +12,7 @@ from pymongo.client_session import ClientSession
 
 from app.auth import Caller
 from app.clock import utcnow
-from app.db import transaction
+from app.db import get_or_404, transaction
 from app.outbox import NoPayload, record_event
 from loyalty import ledger, points_account
 from loyalty.domain_events import RECONCILIATION_REQUESTED
@@ -50,6 +50,18 @@ def request_reconciliation(admin: Caller) -> ReconciliationRun:
 
     transaction(unit)
     return ReconciliationRun.objects.get(pk=run_id)
+
+
+def recent_runs(admin: Caller, limit: int = 20) -> list[ReconciliationRun]:
+    """The latest runs, newest first (an admin's list)."""
+    admin.require_admin()
+    return list(ReconciliationRun.objects.order_by("-created_at").limit(limit))
+
+
+def run_for(admin: Caller, run_id: str) -> ReconciliationRun:
+    """One run with its drifts (an admin's)."""
+    admin.require_admin()
+    return get_or_404(ReconciliationRun, run_id)
 
 
 def _ledger_totals(
@@ -118,7 +130,14 @@ def _stale_figures(account: dict[str, Any], computed: dict[str, Any], now: datet
     held = {reward: count for reward, count in account.get("redeemed", {}).items() if count}
     if "redeemed" in account and held != computed["redeemed"]:
         stale.append("redeemed")
+    if (account.get("held") or 0) != _held(account):
+        stale.append("held")
     return stale
+
+
+def _held(account: dict[str, Any]) -> int:
+    """The points the account's holds hold (`loyalty.holds`): what `held` must say."""
+    return sum((account.get("holds") or {}).values())
 
 
 def check_account(
@@ -162,13 +181,16 @@ def repair_account(account_id: ObjectId, now: datetime | None = None) -> None:
 
     def unit(session: ClientSession) -> None:
         totals = _ledger_totals(session, account_id, now)
-        PointsAccount._get_collection().update_one(
+        accounts = PointsAccount._get_collection()
+        holds = accounts.find_one({"_id": account_id}, {"holds": 1}, session=session) or {}
+        accounts.update_one(
             {"_id": account_id},
             {
                 "$set": {
                     "balance": totals["balance"],
                     "lifetime_earned": totals["earned"],
                     **totals["figures"],
+                    "held": _held(holds),
                     "updated_at": now,
                 }
             },

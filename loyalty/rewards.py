@@ -3,6 +3,8 @@ refunded once on cancellation, handed over by admins or the pickup city's leader
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,11 +15,13 @@ from pymongo.client_session import ClientSession
 from accounts.services import CIRCLE_LEADER, Owner, require_cities
 from app import compat
 from app.auth import Caller
+from app.buckets import turn
 from app.clock import utcnow
 from app.db import (
     batch,
     changes_in_one_transaction,
     get_or_404,
+    object_id,
     one_at_a_time,
     transaction,
     update_and_read,
@@ -25,7 +29,7 @@ from app.db import (
 from app.errors import NotFound
 from app.outbox import record_event
 from app.web import paginate
-from loyalty import balances, errors, ledger, points_account
+from loyalty import balances, errors, ledger, points_account, stock
 from loyalty.domain_events import REDEMPTION_CREATED, RedemptionCreated
 from loyalty.models import (
     CANCELLED,
@@ -48,34 +52,79 @@ CITY_TENURE = timedelta(days=30)
 def create_reward(admin: Caller, data: dict[str, Any]) -> Reward:
     admin.require_admin()
     require_cities(data.get("city_codes", ()))
-    reward = Reward(**data).save()
-    log.info("reward_created", reward_id=str(reward.pk), by=admin.id)
-    return reward
+    reward = Reward(**{**data, "stock_buckets": None})
+    reward.validate()
+    buckets = data.get("stock_buckets") or 1
+
+    def unit(session: ClientSession) -> None:
+        Reward._get_collection().insert_one(reward.to_mongo(), session=session)
+        if buckets > 1:
+            stock.set_stock(session, reward.pk, data["stock"], buckets)
+
+    reward.pk = ObjectId()
+    transaction(unit)
+    log.info("reward_created", reward_id=str(reward.pk), by=admin.id, stock_buckets=buckets)
+    return Reward.objects.get(pk=reward.pk)
 
 
 def update_reward(admin: Caller, reward_id: str, changes: dict[str, Any]) -> Reward:
+    """Change a reward. A new `stock` replaces the stock left; a new `stock_buckets` splits
+    it again (or gathers it on the reward, with 1)."""
     admin.require_admin()
     reward = get_or_404(Reward, reward_id)
     require_cities(changes.get("city_codes", ()))
-    if changes:
-        Reward.objects(pk=reward.pk).update_one(
-            **{f"set__{name}": value for name, value in changes.items()}
+    changes = dict(changes)
+    total, buckets = changes.pop("stock", None), changes.pop("stock_buckets", None)
+
+    def unit(session: ClientSession) -> None:
+        if changes:
+            Reward._get_collection().update_one(
+                {"_id": reward.pk}, {"$set": changes}, session=session
+            )
+        if total is None and buckets is None:
+            return
+        current = stock.read_with_stock(session, reward.pk)
+        assert current is not None
+        stock.set_stock(
+            session,
+            reward.pk,
+            current["stock_left"] if total is None else total,
+            buckets or stock.bucket_count(current),
         )
-        reward.reload()
-    log.info("reward_updated", reward_id=reward_id, changes=sorted(changes), by=admin.id)
-    return reward
+
+    # The stock is written where redemptions take their turns on it.
+    with one_at_a_time(reward.pk):
+        transaction(unit)
+    log.info(
+        "reward_updated",
+        reward_id=reward_id,
+        changes=sorted([*changes, *(["stock"] if total is not None else [])]),
+        by=admin.id,
+    )
+    return reward.reload()
 
 
-def lock_of(owner: Owner, reward: Reward, tier: str, now: datetime) -> str | None:
+def shown(reward: Reward, stock_left: int | None = None) -> dict[str, Any]:
+    """A reward as the API shows it: its live stock, wherever it is kept."""
+    document = compat.field_values(reward)
+    if stock_left is None:
+        stock_left = stock.live_stock([reward]).get(reward.pk, reward.stock)
+    return {**document, "stock": stock_left, "stock_buckets": reward.stock_buckets or 1}
+
+
+def lock_of(
+    owner: Owner, reward: Reward, tier: str, now: datetime, stock_left: int | None = None
+) -> str | None:
     """Why the owner cannot redeem the reward now, as the slug `redeem` would refuse with;
-    None when nothing stands in the way (but the owner's points and per-owner limit)."""
+    None when nothing stands in the way (but the owner's points and per-owner limit).
+    `stock_left`: the reward's live stock, when it keeps it in buckets."""
     if reward.city_codes and owner.city_code not in reward.city_codes:
         return errors.NotInCity.error
     if reward.city_codes and now < owner.city_held_since + CITY_TENURE:
         return errors.CityTooRecent.error
     if points_account.tier_rank(tier) < points_account.tier_rank(reward.min_tier):
         return errors.TierTooLow.error
-    if reward.stock < 1:
+    if (reward.stock if stock_left is None else stock_left) < 1:
         return errors.OutOfStock.error
     return None
 
@@ -91,15 +140,10 @@ def catalogue(
 ) -> dict[str, Any]:
     """A page of the active rewards offered in `city` (default: the owner's city), each
     with `redeemable` and, when it is not, `locked_reason`. Rewards above the owner's tier
-    are left out unless `include_locked`, so an app can show what a higher tier unlocks."""
+    are left out unless `include_locked`, so an app can show what a higher tier unlocks.
+    A page showing a reward whose stock is kept in buckets reads them too (one command)."""
     at = now or utcnow()
     tier = balances.tier_of(owner.pk, at)
-
-    def offer(reward: Reward) -> dict[str, Any]:
-        lock = lock_of(owner, reward, tier, at)
-        document = compat.field_values(reward)
-        return {**document, "redeemable": lock is None, **({"locked_reason": lock} if lock else {})}
-
     query = Reward.objects(
         active=True,
         __raw__={"$or": [{"city_codes": []}, {"city_codes": city or owner.city_code}]},
@@ -109,6 +153,14 @@ def catalogue(
             min_tier__in=points_account.TIER_NAMES[: points_account.tier_rank(tier) + 1]
         )
     page = paginate(query, cursor, limit)
+    live = stock.live_stock(page["items"])
+
+    def offer(reward: Reward) -> dict[str, Any]:
+        left = live.get(reward.pk, reward.stock)
+        lock = lock_of(owner, reward, tier, at, left)
+        document = shown(reward, left)
+        return {**document, "redeemable": lock is None, **({"locked_reason": lock} if lock else {})}
+
     page["items"] = [offer(reward) for reward in page["items"]]
     return page
 
@@ -116,7 +168,10 @@ def catalogue(
 def all_rewards(admin: Caller, cursor: str | None, limit: int) -> dict[str, Any]:
     """The whole catalogue, inactive rewards included, newest first (admins)."""
     admin.require_admin()
-    return paginate(Reward.objects, cursor, limit)
+    page = paginate(Reward.objects, cursor, limit)
+    live = stock.live_stock(page["items"])
+    page["items"] = [shown(reward, live.get(reward.pk, reward.stock)) for reward in page["items"]]
+    return page
 
 
 def redemption_for(by: Caller, redemption_id: str) -> Redemption:
@@ -130,6 +185,22 @@ class _KeyUsed(Exception):
     """The client's key already made a redemption (raised out of the transaction)."""
 
 
+@dataclass(frozen=True)
+class ThroughDrop:
+    """A redemption a drop allocated: the drop the reward is released through, the entry
+    that won (one redemption per entry, however often the drop's job runs) and the hold
+    that pays it (`loyalty.holds`; None: the points are taken as for any redemption)."""
+
+    drop_id: ObjectId
+    entry_id: ObjectId
+    hold: str | None = None
+
+
+# How many buckets each reward's stock was last seen in (a process's transactions on one
+# bucket take turns; 1 means the reward's own document).
+_buckets_seen: dict[ObjectId, int] = {}
+
+
 @changes_in_one_transaction
 def redeem(
     owner: Owner,
@@ -138,24 +209,32 @@ def redeem(
     *,
     client_key: str | None = None,
     now: datetime | None = None,
+    drop: ThroughDrop | None = None,
 ) -> Redemption:
     """Debit points and stock in one transaction; refusals are 409 with their slug.
 
-    Three reads (the reward, the account with its tier and per-reward counters, the lots it
-    spends) and one command carrying every write: the stock, the account, the lots, the
-    entry, the redemption and its domain event. The per-owner limit is a counter on the
-    account, not a count of the owner's redemptions.
+    Three reads (the reward with its stock buckets, the account with its tier and
+    per-reward counters, the lots it spends) and one command carrying every write: the
+    stock, the account, the lots, the entry, the redemption and its domain event. The
+    per-owner limit is a counter on the account, not a count of the owner's redemptions.
+    A reward released through a drop is redeemed only by its drop's job (`drop`).
     """
     now = now or utcnow()
     reward_oid = ledger.id_or_404(reward_id)
-    client_key = f"{owner.pk}:{client_key}" if client_key else None
+    if drop is not None:
+        client_key = f"drop:{drop.entry_id}"
+    else:
+        client_key = f"{owner.pk}:{client_key}" if client_key else None
+    preferred = random.randrange(stock.MAX_BUCKETS)
 
     def unit(session: ClientSession) -> Redemption:
-        rewards = Reward._get_collection()
         # By `_id` alone (see `app.auth.load_caller`), `active` checked here.
-        reward = rewards.find_one({"_id": reward_oid}, session=session)
+        reward = stock.read_with_stock(session, reward_oid)
         if reward is None or not reward.get("active"):
             raise NotFound(message="Reward not found.")
+        _buckets_seen[reward_oid] = stock.bucket_count(reward)
+        if reward.get("drop_id") and (drop is None or drop.drop_id != reward["drop_id"]):
+            raise errors.DropOnly(drop_id=str(reward["drop_id"]))
         if reward.get("city_codes") and owner.city_code not in reward["city_codes"]:
             raise errors.NotInCity()
         eligible_from = owner.city_held_since + CITY_TENURE
@@ -169,14 +248,11 @@ def redeem(
         limit = reward.get("per_owner_limit")
         if limit and account.redeemed(reward_oid) + quantity > limit:
             raise errors.LimitReached()
-        if reward["stock"] < quantity:
+        if reward["stock_left"] < quantity:
             raise errors.OutOfStock()
         writes = batch(session)
-        writes.update(
-            rewards,
-            {"_id": reward_oid, "stock": {"$gte": quantity}},
-            {"$inc": {"stock": -quantity}},
-            refusal=errors.OutOfStock(),
+        stock.take(
+            session, reward, quantity, preferred % stock.bucket_count(reward), errors.OutOfStock()
         )
         redemption_id = ObjectId()
         points = reward["cost"] * quantity
@@ -190,6 +266,7 @@ def redeem(
                 f"Redeemed {reward['title']}",
                 {"rule": "redemption", "type": "redemption", "id": str(redemption_id)},
                 owner.city_code,
+                hold=drop.hold if drop is not None else None,
             ),
             now,
             account=account,
@@ -211,6 +288,8 @@ def redeem(
         }
         if client_key:
             document["client_key"] = client_key
+        if drop is not None:
+            document["drop_id"] = drop.drop_id
         writes.insert(Redemption._get_collection(), document, duplicate=_KeyUsed())
         record_event(
             session,
@@ -225,7 +304,7 @@ def redeem(
         return compat.from_son(Redemption, document)
 
     try:
-        with one_at_a_time(reward_oid):
+        with one_at_a_time(turn(reward_oid, _buckets_seen.get(reward_oid, 1), preferred)):
             redemption = transaction(unit, answers_request=True)
     except _KeyUsed:
         # A retry with the client's key after its idempotency record expired: the
@@ -257,11 +336,11 @@ def cancel_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
         )
         if cancelled is None:
             raise errors.RedemptionNotPending(message="Only a pending redemption can be cancelled.")
-        Reward._get_collection().update_one(
-            {"_id": cancelled["reward_id"]},
-            {"$inc": {"stock": cancelled["quantity"]}},
-            session=session,
+        reward = Reward._get_collection().find_one(
+            {"_id": cancelled["reward_id"]}, {"stock_buckets": 1}, session=session
         )
+        if reward is not None:
+            stock.give_back(session, reward, cancelled["quantity"], redemption.pk)
         debit = LedgerEntry._get_collection().find_one(
             {"_id": cancelled["entry_id"]}, session=session
         )
@@ -315,3 +394,79 @@ def fulfil_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
         raise errors.RedemptionNotPending(message="Only a pending redemption can be fulfilled.")
     log.info("redemption_fulfilled", redemption_id=redemption_id, by=by.id)
     return redemption.reload()
+
+
+# --- drops: a reward released to many owners at once (the drops domain runs them) ---------
+
+
+@dataclass(frozen=True)
+class RewardTerms:
+    """What a drop reads of the reward it releases."""
+
+    id: ObjectId
+    title: str
+    cost: int
+    stock_left: int
+    per_owner_limit: int | None
+    min_tier: str
+    city_codes: list[str]
+    active: bool
+    drop_id: ObjectId | None
+
+
+def reward_terms(reward_id: Any, session: ClientSession | None = None) -> RewardTerms | None:
+    """The reward's terms in the caller's transaction (None: no such reward)."""
+    oid = object_id(reward_id)
+    reward = stock.read_with_stock(session, oid) if oid else None
+    if reward is None:
+        return None
+    return RewardTerms(
+        id=reward["_id"],
+        title=reward["title"],
+        cost=reward["cost"],
+        stock_left=reward["stock_left"],
+        per_owner_limit=reward.get("per_owner_limit"),
+        min_tier=reward.get("min_tier") or points_account.TIER_NAMES[0],
+        city_codes=list(reward.get("city_codes") or []),
+        active=bool(reward.get("active")),
+        drop_id=reward.get("drop_id"),
+    )
+
+
+def reserve_for_drop(session: ClientSession, reward_id: ObjectId, drop_id: ObjectId) -> bool:
+    """Release the reward through the drop alone from now on (direct redemptions answer
+    409 `drop_only`), in the drop's transaction; False when it is inactive or in a drop."""
+    return bool(
+        Reward._get_collection()
+        .update_one(
+            {"_id": reward_id, "active": True, "drop_id": None},
+            {"$set": {"drop_id": drop_id}},
+            session=session,
+        )
+        .matched_count
+    )
+
+
+def release_from_drop(reward_id: ObjectId, drop_id: ObjectId) -> None:
+    """The drop is decided: what stock it left is redeemable by anyone again."""
+    Reward._get_collection().update_one(
+        {"_id": reward_id, "drop_id": drop_id}, {"$unset": {"drop_id": ""}}
+    )
+
+
+def drop_entry_refusal(
+    owner: Owner, city_codes: list[str], min_tier: str, points: int, now: datetime
+) -> str | None:
+    """Why the owner may not enter a drop of a reward with these terms, as the slug a
+    redemption would be refused with; None when nothing stands in the way. One read: the
+    owner's points account (its tier, and its balance less what it holds)."""
+    if city_codes and owner.city_code not in city_codes:
+        return errors.NotInCity.error
+    if city_codes and now < owner.city_held_since + CITY_TENURE:
+        return errors.CityTooRecent.error
+    account = points_account.Account(owner.pk, balances.current_account(owner.pk, now))
+    if points_account.tier_rank(account.tier.name) < points_account.tier_rank(min_tier):
+        return errors.TierTooLow.error
+    if account.spendable() < points:
+        return errors.InsufficientPoints.error
+    return None

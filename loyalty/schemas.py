@@ -7,6 +7,7 @@ from app.web import PageArgsSchema, Schema, StrictInteger, sometimes_absent
 from loyalty.models import ENTRY_KINDS, FULFILLMENTS, REDEMPTION_STATUSES, RUN_STATUSES
 from loyalty.points_account import TIER_NAMES
 from loyalty.rules import CAP_PERIODS, EVENT_POINTS_CEILING
+from loyalty.stock import MAX_BUCKETS as MAX_STOCK_BUCKETS
 
 # The most points one movement (an adjustment, a partner credit, one earning) may carry.
 MAX_POINTS = 1_000_000
@@ -37,6 +38,12 @@ class PointsSchema(Schema):
     expiring = fields.List(
         fields.Nested(ExpiringSchema),
         metadata={"description": "Points expiring in the next 90 days"},
+    )
+    held = fields.Integer(
+        metadata={
+            "description": "Part of the balance held for entries in drops' draws: not"
+            " spendable until the draw spends or releases it"
+        }
     )
 
 
@@ -115,6 +122,13 @@ class RewardSchema(Schema):
     description = fields.String(allow_none=True)
     cost = fields.Integer()
     stock = fields.Integer()
+    stock_buckets = fields.Integer(
+        metadata={"description": "How many documents the stock is split over (1: one)"}
+    )
+    drop_id = fields.String(
+        allow_none=True,
+        metadata={"description": "The drop it is released through while that runs"},
+    )
     per_owner_limit = fields.Integer(allow_none=True)
     min_tier = fields.String(validate=validate.OneOf(TIER_NAMES))
     city_codes = fields.List(fields.String())
@@ -149,6 +163,14 @@ class RewardFieldsSchema(Schema):
     description = Text(2000, multiline=True, blank=True, allow_none=True)
     cost = StrictInteger(validate=validate.Range(min=1, max=MAX_COST))
     stock = StrictInteger(validate=validate.Range(min=0, max=MAX_STOCK))
+    stock_buckets = StrictInteger(
+        validate=validate.Range(min=1, max=MAX_STOCK_BUCKETS),
+        metadata={
+            "description": "Split the stock over this many documents, so that many owners"
+            " redeeming at once do not queue on one (a flagship launch: 16); 1 keeps it on"
+            " the reward"
+        },
+    )
     per_owner_limit = StrictInteger(
         allow_none=True, validate=validate.Range(min=1, max=MAX_PER_OWNER)
     )

@@ -27,8 +27,9 @@ from events.domain_events import (
     EventAttended,
     FeedbackGiven,
 )
-from loyalty import content_points, expiry, reconciliation, rules
+from loyalty import bulk_credits, content_points, expiry, reconciliation, rules
 from loyalty.domain_events import (
+    BULK_CREDIT_REQUESTED,
     RECONCILIATION_REQUESTED,
     STATEMENT_RECEIVED,
     StatementReceived,
@@ -113,6 +114,23 @@ def start_reconciliation(event: DomainEvent[NoPayload], session: None) -> None:
     # A run can outlast the domain-event actor's time limit and must not be one
     # transaction: hand it to its own actor. A second delivery finds the run claimed.
     reconcile.send(event.subject_id)
+
+
+@handles(BULK_CREDIT_REQUESTED, name="loyalty.start_bulk_credit", transactional=False)
+def start_bulk_credit(event: DomainEvent[NoPayload], session: None) -> None:
+    # A large file outlasts the domain-event actor's time limit: its own actor applies it.
+    apply_bulk_credit.send(event.subject_id)
+
+
+@dramatiq.actor(
+    actor_name="points.apply_bulk_credit",
+    queue_name="loyalty",
+    max_retries=3,
+    time_limit=6 * 3600_000,
+)
+def apply_bulk_credit(job_id: str) -> None:
+    """Apply an admin's bulk credit, line by line; a redelivery resumes where it stopped."""
+    bulk_credits.apply(job_id)
 
 
 @dramatiq.actor(

@@ -10,6 +10,8 @@ push leaves (from a worker) only once the transaction committed. The one excepti
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,9 +21,9 @@ from flask import current_app
 from mongoengine.queryset import QuerySet
 from pymongo.client_session import ClientSession
 
-from accounts.services import active_owner, city_timezone
+from accounts.services import ActiveOwner, active_owner, active_owners, city_timezone
 from app.clock import utcnow
-from app.db import get_or_404
+from app.db import batch, get_or_404
 from app.outbox import DomainEvent, record_event
 from notifications.domain_events import PUSH_REQUESTED, PushRequested
 from notifications.models import (
@@ -94,22 +96,12 @@ def notify(
     channels = preferences(owner.id, session)[kind]
     if not (channels["in_app"] or channels["push"]):
         return False
-    title, body = render(template, owner.locale or "zh-CN", params)
+    message = _Message(owner, kind, template, params)
     notification_id = None
     if channels["in_app"]:
         result = Notification._get_collection().update_one(
             {"dedupe_key": dedupe_key},
-            {
-                "$setOnInsert": {
-                    "user_id": owner.id,
-                    "kind": kind,
-                    "template": template,
-                    "title": title,
-                    "body": body,
-                    "data": params,
-                    "created_at": utcnow(),
-                }
-            },
+            {"$setOnInsert": message.inbox_entry()},
             upsert=True,
             session=session,
         )
@@ -119,14 +111,109 @@ def notify(
     elif not _claim_push(owner.id, dedupe_key, session):
         return False
     if channels["push"]:
+        message.request_push(session, dedupe_key, notification_id)
+    return True
+
+
+@dataclass
+class _Message:
+    """One notification to one owner (their locale and city read with them)."""
+
+    owner: ActiveOwner
+    kind: str
+    template: str
+    params: dict[str, Any]
+    rendered: tuple[str, str] | None = None
+
+    @property
+    def text(self) -> tuple[str, str]:
+        if self.rendered is None:
+            self.rendered = render(self.template, self.owner.locale or "zh-CN", self.params)
+        return self.rendered
+
+    def inbox_entry(self) -> dict[str, Any]:
+        title, body = self.text
+        return {
+            "user_id": self.owner.id,
+            "kind": self.kind,
+            "template": self.template,
+            "title": title,
+            "body": body,
+            "data": self.params,
+            "created_at": utcnow(),
+        }
+
+    def request_push(
+        self, session: ClientSession | None, dedupe_key: str, notification_id: str | None
+    ) -> None:
+        """Record the push for the workers, in the caller's transaction."""
+        title, body = self.text
         record_event(
             session,
             PUSH_REQUESTED,
-            PushRequested(str(owner.id), kind, title, body, dict(params), notification_id),
+            PushRequested(
+                str(self.owner.id), self.kind, title, body, dict(self.params), notification_id
+            ),
             subject_id=dedupe_key,
-            city_code=owner.city_code,
+            city_code=self.owner.city_code,
         )
-    return True
+
+
+def notify_many(
+    session: ClientSession,
+    user_ids: Collection[ObjectId],
+    kind: str,
+    template: str,
+    params: dict[str, Any],
+    dedupe_prefix: str,
+) -> int:
+    """`notify` for many owners at once (a drop's losers), inside a unit of
+    `app.db.transaction`: the owners and their preferences are read in two commands, and
+    the inbox entries and push requests join the unit's one command of writes, whatever
+    their number. Each owner's notice is keyed `<dedupe_prefix>:<owner id>`, so a prefix
+    must name one cause. Returns how many owners it reached."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown notification kind {kind!r}")
+    owners = active_owners(user_ids, session)
+    chosen = {
+        stored["_id"]: stored.get("channels") or {}
+        for stored in NotificationPreferences._get_collection().find(
+            {"_id": {"$in": list(owners)}}, session=session
+        )
+    }
+    writes = batch(session)
+    rendered: dict[str, tuple[str, str]] = {}
+    reached = 0
+    for owner_id, owner in owners.items():
+        channels = {**DEFAULT_PREFERENCES[kind], **chosen.get(owner_id, {}).get(kind, {})}
+        if not (channels["in_app"] or channels["push"]):
+            continue
+        locale = owner.locale or "zh-CN"
+        message = _Message(owner, kind, template, params, rendered.get(locale))
+        rendered[locale] = message.text  # rendered once per locale, not per owner
+        dedupe_key = f"{dedupe_prefix}:{owner_id}"
+        notification_id = None
+        if channels["in_app"]:
+            notification_id = ObjectId()
+            writes.update(
+                Notification._get_collection(),
+                {"dedupe_key": dedupe_key},
+                {"$setOnInsert": {"_id": notification_id, **message.inbox_entry()}},
+                upsert=True,
+            )
+        else:
+            writes.update(
+                PushRequest._get_collection(),
+                {"_id": dedupe_key},
+                {"$setOnInsert": {"user_id": owner_id, "created_at": utcnow()}},
+                upsert=True,
+            )
+        if channels["push"]:
+            message.request_push(
+                session, dedupe_key, str(notification_id) if notification_id else None
+            )
+        reached += 1
+    return reached
 
 
 def _claim_push(user_id: ObjectId, dedupe_key: str, session: ClientSession | None) -> bool:

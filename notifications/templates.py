@@ -52,6 +52,27 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "A place came free: you are confirmed for {title}, {starts_at} at {venue}.",
         ),
     },
+    # A drop's outcome, told to each entrant once their entry is decided (`drops`).
+    "drop_won": {
+        "zh-CN": ("抢到了", "您参与的「{title}」抢购中选了，请在「我的」中查看。"),
+        "en": ("You got it", "Your entry in the drop of {title} won: see it in your account."),
+    },
+    "drop_lost": {
+        "zh-CN": ("未中选", "「{title}」已全部发放，您的参与未中选，为此冻结的积分已释放。"),
+        "en": (
+            "Not this time",
+            "The drop of {title} is all given out and your entry did not win; any points"
+            " held for it are yours again.",
+        ),
+    },
+    "drop_refused": {
+        "zh-CN": ("参与未生效", "您在「{title}」中的参与未能生效（{reason}），名额已顺延。"),
+        "en": (
+            "Entry not served",
+            "Your entry in the drop of {title} could not be served ({reason}); its place"
+            " passed on.",
+        ),
+    },
     "event_reminder_24h": {
         "zh-CN": ("活动明天开始", "「{title}」将于 {starts_at} 在 {venue} 开始。"),
         "en": ("Your event is tomorrow", "{title} starts {starts_at} at {venue}."),
@@ -67,6 +88,10 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
     "moderation_action": {
         "zh-CN": ("社区管理通知", "管理员对您的内容或账号执行了操作（{action}）：{reason}"),
         "en": ("Community moderation", "A moderator took an action ({action}): {reason}"),
+    },
+    "moderation_undone": {
+        "zh-CN": ("管理操作已撤销", "此前对您的内容或账号的操作（{action}）已撤销：{reason}"),
+        "en": ("Moderation undone", "The earlier action ({action}) was undone: {reason}"),
     },
     "report_resolved": {
         "zh-CN": ("举报处理结果", "您的举报已处理（{outcome}）：{reason}"),

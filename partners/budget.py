@@ -91,17 +91,25 @@ def _move(
 # --- admins ------------------------------------------------------------------------------
 
 
-def allocate(admin: Caller, partner_id: str, month: str, points: int) -> dict[str, Any]:
-    """Add `points` to the partner's month (a month of its contract), for an admin."""
+def allocate(
+    admin: Caller, partner_id: str, month: str, points: int, key: str | None = None
+) -> dict[str, Any]:
+    """Add `points` to the partner's month (a month of its contract), for an admin. With
+    `key` (a console form's), the same allocation sent again adds nothing."""
     admin.require_admin()
     partner = get_or_404(CityPartner, partner_id)
-    add_allocation(partner, month, points, admin.user.pk)
+    once_key = f"allocate:{admin.id}:{key}" if key else None
+    add_allocation(partner, month, points, admin.user.pk, once_key)
     log.info("budget_allocated", city_partner_id=partner_id, month=month, points=points)
     return summary(partner.pk, month)
 
 
 def add_allocation(
-    partner: CityPartner, month: str, points: int, actor_id: ObjectId | None = None
+    partner: CityPartner,
+    month: str,
+    points: int,
+    actor_id: ObjectId | None = None,
+    once_key: str | None = None,
 ) -> None:
     """The allocation itself (no role check: the demo seed calls this)."""
     if not partner.contract_start[:7] <= month <= partner.contract_end[:7]:
@@ -116,10 +124,18 @@ def add_allocation(
         )
 
     def unit(session: ClientSession) -> None:
+        entries = CityPartnerBudgetEntry._get_collection()
+        if once_key and entries.find_one({"once_key": once_key}, {"_id": 1}, session=session):
+            return
         _move(session, partner.pk, month, {"allocated": points, "left": points})
-        _entry(session, partner.pk, month, ALLOCATE, points, actor_id=actor_id)
+        _entry(session, partner.pk, month, ALLOCATE, points, actor_id=actor_id, once_key=once_key)
 
-    transaction(unit)
+    try:
+        transaction(unit)
+    except DuplicateKeyError:
+        if once_key is None:
+            raise
+        # The same key committed by a concurrent request: that one allocated.
 
 
 # --- events ------------------------------------------------------------------------------

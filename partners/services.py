@@ -314,6 +314,21 @@ def leaders(partner: CityPartner) -> list[dict[str, Any]]:
     ]
 
 
+def leader_counts(partner_ids: list[ObjectId]) -> dict[ObjectId, int]:
+    """How many circle leaders work for each partner now, in one read."""
+    counts: dict[ObjectId, int] = dict.fromkeys(partner_ids, 0)
+    if not partner_ids:
+        return counts
+    for row in CityPartnerLeader._get_collection().aggregate(
+        [
+            {"$match": {"city_partner_id": {"$in": partner_ids}, "detached_at": None}},
+            {"$group": {"_id": "$city_partner_id", "leaders": {"$sum": 1}}},
+        ]
+    ):
+        counts[row["_id"]] = row["leaders"]
+    return counts
+
+
 def partner_details(partner: CityPartner) -> dict[str, Any]:
     return {
         **describe(partner),

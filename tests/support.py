@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import requests
 from pymongo import monitoring
 
 from accounts import roles, services, sessions
@@ -38,6 +39,27 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def post_as_a_client_would(
+    session: requests.Session,
+    url: str,
+    key: str,
+    headers: dict[str, str],
+    json: Any = None,
+    attempts: int = 5,
+) -> requests.Response:
+    """POST as the API guide tells clients to: with an `Idempotency-Key`, and sent again
+    with it after `Retry-After` when the answer is 503 (a request past its database budget,
+    which a loaded machine reaches under many concurrent requests)."""
+    for _ in range(attempts):
+        response = session.post(
+            url, headers={**headers, "Idempotency-Key": key}, json=json, timeout=120
+        )
+        if response.status_code != 503:
+            break
+        time.sleep(int(response.headers["Retry-After"]))
+    return response
 
 
 # Connection set-up and clean-up, not round trips a code path chose to make.

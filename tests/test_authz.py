@@ -17,8 +17,10 @@ from accounts.models import AMBASSADOR, CIRCLE_LEADER, RoleGrant, User
 from accounts.ownership import add_vehicle
 from app.auth import load_caller
 from app.clock import utcnow
-from community import clubs, posts, words
+from community import clubs, moderation, posts, words
 from community.models import APPROVAL, CITY_CLUB
+from drops.entries import enter
+from drops.launch import create_drop
 from events import registration
 from events import services as events
 from events.models import ATTENDED, COMPLETED, Event, FollowUp, Registration
@@ -162,6 +164,7 @@ def build_world() -> World:
         **_community(people),
         **_partners(people),
         **_ecosystem_partner(people, admin),
+        **_drops(people),
     }
     world = World(people, ids)
     # The moderator paths name an active member; the membership paths, the applicant.
@@ -248,6 +251,34 @@ def _ecosystem_partner(people: dict[str, Person], admin: Any) -> dict[str, str]:
     }
 
 
+def _drops(people: dict[str, Person]) -> dict[str, str]:
+    """An open drop of an SZ event's seats, which the owner entered."""
+    leader = load_caller(people[LEADER].user.pk)
+    starts_at = utcnow() + timedelta(days=2)
+    event = events.create_event(
+        leader,
+        city_code="SZ",
+        title="Launch night",
+        venue="Brand space",
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(hours=2),
+        capacity=10,
+        points_reward=0,  # SZ's partner has no budget in this world
+    )
+    events.publish_event(leader, str(event.pk))
+    drop = create_drop(
+        leader,
+        target_type="event",
+        target_id=str(event.pk),
+        opens_at=utcnow(),
+        closes_at=utcnow() + timedelta(hours=1),
+        quantity=5,
+        mode="draw",
+    )
+    enter(load_caller(people[OWNER].user.pk), str(drop.pk))
+    return {"drop_id": str(drop.pk)}
+
+
 def _community(people: dict[str, Person]) -> dict[str, str]:
     """A city club of SZ that approves its members: the owner and the moderator active,
     an applicant pending; the owner's post and comment; a listed word."""
@@ -271,12 +302,19 @@ def _community(people: dict[str, Person]) -> dict[str, str]:
     # Letters only, and a world of its own each time (a DELETE may need a second).
     suffix = "".join(chr(ord("a") + int(digit)) for digit in str(next(_numbers)))
     word = words.add_word(acting(people[ADMIN]), f"forbidden{suffix}")
+    # A decision of the ambassador's, for the path that undoes it.
+    kept = moderation.take_action(
+        acting(people[AMBASSADOR_CALLER]), "comment", str(comment.pk), "keep", "Fine"
+    )
     return {
         "club_id": club_id,
         "user_id": applicant.id,
         "post_id": str(post.pk),
         "comment_id": str(comment.pk),
         "word_id": str(word.pk),
+        "target_type": "post",
+        "target_id": str(post.pk),
+        "action_id": str(kept.pk),
     }
 
 
@@ -352,6 +390,14 @@ def body_for(operation: str, world: World) -> dict[str, Any] | None:
             "reason": "Off topic",
         },
         "POST /api/v1/admin/sensitive-words": {"word": "anotherword"},
+        "POST /api/v1/admin/sensitive-words/test": {"text": "Is this fine?"},
+        "POST /api/v1/moderation/actions/{action_id}/undo": {},
+        "POST /api/v1/moderation/bulk-actions": {
+            "target_type": "post",
+            "action": "keep",
+            "reason": "Fine",
+            "items": [{"target_id": world.ids["post_id"]}],
+        },
         "POST /api/v1/admin/city-partners": {
             "name": "CD Motors",
             "contact": "ops@cdmotors.example.com",
@@ -374,6 +420,14 @@ def body_for(operation: str, world: World) -> dict[str, Any] | None:
         },
         "POST /api/v1/admin/partners/{ecosystem_partner_id}/settlement/close": {
             "month": (utcnow().replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+        },
+        "POST /api/v1/admin/drops": {
+            "target_type": "event",
+            "target_id": world.ids["event_id"],
+            "opens_at": utcnow().isoformat(),
+            "closes_at": (utcnow() + timedelta(minutes=30)).isoformat(),
+            "quantity": 2,
+            "mode": "first_come",
         },
     }
     return bodies.get(operation)

@@ -32,10 +32,12 @@ from accounts import ownership
 from app.auth import load_caller
 from app.clock import utcnow
 from app.db import transaction
-from community import clubs, posts, words
+from community import clubs, moderation, posts, words
+from drops.launch import create_drop
 from events import registration
 from events import services as events
 from loyalty import partner_systems, reconciliation, rewards, rules
+from loyalty.models import Reward
 from notifications.models import Notification
 from notifications.services import notify
 from tests.support import Person, make_city, make_person
@@ -111,6 +113,18 @@ def world(app) -> World:
     post = posts.publish_post(owner, str(club.pk), "Sunrise run to Dameisha", [])
     comment = posts.add_comment(owner, str(post.pk), "Count me in")
     word = words.add_word(admin, "scam")
+    kept = moderation.take_action(
+        load_caller(people["ambassador"].id), "comment", str(comment.pk), "keep", "Fine"
+    )
+    drop = create_drop(
+        admin,
+        target_type="reward",
+        target_id=str(Reward(title="Cap", cost=100, stock=50, fulfillment="digital").save().pk),
+        opens_at=utcnow(),
+        closes_at=utcnow() + timedelta(hours=1),
+        quantity=5,
+        mode="draw",
+    )
     return World(
         people,
         {
@@ -128,8 +142,12 @@ def world(app) -> World:
             "post_id": str(post.pk),
             "comment_id": str(comment.pk),
             "word_id": str(word.pk),
+            "target_type": "post",
+            "target_id": str(post.pk),
+            "action_id": str(kept.pk),
             "entry_id": str(earned["_id"]),
             "notification_id": str(Notification.objects(user_id=owner.user.pk).first().pk),
+            "drop_id": str(drop.pk),
         },
     )
 

@@ -17,6 +17,14 @@
         if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
       });
     });
+    // The review desk's "select all": every checkbox the selector names follows it.
+    document.querySelectorAll("[data-select-all]").forEach(function (all) {
+      all.addEventListener("change", function () {
+        document.querySelectorAll(all.getAttribute("data-select-all")).forEach(function (box) {
+          box.checked = all.checked;
+        });
+      });
+    });
     document.querySelectorAll("[data-autosubmit]").forEach(function (field) {
       field.addEventListener("change", function () { field.form.submit(); });
     });

@@ -16,6 +16,7 @@ from tests.conftest import ROOT
 DOMAIN_PACKAGES = {
     "accounts",
     "community",
+    "drops",
     "events",
     "loyalty",
     "notifications",

@@ -80,6 +80,7 @@ def test_each_status_lists_the_slugs_its_view_may_answer(spec):
     assert refusals(spec, register, 409) == {
         "already_registered": "AlreadyRegistered",
         "registration_closed": "RegistrationClosed",
+        "drop_only": "DropOnly",
     }
     assert set(refusals(spec, register, 403)) == {"account_banned", "not_verified_owner"}
     assert set(refusals(spec, register, 404)) == {"not_found"}  # an id in the path

@@ -3,6 +3,7 @@ the services) and the browser harness (tests/consoles/browser.py)."""
 
 from __future__ import annotations
 
+from tests.community.conftest import make_club
 from tests.consoles.browser import (
     browser,
     console_url,
@@ -16,6 +17,7 @@ __all__ = [
     "browser",
     "console_url",
     "leader",
+    "make_club",
     "make_event",
     "playwright_driver",
     "screenshot",

@@ -12,7 +12,7 @@ from accounts import sessions
 from app.clock import utcnow
 from partners.budget import add_allocation
 from partners.services import contract_partner
-from tests.support import Person, within_budget
+from tests.support import Person, make_city, within_budget
 
 CONSOLE = "/console"
 _CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -50,6 +50,19 @@ def page_within_budget(client: Any, path: str, budget: int, status: int = 200) -
     page.commands = len(commands)
     page.command_names = commands.names
     return page
+
+
+def cd_partner(name: str = "CD Motors", days_running: int = 10) -> Any:
+    """A partner running CD (made if missing) for the last `days_running` days."""
+    make_city("CD")
+    today = utcnow().date()
+    return contract_partner(
+        name=name,
+        contact="ops@cd.example.com",
+        city_code="CD",
+        contract_start=today - timedelta(days=days_running),
+        contract_end=today + timedelta(days=300),
+    )
 
 
 def sz_partner(points: int = 20_000) -> Any:

@@ -86,3 +86,23 @@ def test_a_door_scan_with_its_nonce_and_the_same_scan_again(client, leader, make
     with within_budget(CHECK_IN_AGAIN):
         again = client.post(path, headers=leader.headers, json=body)
     assert again.status_code == 201 and again.json == first.json
+
+
+def test_a_split_event_costs_its_registration_nothing_more_and_its_page_one_read(
+    client, make_event
+):
+    """The event and its seat buckets are one read (a `$lookup`) and the bucket's claim
+    rides in the one command of writes; its page reads the buckets to add its free seats."""
+    event = make_event(capacity=10, seat_buckets=16)
+    first, owner = many_owners(2)
+    client.post(f"{API}/events/{event.pk}/registrations", headers=first.headers)
+    with within_budget(REGISTRATION):
+        answer = client.post(
+            f"{API}/events/{event.pk}/registrations",
+            headers={**owner.headers, "Idempotency-Key": "split"},
+        )
+    assert answer.status_code == 201 and answer.json["status"] == "confirmed"
+    client.get(f"{API}/events/{event.pk}", headers=owner.headers)  # the time zones, once
+    with within_budget(EVENT_PAGE + 1):
+        page = client.get(f"{API}/events/{event.pk}", headers=owner.headers)
+    assert page.json["seats_left"] == 8

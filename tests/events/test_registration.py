@@ -4,7 +4,6 @@ Idempotency-Key and concurrent bursts."""
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -17,7 +16,7 @@ from app.outbox import OutboxEvent
 from events import listings, registration
 from events.models import CANCELLED, CONFIRMED, WAITLISTED, Event, Registration
 from tests.events.conftest import API, as_caller, many_owners, register, register_all, statuses
-from tests.support import make_person
+from tests.support import make_person, post_as_a_client_would
 
 
 def test_seats_then_waitlist_positions_in_order(make_event):
@@ -218,20 +217,14 @@ def test_two_hundred_concurrent_registrations_fill_capacity_exactly(live_server,
     answers = []
 
     def attempt(person):
-        # As the API guide tells clients: a 503 (past the request's database budget, which a
-        # loaded machine can reach) is sent again with its key after Retry-After.
-        headers = {**person.headers, "Idempotency-Key": f"register-{person.user.pk}"}
         with requests.Session() as session:
             barrier.wait(30)
-            for _ in range(5):
-                response = session.post(
-                    f"{live_server}{API}/events/{event.pk}/registrations",
-                    headers=headers,
-                    timeout=120,
-                )
-                if response.status_code != 503:
-                    break
-                time.sleep(int(response.headers["Retry-After"]))
+            response = post_as_a_client_would(
+                session,
+                f"{live_server}{API}/events/{event.pk}/registrations",
+                f"register-{person.user.pk}",
+                person.headers,
+            )
             answers.append((response.status_code, response.json()))
 
     threads = [threading.Thread(target=attempt, args=(person,)) for person in people]

@@ -106,3 +106,19 @@ def test_a_partner_credit(client, admin):
     with within_budget(PARTNER_CREDIT) as commands:
         credit = partner.post(client, "/partner/points/credits", body)
     assert credit.status_code == 201, (credit.json, commands.names)
+
+
+def test_redeeming_a_reward_whose_stock_is_split_costs_the_same(client, admin):
+    """The reward and its stock buckets are one read (a `$lookup`), the bucket's decrement
+    rides in the one command of writes: no round trip more than a reward's own stock."""
+    owner = owner_with_history()
+    reward = rewards.create_reward(
+        admin.caller,
+        {"title": "Cap", "cost": 100, "stock": 40, "stock_buckets": 16, "fulfillment": "digital"},
+    )
+    headers = {**owner.headers, "Idempotency-Key": "redeem-split"}
+    with within_budget(REDEMPTION):
+        answer = client.post(
+            f"{API}/redemptions", json={"reward_id": str(reward.pk)}, headers=headers
+        )
+    assert answer.status_code == 201, answer.json

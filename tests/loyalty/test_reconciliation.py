@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from loyalty import (
     adjustments,
+    holds,
     reconciliation,
     rewards,
 )
@@ -70,3 +71,15 @@ def test_reconciliation_repairs_a_spend_from_past_a_lot_with_points(app):
     assert [drift["stale_figures"] for drift in run.drifts] == [["spend_from"]]
     assert PointsAccount.objects.get(pk=owner.user.pk).spend_from == first.expires_at
     assert assert_invariants(owner.id) == 200
+
+
+def test_reconciliation_repairs_a_held_figure_its_holds_do_not_add_up_to(app):
+    owner, holding = make_person("SZ"), make_person("SZ")
+    earn(owner.id, 300)
+    earn(holding.id, 300)
+    holds.hold_points([holds.Hold(holding.user.pk, "drop:one", 200)])
+    PointsAccount.objects(pk=owner.user.pk).update_one(set__held=50)
+    run = reconciliation.run_reconciliation()
+    assert [(d["account_id"], d["stale_figures"]) for d in run.drifts] == [(owner.id, ["held"])]
+    assert PointsAccount.objects.get(pk=owner.user.pk).held == 0
+    assert PointsAccount.objects.get(pk=holding.user.pk).held == 200

@@ -3,6 +3,7 @@ may read one, and real concurrent redemptions of one reward and on one account."
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +14,7 @@ import requests
 from loyalty import reconciliation
 from loyalty.models import LedgerEntry, Redemption, Reward
 from tests.loyalty.conftest import assert_invariants, earn, make_reward
-from tests.support import make_person
+from tests.support import make_person, post_as_a_client_would
 
 
 def test_redeem_fulfil_and_cancel_over_http(client, admin):
@@ -157,6 +158,7 @@ def test_twenty_threads_earning_and_redeeming_on_one_account(live_server, admin)
 
     def worker(seed: int) -> None:
         rng = random.Random(seed)
+        sent = itertools.count()
         mine: list[str] = []
         session = requests.Session()
         for _ in range(8):
@@ -166,11 +168,12 @@ def test_twenty_threads_earning_and_redeeming_on_one_account(live_server, admin)
                 earn(owner.id, points)
                 change(points)
             elif action == "redeem":
-                answer = session.post(
+                answer = post_as_a_client_would(
+                    session,
                     f"{live_server}/api/v1/redemptions",
-                    headers=owner.headers,
-                    json={"reward_id": str(reward.pk)},
-                    timeout=120,
+                    f"redeem-{seed}-{next(sent)}",
+                    owner.headers,
+                    {"reward_id": str(reward.pk)},
                 )
                 assert answer.status_code in (201, 409), answer.text
                 if answer.status_code == 201:
@@ -179,19 +182,21 @@ def test_twenty_threads_earning_and_redeeming_on_one_account(live_server, admin)
                 else:
                     assert answer.json()["error"] == "insufficient_points"
             elif action == "cancel" and mine:
-                answer = session.post(
+                answer = post_as_a_client_would(
+                    session,
                     f"{live_server}/api/v1/redemptions/{mine.pop()}/cancel",
-                    headers=owner.headers,
-                    timeout=120,
+                    f"cancel-{seed}-{next(sent)}",
+                    owner.headers,
                 )
                 assert answer.status_code == 200, answer.text
                 change(30)
             elif action == "debit":
-                answer = session.post(
+                answer = post_as_a_client_would(
+                    session,
                     f"{live_server}/api/v1/admin/points/adjustments",
-                    headers=admin.headers,
-                    timeout=120,
-                    json={"user_id": owner.id, "amount": -7, "reason": "x"},
+                    f"debit-{seed}-{next(sent)}",
+                    admin.headers,
+                    {"user_id": owner.id, "amount": -7, "reason": "x"},
                 )
                 assert answer.status_code in (201, 409), answer.text
                 if answer.status_code == 201:

@@ -177,3 +177,22 @@ def test_leaders_of_another_partner_see_no_budget(client, admin, make_partner):
     make_partner("GZ")
     answer = client.get(f"{API}/city-partners/{partner.pk}/budget", headers=other.headers)
     assert answer.status_code == 404
+
+
+def test_an_allocation_with_a_service_key_is_made_once(admin, make_partner):
+    """The console's form carries a key of its own: sent twice, or twice at once, one
+    allocation."""
+    partner = make_partner()
+    month = this_month()
+    who = as_caller(admin)
+
+    def send(_):
+        return budget.allocate(who, str(partner.pk), month, 700, key="form-1")
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(send, range(4)))
+    assert {answer["allocated"] for answer in answers} <= {700}
+    budget.allocate(who, str(partner.pk), month, 700, key="form-1")
+    assert budget.summary(partner.pk, month)["allocated"] == 700
+    budget.allocate(who, str(partner.pk), month, 300, key="form-2")
+    assert budget.summary(partner.pk, month)["allocated"] == 1000

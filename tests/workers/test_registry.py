@@ -37,7 +37,7 @@ def test_every_installed_handler_declares_a_domain_verb_name(app):
     installed = [
         handler for handler in registry.all_handlers() if handler.name.split(".")[0] in domains
     ]
-    assert len(installed) == 24  # loyalty.match_statement: ecosystem partner statements
+    assert len(installed) == 25  # loyalty.start_bulk_credit: an admin's bulk credit
     for handler in installed:
         assert registry.NAME.match(handler.name)
         assert handler.name != f"{handler.func.__module__}.{handler.func.__qualname__}"
