@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-dev
 NODE_DIR := tests/typescript
 NODE_STAMP := $(if $(shell command -v npm),$(NODE_DIR)/node_modules/.installed)
 
-.PHONY: run flask test fuzz install lint lock bench overload chaos clean
+.PHONY: run flask test fuzz install lint lock bench overload chaos clean events-doc
 
 $(STAMP): requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package-lock.json
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} CONTENT_POINTS_EXAMPLES=$${CONTENT_POINTS_EXAMPLES:-100} \
 	FUZZ_SEED_RANDOMLY=1 $(PY) -m pytest tests/test_fuzz.py tests/loyalty/test_content_points.py $(PYTEST_ARGS)
+
+# docs/events.md from the domains' declared events and their handlers (a test checks it).
+events-doc: $(STAMP)
+	$(PY) -m app.event_catalogue
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

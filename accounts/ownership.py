@@ -14,7 +14,8 @@ from mongoengine.errors import NotUniqueError
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
-from accounts import errors
+from accounts import domain_events, errors
+from accounts.domain_events import REFERRAL_COMPLETED, ReferralCompleted, VehicleVerified
 from accounts.models import (
     CIRCLE_LEADER,
     VEHICLE_PENDING,
@@ -133,26 +134,19 @@ def _on_verified(
     referrer = owner.get("referred_by") if owner is not None else None
     record_event(
         session,
-        "vehicle.verified",
-        subject_type="vehicle",
+        domain_events.VEHICLE_VERIFIED,
+        VehicleVerified(str(vehicle.owner_id), vehicle.vin, vehicle.model, first),
         subject_id=vehicle.pk,
         actor_id=caller.user.pk,
         city_code=vehicle.city_code,
-        payload={
-            "owner_id": str(vehicle.owner_id),
-            "vin": vehicle.vin,
-            "model": vehicle.model,
-            "first_verified_vehicle": first,
-        },
     )
     if first and referrer:
         record_event(
             session,
-            "referral.completed",
-            subject_type="user",
+            REFERRAL_COMPLETED,
+            ReferralCompleted(str(referrer), str(vehicle.owner_id)),
             subject_id=vehicle.owner_id,
             city_code=vehicle.city_code,
-            payload={"referrer_id": str(referrer), "referee_id": str(vehicle.owner_id)},
         )
 
 

@@ -10,10 +10,11 @@ import structlog
 from pymongo.client_session import ClientSession
 
 from accounts.credentials import hash_password
+from accounts.domain_events import USER_ERASED
 from accounts.models import RoleGrant, User, Vehicle
 from app.clock import utcnow
 from app.db import transaction
-from app.outbox import record_event
+from app.outbox import NoPayload, record_event
 
 log = structlog.get_logger()
 
@@ -94,8 +95,8 @@ def erase_account(user: User) -> None:
         RoleGrant._get_collection().delete_many({"user_id": user.pk}, session=session)
         record_event(
             session,
-            "user.erased",
-            subject_type="user",
+            USER_ERASED,
+            NoPayload(),
             subject_id=user.pk,
             actor_id=user.pk,
             city_code=user.city_code,

@@ -13,6 +13,7 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 
 from accounts import errors
+from accounts.domain_events import ROLE_GRANTED, RoleGranted
 from accounts.models import ADMIN, CIRCLE_LEADER, RoleGrant, User
 from accounts.services import find_active_owner, require_cities
 from app import domains
@@ -58,11 +59,10 @@ def add_role_grant(
         # City partners attach a new circle leader to the city's partner on this event.
         record_event(
             session,
-            "role.granted",
-            subject_type="user",
+            ROLE_GRANTED,
+            RoleGranted(str(grant.pk), role, list(grant.city_codes)),
             subject_id=user_id,
             actor_id=granted_by,
-            payload={"grant_id": str(grant.pk), "role": role, "city_codes": grant.city_codes},
         )
 
     transaction(unit)
@@ -78,7 +78,7 @@ def grant_role(granted_by: Caller, user_id: str, role: str, city_codes: list[str
         if not city_codes:
             raise errors.CityCodesRequired(errors={"city_codes": ["At least one city."]})
         require_cities(city_codes)
-    grant = add_role_grant(target.pk, role, city_codes, granted_by.user.pk)
+    grant = add_role_grant(target.id, role, city_codes, granted_by.user.pk)
     log.info("role_granted", user_id=user_id, role=role, cities=grant.city_codes, by=granted_by.id)
     return grant
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from time import monotonic
@@ -29,6 +29,7 @@ from pymongo.errors import DuplicateKeyError
 
 from accounts import errors
 from accounts.credentials import hash_password, normalise_email, normalise_phone
+from accounts.domain_events import USER_REGISTERED, UserRegistered
 
 # Accounts' vocabulary, which other domains take from here (the names imported as
 # themselves): the roles that run a city, the locales an owner reads, the time zone of a
@@ -170,37 +171,55 @@ def city_figures(city_code: str, start: datetime, end: datetime) -> dict[str, in
 # --- owners, as other domains read them ------------------------------------------------
 
 
-def active_owner(
-    user_id: Any, fields: tuple[str, ...] = ("city_code",), session: ClientSession | None = None
-) -> dict[str, Any] | None:
-    """An owner's `fields` (None when unknown or erased), in the caller's transaction."""
+@dataclass(frozen=True)
+class ActiveOwner:
+    """An owner as other domains look them up (not the caller: that is `Owner`), by names
+    that stay when the stored document's change."""
+
+    id: ObjectId
+    city_code: str | None
+    locale: str | None
+
+
+_OWNER_FIELDS = {"city_code": 1, "locale": 1}
+
+
+def _owner(document: Mapping[str, Any] | None) -> ActiveOwner | None:
+    if document is None:
+        return None
+    return ActiveOwner(document["_id"], document.get("city_code"), document.get("locale"))
+
+
+def active_owner(user_id: Any, session: ClientSession | None = None) -> ActiveOwner | None:
+    """An owner (None when unknown or erased), in the caller's transaction if any: one read
+    of the user document, with a projection."""
     oid = object_id(user_id)
     if oid is None:
         return None
-    return User._get_collection().find_one(
-        {"_id": oid, **NOT_ERASED}, dict.fromkeys(fields, 1), session=session
+    found = User._get_collection().find_one(
+        {"_id": oid, **NOT_ERASED}, _OWNER_FIELDS, session=session
     )
+    return _owner(found)
 
 
 def active_owners(
-    user_ids: Collection[ObjectId],
-    fields: tuple[str, ...] = ("city_code",),
-    session: ClientSession | None = None,
-) -> dict[ObjectId, dict[str, Any]]:
+    user_ids: Collection[ObjectId], session: ClientSession | None = None
+) -> dict[ObjectId, ActiveOwner]:
     """`active_owner` for many owners in one read, by id (the unknown or erased left out)."""
     found = User._get_collection().find(
-        {"_id": {"$in": list(user_ids)}, **NOT_ERASED}, dict.fromkeys(fields, 1), session=session
+        {"_id": {"$in": list(user_ids)}, **NOT_ERASED}, _OWNER_FIELDS, session=session
     )
-    return {owner["_id"]: owner for owner in found}
+    return {owner.id: owner for owner in map(_owner, found) if owner is not None}
 
 
-def find_active_owner(user_id: str | None = None, phone: str | None = None) -> User | None:
+def find_active_owner(user_id: str | None = None, phone: str | None = None) -> ActiveOwner | None:
     """An owner named by id or by phone number (in any format), as partner systems do."""
+    owners = User.objects.active().only(*_OWNER_FIELDS).as_pymongo()
     if user_id:
         oid = object_id(user_id)
-        return User.objects.active().filter(pk=oid).first() if oid else None
+        return _owner(owners.filter(pk=oid).first()) if oid else None
     try:
-        return User.objects.active().filter(phone=normalise_phone(phone or "")).first()
+        return _owner(owners.filter(phone=normalise_phone(phone or "")).first())
     except errors.InvalidPhone:
         return None
 
@@ -331,12 +350,11 @@ def register(
         User._get_collection().insert_one(user.to_mongo(), session=session)
         record_event(
             session,
-            "user.registered",
-            subject_type="user",
+            USER_REGISTERED,
+            UserRegistered(str(referrer.pk) if referrer else None),
             subject_id=user.pk,
             actor_id=user.pk,
             city_code=city_code,
-            payload={"referred_by": str(referrer.pk) if referrer else None},
         )
 
     user.pk = ObjectId()
@@ -490,7 +508,10 @@ def find_account(text: str) -> User | None:
         return User.objects.active().filter(email=normalise_email(text)).first()
     if (oid := object_id(text)) is not None:
         return User.objects.active().filter(pk=oid).first()
-    return find_active_owner(phone=text)
+    try:
+        return User.objects.active().filter(phone=normalise_phone(text)).first()
+    except errors.InvalidPhone:
+        return None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from pymongo.collection import Collection
 from accounts import errors
 from accounts.credentials import authenticate
 from accounts.models import MAX_SESSIONS, User
+from app import compat
 from app.auth import Caller, issue_tokens
 from app.clock import utcnow
 from app.db import object_id
@@ -97,7 +98,7 @@ class CallerAccount:
     def user(self) -> User:
         """The whole account as accounts' document, decoded on first use."""
         if self._user is None:
-            self._user = User._from_son(self._stored)
+            self._user = compat.from_son(User, self._stored)
         return self._user
 
 

@@ -60,8 +60,9 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
         )
 
     from app import admission, auth, db, errors, observability
-    from app.extensions import api, cors, jwt, limiter
-    from workers.broker import configure_broker
+    from app.auth import jwt
+    from app.broker import configure_broker
+    from app.extensions import api, cors, limiter
 
     observability.init_app(app)
     admission.init_app(app)

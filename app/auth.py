@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from bson import ObjectId
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_jwt_extended import (
+    JWTManager,
     create_access_token,
     create_refresh_token,
     get_jwt,
@@ -43,8 +44,9 @@ from app.errors import (
     SessionEnded,
     Unauthorized,
 )
-from app.extensions import jwt
 from app.operators import is_loopback
+
+jwt = JWTManager()
 
 # The one role that acts in every city.
 ADMIN = "admin"

@@ -18,10 +18,11 @@ balance left) are the invariants' last line, not the way the unit learns the sta
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import wraps
 from typing import Any, Protocol, TypeVar
 
 import mongoengine
@@ -31,12 +32,12 @@ from bson.errors import InvalidId
 from flask import Flask, g
 from pymongo import DeleteOne, InsertOne, MongoClient, UpdateOne, uri_parser
 from pymongo.client_session import ClientSession
-from pymongo.client_session_shared import _TxnState
 from pymongo.collection import Collection
 from pymongo.errors import ClientBulkWriteException, DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
+from app import compat
 from app.errors import NotFound
 
 T = TypeVar("T")
@@ -109,6 +110,43 @@ class Answer(Protocol):
 
 _answer: ContextVar[Answer | None] = ContextVar("answer", default=None)
 _running: ContextVar[Writes | None] = ContextVar("running_unit", default=None)
+# The service running now declared `changes_in_one_transaction` (its name), and whether its
+# answering transaction has run.
+_one_transaction: ContextVar[list[Any] | None] = ContextVar("one_transaction", default=None)
+
+Service = TypeVar("Service", bound=Callable[..., Any])
+
+
+def changes_in_one_transaction(service: Service) -> Service:
+    """Declare that `service` changes nothing but in one answering transaction
+    (`transaction(..., answers_request=True)`): a view calling it may then take an
+    Idempotency-Key without a claim (`app.idempotency.idempotent(service=...)`), since a
+    replay's transaction fails on the key's record and changes nothing.
+
+    The declaration is held while the service runs: another transaction, or a second
+    answering one, raises `TypeError` (a programming error, not a refusal)."""
+
+    @wraps(service)
+    def declared(*args: Any, **kwargs: Any) -> Any:
+        token = _one_transaction.set([service.__qualname__, False])
+        try:
+            return service(*args, **kwargs)
+        finally:
+            _one_transaction.reset(token)
+
+    declared.changes_in_one_transaction = True  # type: ignore[attr-defined]
+    return declared  # type: ignore[return-value]
+
+
+def _hold_one_transaction(answers_request: bool) -> list[Any] | None:
+    """The running service's declaration, refusing a transaction it does not allow (one
+    that failed and is tried again is allowed: it committed nothing)."""
+    declared = _one_transaction.get()
+    if declared is not None and (not answers_request or declared[1]):
+        raise TypeError(
+            f"{declared[0]} is declared changes_in_one_transaction but runs another transaction"
+        )
+    return declared
 
 
 @contextmanager
@@ -130,6 +168,7 @@ def transaction(work: Callable[[ClientSession], T], *, answers_request: bool = F
     stores its answer in this same transaction, so the key is used exactly when the change
     is made.
     """
+    declared = _hold_one_transaction(answers_request)
     answer = _answer.get() if answers_request else None
 
     def unit(session: ClientSession) -> T:
@@ -150,6 +189,8 @@ def transaction(work: Callable[[ClientSession], T], *, answers_request: bool = F
             read_concern=ReadConcern("snapshot"),
             write_concern=WriteConcern("majority"),
         )
+    if declared is not None:
+        declared[1] = True  # committed
     if answer is not None:
         answer.committed()
     return result
@@ -220,7 +261,7 @@ class Writes:
             return
         models, checks = self._models, self._checks
         self._models, self._checks = [], []
-        if _opening(self.session):
+        if compat.transaction_opening(self.session):
             # The first command of a transaction carries its read concern, which SecantusDB
             # refuses on a bulkWrite: a unit that only writes opens it with a read.
             checks[0].collection.find_one({"_id": None}, {"_id": 1}, session=self.session)
@@ -245,12 +286,6 @@ class Writes:
             updated = result.update_results[index]
             if updated.matched_count == 0 and updated.upserted_id is None:
                 raise check.refusal
-
-
-def _opening(session: ClientSession) -> bool:
-    """Whether the session's transaction has sent no command yet (pymongo keeps no public
-    flag for it)."""
-    return session._transaction.state == _TxnState.STARTING
 
 
 def _namespace(collection: Collection) -> str:
@@ -325,17 +360,9 @@ def get_or_404(model: type[D], id_: Any, **filters: Any) -> D:
     return document
 
 
-def all_document_classes() -> Iterable[type[mongoengine.Document]]:
-    from mongoengine.base import _document_registry
-
-    for document in _document_registry.values():
-        if issubclass(document, mongoengine.Document) and not document._meta.get("abstract"):
-            yield document
-
-
 def ensure_indexes() -> None:
     """Create every index the models declare in `meta` (idempotent)."""
-    for document in all_document_classes():
+    for document in compat.document_classes():
         document.ensure_indexes()
 
 
@@ -344,7 +371,7 @@ def drop_undeclared_indexes() -> list[str]:
     releases leave them behind, and each one costs every write. Returns what was dropped,
     as "collection.index"."""
     dropped = []
-    for document in all_document_classes():
+    for document in compat.document_classes():
         collection = document._get_collection()
         undeclared = document.compare_indexes()["extra"]
         for name, info in collection.index_information().items():

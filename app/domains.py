@@ -5,14 +5,15 @@ is imported when first needed, so importing `app` imports no domain.
 
 Adding a domain means one `Domain(...)` here. What reads the list:
 - `app.create_app`: blueprints, metrics collectors, CLI commands;
-- `workers.registry.load_handler_modules`: the `tasks` modules (handlers and actors);
+- `app.handlers.load_handler_modules`: the `tasks` modules (handlers and actors);
 - `workers.schedule`: the periodic jobs;
 - `app.privacy.export_personal_data` (GET /me/export): the personal data sections;
 - `profile_fields` and `employers` (GET /me), `city_figures` (GET /cities/{code}/stats),
   `scorecard_figures` (a city partner's monthly scorecard), `seed_demo`;
 - `app.auth.load_caller`: `load_account`, the account a request speaks for;
 - `app.screening`: `contains_listed_word`, the sensitive-word screen;
-- `flask init-db` (app/cli.py): the `backfills`.
+- `flask init-db` (app/cli.py): the `backfills`;
+- `app.event_catalogue` (docs/events.md): the `events` each domain declares.
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ class Domain:
     # The domain that keeps the sensitive-word list screens text for every domain
     # (`app.screening`): "module:function(text: str) -> bool". One installed domain names it.
     text_screen: str | None = None
+    # The module declaring the domain events it emits (`app.outbox.declare`); other domains
+    # may import it whatever their order, as it imports nothing but `app.outbox`.
+    events: str | None = None
 
 
 # In dependency order: a domain may call the public services of those listed before it. One
@@ -119,6 +123,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
     Domain(
         "accounts",
         api="accounts.api",
+        events="accounts.domain_events",
         tasks="accounts.tasks",
         # 01:40 in China.
         schedule=(PeriodicJob("accounts.forget_client_fingerprints", {"hour": 17, "minute": 40}),),
@@ -136,6 +141,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
     Domain(
         "notifications",
         api="notifications.api",
+        events="notifications.domain_events",
         tasks="notifications.tasks",
         personal_data={"notifications": "notifications.services:export_notifications"},
     ),
@@ -148,6 +154,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
     Domain(
         "loyalty",
         api="loyalty.api",
+        events="loyalty.domain_events",
         tasks="loyalty.tasks",
         schedule=(
             PeriodicJob("points.expire_due", {"minute": 5}),
@@ -176,6 +183,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
     Domain(
         "events",
         api="events.api",
+        events="events.domain_events",
         tasks="events.tasks",
         schedule=(
             PeriodicJob("events.send_reminders", {"minute": "*/5"}),
@@ -183,13 +191,14 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
         ),
         commands=("events.cli:rotate_ticket_keys", "events.cli:retire_ticket_key"),
         personal_data={"event_registrations": "events.registration:export_registrations"},
-        city_figures="events.figures:city_figures",
-        scorecard="events.figures:scorecard_figures",
+        city_figures="events.city_stats:city_figures",
+        scorecard="events.city_stats:scorecard_figures",
         demo="events.seed:seed_events",
     ),
     Domain(
         "community",
         api="community.api",
+        events="community.domain_events",
         tasks="community.tasks",
         personal_data={
             "clubs": "community.clubs:export_clubs",
@@ -197,7 +206,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
             "comments": "community.posts:export_comments",
             "reports": "community.reports:export_reports",
         },
-        scorecard="community.figures:scorecard_figures",
+        scorecard="community.scorecard:scorecard_figures",
         demo="community.seed:seed_clubs",
         text_screen="community.words:contains_listed_word",
         backfills=(
@@ -207,6 +216,7 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
     Domain(
         "drops",
         api="drops.api",
+        events="drops.domain_events",
         tasks="drops.tasks",
         # Starts the job of a drop whose chain of messages stopped (Redis lost them).
         schedule=(PeriodicJob("drops.sweep", {"minute": "*"}),),
@@ -215,9 +225,24 @@ INSTALLED_DOMAINS: tuple[Domain, ...] = (
 )
 
 
+# Imports that reach a domain installed later, each with its reason (tests/test_structure.py
+# holds every other import to the list's order): (importing module, imported module).
+FORWARD_CALLS: frozenset[tuple[str, str]] = frozenset(
+    {("accounts.passwords", "notifications.services")}  # the reset code, above
+)
+
+
 # Server-rendered front ends of the same app, installed after the domains' APIs: the staff
 # consoles, which call the domains' services ("module:init_app(app)").
 FRONT_ENDS: tuple[str, ...] = ("consoles:init_app",)
+
+
+def packages() -> tuple[str, ...]:
+    """The Python packages the service is made of: the base, the installed domains, the
+    front ends and the dated migrations. The wheel holds exactly these and `wsgi`
+    (tests/test_structure.py and tests/test_install.py)."""
+    front_ends = tuple(dict.fromkeys(target.split(".")[0].split(":")[0] for target in FRONT_ENDS))
+    return ("app", *(domain.name for domain in INSTALLED_DOMAINS), *front_ends, "migrations")
 
 
 def resolve(target: str) -> Any:
@@ -233,6 +258,16 @@ def blueprints() -> list[Any]:
         if domain.api
         for blueprint in resolve(f"{domain.api}:blueprints")
     ]
+
+
+def event_types() -> list[Any]:
+    """Every domain event type the installed domains declare (`app.outbox.EventType`), by
+    name."""
+    modules = [domain.events for domain in INSTALLED_DOMAINS if domain.events]
+    for module in modules:
+        importlib.import_module(module)
+    outbox = importlib.import_module("app.outbox")
+    return [kind for kind in outbox.declared_types() if kind.payload.__module__ in modules]
 
 
 def task_modules() -> tuple[str, ...]:

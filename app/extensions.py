@@ -1,10 +1,10 @@
-"""Extension singletons, bare until `create_app` wires them in its fixed order."""
+"""Extension singletons, bare until `create_app` wires them in its fixed order (the JWT
+manager is `app.auth.jwt`: authentication owns it)."""
 
 from __future__ import annotations
 
 from flask import request
 from flask_cors import CORS
-from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 
 from app.web import Api
@@ -17,5 +17,4 @@ def client_ip() -> str:
 
 api = Api()
 cors = CORS()
-jwt = JWTManager()
 limiter = Limiter(key_func=client_ip, default_limits=[])

@@ -17,11 +17,11 @@ keeping one key to one effect:
   finishes the claim; a request that fails with a 5xx, fails validation or dies leaves no
   finished record: its claim is deleted at once, or, if its process died, taken over after
   CLAIM_ABANDONED_AFTER;
-- `changes_in_transaction=True`, for a view that changes nothing but in its answering
-  transaction (registration, redemption: hot paths): no claim and no read of the key; the
-  view runs, and a replay's transaction fails on the key's record, inserted first in its
-  batch, and answers the stored response. The unique index on (scope, key) lets one of two
-  racing transactions commit.
+- `idempotent(service=...)`, for a view whose service is declared
+  `app.db.changes_in_one_transaction` (registration, redemption, a comment: hot paths): no
+  claim and no read of the key; the view runs, and a replay's transaction fails on the
+  key's record, inserted first in its batch, and answers the stored response. The unique
+  index on (scope, key) lets one of two racing transactions commit.
 
 A refusal (a 4xx domain error) is remembered too, a 409 stays a 409.
 
@@ -54,7 +54,7 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 from werkzeug.exceptions import UnprocessableEntity
 
-from app import db
+from app import compat, db
 from app.clock import utcnow
 from app.errors import (
     DomainError,
@@ -62,12 +62,11 @@ from app.errors import (
     InvalidIdempotencyKey,
     RequestInProgress,
 )
-from app.web import declared_response, header_parameters, refuses, render
+from app.web import REPLAYED, declared_response, header_parameters, refuses, render
 
 log = structlog.get_logger()
 
 HEADER = "Idempotency-Key"
-REPLAYED = "Idempotent-Replayed"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 # A second request with a claimed key waits this long for the first to finish.
 CLAIM_WAIT_SECONDS = 3.0
@@ -84,11 +83,6 @@ KEY_PARAMETER = {
     "description": "Makes a retried POST safe: the same key and body, sent again within 48 "
     "hours, answer the first response (status and body, with `Idempotent-Replayed: true`) "
     "and change nothing; the same key with another body is 422 `idempotency_key_reused`.",
-}
-REPLAYED_HEADER = {
-    "description": "`true` when this is the stored answer to an earlier request with the "
-    "same `Idempotency-Key`, which changed nothing now",
-    "schema": {"type": "string", "enum": ["true"]},
 }
 
 
@@ -146,7 +140,7 @@ class _Pending:
     request_hash: str
     status: int
     schema: ma.Schema
-    # The claim's `_id`; None with `changes_in_transaction`.
+    # The claim's `_id`; None for a view with `service=`.
     claim: ObjectId | None = None
     body: bytes | None = None
     written: bool = False
@@ -258,20 +252,27 @@ def _answer(record: dict[str, Any], request_hash: str) -> Response:
 
 
 def idempotent(
-    view: Callable[..., Response] | None = None, *, changes_in_transaction: bool = False
+    view: Callable[..., Response] | None = None, *, service: Callable[..., Any] | None = None
 ) -> Any:
     """Wrap a view: outermost of its method decorators, above the `@blp.response` whose
     schema renders the stored answer; the header, the `Idempotent-Replayed` answer header
     and the refusals it adds are documented with the view.
 
-    `changes_in_transaction=True` (as `@idempotent(changes_in_transaction=True)`) declares
-    that the view changes nothing but in its answering transaction, and spares each request
-    the claim: the view runs, and a replay's transaction fails on the key's record, which
-    changes nothing, and answers the stored response. A replay then costs the view's
-    reads, a first request nothing more than its own commands.
+    `@idempotent(service=registration.register)` names the one service the view calls when
+    that service is declared `app.db.changes_in_one_transaction` (the declaration lives
+    there, once, and holds while it runs), and spares each request the claim: the view
+    runs, and a replay's transaction fails on the key's record, which changes nothing, and
+    answers the stored response. A replay then costs the view's reads, a first request
+    nothing more than its own commands.
     """
     if view is None:
-        return partial(idempotent, changes_in_transaction=changes_in_transaction)
+        return partial(idempotent, service=service)
+    if service is not None and not getattr(service, "changes_in_one_transaction", False):
+        raise TypeError(
+            f"{view.__qualname__}: {service.__qualname__} is not declared "
+            "app.db.changes_in_one_transaction, so its requests need a claim: drop service="
+        )
+    changes_in_transaction = service is not None
     status, schema = declared_response(view)
 
     def respond(pending: _Pending, args: Any, kwargs: Any) -> Response:
@@ -353,5 +354,4 @@ def keyed_by_the_view(view: Any) -> Any:
 
 def _mark_idempotent(view: Any) -> Any:
     """Tell the project Blueprint to document the view's success answer as replayable."""
-    view._apidoc = {**getattr(view, "_apidoc", {}), "idempotent": True}
-    return view
+    return compat.note_on_view(view, "idempotent", True)

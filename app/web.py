@@ -35,6 +35,8 @@ from itsdangerous import BadData, URLSafeSerializer
 from marshmallow import fields, validate
 from mongoengine.queryset import QuerySet
 
+from app import compat
+from app.auth import login_required
 from app.errors import (
     AccountBanned,
     DomainError,
@@ -60,7 +62,7 @@ log = structlog.get_logger()
 def declared_response(view: Any) -> tuple[int, ma.Schema]:
     """The success status and schema a view declares with `Blueprint.response`, which
     flask-smorest keeps on the decorated function for its other decorators and the docs."""
-    apidoc = getattr(view, "_apidoc", {})
+    apidoc = compat.view_doc(view)
     statuses = apidoc.get("success_status_codes", [])
     if len(statuses) != 1:
         raise TypeError(f"{view.__qualname__}: expected one `@blp.response(status, Schema)` below")
@@ -176,7 +178,7 @@ class ErrorSchema(EnvelopeSchema):
     errors = fields.Nested(FieldErrorsSchema)
 
 
-class Api(flask_smorest.Api):
+class Api(compat.WithoutPaginationHeader, flask_smorest.Api):
     ERROR_SCHEMA = ErrorSchema
     # No catch-all `default` answer: every status an operation may answer is documented
     # with its slugs (Blueprint), so a client, and the fuzzing test, can hold us to them.
@@ -187,17 +189,13 @@ class Api(flask_smorest.Api):
         # marshmallow's URL is JSON Schema's `uri` (apispec says `url`, which no tool knows).
         self.register_field(fields.URL, "string", "uri")
 
-    def _init_spec(self, *args: Any, **kwargs: Any) -> None:
-        super()._init_spec(*args, **kwargs)
+    def init_app(self, app: flask.Flask, *args: Any, **kwargs: Any) -> None:
+        super().init_app(app, *args, **kwargs)
         self.ma_plugin.converter.add_attribute_function(_say_when_absent)
 
     def register_blueprint(self, blp: Any, *args: Any, **kwargs: Any) -> None:
         super().register_blueprint(blp, *args, **kwargs)
         _require_response_fields(self.spec, self.ma_plugin.converter)
-
-    def _register_pagination_header(self) -> None:
-        """Lists page with cursors (`page_of`), not with flask-smorest's pagination: its
-        header and `PaginationMetadata` schema stay out of the document."""
 
     def handle_http_exception(self, error):  # noqa: D401 - flask-smorest hook
         return http_exception_response(error)
@@ -296,11 +294,7 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 
 def _add_doc(view: View, key: str, values: Iterable[Any]) -> View:
-    view._apidoc = {  # type: ignore[attr-defined]
-        **getattr(view, "_apidoc", {}),
-        key: [*getattr(view, "_apidoc", {}).get(key, ()), *values],
-    }
-    return view
+    return compat.note_on_view(view, key, [*compat.view_doc(view).get(key, ()), *values])
 
 
 def refuses(*refusals: type[DomainError]) -> Callable[[View], View]:
@@ -336,7 +330,7 @@ class Blueprint(flask_smorest.Blueprint):
     def __init__(self, *args: Any, public: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.public_by_default = public
-        self._prepare_doc_cbks.append(self._prepare_access_doc)
+        compat.add_doc_callback(self, self._prepare_access_doc)
 
     @staticmethod
     def public(view: View) -> View:
@@ -365,7 +359,7 @@ class Blueprint(flask_smorest.Blueprint):
             view_func = self._guard(view_func)
         super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
         rate_limited = any(isinstance(d, RouteLimit) for d in getattr(view_func, "decorators", ()))
-        for method, doc in self._docs[self._endpoints[-1]].items():
+        for method, doc in compat.latest_route_docs(self):
             if method != "parameters":
                 doc["route"] = {
                     "rate_limited": rate_limited,
@@ -381,9 +375,6 @@ class Blueprint(flask_smorest.Blueprint):
             return _add_doc(view, "public", [True])
         if getattr(view, "_login_required", False):  # a view class routed twice
             return view
-        # Here, not at the top: app.auth uses the extensions, which use this module's Api.
-        from app.auth import login_required
-
         guarded = login_required(view)
         guarded._login_required = True  # type: ignore[attr-defined]
         return guarded  # type: ignore[return-value]
@@ -454,11 +445,17 @@ IDEMPOTENT_NOTE = (
 )
 
 
+REPLAYED = "Idempotent-Replayed"
+REPLAYED_HEADER = {
+    "description": "`true` when this is the stored answer to an earlier request with the "
+    "same `Idempotency-Key`, which changed nothing now",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+
+
 def _document_replays(doc: dict[str, Any]) -> None:
     """The `Idempotent-Replayed` header on the answers a replay repeats (success and
     refusals alike)."""
-    from app.idempotency import REPLAYED, REPLAYED_HEADER
-
     for status, response in doc.get("responses", {}).items():
         if str(status).startswith(("2", "4")):
             response.setdefault("headers", {})[REPLAYED] = REPLAYED_HEADER
@@ -537,7 +534,7 @@ def _cursors(queryset: QuerySet, order: tuple[str, ...]) -> URLSafeSerializer:
     it was made of (never an operator such as `$gte`) reaches the query."""
     return URLSafeSerializer(
         flask.current_app.config["SECRET_KEY"],
-        salt=f"cursor:{queryset._document._get_collection_name()}:{','.join(order)}",
+        salt=f"cursor:{compat.queryset_model(queryset)._get_collection_name()}:{','.join(order)}",
         serializer=json_util,
     )
 
@@ -553,7 +550,7 @@ def paginate(
     """
     names = [field.lstrip("-") for field in order]
     descending = [field.startswith("-") for field in order]
-    db_names = [queryset._document._fields[name].db_field for name in names]
+    db_names = [compat.db_field(compat.queryset_model(queryset), name) for name in names]
     ordered = queryset.order_by(*order)
     if not cursor:
         documents = list(ordered.limit(limit + 1))

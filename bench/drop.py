@@ -182,8 +182,8 @@ def raw_inserts(people: list[tuple[str, str]], clients: int) -> Burst:
 def decided(drop, timeout: float) -> float:
     """Close the drop now and wait until every entrant was told; seconds waited."""
     from app.clock import utcnow
-    from drops.figures import told_of
     from drops.models import Drop
+    from drops.organiser_figures import told_of
 
     closed_at = utcnow()
     Drop.objects(pk=drop.pk).update_one(set__closes_at=closed_at)
@@ -202,8 +202,8 @@ def decided(drop, timeout: float) -> float:
 def check(drop, quantity: int) -> dict[str, Any]:
     """Exactly `quantity` won, in arrival order (first come) or the draw's (draw)."""
     from drops import draw
-    from drops.figures import told_of
     from drops.models import Entry
+    from drops.organiser_figures import told_of
     from events.models import Registration
     from loyalty.models import Redemption
 

@@ -34,13 +34,17 @@ def _declare() -> None:
     here, by workers/main.py in the worker processes that import this module)."""
     import dramatiq
 
-    from workers.registry import handles
+    from app.handlers import handles
+    from app.outbox import NoPayload, declare
 
     @dramatiq.actor(actor_name="bench.noop", queue_name=QUEUE, max_retries=0)
     def noop() -> None:
         """Nothing: the raw cost of a Dramatiq message."""
 
-    @handles("bench.noop", name="bench.noop")
+    @handles(
+        declare("bench.noop", NoPayload, subject_type="bench", about="Nothing: a benchmark's"),
+        name="bench.noop",
+    )
     def noop_handler(event, session) -> None:
         """Nothing: only the backbone's own cost remains."""
 
@@ -73,9 +77,8 @@ def measure_raw(count: int) -> float:
 
 def measure_backbone(count: int) -> float:
     from app.clock import utcnow
+    from app.handlers import HandledEvent, handlers_for
     from app.outbox import OutboxEvent
-    from workers.models import HandledEvent
-    from workers.registry import handlers_for
 
     outbox = OutboxEvent._get_collection()
     markers = HandledEvent._get_collection()

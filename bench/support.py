@@ -107,7 +107,7 @@ def api_server(
 
 
 def load() -> str:
-    """The machine's load averages (1, 5, 15 min) and cores: shared machines skew figures."""
+    """The machine's load averages (1, 5, 15 min) and cores: shared machines skew points_account."""
     one, five, fifteen = os.getloadavg()
     return f"load {one:.1f} / {five:.1f} / {fifteen:.1f} on {os.cpu_count()} cores"
 
@@ -184,7 +184,7 @@ def credit(people: list[tuple[str, str]], points: int) -> None:
     from bson import ObjectId
 
     from app.clock import utcnow
-    from loyalty import figures, ledger
+    from loyalty import ledger, points_account
     from loyalty.models import LedgerEntry, Lot, PointsAccount
 
     now = utcnow()
@@ -199,8 +199,8 @@ def credit(people: list[tuple[str, str]], points: int) -> None:
                 "lifetime_earned": points,
                 "redeemed": {},
                 "spend_from": expires_at,
-                **figures.tier_figure(points, now, now),
-                **figures.expiring_figure([(expires_at, points)], now),
+                **points_account.tier_figure(points, now, now),
+                **points_account.expiring_figure([(expires_at, points)], now),
                 "created_at": now,
                 "updated_at": now,
             }

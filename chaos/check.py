@@ -7,7 +7,7 @@ and the database, after the workers have drained, every violation it can prove.
 - Nothing was applied twice: ledger idempotency keys and once-keys unique, one attendance
   award per owner and event, one refund per cancelled redemption and none otherwise.
 - Each acknowledged post exists in the state the last acknowledged moderation left it in.
-- PRODUCT.md's invariants: balance = sum of entries = sum of open lots, >= 0; confirmed
+- docs/product.md's invariants: balance = sum of entries = sum of open lots, >= 0; confirmed
   places <= capacity (and the seats left say so); stock >= 0 and stock + redeemed = initial.
 - Every domain event was handled by each of its handlers (the handlers' markers), and
   each owner got each notification they were owed (points earned, promotion) once.
@@ -23,6 +23,7 @@ from typing import Any
 
 from bson import ObjectId
 
+from app.handlers import HandledEvent, handlers_for
 from app.outbox import OutboxEvent
 from community.models import HIDDEN, REMOVED, VISIBLE, Post
 from events.models import ATTENDED, CANCELLED, CONFIRMED, NO_SHOW, WAITLISTED, Event, Registration
@@ -30,8 +31,6 @@ from loyalty.models import CANCELLED as REDEMPTION_CANCELLED
 from loyalty.models import PENDING, LedgerEntry, Lot, PointsAccount, Redemption, Reward
 from loyalty.reconciliation import check_account
 from notifications.models import Notification
-from workers.models import HandledEvent
-from workers.registry import handlers_for
 
 HOLDS_A_SEAT = (CONFIRMED, ATTENDED, NO_SHOW)
 

@@ -476,8 +476,8 @@ def main(arguments: list[str] | None = None) -> int:
         system, base_url = stack.enter_context(running_system(data_dir))
 
         from app import create_app
+        from app.handlers import load_handler_modules
         from chaos.check import check
-        from workers.registry import load_handler_modules
 
         app = create_app({"LOG_LEVEL": "WARNING"})
         stack.enter_context(app.app_context())

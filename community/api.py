@@ -230,9 +230,9 @@ class PostComments(MethodView):
         """A post's visible comments, oldest first"""
         return posts.post_comments(caller(), post_id, args["cursor"], args["limit"])
 
-    # `add_comment` changes all in one transaction: no claim, so a keyed comment stays at
-    # the 5 commands of the write budget (its two reads leave no room for a claim).
-    @idempotent(changes_in_transaction=True)
+    # No claim, so a keyed comment stays at the 5 commands of the write budget (its two
+    # reads leave no room for a claim).
+    @idempotent(service=posts.add_comment)
     @_per_owner("RATELIMIT_COMMENTS_PER_USER", "comments")
     @blp.arguments(CommentCreateSchema)
     @blp.response(201, CommentSchema)

@@ -22,6 +22,7 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 
 from accounts.services import CIRCLE_LEADER, require_city
+from app import compat
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import batch, object_id, one_at_a_time, running_batch, transaction
@@ -129,7 +130,7 @@ def update_club(caller: Caller, club_id: str, changes: dict[str, Any]) -> Club:
 
 
 def describe_club(club: Club, mine: Membership | None = None) -> dict[str, Any]:
-    document: dict[str, Any] = {name: getattr(club, name) for name in club._fields}
+    document: dict[str, Any] = compat.field_values(club)
     document["my_membership"] = mine
     return document
 

@@ -32,6 +32,7 @@ from bson import ObjectId, json_util
 from flask import current_app
 from itsdangerous import BadData, URLSafeSerializer
 
+from app import compat
 from app.db import Writes, object_id
 from app.errors import InvalidCursor
 from community.errors import ClubNotFound
@@ -265,4 +266,4 @@ def newest_posts(
     elif oldest_day is not None:
         # Short: some counted posts are gone. The next page starts below these days.
         next_cursor = _cursors().dumps([oldest_day - 1, None, None])
-    return {"items": [Post._from_son(row) for row in page], "next_cursor": next_cursor}
+    return {"items": [compat.from_son(Post, row) for row in page], "next_cursor": next_cursor}

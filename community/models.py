@@ -139,7 +139,7 @@ class Post(Document):
     featured_by = ObjectIdField()
     featured_at = DateTimeField()
     # False when its author was staff when it was featured: staff earn nothing from another
-    # staff member's action (PRODUCT.md invariant 10).
+    # staff member's action (docs/product.md invariant 10).
     feature_pays = BooleanField(required=True, default=True)
     # First made visible (held content is not, until an ambassador releases it): a post
     # earns its points once published, and loses them only then.

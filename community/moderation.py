@@ -29,6 +29,7 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 
 from accounts.services import AMBASSADOR, mute, suspend
+from app import compat
 from app.auth import Caller, load_caller
 from app.clock import utcnow
 from app.db import batch, get_or_404, object_id, transaction
@@ -346,7 +347,7 @@ def _change_content(
         count_comment(session, content["post_id"], 1 if status == VISIBLE else -1)
     changed = {**content, **update}
     if first_publication:
-        document = CONTENT_MODELS[target_type]._from_son(changed)
+        document = compat.from_son(CONTENT_MODELS[target_type], changed)
         if target_type == POST:
             record_published(session, document)
         else:
@@ -357,7 +358,7 @@ def _change_content(
     elif owed_before != owed_after:
         pays_more = len(owed_after) > len(owed_before)
         record_content_event(
-            session, f"{target_type}.{'restored' if pays_more else 'removed'}", target_type, changed
+            session, f"{target_type}.{'restored' if pays_more else 'removed'}", changed
         )
 
 
@@ -679,9 +680,7 @@ def feature_post(caller: Caller, post_id: str) -> Post:
             "points_version": found.get("points_version", 0) + 1,
         }
         batch(session).update(posts, {"_id": post.pk}, {"$set": update})
-        record_content_event(
-            session, "post.featured", POST, {**found, **update}, actor_id=caller.user.pk
-        )
+        record_content_event(session, "post.featured", {**found, **update}, actor_id=caller.user.pk)
 
     transaction(unit)
     log.info("post_featured", post_id=post_id, by=caller.id, pays=pays)

@@ -28,11 +28,19 @@ from pymongo.client_session import ClientSession
 from accounts.services import AMBASSADOR
 from app.auth import Caller
 from app.clock import utcnow
-from app.db import batch, object_id, one_at_a_time, running_batch, transaction
+from app.db import (
+    batch,
+    changes_in_one_transaction,
+    object_id,
+    one_at_a_time,
+    running_batch,
+    transaction,
+)
 from app.outbox import record_event
 from app.web import paginate
 from community import limits, words
 from community.clubs import club_or_404
+from community.domain_events import CONTENT_EVENTS, ContentPoints
 from community.errors import CommentNotFound, Muted, NotAuthor, NotMember, PostNotFound
 from community.feed import club_days, count_post, feed_key, member_days, newest_posts
 from community.models import (
@@ -165,13 +173,11 @@ def publish_post(caller: Caller, club_id: str, body: str, image_urls: list[str])
 
 
 def record_published(session: ClientSession, post: Post) -> None:
-    record_content_event(
-        session, "post.published", POST, post.to_mongo(), club_id=str(post.club_id)
-    )
+    record_content_event(session, "post.published", post.to_mongo(), club_id=str(post.club_id))
 
 
 # --- what content owes its author ------------------------------------------------------
-# Points follow content (PRODUCT.md invariant 8). Every change that moves what a post or
+# Points follow content (docs/product.md invariant 8). Every change that moves what a post or
 # comment owes its author records a domain event carrying what it owes now and a version
 # counted on the content in the same transaction; loyalty makes the content's points match
 # the newest version it has received (`loyalty.content_points`), so events delivered late,
@@ -194,32 +200,29 @@ def points_owed(content_type: str, content: Mapping[str, Any]) -> list[str]:
 
 def record_content_event(
     session: ClientSession,
-    event_type: str,
-    content_type: str,
+    event_name: str,
     content: Mapping[str, Any],
     *,
     actor_id: ObjectId | None = None,
-    **payload: Any,
+    **details: str | None,
 ) -> None:
-    """Record `event_type` for the post or comment whose stored state (after the change,
-    its `points_version` counted) is `content`, with what it owes its author now."""
+    """Record `event_name` (`post.removed`...) for the post or comment whose stored state
+    (after the change, its `points_version` counted) is `content`, with what it owes its
+    author now; `details` are the event's payload fields beyond those (`club_id`...)."""
+    event_type = CONTENT_EVENTS[event_name]
     author = content.get("author_id")
+    points = ContentPoints(
+        content["points_version"],
+        points_owed(event_type.subject_type, content),
+        content["status"],
+    )
     record_event(
         session,
         event_type,
-        subject_type=content_type,
+        event_type.payload(str(author) if author else None, points, **details),
         subject_id=content["_id"],
         actor_id=actor_id or author,
         city_code=content.get("city_code"),
-        payload={
-            "author_id": str(author) if author else None,
-            **payload,
-            "points": {
-                "version": content["points_version"],
-                "owes": points_owed(content_type, content),
-                "status": content["status"],
-            },
-        },
     )
 
 
@@ -269,9 +272,7 @@ def _delete_content(content_type: str, content_id: ObjectId) -> None:
         if content_type == COMMENT and found["status"] == VISIBLE:
             count_comment(session, found["post_id"], -1)
         if published:
-            record_content_event(
-                session, f"{content_type}.deleted", content_type, {**found, **update}
-            )
+            record_content_event(session, f"{content_type}.deleted", {**found, **update})
 
     transaction(unit)
 
@@ -279,6 +280,7 @@ def _delete_content(content_type: str, content_id: ObjectId) -> None:
 # --- comments --------------------------------------------------------------------------
 
 
+@changes_in_one_transaction
 def add_comment(caller: Caller, post_id: str, body: str) -> Comment:
     """Comment on a visible post of a club the caller is an active member of."""
     oid = object_id(post_id)
@@ -338,7 +340,6 @@ def record_commented(
     record_content_event(
         session,
         "comment.created",
-        COMMENT,
         comment.to_mongo(),
         post_id=str(comment.post_id),
         post_author_id=str(post_author_id) if post_author_id else None,

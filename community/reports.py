@@ -69,10 +69,10 @@ def find_target(
     """The target document, its city and the account it belongs to (UnknownTarget: none;
     content its author deleted only with `deleted`, for moderation)."""
     if target_type == USER:
-        user = active_owner(target_id, ("city_code",))
-        if user is None:
+        owner = active_owner(target_id)
+        if owner is None:
             raise UnknownTarget()
-        return user, user.get("city_code"), user["_id"]
+        return {"_id": owner.id, "city_code": owner.city_code}, owner.city_code, owner.id
     content = _content(target_type, target_id)
     if content is None or (content["status"] == DELETED and not deleted):
         raise UnknownTarget()
@@ -118,7 +118,7 @@ def _reportable(caller: Caller, target_type: str, target_id: str) -> tuple[dict[
 
 def _has_visible_content(user_id: Any) -> bool:
     return any(
-        model._get_collection().find_one({"author_id": user_id, "status": VISIBLE}, {"_id": 1})
+        model.objects(author_id=user_id, status=VISIBLE).only("id").as_pymongo().first()
         for model in CONTENT_MODELS.values()
     )
 
@@ -141,15 +141,18 @@ def reporter_weight(
     if user.muted(now):
         return 0.0, "muted"
     if target_type in CONTENT_MODELS:
-        membership = Membership._get_collection().find_one(
-            {"club_id": target["club_id"], "user_id": user.pk}, {"status": 1}
+        membership = (
+            Membership.objects(club_id=target["club_id"], user_id=user.pk)
+            .only("status")
+            .as_pymongo()
+            .first()
         )
         if membership is None or membership["status"] != ACTIVE:
             return 0.0, "not_member"
     if not user.verified_owner and not _has_visible_content(user.pk):
         return 0.0, "no_visible_content"
     weight = 2.0 if user.verified_owner else 1.0
-    standing = Standing._get_collection().find_one({"user_id": user.pk}) or {}
+    standing = Standing.objects(user_id=user.pk).as_pymongo().first() or {}
     decided = standing.get("reports_resolved", 0)
     if decided and decided >= config["REPORTER_MIN_DECIDED"]:
         weight += config["REPORTER_ACCURACY_BONUS"] * standing.get("reports_upheld", 0) / decided

@@ -26,8 +26,8 @@ from app.auth import ADMIN, Caller
 from app.db import get_or_404
 from consoles.web import ADMINS, attempt, back, checked, console, options
 from loyalty import rewards, rules
-from loyalty.figures import TIER_NAMES
 from loyalty.models import FULFILLMENTS, Reward
+from loyalty.points_account import TIER_NAMES
 from loyalty.rules import CAP_PERIODS
 from loyalty.schemas import EarningRuleUpdateSchema, RewardCreateSchema, RewardUpdateSchema
 

@@ -45,10 +45,10 @@ from accounts.services import AMBASSADOR, CIRCLE_LEADER
 from app.auth import ADMIN, Caller
 from app.errors import DomainError, Forbidden, NotFound
 from consoles import auth
+from consoles.auth import STAFF_ROLES, holds
 from consoles.messages import refusal_text
 
 # In the order of their home pages: an admin lands on theirs.
-STAFF_ROLES = (ADMIN, CIRCLE_LEADER, AMBASSADOR)
 LEADERS = frozenset({CIRCLE_LEADER})
 AMBASSADORS = frozenset({AMBASSADOR})
 ADMINS = frozenset({ADMIN})
@@ -138,11 +138,6 @@ class Console(Blueprint):
         ]
 
 
-def holds(staff: Caller, role: str) -> bool:
-    """Whether the caller holds `role` somewhere (admins hold every role)."""
-    return staff.is_admin or bool(staff.cities_for(role))
-
-
 def roles_of(staff: Caller) -> list[str]:
     """The roles the caller holds, an admin's being admin alone."""
     return [ADMIN] if staff.is_admin else [role for role in STAFF_ROLES if holds(staff, role)]
@@ -218,7 +213,7 @@ def checked(form: Any, schema: Any, body: dict[str, Any]) -> dict[str, Any] | No
     except ValidationError as invalid:
         first = next(field for field in form if field.type not in ("CSRFTokenField", "HiddenField"))
         for name, messages in invalid.normalized_messages().items():
-            target = form._fields.get(name, first)
+            target = form[name] if name in form else first  # noqa: SIM401 - no Form.get
             target.errors = [*target.errors, *(messages if isinstance(messages, list) else [])]
         return None
     return loaded

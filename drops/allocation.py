@@ -43,6 +43,7 @@ from app.db import batch, transaction
 from app.errors import DomainError
 from app.outbox import record_event
 from drops import draw, errors
+from drops.domain_events import DROP_ENTRIES_DECIDED, EntriesDecided
 from drops.entries import as_arrival, from_arrival, standing_refusal
 from drops.launch import Rules, rules_of
 from drops.models import (
@@ -433,14 +434,13 @@ def _record_decisions(
         chunk = decided[start : start + TOLD_PER_EVENT]
         record_event(
             session,
-            "drop.entries_decided",
-            subject_type="drop",
+            DROP_ENTRIES_DECIDED,
+            EntriesDecided(
+                outcome,
+                [str(entry["user_id"]) for entry, _ in chunk],
+                [reason for _, reason in chunk] if outcome == REFUSED else [],
+            ),
             subject_id=rules.id,
-            payload={
-                "outcome": outcome,
-                "user_ids": [str(entry["user_id"]) for entry, _ in chunk],
-                "reasons": [reason for _, reason in chunk] if outcome == REFUSED else [],
-            },
         )
 
 

@@ -1,4 +1,5 @@
-"""Drops over HTTP: thin views over `drops.launch`, `drops.entries` and `drops.figures`."""
+"""Drops over HTTP: thin views over `drops.launch`, `drops.entries` and
+`drops.organiser_figures`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from app.auth import caller
 from app.errors import Forbidden, NotFound
 from app.idempotency import idempotent, keyed_by_the_view, request_key
 from app.web import Blueprint, page_of
-from drops import entries, errors, figures, launch
+from drops import entries, errors, launch, organiser_figures
 from drops.schemas import (
     DropCreateSchema,
     DropFiguresSchema,
@@ -91,4 +92,4 @@ class Figures(MethodView):
     @blp.response(200, DropFiguresSchema)
     def get(self, drop_id):
         """A drop's figures for its organisers (admins; an event's city leaders)"""
-        return figures.drop_figures(caller(), drop_id)
+        return organiser_figures.drop_figures(caller(), drop_id)

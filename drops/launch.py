@@ -20,6 +20,7 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 
 from accounts.services import CIRCLE_LEADER, require_cities
+from app import compat
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import object_id, transaction
@@ -27,10 +28,11 @@ from app.errors import Forbidden, NotFound
 from app.outbox import record_event
 from app.web import paginate
 from drops import draw, errors
+from drops.domain_events import DROP_CREATED, DropCreated
 from drops.models import DECIDED, DRAW, EVENT, REWARD, RUNNING, Drop
 from events import registration as event_places
 from loyalty import rewards
-from loyalty.figures import tier_rank
+from loyalty.points_account import tier_rank
 
 log = structlog.get_logger()
 
@@ -138,20 +140,19 @@ def create_drop(
         Drop._get_collection().insert_one(drop.to_mongo(), session=session)
         record_event(
             session,
-            "drop.created",
-            subject_type="drop",
+            DROP_CREATED,
+            DropCreated(
+                target_type,
+                str(target),
+                mode,
+                quantity,
+                drop.opens_at.isoformat(),
+                closes_at.isoformat(),
+                seed_hash,
+            ),
             subject_id=drop_id,
             actor_id=caller.user.pk,
             city_code=drop.city_code,
-            payload={
-                "target_type": target_type,
-                "target_id": str(target),
-                "mode": mode,
-                "quantity": quantity,
-                "opens_at": drop.opens_at.isoformat(),
-                "closes_at": closes_at.isoformat(),
-                "seed_hash": seed_hash,
-            },
         )
 
     transaction(unit)
@@ -241,7 +242,9 @@ def phase(drop: Drop, now: datetime | None = None) -> str:
 def shown(drop: Drop, now: datetime | None = None) -> dict[str, Any]:
     """A drop as anyone signed in sees it: its rules, its figures so far, and a draw's seed
     once revealed."""
-    document = {name: getattr(drop, name) for name in drop._fields if name not in _PRIVATE}
+    document = {
+        name: value for name, value in compat.field_values(drop).items() if name not in _PRIVATE
+    }
     revealed = drop.seed_revealed_at is not None
     return {
         **document,

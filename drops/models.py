@@ -101,7 +101,7 @@ class Drop(Document):
     full = BooleanField(required=True, default=False)
     decided_at = DateTimeField()
 
-    # --- the figures (`drops.figures`) ---
+    # --- the figures (`drops.organiser_figures`) ---
     entries = IntField(required=True, default=0)
     # The busiest second of arrivals so far, and when it was; the count of the second the
     # count stopped in, not yet complete ({"<unix second>": count}).

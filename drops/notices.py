@@ -14,24 +14,25 @@ from pymongo.client_session import ClientSession
 
 from app.clock import utcnow
 from app.outbox import DomainEvent
+from drops.domain_events import EntriesDecided
 from drops.models import EVENT, REFUSED, Drop, Told
 from notifications.services import notify_many
 
 
-def tell_entrants(session: ClientSession, event: DomainEvent) -> int:
+def tell_entrants(session: ClientSession, event: DomainEvent[EntriesDecided]) -> int:
     """Notify the owners the event names of their entries' outcome; returns how many."""
     drop = Drop._get_collection().find_one(
         {"_id": ObjectId(event.subject_id)}, {"title": 1, "target_type": 1}, session=session
     )
     if drop is None:
         return 0
-    outcome = event.payload["outcome"]
+    outcome = event.payload.outcome
     kind = "events" if drop["target_type"] == EVENT else "points"
     params = {"title": drop["title"], "drop_id": event.subject_id}
-    owners = [ObjectId(user_id) for user_id in event.payload["user_ids"]]
+    owners = [ObjectId(user_id) for user_id in event.payload.user_ids]
     groups: dict[str | None, list[ObjectId]] = defaultdict(list)
     if outcome == REFUSED:
-        for owner, reason in zip(owners, event.payload["reasons"], strict=True):
+        for owner, reason in zip(owners, event.payload.reasons, strict=True):
             groups[reason].append(owner)
     else:
         groups[None] = owners

@@ -7,7 +7,7 @@ from marshmallow import fields, validate
 from app.fields import AwareDateTime, CityCode, Rfc3339DateTime, StrictBoolean
 from app.web import PageArgsSchema, Schema, StrictInteger
 from drops.models import MODES, SHOWN_STATUSES, TARGET_TYPES
-from loyalty.figures import TIER_NAMES
+from loyalty.points_account import TIER_NAMES
 
 MAX_QUANTITY = 1_000_000
 MAX_PER_OWNER = 100

@@ -16,10 +16,16 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 
 from app.clock import utcnow
+from app.handlers import handles
 from app.outbox import DomainEvent
 from drops import allocation, notices
+from drops.domain_events import (
+    DROP_CREATED,
+    DROP_ENTRIES_DECIDED,
+    DropCreated,
+    EntriesDecided,
+)
 from drops.launch import drops_due
-from workers.registry import handles
 
 
 # A pass hands over after PASS_SECONDS of work; the limit is for a pass stuck on its database.
@@ -38,14 +44,14 @@ def sweep() -> None:
         run.send(str(drop_id), secrets.token_hex(8))
 
 
-@handles("drop.created", name="drops.start", transactional=False)
-def start(event: DomainEvent, session: None) -> None:
+@handles(DROP_CREATED, name="drops.start", transactional=False)
+def start(event: DomainEvent[DropCreated], session: None) -> None:
     """Start the drop's job when it opens (at once, if it is open)."""
-    opens_at = event.payload["opens_at"]
+    opens_at = event.payload.opens_at
     delay = max(0.0, (datetime.fromisoformat(opens_at) - utcnow()).total_seconds())
     run.send_with_options(args=(event.subject_id, secrets.token_hex(8)), delay=int(delay * 1000))
 
 
-@handles("drop.entries_decided", name="drops.tell_entrants", batch_size=2)
-def tell_entrants(event: DomainEvent, session: ClientSession) -> None:
+@handles(DROP_ENTRIES_DECIDED, name="drops.tell_entrants", batch_size=2)
+def tell_entrants(event: DomainEvent[EntriesDecided], session: ClientSession) -> None:
     notices.tell_entrants(session, event)

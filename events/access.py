@@ -11,6 +11,7 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 
 from accounts.services import AMBASSADOR, CIRCLE_LEADER
+from app import compat
 from app.auth import Caller
 from app.db import get_or_404, object_id
 from app.errors import NotFound
@@ -45,8 +46,8 @@ def shown_to(caller: Caller, found: dict[str, Any] | None) -> Event:
     or for none); what it was read with besides its fields is left aside."""
     if found is None:
         raise NotFound(message="Event not found.")
-    event = Event._from_son(
-        {name: value for name, value in found.items() if name not in _READ_WITH}
+    event = compat.from_son(
+        Event, {name: value for name, value in found.items() if name not in _READ_WITH}
     )
     if event.status == DRAFT:
         caller.require(event.city_code, CIRCLE_LEADER)

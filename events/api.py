@@ -11,7 +11,7 @@ from app.auth import caller
 from app.errors import ContainsSensitiveWord, Forbidden
 from app.idempotency import idempotent
 from app.web import Blueprint, PageArgsSchema, page_of
-from events import door, errors, feedback, figures, listings, registration, services, tickets
+from events import city_stats, door, errors, feedback, listings, registration, services, tickets
 from events.schemas import (
     CancelEventSchema,
     CheckInConflictSchema,
@@ -152,7 +152,7 @@ class CompleteEvent(MethodView):
 
 @blp.route("/events/<event_id>/registrations")
 class EventRegistrations(MethodView):
-    @idempotent(changes_in_transaction=True)  # `register` changes all in one transaction
+    @idempotent(service=registration.register)
     @blp.response(201, RegistrationSchema)
     @blp.refuses(
         errors.NotVerifiedOwner,
@@ -334,4 +334,4 @@ class CityStats(MethodView):
     @blp.response(200, CityStatsSchema)
     def get(self, args, code):
         """Engagement figures of a city (its circle leaders, admin)"""
-        return figures.city_stats(caller(), code, args.get("from_"), args.get("to"))
+        return city_stats.city_stats(caller(), code, args.get("from_"), args.get("to"))

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from accounts.services import person_cards
+from app import compat
 from app.auth import Caller
 from app.clock import utcnow
 from app.web import paginate
@@ -96,7 +97,7 @@ def conflicts_of(event: Event, cursor: str | None, limit: int) -> dict[str, Any]
     cards = person_cards({scan.user_id for scan in page["items"] if scan.user_id})
     page["items"] = [
         {
-            **{name: getattr(scan, name) for name in scan._fields},
+            **compat.field_values(scan),
             "display_name": card.display_name if card else None,
         }
         for scan in page["items"]

@@ -27,6 +27,7 @@ from app.screening import holds_listed_word
 from app.web import paginate
 from events import errors
 from events.access import is_staff, managed_event, visible_event
+from events.domain_events import EVENT_FEEDBACK_GIVEN, FeedbackGiven
 from events.listings import city_time
 from events.models import (
     ATTENDED,
@@ -118,17 +119,11 @@ def give_feedback(
             FollowUp._get_collection().insert_one(follow_up.to_mongo(), session=session)
         record_event(
             session,
-            "event.feedback_given",
-            subject_type="event_feedback",
+            EVENT_FEEDBACK_GIVEN,
+            FeedbackGiven(caller.id, str(event.pk), score, recommend),
             subject_id=feedback.pk,
             actor_id=caller.user.pk,
             city_code=event.city_code,
-            payload={
-                "user_id": caller.id,
-                "event_id": str(event.pk),
-                "score": score,
-                "recommend": recommend,
-            },
         )
 
     try:

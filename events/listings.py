@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from bson import ObjectId
 
 from accounts.services import CIRCLE_LEADER, DEFAULT_TIMEZONE, Owner, city_timezones, person_cards
+from app import compat
 from app.auth import Caller
 from app.clock import utcnow
 from app.errors import Forbidden
@@ -71,7 +72,7 @@ def describe_events(events: list[Event], user_id: ObjectId | None = None) -> lis
     documents = []
     for event in events:
         zone = city_zone(event.city_code, zones)
-        document: dict[str, Any] = {name: getattr(event, name) for name in event._fields}
+        document: dict[str, Any] = compat.field_values(event)
         for name in TIME_FIELDS:
             document[name] = event[name].astimezone(ZoneInfo(zone))
         document["timezone"] = zone

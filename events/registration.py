@@ -29,15 +29,22 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 
 from accounts.services import CIRCLE_LEADER
+from app import compat
 from app.auth import Caller
 from app.buckets import turn
 from app.clock import utcnow
-from app.db import batch, object_id, one_at_a_time, transaction
+from app.db import batch, changes_in_one_transaction, object_id, one_at_a_time, transaction
 from app.errors import NotFound
 from app.observability import note
 from app.outbox import record_event
 from events import errors, seats
 from events.access import seen_by, shown_to, visible_event
+from events.domain_events import (
+    REGISTRATION_CREATED,
+    REGISTRATION_PROMOTED,
+    RegistrationCreated,
+    RegistrationPromoted,
+)
 from events.models import (
     BY_OWNER,
     CANCELLED,
@@ -65,6 +72,7 @@ class ThroughDrop:
     entry_id: ObjectId
 
 
+@changes_in_one_transaction
 def register(caller: Caller, event_id: str, *, drop: ThroughDrop | None = None) -> Registration:
     """Register the caller: confirmed while seats are left, else waitlisted (FCFS). An
     event released through a drop is registered for by its drop's job alone (`drop`), until
@@ -131,19 +139,13 @@ def register(caller: Caller, event_id: str, *, drop: ThroughDrop | None = None) 
         writes.insert(registrations, registration, duplicate=_Taken())
         record_event(
             session,
-            "registration.created",
-            subject_type="registration",
+            REGISTRATION_CREATED,
+            RegistrationCreated(str(user.pk), str(event.pk), status, position),
             subject_id=registration["_id"],
             actor_id=user.pk,
             city_code=event.city_code,
-            payload={
-                "user_id": str(user.pk),
-                "event_id": str(event.pk),
-                "status": status,
-                "waitlist_position": position,
-            },
         )
-        return Registration._from_son(registration)
+        return compat.from_son(Registration, registration)
 
     replacing: ObjectId | None = None
     while True:
@@ -254,15 +256,10 @@ def _promote_first(
     )
     record_event(
         session,
-        "registration.promoted",
-        subject_type="registration",
+        REGISTRATION_PROMOTED,
+        RegistrationPromoted(str(first["user_id"]), str(event_id), first.get("waitlist_position")),
         subject_id=first["_id"],
         city_code=first["city_code"],
-        payload={
-            "user_id": str(first["user_id"]),
-            "event_id": str(event_id),
-            "waitlist_position": first.get("waitlist_position"),
-        },
     )
     return True
 

@@ -21,6 +21,7 @@ from app.outbox import record_event
 from app.screening import refuse_listed_words
 from events import errors, seats
 from events.access import managed_event
+from events.domain_events import STATUS_EVENTS, EventStatusChanged
 from events.listings import TIME_FIELDS, as_utc
 from events.models import (
     ATTENDED,
@@ -233,19 +234,15 @@ def _transition(
             return False
         if cascade is not None:
             cascade(session)
-        # The payload carries the title and the text changes (a cancellation's reason);
-        # the times are the event's own `occurred_at`.
+        # The payload carries the title and a cancellation's reason; the times are the
+        # event's own `occurred_at`.
         record_event(
             session,
-            f"event.{status}",
-            subject_type="event",
+            STATUS_EVENTS[status],
+            EventStatusChanged(event.title, changes.get("cancel_reason")),
             subject_id=event.pk,
             actor_id=caller.user.pk,
             city_code=event.city_code,
-            payload={
-                "title": event.title,
-                **{k: v for k, v in changes.items() if isinstance(v, str)},
-            },
         )
         return True
 

@@ -5,22 +5,26 @@ from __future__ import annotations
 import dramatiq
 from pymongo.client_session import ClientSession
 
+from app.handlers import handles
 from app.outbox import DomainEvent
 from events import notices, ticket_keys
+from events.domain_events import (
+    EVENT_CANCELLED,
+    REGISTRATION_PROMOTED,
+    EventStatusChanged,
+    RegistrationPromoted,
+)
 from events.tickets import TICKET_GRACE
-from workers.registry import handles
 
 
-@handles("event.cancelled", name="events.notify_cancelled")
-def notify_event_cancelled(event: DomainEvent, session: ClientSession) -> None:
+@handles(EVENT_CANCELLED, name="events.notify_cancelled")
+def notify_event_cancelled(event: DomainEvent[EventStatusChanged], session: ClientSession) -> None:
     notices.notify_event_cancelled(session, event.subject_id, cause=event.id)
 
 
-@handles("registration.promoted", name="events.notify_promoted")
-def notify_promoted(event: DomainEvent, session: ClientSession) -> None:
-    notices.notify_promoted(
-        session, event.payload["event_id"], event.payload["user_id"], cause=event.id
-    )
+@handles(REGISTRATION_PROMOTED, name="events.notify_promoted")
+def notify_promoted(event: DomainEvent[RegistrationPromoted], session: ClientSession) -> None:
+    notices.notify_promoted(session, event.payload.event_id, event.payload.user_id, cause=event.id)
 
 
 @dramatiq.actor(

@@ -41,6 +41,7 @@ from app.errors import DomainError, NotFound
 from app.outbox import record_event
 from events import errors, ticket_keys
 from events.access import is_staff, managed_event, visible_event
+from events.domain_events import EVENT_ATTENDED, EventAttended
 from events.listings import city_time
 from events.models import (
     ACTIVE,
@@ -338,16 +339,11 @@ def _attend(
             budget.draw(session, event.pk, registration.pk, 0 if staff else event.points_reward)
         record_event(
             session,
-            "event.attended",
-            subject_type="registration",
+            EVENT_ATTENDED,
+            EventAttended(str(owner_id), str(event.pk), 0 if staff else event.points_reward),
             subject_id=registration.pk,
             actor_id=caller.user.pk,
             city_code=event.city_code,
-            payload={
-                "user_id": str(owner_id),
-                "event_id": str(event.pk),
-                "points_reward": 0 if staff else event.points_reward,
-            },
         )
         return True
 

@@ -39,7 +39,7 @@ def adjust(
     owner = active_owner(user_id)
     if owner is None:
         raise NotFound(message="User not found.")
-    if owner["_id"] == admin.user.pk:
+    if owner.id == admin.user.pk:
         raise errors.OwnPoints()
     if amount == 0:
         raise ValidationFailed(errors={"amount": ["Must not be zero."]})
@@ -52,13 +52,13 @@ def adjust(
         entry = ledger.write(
             session,
             ledger.Movement(
-                owner["_id"],
+                owner.id,
                 ADJUST,
                 amount,
                 key,
                 reason,
                 {"rule": "admin.adjustment"},
-                owner["city_code"],
+                owner.city_code,
                 actor_id=admin.user.pk,
             ),
             now,

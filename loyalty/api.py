@@ -1,9 +1,10 @@
-"""Points, rewards, redemptions, earning rules, reconciliation and partner credits over HTTP.
-Views validate, call one service function and return a document for their response schema."""
+"""Points, rewards, redemptions, earning rules and reconciliation over HTTP (ecosystem
+partners: `partner_api.py`). Views validate, call one service function and return a
+document for their response schema."""
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import request
 from flask.views import MethodView
 
 from accounts.errors import UnknownCity
@@ -16,24 +17,18 @@ from loyalty import (
     adjustments,
     balances,
     errors,
-    partner_systems,
-    partner_transactions,
     reconciliation,
     rules,
 )
 from loyalty import rewards as redemptions  # `rewards` is the blueprint
 from loyalty.models import ReconciliationRun, Redemption
-from loyalty.partner_api import ecosystem, partner_signed, transaction_document
+from loyalty.partner_api import ecosystem
 from loyalty.schemas import (
     AdjustmentEntrySchema,
     AdjustmentSchema,
     EarningRuleSchema,
     EarningRuleUpdateSchema,
     LedgerEntrySchema,
-    PartnerCreatedSchema,
-    PartnerCreateSchema,
-    PartnerCreditCreateSchema,
-    PartnerCreditSchema,
     PointsSchema,
     ReconciliationRunSchema,
     RedemptionCreateSchema,
@@ -49,8 +44,7 @@ from loyalty.schemas import (
 
 points = Blueprint("points", __name__, description="Points balance, ledger and administration")
 rewards = Blueprint("rewards", __name__, description="Rewards catalog and redemptions")
-partners = Blueprint("partners", __name__, description="Partner systems crediting points")
-blueprints = (points, rewards, partners, ecosystem)
+blueprints = (points, rewards, ecosystem)
 
 
 @points.route("/me/points")
@@ -216,7 +210,7 @@ rewards.add_url_rule(
 
 @rewards.route("/redemptions")
 class Redemptions(MethodView):
-    @idempotent(changes_in_transaction=True)  # `redeem` changes all in one transaction
+    @idempotent(service=redemptions.redeem)
     @rewards.arguments(RedemptionCreateSchema)
     @rewards.response(201, RedemptionSchema)
     @rewards.refuses(
@@ -286,37 +280,3 @@ class CancelRedemption(MethodView):
         Its owner while pending, or an admin (409 `not_pending` otherwise).
         """
         return redemptions.cancel_redemption(caller(), redemption_id)
-
-
-@partners.route("/admin/partners")
-class Partners(MethodView):
-    @idempotent
-    @partners.arguments(PartnerCreateSchema)
-    @partners.response(201, PartnerCreatedSchema)
-    @partners.refuses(Forbidden)
-    def post(self, data):
-        """Register a partner system; its secret is shown only here (admin)"""
-        partner, secret = partner_systems.create_partner(caller(), **data)
-        return {
-            "id": partner.pk,
-            "name": partner.name,
-            "key": partner.key,
-            "secret": secret,
-            "max_points_per_txn": partner.max_points_per_txn,
-        }
-
-
-@partners.route("/partner/points/credits")
-class PartnerCredits(MethodView):
-    @partners.public  # no account: the partner signs its request (`partner_signed`)
-    @partner_signed
-    @partners.arguments(PartnerCreditCreateSchema)
-    @partners.response(201, PartnerCreditSchema)
-    @partners.alt_response(
-        200, schema=PartnerCreditSchema, description="A replayed `partner_txn_id`: the first result"
-    )
-    @partners.refuses(errors.PartnerTxnReused, errors.OverCap, errors.UnknownMember)
-    def post(self, data):
-        """Credit points to an owner (partner systems, HMAC-signed)"""
-        credit, created = partner_transactions.credit_from_partner(g.partner, **data)
-        return transaction_document(credit), 201 if created else 200

@@ -13,7 +13,7 @@ from app.clock import utcnow
 from app.db import object_id, transaction
 from app.domains import ScorecardPart, ScorecardScope
 from app.web import paginate
-from loyalty import figures, ledger
+from loyalty import ledger, points_account
 from loyalty.models import (
     EARN,
     REDEEM,
@@ -28,7 +28,8 @@ from loyalty.models import (
 
 def current_account(user_id: Any, now: datetime | None = None) -> dict[str, Any]:
     """The owner's account with its tier figure and expiring points current: one read, and
-    a transaction recomputing them only when their time has passed (see `loyalty.figures`)."""
+    a transaction recomputing them only when their time has passed (see
+    `loyalty.points_account`)."""
     now = now or utcnow()
     account_id = object_id(user_id)
     if account_id is None:
@@ -36,14 +37,14 @@ def current_account(user_id: Any, now: datetime | None = None) -> dict[str, Any]
     account = PointsAccount._get_collection().find_one({"_id": account_id})
     if account is None:
         return {}
-    if all(figures.is_current(account, figure, now) for figure in ("tier", "expiring")):
+    if all(points_account.is_current(account, figure, now) for figure in ("tier", "expiring")):
         return account
-    return transaction(lambda session: figures.refresh(session, account_id, now))
+    return transaction(lambda session: points_account.refresh(session, account_id, now))
 
 
 def tier_of(user_id: Any, now: datetime | None = None) -> str:
     """The owner's tier on the points earned in the rolling last 12 months."""
-    return figures.tier_for(current_account(user_id, now).get("tier_points", 0)).name
+    return points_account.tier_for(current_account(user_id, now).get("tier_points", 0)).name
 
 
 def profile_fields(user_id: Any) -> dict[str, Any]:
@@ -55,11 +56,11 @@ def points_summary(user_id: Any, now: datetime | None = None) -> dict[str, Any]:
     """Balance, lifetime earned, tier, next tier and points expiring in the next 90 days."""
     account = current_account(ledger.id_or_404(user_id), now)
     earned = account.get("tier_points", 0)
-    upper = [candidate for candidate in figures.TIERS if candidate.threshold > earned]
+    upper = [candidate for candidate in points_account.TIERS if candidate.threshold > earned]
     return {
         "balance": account.get("balance", 0),
         "lifetime_earned": account.get("lifetime_earned", 0),
-        "tier": figures.tier_for(earned).name,
+        "tier": points_account.tier_for(earned).name,
         "tier_points": earned,
         "next_tier": (
             {"name": upper[0].name, "points_needed": upper[0].threshold - earned} if upper else None

@@ -38,10 +38,11 @@ from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction
 from app.errors import DomainError
-from app.outbox import record_event
+from app.outbox import NoPayload, record_event
 from app.web import paginate
 from loyalty import errors, ledger
 from loyalty.adjustments import tell_owner_of_correction
+from loyalty.domain_events import BULK_CREDIT_REQUESTED
 from loyalty.models import (
     ADJUST,
     BULK_DONE,
@@ -265,8 +266,8 @@ def start(admin: Caller, job_id: str) -> BulkCredit:
             raise errors.BulkCreditStarted()
         record_event(
             session,
-            "bulk_credit.requested",
-            subject_type="bulk_credit",
+            BULK_CREDIT_REQUESTED,
+            NoPayload(),
             subject_id=job.pk,
             actor_id=admin.user.pk,
         )

@@ -1,4 +1,4 @@
-"""Points follow content (PRODUCT.md invariant 8): the points a post or comment has paid its
+"""Points follow content (docs/product.md invariant 8): the points a post or comment has paid its
 author equal what its current state owes, whatever order its domain events arrive in.
 
 Community records, with every change that moves what a piece of content owes (published,
@@ -31,6 +31,7 @@ from pymongo.client_session import ClientSession
 from app.clock import utcnow
 from app.db import batch, object_id
 from app.outbox import DomainEvent
+from community.domain_events import ContentChanged
 from loyalty import errors, ledger, rules
 from loyalty.adjustments import write_reversal
 from loyalty.models import EARN, ContentPoints, LedgerEntry
@@ -74,16 +75,16 @@ class ContentState:
     city_code: str | None
 
     @classmethod
-    def from_event(cls, event: DomainEvent) -> ContentState:
-        points = event.payload.get("points")
+    def from_event(cls, event: DomainEvent[ContentChanged]) -> ContentState:
+        points = event.payload.points
         if points is None:
             version, owes, status = None, _UNVERSIONED.get(event.type, set()), None
         else:
-            version, owes, status = points["version"], set(points["owes"]), points.get("status")
+            version, owes, status = points.version, set(points.owes), points.status
         return cls(
             event.subject_type,
             event.subject_id,
-            object_id(event.payload.get("author_id")),
+            object_id(event.payload.author_id),
             version,
             frozenset(owes),
             status,

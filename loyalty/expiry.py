@@ -48,7 +48,7 @@ def _expire_lot(session: ClientSession, lot_id: ObjectId, now: datetime) -> int:
     lot = Lot._get_collection().find_one({"_id": lot_id}, session=session)
     if lot is None or lot["remaining"] <= 0 or lot["expires_at"] > now:
         return 0
-    owner = active_owner(lot["account_id"], session=session) or {}
+    owner = active_owner(lot["account_id"], session=session)
     ledger.write(
         session,
         ledger.Movement(
@@ -58,7 +58,7 @@ def _expire_lot(session: ClientSession, lot_id: ObjectId, now: datetime) -> int:
             f"expire:{lot_id}:{lot['expired']}",
             "Points expired",
             {"rule": "expiry", "type": "lot", "id": str(lot_id)},
-            owner.get("city_code"),
+            owner.city_code if owner else None,
             lot_id=lot_id,
         ),
         now,
@@ -87,10 +87,10 @@ def warn_expiring(now: datetime | None = None) -> int:
         )
         if lot is None:
             return 0
-        owner = active_owner(lot["account_id"], session=session) or {}
+        owner = active_owner(lot["account_id"], session=session)
         expires_on = (
             lot["expires_at"]
-            .astimezone(ZoneInfo(city_timezone(owner.get("city_code"), session)))
+            .astimezone(ZoneInfo(city_timezone(owner.city_code if owner else None, session)))
             .date()
             .isoformat()
         )

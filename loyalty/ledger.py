@@ -2,7 +2,7 @@
 
 Every movement is one immutable `LedgerEntry`, written by `write` (or `earn`, which applies
 the tier multiplier first) in the same transaction as the lots it opens or consumes and the
-cached figures of the owner's `PointsAccount` (`loyalty.figures`); nothing else writes a
+cached figures of the owner's `PointsAccount` (`loyalty.points_account`); nothing else writes a
 balance. The other loyalty modules (rules, rewards, adjustments, partner systems, expiry)
 describe a movement and call these. All writes of one owner touch that account document, so
 concurrent movements of one owner conflict and `with_transaction` retries them one after
@@ -24,7 +24,8 @@ from pymongo.client_session import ClientSession
 from app.db import batch, object_id
 from app.errors import NotFound
 from loyalty import errors
-from loyalty.figures import (
+from loyalty.models import EARN, EXPIRE, REVERSE, LedgerEntry, Lot, PointsAccount
+from loyalty.points_account import (
     EXPIRING_WINDOW,
     TIER_WINDOW,
     TIERS,
@@ -35,7 +36,6 @@ from loyalty.figures import (
     read_account,
     tier_figure,
 )
-from loyalty.models import EARN, EXPIRE, REVERSE, LedgerEntry, Lot, PointsAccount
 
 LOT_LIFETIME_MONTHS = 24
 
@@ -234,7 +234,7 @@ def write(
     if movement.amount > 0:
         entry["lots"], enters_window = _credit_lots(session, movement, entry, now)
         if enters_window is None:
-            # A refund: recomputed when next read, and forgotten (see `loyalty.figures`).
+            # A refund: recomputed when next read, and forgotten (see `loyalty.points_account`).
             changes["expiring_until"] = now
             changes["spend_from"] = None
         else:

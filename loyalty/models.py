@@ -45,7 +45,7 @@ RUN_STATUSES = (RUN_QUEUED, RUN_RUNNING, RUN_DONE, RUN_FAILED)
 class PointsAccount(Document):
     """The cached figures of one owner's ledger (`_id` is the user id). Written only in the
     transaction that writes the entry it reflects, or that recomputes a figure whose time
-    passed; reconciliation rebuilds it (see `loyalty/figures.py`)."""
+    passed; reconciliation rebuilds it (see `loyalty/points_account.py`)."""
 
     id = ObjectIdField(primary_key=True)
     balance = IntField(required=True, default=0, min_value=0)
@@ -63,7 +63,7 @@ class PointsAccount(Document):
     expiring_until = DateTimeField()
     # Per reward id, the quantity redeemed and not cancelled (per-owner limits).
     redeemed = DictField()
-    # No lot expiring before it holds points (unset: not known); see `loyalty.figures`.
+    # No lot expiring before it holds points (unset: not known); see `loyalty.points_account`.
     spend_from = DateTimeField()
     # Points set aside for entries in drops (`loyalty.holds`): per hold key, its points, and
     # their sum, which spending leaves alone (unset: none held).

@@ -1,5 +1,5 @@
-"""Ecosystem partners over HTTP: owners' pay codes, the partners' signed debits, reversals
-and statements, and admins' partner settings, statements, exceptions and settlements.
+"""Ecosystem partners over HTTP: owners' pay codes, the partners' signed credits, debits,
+reversals and statements, and admins' partner settings, statements, exceptions and settlements.
 Views validate, call one service function and return a document for their response schema."""
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ from loyalty.partner_schemas import (
     StatementListItemSchema,
     StatementReceivedSchema,
     StatementSchema,
+)
+from loyalty.schemas import (
+    PartnerCreatedSchema,
+    PartnerCreateSchema,
+    PartnerCreditCreateSchema,
+    PartnerCreditSchema,
 )
 
 ecosystem = Blueprint(
@@ -226,12 +232,43 @@ class PartnerStatements(MethodView):
 
 @ecosystem.route("/admin/partners")
 class EcosystemPartners(MethodView):
+    @idempotent
+    @ecosystem.arguments(PartnerCreateSchema)
+    @ecosystem.response(201, PartnerCreatedSchema)
+    @ecosystem.refuses(Forbidden)
+    def post(self, data):
+        """Register a partner system; its secret is shown only here (admin)"""
+        partner, secret = partner_systems.create_partner(caller(), **data)
+        return {
+            "id": partner.pk,
+            "name": partner.name,
+            "key": partner.key,
+            "secret": secret,
+            "max_points_per_txn": partner.max_points_per_txn,
+        }
+
     @ecosystem.arguments(PageArgsSchema, location="query")
     @ecosystem.response(200, page_of(EcosystemPartnerSchema))
     @ecosystem.refuses(Forbidden)
     def get(self, args):
         """Ecosystem partners, newest first (admin)"""
         return paginate(partner_systems.all_partners(caller()), args["cursor"], args["limit"])
+
+
+@ecosystem.route("/partner/points/credits")
+class PartnerCredits(MethodView):
+    @ecosystem.public  # no account: the partner signs its request (`partner_signed`)
+    @partner_signed
+    @ecosystem.arguments(PartnerCreditCreateSchema)
+    @ecosystem.response(201, PartnerCreditSchema)
+    @ecosystem.alt_response(
+        200, schema=PartnerCreditSchema, description="A replayed `partner_txn_id`: the first result"
+    )
+    @ecosystem.refuses(errors.PartnerTxnReused, errors.OverCap, errors.UnknownMember)
+    def post(self, data):
+        """Credit points to an owner (partner systems, HMAC-signed)"""
+        credit, created = partner_transactions.credit_from_partner(g.partner, **data)
+        return transaction_document(credit), 201 if created else 200
 
 
 @ecosystem.route("/admin/partners/<ecosystem_partner_id>")

@@ -30,7 +30,6 @@ from accounts.services import find_active_owner
 from app.clock import utcnow
 from app.db import batch, one_at_a_time, transaction
 from loyalty import errors, ledger
-from loyalty.figures import Account, read_account
 from loyalty.models import (
     CREDIT,
     DEBIT,
@@ -46,6 +45,7 @@ from loyalty.models import (
     PayCode,
 )
 from loyalty.partner_systems import business_day, count_movement, day_total_id
+from loyalty.points_account import Account, read_account
 from notifications.services import notify
 
 log = structlog.get_logger()
@@ -336,7 +336,7 @@ def credit_from_partner(
     """Credit points once per `partner_txn_id`. Returns the transaction and whether it is
     new; a replay (the same member and points) returns the first one."""
     owner = find_active_owner(member_id, member_phone)
-    owner_id = owner.pk if owner else None
+    owner_id = owner.id if owner else None
     if (first := _find(partner, partner_txn_id)) is not None:
         return _same(first, CREDIT, points, user_id=owner_id), False
     if points > partner.max_points_per_txn:
@@ -351,7 +351,7 @@ def credit_from_partner(
         entry = credit_points(
             session,
             partner,
-            owner.pk,
+            owner.id,
             owner.city_code,
             points,
             Posting(
@@ -363,7 +363,7 @@ def credit_from_partner(
             ),
         )
         record = transaction_record(
-            partner, partner_txn_id, CREDIT, owner.pk, points, entry, occurred_at, now
+            partner, partner_txn_id, CREDIT, owner.id, points, entry, occurred_at, now
         )
         _insert(session, record)
         return record
@@ -374,7 +374,7 @@ def credit_from_partner(
         partner_txn_id,
         unit,
         day_total_id(partner.pk, booking.day, CREDIT),
-        lambda first: _same(first, CREDIT, points, user_id=owner.pk),
+        lambda first: _same(first, CREDIT, points, user_id=owner.id),
     )
 
 

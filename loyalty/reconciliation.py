@@ -13,8 +13,9 @@ from pymongo.client_session import ClientSession
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction
-from app.outbox import record_event
-from loyalty import figures, ledger
+from app.outbox import NoPayload, record_event
+from loyalty import ledger, points_account
+from loyalty.domain_events import RECONCILIATION_REQUESTED
 from loyalty.models import (
     RUN_DONE,
     RUN_FAILED,
@@ -41,8 +42,8 @@ def request_reconciliation(admin: Caller) -> ReconciliationRun:
         )
         record_event(
             session,
-            "reconciliation.requested",
-            subject_type="reconciliation_run",
+            RECONCILIATION_REQUESTED,
+            NoPayload(),
             subject_id=run_id,
             actor_id=admin.user.pk,
         )
@@ -76,7 +77,7 @@ def _ledger_totals(
                         "_id": None,
                         "balance": {"$sum": "$amount"},
                         "entries": {"$sum": 1},
-                        "earned": {"$sum": figures.EARNED_POINTS},
+                        "earned": {"$sum": points_account.EARNED_POINTS},
                     }
                 },
             ],
@@ -101,9 +102,11 @@ def _ledger_totals(
         "earned": totals["earned"],
         "lots": sum(remaining for _, remaining in lots),
         "figures": {
-            **figures.tier_figure(*figures.rolling_earned(session, account_id, now), now),
-            **figures.expiring_figure(lots, now),
-            "redeemed": figures.redemption_counts(session, account_id),
+            **points_account.tier_figure(
+                *points_account.rolling_earned(session, account_id, now), now
+            ),
+            **points_account.expiring_figure(lots, now),
+            "redeemed": points_account.redemption_counts(session, account_id),
             "spend_from": next((expires_at for expires_at, points in lots if points), None),
         },
     }
@@ -117,7 +120,7 @@ def _stale_figures(account: dict[str, Any], computed: dict[str, Any], now: datet
         ("tier", ("tier_points", "tier_until")),
         ("expiring", ("expiring", "expiring_until")),
     ):
-        if figures.is_current(account, figure, now) and any(
+        if points_account.is_current(account, figure, now) and any(
             account.get(name) != computed[name] for name in fields
         ):
             stale.append(figure)

@@ -14,15 +14,25 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 
 from accounts.services import CIRCLE_LEADER, Owner, require_cities
+from app import compat
 from app.auth import Caller
 from app.buckets import turn
 from app.clock import utcnow
-from app.db import batch, get_or_404, object_id, one_at_a_time, transaction, update_and_read
+from app.db import (
+    batch,
+    changes_in_one_transaction,
+    get_or_404,
+    object_id,
+    one_at_a_time,
+    transaction,
+    update_and_read,
+)
 from app.errors import DomainError, NotFound
 from app.observability import note
 from app.outbox import record_event
 from app.web import paginate
-from loyalty import balances, errors, figures, ledger, stock
+from loyalty import balances, errors, ledger, points_account, stock
+from loyalty.domain_events import REDEMPTION_CREATED, RedemptionCreated
 from loyalty.models import (
     CANCELLED,
     FULFILLED,
@@ -99,7 +109,7 @@ def update_reward(admin: Caller, reward_id: str, changes: dict[str, Any]) -> Rew
 
 def shown(reward: Reward, stock_left: int | None = None) -> dict[str, Any]:
     """A reward as the API shows it: its live stock, wherever it is kept."""
-    document = {name: getattr(reward, name) for name in reward._fields}
+    document = compat.field_values(reward)
     if stock_left is None:
         stock_left = stock.live_stock([reward]).get(reward.pk, reward.stock)
     return {**document, "stock": stock_left, "stock_buckets": reward.stock_buckets or 1}
@@ -115,7 +125,7 @@ def lock_of(
         return errors.NotInCity.error
     if reward.city_codes and now < owner.city_held_since + CITY_TENURE:
         return errors.CityTooRecent.error
-    if figures.tier_rank(tier) < figures.tier_rank(reward.min_tier):
+    if points_account.tier_rank(tier) < points_account.tier_rank(reward.min_tier):
         return errors.TierTooLow.error
     if (reward.stock if stock_left is None else stock_left) < 1:
         return errors.OutOfStock.error
@@ -142,7 +152,9 @@ def catalogue(
         __raw__={"$or": [{"city_codes": []}, {"city_codes": city or owner.city_code}]},
     )
     if not include_locked:
-        query = query.filter(min_tier__in=figures.TIER_NAMES[: figures.tier_rank(tier) + 1])
+        query = query.filter(
+            min_tier__in=points_account.TIER_NAMES[: points_account.tier_rank(tier) + 1]
+        )
     page = paginate(query, cursor, limit)
     live = stock.live_stock(page["items"])
 
@@ -214,6 +226,7 @@ def _edited(reward_id: ObjectId) -> dict[str, Any]:
     return {"$inc": {"version": 1}}
 
 
+@changes_in_one_transaction
 def redeem(
     owner: Owner,
     reward_id: str,
@@ -264,8 +277,10 @@ def redeem(
         eligible_from = owner.city_held_since + CITY_TENURE
         if reward.get("city_codes") and now < eligible_from:
             raise errors.CityTooRecent(eligible_from=eligible_from.isoformat())
-        account = figures.read_account(session, owner.pk, now, tier=True, redeemed=True)
-        if figures.tier_rank(account.tier.name) < figures.tier_rank(reward["min_tier"]):
+        account = points_account.read_account(session, owner.pk, now, tier=True, redeemed=True)
+        if points_account.tier_rank(account.tier.name) < points_account.tier_rank(
+            reward["min_tier"]
+        ):
             raise errors.TierTooLow(min_tier=reward["min_tier"])
         limit = reward.get("per_owner_limit")
         if limit and account.redeemed(reward_oid) + quantity > limit:
@@ -322,20 +337,15 @@ def redeem(
         writes.insert(Redemption._get_collection(), document, duplicate=_KeyUsed())
         record_event(
             session,
-            "redemption.created",
-            subject_type="redemption",
+            REDEMPTION_CREATED,
+            RedemptionCreated(
+                str(owner.pk), str(reward_oid), quantity, points, reward["fulfillment"]
+            ),
             subject_id=redemption_id,
             actor_id=owner.pk,
             city_code=owner.city_code,
-            payload={
-                "user_id": str(owner.pk),
-                "reward_id": str(reward_oid),
-                "quantity": quantity,
-                "points": points,
-                "fulfillment": reward["fulfillment"],
-            },
         )
-        return Redemption._from_son(document)
+        return compat.from_son(Redemption, document)
 
     def run(terms: dict[str, Any] | None) -> Redemption:
         with one_at_a_time(turn(reward_oid, _buckets_seen.get(reward_oid, 1), preferred)):
@@ -393,7 +403,7 @@ def cancel_redemption(by: Caller, redemption_id: str, now: datetime | None = Non
         debit = LedgerEntry._get_collection().find_one(
             {"_id": cancelled["entry_id"]}, session=session
         )
-        account = figures.read_account(session, cancelled["user_id"], now)
+        account = points_account.read_account(session, cancelled["user_id"], now)
         refund = ledger.write(
             session,
             ledger.Movement(
@@ -475,7 +485,7 @@ def reward_terms(reward_id: Any, session: ClientSession | None = None) -> Reward
         cost=reward["cost"],
         stock_left=reward["stock_left"],
         per_owner_limit=reward.get("per_owner_limit"),
-        min_tier=reward.get("min_tier") or figures.TIER_NAMES[0],
+        min_tier=reward.get("min_tier") or points_account.TIER_NAMES[0],
         city_codes=list(reward.get("city_codes") or []),
         active=bool(reward.get("active")),
         drop_id=reward.get("drop_id"),
@@ -513,8 +523,8 @@ def drop_entry_refusal(
         return errors.NotInCity.error
     if city_codes and now < owner.city_held_since + CITY_TENURE:
         return errors.CityTooRecent.error
-    account = figures.Account(owner.pk, balances.current_account(owner.pk, now))
-    if figures.tier_rank(account.tier.name) < figures.tier_rank(min_tier):
+    account = points_account.Account(owner.pk, balances.current_account(owner.pk, now))
+    if points_account.tier_rank(account.tier.name) < points_account.tier_rank(min_tier):
         return errors.TierTooLow.error
     if account.spendable() < points:
         return errors.InsufficientPoints.error

@@ -142,7 +142,7 @@ def max_event_points() -> int:
 
 
 def ensure_default_rules() -> None:
-    """Store the defaults of PRODUCT.md (the demo world does, so admins see them stored);
+    """Store the defaults of docs/product.md (the demo world does, so admins see them stored);
     rules an admin changed are left alone."""
     for code in DEFAULT_RULES:
         _store_default(code)
@@ -242,20 +242,20 @@ def award(
     owner = active_owner(user_id, session=session)
     if base <= 0 or owner is None:
         return None
-    timezone = city_timezone(owner["city_code"], session)
-    if _capped(session, owner["_id"], rule, timezone, now):
-        log.info("points_capped", user_id=str(owner["_id"]), rule=rule_code)
+    timezone = city_timezone(owner.city_code, session)
+    if _capped(session, owner.id, rule, timezone, now):
+        log.info("points_capped", user_id=str(owner.id), rule=rule_code)
         return None
     entry = ledger.earn(
         session,
         ledger.Movement(
-            owner["_id"],
+            owner.id,
             EARN,
             base,
             key,
             rule.get("description") or rule_code,
             {"rule": rule_code, **source},
-            city_code or owner["city_code"],
+            city_code or owner.city_code,
             once_key,
         ),
         rule["multipliable"],
@@ -263,7 +263,7 @@ def award(
     )
     notify(
         session,
-        owner["_id"],
+        owner.id,
         "points",
         "points_earned",
         {"points": entry["amount"], "reason": REASON_LABELS.get(rule_code, entry["reason"])},

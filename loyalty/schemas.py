@@ -4,8 +4,8 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.fields import AwareDateTime, CityCode, NotEmpty, Rfc3339DateTime, StrictBoolean, Text
 from app.web import PageArgsSchema, Schema, StrictInteger, sometimes_absent
-from loyalty.figures import TIER_NAMES
 from loyalty.models import ENTRY_KINDS, FULFILLMENTS, REDEMPTION_STATUSES, RUN_STATUSES
+from loyalty.points_account import TIER_NAMES
 from loyalty.rules import CAP_PERIODS, EVENT_POINTS_CEILING
 from loyalty.stock import MAX_BUCKETS as MAX_STOCK_BUCKETS
 

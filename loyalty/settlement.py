@@ -120,7 +120,7 @@ def settlement_of(
 ) -> dict[str, Any]:
     """A partner's month: the figures it closed on, or, while open, today's."""
     partner = partner_for(admin, partner_id)
-    found = PartnerSettlement._get_collection().find_one({"_id": settlement_id(partner.pk, month)})
+    found = PartnerSettlement.objects(pk=settlement_id(partner.pk, month)).as_pymongo().first()
     head = {"partner_id": partner.pk, "partner_name": partner.name, "month": month}
     if found is not None and found["status"] == SETTLEMENT_CLOSED:
         return {**head, **found["figures"], **_closing(found)}

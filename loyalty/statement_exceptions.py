@@ -205,7 +205,7 @@ class _Resolution:
         owner = find_active_owner(theirs.get("member_id"), theirs.get("member_phone"))
         if owner is None:
             raise errors.UnknownMember()
-        self._guard(owner.pk)
+        self._guard(owner.id)
         txn_id = self.exception["partner_txn_id"]
         points = theirs["points"]
         record: dict[str, Any] = {}
@@ -213,7 +213,7 @@ class _Resolution:
             original = self._find(theirs.get("original_txn_id"))
             if original is None:
                 raise errors.UnknownPartnerTxn()
-            if original["user_id"] != owner.pk:
+            if original["user_id"] != owner.id:
                 raise errors.ResolutionNotApplicable(actions=KEEP_OURS)
             reversible = original["points"] - original.get("reversed", 0)
             if points > reversible:
@@ -230,14 +230,14 @@ class _Resolution:
             }
             entry = self.last_entry
         else:
-            entry = self._move(theirs["kind"], owner.pk, owner.city_code, points)
+            entry = self._move(theirs["kind"], owner.id, owner.city_code, points)
             if theirs["kind"] == DEBIT:
                 record["restorable"] = entry["lots"]
         record = transaction_record(
             self.partner,
             txn_id,
             theirs["kind"],
-            owner.pk,
+            owner.id,
             points,
             entry,
             theirs.get("occurred_at"),
@@ -272,12 +272,12 @@ class _Resolution:
             if owner is None:
                 raise errors.UnknownMember()
             self._guard(txn["user_id"])
-            self._guard(owner.pk)
+            self._guard(owner.id)
             self._undo(txn, txn["points"])
-            entry = self._move(theirs["kind"], owner.pk, owner.city_code, theirs["points"])
+            entry = self._move(theirs["kind"], owner.id, owner.city_code, theirs["points"])
             changes.update(
                 kind=theirs["kind"],
-                user_id=owner.pk,
+                user_id=owner.id,
                 points=theirs["points"],
                 restorable=entry["lots"] if theirs["kind"] == DEBIT else [],
             )

@@ -45,6 +45,7 @@ from app.db import transaction
 from app.errors import NotFound
 from app.outbox import record_event
 from loyalty import errors
+from loyalty.domain_events import STATEMENT_RECEIVED, StatementReceived
 from loyalty.models import (
     DUPLICATE,
     EXCEPTION_OPEN,
@@ -72,7 +73,6 @@ from loyalty.partner_transactions import to_millis
 
 log = structlog.get_logger()
 
-RECEIVED = "partner_statement.received"
 # Lines per stored chunk: a few hundred kilobytes, far below a document's 16 MB.
 CHUNK_LINES = 2_000
 # Ids per lookup of the lines that are not among the day's transactions.
@@ -170,10 +170,9 @@ def receive_statement(
         )
         record_event(
             session,
-            RECEIVED,
-            subject_type="statement",
+            STATEMENT_RECEIVED,
+            StatementReceived(str(upload_id), len(lines)),
             subject_id=key,
-            payload={"upload_id": str(upload_id), "line_count": len(lines)},
         )
         stored = statements.find_one({"_id": key}, session=session)
         assert stored is not None
@@ -439,7 +438,7 @@ def statement_for(admin: Caller, partner_id: str, day: str) -> dict[str, Any]:
         day = date.fromisoformat(day).isoformat()
     except ValueError:
         day = ""
-    found = Statement._get_collection().find_one({"_id": statement_id(partner.pk, day)})
+    found = Statement.objects(pk=statement_id(partner.pk, day)).as_pymongo().first()
     if found is None:
         raise NotFound(message="No statement of this day.")
     return found

@@ -1,7 +1,7 @@
 """Points from domain events, and the loyalty jobs the scheduler and admins start.
 
-An earning domain event needs one handler line here and one rule in
-`rules.DEFAULT_RULES`. Handlers run inside the backbone's transaction with its
+An earning domain event needs one handler here and one rule in `rules.DEFAULT_RULES`
+(CONTRIBUTING.md: "A new earning rule"). Handlers run inside the backbone's transaction with its
 idempotency marker; the ledger's own keys (event id + rule, and a per-owner `once_key`
 where the product says "once") keep a replay from earning twice even without it.
 """
@@ -11,29 +11,49 @@ from __future__ import annotations
 import dramatiq
 from pymongo.client_session import ClientSession
 
-from app.outbox import DomainEvent
+from accounts.domain_events import (
+    REFERRAL_COMPLETED,
+    USER_ERASED,
+    VEHICLE_VERIFIED,
+    ReferralCompleted,
+    VehicleVerified,
+)
+from app.handlers import handles
+from app.outbox import DomainEvent, NoPayload
+from community.domain_events import CONTENT_EVENTS, ContentChanged
+from events.domain_events import (
+    EVENT_ATTENDED,
+    EVENT_FEEDBACK_GIVEN,
+    EventAttended,
+    FeedbackGiven,
+)
 from loyalty import bulk_credits, content_points, expiry, reconciliation, rules
-from loyalty.statements import RECEIVED, match_statement
-from workers.registry import handles
+from loyalty.domain_events import (
+    BULK_CREDIT_REQUESTED,
+    RECONCILIATION_REQUESTED,
+    STATEMENT_RECEIVED,
+    StatementReceived,
+)
+from loyalty.statements import match_statement
 
 
-@handles("vehicle.verified", name="loyalty.welcome_points")
-def welcome_points(event: DomainEvent, session: ClientSession) -> None:
-    owner_id = event.payload["owner_id"]
-    if event.payload.get("first_verified_vehicle"):
+@handles(VEHICLE_VERIFIED, name="loyalty.welcome_points")
+def welcome_points(event: DomainEvent[VehicleVerified], session: ClientSession) -> None:
+    owner_id = event.payload.owner_id
+    if event.payload.first_verified_vehicle:
         rules.award_for_event(
             session, event, "vehicle.verified", owner_id, once_key=f"vehicle.verified:{owner_id}"
         )
 
 
-@handles("referral.completed", name="loyalty.referral_points")
-def referral_points(event: DomainEvent, session: ClientSession) -> None:
-    referee = event.payload["referee_id"]
+@handles(REFERRAL_COMPLETED, name="loyalty.referral_points")
+def referral_points(event: DomainEvent[ReferralCompleted], session: ClientSession) -> None:
+    referee = event.payload.referee_id
     rules.award_for_event(
         session,
         event,
         "referral.referrer",
-        event.payload["referrer_id"],
+        event.payload.referrer_id,
         once_key=f"referral.referrer:{referee}",
     )
     rules.award_for_event(
@@ -41,28 +61,28 @@ def referral_points(event: DomainEvent, session: ClientSession) -> None:
     )
 
 
-@handles("event.attended", name="loyalty.attendance_points")
-def attendance_points(event: DomainEvent, session: ClientSession) -> None:
-    payload = event.payload
+@handles(EVENT_ATTENDED, name="loyalty.attendance_points")
+def attendance_points(event: DomainEvent[EventAttended], session: ClientSession) -> None:
+    attended = event.payload
     rules.award_for_event(
         session,
         event,
         "event.attended",
-        payload["user_id"],
-        points=payload.get("points_reward"),
-        once_key=f"event.attended:{payload['user_id']}:{payload['event_id']}",
+        attended.user_id,
+        points=attended.points_reward,
+        once_key=f"event.attended:{attended.user_id}:{attended.event_id}",
     )
 
 
-@handles("event.feedback_given", name="loyalty.feedback_points")
-def feedback_points(event: DomainEvent, session: ClientSession) -> None:
-    payload = event.payload
+@handles(EVENT_FEEDBACK_GIVEN, name="loyalty.feedback_points")
+def feedback_points(event: DomainEvent[FeedbackGiven], session: ClientSession) -> None:
+    feedback = event.payload
     rules.award_for_event(
         session,
         event,
         "event.feedback",
-        payload["user_id"],
-        once_key=f"event.feedback:{payload['user_id']}:{payload['event_id']}",
+        feedback.user_id,
+        once_key=f"event.feedback:{feedback.user_id}:{feedback.event_id}",
     )
 
 
@@ -70,34 +90,34 @@ def feedback_points(event: DomainEvent, session: ClientSession) -> None:
 # content's points are made to match the newest state received (`loyalty.content_points`).
 # The names are those of the handlers that applied one delta per event before, so their
 # markers and queued messages carry over.
-@handles("post.published", name="loyalty.post_points")
-@handles("comment.created", name="loyalty.comment_points")
-@handles("post.featured", name="loyalty.featured_post_points")
-@handles("post.removed", name="loyalty.reverse_post_points")
-@handles("comment.removed", name="loyalty.reverse_comment_points")
-@handles("post.restored", name="loyalty.restore_post_points")
-@handles("comment.restored", name="loyalty.restore_comment_points")
-@handles("post.deleted", name="loyalty.deleted_post_points")
-@handles("comment.deleted", name="loyalty.deleted_comment_points")
-def content_points_follow(event: DomainEvent, session: ClientSession) -> None:
+@handles(CONTENT_EVENTS["post.published"], name="loyalty.post_points")
+@handles(CONTENT_EVENTS["comment.created"], name="loyalty.comment_points")
+@handles(CONTENT_EVENTS["post.featured"], name="loyalty.featured_post_points")
+@handles(CONTENT_EVENTS["post.removed"], name="loyalty.reverse_post_points")
+@handles(CONTENT_EVENTS["comment.removed"], name="loyalty.reverse_comment_points")
+@handles(CONTENT_EVENTS["post.restored"], name="loyalty.restore_post_points")
+@handles(CONTENT_EVENTS["comment.restored"], name="loyalty.restore_comment_points")
+@handles(CONTENT_EVENTS["post.deleted"], name="loyalty.deleted_post_points")
+@handles(CONTENT_EVENTS["comment.deleted"], name="loyalty.deleted_comment_points")
+def content_points_follow(event: DomainEvent[ContentChanged], session: ClientSession) -> None:
     content_points.settle(session, content_points.ContentState.from_event(event))
 
 
-@handles("user.erased", name="loyalty.close_erased_content")
-def close_erased_content(event: DomainEvent, session: ClientSession) -> None:
+@handles(USER_ERASED, name="loyalty.close_erased_content")
+def close_erased_content(event: DomainEvent[NoPayload], session: ClientSession) -> None:
     """An erased owner's posts and comments pay nothing any more."""
     content_points.close_account(session, event.subject_id)
 
 
-@handles("reconciliation.requested", name="loyalty.start_reconciliation", transactional=False)
-def start_reconciliation(event: DomainEvent, session: None) -> None:
+@handles(RECONCILIATION_REQUESTED, name="loyalty.start_reconciliation", transactional=False)
+def start_reconciliation(event: DomainEvent[NoPayload], session: None) -> None:
     # A run can outlast the domain-event actor's time limit and must not be one
     # transaction: hand it to its own actor. A second delivery finds the run claimed.
     reconcile.send(event.subject_id)
 
 
-@handles("bulk_credit.requested", name="loyalty.start_bulk_credit", transactional=False)
-def start_bulk_credit(event: DomainEvent, session: None) -> None:
+@handles(BULK_CREDIT_REQUESTED, name="loyalty.start_bulk_credit", transactional=False)
+def start_bulk_credit(event: DomainEvent[NoPayload], session: None) -> None:
     # A large file outlasts the domain-event actor's time limit: its own actor applies it.
     apply_bulk_credit.send(event.subject_id)
 
@@ -135,11 +155,11 @@ def reconcile(run_id: str | None = None) -> None:
     reconciliation.run_reconciliation(run_id)
 
 
-@handles(RECEIVED, name="loyalty.match_statement", transactional=False)
-def start_statement_matching(event: DomainEvent, session: None) -> None:
+@handles(STATEMENT_RECEIVED, name="loyalty.match_statement", transactional=False)
+def start_statement_matching(event: DomainEvent[StatementReceived], session: None) -> None:
     # A statement of 100,000 lines takes longer than the domain-event actor may, and is no
     # transaction: hand it to its own actor. A later upload of the day has its own event.
-    match_statement_upload.send(event.subject_id, event.payload["upload_id"])
+    match_statement_upload.send(event.subject_id, event.payload.upload_id)
 
 
 @dramatiq.actor(

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from pymongo import UpdateOne
 
-from workers.models import DeadLetter, HandledEvent
+from app.handlers import HandledEvent
+from workers.models import DeadLetter
 
 # Frozen here: the old paths are history, and the new names must not follow later moves.
 RENAMED = {

@@ -21,10 +21,11 @@ from flask import current_app
 from mongoengine.queryset import QuerySet
 from pymongo.client_session import ClientSession
 
-from accounts.services import active_owner, active_owners, city_timezone
+from accounts.services import ActiveOwner, active_owner, active_owners, city_timezone
 from app.clock import utcnow
 from app.db import batch, get_or_404
 from app.outbox import DomainEvent, record_event
+from notifications.domain_events import PUSH_REQUESTED, PushRequested
 from notifications.models import (
     DEFAULT_PREFERENCES,
     KINDS,
@@ -36,8 +37,6 @@ from notifications.push import PushMessage, provider_from_config, quiet_hours_ho
 from notifications.templates import render
 
 log = structlog.get_logger()
-
-PUSH_REQUESTED = "notification.push_requested"
 
 
 # --- preferences ---------------------------------------------------------------------
@@ -91,10 +90,10 @@ def notify(
     """
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
-    owner = active_owner(user_id, ("locale", "city_code"), session)
+    owner = active_owner(user_id, session)
     if owner is None:
         return False
-    channels = preferences(owner["_id"], session)[kind]
+    channels = preferences(owner.id, session)[kind]
     if not (channels["in_app"] or channels["push"]):
         return False
     message = _Message(owner, kind, template, params)
@@ -109,7 +108,7 @@ def notify(
         if result.upserted_id is None:
             return False
         notification_id = str(result.upserted_id)
-    elif not _claim_push(owner["_id"], dedupe_key, session):
+    elif not _claim_push(owner.id, dedupe_key, session):
         return False
     if channels["push"]:
         message.request_push(session, dedupe_key, notification_id)
@@ -120,7 +119,7 @@ def notify(
 class _Message:
     """One notification to one owner (their locale and city read with them)."""
 
-    owner: dict[str, Any]
+    owner: ActiveOwner
     kind: str
     template: str
     params: dict[str, Any]
@@ -129,13 +128,13 @@ class _Message:
     @property
     def text(self) -> tuple[str, str]:
         if self.rendered is None:
-            self.rendered = render(self.template, self.owner.get("locale") or "zh-CN", self.params)
+            self.rendered = render(self.template, self.owner.locale or "zh-CN", self.params)
         return self.rendered
 
     def inbox_entry(self) -> dict[str, Any]:
         title, body = self.text
         return {
-            "user_id": self.owner["_id"],
+            "user_id": self.owner.id,
             "kind": self.kind,
             "template": self.template,
             "title": title,
@@ -152,17 +151,11 @@ class _Message:
         record_event(
             session,
             PUSH_REQUESTED,
-            subject_type="notification",
+            PushRequested(
+                str(self.owner.id), self.kind, title, body, dict(self.params), notification_id
+            ),
             subject_id=dedupe_key,
-            city_code=self.owner.get("city_code"),
-            payload={
-                "user_id": str(self.owner["_id"]),
-                "kind": self.kind,
-                "title": title,
-                "body": body,
-                "data": self.params,
-                "notification_id": notification_id,
-            },
+            city_code=self.owner.city_code,
         )
 
 
@@ -181,7 +174,7 @@ def notify_many(
     must name one cause. Returns how many owners it reached."""
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
-    owners = active_owners(user_ids, ("locale", "city_code"), session)
+    owners = active_owners(user_ids, session)
     chosen = {
         stored["_id"]: stored.get("channels") or {}
         for stored in NotificationPreferences._get_collection().find(
@@ -195,7 +188,7 @@ def notify_many(
         channels = {**DEFAULT_PREFERENCES[kind], **chosen.get(owner_id, {}).get(kind, {})}
         if not (channels["in_app"] or channels["push"]):
             continue
-        locale = owner.get("locale") or "zh-CN"
+        locale = owner.locale or "zh-CN"
         message = _Message(owner, kind, template, params, rendered.get(locale))
         rendered[locale] = message.text  # rendered once per locale, not per owner
         dedupe_key = f"{dedupe_prefix}:{owner_id}"
@@ -235,10 +228,10 @@ def _claim_push(user_id: ObjectId, dedupe_key: str, session: ClientSession | Non
     return claimed.upserted_id is not None
 
 
-def push_hold(event: DomainEvent, now: datetime | None = None) -> timedelta | None:
+def push_hold(event: DomainEvent[PushRequested], now: datetime | None = None) -> timedelta | None:
     """How long a requested push must wait for the owner's quiet hours to end, or None.
     Only marketing waits: what the owner did or booked is news they expect at once."""
-    if event.payload["kind"] != "marketing":
+    if event.payload.kind != "marketing":
         return None
     return quiet_hours_hold(now or utcnow(), city_timezone(event.city_code))
 
@@ -261,24 +254,24 @@ def send_reset_code(user_id: ObjectId, locale: str, code: str, valid_for: timede
     return message.id
 
 
-def send_push(event: DomainEvent) -> bool:
+def send_push(event: DomainEvent[PushRequested]) -> bool:
     """Hand a requested push to the configured provider, unless the owner has gone or
     turned push off for the kind since it was requested. Raises when the provider fails."""
-    payload = event.payload
-    user_id = ObjectId(payload["user_id"])
-    if active_owner(user_id, ("_id",)) is None:
+    push = event.payload
+    user_id = ObjectId(push.user_id)
+    if active_owner(user_id) is None:
         return False
-    if not preferences(user_id)[payload["kind"]]["push"]:
+    if not preferences(user_id)[push.kind]["push"]:
         log.info("push_skipped", push_id=event.id, reason="push_turned_off")
         return False
     provider_from_config(current_app.config).send(
         PushMessage(
             id=event.id,
-            user_id=payload["user_id"],
-            kind=payload["kind"],
-            title=payload["title"],
-            body=payload["body"],
-            data=payload.get("data") or {},
+            user_id=push.user_id,
+            kind=push.kind,
+            title=push.title,
+            body=push.body,
+            data=push.data,
         )
     )
     return True

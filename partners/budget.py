@@ -248,9 +248,7 @@ def left_in(partner_id: ObjectId, month: str, session: ClientSession | None = No
 
 def summary(partner_id: ObjectId, month: str) -> dict[str, Any]:
     budget = (
-        CityPartnerBudget._get_collection().find_one(
-            {"city_partner_id": partner_id, "month": month}
-        )
+        CityPartnerBudget.objects(city_partner_id=partner_id, month=month).as_pymongo().first()
         or {}
     )
     return {"month": month, **{name: budget.get(name, 0) for name in FIGURES}}

@@ -119,9 +119,7 @@ def _fresh(partner: CityPartner, month: str, this_month: str) -> dict[str, Any]:
     """The stored scorecard, computed first when missing, or when it is of the current
     month and older than SCORECARD_REFRESH_SECONDS (of concurrent readers, the one whose
     conditional update claims the refresh recomputes it)."""
-    stored = CityPartnerScorecard._get_collection().find_one(
-        {"city_partner_id": partner.pk, "month": month}
-    )
+    stored = _stored(partner.pk, month)
     now = utcnow()
     if stored is None:
         compute(partner, month)
@@ -136,9 +134,9 @@ def _fresh(partner: CityPartner, month: str, this_month: str) -> dict[str, Any]:
             compute(partner, month)
     else:
         return stored
-    return CityPartnerScorecard._get_collection().find_one(
-        {"city_partner_id": partner.pk, "month": month}
-    )
+    computed = _stored(partner.pk, month)
+    assert computed is not None  # `compute` has just stored it
+    return computed
 
 
 def _row(stored: dict[str, Any]) -> dict[str, Any]:
@@ -282,3 +280,9 @@ def as_csv(rows: list[dict[str, Any]]) -> str:
             ]
         )
     return out.getvalue()
+
+
+def _stored(partner_id: Any, month: str) -> dict[str, Any] | None:
+    return (
+        CityPartnerScorecard.objects(city_partner_id=partner_id, month=month).as_pymongo().first()
+    )

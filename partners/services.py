@@ -28,6 +28,7 @@ from accounts.services import (
     display_names,
     require_city,
 )
+from app import compat
 from app.auth import Caller
 from app.clock import utcnow
 from app.db import get_or_404, transaction
@@ -338,7 +339,7 @@ def partner_details(partner: CityPartner) -> dict[str, Any]:
 
 def describe(partner: CityPartner) -> dict[str, Any]:
     return {
-        **{name: getattr(partner, name) for name in partner._fields},
+        **compat.field_values(partner),
         "active": is_running(partner),
     }
 

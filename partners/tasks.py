@@ -6,16 +6,17 @@ import dramatiq
 from bson import ObjectId
 from pymongo.client_session import ClientSession
 
+from accounts.domain_events import ROLE_GRANTED, RoleGranted
 from accounts.services import CIRCLE_LEADER
+from app.handlers import handles
 from app.outbox import DomainEvent
 from partners import budget, scorecards, services
-from workers.registry import handles
 
 
-@handles("role.granted", name="partners.attach_leader")
-def attach_leader(event: DomainEvent, session: ClientSession) -> None:
-    if event.payload.get("role") == CIRCLE_LEADER:
-        services.attach_leader(session, ObjectId(event.subject_id), event.payload["city_codes"])
+@handles(ROLE_GRANTED, name="partners.attach_leader")
+def attach_leader(event: DomainEvent[RoleGranted], session: ClientSession) -> None:
+    if event.payload.role == CIRCLE_LEADER:
+        services.attach_leader(session, ObjectId(event.subject_id), event.payload.city_codes)
 
 
 @dramatiq.actor(

@@ -37,6 +37,7 @@ from pymongo import monitoring
 from werkzeug.serving import make_server
 
 from accounts import credentials
+from app.broker import configure_broker
 from app.embedded import (
     EmbeddedServer,
     die_with_parent,
@@ -46,7 +47,6 @@ from app.embedded import (
     stop_processes,
 )
 from tests.support import COMMAND_LOG
-from workers.broker import configure_broker
 
 ROOT = Path(__file__).resolve().parent.parent
 

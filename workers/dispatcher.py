@@ -40,10 +40,11 @@ import structlog
 from pymongo.change_stream import ChangeStream, CollectionChangeStream
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
+from app import handlers as registry
 from app.clock import utcnow
+from app.handlers import HandledEvent
 from app.outbox import DomainEvent, OutboxEvent, id_floor
-from workers import registry
-from workers.models import CURSOR_ID, DispatchCursor, HandledEvent
+from workers.models import CURSOR_ID, DispatchCursor
 
 log = structlog.get_logger()
 

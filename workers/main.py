@@ -12,8 +12,8 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
 from app import create_app
-from workers import registry
-from workers.broker import add_worker_middleware
+from app import handlers as registry
+from app.broker import add_worker_middleware
 
 app = create_app()
 # create_app configured the Redis broker.

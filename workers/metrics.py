@@ -14,9 +14,9 @@ from flask import current_app
 from prometheus_client.core import GaugeMetricFamily
 from pymongo.errors import PyMongoError
 
+from app import handlers as registry
 from app.clock import utcnow
 from app.outbox import OutboxEvent, id_floor
-from workers import registry
 from workers.models import DeadLetter, DispatchCursor
 
 log = structlog.get_logger()

@@ -1,5 +1,6 @@
-"""Bookkeeping of the engagement backbone: which handler saw which domain event, and the
-messages that exhausted their retries (the dead letters admins read and replay)."""
+"""Bookkeeping of the engagement backbone: the dispatcher's position in the outbox, and the
+messages that exhausted their retries (the dead letters admins read and replay). Which
+handler saw which event is `app.handlers.HandledEvent`."""
 
 from __future__ import annotations
 
@@ -14,35 +15,6 @@ from mongoengine import (
 )
 
 from app.clock import utcnow
-
-
-class HandledEvent(Document):
-    """Written in the same transaction as the handler's own changes: a redelivered
-    event finds it and changes nothing twice."""
-
-    # "<event id>:<handler>": the primary key is the uniqueness check, and since event
-    # ids are ordered by time, an `_id` range is how the dispatcher sweeps old markers.
-    # So a marker costs no secondary index (a TTL index made marker writes twice as slow
-    # on the embedded server).
-    id = StringField(primary_key=True)
-    event_id = StringField(required=True)
-    handler = StringField(required=True)
-    handled_at = DateTimeField(default=utcnow)
-
-    meta = {"collection": "handled_events", "indexes": []}
-
-    @classmethod
-    def key(cls, event_id: str, handler: str) -> str:
-        return f"{event_id}:{handler}"
-
-    @classmethod
-    def document(cls, event_id: str, handler: str) -> dict:
-        return (
-            cls(id=cls.key(event_id, handler), event_id=event_id, handler=handler)
-            .to_mongo()
-            .to_dict()
-        )
-
 
 # The one cursor document: one stream (the outbox), one leader at a time.
 CURSOR_ID = "outbox"

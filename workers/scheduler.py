@@ -127,7 +127,7 @@ class Scheduler:
 
 def main() -> None:
     from app import create_app
-    from workers import registry
+    from app import handlers as registry
 
     app = create_app()
     # APScheduler logs every firing at INFO in plain text; ours are the JSON lines.

@@ -1,6 +1,6 @@
 """The backbone's actors: apply one handler to one domain event, and park dead letters
 (every actor's messages go to `dead_letters.record` when their retries run out, or at once
-when they fail in a way retrying cannot mend: see workers/broker.py)."""
+when they fail in a way retrying cannot mend: see app/broker.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 import dramatiq
 import structlog
 
+from app import handlers as registry
+from app.broker import DEAD_LETTER_ACTOR
 from app.outbox import DomainEvent
-from workers import registry
-from workers.broker import DEAD_LETTER_ACTOR
 from workers.models import DeadLetter
 
 log = structlog.get_logger()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
 
 from accounts import personal_data, services
 from accounts.models import User
+from app import compat
 from app.clock import utcnow
 from app.outbox import OutboxEvent
 from tests.support import make_city, make_person
@@ -19,7 +21,9 @@ def referral_codes(app, monkeypatch: pytest.MonkeyPatch):
 
     def draw(*drawn: str) -> None:
         sequence = iter(drawn)
-        monkeypatch.setattr(User._fields["referral_code"], "default", lambda: next(sequence))
+        monkeypatch.setattr(
+            compat.field_of(User, "referral_code"), "default", lambda: next(sequence)
+        )
         monkeypatch.setattr(services, "new_referral_code", lambda: next(sequence))
 
     return draw
@@ -62,6 +66,21 @@ def test_active_accounts_leave_the_erased_out(app):
     assert [user.pk for user in User.objects.active()] == [kept.user.pk]
     assert services.find_active_owner(erased.id) is None
     assert services.active_owner(erased.id) is None
+
+
+def test_other_domains_read_an_owner_as_a_small_frozen_view(app):
+    person = make_person("SZ", phone="+8613800138000")
+    owner = services.active_owner(person.id)
+    expected = services.ActiveOwner(person.user.pk, "SZ", person.user.locale)
+    assert owner == expected == services.find_active_owner(person.id)
+    assert services.find_active_owner(phone=person.user.phone) == expected
+    assert [f.name for f in dataclasses.fields(services.ActiveOwner)] == [
+        "id",
+        "city_code",
+        "locale",
+    ]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        owner.city_code = "CD"  # type: ignore[misc, union-attr]
 
 
 def test_accounts_from_before_city_dates_hold_their_city_since_sign_up(app):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
+from app.handlers import HandledEvent
 from app.outbox import OutboxEvent
-from workers.models import DeadLetter, HandledEvent
+from workers.models import DeadLetter
 
 
 def test_init_db_drops_only_indexes_no_model_declares_when_asked(app):

@@ -10,8 +10,8 @@ import sys
 import dramatiq
 
 from app import domains
+from app import handlers as registry
 from tests.conftest import ROOT
-from workers import registry
 
 DOMAIN_PACKAGES = {
     "accounts",

@@ -38,16 +38,12 @@ def things():
 def counting_view(request):
     """A view making one `things` document per effective call; `{"fail": 1}` is refused,
     `{"crash": 1}` fails with a bug after queueing its write. Both ways of `idempotent`:
-    with `changes_in_transaction`, a replay runs the unit, which changes nothing; with a
-    claim, a replay waits for the first request and answers its response."""
+    with a service declared `changes_in_one_transaction`, a replay runs the unit, which
+    changes nothing; with a claim, a replay waits for the first request and answers its response."""
     calls = []
     meeting: list[threading.Barrier | threading.Event] = []
 
-    @idempotent(changes_in_transaction=request.param)
-    @blp.response(201, ThingSchema)
-    def view():
-        body = flask.request.get_json()
-
+    def change(body):
         def unit(session):
             calls.append(threading.current_thread())
             things().find_one({"_id": 0}, session=session)  # a unit reads before it writes
@@ -62,6 +58,13 @@ def counting_view(request):
             return thing
 
         return db.transaction(unit, answers_request=True)
+
+    service = db.changes_in_one_transaction(change) if request.param else None
+
+    @idempotent(service=service)
+    @blp.response(201, ThingSchema)
+    def view():
+        return (service or change)(flask.request.get_json())
 
     view.calls = calls
     view.meeting = meeting
@@ -203,3 +206,23 @@ def test_a_claim_its_dead_request_left_unfinished_is_taken_over(app, counting_vi
     ).save()
     assert call(app, counting_view, person, "old", {"a": 1}).status_code == 201
     assert IdempotencyRecord.objects.get(key="old").body is not None
+
+
+def test_a_service_declared_in_one_transaction_runs_no_other(app):
+    """The declaration lives on the service once; a view cannot name an undeclared one, and
+    the declared one cannot change anything outside its answering transaction."""
+
+    def two_transactions():
+        db.transaction(lambda session: None)
+        return db.transaction(lambda session: {}, answers_request=True)
+
+    declared = db.changes_in_one_transaction(two_transactions)
+    with pytest.raises(TypeError, match="runs another transaction"):
+        declared()
+    answering_twice = db.changes_in_one_transaction(
+        lambda: [db.transaction(lambda session: {}, answers_request=True) for _ in range(2)]
+    )
+    with pytest.raises(TypeError, match="runs another transaction"):
+        answering_twice()
+    with pytest.raises(TypeError, match="not declared"):
+        idempotent(service=two_transactions)(blp.response(201, ThingSchema)(lambda: {}))

@@ -220,6 +220,14 @@ def test_admin_writes_live_under_admin_and_tags_do_not_overlap(client, spec):
     assert spec["paths"][f"{API}/auth/logout"]["post"]["tags"] == ["auth"]
     tags = {tag["name"]: tag["description"] for tag in spec["tags"]}
     assert "Sign-up" not in tags["accounts"] and "login" not in tags["accounts"]
+    # Two kinds of partner, one tag each: a city's operator, and systems exchanging points.
+    assert "partners" not in tags and "City partners" in tags["city_partners"]
+    partner_tags = {
+        ("city-partners" in path, *operation["tags"])
+        for path, _, operation in operations(spec)
+        if "partner" in path
+    }
+    assert partner_tags == {(True, "city_partners"), (False, "ecosystem_partners")}
     earning_rules = spec["paths"][f"{API}/admin/earning-rules"]["get"]["responses"]["200"]
     assert earning_rules["content"]["application/json"]["schema"]["$ref"].endswith(
         "/EarningRulePage"

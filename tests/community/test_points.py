@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from app import handlers as registry
+from app.handlers import HandledEvent
 from app.outbox import DomainEvent, OutboxEvent
 from loyalty.models import LedgerEntry
 from tests.community.conftest import API, owner, post_in
 from tests.events.conftest import deliver
 from tests.support import wait_until
-from workers import registry
-from workers.models import HandledEvent
 
 
 def _kinds(author) -> list[tuple[str, int]]:

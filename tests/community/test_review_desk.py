@@ -12,8 +12,10 @@ from datetime import timedelta
 import pytest
 import requests
 
+from app import handlers as registry
 from app.auth import load_caller
 from app.clock import utcnow
+from app.handlers import HandledEvent
 from app.outbox import DomainEvent, OutboxEvent
 from community import clubs, moderation, reviewables, words
 from community.models import ModerationAction, Post, Report, Standing
@@ -21,8 +23,6 @@ from loyalty.models import LedgerEntry, Lot, PointsAccount
 from notifications.models import Notification
 from tests.community.conftest import API, established, owner, post_in, report
 from tests.support import make_person, wait_until
-from workers import registry
-from workers.models import HandledEvent
 
 
 def deliver_all() -> None:

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from app.clock import utcnow
 from drops import allocation, draw
-from drops.figures import told_of
 from drops.models import Drop, Entry
+from drops.organiser_figures import told_of
 from loyalty import holds
 from loyalty.models import PointsAccount, Redemption, Reward
 from notifications.models import Notification

@@ -26,8 +26,8 @@ from accounts.models import User
 from app.auth import load_caller
 from app.clock import utcnow
 from drops import allocation, draw, entries, errors, launch
-from drops.figures import told_of
 from drops.models import DRAW, FIRST_COME, Drop, Entry
+from drops.organiser_figures import told_of
 from loyalty.models import PointsAccount, Redemption, Reward
 from notifications.models import Notification
 from tests.drops.conftest import close, drop_fields, entrants

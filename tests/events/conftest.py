@@ -13,13 +13,13 @@ from bson import ObjectId
 
 from accounts.models import User
 from accounts.sessions import start_session
+from app import handlers as registry
 from app.auth import load_caller
 from app.clock import utcnow
 from app.outbox import DomainEvent, OutboxEvent
 from events import registration, services
 from events.models import Event, Registration
 from tests.support import Person, make_city, make_person
-from workers import registry
 
 API = "/api/v1"
 

@@ -1,6 +1,6 @@
 """The events part of the HTTP contract (API.md): an event's lifecycle and its refusals. How
 events are listed, registered for, checked in and counted over HTTP: test_listings.py,
-test_registration.py, test_tickets.py, test_figures.py."""
+test_registration.py, test_tickets.py, test_city_stats.py."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ API = "/api/v1"
 
 # The caller, the event in the transaction's snapshot, one command with the key's record,
 # the seat (or waitlist place), the registration and its domain event, the commit. The key
-# is not read first (`idempotent(changes_in_transaction=True)`): a replay runs the same
+# is not read first (`idempotent(service=...)`): a replay runs the same
 # reads, fails on the key's record, and reads the answer stored there.
 REGISTRATION = WRITE_BUDGET - 1
 REPLAY = REGISTRATION + 1

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from app import handlers as registry
 from app.db import database, transaction
 from app.outbox import DomainEvent, OutboxEvent
 from events import registration, tickets
@@ -15,7 +16,6 @@ from loyalty.rules import award
 from notifications.models import Notification
 from tests.events.conftest import as_caller, many_owners
 from tests.support import make_person, wait_until
-from workers import registry
 
 API = "/api/v1"
 

@@ -47,7 +47,7 @@ def make_reward(**fields: Any) -> Reward:
 
 
 def assert_invariants(user_id: Any) -> int:
-    """Invariant 1 of PRODUCT.md for one account; returns the balance."""
+    """Invariant 1 of docs/product.md for one account; returns the balance."""
     account_id = ObjectId(str(user_id))
     entries = list(LedgerEntry.objects(account_id=account_id).order_by("id"))
     total = sum(entry.amount for entry in entries)

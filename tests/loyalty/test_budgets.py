@@ -17,7 +17,7 @@ API = "/api/v1"
 # The caller, the reward, the account (tier, counters, balance), the lots it spends; one
 # command with the key's record, the stock, the account, the lots, the entry, the redemption
 # and its domain event; the commit. (The issue allowed 8.) The key is not read first
-# (`idempotent(changes_in_transaction=True)`): a replay runs the same reads, fails on the
+# (`idempotent(service=...)`): a replay runs the same reads, fails on the
 # key's record, and reads the answer stored there.
 REDEMPTION = 6
 REPLAY = REDEMPTION + 1

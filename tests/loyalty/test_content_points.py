@@ -1,4 +1,4 @@
-"""Points follow content (PRODUCT.md invariant 8), as a stateful property: random sequences
+"""Points follow content (docs/product.md invariant 8), as a stateful property: random sequences
 of owners publishing, commenting and deleting, an ambassador featuring, hiding, removing and
 restoring, and owners erasing their accounts, through the community services, while the
 domain events they record are delivered to the real handlers late, twice (also past their
@@ -27,10 +27,12 @@ from hypothesis.stateful import (
 
 from accounts import personal_data
 from accounts.models import User
+from app import handlers as registry
 from app.auth import Caller, load_caller
 from app.clock import utcnow
 from app.db import transaction
 from app.errors import NotFound
+from app.handlers import HandledEvent
 from app.outbox import DomainEvent, OutboxEvent
 from community import clubs, moderation, posts
 from community.errors import InvalidTransition
@@ -39,8 +41,6 @@ from loyalty.models import ContentPoints, EarningRule, LedgerEntry, Lot, PointsA
 from loyalty.rules import DEFAULT_RULES
 from tests.community.conftest import owner
 from tests.support import make_person
-from workers import registry
-from workers.models import HandledEvent
 
 EXAMPLES = int(os.environ.get("CONTENT_POINTS_EXAMPLES", "12"))
 DERANDOMIZE = not os.environ.get("FUZZ_SEED_RANDOMLY")
@@ -231,7 +231,7 @@ class PointsFollowContent(RuleBasedStateMachine):
         handler = registry.handler_named(name)
         assert handler is not None
         if past_marker and message in self.delivered:
-            transaction(lambda session: handler.func(event, session))
+            transaction(lambda session: handler.apply(event, session))
         else:
             registry.run_handler(handler, event)
             self.delivered.append(message)

@@ -89,7 +89,7 @@ def test_same_idempotency_key_100_times_gives_one_entry_and_the_same_response(cl
 
 
 def test_a_redemption_key_sent_with_another_body_is_refused_even_an_invalid_one(client):
-    # The view runs before the key is read (`changes_in_transaction`): the replays and
+    # The view runs before the key is read (`idempotent(service=...)`): the replays and
     # the refusals of the key are those of any idempotent view all the same.
     owner = make_person("SZ")
     earn(owner.id, 1000)

@@ -14,7 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from app.auth import load_caller
 from app.errors import Conflict
-from loyalty import adjustments, balances, expiry, figures, ledger, reconciliation, rewards
+from loyalty import adjustments, balances, expiry, ledger, points_account, reconciliation, rewards
 from loyalty.models import LedgerEntry, Lot, PointsAccount, Redemption, Reward
 from tests.loyalty.conftest import T0, assert_invariants, earn, make_reward
 from tests.support import make_person
@@ -151,7 +151,7 @@ class LedgerMachine(RuleBasedStateMachine):
         # What the account caches (tier figure, points expiring soon) is what the history
         # says at the model's time, and reconciliation finds nothing to repair.
         now = self.model.now
-        horizon = now + figures.EXPIRING_WINDOW
+        horizon = now + points_account.EXPIRING_WINDOW
         expiring: dict[datetime, int] = {}
         for lot in self.model.lots:
             if lot.remaining and lot.expires_at <= horizon:
@@ -160,7 +160,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert summary["tier_points"] == sum(
             lot.amount
             for lot in self.model.lots
-            if not lot.reversed and lot.earned_at > now - figures.TIER_WINDOW
+            if not lot.reversed and lot.earned_at > now - points_account.TIER_WINDOW
         )
         assert summary["expiring"] == [
             {"points": points, "expires_at": date} for date, points in sorted(expiring.items())

@@ -9,25 +9,27 @@ import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
 
+from app import handlers as registry
 from app.outbox import DomainEvent
 from loyalty import tasks  # registers the loyalty handlers, as the worker does
 from loyalty.models import LedgerEntry, ReconciliationRun
 from tests.loyalty.conftest import assert_invariants, earn
 from tests.support import add_vehicle, make_person, wait_until
-from workers import registry
 
 
 def deliver(event_type: str, payload: dict, city_code: str = "SZ", **fields) -> DomainEvent:
     """Apply every registered handler of `event_type` to one event, as the worker would."""
     event = DomainEvent(
-        id=uuid.uuid4().hex,
-        type=event_type,
-        subject_type="test",
-        subject_id="s1",
-        occurred_at="2026-03-01T00:00:00+00:00",
-        city_code=city_code,
-        payload=payload,
-        **fields,
+        **{
+            "id": uuid.uuid4().hex,
+            "type": event_type,
+            "subject_type": "test",
+            "subject_id": "s1",
+            "occurred_at": "2026-03-01T00:00:00+00:00",
+            "city_code": city_code,
+            "payload": payload,
+            **fields,  # any of the above, too
+        }
     )
     redeliver(event)
     return event

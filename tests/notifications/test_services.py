@@ -10,6 +10,7 @@ import requests
 from app.db import transaction
 from app.outbox import DomainEvent, OutboxEvent
 from notifications import services
+from notifications.domain_events import PUSH_REQUESTED
 from notifications.models import Notification, NotificationPreferences, PushRequest
 from notifications.push import PushMessage, WebhookProvider, quiet_hours_hold
 from tests.support import make_person
@@ -25,7 +26,7 @@ def notify(
 
 
 def pushes() -> list[OutboxEvent]:
-    return list(OutboxEvent.objects(type=services.PUSH_REQUESTED))
+    return list(OutboxEvent.objects(type=services.PUSH_REQUESTED.name))
 
 
 def test_notify_fills_the_inbox_in_the_owners_locale_and_requests_a_push(app):
@@ -162,7 +163,7 @@ def test_send_push_skips_when_push_was_turned_off_since(app):
     owner = make_person("SZ")
     notify(owner)
     [event] = pushes()
-    requested = DomainEvent.from_document(event.to_mongo().to_dict())
+    requested = DomainEvent.from_document(event.to_mongo().to_dict()).typed(PUSH_REQUESTED)
     services.update_preferences(owner.user.pk, {"community": {"push": False}})
     assert services.send_push(requested) is False
     services.update_preferences(owner.user.pk, {"community": {"push": True}})

@@ -78,13 +78,14 @@ def test_marketing_push_in_quiet_hours_is_held_until_eight(app):
             "campaign-1",
         )
     )
-    requested = OutboxEvent.objects.get(type=services.PUSH_REQUESTED)
+    requested = OutboxEvent.objects.get(type=services.PUSH_REQUESTED.name)
 
     # Imported once the app fixture configured the broker: an actor binds to the broker
     # that is current when it is declared.
     from notifications import tasks
 
-    tasks.push_notification(DomainEvent.from_document(requested.to_mongo().to_dict()), None)
+    pushed = DomainEvent.from_document(requested.to_mongo().to_dict())
+    tasks.push_notification(pushed.typed(services.PUSH_REQUESTED), None)
 
     broker = dramatiq.get_broker()
     [raw] = broker.client.hvals(f"{broker.namespace}:notifications.DQ.msgs")

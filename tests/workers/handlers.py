@@ -5,33 +5,49 @@ tests read."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import dramatiq
 from pymongo.client_session import ClientSession
 
+from accounts.domain_events import USER_REGISTERED
 from app.db import database
-from app.outbox import DomainEvent
-from workers.registry import handles
+from app.handlers import handles
+from app.outbox import DomainEvent, EventType, declare
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The payload of the tests' own event types."""
+
+    seconds: float = 0
+
+
+def probe(name: str) -> EventType[Probe]:
+    """A test's event type (`test.slow`...), declared when first named."""
+    return declare(name, Probe, subject_type="test", about="An event of the tests")
 
 
 def results():
     return database()["test_results"]
 
 
-@handles("user.registered", name="tests.record_registration")
+@handles(USER_REGISTERED, name="tests.record_registration")
 def record_registration(event: DomainEvent, session: ClientSession) -> None:
     results().insert_one({"event_id": event.id, "kind": "registered"}, session=session)
 
 
-@handles("test.slow", name="tests.slow")
-def slow(event: DomainEvent, session: ClientSession) -> None:
+@handles(probe("test.slow"), name="tests.slow")
+def slow(event: DomainEvent[Probe], session: ClientSession) -> None:
     # Outside the transaction, so the test sees that the handler is under way.
     database()["test_progress"].insert_one({"event_id": event.id, "at": time.time()})
-    time.sleep(event.payload["seconds"])
+    time.sleep(event.payload.seconds)
     results().insert_one({"event_id": event.id, "kind": "slow"}, session=session)
 
 
-@handles("test.flaky", name="tests.flaky", max_retries=2, min_backoff_ms=100, max_backoff_ms=200)
+@handles(
+    probe("test.flaky"), name="tests.flaky", max_retries=2, min_backoff_ms=100, max_backoff_ms=200
+)
 def flaky(event: DomainEvent, session: ClientSession) -> None:
     """Fails while the `flaky` switch is on."""
     database()["test_progress"].insert_one({"event_id": event.id, "attempt_at": time.time()})

@@ -14,15 +14,16 @@ from bson import ObjectId
 
 from app.clock import utcnow
 from app.db import transaction
+from app.handlers import HandledEvent, handles
 from app.outbox import OutboxEvent, record_event
 from tests.support import wait_until
+from tests.workers.handlers import Probe, probe
 from workers.dispatcher import Dispatcher
 from workers.metrics import outbox_figures
-from workers.models import CURSOR_ID, DispatchCursor, HandledEvent
-from workers.registry import handles
+from workers.models import CURSOR_ID, DispatchCursor
 
 
-@handles("test.dispatched", name="tests.dispatched", max_retries=2)
+@handles(probe("test.dispatched"), name="tests.dispatched", max_retries=2)
 def dispatched_handler(event, session) -> None:
     """Only messages matter here."""
 
@@ -35,8 +36,7 @@ def handlers(app):
 def emit(count: int, type_: str = "test.dispatched") -> list[str]:
     return transaction(
         lambda session: [
-            record_event(session, type_, subject_type="test", subject_id=str(n))
-            for n in range(count)
+            record_event(session, probe(type_), Probe(), subject_id=str(n)) for n in range(count)
         ]
     )
 
@@ -80,7 +80,7 @@ def test_only_committed_events_go_out(handlers):
     with dispatcher.open() as stream:
 
         def record_then_fail(session) -> None:
-            record_event(session, "test.dispatched", subject_type="test", subject_id="x")
+            record_event(session, probe("test.dispatched"), Probe(), subject_id="x")
             raise RuntimeError("the state change fails")
 
         with pytest.raises(RuntimeError):
@@ -88,9 +88,7 @@ def test_only_committed_events_go_out(handlers):
         client = OutboxEvent._get_collection().database.client
         with client.start_session() as session:
             session.start_transaction()
-            in_flight = record_event(
-                session, "test.dispatched", subject_type="test", subject_id="y"
-            )
+            in_flight = record_event(session, probe("test.dispatched"), Probe(), subject_id="y")
             assert dispatcher.pump(stream) == 0
             session.commit_transaction()
         assert dispatcher.pump(stream) == 1

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from app.handlers import HandledEvent
 from app.outbox import OutboxEvent
 from notifications.models import Notification
 from tests.support import add_vehicle, make_person, wait_until
-from workers.models import HandledEvent
 
 
 def test_vehicle_verified_reaches_owner_inbox_through_real_worker(client, background):

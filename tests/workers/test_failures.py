@@ -8,10 +8,12 @@ from collections import Counter
 import pytest
 
 from app.db import database, transaction
+from app.handlers import HandledEvent
 from app.outbox import OutboxEvent, record_event
 from tests.support import make_city, make_person, wait_until
+from tests.workers.handlers import Probe, probe
 from workers.metrics import outbox_figures
-from workers.models import DeadLetter, HandledEvent
+from workers.models import DeadLetter
 from workers.tasks import handle_domain_events
 
 HANDLERS = "tests.workers.handlers"
@@ -23,9 +25,7 @@ def results() -> Counter:
 
 def emit(type_: str, **payload) -> str:
     return transaction(
-        lambda session: record_event(
-            session, type_, subject_type="test", subject_id="1", payload=payload
-        )
+        lambda session: record_event(session, probe(type_), Probe(**payload), subject_id="1")
     )
 
 

@@ -8,6 +8,7 @@ import dramatiq
 from app.clock import utcnow
 from app.db import transaction
 from app.outbox import OutboxEvent, record_event
+from tests.workers.handlers import Probe, probe
 from workers.metrics import outbox_figures
 from workers.models import CURSOR_ID, DeadLetter, DispatchCursor
 
@@ -27,9 +28,7 @@ def test_metrics_show_outbox_lag_pending_dead_letters_and_queue_lengths(client):
 
     for _ in range(2):
         transaction(
-            lambda session: record_event(
-                session, "test.metrics", subject_type="test", subject_id="1"
-            )
+            lambda session: record_event(session, probe("test.metrics"), Probe(), subject_id="1")
         )
     OutboxEvent.objects.update(set__occurred_at=utcnow() - timedelta(seconds=90))
     DeadLetter(message_id="m1", queue_name="domain_events", actor_name="outbox.handle").save()
@@ -52,9 +51,7 @@ def test_metrics_show_outbox_lag_pending_dead_letters_and_queue_lengths(client):
 def test_outbox_figures_count_what_occurred_after_the_last_commit_sent(app):
     for _ in range(2):
         transaction(
-            lambda session: record_event(
-                session, "test.metrics", subject_type="test", subject_id="1"
-            )
+            lambda session: record_event(session, probe("test.metrics"), Probe(), subject_id="1")
         )
     OutboxEvent.objects.update(set__occurred_at=utcnow() - timedelta(seconds=90))
     assert outbox_figures()[0] == 2  # no dispatcher has run: all of them wait
@@ -62,7 +59,7 @@ def test_outbox_figures_count_what_occurred_after_the_last_commit_sent(app):
     DispatchCursor(id=CURSOR_ID, dispatched_through=utcnow() - timedelta(seconds=60)).save()
     assert outbox_figures() == (0, 0.0)
     transaction(
-        lambda session: record_event(session, "test.metrics", subject_type="test", subject_id="2")
+        lambda session: record_event(session, probe("test.metrics"), Probe(), subject_id="2")
     )
     pending, lag = outbox_figures()
     assert pending == 1 and 0 <= lag < 5

@@ -7,25 +7,26 @@ import importlib
 
 import pytest
 
+from accounts.domain_events import VEHICLE_VERIFIED, VehicleVerified
+from app import handlers as registry
 from app.db import transaction
+from app.handlers import HandledEvent
 from app.outbox import DomainEvent, OutboxEvent, record_event
 from tests.support import make_person
-from workers import registry
-from workers.models import DeadLetter, HandledEvent
+from tests.workers.handlers import Probe, probe
+from workers.models import DeadLetter
 
 migration = importlib.import_module("migrations.2026_12_01_stable_handler_names")
 
 
-@registry.handles("test.named", name="tests.named")
+@registry.handles(probe("test.named"), name="tests.named")
 def named_handler(event: DomainEvent, session) -> None:
     """Does nothing: only its marker matters."""
 
 
 def emit(type_: str, **payload) -> DomainEvent:
     event_id = transaction(
-        lambda session: record_event(
-            session, type_, subject_type="test", subject_id="1", payload=payload
-        )
+        lambda session: record_event(session, probe(type_), Probe(**payload), subject_id="1")
     )
     return DomainEvent.from_document(OutboxEvent._get_collection().find_one({"_id": event_id}))
 
@@ -55,18 +56,25 @@ def test_a_name_is_refused_when_taken_by_another_function_or_not_domain_verb():
     def impostor(event, session) -> None: ...
 
     with pytest.raises(ValueError, match="taken"):
-        registry.handles("test.named", name="tests.named")(impostor)
+        registry.handles(probe("test.named"), name="tests.named")(impostor)
     with pytest.raises(ValueError, match="domain.verb"):
-        registry.handles("test.named", name="tests/named")
+        registry.handles(probe("test.named"), name="tests/named")
+    with pytest.raises(TypeError, match="declared EventType"):
+        registry.handles("test.named", name="tests.other")  # type: ignore[arg-type]
     # The same function registered again (its module imported twice) keeps its name.
-    registry.handles("test.named", name="tests.named")(named_handler)
+    registry.handles(probe("test.named"), name="tests.named")(named_handler)
     assert registry.handlers_for("test.named") == [registry.handler_named("tests.named")]
 
 
 def test_the_migration_carries_markers_over_so_a_redelivery_changes_nothing(app):
     registry.load_handler_modules()
     owner = make_person("SZ")
-    event = emit("vehicle.verified", owner_id=owner.id, first_verified_vehicle=True)
+    event_id = transaction(
+        lambda session: record_event(
+            session, VEHICLE_VERIFIED, VehicleVerified(owner.id, "VIN", "#1", True), subject_id="1"
+        )
+    )
+    event = DomainEvent.from_document(OutboxEvent._get_collection().find_one({"_id": event_id}))
     # Handled by the previous release, under the handler's Python path.
     HandledEvent._get_collection().insert_one(
         HandledEvent.document(event.id, "loyalty.tasks.welcome_points")

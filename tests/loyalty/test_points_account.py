@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app.auth import load_caller
-from loyalty import balances, figures, rewards
+from loyalty import balances, points_account, rewards
 from loyalty.models import Lot, PointsAccount
 from tests.loyalty.conftest import T0, assert_invariants, earn, make_reward
 from tests.support import make_person
@@ -25,7 +25,7 @@ def test_tiers_follow_rolling_twelve_months_and_multiply_earns(app):
     # past that date recomputes it and stores it.
     account = PointsAccount.objects.get(pk=owner.user.pk)
     assert (account.tier, account.tier_points) == ("gold", 8_120)
-    assert account.tier_until == T0 + figures.TIER_WINDOW
+    assert account.tier_until == T0 + points_account.TIER_WINDOW
     assert balances.tier_of(owner.id, now=T0 + timedelta(days=366)) == "member"
     account.reload()
     assert (account.tier, account.tier_points) == ("member", 0)

@@ -21,9 +21,10 @@ import dramatiq
 import redis
 import structlog
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import current_millis
 from dramatiq.middleware import Middleware
 from flask import ctx
+
+from app import compat
 
 log = structlog.get_logger()
 
@@ -79,24 +80,10 @@ class DeadLetters(Middleware):
 def requeue_orphaned_messages(broker: RedisBroker) -> None:
     """Give the unacked messages of workers whose heartbeat stopped back to their queues.
 
-    Dramatiq's own dispatch script does this when its maintenance flag is set; `qsize` is
-    the one command of that script that changes nothing else.
+    Dramatiq does this in its "maintenance", which it has no public call for.
     """
-    script = broker.scripts["dispatch"]
     for queue in sorted(broker.get_declared_queues() | broker.get_declared_delay_queues()):
-        script(
-            keys=[broker.namespace],
-            args=[
-                "qsize",
-                current_millis(),
-                queue,
-                broker.broker_id,
-                broker.heartbeat_timeout,
-                broker.dead_message_ttl,
-                1,
-                broker._max_unpack_size(),
-            ],
-        )
+        compat.run_broker_maintenance(broker, queue)
 
 
 class RequeueOrphans(Middleware):

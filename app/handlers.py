@@ -1,7 +1,10 @@
 """Domain event handlers register by type here, in one place, each under a stable name:
 
-    @handles("vehicle.verified", name="loyalty.welcome_points")
-    def welcome_points(event: DomainEvent, session: ClientSession) -> None: ...
+    @handles(VEHICLE_VERIFIED, name="loyalty.welcome_points")
+    def welcome_points(event: DomainEvent[VehicleVerified], session: ClientSession) -> None:
+
+The event type is the one its emitter declares (`<domain>/domain_events.py`); the handler
+receives the payload as that declaration's dataclass.
 
 The name (`domain.verb`) is stored in every marker ("<event id>:<name>"), travels in every
 queued message and dead letter, so it is declared with the handler and never follows the
@@ -21,28 +24,66 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mongoengine import DateTimeField, Document, StringField
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
 from app import domains
+from app.clock import utcnow
 from app.db import transaction
-from app.outbox import DomainEvent
-from workers.models import HandledEvent
+from app.outbox import DomainEvent, EventType
+
+
+class HandledEvent(Document):
+    """Written in the same transaction as the handler's own changes: a redelivered
+    event finds it and changes nothing twice."""
+
+    # "<event id>:<handler>": the primary key is the uniqueness check, and since event
+    # ids are ordered by time, an `_id` range is how the dispatcher sweeps old markers.
+    # So a marker costs no secondary index (a TTL index made marker writes twice as slow
+    # on the embedded server).
+    id = StringField(primary_key=True)
+    event_id = StringField(required=True)
+    handler = StringField(required=True)
+    handled_at = DateTimeField(default=utcnow)
+
+    meta = {"collection": "handled_events", "indexes": []}
+
+    @classmethod
+    def key(cls, event_id: str, handler: str) -> str:
+        return f"{event_id}:{handler}"
+
+    @classmethod
+    def document(cls, event_id: str, handler: str) -> dict:
+        return (
+            cls(id=cls.key(event_id, handler), event_id=event_id, handler=handler)
+            .to_mongo()
+            .to_dict()
+        )
+
 
 # A transactional handler gets the transaction's ClientSession, another one None.
-HandlerFunc = Callable[[DomainEvent, Any], None]
+HandlerFunc = Callable[[DomainEvent[Any], Any], None]
 
 
 @dataclass(frozen=True)
 class Handler:
     name: str
-    event_type: str
+    event: EventType[Any]
     func: HandlerFunc
     transactional: bool
     max_retries: int
     min_backoff_ms: int
     max_backoff_ms: int
     batch_size: int
+
+    @property
+    def event_type(self) -> str:
+        return self.event.name
+
+    def apply(self, event: DomainEvent[Any], session: ClientSession | None) -> None:
+        """Run the handler on `event`, its payload read as the event type declares it."""
+        self.func(event.typed(self.event), session)
 
     @property
     def message_options(self) -> dict[str, Any]:
@@ -62,7 +103,7 @@ NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 
 
 def handles(
-    event_type: str,
+    event_type: EventType[Any],
     *,
     name: str,
     transactional: bool = True,
@@ -80,6 +121,8 @@ def handles(
     """
     if not NAME.match(name):
         raise ValueError(f"handler name {name!r} is not `domain.verb`")
+    if not isinstance(event_type, EventType):
+        raise TypeError(f"{name}: handle a declared EventType, not {event_type!r}")
 
     def register(func: HandlerFunc) -> HandlerFunc:
         known = _by_name.get(name)
@@ -98,7 +141,7 @@ def handles(
             batch_size if transactional else 1,
         )
         if known is None:
-            _by_type[event_type].append(handler)
+            _by_type[event_type.name].append(handler)
         _by_name[name] = handler
         return func
 
@@ -138,12 +181,12 @@ def run_handler(handler: Handler, event: DomainEvent) -> bool:
     if not handler.transactional:
         if markers.find_one(key, {"_id": 1}):
             return False
-        handler.func(event, None)
+        handler.apply(event, None)
         markers.update_one(key, {"$setOnInsert": marker}, upsert=True)
         return True
 
     def unit(session: ClientSession) -> None:
-        handler.func(event, session)
+        handler.apply(event, session)
         # The marker goes last, unchecked: a redelivery fails on its primary key and the
         # whole unit aborts with it. Written first, it would hold the key from the start,
         # and a worker killed mid-handler would leave a transaction that blocks the
@@ -167,7 +210,7 @@ def run_batch(handler: Handler, events: list[DomainEvent]) -> None:
 
     def unit(session: ClientSession) -> None:
         for event in events:
-            handler.func(event, session)
+            handler.apply(event, session)
         HandledEvent._get_collection().insert_many(
             [HandledEvent.document(event.id, handler.name) for event in events], session=session
         )
