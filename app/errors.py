@@ -312,16 +312,14 @@ def init_app(app: Flask) -> None:
     # First in the list, so it runs after every other `after_request`, Flask-Limiter's too.
     app.after_request_funcs.setdefault(None, []).insert(0, _retry_after_only_on_refusals)
 
-    @app.before_request
-    def _refuse_oversized_heads():
+    def _refuse_oversized_heads() -> None:
         if len(request.environ.get("RAW_URI") or request.full_path) > MAX_URI_BYTES:
             raise URITooLong()
         # A header line is `Name: value`.
         if any(len(name) + 2 + len(value) > MAX_HEADER_BYTES for name, value in request.headers):
             raise HeaderTooLarge()
 
-    @app.before_request
-    def _json_bodies_only():
+    def _json_bodies_only() -> None:
         # The API's bodies; the consoles' pages take forms.
         if request.method not in {"POST", "PUT", "PATCH"} or not request.path.startswith("/api/"):
             return
@@ -339,6 +337,12 @@ def init_app(app: Flask) -> None:
         # rather than a list of "missing field" errors.
         if has_body and not request.is_json:
             raise UnsupportedMediaType()
+
+    @app.before_request
+    def _screen_request() -> None:
+        # One hook for both checks: Flask calls each hook of every request on its own.
+        _refuse_oversized_heads()
+        _json_bodies_only()
 
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):

@@ -13,9 +13,10 @@ import re
 import sys
 import time
 import uuid
+from typing import Any
 
 import structlog
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, has_request_context, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -72,6 +73,17 @@ def configure_logging(level: str = "INFO") -> None:
 log = structlog.get_logger()
 
 
+def note(event: str, **fields: Any) -> None:
+    """Log what a service did: within a request, on the request's own line (`event` names
+    the fields there), so that a request writes one line (a JSON line through the standard
+    library's logging was about 0.1 ms of a hot write's CPU); elsewhere (a worker, a
+    command), a line of its own."""
+    if has_request_context():
+        g.setdefault("notes", {})[event] = fields
+    else:
+        log.info(event, **fields)
+
+
 def metrics_registry() -> CollectorRegistry:
     """The registry `/metrics` renders: every process's figures in multiprocess mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -113,5 +125,6 @@ def init_app(app: Flask) -> None:
             path=request.path,
             status=response.status_code,
             duration_ms=round(elapsed * 1000, 1),
+            **g.get("notes", {}),
         )
         return response

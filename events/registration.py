@@ -35,9 +35,10 @@ from app.buckets import turn
 from app.clock import utcnow
 from app.db import batch, changes_in_one_transaction, object_id, one_at_a_time, transaction
 from app.errors import NotFound
+from app.observability import note
 from app.outbox import record_event
 from events import errors, seats
-from events.access import shown_to, visible_event
+from events.access import seen_by, shown_to, visible_event
 from events.domain_events import (
     REGISTRATION_CREATED,
     REGISTRATION_PROMOTED,
@@ -83,7 +84,7 @@ def register(caller: Caller, event_id: str, *, drop: ThroughDrop | None = None) 
 
     def unit(session: ClientSession, replacing: ObjectId | None) -> Registration:
         found = seats.read_with_seats(session, event_oid) if event_oid else None
-        event = shown_to(caller, found)
+        event = seen_by(caller, found)
         assert found is not None
         _seen[event.pk] = (seats.bucket_count(found), found["free_seats"] <= 0)
         if event.drop_id and (drop is None or drop.drop_id != event.drop_id):
@@ -164,7 +165,7 @@ def register(caller: Caller, event_id: str, *, drop: ThroughDrop | None = None) 
             if mine is not None and mine["status"] != CANCELLED:
                 raise errors.AlreadyRegistered() from None
             replacing = mine["_id"] if mine is not None else None
-    log.info(
+    note(
         "registered",
         event_id=event_id,
         user_id=caller.id,

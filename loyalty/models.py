@@ -191,6 +191,9 @@ class Reward(Document):
     stock_buckets = IntField(min_value=1, max_value=64)
     # The drop the reward is released through while it runs: redemptions come from it alone.
     drop_id = ObjectIdField()
+    # Incremented by every edit of the terms above (and of `stock_buckets`): a redemption
+    # decided from a process's copy of them writes on condition of it (loyalty/rewards.py).
+    version = IntField()
 
     meta = {"collection": "rewards", "indexes": [("active", "city_codes", "min_tier")]}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -26,7 +27,8 @@ from app.db import (
     transaction,
     update_and_read,
 )
-from app.errors import NotFound
+from app.errors import DomainError, NotFound
+from app.observability import note
 from app.outbox import record_event
 from app.web import paginate
 from loyalty import balances, errors, ledger, points_account, stock
@@ -77,10 +79,11 @@ def update_reward(admin: Caller, reward_id: str, changes: dict[str, Any]) -> Rew
     total, buckets = changes.pop("stock", None), changes.pop("stock_buckets", None)
 
     def unit(session: ClientSession) -> None:
-        if changes:
-            Reward._get_collection().update_one(
-                {"_id": reward.pk}, {"$set": changes}, session=session
-            )
+        Reward._get_collection().update_one(
+            {"_id": reward.pk},
+            {**({"$set": changes} if changes else {}), **_edited(reward.pk)},
+            session=session,
+        )
         if total is None and buckets is None:
             return
         current = stock.read_with_stock(session, reward.pk)
@@ -200,6 +203,28 @@ class ThroughDrop:
 # bucket take turns; 1 means the reward's own document).
 _buckets_seen: dict[ObjectId, int] = {}
 
+# The terms of each reward that keeps its stock on itself, as this process last read them
+# (its document without the stock), so that a redemption need not read it: one command
+# of six, and its `$lookup` was an eighth of a redemption's CPU (bench/request_cpu.py).
+# Other processes' edits reach this copy through the reward's `version`, which every edit
+# of its terms increments (`_edited`) and the stock's decrement is conditional on: a stale
+# copy makes the write match nothing, and the redemption runs again from a fresh read. A
+# refusal decided from the copy is decided again from a fresh read too (the copy may be
+# what refused), so a stale copy can neither oversell, nor sell on old terms, nor refuse.
+_terms_seen: dict[ObjectId, dict[str, Any]] = {}
+_TERMS_KEPT = 1_024  # rewards are few; the whole copy is dropped beyond this
+
+
+class _StaleTerms(Exception):
+    """The reward's terms changed since this process read them, or its stock ran short."""
+
+
+def _edited(reward_id: ObjectId) -> dict[str, Any]:
+    """The update that marks an edit of the reward's terms (redemptions' copies of them
+    stop matching), and this process's copy forgotten at once."""
+    _terms_seen.pop(reward_id, None)
+    return {"$inc": {"version": 1}}
+
 
 @changes_in_one_transaction
 def redeem(
@@ -217,7 +242,9 @@ def redeem(
     per-reward counters, the lots it spends) and one command carrying every write: the
     stock, the account, the lots, the entry, the redemption and its domain event. The
     per-owner limit is a counter on the account, not a count of the owner's redemptions.
-    A reward released through a drop is redeemed only by its drop's job (`drop`).
+    A reward that keeps its stock on itself is usually not read: its terms come from this
+    process's copy (`_terms_seen`), checked by the stock's write. A reward released
+    through a drop is redeemed only by its drop's job (`drop`).
     """
     now = now or utcnow()
     reward_oid = ledger.id_or_404(reward_id)
@@ -227,12 +254,22 @@ def redeem(
         client_key = f"{owner.pk}:{client_key}" if client_key else None
     preferred = random.randrange(stock.MAX_BUCKETS)
 
-    def unit(session: ClientSession) -> Redemption:
-        # By `_id` alone (see `app.auth.load_caller`), `active` checked here.
-        reward = stock.read_with_stock(session, reward_oid)
-        if reward is None or not reward.get("active"):
-            raise NotFound(message="Reward not found.")
-        _buckets_seen[reward_oid] = stock.bucket_count(reward)
+    def unit(session: ClientSession, terms: dict[str, Any] | None) -> Redemption:
+        if terms is not None:
+            reward = terms
+        else:
+            # By `_id` alone (see `app.auth.load_caller`), `active` checked here.
+            found = stock.read_with_stock(session, reward_oid)
+            if found is None or not found.get("active"):
+                raise NotFound(message="Reward not found.")
+            reward = found
+            _buckets_seen[reward_oid] = stock.bucket_count(reward)
+            if stock.bucket_count(reward) == 1:
+                if len(_terms_seen) >= _TERMS_KEPT:
+                    _terms_seen.clear()
+                _terms_seen[reward_oid] = {
+                    name: value for name, value in found.items() if name not in _STOCK_FIELDS
+                }
         if reward.get("drop_id") and (drop is None or drop.drop_id != reward["drop_id"]):
             raise errors.DropOnly(drop_id=str(reward["drop_id"]))
         if reward.get("city_codes") and owner.city_code not in reward["city_codes"]:
@@ -248,12 +285,19 @@ def redeem(
         limit = reward.get("per_owner_limit")
         if limit and account.redeemed(reward_oid) + quantity > limit:
             raise errors.LimitReached()
-        if reward["stock_left"] < quantity:
-            raise errors.OutOfStock()
         writes = batch(session)
-        stock.take(
-            session, reward, quantity, preferred % stock.bucket_count(reward), errors.OutOfStock()
-        )
+        if terms is not None:
+            stock.take_on_terms(session, reward, quantity, _StaleTerms())
+        else:
+            if reward["stock_left"] < quantity:
+                raise errors.OutOfStock()
+            stock.take(
+                session,
+                reward,
+                quantity,
+                preferred % stock.bucket_count(reward),
+                errors.OutOfStock(),
+            )
         redemption_id = ObjectId()
         points = reward["cost"] * quantity
         entry = ledger.write(
@@ -303,14 +347,25 @@ def redeem(
         )
         return compat.from_son(Redemption, document)
 
-    try:
+    def run(terms: dict[str, Any] | None) -> Redemption:
         with one_at_a_time(turn(reward_oid, _buckets_seen.get(reward_oid, 1), preferred)):
-            redemption = transaction(unit, answers_request=True)
+            return transaction(partial(unit, terms=terms), answers_request=True)
+
+    terms = _terms_seen.get(reward_oid) if drop is None else None
+    try:
+        try:
+            redemption = run(terms)
+        except (_StaleTerms, DomainError):
+            if terms is None:
+                raise
+            # Decided from this process's copy of the terms: decided again from the reward.
+            _terms_seen.pop(reward_oid, None)
+            redemption = run(None)
     except _KeyUsed:
         # A retry with the client's key after its idempotency record expired: the
         # redemption it made, not a second one.
         return Redemption.objects.get(client_key=client_key)
-    log.info(
+    note(
         "reward_redeemed",
         redemption_id=str(redemption.pk),
         user_id=str(owner.pk),
@@ -318,6 +373,10 @@ def redeem(
         points=redemption.points,
     )
     return redemption
+
+
+# What `stock.read_with_stock` reads besides the reward's terms: never part of the copy.
+_STOCK_FIELDS = ("stock", "buckets", "stock_left", "left")
 
 
 def cancel_redemption(by: Caller, redemption_id: str, now: datetime | None = None) -> Redemption:
@@ -440,7 +499,7 @@ def reserve_for_drop(session: ClientSession, reward_id: ObjectId, drop_id: Objec
         Reward._get_collection()
         .update_one(
             {"_id": reward_id, "active": True, "drop_id": None},
-            {"$set": {"drop_id": drop_id}},
+            {"$set": {"drop_id": drop_id}, **_edited(reward_id)},
             session=session,
         )
         .matched_count
@@ -450,7 +509,7 @@ def reserve_for_drop(session: ClientSession, reward_id: ObjectId, drop_id: Objec
 def release_from_drop(reward_id: ObjectId, drop_id: ObjectId) -> None:
     """The drop is decided: what stock it left is redeemable by anyone again."""
     Reward._get_collection().update_one(
-        {"_id": reward_id, "drop_id": drop_id}, {"$unset": {"drop_id": ""}}
+        {"_id": reward_id, "drop_id": drop_id}, {"$unset": {"drop_id": ""}, **_edited(reward_id)}
     )
 
 

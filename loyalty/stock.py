@@ -20,6 +20,7 @@ from pymongo.client_session import ClientSession
 
 from app.buckets import MAX_BUCKETS as MAX_BUCKETS
 from app.buckets import SplitCounter
+from app.db import batch
 from loyalty.models import Reward, StockBucket
 
 STOCK = SplitCounter(
@@ -62,6 +63,20 @@ def take(
     """Queue the conditional decrements that take `quantity` from the reward read with
     `read_with_stock` (the caller checked `stock_left`)."""
     STOCK.take(session, reward, quantity, preferred, refusal)
+
+
+def take_on_terms(
+    session: ClientSession, terms: dict[str, Any], quantity: int, refusal: Exception
+) -> None:
+    """Queue the decrement of the stock a reward keeps on itself, on condition that it holds
+    `quantity` and that its terms are still those of `terms` (its `version`, which every
+    edit increments; None matches a reward never edited since it had one)."""
+    batch(session).update(
+        Reward._get_collection(),
+        {"_id": terms["_id"], "version": terms.get("version"), "stock": {"$gte": quantity}},
+        {"$inc": {"stock": -quantity}},
+        refusal=refusal,
+    )
 
 
 def give_back(session: ClientSession, reward: dict[str, Any], quantity: int, key: Any) -> None:

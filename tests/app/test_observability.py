@@ -11,6 +11,10 @@ from typing import Any
 import pytest
 import structlog
 
+from loyalty import rewards
+from tests.loyalty.conftest import earn, make_reward
+from tests.support import make_person
+
 
 @pytest.fixture
 def log_lines(app) -> Iterator[Callable[[], list[dict[str, Any]]]]:
@@ -71,3 +75,30 @@ def test_structlog_events_share_the_handler(client, log_lines):
     assert line["request_id"] == "trace-200"
     assert line["level"] == "info"
     assert line["status"] == 200
+
+
+def test_a_hot_write_is_one_line_carrying_what_it_did(client, log_lines):
+    owner = make_person("SZ")
+    earn(owner.id, 500)
+    reward = make_reward(cost=100)
+    answer = client.post(
+        "/api/v1/redemptions",
+        json={"reward_id": str(reward.pk)},
+        headers={**owner.headers, "X-Request-ID": "trace-redeem"},
+    )
+    assert answer.status_code == 201, answer.json
+    (line,) = [line for line in log_lines() if line.get("request_id") == "trace-redeem"]
+    assert (line["event"], line["status"]) == ("request", 201)
+    assert line["reward_redeemed"] == {
+        "redemption_id": answer.json["id"],
+        "user_id": owner.id,
+        "reward_id": str(reward.pk),
+        "points": 100,
+    }
+
+
+def test_a_service_outside_a_request_logs_its_own_line(app, log_lines):
+    owner = make_person("SZ")
+    earn(owner.id, 500)
+    rewards.redeem(owner.user, str(make_reward(cost=100).pk))
+    assert [line["points"] for line in log_lines() if line["event"] == "reward_redeemed"] == [100]

@@ -21,6 +21,9 @@ API = "/api/v1"
 # key's record, and reads the answer stored there.
 REDEMPTION = 6
 REPLAY = REDEMPTION + 1
+# A reward this process redeemed before is not read: its terms come from the process's copy,
+# which the stock's write checks (loyalty/rewards.py, `_terms_seen`).
+REDEMPTION_AGAIN = REDEMPTION - 1
 # The caller and the account (the issue allowed 3).
 POINTS = 2
 # The caller, the account (tier), the page of rewards.
@@ -51,6 +54,17 @@ def test_redeeming_with_a_key(client):
             f"{API}/redemptions", json={"reward_id": str(reward.pk)}, headers=headers
         )
     assert replay.get_data() == answer.get_data()
+
+
+def test_redeeming_a_reward_redeemed_before(client):
+    reward = make_reward(cost=100, stock=5)
+    rewards.redeem(owner_with_history().user, str(reward.pk))
+    owner = owner_with_history()
+    with within_budget(REDEMPTION_AGAIN):
+        answer = client.post(
+            f"{API}/redemptions", json={"reward_id": str(reward.pk)}, headers=owner.headers
+        )
+    assert answer.status_code == 201, answer.json
 
 
 def test_an_owners_points(client):
