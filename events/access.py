@@ -44,14 +44,20 @@ def visible_event(caller: Caller, event_id: str, session: ClientSession | None =
 def shown_to(caller: Caller, found: dict[str, Any] | None) -> Event:
     """The event document `found` as `caller` may see it (404 for a draft of another city,
     or for none); what it was read with besides its fields is left aside."""
-    if found is None:
-        raise NotFound(message="Event not found.")
-    event = compat.from_son(
+    found = _visible_document(caller, found)
+    return compat.from_son(
         Event, {name: value for name, value in found.items() if name not in _READ_WITH}
     )
-    if event.status == DRAFT:
-        caller.require(event.city_code, CIRCLE_LEADER)
-    return event
+
+
+def _visible_document(caller: Caller, found: dict[str, Any] | None) -> dict[str, Any]:
+    """The stored event `found` if `caller` may see it: 404 for none, and a draft only for
+    the circle leaders of its city."""
+    if found is None:
+        raise NotFound(message="Event not found.")
+    if found.get("status", DRAFT) == DRAFT:
+        caller.require(found["city_code"], CIRCLE_LEADER)
+    return found
 
 
 # What `events.seats.read_with_seats` adds to an event document.
@@ -77,9 +83,8 @@ class EventSeen:
 def seen_by(caller: Caller, found: dict[str, Any] | None) -> EventSeen:
     """`shown_to`'s decision (404 for none, or for a draft of another city) on the stored
     document `found`, as a small typed view."""
-    if found is None:
-        raise NotFound(message="Event not found.")
-    event = EventSeen(
+    found = _visible_document(caller, found)
+    return EventSeen(
         pk=found["_id"],
         city_code=found["city_code"],
         status=found.get("status", DRAFT),
@@ -89,6 +94,3 @@ def seen_by(caller: Caller, found: dict[str, Any] | None) -> EventSeen:
         waitlist_seq=found.get("waitlist_seq", 0),
         drop_id=found.get("drop_id"),
     )
-    if event.status == DRAFT:
-        caller.require(event.city_code, CIRCLE_LEADER)
-    return event
