@@ -40,7 +40,11 @@ LOCALES = {"zh-CN": "zh-CN", "en": "en-US"}
 
 def launch(playwright: Any, *extra_args: str) -> Any:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
+        missing = f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)"
+        # A machine with only Python and make runs the rest of the suite; CI runs them all.
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
     return playwright.chromium.launch(
         executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args], headless=True
     )
