@@ -113,7 +113,10 @@ def screenshot(screenshot_dir: Path) -> Callable[..., Path]:
     def take(page: Any, name: str) -> Path:
         width = page.viewport_size["width"]
         size = "phone" if width < 700 else "desktop"
-        language = page.evaluate("document.documentElement.lang") or "x"
+        # A click that submits a form may still be navigating: the locator waits for the
+        # next document, where evaluating at once could meet none.
+        page.wait_for_load_state()
+        language = page.locator("html").get_attribute("lang") or "x"
         path = screenshot_dir / f"{language}-{size}-{name}.png"
         page.screenshot(path=str(path), full_page=True)
         return path

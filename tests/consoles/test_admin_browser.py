@@ -313,6 +313,7 @@ def test_every_admin_page_in_both_languages(browser, console_url, screenshot, hq
     page.goto(f"{console_url}/console/words")
     page.fill("#text", "傻 逼 and spamword")
     page.click("form[action$='/test'] button")
+    page.wait_for_selector(".explained.held")
     screenshot(page, "admin-words-test")
     upload(page, console_url, hq["csv"])
     screenshot(page, "admin-bulk-preview")
