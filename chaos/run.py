@@ -122,7 +122,11 @@ class System:
                 sync_on_commit=True,
             )
         else:
-            self.servers[name] = start_redis(self.data_dir / "redis", port=self.redis_port)
+            # As for the database: a lost queued message would be Redis's loss at its
+            # default durability, not the service's.
+            self.servers[name] = start_redis(
+                self.data_dir / "redis", port=self.redis_port, sync_on_write=True
+            )
 
     def start_process(self, name: str) -> None:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
