@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -101,7 +102,12 @@ class Servers:
         try:
             yield
         finally:
-            self.redis = start_redis(self.redis_dir, port=self.redis_port)
+            self.start_redis_again()
+
+    def start_redis_again(self) -> None:
+        """Start the embedded Redis on its port and data after it stopped, whoever stopped it."""
+        assert self.redis_dir is not None
+        self.redis = start_redis(self.redis_dir, port=self.redis_port)
 
 
 @pytest.fixture(scope="session")
@@ -238,6 +244,30 @@ def empty_database() -> None:
     for name in database.list_collection_names():
         if not name.startswith("system."):
             database[name].delete_many({})
+
+
+def saved_database() -> dict[str, list[dict[str, Any]]]:
+    """Every document of the test database, by collection, for `restore_database`: a world
+    that many tests share is built once through the services (a quarter of a second or
+    more) and put back before each of them (milliseconds)."""
+    from app import db
+
+    database = db.database()
+    return {
+        name: list(database[name].find())
+        for name in database.list_collection_names()
+        if not name.startswith("system.")
+    }
+
+
+def restore_database(saved: dict[str, list[dict[str, Any]]]) -> None:
+    """Put back what `saved_database` saved, into an emptied database."""
+    from app import db
+
+    database = db.database()
+    for name, documents in saved.items():
+        if documents:
+            database[name].insert_many(documents)
 
 
 @pytest.fixture(autouse=True)

@@ -45,7 +45,7 @@ from tests.authz_table import (
 from tests.authz_table import (
     AMBASSADOR as AMBASSADOR_CALLER,
 )
-from tests.conftest import empty_database
+from tests.conftest import empty_database, restore_database, saved_database
 from tests.support import Person, make_city, make_person
 from workers.models import DeadLetter
 
@@ -53,8 +53,10 @@ _numbers = itertools.count(1)
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
-def served_operations(client) -> dict[str, dict[str, Any]]:
-    spec = client.get("/api/v1/openapi.json").json
+@pytest.fixture(scope="module")
+def served_operations(app) -> dict[str, dict[str, Any]]:
+    """The served document's operations by "METHOD path", read once per module."""
+    spec = app.test_client().get("/api/v1/openapi.json").json
     return {
         f"{method.upper()} {path}": operation
         for path, item in spec["paths"].items()
@@ -63,8 +65,8 @@ def served_operations(client) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_every_served_operation_has_a_row_and_every_row_an_operation(client):
-    served = set(served_operations(client))
+def test_every_served_operation_has_a_row_and_every_row_an_operation(served_operations):
+    served = set(served_operations)
     assert sorted(served - set(ACCESS)) == [], "operations without a row in tests/authz_table.py"
     assert sorted(set(ACCESS) - served) == [], "rows for operations the API does not serve"
 
@@ -433,11 +435,23 @@ def body_for(operation: str, world: World) -> dict[str, Any] | None:
     return bodies.get(operation)
 
 
-@pytest.mark.parametrize("operation", sorted(ACCESS))
-def test_each_caller_is_served_or_refused_as_the_table_says(client, operation):
+@pytest.fixture(scope="module")
+def saved_world(app) -> tuple[World, dict[str, list[dict[str, Any]]]]:
+    """The world built once for the module's rows, and the database it made."""
     world = build_world()
+    saved = saved_database()
+    empty_database()
+    return world, saved
+
+
+@pytest.mark.parametrize("operation", sorted(ACCESS))
+def test_each_caller_is_served_or_refused_as_the_table_says(
+    client, operation, saved_world, served_operations
+):
+    world, saved = saved_world
+    restore_database(saved)
     method, template = operation.split(" ", 1)
-    documented = served_operations(client)[operation]["responses"]
+    documented = served_operations[operation]["responses"]
     allowed = ACCESS[operation]
     # The refused first: a refusal changes nothing, while a served call may (a logout, a
     # cancelled event) and must not decide the others' answers.
@@ -447,7 +461,7 @@ def test_each_caller_is_served_or_refused_as_the_table_says(client, operation):
         if caller in allowed and method == "DELETE" and answers:
             # A served DELETE took the thing away: the next caller gets a world of its own.
             empty_database()
-            world = build_world()
+            restore_database(saved)
         body = body_for(operation, world)
         response = client.open(
             world.path(template),
@@ -468,13 +482,15 @@ def test_each_caller_is_served_or_refused_as_the_table_says(client, operation):
 
 
 @pytest.mark.parametrize("operation", sorted(SCOPED_LISTS))
-def test_a_list_asked_for_a_city_outside_the_callers_scope_is_forbidden(client, operation):
+def test_a_list_asked_for_a_city_outside_the_callers_scope_is_forbidden(
+    client, operation, served_operations
+):
     make_city("SZ")
     make_city("CD")
     elsewhere = make_person("CD", role=SCOPED_LISTS[operation])
     path = operation.split(" ", 1)[1]
     refused = client.get(path, query_string={"city": "SZ"}, headers=elsewhere.headers)
     assert refused.status_code == 403 and refused.json["error"] == "forbidden", refused.json
-    assert "403" in served_operations(client)[operation]["responses"]
+    assert "403" in served_operations[operation]["responses"]
     own = client.get(path, query_string={"city": "CD"}, headers=elsewhere.headers)
     assert own.status_code == 200, own.json

@@ -7,6 +7,7 @@ the worker."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shlex
@@ -52,10 +53,25 @@ def readme_command(pattern: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def release(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     """A copy of the checkout (so the build leaves nothing in it) where the README's build
-    and install lines ran, into `release/venv`."""
-    source = tmp_path_factory.mktemp("release") / "source"
+    and install lines ran, into `release/venv`. Built once per run: parallel workers share
+    the run's folder, and a worker that finds another building waits for it (a build is
+    half a minute of both cores)."""
+    basetemp = tmp_path_factory.getbasetemp()
+    shared = basetemp.parent if hasattr(request.config, "workerinput") else basetemp
+    release = shared / "release"
+    with open(shared / "release.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (release / "built").exists():
+            shutil.rmtree(release, ignore_errors=True)
+            build_release(release)
+            (release / "built").touch()
+    return release
+
+
+def build_release(release: Path) -> None:
+    source = release / "source"
     shutil.copytree(
         ROOT,
         source,
@@ -72,7 +88,6 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
             line, shell=True, cwd=source, env=environ, capture_output=True, text=True
         )
         assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
-    return source.parent
 
 
 def test_the_wheel_holds_every_installed_domain_and_the_entry_points(release):

@@ -123,9 +123,13 @@ def ports() -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_a_running_launcher(tmp_path):
+def test_a_running_launcher_stopped_and_run_again(tmp_path):
     """gunicorn answers JSON past its default limits and has a control socket of its own,
-    and `make flask` reaches the servers of the launcher with the same DATA_DIR."""
+    and `make flask` reaches the servers of the launcher with the same DATA_DIR. Stopped
+    (SIGTERM), every process it started ends, the databases last: the dispatcher hands its
+    lease back while MongoDB still runs. Run again on the same DATA_DIR (and stopped with
+    Ctrl-C's SIGINT), the data is there. One launcher's life, since each start is the whole
+    system's."""
     given = ports()
     api = f"http://127.0.0.1:{given['api']}/api/v1"
     absent = flask(tmp_path, given, "init-db")
@@ -171,26 +175,7 @@ def test_a_running_launcher(tmp_path):
         with ControlClient(str(control_socket), timeout=10) as control:
             workers = {worker["pid"] for worker in control.send_command("show workers")["workers"]}
         assert workers and workers <= descendants(launcher.pid)
-        started = stop(launcher, signal.SIGTERM)
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
-    assert [pid for pid in started if alive(pid)] == []
-    assert not (tmp_path / "gunicorn.ctl").exists()
-    assert not (tmp_path / "servers.json").exists()
 
-
-def test_readme_runs_gunicorn_with_the_launchers_limits():
-    readme = (ROOT / "README.md").read_text()
-    assert " ".join(GUNICORN_LIMITS) in readme
-
-
-@pytest.mark.slow
-def test_ctrl_c_stops_the_databases_last_and_data_survives_restart(tmp_path):
-    given = ports()
-    api = f"http://127.0.0.1:{given['api']}/api/v1"
-    launcher = launch(tmp_path, given)
-    try:
         mongo = pymongo.MongoClient(mongo_uri(given["mongo"], "community"))
         mongo.community.cities.insert_one({"code": "KEEP", "name": "Kept", "province": "-"})
         leader = wait_until(
@@ -198,14 +183,17 @@ def test_ctrl_c_stops_the_databases_last_and_data_survives_restart(tmp_path):
             message="a dispatcher to lead",
         )["holder"]
         mongo.close()
-        started = stop(launcher, signal.SIGINT)
+        started = stop(launcher, signal.SIGTERM)
         stopped_at = datetime.now(UTC)
     finally:
         if launcher.poll() is None:
             launcher.kill()
-    # API master and worker, Dramatiq, dispatcher, scheduler and both servers at least.
+    # API master and workers, Dramatiq, dispatcher, scheduler and both servers at least.
     assert len(started) >= 6
+    assert workers <= started
     assert [pid for pid in started if alive(pid)] == []
+    assert not (tmp_path / "gunicorn.ctl").exists()
+    assert not (tmp_path / "servers.json").exists()
 
     # The dispatcher stopped while MongoDB still ran: it handed its lease back, so the next
     # start's dispatcher leads at once rather than when the lease runs out.
@@ -220,8 +208,14 @@ def test_ctrl_c_stops_the_databases_last_and_data_survives_restart(tmp_path):
     relaunched = launch(tmp_path, given)
     try:
         codes = [c["code"] for c in requests.get(f"{api}/cities", timeout=5).json()["items"]]
-        assert codes == ["KEEP"]
-        stop(relaunched, signal.SIGINT)
+        assert "KEEP" in codes
+        started = stop(relaunched, signal.SIGINT)
     finally:
         if relaunched.poll() is None:
             relaunched.kill()
+    assert [pid for pid in started if alive(pid)] == []
+
+
+def test_readme_runs_gunicorn_with_the_launchers_limits():
+    readme = (ROOT / "README.md").read_text()
+    assert " ".join(GUNICORN_LIMITS) in readme

@@ -13,6 +13,7 @@ import pytest
 from app.auth import load_caller
 from loyalty import bulk_credits
 from tests.authz_table import ANONYMOUS, CALLERS, CONSOLE_ACCESS
+from tests.conftest import empty_database, restore_database, saved_database
 from tests.consoles.support import csrf_token, sign_in
 from tests.test_authz import World, build_world
 
@@ -24,12 +25,23 @@ PATH_VALUES = {
 }
 
 
-def console_world() -> World:
-    """The API's world, and a bulk credit for the admin console's paths to name."""
+@pytest.fixture(scope="module")
+def saved_world(app) -> tuple[World, dict[str, list[dict[str, Any]]]]:
+    """The API's world and a bulk credit for the admin console's paths to name, built once
+    for the module's rows, and the database they made."""
     world = build_world()
     admin = load_caller(world.people["admin"].id)
     upload = f"account,points,reason\n{world.people['owner'].id},10,Thanks\n".encode()
     world.ids["job_id"] = str(bulk_credits.preview(admin, io.BytesIO(upload), "authz.csv").pk)
+    saved = saved_database()
+    empty_database()
+    return world, saved
+
+
+@pytest.fixture
+def console_world(saved_world) -> World:
+    world, saved = saved_world
+    restore_database(saved)
     return world
 
 
@@ -73,8 +85,10 @@ def _refused_as_a_stranger(response: Any) -> bool:
 
 
 @pytest.mark.parametrize("operation", sorted(CONSOLE_ACCESS))
-def test_each_caller_opens_or_is_refused_a_console_page_as_the_table_says(app, operation):
-    world = console_world()
+def test_each_caller_opens_or_is_refused_a_console_page_as_the_table_says(
+    app, operation, console_world
+):
+    world = console_world
     method, rule = operation.split(" ", 1)
     allowed = CONSOLE_ACCESS[operation]
     order = [c for c in CALLERS if c not in allowed] + [c for c in CALLERS if c in allowed]
