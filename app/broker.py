@@ -1,6 +1,10 @@
 """The Dramatiq broker, configured from REDIS_URL before any `tasks.py` is imported.
 
-Two middlewares make the Redis broker dependable for the backbone:
+Three middlewares make the Redis broker dependable for the backbone:
+- `QueuedRetries`: Dramatiq's retries, except that a retry Redis cannot take (it is down
+  when the handler fails) is offered again until Redis takes it. Dramatiq logs the failed
+  enqueue and acks the message all the same, so the message was lost (`make chaos` saw it,
+  a database and a Redis restart close together).
 - `DeadLetters`: every message whose retries run out is parked by `dead_letters.record`
   (workers/tasks.py) for admins to read and replay, whatever actor it was for; so is, at
   once, a message that failed with one of its actor's `throws` exceptions (a failure that
@@ -14,14 +18,16 @@ Two middlewares make the Redis broker dependable for the backbone:
 from __future__ import annotations
 
 import threading
+import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
 import redis
 import structlog
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import Middleware
+from dramatiq.middleware import Middleware, Retries
 from flask import ctx
 
 from app import compat
@@ -53,6 +59,36 @@ class AppContext(Middleware):
     after_skip_message = after_process_message
 
 
+def until_redis_takes_it(send: Callable[[], None], message_id: str) -> None:
+    """Call `send` (it queues something) until Redis answers, waiting longer each time up to
+    5 s: a worker thread holds its message meanwhile, as Dramatiq's own ack does."""
+    wait = 0.1
+    while True:
+        try:
+            send()
+            return
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.warning("message_not_queued", message_id=message_id, retry_in=wait, error=str(exc))
+            time.sleep(wait)
+            wait = min(5.0, wait * 2)
+
+
+class QueuedRetries(Retries):
+    def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
+        # Dramatiq counts the attempt in the message's options before it queues the retry;
+        # each try starts from the options as they came.
+        options = dict(message.options)
+
+        def retry() -> None:
+            message.options.clear()
+            message.options.update(options)
+            super(QueuedRetries, self).after_process_message(
+                broker, message, result=result, exception=exception
+            )
+
+        until_redis_takes_it(retry, message.message_id)
+
+
 class DeadLetters(Middleware):
     """Sends every message with `on_retry_exhausted=dead_letters.record` unless it names
     another target, so no actor's final failure goes unseen."""
@@ -72,8 +108,10 @@ class DeadLetters(Middleware):
         parked = message.asdict()
         # Called while the exception is being handled, so this is its traceback.
         parked["options"] = {**message.options, "traceback": traceback.format_exc(limit=30)}
-        broker.get_actor(message.options.get("on_retry_exhausted", DEAD_LETTER_ACTOR)).send(
-            parked, {"retries": message.options.get("retries", 0)}
+        target = broker.get_actor(message.options.get("on_retry_exhausted", DEAD_LETTER_ACTOR))
+        until_redis_takes_it(
+            lambda: target.send(parked, {"retries": message.options.get("retries", 0)}),
+            message.message_id,
         )
 
 
@@ -131,6 +169,10 @@ def configure_broker(redis_url: str, heartbeat_timeout_ms: int = 60_000) -> Redi
     broker = ConfiguredBroker(
         redis_url, client=client, heartbeat_timeout=heartbeat_timeout_ms, dead_message_ttl=_WEEK_MS
     )
+    broker.middleware[:] = [
+        QueuedRetries() if isinstance(middleware, Retries) else middleware
+        for middleware in broker.middleware
+    ]
     broker.add_middleware(DeadLetters())
     dramatiq.set_broker(broker)
     return broker

@@ -4,10 +4,12 @@ tests read."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
 import dramatiq
+import redis
 from pymongo.client_session import ClientSession
 
 from accounts.domain_events import USER_REGISTERED
@@ -54,6 +56,17 @@ def flaky(event: DomainEvent, session: ClientSession) -> None:
     if database()["test_switches"].find_one({"_id": "flaky", "on": True}):
         raise RuntimeError("flaky handler failing on purpose")
     results().insert_one({"event_id": event.id, "kind": "flaky"}, session=session)
+
+
+@handles(probe("test.loses_redis"), name="tests.loses_redis")
+def loses_redis(event: DomainEvent, session: ClientSession) -> None:
+    """The first time, stops Redis and fails: its retry must wait for Redis to return."""
+    progress = database()["test_progress"]
+    progress.insert_one({"event_id": event.id, "attempt_at": time.time()})
+    if progress.count_documents({"event_id": event.id}) == 1:
+        redis.Redis.from_url(os.environ["REDIS_URL"]).shutdown(nosave=True)
+        raise RuntimeError("failing while Redis is down, on purpose")
+    results().insert_one({"event_id": event.id, "kind": "loses_redis"}, session=session)
 
 
 @dramatiq.actor(actor_name="tests.tick", queue_name="tests_scheduled", max_retries=0)

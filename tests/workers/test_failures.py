@@ -62,6 +62,21 @@ def test_redis_down_requests_succeed_and_events_wait_then_arrive_once(client, ba
         assert HandledEvent.objects(event_id=event_id).count() == 1
 
 
+def test_a_retry_redis_cannot_take_is_queued_when_it_returns(app, background, servers):
+    """A handler fails while Redis is down (a database and a Redis restart close together):
+    Dramatiq would log that the retry could not be queued and ack the message, losing it."""
+    background("worker", "dispatcher", EXTRA_HANDLER_MODULES=HANDLERS)
+    event_id = emit("test.loses_redis")
+    wait_until(
+        lambda: servers.redis.process.poll() is not None, message="the handler to stop Redis"
+    )
+    servers.start_redis_again()
+
+    wait_until(lambda: results()[event_id] == 1, timeout=60, message="the retried event")
+    assert database()["test_progress"].count_documents({"event_id": event_id}) == 2
+    assert HandledEvent.objects(event_id=event_id).count() == 1
+
+
 @pytest.mark.slow
 def test_worker_killed_mid_handler_redelivers_and_result_exists_once(app, background):
     group = background("worker", "dispatcher", EXTRA_HANDLER_MODULES=HANDLERS)
