@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -78,6 +79,7 @@ if _GIVEN_REDIS_URL and os.environ.get("PYTEST_XDIST_WORKER"):
     _GIVEN_REDIS_URL = worker_redis_url(_GIVEN_REDIS_URL, os.environ["PYTEST_XDIST_WORKER"])
 _REDIS_URL = _GIVEN_REDIS_URL or f"redis://127.0.0.1:{_EMBEDDED_REDIS_PORT}/0"
 configure_broker(_REDIS_URL)
+Built = TypeVar("Built")
 # Before any MongoDB client exists (pymongo gives a listener only to the clients created
 # after it), so `count_commands()` sees every client's commands.
 monitoring.register(COMMAND_LOG)
@@ -268,6 +270,43 @@ def restore_database(saved: dict[str, list[dict[str, Any]]]) -> None:
     for name, documents in saved.items():
         if documents:
             database[name].insert_many(documents)
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """A folder the run's parallel workers share (each worker's basetemp is in it)."""
+    basetemp = tmp_path_factory.getbasetemp()
+    return basetemp.parent if hasattr(request.config, "workerinput") else basetemp
+
+
+def built_once(run_dir: Path, name: str, build: Callable[[Path], None]) -> Path:
+    """`run_dir/name`, made by `build(folder)` in whichever worker asks first; the others
+    wait for it on a lock, for what costs the run tens of seconds each time (a wheel and
+    its virtual environment, a generated client)."""
+    folder = run_dir / name
+    with open(run_dir / f"{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
+class SavedWorld(Generic[Built]):
+    """What `build()` returns and the database it made, built once (a module-scoped
+    fixture) and put back for each test that asks (`restored()`, in a function-scoped one).
+    The database is emptied after the build, as after any test."""
+
+    def __init__(self, build: Callable[[], Built]) -> None:
+        self.world = build()
+        self.saved = saved_database()
+        empty_database()
+
+    def restored(self) -> Built:
+        restore_database(self.saved)
+        return self.world
 
 
 @pytest.fixture(autouse=True)

@@ -45,7 +45,7 @@ from tests.authz_table import (
 from tests.authz_table import (
     AMBASSADOR as AMBASSADOR_CALLER,
 )
-from tests.conftest import empty_database, restore_database, saved_database
+from tests.conftest import SavedWorld, empty_database
 from tests.support import Person, make_city, make_person
 from workers.models import DeadLetter
 
@@ -436,20 +436,15 @@ def body_for(operation: str, world: World) -> dict[str, Any] | None:
 
 
 @pytest.fixture(scope="module")
-def saved_world(app) -> tuple[World, dict[str, list[dict[str, Any]]]]:
-    """The world built once for the module's rows, and the database it made."""
-    world = build_world()
-    saved = saved_database()
-    empty_database()
-    return world, saved
+def saved_world(app) -> SavedWorld[World]:
+    return SavedWorld(build_world)
 
 
 @pytest.mark.parametrize("operation", sorted(ACCESS))
 def test_each_caller_is_served_or_refused_as_the_table_says(
     client, operation, saved_world, served_operations
 ):
-    world, saved = saved_world
-    restore_database(saved)
+    world = saved_world.restored()
     method, template = operation.split(" ", 1)
     documented = served_operations[operation]["responses"]
     allowed = ACCESS[operation]
@@ -461,7 +456,7 @@ def test_each_caller_is_served_or_refused_as_the_table_says(
         if caller in allowed and method == "DELETE" and answers:
             # A served DELETE took the thing away: the next caller gets a world of its own.
             empty_database()
-            restore_database(saved)
+            saved_world.restored()
         body = body_for(operation, world)
         response = client.open(
             world.path(template),

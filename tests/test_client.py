@@ -10,48 +10,58 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-import requests
 
 from app.clock import utcnow
+from tests.conftest import built_once
 from tests.support import make_city, make_person
 
 PACKAGE = "generated_api_client"
 
 
+@pytest.fixture(scope="module")
+def generated(app, run_dir: Path) -> Path:
+    """The client generated from the served document, once per run."""
+    document = app.test_client().get("/api/v1/openapi.json").json
+
+    def generate(folder: Path) -> None:
+        (folder / "openapi.json").write_text(json.dumps(document))
+        bin_dir = Path(sys.executable).parent  # ruff, which formats the generated code
+        done = subprocess.run(
+            [
+                str(bin_dir / "openapi-python-client"),
+                "generate",
+                "--path",
+                str(folder / "openapi.json"),
+                "--output-path",
+                str(folder / PACKAGE),
+                "--meta",
+                "none",
+                "--fail-on-warning",
+            ],
+            env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "warning" not in (done.stdout + done.stderr).lower()
+
+    return built_once(run_dir, "generated-client", generate)
+
+
 @pytest.fixture
-def api_client(live_server: str, tmp_path: Path) -> ModuleType:
+def api_client(generated: Path) -> Iterator[ModuleType]:
     """The generated client package, importable for this test."""
-    document = tmp_path / "openapi.json"
-    document.write_text(json.dumps(requests.get(f"{live_server}/api/v1/openapi.json").json()))
-    bin_dir = Path(sys.executable).parent  # ruff, which formats the generated code
-    generated = subprocess.run(
-        [
-            str(bin_dir / "openapi-python-client"),
-            "generate",
-            "--path",
-            str(document),
-            "--output-path",
-            str(tmp_path / PACKAGE),
-            "--meta",
-            "none",
-            "--fail-on-warning",
-        ],
-        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
-        capture_output=True,
-        text=True,
-    )
-    assert generated.returncode == 0, generated.stdout + generated.stderr
-    assert "warning" not in (generated.stdout + generated.stderr).lower()
-    sys.path.insert(0, str(tmp_path))
+    sys.path.insert(0, str(generated))
     try:
         yield importlib.import_module(PACKAGE)
     finally:
-        sys.path.remove(str(tmp_path))
+        sys.path.remove(str(generated))
         for name in [m for m in sys.modules if m == PACKAGE or m.startswith(f"{PACKAGE}.")]:
             del sys.modules[name]
 

@@ -7,7 +7,6 @@ the worker."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shlex
@@ -23,7 +22,7 @@ import requests
 
 from app import domains
 from app.embedded import die_with_parent, free_port, stop_processes
-from tests.conftest import ROOT, Servers
+from tests.conftest import ROOT, Servers, built_once
 from tests.support import wait_until
 
 # Builds a wheel and a virtual environment: tens of seconds, started first in a parallel run.
@@ -53,21 +52,10 @@ def readme_command(pattern: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+def release(run_dir: Path) -> Path:
     """A copy of the checkout (so the build leaves nothing in it) where the README's build
-    and install lines ran, into `release/venv`. Built once per run: parallel workers share
-    the run's folder, and a worker that finds another building waits for it (a build is
-    half a minute of both cores)."""
-    basetemp = tmp_path_factory.getbasetemp()
-    shared = basetemp.parent if hasattr(request.config, "workerinput") else basetemp
-    release = shared / "release"
-    with open(shared / "release.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (release / "built").exists():
-            shutil.rmtree(release, ignore_errors=True)
-            build_release(release)
-            (release / "built").touch()
-    return release
+    and install lines ran, into `release/venv`. Built once per run."""
+    return built_once(run_dir, "release", build_release)
 
 
 def build_release(release: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from app.auth import load_caller
 from loyalty import bulk_credits
 from tests.authz_table import ANONYMOUS, CALLERS, CONSOLE_ACCESS
-from tests.conftest import empty_database, restore_database, saved_database
+from tests.conftest import SavedWorld
 from tests.consoles.support import csrf_token, sign_in
 from tests.test_authz import World, build_world
 
@@ -25,24 +25,23 @@ PATH_VALUES = {
 }
 
 
-@pytest.fixture(scope="module")
-def saved_world(app) -> tuple[World, dict[str, list[dict[str, Any]]]]:
-    """The API's world and a bulk credit for the admin console's paths to name, built once
-    for the module's rows, and the database they made."""
+def build_console_world() -> World:
+    """The API's world, and a bulk credit for the admin console's paths to name."""
     world = build_world()
     admin = load_caller(world.people["admin"].id)
     upload = f"account,points,reason\n{world.people['owner'].id},10,Thanks\n".encode()
     world.ids["job_id"] = str(bulk_credits.preview(admin, io.BytesIO(upload), "authz.csv").pk)
-    saved = saved_database()
-    empty_database()
-    return world, saved
+    return world
+
+
+@pytest.fixture(scope="module")
+def saved_world(app) -> SavedWorld[World]:
+    return SavedWorld(build_console_world)
 
 
 @pytest.fixture
-def console_world(saved_world) -> World:
-    world, saved = saved_world
-    restore_database(saved)
-    return world
+def console_world(saved_world: SavedWorld[World]) -> World:
+    return saved_world.restored()
 
 
 def console_routes(app) -> set[str]:

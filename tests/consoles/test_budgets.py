@@ -16,9 +16,10 @@ from community import posts, reports
 from events import feedback, registration, services, tickets
 from events.models import Event
 from tests.authz_table import CONSOLE_ACCESS
+from tests.conftest import SavedWorld
 from tests.consoles.support import cd_partner, page_within_budget, sign_in, sz_partner
 from tests.events.conftest import many_owners
-from tests.support import make_person
+from tests.support import Person, make_person
 
 # The caller's account is the first command of every page (its sessions, grants, ban).
 PAGES: dict[str, int] = {
@@ -67,10 +68,10 @@ PAGES: dict[str, int] = {
 NOT_PAGES = ("sign-in", "sign-out", "language", "sw.js", "static")
 
 
-@pytest.fixture
-def busy_city(app, leader):
-    """SZ run by a partner, with budget, an event of 12 registrations, a completed one with
-    answers and follow-ups, and vehicles waiting."""
+def build_busy_city() -> tuple[Person, dict[str, str]]:
+    """SZ's leader, SZ run by a partner, with budget, an event of 12 registrations, a
+    completed one with answers and follow-ups, and vehicles waiting."""
+    leader = make_person("SZ", role="circle_leader")
     sz_partner(100_000)
     who = load_caller(leader.id)
 
@@ -106,7 +107,18 @@ def busy_city(app, leader):
         feedback.give_feedback(load_caller(owner.id), past, number % 5 + 1, number)
     for number, owner in enumerate(many_owners(5, verified_owner=True)):
         add_vehicle(owner.user, f"LSJW74U93MZ{number:06d}", "smart #1")
-    return ids
+    return leader, ids
+
+
+# Each world is built once per module and put back for each of its pages.
+@pytest.fixture(scope="module")
+def saved_busy_city(app) -> SavedWorld[tuple[Person, dict[str, str]]]:
+    return SavedWorld(build_busy_city)
+
+
+@pytest.fixture
+def busy_city(saved_busy_city) -> tuple[Person, dict[str, str]]:
+    return saved_busy_city.restored()
 
 
 def test_every_console_page_has_a_budget():
@@ -123,14 +135,15 @@ def test_every_console_page_has_a_budget():
 
 
 @pytest.mark.parametrize("path", sorted(PAGES))
-def test_a_page_within_its_budget(client, leader, busy_city, path):
+def test_a_page_within_its_budget(client, busy_city, path):
+    leader, ids = busy_city
     admin_only = path in ("/console/admin", "/console/ambassador")
     person = leader
     if admin_only:
         person = make_person("SZ", role="admin")
     sign_in(client, person)
     status = 302 if path == "/console/" else 200
-    page_within_budget(client, path.format(**busy_city), PAGES[path], status)
+    page_within_budget(client, path.format(**ids), PAGES[path], status)
 
 
 # The review desk, opened by an ambassador of SZ over a queue of held, hidden and reported
@@ -155,17 +168,18 @@ DESK_PAGES: dict[str, int] = {
 }
 
 
-@pytest.fixture
-def desk(app, make_club):
+def build_desk() -> tuple[Person, dict[str, str]]:
     """SZ's club with a held post, a post hidden by two reports, a reported comment and a
     reported account; the ambassador decided one item."""
-    from community import moderation, words
+    from community import clubs, moderation, words
     from tests.community.conftest import established, owner
 
     admin = load_caller(make_person("SZ", role="admin").id)
     words.add_word(admin, "spamword")
     author = owner()
-    club = make_club(members=(author,))
+    leader = load_caller(make_person("SZ", role="circle_leader").id)
+    club = clubs.create_club(leader, name="Shenzhen owners", kind="city", city_code="SZ")
+    clubs.join(load_caller(author.id), str(club.pk))
     as_author = load_caller(author.id)
     posts.publish_post(as_author, str(club.pk), "buy spamword", [])
     hidden = posts.publish_post(as_author, str(club.pk), "a noisy post", [])
@@ -187,6 +201,16 @@ def desk(app, make_club):
         "account": author.id,
         "entry": str(entry.pk),
     }
+
+
+@pytest.fixture(scope="module")
+def saved_desk(app) -> SavedWorld[tuple[Person, dict[str, str]]]:
+    return SavedWorld(build_desk)
+
+
+@pytest.fixture
+def desk(saved_desk) -> tuple[Person, dict[str, str]]:
+    return saved_desk.restored()
 
 
 def _opened(client, world, path: str, budget: int) -> str:
@@ -237,8 +261,7 @@ ADMIN_PAGES: dict[str, int] = {
 }
 
 
-@pytest.fixture
-def hq(app):
+def build_hq() -> tuple[Person, dict[str, str]]:
     """Two cities run by partners (SZ's with a budget), rewards, an owner with a ledger,
     a bulk credit applied with a line refused, a reconciliation run that found a drift,
     dead letters and listed words."""
@@ -289,6 +312,16 @@ def hq(app):
         "job_id": str(job.pk),
         "run_id": str(run.pk),
     }
+
+
+@pytest.fixture(scope="module")
+def saved_hq(app) -> SavedWorld[tuple[Person, dict[str, str]]]:
+    return SavedWorld(build_hq)
+
+
+@pytest.fixture
+def hq(saved_hq) -> tuple[Person, dict[str, str]]:
+    return saved_hq.restored()
 
 
 @pytest.mark.parametrize("path", sorted(ADMIN_PAGES))
