@@ -100,6 +100,7 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     auth.init_app(app)
     _install_domains(app, api)
+    api.require_response_fields()
 
     from app import cli, health
 
