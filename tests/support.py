@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import hmac
 import itertools
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,18 +48,19 @@ def post_as_a_client_would(
     key: str,
     headers: dict[str, str],
     json: Any = None,
-    attempts: int = 5,
+    attempts: int = 8,
 ) -> requests.Response:
     """POST as the API guide tells clients to: with an `Idempotency-Key`, and sent again
-    with it after `Retry-After` when the answer is 503 (a request past its database budget,
-    which a loaded machine reaches under many concurrent requests)."""
+    with it after `Retry-After` and a random part of a second when the answer is 503 (a
+    request past its database budget, which a loaded machine reaches under many concurrent
+    requests; without the random part, they all come back together)."""
     for _ in range(attempts):
         response = session.post(
             url, headers={**headers, "Idempotency-Key": key}, json=json, timeout=120
         )
         if response.status_code != 503:
             break
-        time.sleep(int(response.headers["Retry-After"]))
+        time.sleep(int(response.headers["Retry-After"]) + random.random())
     return response
 
 

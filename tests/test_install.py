@@ -25,9 +25,6 @@ from app.embedded import die_with_parent, free_port, stop_processes
 from tests.conftest import ROOT, Servers, built_once
 from tests.support import wait_until
 
-# Builds a wheel and a virtual environment: tens of seconds, started first in a parallel run.
-pytestmark = pytest.mark.slow
-
 README = ROOT / "README.md"
 
 
@@ -134,6 +131,9 @@ def outside(release: Path, servers: Servers, app, tmp_path: Path) -> Iterator[di
         stop_processes(started)
 
 
+# Builds the release (a wheel and a virtual environment: tens of seconds), so it starts
+# first in a parallel run; the wheel's contents are read later, by when it is built.
+@pytest.mark.slow
 def test_gunicorn_and_the_workers_run_from_the_installed_wheel(outside):
     # Nothing comes from the checkout: every package is the installed one.
     where = outside["run"](
