@@ -528,15 +528,59 @@ def page_of(item_schema: type[ma.Schema]) -> type[ma.Schema]:
     )
 
 
-def _cursors(queryset: QuerySet, order: tuple[str, ...]) -> URLSafeSerializer:
+def _cursors(collection: str, order: tuple[str, ...]) -> URLSafeSerializer:
     """Cursors are signed with the app's key and salted with the collection and order: a
     client can only hand back a position this list gave it, so nothing but the plain values
     it was made of (never an operator such as `$gte`) reaches the query."""
     return URLSafeSerializer(
         flask.current_app.config["SECRET_KEY"],
-        salt=f"cursor:{compat.queryset_model(queryset)._get_collection_name()}:{','.join(order)}",
+        salt=f"cursor:{collection}:{','.join(order)}",
         serializer=json_util,
     )
+
+
+# One page's read: the documents after a position (a query of one field's values, or None
+# for the first page), at most so many.
+Fetch = Callable[[dict[str, Any] | None, int], list[Any]]
+
+
+def _keyset_page(
+    model: type[Any],
+    fetch: Fetch,
+    position: Callable[[Any], list[Any]],
+    cursor: str | None,
+    limit: int,
+    order: tuple[str, ...],
+) -> dict[str, Any]:
+    """`paginate`'s page, whatever the documents are read as: `fetch` reads them in
+    `order`, `position` gives a document's values of the order's fields."""
+    names = [field.lstrip("-") for field in order]
+    descending = [field.startswith("-") for field in order]
+    db_names = [compat.db_field(model, name) for name in names]
+    cursors = _cursors(model._get_collection_name(), order)
+    if not cursor:
+        documents = fetch(None, limit + 1)
+    else:
+        try:
+            values = cursors.loads(cursor)
+        except BadData as exc:
+            raise InvalidCursor() from exc
+        # (a, b, c) after (x, y, z) is (a=x, b=y, c>z), then (a=x, b>y), then (a>x), in that
+        # order. One plain range query each, rather than an `$or` of the three, which
+        # SecantusDB answers with a scan of the whole collection.
+        documents = []
+        for depth in reversed(range(len(names))):
+            clause = {db_names[i]: values[i] for i in range(depth)}
+            clause[db_names[depth]] = {"$lt" if descending[depth] else "$gt": values[depth]}
+            documents += fetch(clause, limit + 1 - len(documents))
+            if len(documents) > limit:
+                break
+    has_more = len(documents) > limit
+    documents = documents[:limit]
+    next_cursor = None
+    if has_more and documents:
+        next_cursor = cursors.dumps(position(documents[-1]))
+    return {"items": documents, "next_cursor": next_cursor}
 
 
 def paginate(
@@ -549,32 +593,60 @@ def paginate(
     identifies the next page exactly.
     """
     names = [field.lstrip("-") for field in order]
-    descending = [field.startswith("-") for field in order]
-    db_names = [compat.db_field(compat.queryset_model(queryset), name) for name in names]
     ordered = queryset.order_by(*order)
-    if not cursor:
-        documents = list(ordered.limit(limit + 1))
-    else:
-        try:
-            values = _cursors(queryset, order).loads(cursor)
-        except BadData as exc:
-            raise InvalidCursor() from exc
-        # (a, b, c) after (x, y, z) is (a=x, b=y, c>z), then (a=x, b>y), then (a>x), in that
-        # order. One plain range query each, rather than an `$or` of the three, which
-        # SecantusDB answers with a scan of the whole collection.
-        documents = []
-        for depth in reversed(range(len(names))):
-            clause = {db_names[i]: values[i] for i in range(depth)}
-            clause[db_names[depth]] = {"$lt" if descending[depth] else "$gt": values[depth]}
-            documents += ordered.filter(__raw__=clause).limit(limit + 1 - len(documents))
-            if len(documents) > limit:
-                break
-    has_more = len(documents) > limit
-    documents = documents[:limit]
-    next_cursor = None
-    if has_more and documents:
-        last = documents[-1]
-        next_cursor = _cursors(queryset, order).dumps(
-            [last._data.get(name) if name != "id" else last.pk for name in names]
-        )
-    return {"items": documents, "next_cursor": next_cursor}
+
+    def fetch(after: dict[str, Any] | None, count: int) -> list[Any]:
+        found = ordered if after is None else ordered.filter(__raw__=after)
+        return list(found.limit(count))
+
+    return _keyset_page(
+        compat.queryset_model(queryset),
+        fetch,
+        lambda last: [last._data.get(name) if name != "id" else last.pk for name in names],
+        cursor,
+        limit,
+        order,
+    )
+
+
+def paginate_stored(
+    model: type[Any],
+    query: dict[str, Any],
+    projection: list[str],
+    cursor: str | None,
+    limit: int,
+    order: tuple[str, ...] = ("-id",),
+) -> dict[str, Any]:
+    """`paginate` over `model`'s stored documents as pymongo reads them (the fields of
+    `projection`), for a hot list that does not decode them into documents: the same pages
+    and the same cursors as `paginate` of the queryset that `query` filters."""
+    db_names = [compat.db_field(model, field.lstrip("-")) for field in order]
+    sort = [
+        (name, -1 if field.startswith("-") else 1)
+        for name, field in zip(db_names, order, strict=True)
+    ]
+    collection = model._get_collection()
+
+    def fetch(after: dict[str, Any] | None, count: int) -> list[Any]:
+        found = collection.find(_both(query, after or {}), projection, sort=sort, limit=count)
+        return list(found)
+
+    return _keyset_page(
+        model, fetch, lambda last: [last.get(name) for name in db_names], cursor, limit, order
+    )
+
+
+def _both(query: dict[str, Any], clause: dict[str, Any]) -> dict[str, Any]:
+    """`query` and `clause`, as mongoengine combines a filter with a raw one: conditions of
+    one field in one operator document, an equality beside a condition in `$and`."""
+    combined = dict(query)
+    both: list[dict[str, Any]] = []
+    for field, condition in clause.items():
+        present = combined.get(field)
+        if present is None:
+            combined[field] = condition
+        elif isinstance(present, dict) and isinstance(condition, dict):
+            combined[field] = {**present, **condition}
+        else:
+            both += [{field: combined.pop(field)}, {field: condition}]
+    return {**combined, "$and": both} if both else combined
