@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import hmac
 import itertools
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -225,3 +226,25 @@ def partner_signature(secret: str, stamp: str, raw: bytes) -> str:
     """`X-Signature` as docs/api-guide.md defines it: the hex HMAC-SHA256, keyed with the
     partner's secret, of `<X-Timestamp>.<raw body>`."""
     return hmac.new(secret.encode(), stamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
+
+
+@contextlib.contextmanager
+def calls_counted(*functions: Callable[..., Any]) -> Iterator[list[int]]:
+    """A one-item list: how many times any of `functions` was called on this thread while
+    the block ran (where the Flask test client runs a request), counted by a profile hook,
+    so nothing is patched."""
+    codes = {function.__code__ for function in functions}
+    counted = [0]
+    previous = sys.getprofile()  # an enclosing count's: it goes on counting
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code in codes:
+            counted[0] += 1
+        if previous is not None:
+            previous(frame, event, arg)
+
+    sys.setprofile(profile)
+    try:
+        yield counted
+    finally:
+        sys.setprofile(previous)

@@ -1,41 +1,26 @@
 """An access token is decoded once per process, in one decode (app/auth.py `_decoded_once`):
-counted without patching anything, by a profile hook on the current thread (where the test
-client runs the request) that counts PyJWT's parses of a token."""
+PyJWT's parses of a token counted without patching anything (`calls_counted`)."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import jwt as pyjwt
 from jwt.api_jws import PyJWS
 
-from tests.support import make_person
+from tests.support import calls_counted, make_person
 
 API = "/api/v1"
 NEW_KEY = "the-next-secret-key-0123456789abcdef"
 
 # Every parse of a token goes through one of these: a decode (verified or not) or a read of
 # its header alone.
-_PARSES = {PyJWS.decode_complete.__code__, PyJWS.get_unverified_header.__code__}
+_PARSES = (PyJWS.decode_complete, PyJWS.get_unverified_header)
 
 
-@contextmanager
-def token_parses() -> Iterator[list[int]]:
+def token_parses() -> AbstractContextManager[list[int]]:
     """A one-item list: how many times PyJWT parsed a token while the block ran."""
-    counted = [0]
-
-    def profile(frame, event, arg):  # noqa: ANN001 - sys.setprofile's signature
-        if event == "call" and frame.f_code in _PARSES:
-            counted[0] += 1
-
-    previous = sys.getprofile()
-    sys.setprofile(profile)
-    try:
-        yield counted
-    finally:
-        sys.setprofile(previous)
+    return calls_counted(*_PARSES)
 
 
 def test_a_hot_request_decodes_a_new_token_once_and_a_known_one_not_at_all(client):
