@@ -122,21 +122,21 @@ def lean_dump(schema: ma.Schema) -> Callable[[Any], Any]:
     def dump(obj: Any) -> dict[str, Any]:
         data: dict[str, Any] = {}
         for key, attribute, field, lean in steps:
-            value = _value_of(obj, attribute)
-            if value is ma.missing:
-                default = field.dump_default
-                value = default() if callable(default) else default
-                if value is ma.missing:
-                    continue
-            if value is None:
-                data[key] = None
-                continue
-            formatted = lean(value) if lean is not None else ma.missing
-            if formatted is ma.missing:
+            if lean is None:
                 formatted = field.serialize(attribute, obj)
+            else:
+                value = _value_of(obj, attribute)
+                if value is ma.missing:
+                    default = field.dump_default
+                    value = default() if callable(default) else default
+                    if value is ma.missing:
+                        continue
+                # Each of these kinds dumps None as None.
+                formatted = None if value is None else lean(value)
                 if formatted is ma.missing:
-                    continue
-            data[key] = formatted
+                    formatted = field.serialize(attribute, obj)
+            if formatted is not ma.missing:
+                data[key] = formatted
         return as_documented(schema, data)
 
     return dump

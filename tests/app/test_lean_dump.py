@@ -34,6 +34,9 @@ class Outer(Schema):
     inners = fields.List(fields.Nested(Inner))
     renamed = fields.String(data_key="shown_as", attribute="kept_as")
     extra = sometimes_absent(fields.Integer(allow_none=True), when="sometimes")
+    # Kinds it leaves to marshmallow: computed, or formatted otherwise.
+    computed = fields.Function(lambda thing: "computed")
+    count_text = fields.Decimal(as_string=True, data_key="count_text", allow_none=True)
 
 
 class Kind(StrEnum):
@@ -52,6 +55,7 @@ class Thing:
     inner: Any
     inners: Any
     kept_as: Any = "kept"
+    count_text: Any = None
 
 
 BERLIN = timezone(timedelta(hours=1))
@@ -65,7 +69,7 @@ THINGS: list[Any] = [
           [None, "z"], Thing(OID, *[None] * 8), [Thing(OID, *[None] * 8)]),
     # A stored document: the absent key, `extra`, left out; a nullable one null.
     {"id": OID, "count": 1, "share": 1, "flag": False, "at": AT, "tags": [], "inners": [],
-     "kept_as": "x", "extra": 5},
+     "kept_as": "x", "extra": 5, "count_text": 3},
     {"id": OID, "name": "n", "count": 1, "share": 1, "flag": False, "at": AT,
      "tags": [], "inners": [], "kept_as": "x"},
 ]  # fmt: skip
