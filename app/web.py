@@ -163,7 +163,8 @@ def _lean_format(field: fields.Field) -> Callable[[Any], Any] | None:
         return lambda value: value if type(value) is int else ma.missing
     if kind is fields.Boolean:
         return lambda value: value if type(value) is bool else ma.missing
-    if isinstance(field, Rfc3339DateTime) and kind is Rfc3339DateTime and field.format is None:
+    # Bound to a schema, a field without a format takes the schema's ("iso" by default).
+    if isinstance(field, Rfc3339DateTime) and kind is Rfc3339DateTime and field.format == "iso":
         return lambda value: shown(value).isoformat() if isinstance(value, datetime) else ma.missing
     if isinstance(field, fields.Nested) and kind is fields.Nested and not field.many:
         return lean_dump(field.schema)

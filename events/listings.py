@@ -137,10 +137,9 @@ class ListedEvent:
     @classmethod
     def stored(cls, found: dict[str, Any]) -> ListedEvent:
         """From the stored document, with the model's defaults for what it lacks."""
-        defaults = _EVENT_DEFAULTS
         return cls(
             pk=found["_id"],
-            **{name: found.get(name, defaults.get(name)) for name in _LISTED_FIELDS},
+            **{name: found.get(name, default) for name, default in _LISTED_DEFAULTS},
             created_at=found.get("created_at") or utcnow(),
         )
 
@@ -159,6 +158,7 @@ _EVENT_DEFAULTS = {
     "verified_owners_only": False,
     "status": DRAFT,
 }
+_LISTED_DEFAULTS = [(name, _EVENT_DEFAULTS.get(name)) for name in _LISTED_FIELDS]
 _LISTED_PROJECTION = [*_LISTED_FIELDS, "created_at"]
 
 

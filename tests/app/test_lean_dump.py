@@ -15,6 +15,7 @@ from marshmallow import fields
 
 from app.fields import Rfc3339DateTime
 from app.web import Schema, lean_dump, page_of, sometimes_absent
+from tests.support import calls_counted
 
 
 class Inner(Schema):
@@ -90,3 +91,9 @@ def test_a_lean_dump_keeps_the_document_s_promise(app):
         lean_dump(Outer())(broken)
     with app.app_context(), pytest.raises(AssertionError, match="Outer.tags is missing"):
         lean_dump(Outer())({**broken, "count": 1})
+
+
+def test_plain_values_are_formatted_without_the_field_s_serialize(app):
+    with app.app_context(), calls_counted(fields.Field.serialize) as serialized:
+        lean_dump(Outer())(THINGS[0])
+    assert serialized == [3]  # `share`, `computed`, `count_text`: kinds left to marshmallow
