@@ -17,6 +17,8 @@ from datetime import timedelta
 from typing import Any
 
 import requests
+from bson import json_util
+from itsdangerous import URLSafeSerializer
 from pymongo import monitoring
 
 from accounts import roles, services, sessions
@@ -248,3 +250,20 @@ def calls_counted(*functions: Callable[..., Any]) -> Iterator[list[int]]:
         yield counted
     finally:
         sys.setprofile(previous)
+
+
+def pages_as_text(client: Any, url: str, person: Person, cursors: URLSafeSerializer) -> list[str]:
+    """Each page of the list at `url` (a query string's, so the cursor follows with `&`),
+    following its cursors, as comparable text: `person`'s id and each cursor (signed with
+    the run's key) put by what it holds, for answers recorded in an earlier run."""
+    pages, cursor = [], None
+    while True:
+        answer = client.get(url + (f"&cursor={cursor}" if cursor else ""), headers=person.headers)
+        assert answer.status_code == 200, answer.json
+        body = answer.get_data(as_text=True).replace(person.id, "<caller>")
+        cursor = answer.json["next_cursor"]
+        if cursor is not None:
+            body = body.replace(cursor, json_util.dumps(cursors.loads(cursor)))
+        pages.append(body)
+        if cursor is None:
+            return pages

@@ -19,7 +19,7 @@ from itsdangerous import URLSafeSerializer
 
 from community.feed import feed_key
 from community.models import ACTIVE, VISIBLE, Club, Membership, Post
-from tests.support import make_city, make_person
+from tests.support import make_city, make_person, pages_as_text
 
 API = "/api/v1"
 ANSWERS = Path(__file__).parent / "data" / "post_list_answers.json"
@@ -80,28 +80,14 @@ def _world(caller_id: ObjectId) -> None:
     importlib.import_module("migrations.2026_12_03_club_post_days").migrate()
 
 
-def _pages(app, client, caller, path: str) -> list[str]:
-    cursors = URLSafeSerializer(
-        app.config["SECRET_KEY"], salt="cursor:posts:feed_key", serializer=json_util
-    )
-    pages, cursor = [], None
-    while True:
-        answer = client.get(path + (f"&cursor={cursor}" if cursor else ""), headers=caller.headers)
-        assert answer.status_code == 200, answer.json
-        body = answer.get_data(as_text=True).replace(caller.id, "<caller>")
-        cursor = answer.json["next_cursor"]
-        if cursor is not None:
-            body = body.replace(cursor, json_util.dumps(cursors.loads(cursor)))
-        pages.append(body)
-        if cursor is None:
-            return pages
-
-
 def test_the_post_lists_answer_as_they_did_from_documents(app, client):
     caller = make_person("FX")
     _world(caller.user.pk)
+    cursors = URLSafeSerializer(
+        app.config["SECRET_KEY"], salt="cursor:posts:feed_key", serializer=json_util
+    )
     answers: dict[str, Any] = {
-        path: _pages(app, client, caller, f"{API}{path}")
+        path: pages_as_text(client, f"{API}{path}", caller, cursors)
         for path in (
             "/feed?limit=4",
             "/feed?limit=100",

@@ -17,7 +17,7 @@ from bson import ObjectId, json_util
 from itsdangerous import URLSafeSerializer
 
 from events.models import Event, EventSeats, Registration
-from tests.support import make_city, make_person
+from tests.support import make_city, make_person, pages_as_text
 
 API = "/api/v1"
 ANSWERS = Path(__file__).parent / "data" / "event_list_answers.json"
@@ -105,31 +105,13 @@ def _world(caller_id: ObjectId) -> None:
     )
 
 
-def _answers(app, client, caller) -> dict[str, Any]:
-    """Each request's pages, following their cursors, as comparable text."""
-    cursors = URLSafeSerializer(
-        app.config["SECRET_KEY"], salt="cursor:events:starts_at,id", serializer=json_util
-    )
-    answers = {}
-    for query in REQUESTS:
-        pages, cursor = [], None
-        while True:
-            url = f"{API}/events?{query}" + (f"&cursor={cursor}" if cursor else "")
-            answer = client.get(url, headers=caller.headers)
-            assert answer.status_code == 200, answer.json
-            body = answer.get_data(as_text=True).replace(caller.id, "<caller>")
-            cursor = answer.json["next_cursor"]
-            if cursor is not None:
-                body = body.replace(cursor, json_util.dumps(cursors.loads(cursor)))
-            pages.append(body)
-            if cursor is None:
-                break
-        answers[query] = pages
-    return answers
-
-
 def test_the_event_list_answers_as_it_did_from_documents(app, client):
     caller = make_person("FX")
     _world(caller.user.pk)
-    answers = _answers(app, client, caller)
+    cursors = URLSafeSerializer(
+        app.config["SECRET_KEY"], salt="cursor:events:starts_at,id", serializer=json_util
+    )
+    answers = {
+        query: pages_as_text(client, f"{API}/events?{query}", caller, cursors) for query in REQUESTS
+    }
     assert answers == json.loads(ANSWERS.read_text())
