@@ -176,7 +176,7 @@ class MyClubs(MethodView):
 @blp.route("/clubs/<club_id>/posts")
 class ClubPosts(MethodView):
     @blp.arguments(ClubPostArgsSchema, location="query")
-    @blp.response(200, page_of(PostSchema))
+    @blp.response(200, page_of(PostSchema), lean=True)
     def get(self, args, club_id):
         """A club's visible posts, newest first (`featured=true`: its owner stories)"""
         return posts.club_posts(
@@ -202,7 +202,7 @@ class ClubPosts(MethodView):
 @blp.route("/feed")
 class Feed(MethodView):
     @blp.arguments(PageArgsSchema, location="query")
-    @blp.response(200, page_of(PostSchema))
+    @blp.response(200, page_of(PostSchema), lean=True)
     def get(self, args):
         """The visible posts of the caller's clubs, newest first"""
         return posts.feed(caller(), args["cursor"], args["limit"])

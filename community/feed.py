@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId, json_util
 from flask import current_app
 from itsdangerous import BadData, URLSafeSerializer
 
-from app import compat
+from app.clock import utcnow
 from app.db import Writes, object_id
 from app.errors import InvalidCursor
 from community.errors import ClubNotFound
@@ -266,4 +268,44 @@ def newest_posts(
     elif oldest_day is not None:
         # Short: some counted posts are gone. The next page starts below these days.
         next_cursor = _cursors().dumps([oldest_day - 1, None, None])
-    return {"items": [compat.from_son(Post, row) for row in page], "next_cursor": next_cursor}
+    return {"items": [ListedPost.stored(row) for row in page], "next_cursor": next_cursor}
+
+
+@dataclass(frozen=True, slots=True)
+class ListedPost:
+    """A post of a list (`PostSchema`'s fields), taken from its stored document directly,
+    not decoded into a mongoengine `Post`: every owner opening the app reads the feed, and
+    a page's decode cost as much as its reads."""
+
+    id: ObjectId
+    club_id: ObjectId
+    city_code: str | None
+    author_id: ObjectId | None
+    author_name: str
+    body: str
+    image_urls: list[str]
+    status: str
+    like_count: int
+    comment_count: int
+    featured: bool
+    featured_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def stored(cls, found: dict[str, Any]) -> ListedPost:
+        """From the stored document, with the model's defaults for what it lacks."""
+        return cls(
+            id=found["_id"],
+            club_id=found["club_id"],
+            city_code=found.get("city_code"),
+            author_id=found.get("author_id"),
+            author_name=found["author_name"],
+            body=found["body"],
+            image_urls=found.get("image_urls") or [],
+            status=found.get("status", VISIBLE),
+            like_count=found.get("like_count", 0),
+            comment_count=found.get("comment_count", 0),
+            featured=found.get("featured", False),
+            featured_at=found.get("featured_at"),
+            created_at=found.get("created_at") or utcnow(),
+        )

@@ -44,7 +44,7 @@ blueprints = (blp,)
 @blp.route("/events")
 class Events(MethodView):
     @blp.arguments(EventListArgsSchema, location="query")
-    @blp.response(200, page_of(EventSchema))
+    @blp.response(200, page_of(EventSchema), lean=True)
     def get(self, args):
         """Published events, soonest first, each with the caller's registration"""
         return listings.list_events(

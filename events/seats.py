@@ -19,7 +19,7 @@ waits.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from bson import ObjectId
 from pymongo.client_session import ClientSession
@@ -52,7 +52,17 @@ def read_with_seats(session: ClientSession | None, event_id: ObjectId) -> dict[s
     return found
 
 
-def live_seats(events: Iterable[Event]) -> dict[ObjectId, int]:
+class SeatedEvent(Protocol):
+    """An event as `live_seats` reads it: an `Event`, or a list's view of one."""
+
+    @property
+    def pk(self) -> ObjectId: ...
+
+    @property
+    def seat_buckets(self) -> int | None: ...
+
+
+def live_seats(events: Iterable[SeatedEvent]) -> dict[ObjectId, int]:
     """The free seats of each bucketed event among `events`, in one read; the others keep
     theirs on themselves."""
     return SEATS.live({"_id": event.pk, "seat_buckets": event.seat_buckets} for event in events)

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import itertools
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,8 @@ from datetime import timedelta
 from typing import Any
 
 import requests
+from bson import json_util
+from itsdangerous import URLSafeSerializer
 from pymongo import monitoring
 
 from accounts import roles, services, sessions
@@ -227,3 +230,42 @@ def partner_signature(secret: str, stamp: str, raw: bytes) -> str:
     """`X-Signature` as docs/api-guide.md defines it: the hex HMAC-SHA256, keyed with the
     partner's secret, of `<X-Timestamp>.<raw body>`."""
     return hmac.new(secret.encode(), stamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
+
+
+@contextlib.contextmanager
+def calls_counted(*functions: Callable[..., Any]) -> Iterator[list[int]]:
+    """A one-item list: how many times any of `functions` was called on this thread while
+    the block ran (where the Flask test client runs a request), counted by a profile hook,
+    so nothing is patched."""
+    codes = {function.__code__ for function in functions}
+    counted = [0]
+    previous = sys.getprofile()  # an enclosing count's: it goes on counting
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code in codes:
+            counted[0] += 1
+        if previous is not None:
+            previous(frame, event, arg)
+
+    sys.setprofile(profile)
+    try:
+        yield counted
+    finally:
+        sys.setprofile(previous)
+
+
+def pages_as_text(client: Any, url: str, person: Person, cursors: URLSafeSerializer) -> list[str]:
+    """Each page of the list at `url` (a query string's, so the cursor follows with `&`),
+    following its cursors, as comparable text: `person`'s id and each cursor (signed with
+    the run's key) put by what it holds, for answers recorded in an earlier run."""
+    pages, cursor = [], None
+    while True:
+        answer = client.get(url + (f"&cursor={cursor}" if cursor else ""), headers=person.headers)
+        assert answer.status_code == 200, answer.json
+        body = answer.get_data(as_text=True).replace(person.id, "<caller>")
+        cursor = answer.json["next_cursor"]
+        if cursor is not None:
+            body = body.replace(cursor, json_util.dumps(cursors.loads(cursor)))
+        pages.append(body)
+        if cursor is None:
+            return pages
