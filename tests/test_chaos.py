@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_a_short_chaos_run_finds_no_violation(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "chaos.run", "--faults", "6", "--duration", "20"],
+        [sys.executable, "-m", "chaos.run", "--faults", "6", "--duration", "12"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -66,7 +66,13 @@ def build_release(release: Path) -> None:
     )
     venv = source.parent / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    environ = {**os.environ, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    environ = {
+        **os.environ,
+        "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        # Compiling every installed module's bytecode is most of an install's CPU; the
+        # processes the test starts compile the few they import.
+        "PIP_NO_COMPILE": "1",
+    }
     environ.pop("PYTHONPATH", None)
     for line in readme_block("pip wheel"):
         done = subprocess.run(
