@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -294,19 +294,29 @@ def built_once(run_dir: Path, name: str, build: Callable[[Path], None]) -> Path:
     return folder
 
 
-class SavedWorld(Generic[Built]):
-    """What `build()` returns and the database it made, built once (a module-scoped
-    fixture) and put back for each test that asks (`restored()`, in a function-scoped one).
-    The database is emptied after the build, as after any test."""
+class Worlds:
+    """The worlds a module's tests start from, each built once through the services (a
+    quarter of a second or more) and put back before each later test that asks for it
+    (milliseconds of inserts). Ask in a function-scoped fixture:
+    `return worlds.restored(build_busy_city)`."""
 
-    def __init__(self, build: Callable[[], Built]) -> None:
-        self.world = build()
-        self.saved = saved_database()
-        empty_database()
+    def __init__(self) -> None:
+        self._saved: dict[Callable[[], Any], tuple[Any, dict[str, list[dict[str, Any]]]]] = {}
 
-    def restored(self) -> Built:
-        restore_database(self.saved)
-        return self.world
+    def restored(self, build: Callable[[], Built]) -> Built:
+        """`build()`'s world in the (emptied) database: built the first time, put back after."""
+        if build not in self._saved:
+            world = build()
+            self._saved[build] = (world, saved_database())
+            return world
+        world, saved = self._saved[build]
+        restore_database(saved)
+        return world
+
+
+@pytest.fixture(scope="module")
+def worlds(app) -> Worlds:
+    return Worlds()
 
 
 @pytest.fixture(autouse=True)

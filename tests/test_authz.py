@@ -45,7 +45,7 @@ from tests.authz_table import (
 from tests.authz_table import (
     AMBASSADOR as AMBASSADOR_CALLER,
 )
-from tests.conftest import SavedWorld, empty_database
+from tests.conftest import Worlds, empty_database
 from tests.support import Person, make_city, make_person
 from workers.models import DeadLetter
 
@@ -435,16 +435,15 @@ def body_for(operation: str, world: World) -> dict[str, Any] | None:
     return bodies.get(operation)
 
 
-@pytest.fixture(scope="module")
-def saved_world(app) -> SavedWorld[World]:
-    return SavedWorld(build_world)
+@pytest.fixture
+def world(worlds: Worlds) -> World:
+    return worlds.restored(build_world)
 
 
 @pytest.mark.parametrize("operation", sorted(ACCESS))
 def test_each_caller_is_served_or_refused_as_the_table_says(
-    client, operation, saved_world, served_operations
+    client, operation, world, worlds, served_operations
 ):
-    world = saved_world.restored()
     method, template = operation.split(" ", 1)
     documented = served_operations[operation]["responses"]
     allowed = ACCESS[operation]
@@ -456,7 +455,7 @@ def test_each_caller_is_served_or_refused_as_the_table_says(
         if caller in allowed and method == "DELETE" and answers:
             # A served DELETE took the thing away: the next caller gets a world of its own.
             empty_database()
-            saved_world.restored()
+            worlds.restored(build_world)
         body = body_for(operation, world)
         response = client.open(
             world.path(template),

@@ -13,7 +13,7 @@ import pytest
 from app.auth import load_caller
 from loyalty import bulk_credits
 from tests.authz_table import ANONYMOUS, CALLERS, CONSOLE_ACCESS
-from tests.conftest import SavedWorld
+from tests.conftest import Worlds
 from tests.consoles.support import csrf_token, sign_in
 from tests.test_authz import World, build_world
 
@@ -34,14 +34,9 @@ def build_console_world() -> World:
     return world
 
 
-@pytest.fixture(scope="module")
-def saved_world(app) -> SavedWorld[World]:
-    return SavedWorld(build_console_world)
-
-
 @pytest.fixture
-def console_world(saved_world: SavedWorld[World]) -> World:
-    return saved_world.restored()
+def console_world(worlds: Worlds) -> World:
+    return worlds.restored(build_console_world)
 
 
 def console_routes(app) -> set[str]:

@@ -16,7 +16,7 @@ from community import posts, reports
 from events import feedback, registration, services, tickets
 from events.models import Event
 from tests.authz_table import CONSOLE_ACCESS
-from tests.conftest import SavedWorld
+from tests.conftest import Worlds
 from tests.consoles.support import cd_partner, page_within_budget, sign_in, sz_partner
 from tests.events.conftest import many_owners
 from tests.support import Person, make_person
@@ -110,15 +110,9 @@ def build_busy_city() -> tuple[Person, dict[str, str]]:
     return leader, ids
 
 
-# Each world is built once per module and put back for each of its pages.
-@pytest.fixture(scope="module")
-def saved_busy_city(app) -> SavedWorld[tuple[Person, dict[str, str]]]:
-    return SavedWorld(build_busy_city)
-
-
 @pytest.fixture
-def busy_city(saved_busy_city) -> tuple[Person, dict[str, str]]:
-    return saved_busy_city.restored()
+def busy_city(worlds: Worlds) -> tuple[Person, dict[str, str]]:
+    return worlds.restored(build_busy_city)
 
 
 def test_every_console_page_has_a_budget():
@@ -203,14 +197,9 @@ def build_desk() -> tuple[Person, dict[str, str]]:
     }
 
 
-@pytest.fixture(scope="module")
-def saved_desk(app) -> SavedWorld[tuple[Person, dict[str, str]]]:
-    return SavedWorld(build_desk)
-
-
 @pytest.fixture
-def desk(saved_desk) -> tuple[Person, dict[str, str]]:
-    return saved_desk.restored()
+def desk(worlds: Worlds) -> tuple[Person, dict[str, str]]:
+    return worlds.restored(build_desk)
 
 
 def _opened(client, world, path: str, budget: int) -> str:
@@ -314,14 +303,9 @@ def build_hq() -> tuple[Person, dict[str, str]]:
     }
 
 
-@pytest.fixture(scope="module")
-def saved_hq(app) -> SavedWorld[tuple[Person, dict[str, str]]]:
-    return SavedWorld(build_hq)
-
-
 @pytest.fixture
-def hq(saved_hq) -> tuple[Person, dict[str, str]]:
-    return saved_hq.restored()
+def hq(worlds: Worlds) -> tuple[Person, dict[str, str]]:
+    return worlds.restored(build_hq)
 
 
 @pytest.mark.parametrize("path", sorted(ADMIN_PAGES))
