@@ -181,6 +181,7 @@ def configure_broker(redis_url: str, heartbeat_timeout_ms: int = 60_000) -> Redi
 def add_worker_middleware(broker: RedisBroker, app) -> None:
     """What only worker processes need: the app context and the orphan sweep."""
     broker.add_middleware(AppContext(app))
+    compat.keep_waiting_retries_across_redis_drops()
     # Several sweeps per timeout, so a dead worker's messages return soon after it counts
     # as dead.
     broker.add_middleware(RequeueOrphans(max(1.0, broker.heartbeat_timeout / 5000)))

@@ -12,7 +12,8 @@ Library by library:
   declared fields of a model (`_fields`), every document class (`_document_registry`), the
   model a queryset reads (`_document`).
 - Dramatiq: one run of the Redis broker's maintenance (its Lua dispatch script, whose
-  arguments end with `_max_unpack_size()`).
+  arguments end with `_max_unpack_size()`); a worker's consumer thread that keeps the
+  retries waiting in it when Redis drops (`dramatiq.worker.ConsumerThread`).
 - flask-smorest: what a view's decorators note for the OpenAPI document (`_apidoc`), the
   document of the routes a blueprint just added (`_docs`, `_endpoints`), and the callbacks
   that turn those notes into the document (`_prepare_doc_cbks`).
@@ -20,12 +21,16 @@ Library by library:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+import dramatiq.worker
 import mongoengine
+import redis
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import current_millis
+from dramatiq.common import current_millis, iter_queue, q_name
+from dramatiq.errors import ConnectionError as BrokerConnectionError
 from mongoengine.base import _document_registry
 from mongoengine.queryset import QuerySet
 from pymongo.client_session import ClientSession
@@ -100,6 +105,65 @@ def run_broker_maintenance(broker: RedisBroker, queue: str) -> None:
             broker._max_unpack_size(),
         ],
     )
+
+
+class _RetriesKeptConsumerThread(dramatiq.worker.ConsumerThread):
+    """A worker's consumer thread that keeps the messages waiting in it for their time (the
+    retries taken from a delay queue) when its connection to Redis drops. Dramatiq's
+    replaces them with an empty queue, and drops the one whose enqueue failed, while Redis
+    still counts them as taken by this living worker: they were never run again."""
+
+    @property
+    def delay_queue(self) -> Any:
+        return self._kept_delay_queue
+
+    @delay_queue.setter
+    def delay_queue(self, queue: Any) -> None:
+        # Set once by Dramatiq's __init__; its later reset after a connection error is
+        # ignored: the messages waiting are still this worker's in Redis.
+        if not hasattr(self, "_kept_delay_queue"):
+            self._kept_delay_queue = queue
+
+    def handle_delayed_messages(self) -> None:
+        """Dramatiq's, except that a message whose time came but which Redis could not take
+        goes back to wait, rather than nowhere."""
+        for item in iter_queue(self.delay_queue):
+            message = item.message
+            if item.priority > current_millis():
+                self.delay_queue.put(item)
+                self.delay_queue.task_done()
+                break
+            due = message.copy(queue_name=q_name(message.queue_name))
+            del due.options["eta"]
+            try:
+                self.broker.enqueue(due)
+            except Exception:
+                self.delay_queue.put(item)
+                self.delay_queue.task_done()
+                raise
+            self.post_process_message(message)
+            self.delay_queue.task_done()
+
+    def close(self) -> None:
+        """Dramatiq's, except that while Redis is down the messages waiting stay waiting:
+        its requeue takes them out of the queue before it fails, and the failure (Redis's
+        own exception, which it does not catch) ended the thread."""
+        with contextlib.suppress(BrokerConnectionError, redis.exceptions.RedisError):
+            if self.consumer:
+                waiting = list(iter_queue(self.delay_queue))
+                try:
+                    self.requeue_messages(item.message for item in waiting)
+                except (BrokerConnectionError, redis.exceptions.RedisError):
+                    for item in waiting:
+                        self.delay_queue.put(item)
+                        self.delay_queue.task_done()
+                    raise
+                self.consumer.close()
+
+
+def keep_waiting_retries_across_redis_drops() -> None:
+    """Make the workers started in this process use `_RetriesKeptConsumerThread`."""
+    dramatiq.worker.ConsumerThread = _RetriesKeptConsumerThread  # type: ignore[misc]
 
 
 # flask-smorest ----------------------------------------------------------------------------

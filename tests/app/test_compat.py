@@ -5,10 +5,12 @@ is found here rather than in a transaction, a page of results or the OpenAPI doc
 from __future__ import annotations
 
 import ast
+import inspect
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import dramatiq.worker
 import flask
 import flask_smorest
 import mongoengine
@@ -109,6 +111,26 @@ def test_flask_smorest_hands_view_notes_to_documentation_callbacks():
     assert "PaginationMetadata" not in str(api.spec.to_dict()), changed(
         "flask-smorest", "how it registers its pagination header"
     )
+
+
+def test_dramatiq_s_consumer_thread_is_as_compat_mends_it():
+    """compat._RetriesKeptConsumerThread replaces three parts of Dramatiq's consumer thread:
+    the reset of its waiting messages after a connection error, their requeue on close, and
+    the loop that queues them when their time comes."""
+    thread = dramatiq.worker.ConsumerThread
+    assert "self.delay_queue = PriorityQueue()" in inspect.getsource(thread.run), changed(
+        "dramatiq", "ConsumerThread.run's reset of delay_queue after a connection error"
+    )
+    assert "iter_queue(self.delay_queue)" in inspect.getsource(thread.close), changed(
+        "dramatiq", "ConsumerThread.close's requeue of the waiting messages"
+    )
+    delayed = inspect.getsource(thread.handle_delayed_messages)
+    assert "self.broker.enqueue(new_message)" in delayed, changed(
+        "dramatiq", "ConsumerThread.handle_delayed_messages"
+    )
+    assert "_add_consumer" in dir(dramatiq.worker.Worker) and "ConsumerThread(" in (
+        inspect.getsource(dramatiq.worker.Worker._add_consumer)
+    ), changed("dramatiq", "how a worker makes its consumer threads")
 
 
 # The private names compat.py stands for; outside it, none is read or written.

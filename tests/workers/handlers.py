@@ -69,6 +69,16 @@ def loses_redis(event: DomainEvent, session: ClientSession) -> None:
     results().insert_one({"event_id": event.id, "kind": "loses_redis"}, session=session)
 
 
+@handles(probe("test.fails_once"), name="tests.fails_once", min_backoff_ms=4_000)
+def fails_once(event: DomainEvent, session: ClientSession) -> None:
+    """Fails its first attempt; the retry waits in the worker for 4-8 s."""
+    progress = database()["test_progress"]
+    progress.insert_one({"event_id": event.id, "attempt_at": time.time()})
+    if progress.count_documents({"event_id": event.id}) == 1:
+        raise RuntimeError("failing once, on purpose")
+    results().insert_one({"event_id": event.id, "kind": "fails_once"}, session=session)
+
+
 @dramatiq.actor(actor_name="tests.tick", queue_name="tests_scheduled", max_retries=0)
 def tick() -> None:
     """Enqueued by the test schedule; no worker consumes its queue in the tests."""

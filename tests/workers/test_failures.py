@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections import Counter
 
 import pytest
+import redis
 
 from app.db import database, transaction
 from app.handlers import HandledEvent
@@ -74,6 +76,33 @@ def test_a_retry_redis_cannot_take_is_queued_when_it_returns(app, background, se
 
     wait_until(lambda: results()[event_id] == 1, timeout=60, message="the retried event")
     assert database()["test_progress"].count_documents({"event_id": event_id}) == 2
+    assert HandledEvent.objects(event_id=event_id).count() == 1
+
+
+def test_a_retry_waiting_in_the_worker_outlives_a_redis_restart(app, background, servers):
+    """A retry waits for its time in the worker's memory, taken from Redis's delay queue and
+    counted as the worker's until it is queued again. Dramatiq forgets the waiting ones when
+    its connection to Redis drops, while Redis still counts them as the (living) worker's:
+    they were never run again."""
+    background("worker", "dispatcher", EXTRA_HANDLER_MODULES=HANDLERS)
+    event_id = emit("test.fails_once")
+    progress = database()["test_progress"]
+    wait_until(lambda: progress.find_one({"event_id": event_id}), message="the first attempt")
+    client = redis.Redis.from_url(servers.redis_url)
+    wait_until(
+        lambda: (
+            client.llen("dramatiq:domain_events.DQ") == 0
+            and any(client.scard(key) for key in client.scan_iter("dramatiq:__acks__.*.DQ"))
+        ),
+        message="the retry taken into the worker to wait",
+    )
+    assert not results()
+    with servers.redis_down():
+        # The outage outlasts the worker's polls (every 0.1 s here) several times over.
+        time.sleep(1)
+
+    wait_until(lambda: results()[event_id] == 1, timeout=60, message="the retry, run")
+    assert progress.count_documents({"event_id": event_id}) == 2
     assert HandledEvent.objects(event_id=event_id).count() == 1
 
 
