@@ -30,7 +30,7 @@ import mongoengine
 import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis, iter_queue, q_name
-from dramatiq.errors import ConnectionError as BrokerConnectionError
+from dramatiq.errors import BrokerConnectionError
 from mongoengine.base import _document_registry
 from mongoengine.queryset import QuerySet
 from pymongo.client_session import ClientSession
