@@ -33,7 +33,7 @@ flask: $(STAMP)
 # one at a time, slow ones first, so no worker idles while another holds a queue. Ends with
 # the slowest tests. More workers than cores: a third of a test's time is waiting on a
 # process it started or on a server. One test alone: .venv/bin/python -m pytest tests/x.py::test_y
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 3
 test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1 --durations 25 $(PYTEST_ARGS)
 

@@ -76,7 +76,7 @@ def new_page(browser: Any, language: str, viewport: dict[str, int], **options: A
         timezone_id="Asia/Shanghai",
         **options,
     )
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(30_000)
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
     return page
