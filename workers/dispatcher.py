@@ -292,7 +292,7 @@ def _by_handler(docs: list[dict[str, Any]]) -> list[tuple[registry.Handler, list
 def main() -> None:
     from app import create_app
 
-    app = create_app()
+    app = create_app(serves_http=False)
     registry.load_handler_modules(app.config["EXTRA_HANDLER_MODULES"])
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
