@@ -298,7 +298,7 @@ def main() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     with app.app_context():
-        Dispatcher().run(stop)
+        Dispatcher(lease_seconds=app.config["DISPATCHER_LEASE_SECONDS"]).run(stop)
 
 
 if __name__ == "__main__":
