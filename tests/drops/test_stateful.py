@@ -33,7 +33,7 @@ from loyalty.models import PointsAccount, Redemption, Reward
 from notifications.models import Notification
 from tests.drops.conftest import close, drop_fields, entrants
 from tests.events.conftest import as_caller, deliver
-from tests.loyalty.conftest import assert_invariants
+from tests.loyalty.conftest import accounts_keep_their_invariants
 from tests.support import make_person
 
 OWNERS = 6
@@ -107,11 +107,13 @@ class DropMachine(RuleBasedStateMachine):
     @invariant()
     def points_and_holds_follow_the_decisions(self) -> None:
         statuses = {e.user_id: e.status for e in Entry.objects(drop_id=self.drop.pk)}
-        for person in self.people:
-            status = statuses.get(person.user.pk)
-            balance = assert_invariants(person.id)
-            assert balance == POINTS - (COST if status == "won" else 0)
-            account = PointsAccount.objects.get(pk=person.user.pk)
+        owners = [person.user.pk for person in self.people]
+        balances = accounts_keep_their_invariants(owners)
+        accounts = {account.pk: account for account in PointsAccount.objects(pk__in=owners)}
+        for owner in owners:
+            status = statuses.get(owner)
+            assert balances[owner] == POINTS - (COST if status == "won" else 0)
+            account = accounts[owner]
             held = account.holds.get(f"drop:{self.drop.pk}", 0)
             assert (account.held or 0) == held
             assert held in ((0, COST) if status == "entered" else (0,))

@@ -48,27 +48,44 @@ def make_reward(**fields: Any) -> Reward:
 
 def assert_invariants(user_id: Any) -> int:
     """Invariant 1 of docs/product.md for one account; returns the balance."""
-    account_id = ObjectId(str(user_id))
-    entries = list(LedgerEntry.objects(account_id=account_id).order_by("id"))
-    total = sum(entry.amount for entry in entries)
-    lots = sum(lot.remaining for lot in Lot.objects(account_id=account_id))
-    account = PointsAccount.objects(pk=account_id).first()
-    balance = account.balance if account else 0
-    assert balance == total == lots, (balance, total, lots)
-    assert balance >= 0
-    assert all(lot.remaining >= 0 for lot in Lot.objects(account_id=account_id))
-    # Lifetime earned: the earns, less those an admin reversed.
-    assert account is None or account.lifetime_earned == sum(
-        entry.amount
-        for entry in entries
-        if entry.kind == "earn" or (entry.kind == "reverse" and entry.source["kind"] == "earn")
-    )
-    # No lot expiring before `spend_from` holds points.
-    if account is not None and account.spend_from is not None:
-        assert not Lot.objects(
-            account_id=account_id, remaining__gt=0, expires_at__lt=account.spend_from
-        ).count()
+    [balance] = accounts_keep_their_invariants([user_id]).values()
     return balance
+
+
+def accounts_keep_their_invariants(user_ids: list[Any]) -> dict[ObjectId, int]:
+    """Invariant 1 of docs/product.md for each account, read in three queries whatever their
+    number (a stateful test checks it after every step); returns the balances by id."""
+    ids = [ObjectId(str(user_id)) for user_id in user_ids]
+    entries: dict[ObjectId, list[LedgerEntry]] = {account_id: [] for account_id in ids}
+    for entry in LedgerEntry.objects(account_id__in=ids).order_by("id"):
+        entries[entry.account_id].append(entry)
+    lots: dict[ObjectId, list[Lot]] = {account_id: [] for account_id in ids}
+    for lot in Lot.objects(account_id__in=ids):
+        lots[lot.account_id].append(lot)
+    accounts = {account.pk: account for account in PointsAccount.objects(pk__in=ids)}
+    balances = {}
+    for account_id in ids:
+        account, total = accounts.get(account_id), sum(e.amount for e in entries[account_id])
+        remaining = sum(lot.remaining for lot in lots[account_id])
+        balance = account.balance if account else 0
+        assert balance == total == remaining, (account_id, balance, total, remaining)
+        assert balance >= 0
+        assert all(lot.remaining >= 0 for lot in lots[account_id])
+        # Lifetime earned: the earns, less those an admin reversed.
+        assert account is None or account.lifetime_earned == sum(
+            entry.amount
+            for entry in entries[account_id]
+            if entry.kind == "earn" or (entry.kind == "reverse" and entry.source["kind"] == "earn")
+        )
+        # No lot expiring before `spend_from` holds points.
+        if account is not None and account.spend_from is not None:
+            assert not [
+                lot
+                for lot in lots[account_id]
+                if lot.remaining > 0 and lot.expires_at < account.spend_from
+            ]
+        balances[account_id] = balance
+    return balances
 
 
 @pytest.fixture
