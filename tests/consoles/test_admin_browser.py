@@ -70,6 +70,7 @@ def hq(app, tmp_path):
     return {"admin": admin, "partner": partner, "owner": owner, "csv": upload}
 
 
+@pytest.mark.slow
 def test_an_admin_runs_the_hq_console(browser, console_url, screenshot, background, hq):
     background("worker", "dispatcher")
     page = new_page(browser, "en", DESKTOP)
@@ -223,6 +224,7 @@ def test_an_admin_runs_the_hq_console(browser, console_url, screenshot, backgrou
 
 
 @pytest.mark.parametrize("language", ["zh-CN", "en"])
+@pytest.mark.slow
 def test_every_admin_page_in_both_languages(browser, console_url, screenshot, hq, language):
     """Each page of the admin console, with data, photographed for a person to look at."""
     admin = load_caller(hq["admin"].id)

@@ -96,6 +96,7 @@ def queue_city(app, make_club):
 
 
 @pytest.mark.parametrize("language", ["zh-CN", "en"])
+@pytest.mark.slow
 def test_an_ambassador_clears_a_queue_and_undoes_a_removal(
     browser, console_url, screenshot, background, queue_city, language
 ):
@@ -175,6 +176,7 @@ def test_two_ambassadors_deciding_one_item_at_once(browser, console_url, screens
     screenshot(loser_page, "review-desk-decided-meanwhile")
 
 
+@pytest.mark.slow
 def test_a_bulk_decision_over_twenty_posts(browser, console_url, screenshot, make_club):
     make_city("SZ")
     spammer = owner(display_name="Bulk Spammer")

@@ -85,6 +85,7 @@ def answer(page, colour: str, says: str) -> str:
 
 
 @pytest.mark.parametrize("language", ["zh-CN", "en"])
+@pytest.mark.slow
 def test_a_leader_runs_an_event_from_draft_to_scorecard(
     browser, console_url, screenshot, city_with_partner, language
 ):

@@ -47,6 +47,7 @@ def balance(person) -> int:
     return account.balance if account else 0
 
 
+@pytest.mark.slow
 def test_five_hundred_owners_with_three_bad_lines(admin):
     owners, lines = owners_file(500)
     lines[10] = "nobody@example.com,100,Spring campaign"
@@ -156,6 +157,7 @@ def test_a_default_reason_other_columns_and_phones(admin):
     assert lines[3].error == "unknown_account" and lines[4].error == "missing_account"
 
 
+@pytest.mark.slow
 def test_applied_on_a_real_worker(admin, background):
     owners, lines = owners_file(30)
     background("worker", "dispatcher")

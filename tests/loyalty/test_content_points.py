@@ -15,6 +15,7 @@ import os
 import random
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -249,6 +250,7 @@ class PointsFollowContent(RuleBasedStateMachine):
             assert reconciliation.check_account(author.user.pk, utcnow())[1] is None
 
 
+@pytest.mark.slow
 def test_points_follow_content_whatever_the_delivery(app):
     run_state_machine_as_test(
         PointsFollowContent,

@@ -72,6 +72,7 @@ def resolve(http: Any, base: str, admin: Any, exception_id: str, action: str) ->
     )
 
 
+@pytest.mark.slow
 def test_a_statement_of_1000_lines_matched_on_a_worker_and_resolved_once(
     client, live_server, admin, background
 ):

@@ -64,6 +64,7 @@ def test_redis_down_requests_succeed_and_events_wait_then_arrive_once(client, ba
         assert HandledEvent.objects(event_id=event_id).count() == 1
 
 
+@pytest.mark.slow
 def test_a_retry_redis_cannot_take_is_queued_when_it_returns(app, background, servers):
     """A handler fails while Redis is down (a database and a Redis restart close together):
     Dramatiq would log that the retry could not be queued and ack the message, losing it."""
@@ -79,6 +80,7 @@ def test_a_retry_redis_cannot_take_is_queued_when_it_returns(app, background, se
     assert HandledEvent.objects(event_id=event_id).count() == 1
 
 
+@pytest.mark.slow
 def test_a_retry_waiting_in_the_worker_outlives_a_redis_restart(app, background, servers):
     """A retry waits for its time in the worker's memory, taken from Redis's delay queue and
     counted as the worker's until it is queued again. Dramatiq forgets the waiting ones when
