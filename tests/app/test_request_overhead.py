@@ -1,0 +1,66 @@
+"""What every request pays before and after its view, cut to what it needs (issue 24): the
+checks here count calls (`calls_counted`) on a hot write, a keyed redemption, and the
+guarantees the cuts keep."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+
+import pytest
+
+from app import App
+from tests.loyalty.conftest import earn, make_reward
+from tests.support import calls_counted, make_person
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def redeem(client) -> Callable[[str], object]:
+    owner = make_person("SZ")
+    earn(owner.id, 1_000)
+    reward = make_reward(cost=10, stock=10)
+
+    def send(key: str):
+        return client.post(
+            f"{API}/redemptions",
+            json={"reward_id": str(reward.pk)},
+            headers={**owner.headers, "Idempotency-Key": key},
+        )
+
+    return send
+
+
+def test_a_request_asks_no_hook_or_view_again_whether_it_is_a_coroutine(app, redeem):
+    assert isinstance(app, App)
+    assert redeem("first").status_code == 201
+    with calls_counted(inspect.iscoroutinefunction) as asked:
+        answer = redeem("second")
+    assert answer.status_code == 201, answer.json
+    assert asked == [0]
+
+
+def test_ensure_sync_keeps_functions_not_the_objects_their_methods_are_bound_to(app):
+    class View:
+        def get(self) -> str:
+            return "answered"
+
+    kept = len(app._sync_functions)
+    for _ in range(3):
+        method = View().get
+        assert app.ensure_sync(method) is method
+    assert len(app._sync_functions) == kept + 1
+
+
+def test_ensure_sync_still_hands_a_coroutine_function_to_async_to_sync(app):
+    async def view() -> str:
+        await asyncio.sleep(0)
+        return "answered"
+
+    # Flask runs async views through its `async` extra, which this project does not install:
+    # being asked for it proves the coroutine function was not mistaken for a plain one.
+    with pytest.raises(RuntimeError, match="async views"):
+        app.ensure_sync(view)
+    assert view not in app._sync_functions
