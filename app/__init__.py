@@ -11,8 +11,8 @@ from flask import Blueprint, Flask
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app import compat, contract, domains
 from app import config as app_config
-from app import contract, domains
 from app.request_bodies import JSONProvider
 
 # Swagger UI's files come with the `swagger-ui-bundle` package and are served by the app,
@@ -132,6 +132,10 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     _install_domains(app, api)
     api.require_response_fields()
+    if not compat.limits_checked_before_views(limiter):
+        # Every limit is a view's (app/extensions.py: no default limits), and a view's limit
+        # is checked as the view is called: the check before each request would find none.
+        compat.skip_limiter_check_before_views(app, limiter)
 
     from app import cli, health
 
