@@ -7,7 +7,8 @@ from collections.abc import Callable
 from inspect import iscoroutinefunction
 from typing import Any
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, Request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -20,8 +21,20 @@ from app.request_bodies import JSONProvider
 SWAGGER_UI_URL = "/api/v1/docs/swagger-ui/"
 
 
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions (the consoles' sign-in), opened empty without a word
+    when a request sends no cookie at all, as every API call does (bearer tokens): Flask
+    builds its signing serializer first, about 100 Python calls, on every request."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and "HTTP_COOKIE" not in request.environ:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 class App(Flask):
-    """Flask, deciding once per function whether a hook or view is a coroutine function.
+    """Flask, deciding once per function whether a hook or view is a coroutine function,
+    and opening no session for a request without cookies (`CookieSessions`).
 
     Flask's `ensure_sync` (its documented override point for running async code) asks
     `inspect.iscoroutinefunction` for every hook, view and error handler each time it calls
@@ -31,6 +44,7 @@ class App(Flask):
     # More functions than a process has routes and hooks: a callable made anew for each
     # request is then asked afresh rather than kept forever.
     SYNC_FUNCTIONS_KEPT = 4096
+    session_interface = CookieSessions()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -8,7 +8,9 @@ import asyncio
 import inspect
 from collections.abc import Callable
 
+import flask
 import pytest
+from flask.sessions import SecureCookieSessionInterface
 
 from app import App
 from tests.loyalty.conftest import earn, make_reward
@@ -64,3 +66,24 @@ def test_ensure_sync_still_hands_a_coroutine_function_to_async_to_sync(app):
     with pytest.raises(RuntimeError, match="async views"):
         app.ensure_sync(view)
     assert view not in app._sync_functions
+
+
+def test_a_request_without_cookies_opens_its_session_without_a_signer(redeem):
+    with calls_counted(SecureCookieSessionInterface.get_signing_serializer) as signers:
+        answer = redeem("first")
+    assert answer.status_code == 201, answer.json
+    assert signers == [0]
+
+
+def test_a_session_cookie_is_still_read_and_checked(app):
+    sessions = app.session_interface
+    name = sessions.get_cookie_name(app)
+    with app.test_request_context("/"):
+        signed = sessions.get_signing_serializer(app).dumps({"signed_in": "someone"})
+    for cookie, opened in [
+        (f"{name}={signed}", {"signed_in": "someone"}),
+        (f"{name}={signed[:-2]}xx", {}),  # a forged signature
+        ("another=1", {}),
+    ]:
+        with app.test_request_context("/", headers={"Cookie": cookie}):
+            assert dict(sessions.open_session(app, flask.request)) == opened
