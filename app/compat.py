@@ -14,6 +14,8 @@ Library by library:
 - Dramatiq: one run of the Redis broker's maintenance (its Lua dispatch script, whose
   arguments end with `_max_unpack_size()`); a worker's consumer thread that keeps the
   retries waiting in it when Redis drops (`dramatiq.worker.ConsumerThread`).
+- Flask (werkzeug's proxies): the request and `g` themselves (`_get_current_object`, which
+  Flask's documentation names for this, underscore and all).
 - Flask-Limiter: the limits a request is checked against before its view (default,
   application, meta and blueprint limits, `_check_request_limit`), which none of our routes
   has.
@@ -29,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import dramatiq.worker
+import flask
 import mongoengine
 import redis
 from dramatiq.brokers.redis import RedisBroker
@@ -169,6 +172,20 @@ class _RetriesKeptConsumerThread(dramatiq.worker.ConsumerThread):
 def keep_waiting_retries_across_redis_drops() -> None:
     """Make the workers started in this process use `_RetriesKeptConsumerThread`."""
     dramatiq.worker.ConsumerThread = _RetriesKeptConsumerThread  # type: ignore[misc]
+
+
+# Flask ------------------------------------------------------------------------------------
+
+
+def current_request() -> flask.Request:
+    """The request being handled itself, not Flask's proxy for it: each use of the proxy is
+    four Python calls, so a hook that reads the request many times takes it once."""
+    return flask.request._get_current_object()  # type: ignore[attr-defined]
+
+
+def current_g() -> Any:
+    """The request's `g` itself (see `current_request`)."""
+    return flask.g._get_current_object()
 
 
 # Flask-Limiter ----------------------------------------------------------------------------

@@ -134,6 +134,18 @@ def test_dramatiq_s_consumer_thread_is_as_compat_mends_it():
     ), changed("dramatiq", "how a worker makes its consumer threads")
 
 
+def test_flask_hands_the_request_and_g_behind_its_proxies(app):
+    with app.test_request_context("/probe", headers={"X-Probe": "1"}):
+        flask.g.probe = "noted"
+        request = compat.current_request()
+        assert type(request) is app.request_class, changed("Flask", "LocalProxy's object")
+        assert request.headers["X-Probe"] == "1" and request.path == "/probe"
+        here = compat.current_g()
+        assert type(here) is app.app_ctx_globals_class and here.probe == "noted", changed(
+            "Flask", "LocalProxy's object"
+        )
+
+
 def test_flask_limiter_checks_a_view_s_limit_in_the_view():
     """The before-request check that compat skips applies only app-wide limits: a view's
     limit holds without it, and a default limit is seen as one the check applies."""
@@ -195,6 +207,7 @@ PRIVATE_NAMES = {
     "_blueprint_limits",
     "_meta_limits",
     "_in_memory_fallback_enabled",
+    "_get_current_object",
 }
 
 

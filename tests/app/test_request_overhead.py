@@ -87,3 +87,18 @@ def test_a_session_cookie_is_still_read_and_checked(app):
     ]:
         with app.test_request_context("/", headers={"Cookie": cookie}):
             assert dict(sessions.open_session(app, flask.request)) == opened
+
+
+def test_each_request_is_counted_and_timed_by_its_route(redeem):
+    from prometheus_client import REGISTRY
+
+    labels = {"method": "POST", "endpoint": "/api/v1/redemptions"}
+
+    def counted() -> tuple[float, float]:
+        requests = REGISTRY.get_sample_value("http_requests_total", {**labels, "status": "201"})
+        timed = REGISTRY.get_sample_value("http_request_duration_seconds_count", labels)
+        return requests or 0.0, timed or 0.0
+
+    before = counted()
+    assert [redeem(key).status_code for key in ("first", "second")] == [201, 201]
+    assert counted() == (before[0] + 2, before[1] + 2)
