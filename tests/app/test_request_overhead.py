@@ -7,32 +7,20 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable
+from typing import Any
 
 import flask
 import pytest
 from flask.sessions import SecureCookieSessionInterface
 
 from app import App
-from tests.loyalty.conftest import earn, make_reward
-from tests.support import calls_counted, make_person
-
-API = "/api/v1"
+from tests.loyalty.conftest import keyed_redemptions
+from tests.support import calls_counted
 
 
 @pytest.fixture
-def redeem(client) -> Callable[[str], object]:
-    owner = make_person("SZ")
-    earn(owner.id, 1_000)
-    reward = make_reward(cost=10, stock=10)
-
-    def send(key: str):
-        return client.post(
-            f"{API}/redemptions",
-            json={"reward_id": str(reward.pk)},
-            headers={**owner.headers, "Idempotency-Key": key},
-        )
-
-    return send
+def redeem(client) -> Callable[[str], Any]:
+    return keyed_redemptions(client)
 
 
 def test_a_request_asks_no_hook_or_view_again_whether_it_is_a_coroutine(app, redeem):
