@@ -210,7 +210,10 @@ def skip_limiter_check_before_views(app: Flask, limiter: Limiter) -> None:
     evaluates the app-wide limits on every request (about 280 Python calls), nothing when
     there are none. Its after-request hook, which writes the X-RateLimit headers of a
     view's limit, stays."""
-    app.before_request_funcs[None].remove(limiter._check_request_limit)
+    hooks = app.before_request_funcs.get(None, [])
+    # A limiter disabled by its settings (RATELIMIT_ENABLED=false) registered no hooks.
+    if limiter._check_request_limit in hooks:
+        hooks.remove(limiter._check_request_limit)
 
 
 # flask-smorest ----------------------------------------------------------------------------

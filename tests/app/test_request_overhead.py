@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +17,7 @@ import pytest
 from flask.sessions import SecureCookieSessionInterface
 
 from app import App
+from tests.conftest import ROOT, Servers
 from tests.loyalty.conftest import keyed_redemptions
 from tests.support import calls_counted
 
@@ -90,3 +94,25 @@ def test_each_request_is_counted_and_timed_by_its_route(redeem):
     before = counted()
     assert [redeem(key).status_code for key in ("first", "second")] == [201, 201]
     assert counted() == (before[0] + 2, before[1] + 2)
+
+
+def test_an_api_with_rate_limits_turned_off_starts_and_answers(servers: Servers):
+    """RATELIMIT_ENABLED=false (bench/ runs so): Flask-Limiter then registers no hooks, and
+    there is no before-request check to take out. In a process of its own, since the
+    limiter is the session app's singleton."""
+    probe = (
+        "from app import create_app\n"
+        "print(create_app().test_client().get('/api/v1/cities').status_code)"
+    )
+    environ = {
+        **os.environ,
+        "MONGODB_URI": servers.mongodb_uri,
+        "REDIS_URL": servers.redis_url,
+        "RATELIMIT_ENABLED": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=environ, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "200"
