@@ -63,7 +63,12 @@ class App(Flask):
         return func
 
 
-def create_app(override: dict[str, Any] | None = None) -> Flask:
+def create_app(override: dict[str, Any] | None = None, *, serves_http: bool = True) -> Flask:
+    """The application: its settings, extensions, database and broker, the domains' commands
+    and metrics. A process that serves HTTP (the API, `flask` commands) also gets the routes,
+    the OpenAPI document and the consoles; the worker, dispatcher and scheduler pass
+    `serves_http=False` and start without them (building the document was four fifths of a
+    process's start-up CPU)."""
     settings = app_config.load()
     settings.update(override or {})
     app_config.validate(settings)
@@ -132,6 +137,35 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
             ],
             max_age=3600,
         )
+    if serves_http:
+        # Before errors.init_app: flask-smorest registers an error handler of its own, ours
+        # replace it.
+        _init_api(app, api)
+    errors.init_app(app)
+    auth.init_app(app)
+    _install_domains(app)
+    if serves_http:
+        _serve_http(app, api)
+    if not compat.limits_checked_before_views(limiter):
+        # Every limit is a view's (app/extensions.py: no default limits), and a view's limit
+        # is checked as the view is called: the check before each request would find none.
+        compat.skip_limiter_check_before_views(app, limiter)
+    from app import cli
+
+    cli.init_app(app)
+    db.ensure_indexes()
+    return app
+
+
+def _install_domains(app: Flask) -> None:
+    """What the installed domains bring every process (app/domains.py): their metrics
+    collectors for /metrics and their operator commands."""
+    app.extensions["metrics_collectors"] = domains.metrics_collectors()
+    for command in domains.commands():
+        app.cli.add_command(command)
+
+
+def _init_api(app: Flask, api: Any) -> None:
     api.init_app(
         app,
         spec_kwargs={
@@ -142,17 +176,18 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
             }
         },
     )
-    errors.init_app(app)
-    auth.init_app(app)
-    _install_domains(app, api)
+
+
+def _serve_http(app: Flask, api: Any) -> None:
+    """The routes: the domains' blueprints under /api/v1 (and with them the OpenAPI
+    document), the front ends (the consoles), health and Swagger UI's files."""
+    from app import health
+
+    for blueprint in domains.blueprints():
+        api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
     api.require_response_fields()
-    if not compat.limits_checked_before_views(limiter):
-        # Every limit is a view's (app/extensions.py: no default limits), and a view's limit
-        # is checked as the view is called: the check before each request would find none.
-        compat.skip_limiter_check_before_views(app, limiter)
-
-    from app import cli, health
-
+    for front_end in domains.FRONT_ENDS:
+        domains.resolve(front_end)(app)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(
         Blueprint(
@@ -162,18 +197,3 @@ def create_app(override: dict[str, Any] | None = None) -> Flask:
             static_url_path=SWAGGER_UI_URL.rstrip("/"),
         )
     )
-    cli.init_app(app)
-    db.ensure_indexes()
-    return app
-
-
-def _install_domains(app: Flask, api) -> None:
-    """What the installed domains bring (app/domains.py): their blueprints under /api/v1,
-    their metrics collectors for /metrics, their operator commands, and the consoles."""
-    for blueprint in domains.blueprints():
-        api.register_blueprint(blueprint, url_prefix=f"/api/v1{blueprint.url_prefix or ''}")
-    app.extensions["metrics_collectors"] = domains.metrics_collectors()
-    for command in domains.commands():
-        app.cli.add_command(command)
-    for front_end in domains.FRONT_ENDS:
-        domains.resolve(front_end)(app)

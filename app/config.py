@@ -344,6 +344,14 @@ SETTINGS: tuple[Setting, ...] = (
         "messages are redelivered.",
     ),
     Setting(
+        "DISPATCHER_LEASE_SECONDS",
+        "DISPATCHER_LEASE_SECONDS",
+        int,
+        30,
+        "How long the leading outbox dispatcher's lead lasts unless renewed (a third of it "
+        "before it runs out): after a crash, a standby takes over within this time.",
+    ),
+    Setting(
         "EXTRA_HANDLER_MODULES",
         "EXTRA_HANDLER_MODULES",
         _names,
@@ -477,6 +485,8 @@ def validate(config: dict[str, Any]) -> None:
     ):
         if config[env] < 0:
             raise ConfigError(f"{env} must not be negative")
+    if config["DISPATCHER_LEASE_SECONDS"] <= 0:
+        raise ConfigError("DISPATCHER_LEASE_SECONDS must be a positive number of seconds")
     if config["SCORECARD_REFRESH_SECONDS"] < 0:
         raise ConfigError("SCORECARD_REFRESH_SECONDS must not be negative")
     for origin in config["CORS_ORIGINS"]:

@@ -3,10 +3,10 @@
 Starts the embedded SecantusDB and Redis when MONGODB_URI / REDIS_URL are unset (data under
 ./var, kept across restarts), then the API under gunicorn, a Dramatiq worker, the outbox
 dispatcher and the scheduler, all pointed at those one-process servers. Every child runs in
-a session of its own, so Ctrl-C reaches the launcher alone, which then stops them one by one:
-the API, the workers, the dispatcher, the scheduler, and the servers last, so that each
-process still has its databases while it stops (the dispatcher hands its lease back). Each
-child also dies with the launcher if the launcher is killed outright.
+a session of its own, so Ctrl-C reaches the launcher alone, which then stops them: the API,
+the workers, the dispatcher and the scheduler side by side, and the servers once they all
+ended, so that each process still has its databases while it stops (the dispatcher hands its
+lease back). Each child also dies with the launcher if the launcher is killed outright.
 
 `python -m app.launcher flask ARGS` (`make flask ARGS='...'`) runs a Flask CLI command
 against the servers of a running launcher.
@@ -82,7 +82,7 @@ GUNICORN_LIMITS = ("--limit-request-line", "0", "--limit-request-field_size", "3
 
 
 def process_specs(settings: dict, data_dir: Path) -> dict[str, list[str]]:
-    """The commands, in the order they are stopped."""
+    """The commands, by name."""
     return {
         "api": [
             str(BIN / "gunicorn"),
@@ -139,11 +139,12 @@ def start_servers(
 
 
 def stop_in_order(children: dict[str, subprocess.Popen], servers: list[EmbeddedServer]) -> None:
-    """Stop each process, and wait for it, before the next; the servers they use last."""
-    for name, child in children.items():
-        if child.poll() is None:
-            print(f"launcher: stopping {name}", flush=True)
-        stop_processes([child])
+    """Stop the processes side by side (none waits on another to wind down), then the
+    servers they use, last."""
+    running = [name for name, child in children.items() if child.poll() is None]
+    if running:
+        print(f"launcher: stopping {', '.join(running)}", flush=True)
+    stop_processes(children.values())
     for server in reversed(servers):
         print(f"launcher: stopping {server.name}", flush=True)
         server.stop()

@@ -87,22 +87,18 @@ def _admin() -> ObjectId:
 
 def _event(capacity: int) -> ObjectId:
     from app.auth import load_caller
-    from app.clock import utcnow
-    from events import services
+    from tests.events.conftest import new_event
 
-    admin = load_caller(_admin())
-    starts_at = utcnow() + timedelta(days=7)
-    made = services.create_event(
-        admin,
-        city_code="SZ",
+    made = new_event(
+        load_caller(_admin()),
+        timedelta(days=7),
+        lasting=timedelta(hours=3),
         title="Flagship launch night",
         venue="Loopback",
-        starts_at=starts_at,
-        ends_at=starts_at + timedelta(hours=3),
         capacity=capacity,
         points_reward=0,
     )
-    return services.publish_event(admin, str(made.pk)).pk
+    return made.pk
 
 
 def _drop(mode: str, quantity: int, window: timedelta, target: str = "reward"):

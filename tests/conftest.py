@@ -36,6 +36,7 @@ import pytest
 import redis
 from argon2 import PasswordHasher
 from pymongo import monitoring
+from pymongo.operations import DeleteMany, InsertOne
 from werkzeug.serving import make_server
 
 from accounts import credentials
@@ -243,9 +244,15 @@ def empty_database() -> None:
         # this worker's alone, so every session on it is the tests' to end.
         db.client().admin.command("killAllSessions", [])
     database = db.database()
-    for name in database.list_collection_names():
-        if not name.startswith("system."):
-            database[name].delete_many({})
+    # One command for every collection (a delete each cost the server and this process
+    # 20 ms a test in all, more than many tests' own work).
+    everything = [
+        DeleteMany({}, namespace=f"{database.name}.{name}")
+        for name in database.list_collection_names()
+        if not name.startswith("system.")
+    ]
+    if everything:
+        db.client().bulk_write(everything, ordered=False)
 
 
 def saved_database() -> dict[str, list[dict[str, Any]]]:
@@ -267,9 +274,13 @@ def restore_database(saved: dict[str, list[dict[str, Any]]]) -> None:
     from app import db
 
     database = db.database()
-    for name, documents in saved.items():
-        if documents:
-            database[name].insert_many(documents)
+    documents = [
+        InsertOne(document, namespace=f"{database.name}.{name}")
+        for name, stored in saved.items()
+        for document in stored
+    ]
+    if documents:
+        db.client().bulk_write(documents, ordered=False)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,6 @@ from community.models import APPROVAL, CITY_CLUB
 from drops.entries import enter
 from drops.launch import create_drop
 from events import registration
-from events import services as events
 from events.models import ATTENDED, COMPLETED, Event, FollowUp, Registration
 from loyalty import partner_systems, statements
 from loyalty.adjustments import adjust
@@ -46,6 +45,7 @@ from tests.authz_table import (
     AMBASSADOR as AMBASSADOR_CALLER,
 )
 from tests.conftest import Worlds, empty_database
+from tests.events.conftest import new_event
 from tests.support import Person, make_city, make_person
 from workers.models import DeadLetter
 
@@ -121,17 +121,7 @@ def build_world() -> World:
     admin = load_caller(people[ADMIN].user.pk)
     leader = load_caller(people[LEADER].user.pk)
     vehicle = add_vehicle(owner.user, f"LSJW74U93MZ{next(_numbers):06d}", "smart #1")
-    starts_at = utcnow() + timedelta(hours=1)
-    event = events.create_event(
-        leader,
-        city_code="SZ",
-        title="Coffee salon",
-        venue="Brand space",
-        starts_at=starts_at,
-        ends_at=starts_at + timedelta(hours=2),
-        capacity=10,
-    )
-    event = events.publish_event(leader, str(event.pk))
+    event = new_event(leader, timedelta(hours=1))
     registration.register(load_caller(owner.user.pk), str(event.pk))
     credit = adjust(admin, owner.id, 500, "welcome")
     reward = Reward(title="Mug", cost=100, stock=10, fulfillment="pickup").save()
@@ -256,18 +246,8 @@ def _ecosystem_partner(people: dict[str, Person], admin: Any) -> dict[str, str]:
 def _drops(people: dict[str, Person]) -> dict[str, str]:
     """An open drop of an SZ event's seats, which the owner entered."""
     leader = load_caller(people[LEADER].user.pk)
-    starts_at = utcnow() + timedelta(days=2)
-    event = events.create_event(
-        leader,
-        city_code="SZ",
-        title="Launch night",
-        venue="Brand space",
-        starts_at=starts_at,
-        ends_at=starts_at + timedelta(hours=2),
-        capacity=10,
-        points_reward=0,  # SZ's partner has no budget in this world
-    )
-    events.publish_event(leader, str(event.pk))
+    # SZ's partner has no budget in this world: no points for attending.
+    event = new_event(leader, title="Launch night", points_reward=0)
     drop = create_drop(
         leader,
         target_type="event",

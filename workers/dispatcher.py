@@ -292,13 +292,13 @@ def _by_handler(docs: list[dict[str, Any]]) -> list[tuple[registry.Handler, list
 def main() -> None:
     from app import create_app
 
-    app = create_app()
+    app = create_app(serves_http=False)
     registry.load_handler_modules(app.config["EXTRA_HANDLER_MODULES"])
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     with app.app_context():
-        Dispatcher().run(stop)
+        Dispatcher(lease_seconds=app.config["DISPATCHER_LEASE_SECONDS"]).run(stop)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from app import create_app
 from app import handlers as registry
 from app.broker import add_worker_middleware
 
-app = create_app()
+app = create_app(serves_http=False)
 # create_app configured the Redis broker.
 add_worker_middleware(cast(RedisBroker, dramatiq.get_broker()), app)
 

@@ -129,7 +129,7 @@ def main() -> None:
     from app import create_app
     from app import handlers as registry
 
-    app = create_app()
+    app = create_app(serves_http=False)
     # APScheduler logs every firing at INFO in plain text; ours are the JSON lines.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     import workers.tasks  # noqa: F401 - declares the backbone's actors

@@ -88,6 +88,14 @@ def test_overload_settings_are_refused_when_they_cannot_work(variable, value):
         config.validate(settings)
 
 
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_the_dispatchers_lease_must_be_positive(value):
+    # A lease already run out would let each standby take the lead at once, over and over.
+    settings = config.load({**SERVERS, "SECRET_KEY": "s" * 40, "DISPATCHER_LEASE_SECONDS": value})
+    with pytest.raises(config.ConfigError, match="DISPATCHER_LEASE_SECONDS"):
+        config.validate(settings)
+
+
 def test_tokens_without_an_expiry_are_refused(client):
     person = make_person()
     never_expiring = create_access_token(identity=person.id, expires_delta=False)

@@ -66,3 +66,25 @@ def test_every_piece_the_list_names_exists(app):
         ):
             assert callable(domains.resolve(target)), target
     assert {"create-admin", "seed-demo", "init-db"} <= set(app.cli.list_commands(None))
+
+
+def test_a_process_serving_no_http_has_the_commands_and_collectors_but_no_routes(app):
+    """The worker, dispatcher and scheduler start with `serves_http=False`: the domains'
+    operator commands and metrics, not their routes, consoles or OpenAPI document (whose
+    building was four fifths of a process's start-up CPU)."""
+    script = (
+        "import json\nfrom app import create_app\n"
+        "background = create_app(serves_http=False)\n"
+        "print(json.dumps({'rules': [rule.rule for rule in background.url_map.iter_rules()],"
+        " 'commands': sorted(background.cli.commands),"
+        " 'collectors': len(background.extensions['metrics_collectors'])}))"
+    )
+    started = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    background = json.loads(started.stdout.splitlines()[-1])
+    assert background["rules"] == ["/static/<path:filename>"]
+    # flask-smorest's `openapi` command prints the document a process serving HTTP builds.
+    assert set(app.cli.commands) - set(background["commands"]) == {"openapi"}
+    assert background["collectors"] == len(app.extensions["metrics_collectors"])
+    assert any(rule.rule.startswith("/api/v1/") for rule in app.url_map.iter_rules())

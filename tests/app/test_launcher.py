@@ -59,6 +59,9 @@ def shell(data_dir: Path, ports: dict[str, int]) -> dict[str, str]:
             "EMBEDDED_REDIS_PORT": str(ports["redis"]),
             "WEB_CONCURRENCY": "1",
             "LOG_LEVEL": "WARNING",
+            # As the `background` fixture's: an idle Dramatiq worker polls Redis every 0.1 s,
+            # and stops in a second and a half rather than three and a half.
+            "dramatiq_worker_timeout": "100",
         }
     )
     return environ

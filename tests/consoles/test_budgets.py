@@ -18,7 +18,7 @@ from events.models import Event
 from tests.authz_table import CONSOLE_ACCESS
 from tests.conftest import Worlds
 from tests.consoles.support import cd_partner, page_within_budget, sign_in, sz_partner
-from tests.events.conftest import many_owners
+from tests.events.conftest import many_owners, new_event
 from tests.support import Person, make_person
 
 # The caller's account is the first command of every page (its sessions, grants, ban).
@@ -75,21 +75,10 @@ def build_busy_city() -> tuple[Person, dict[str, str]]:
     sz_partner(100_000)
     who = load_caller(leader.id)
 
-    starts = utcnow() + timedelta(hours=1)
     ids = {}
     attendees = []
     for name in ("event_id", "past_event_id"):
-        event = services.create_event(
-            who,
-            city_code="SZ",
-            title="Coffee salon",
-            venue="Brand space",
-            starts_at=starts,
-            ends_at=starts + timedelta(hours=2),
-            capacity=40,
-            points_reward=10,
-        )
-        services.publish_event(who, str(event.pk))
+        event = new_event(who, timedelta(hours=1), capacity=40, points_reward=10)
         owners = many_owners(12)
         for owner in owners:
             registration.register(load_caller(owner.id), str(event.pk))

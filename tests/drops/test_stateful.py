@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -156,6 +157,7 @@ class DropMachine(RuleBasedStateMachine):
             self.check_the_end()
 
 
+@pytest.mark.slow
 def test_a_drop_job_run_any_way_ends_as_its_order_says(app, monkeypatch):
     # Passes read every entry stored by now: the settle time waits for entries still in
     # flight in other API processes, and here every entry is stored before a pass runs.

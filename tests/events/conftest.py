@@ -14,7 +14,7 @@ from bson import ObjectId
 from accounts.models import User
 from accounts.sessions import start_session
 from app import handlers as registry
-from app.auth import load_caller
+from app.auth import Caller, load_caller
 from app.clock import utcnow
 from app.outbox import DomainEvent, OutboxEvent
 from events import registration, services
@@ -39,23 +39,35 @@ def make_event(leader: Person) -> Callable[..., Event]:
         organizer: Person | None = None,
         **fields: Any,
     ) -> Event:
-        starts_at = utcnow() + starts_in
-        values = {
-            "city_code": "SZ",
-            "title": "Coffee salon",
-            "venue": "Brand space",
-            "starts_at": starts_at,
-            "ends_at": starts_at + timedelta(hours=2),
-            "capacity": 10,
-            **fields,
-        }
-        who = load_caller((organizer or leader).id)
-        event = services.create_event(who, **values)
-        if publish:
-            event = services.publish_event(who, str(event.pk))
-        return event
+        return new_event(
+            load_caller((organizer or leader).id), starts_in, publish=publish, **fields
+        )
 
     return build
+
+
+def new_event(
+    caller: Caller,
+    starts_in: timedelta = timedelta(days=2),
+    *,
+    publish: bool = True,
+    lasting: timedelta = timedelta(hours=2),
+    **fields: Any,
+) -> Event:
+    """An event made through the services by `caller`: "Coffee salon" at the brand space in
+    SZ, 10 seats, published unless `publish=False`; `fields` say otherwise."""
+    starts_at = utcnow() + starts_in
+    values = {
+        "city_code": "SZ",
+        "title": "Coffee salon",
+        "venue": "Brand space",
+        "starts_at": starts_at,
+        "ends_at": starts_at + lasting,
+        "capacity": 10,
+        **fields,
+    }
+    event = services.create_event(caller, **values)
+    return services.publish_event(caller, str(event.pk)) if publish else event
 
 
 def many_owners(count: int, city: str = "SZ", verified_owner: bool = False) -> list[Person]:
