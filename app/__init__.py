@@ -3,19 +3,64 @@ before anything connects."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from inspect import iscoroutinefunction
 from typing import Any
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, Request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app import compat, contract, domains
 from app import config as app_config
-from app import contract, domains
 from app.request_bodies import JSONProvider
 
 # Swagger UI's files come with the `swagger-ui-bundle` package and are served by the app,
 # so `/api/v1/docs` works offline and loads nothing from a third party.
 SWAGGER_UI_URL = "/api/v1/docs/swagger-ui/"
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions (the consoles' sign-in), opened empty without a word
+    when a request sends no cookie at all, as every API call does (bearer tokens): Flask
+    builds its signing serializer first, about 100 Python calls, on every request."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and "HTTP_COOKIE" not in request.environ:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
+class App(Flask):
+    """Flask, deciding once per function whether a hook or view is a coroutine function,
+    and opening no session for a request without cookies (`CookieSessions`).
+
+    Flask's `ensure_sync` (its documented override point for running async code) asks
+    `inspect.iscoroutinefunction` for every hook, view and error handler each time it calls
+    one, about 17 times and 150 Python calls per hot request; the answer never changes.
+    """
+
+    # More functions than a process has routes and hooks: a callable made anew for each
+    # request is then asked afresh rather than kept forever.
+    SYNC_FUNCTIONS_KEPT = 4096
+    session_interface = CookieSessions()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync_functions: set[Any] = set()
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        # A method is known by its function: a view class's methods are bound to a new
+        # instance on each request, which the set must not keep alive.
+        known = getattr(func, "__func__", func)
+        if known in self._sync_functions:
+            return func
+        if iscoroutinefunction(func):
+            return self.async_to_sync(func)
+        if len(self._sync_functions) < self.SYNC_FUNCTIONS_KEPT:
+            self._sync_functions.add(known)
+        return func
 
 
 def create_app(override: dict[str, Any] | None = None, *, serves_http: bool = True) -> Flask:
@@ -28,7 +73,7 @@ def create_app(override: dict[str, Any] | None = None, *, serves_http: bool = Tr
     settings.update(override or {})
     app_config.validate(settings)
 
-    app = Flask(__name__)
+    app = App(__name__)
     app.json = JSONProvider(app)
     app.config.update(settings)
     app.config.update(
@@ -101,6 +146,10 @@ def create_app(override: dict[str, Any] | None = None, *, serves_http: bool = Tr
     _install_domains(app)
     if serves_http:
         _serve_http(app, api)
+    if not compat.limits_checked_before_views(limiter):
+        # Every limit is a view's (app/extensions.py: no default limits), and a view's limit
+        # is checked as the view is called: the check before each request would find none.
+        compat.skip_limiter_check_before_views(app, limiter)
     from app import cli
 
     cli.init_app(app)

@@ -14,6 +14,11 @@ Library by library:
 - Dramatiq: one run of the Redis broker's maintenance (its Lua dispatch script, whose
   arguments end with `_max_unpack_size()`); a worker's consumer thread that keeps the
   retries waiting in it when Redis drops (`dramatiq.worker.ConsumerThread`).
+- Flask (werkzeug's proxies): the request and `g` themselves (`_get_current_object`, which
+  Flask's documentation names for this, underscore and all).
+- Flask-Limiter: the limits a request is checked against before its view (default,
+  application, meta and blueprint limits, `_check_request_limit`), which none of our routes
+  has.
 - flask-smorest: what a view's decorators note for the OpenAPI document (`_apidoc`), the
   document of the routes a blueprint just added (`_docs`, `_endpoints`), and the callbacks
   that turn those notes into the document (`_prepare_doc_cbks`).
@@ -26,11 +31,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import dramatiq.worker
+import flask
 import mongoengine
 import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis, iter_queue, q_name
 from dramatiq.errors import BrokerConnectionError
+from flask import Flask
+from flask_limiter import Limiter
 from mongoengine.base import _document_registry
 from mongoengine.queryset import QuerySet
 from pymongo.client_session import ClientSession
@@ -164,6 +172,48 @@ class _RetriesKeptConsumerThread(dramatiq.worker.ConsumerThread):
 def keep_waiting_retries_across_redis_drops() -> None:
     """Make the workers started in this process use `_RetriesKeptConsumerThread`."""
     dramatiq.worker.ConsumerThread = _RetriesKeptConsumerThread  # type: ignore[misc]
+
+
+# Flask ------------------------------------------------------------------------------------
+
+
+def current_request() -> flask.Request:
+    """The request being handled itself, not Flask's proxy for it: each use of the proxy is
+    four Python calls, so a hook that reads the request many times takes it once."""
+    return flask.request._get_current_object()  # type: ignore[attr-defined]
+
+
+def current_g() -> Any:
+    """The request's `g` itself (see `current_request`)."""
+    return flask.g._get_current_object()
+
+
+# Flask-Limiter ----------------------------------------------------------------------------
+
+
+def limits_checked_before_views(limiter: Limiter) -> bool:
+    """Whether `limiter` has a limit its before-request check applies: a default, an
+    application or a meta limit, a blueprint's, or limits to fall back on in memory. A
+    limit decorating a view (`limiter.limit`) is checked by the view's own wrapper."""
+    manager = limiter.limit_manager
+    return bool(
+        manager.default_limits
+        or manager.application_limits
+        or manager._blueprint_limits
+        or limiter._meta_limits
+        or limiter._in_memory_fallback_enabled
+    )
+
+
+def skip_limiter_check_before_views(app: Flask, limiter: Limiter) -> None:
+    """Take `limiter`'s before-request check out of `app`'s hooks; it resolves and
+    evaluates the app-wide limits on every request (about 280 Python calls), nothing when
+    there are none. Its after-request hook, which writes the X-RateLimit headers of a
+    view's limit, stays."""
+    hooks = app.before_request_funcs.get(None, [])
+    # A limiter disabled by its settings (RATELIMIT_ENABLED=false) registered no hooks.
+    if limiter._check_request_limit in hooks:
+        hooks.remove(limiter._check_request_limit)
 
 
 # flask-smorest ----------------------------------------------------------------------------

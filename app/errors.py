@@ -17,17 +17,22 @@ from typing import Any, ClassVar
 
 import mongoengine
 import redis
-from flask import Flask, Response, g, has_request_context, jsonify, request
+from flask import Flask, Request, Response, g, has_request_context, jsonify
 from flask_limiter.errors import RateLimitExceeded
 from limits import RateLimitItem
 from marshmallow import fields
 from pymongo.errors import ConnectionFailure, PyMongoError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from app import compat
+
 # Past these, gunicorn would answer with an HTML page of its own; it runs with its limits
 # raised (app/launcher.py, README) so that these JSON answers reach the client instead.
 MAX_URI_BYTES = 8190
 MAX_HEADER_BYTES = 8190
+# The two headers the environ names without `HTTP_` (and ignores under it).
+_CONTENT_HEADERS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
+_CONTENT_HEADERS_AS_HTTP = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
 
 _WEBARGS_LOCATIONS = {"json", "query", "headers", "form", "files", "view_args", "querystring"}
 
@@ -312,37 +317,49 @@ def init_app(app: Flask) -> None:
     # First in the list, so it runs after every other `after_request`, Flask-Limiter's too.
     app.after_request_funcs.setdefault(None, []).insert(0, _retry_after_only_on_refusals)
 
-    def _refuse_oversized_heads() -> None:
-        if len(request.environ.get("RAW_URI") or request.full_path) > MAX_URI_BYTES:
+    def _refuse_oversized_heads(asked: Request) -> None:
+        environ = asked.environ
+        if len(environ.get("RAW_URI") or asked.full_path) > MAX_URI_BYTES:
             raise URITooLong()
-        # A header line is `Name: value`.
-        if any(len(name) + 2 + len(value) > MAX_HEADER_BYTES for name, value in request.headers):
-            raise HeaderTooLarge()
+        # A header line is `Name: value`; the environ names a header `HTTP_NAME` (werkzeug's
+        # headers read from it: the same lengths, without making each name).
+        for key, value in environ.items():
+            if key[:5] == "HTTP_" and key not in _CONTENT_HEADERS_AS_HTTP:
+                name_length = len(key) - 5
+            elif key in _CONTENT_HEADERS and value:
+                name_length = len(key)
+            else:
+                continue
+            if name_length + 2 + len(value) > MAX_HEADER_BYTES:
+                raise HeaderTooLarge()
 
-    def _json_bodies_only() -> None:
+    def _json_bodies_only(asked: Request) -> None:
         # The API's bodies; the consoles' pages take forms.
-        if request.method not in {"POST", "PUT", "PATCH"} or not request.path.startswith("/api/"):
+        if asked.method not in {"POST", "PUT", "PATCH"} or not asked.path.startswith("/api/"):
             return
-        has_body = bool(request.content_length)
-        if request.content_length is None:
+        length = asked.content_length
+        has_body = bool(length)
+        if length is None:
             # A streamed (chunked) body: werkzeug stops reading it at MAX_CONTENT_LENGTH
             # without a word, and the cut JSON would read as malformed. A byte past the limit
             # means the body was too large.
-            body = request.get_data()
+            body = asked.get_data()
             has_body = bool(body)
-            limit = request.max_content_length
-            if limit is not None and len(body) >= limit and request.input_stream.read(1):
+            limit = asked.max_content_length
+            if limit is not None and len(body) >= limit and asked.input_stream.read(1):
                 raise RequestEntityTooLarge()
         # A form or text body sent to a JSON API is a client mistake worth naming (415)
         # rather than a list of "missing field" errors.
-        if has_body and not request.is_json:
+        if has_body and not asked.is_json:
             raise UnsupportedMediaType()
 
     @app.before_request
     def _screen_request() -> None:
-        # One hook for both checks: Flask calls each hook of every request on its own.
-        _refuse_oversized_heads()
-        _json_bodies_only()
+        # One hook for both checks: Flask calls each hook of every request on its own; the
+        # request taken from Flask's proxy once.
+        asked = compat.current_request()
+        _refuse_oversized_heads(asked)
+        _json_bodies_only(asked)
 
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):

@@ -3,6 +3,7 @@ machine. Kept apart from `app.auth`, which loads accounts, so the base stays fre
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 
@@ -27,7 +28,10 @@ def require_operator() -> None:
         raise Forbidden(message="Without METRICS_TOKEN, metrics are served on loopback only.")
 
 
+@functools.lru_cache(maxsize=1024)
 def is_loopback(address: str | None) -> bool:
+    """Whether `address` is this machine's. Remembered per address: an API running with the
+    development key asks for every request's, and parsing one is about 25 Python calls."""
     try:
         return ipaddress.ip_address(address or "").is_loopback
     except ValueError:

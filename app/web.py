@@ -77,7 +77,8 @@ def render(schema: ma.Schema, result: Any) -> bytes:
     """The body `Blueprint.response` answers for `result`. The request remembers it: a view
     that then returns this very `result` answers these bytes, rendered once (an idempotent
     write renders its answer inside its transaction, for the key's record)."""
-    body = flask.jsonify(schema.dump(result)).get_data()
+    dump = getattr(schema, "lean_dump", None) or schema.dump
+    body = flask.jsonify(dump(result)).get_data()
     flask.g.rendered = (schema, result, body)
     return body
 
@@ -419,14 +420,18 @@ class Blueprint(flask_smorest.Blueprint):
     ) -> Any:
         """flask-smorest's, answering what `render` already made of the view's result.
 
-        `lean=True` (a hot list's) dumps the result field by field (`lean_dump`) rather
-        than through marshmallow's machinery: the same answer, for a schema of ours that
-        declares no hooks of its own."""
+        `lean=True` (a hot list's or a hot write's) dumps the result field by field
+        (`lean_dump`) rather than through marshmallow's machinery: the same answer, for a
+        schema of ours that declares no hooks of its own."""
         instance = schema() if isinstance(schema, type) else schema
         if not isinstance(instance, ma.Schema):  # none, or a plain JSON Schema (a CSV's)
             return super().response(status_code, schema, **kwargs)
-        decorate = super().response(status_code, instance, **kwargs)
         dump = lean_dump(instance) if lean else None
+        if dump is not None:
+            # For `render` too (a keyed write's answer), which is given the schema the view
+            # declares: this one, or a deep copy of it that keeps its attributes.
+            instance.lean_dump = dump  # type: ignore[attr-defined]
+        decorate = super().response(status_code, instance, **kwargs)
         return lambda view: decorate(_answer_rendered(view, instance, int(status_code), dump))
 
     def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Any:

@@ -153,7 +153,7 @@ class CompleteEvent(MethodView):
 @blp.route("/events/<event_id>/registrations")
 class EventRegistrations(MethodView):
     @idempotent(service=registration.register)
-    @blp.response(201, RegistrationSchema)
+    @blp.response(201, RegistrationSchema, lean=True)
     @blp.refuses(
         errors.NotVerifiedOwner,
         errors.AlreadyRegistered,

@@ -212,7 +212,7 @@ rewards.add_url_rule(
 class Redemptions(MethodView):
     @idempotent(service=redemptions.redeem)
     @rewards.arguments(RedemptionCreateSchema)
-    @rewards.response(201, RedemptionSchema)
+    @rewards.response(201, RedemptionSchema, lean=True)
     @rewards.refuses(
         NotFound,
         errors.NotInCity,

@@ -17,6 +17,7 @@ import mongoengine
 import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
+from flask_limiter import Limiter
 from mongoengine.base import _document_registry
 
 from app import compat, db
@@ -133,6 +134,60 @@ def test_dramatiq_s_consumer_thread_is_as_compat_mends_it():
     ), changed("dramatiq", "how a worker makes its consumer threads")
 
 
+def test_flask_hands_the_request_and_g_behind_its_proxies(app):
+    with app.test_request_context("/probe", headers={"X-Probe": "1"}):
+        flask.g.probe = "noted"
+        request = compat.current_request()
+        assert type(request) is app.request_class, changed("Flask", "LocalProxy's object")
+        assert request.headers["X-Probe"] == "1" and request.path == "/probe"
+        here = compat.current_g()
+        assert type(here) is app.app_ctx_globals_class and here.probe == "noted", changed(
+            "Flask", "LocalProxy's object"
+        )
+
+
+def test_flask_limiter_checks_a_view_s_limit_in_the_view():
+    """The before-request check that compat skips applies only app-wide limits: a view's
+    limit holds without it, and a default limit is seen as one the check applies."""
+    app = flask.Flask(__name__)
+    limiter = Limiter(key_func=lambda: "client", storage_uri="memory://", default_limits=[])
+    limiter.init_app(app)
+    assert limiter._check_request_limit in app.before_request_funcs[None], changed(
+        "Flask-Limiter", "the before-request hook init_app registers"
+    )
+
+    @app.get("/limited")
+    @limiter.limit("1/minute")
+    def limited() -> str:
+        return "answered"
+
+    assert not compat.limits_checked_before_views(limiter)
+    compat.skip_limiter_check_before_views(app, limiter)
+    client = app.test_client()
+    assert client.get("/limited").status_code == 200
+    assert client.get("/limited").status_code == 429, changed(
+        "Flask-Limiter", "where a view's limit is checked (no longer in its wrapper)"
+    )
+
+    with_defaults = Limiter(
+        key_func=lambda: "client", storage_uri="memory://", default_limits=["5/minute"]
+    )
+    with_defaults.init_app(flask.Flask(__name__))
+    assert compat.limits_checked_before_views(with_defaults), changed(
+        "Flask-Limiter", "LimitManager.default_limits"
+    )
+    limiter.limit("5/minute")(flask.Blueprint("limited", __name__))
+    assert compat.limits_checked_before_views(limiter), changed(
+        "Flask-Limiter", "LimitManager._blueprint_limits"
+    )
+
+
+def test_the_api_checks_no_limit_before_its_views(app):
+    from app.extensions import limiter
+
+    assert limiter._check_request_limit not in app.before_request_funcs[None]
+
+
 # The private names compat.py stands for; outside it, none is read or written.
 PRIVATE_NAMES = {
     "_TxnState",
@@ -148,6 +203,11 @@ PRIVATE_NAMES = {
     "_endpoints",
     "_register_pagination_header",
     "_init_spec",
+    "_check_request_limit",
+    "_blueprint_limits",
+    "_meta_limits",
+    "_in_memory_fallback_enabled",
+    "_get_current_object",
 }
 
 

@@ -39,6 +39,20 @@ def test_over_long_urls_and_headers_get_the_envelope(client):
     assert client.get(f"/api/v1/cities?name={'a' * 8000}").status_code != 414
 
 
+def test_a_header_line_is_measured_as_sent_name_colon_space_value(client):
+    """`X-Padding: value` of exactly MAX_HEADER_BYTES passes, a byte more is 431; the two
+    headers the environ keeps without `HTTP_` are measured the same way."""
+    from app.errors import MAX_HEADER_BYTES
+
+    fits = "a" * (MAX_HEADER_BYTES - len("X-Padding: "))
+    assert client.get("/api/v1/cities", headers={"X-Padding": fits}).status_code == 200
+    over = client.get("/api/v1/cities", headers={"X-Padding": fits + "a"})
+    assert (over.status_code, over.json["error"]) == (431, "header_too_large")
+    long_type = "application/json; padding=" + "a" * MAX_HEADER_BYTES
+    refused = client.post(REGISTER, data=b"{}", headers={"Content-Type": long_type})
+    assert (refused.status_code, refused.json["error"]) == (431, "header_too_large")
+
+
 @pytest.mark.parametrize("body", [[1, 2], "text", 42, None])
 def test_json_that_is_not_an_object_is_422(client, body):
     response = client.post(REGISTER, json=body)

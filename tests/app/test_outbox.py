@@ -3,7 +3,8 @@ it as its dataclass, and documents stored by earlier releases still load."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
 import pytest
 
@@ -58,6 +59,36 @@ def test_a_payload_is_checked_field_by_field_when_recorded(app):
     with pytest.raises(PayloadMismatch, match="carries Shaped, not NoPayload"):
         transaction(lambda session: record_event(session, SHAPED, NoPayload(), subject_id="1"))  # type: ignore[arg-type]
     assert OutboxEvent.objects.count() == 0  # the transaction recorded nothing
+
+
+class Mood(StrEnum):
+    GLAD = "glad"
+
+
+@dataclass(frozen=True)
+class Flat:
+    who: str
+    count: int
+    ratio: float
+    seen: bool
+    why: str | None
+
+
+FLAT = declare("test.flat", Flat, subject_type="test", about="A test's scalar event")
+
+
+def test_a_payload_of_scalars_is_checked_and_stored_as_asdict_would(app):
+    for good in [Flat("a", 2, 0.5, True, None), Flat(Mood.GLAD, 0, 1, False, "x")]:
+        assert FLAT.dump(good) == asdict(good)
+    for wrong, where in [
+        (Flat("a", True, 0.5, True, None), "test.flat.count"),
+        (Flat("a", 2, True, True, None), "test.flat.ratio"),
+        (Flat("a", 2, 0.5, 1, None), "test.flat.seen"),  # type: ignore[arg-type]
+        (Flat(b"a", 2, 0.5, True, None), "test.flat.who"),  # type: ignore[arg-type]
+        (Flat("a", 2, 0.5, True, 7), "test.flat.why"),  # type: ignore[arg-type]
+    ]:
+        with pytest.raises(PayloadMismatch, match=where):
+            FLAT.dump(wrong)
 
 
 def test_a_handler_reads_its_event_as_declared(app):

@@ -7,30 +7,37 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from tests.loyalty.conftest import earn, make_reward
+from app.auth import load_caller
+from app.web import as_documented, lean_dump
+from loyalty import rewards as redemptions
+from loyalty.schemas import RedemptionSchema
+from tests.loyalty.conftest import earn, keyed_redemptions, make_reward
 from tests.support import calls_counted, make_person
-
-API = "/api/v1"
 
 
 def test_a_keyed_redemption_renders_its_answer_once_and_makes_no_schema(client):
-    owner = make_person("SZ")
-    earn(owner.id, 1_000)
-    reward = make_reward(cost=10, stock=10)
-
-    def redeem(key: str):
-        return client.post(
-            f"{API}/redemptions",
-            json={"reward_id": str(reward.pk)},
-            headers={**owner.headers, "Idempotency-Key": key},
-        )
-
+    redeem = keyed_redemptions(client)
     assert redeem("first").status_code == 201  # a process's first request may make some
-    with calls_counted(ma.Schema.dump) as dumps, calls_counted(ma.Schema.__init__) as made:
+    with (
+        calls_counted(as_documented) as rendered,
+        calls_counted(ma.Schema.dump) as dumps,
+        calls_counted(ma.Schema.__init__) as made,
+    ):
         answer = redeem("second")
     assert answer.status_code == 201, answer.json
-    assert dumps == [1]
+    # Dumped once, leanly (`lean_dump`, which checks the document's promise as it ends).
+    assert (rendered, dumps) == ([1], [0])
     assert made == [0]
     replay = redeem("second")
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.get_data() == answer.get_data()
+
+
+def test_a_redemption_s_lean_answer_is_what_its_schema_dumps(app):
+    """tests/events/test_registration.py holds the same of a registration."""
+    owner = make_person("SZ")
+    earn(owner.id, 1_000)
+    reward = make_reward(cost=10, stock=10)
+    redemption = redemptions.redeem(load_caller(owner.id).user, str(reward.pk))
+    schema = RedemptionSchema()
+    assert lean_dump(schema)(redemption) == schema.dump(redemption)

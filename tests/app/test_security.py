@@ -140,6 +140,33 @@ def test_the_docs_page_may_load_swagger_ui_but_not_be_framed(client):
     assert b"swagger-ui-bundle.js" in docs.data
 
 
+def test_security_headers_replace_a_view_s_own_and_keep_its_policies(app):
+    from flask import Response
+
+    from app.auth import _security_headers
+
+    own = Response(
+        "page",
+        mimetype="text/html",
+        headers=[
+            ("x-frame-options", "SAMEORIGIN"),
+            ("content-security-policy", "default-src 'self'"),
+            ("cache-control", "max-age=5"),
+        ],
+    )
+    with app.test_request_context("/console", headers={"Authorization": "Bearer x"}):
+        headers = _security_headers(own).headers
+    assert headers.getlist("X-Frame-Options") == ["DENY"]
+    assert headers.getlist("Content-Security-Policy") == ["default-src 'self'"]
+    assert headers.getlist("Cache-Control") == ["max-age=5"]
+    with app.test_request_context("/console", headers={"Authorization": "Bearer x"}):
+        bare = _security_headers(Response("page", mimetype="text/html")).headers
+    assert bare.getlist("Content-Security-Policy") == ["frame-ancestors 'none'"]
+    assert bare.getlist("Cache-Control") == ["no-store"]  # it sent credentials
+    with app.test_request_context("/console"):
+        assert "Cache-Control" not in _security_headers(Response("page")).headers
+
+
 def test_hsts_only_over_https(client):
     secure = client.get("/health", base_url="https://api.example.com")
     assert secure.headers["Strict-Transport-Security"].startswith("max-age=31536000")

@@ -13,8 +13,10 @@ import requests
 from app.clock import utcnow
 from app.errors import Conflict, Forbidden, NotFound
 from app.outbox import OutboxEvent
+from app.web import lean_dump
 from events import listings, registration
 from events.models import CANCELLED, CONFIRMED, WAITLISTED, Event, Registration
+from events.schemas import RegistrationSchema
 from tests.events.conftest import API, as_caller, many_owners, register, register_all, statuses
 from tests.support import make_person, post_as_a_client_would
 
@@ -28,6 +30,15 @@ def test_seats_then_waitlist_positions_in_order(make_event):
     event.reload()
     assert event.seats_left == 0 and event.waitlisted == 3
     assert listings.waitlist_counts([event.pk]) == {event.pk: 3}
+
+
+def test_a_registration_s_lean_answer_is_what_its_schema_dumps(make_event):
+    """The answer of POST /events/{id}/registrations is dumped leanly (`lean=True`)."""
+    seated, waiting = register_all(make_event(capacity=1), many_owners(2))
+    assert (seated.status, waiting.status) == (CONFIRMED, WAITLISTED)
+    schema = RegistrationSchema()
+    for result in (seated, waiting):
+        assert lean_dump(schema)(result) == schema.dump(result)
 
 
 def test_second_registration_is_refused(make_event):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,3 +94,20 @@ def admin(app):
     person = make_person("SZ", role="admin")
     person.caller = load_caller(person.id)
     return person
+
+
+def keyed_redemptions(client: Any) -> Callable[[str], Any]:
+    """A new owner with 1,000 points and a reward of 10: `send(key)` redeems it once with
+    `Idempotency-Key: key` and answers the response."""
+    owner = make_person("SZ")
+    earn(owner.id, 1_000)
+    reward = make_reward(cost=10, stock=10)
+
+    def send(key: str) -> Any:
+        return client.post(
+            "/api/v1/redemptions",
+            json={"reward_id": str(reward.pk)},
+            headers={**owner.headers, "Idempotency-Key": key},
+        )
+
+    return send
