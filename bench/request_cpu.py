@@ -20,7 +20,9 @@ requests/s; then the ratios the issue sets as targets:
 - each write's API CPU against its same-work floor (target at most 1.15x);
 - each read's against the JWT + `find_one` floor times its MongoDB commands (counted here
   by command monitoring, one request in-process; target at most 1.3x);
-- registration and redemption throughput against the lean transaction's (target 0.7x).
+- registration and redemption throughput against the lean transaction's (target 0.7x);
+each with the range of its ratio over the rounds (a round measures both sides minutes apart
+at most), which shows how far the machine's load moved it during the run.
 
 `--profile SCENARIO` samples the API's workers with py-spy during one more burst of that
 scenario and prints where their time goes by package (the raw stacks stay in a file for a
@@ -518,12 +520,23 @@ def report(
         print(line)
     api = {name: median(runs, "api") for name, runs in samples.items()}
     rate = {name: median(runs, "rate") for name, runs in samples.items()}
+
+    def rounds(name: str, field: str, baseline: str, times: int = 1) -> str:
+        """The ratio in each round, its two sides measured minutes apart at most: how far
+        the machine moved the figure during the run."""
+        ratios = [
+            getattr(mine, field) / (getattr(theirs, field) * times)
+            for mine, theirs in zip(samples[name], samples[baseline], strict=True)
+        ]
+        return f"(rounds {min(ratios):.2f}-{max(ratios):.2f}x)" if len(ratios) > 1 else ""
+
     print("  targets (API CPU against the floor of the same work):")
     for write, floor in (("register", "register floor"), ("redeem", "redeem floor")):
         ratio = api[write] / api[floor]
         print(
             f"    {write:<14} {ratio:5.2f}x its same-work floor ({api[floor]:.2f} ms)"
             f"   target <= {WRITE_TARGET}x {'met' if ratio <= WRITE_TARGET else 'NOT met'}"
+            f" {rounds(write, 'api', floor)}"
         )
     for read in ("GET /me", "GET /me/points", "GET /events", "GET /feed"):
         floor = api["jwt+find_one"] * commands[read]
@@ -532,13 +545,14 @@ def report(
             f"    {read:<14} {ratio:5.2f}x JWT + find_one x {commands[read]} commands"
             f" ({floor:.2f} ms)   target <= {READ_TARGET}x"
             f" {'met' if ratio <= READ_TARGET else 'NOT met'}"
+            f" {rounds(read, 'api', 'jwt+find_one', commands[read])}"
         )
     for write, lean in (("register", "lean registration"), ("redeem", "lean redemption")):
         ratio = rate[write] / rate[lean]
         print(
             f"    {write:<14} {ratio:5.2f}x the lean transaction's throughput"
             f"   target >= {THROUGHPUT_TARGET}x"
-            f" {'met' if ratio >= THROUGHPUT_TARGET else 'NOT met'}"
+            f" {'met' if ratio >= THROUGHPUT_TARGET else 'NOT met'} {rounds(write, 'rate', lean)}"
         )
 
 
