@@ -108,7 +108,14 @@ class Answer(Protocol):
     def committed(self) -> None: ...
 
 
+class StaleCache(Exception):
+    """A write conditioned on what a cached figure said matched nothing: the figure is
+    stale. `transaction` runs the unit once more with `caches_trusted()` false, and the unit
+    reads what it took from the cache (and rewrites the cache)."""
+
+
 _answer: ContextVar[Answer | None] = ContextVar("answer", default=None)
+_caches_trusted: ContextVar[bool] = ContextVar("caches_trusted", default=True)
 _running: ContextVar[Writes | None] = ContextVar("running_unit", default=None)
 # The service running now declared `changes_in_one_transaction` (its name), and whether its
 # answering transaction has run.
@@ -149,6 +156,12 @@ def _hold_one_transaction(answers_request: bool) -> list[Any] | None:
     return declared
 
 
+def caches_trusted() -> bool:
+    """Whether a unit may decide from a cached figure (false once a write conditioned on one
+    found it stale: see `StaleCache`)."""
+    return _caches_trusted.get()
+
+
 @contextmanager
 def answering(answer: Answer) -> Iterator[None]:
     """For the block: the transaction that answers the request also writes `answer`."""
@@ -166,7 +179,8 @@ def transaction(work: Callable[[ClientSession], T], *, answers_request: bool = F
     then the transaction commits. `answers_request=True` says the result is what the service
     hands its caller (the view renders it): a request made with an Idempotency-Key then
     stores its answer in this same transaction, so the key is used exactly when the change
-    is made.
+    is made. A unit that finds a cached figure stale (`StaleCache`) runs once more, trusting
+    no cache.
     """
     declared = _hold_one_transaction(answers_request)
     answer = _answer.get() if answers_request else None
@@ -184,11 +198,22 @@ def transaction(work: Callable[[ClientSession], T], *, answers_request: bool = F
         return result
 
     with client().start_session() as session:
-        result = session.with_transaction(
-            unit,
-            read_concern=ReadConcern("snapshot"),
-            write_concern=WriteConcern("majority"),
-        )
+
+        def run() -> T:
+            return session.with_transaction(
+                unit,
+                read_concern=ReadConcern("snapshot"),
+                write_concern=WriteConcern("majority"),
+            )
+
+        try:
+            result = run()
+        except StaleCache:
+            distrusted = _caches_trusted.set(False)
+            try:
+                result = run()
+            finally:
+                _caches_trusted.reset(distrusted)
     if declared is not None:
         declared[1] = True  # committed
     if answer is not None:

@@ -190,7 +190,7 @@ def credit(people: list[tuple[str, str]], points: int) -> None:
     now = utcnow()
     accounts, lots, entries = [], [], []
     for owner_id, _ in people:
-        account_id, entry_id = ObjectId(owner_id), ObjectId()
+        account_id, entry_id, lot_id = ObjectId(owner_id), ObjectId(), ObjectId()
         expires_at = ledger.add_months(now, ledger.LOT_LIFETIME_MONTHS)
         accounts.append(
             {
@@ -199,6 +199,7 @@ def credit(people: list[tuple[str, str]], points: int) -> None:
                 "lifetime_earned": points,
                 "redeemed": {},
                 "spend_from": expires_at,
+                "spend_lots": [{"_id": lot_id, "remaining": points, "expires_at": expires_at}],
                 **points_account.tier_figure(points, now, now),
                 **points_account.expiring_figure([(expires_at, points)], now),
                 "created_at": now,
@@ -207,6 +208,7 @@ def credit(people: list[tuple[str, str]], points: int) -> None:
         )
         lots.append(
             {
+                "_id": lot_id,
                 "account_id": account_id,
                 "entry_id": entry_id,
                 "amount": points,

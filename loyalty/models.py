@@ -65,6 +65,9 @@ class PointsAccount(Document):
     redeemed = DictField()
     # No lot expiring before it holds points (unset: not known); see `loyalty.points_account`.
     spend_from = DateTimeField()
+    # Its first lots with points, [{"_id", "remaining", "expires_at"}] in spending order
+    # (unset or null: not known); see `loyalty.points_account`.
+    spend_lots = ListField(DictField(), default=None)
     # Points set aside for entries in drops (`loyalty.holds`): per hold key, its points, and
     # their sum, which spending leaves alone (unset: none held).
     holds = DictField()

@@ -18,6 +18,13 @@ leaves with points, a new lot can only bring it earlier, and a refund, which put
 back in lots it does not read, forgets it; the next debit then reads every lot with points
 and sets it again. Reconciliation checks it too.
 
+The account also keeps its first lots with points, in spending order (`spend_lots`, up to
+`loyalty.ledger.SPEND_LOTS_KEPT`, each with the points it holds): a debit those lots cover
+takes its points from them and reads no lot. Each lot's write is conditioned on the points
+the account says it holds, so a stale copy makes the transaction run again reading the lots
+(`app.db.StaleCache`). Writes keep it as they keep `spend_from`: a debit from what it took
+or read, a credit puts its new lot in place, and an expiry or a refund forgets it.
+
 Functions take `now` so that expiry and tiers can be tested with a clock of their own.
 """
 
@@ -112,6 +119,12 @@ class Account:
         """No lot expiring before this date holds points (None: not known), so spending
         and the expiring figure read the lots from it (`open_lots`)."""
         return self.get("spend_from")
+
+    @property
+    def spend_lots(self) -> list[dict[str, Any]] | None:
+        """The first lots with points in spending order, `{_id, remaining, expires_at}`
+        (None: not known); every lot with points when their points make the balance."""
+        return self.get("spend_lots")
 
     def is_current(self, figure: str, now: datetime) -> bool:
         return is_current({**self.document, **self.changes}, figure, now)
@@ -265,9 +278,13 @@ def _tier_figure(session: ClientSession, account_id: ObjectId, now: datetime) ->
 
 
 def open_lots(
-    session: ClientSession, account_id: ObjectId, spend_from: datetime | None
+    session: ClientSession | None,
+    account_id: ObjectId,
+    spend_from: datetime | None,
+    limit: int = 0,
 ) -> Iterator[dict[str, Any]]:
-    """The account's lots with points left, in spending order: oldest expiry first.
+    """The account's lots with points left, in spending order: oldest expiry first (the
+    first `limit` of them, unless 0).
 
     Given the account's `spend_from`, the read starts at that expiry date on the index
     instead of asking for `remaining > 0`: the lots spent before it are skipped unread (with
@@ -283,6 +300,7 @@ def open_lots(
             session=session,
         )
         .sort([("expires_at", 1), ("_id", 1)])
+        .limit(limit)
     )
     return (lot for lot in lots if lot["remaining"] > 0)
 

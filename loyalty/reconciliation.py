@@ -108,13 +108,17 @@ def _ledger_totals(
             **points_account.expiring_figure(lots, now),
             "redeemed": points_account.redemption_counts(session, account_id),
             "spend_from": next((expires_at for expires_at, points in lots if points), None),
+            "spend_lots": list(
+                points_account.open_lots(session, account_id, None, ledger.SPEND_LOTS_KEPT)
+            ),
         },
     }
 
 
 def _stale_figures(account: dict[str, Any], computed: dict[str, Any], now: datetime) -> list[str]:
-    """The cached figures that are current but differ from the ledger's, and a `spend_from`
-    past a lot with points (an earlier one than needed only costs a debit a few more lots)."""
+    """The cached figures that are current but differ from the ledger's, a `spend_from`
+    past a lot with points (an earlier one than needed only costs a debit a few more lots)
+    and kept lots (`spend_lots`) that are not the first lots with points as they are."""
     stale = []
     for figure, fields in (
         ("tier", ("tier_points", "tier_until")),
@@ -127,6 +131,9 @@ def _stale_figures(account: dict[str, Any], computed: dict[str, Any], now: datet
     cached_from, first_open = account.get("spend_from"), computed["spend_from"]
     if cached_from and first_open and cached_from > first_open:
         stale.append("spend_from")
+    kept = account.get("spend_lots")
+    if kept is not None and kept != computed["spend_lots"][: len(kept)]:
+        stale.append("spend_lots")
     held = {reward: count for reward, count in account.get("redeemed", {}).items() if count}
     if "redeemed" in account and held != computed["redeemed"]:
         stale.append("redeemed")

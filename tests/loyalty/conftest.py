@@ -85,6 +85,16 @@ def accounts_keep_their_invariants(user_ids: list[Any]) -> dict[ObjectId, int]:
                 for lot in lots[account_id]
                 if lot.remaining > 0 and lot.expires_at < account.spend_from
             ]
+        # The lots it keeps are its first lots with points, as they are.
+        if account is not None and account.spend_lots is not None:
+            open_lots = sorted(
+                (lot for lot in lots[account_id] if lot.remaining > 0),
+                key=lambda lot: (lot.expires_at, lot.pk),
+            )
+            assert account.spend_lots == [
+                {"_id": lot.pk, "remaining": lot.remaining, "expires_at": lot.expires_at}
+                for lot in open_lots[: len(account.spend_lots)]
+            ], (account_id, account.spend_lots)
         balances[account_id] = balance
     return balances
 

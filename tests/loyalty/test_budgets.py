@@ -14,12 +14,13 @@ from tests.support import READ_BUDGET, make_person, within_budget
 
 API = "/api/v1"
 
-# The caller, the reward, the account (tier, counters, balance), the lots it spends; one
-# command with the key's record, the stock, the account, the lots, the entry, the redemption
-# and its domain event; the commit. (The issue allowed 8.) The key is not read first
-# (`idempotent(service=...)`): a replay runs the same reads, fails on the
-# key's record, and reads the answer stored there.
-REDEMPTION = 6
+# The caller, the reward, the account (tier, counters, balance, and the first lots with
+# points, which the lots it spends are taken from unread); one command with the key's
+# record, the stock, the account, the lots, the entry, the redemption and its domain event;
+# the commit. (The issue allowed 8.) The key is not read first (`idempotent(service=...)`):
+# a replay runs the same reads, fails on the key's record, and reads the answer stored
+# there.
+REDEMPTION = 5
 REPLAY = REDEMPTION + 1
 # A reward this process redeemed before is not read: its terms come from the process's copy,
 # which the stock's write checks (loyalty/rewards.py, `_terms_seen`).

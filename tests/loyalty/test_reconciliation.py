@@ -73,6 +73,19 @@ def test_reconciliation_repairs_a_spend_from_past_a_lot_with_points(app):
     assert assert_invariants(owner.id) == 200
 
 
+def test_reconciliation_repairs_kept_lots_that_are_not_the_first_with_points(app):
+    owner = make_person("SZ")
+    earn(owner.id, 100, now=T0)
+    earn(owner.id, 100, now=T0 + timedelta(days=10))
+    first, second = Lot.objects(account_id=owner.user.pk).order_by("expires_at")
+    PointsAccount.objects(pk=owner.user.pk).update_one(pop__spend_lots=-1)  # the first dropped
+    run = reconciliation.run_reconciliation()
+    assert [drift["stale_figures"] for drift in run.drifts] == [["spend_lots"]]
+    kept = PointsAccount._get_collection().find_one({"_id": owner.user.pk})["spend_lots"]
+    assert [lot["_id"] for lot in kept] == [first.pk, second.pk]
+    assert assert_invariants(owner.id) == 200
+
+
 def test_reconciliation_repairs_a_held_figure_its_holds_do_not_add_up_to(app):
     owner, holding = make_person("SZ"), make_person("SZ")
     earn(owner.id, 300)
