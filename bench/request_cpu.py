@@ -14,15 +14,16 @@ transactions alone from this process's threads, as the throughput baseline.
 The CPU of each side's processes is read from /proc around each burst: the API's gunicorn
 (master and workers), the database server (when embedded), this client process, and, with
 `--system`, the Dramatiq worker, outbox dispatcher and scheduler that `make run` runs
-beside the API. Bursts alternate sides over ROUNDS rounds; the figures are medians of the
+beside the API. Each of ROUNDS rounds runs one burst of each kind, each target's two sides
+back to back, in an order reversed every other round; the figures are medians of the
 rounds. Printed per request: API, database, client (and followers') CPU in ms, and
 requests/s; then the ratios the issue sets as targets:
 - each write's API CPU against its same-work floor (target at most 1.15x);
 - each read's against the JWT + `find_one` floor times its MongoDB commands (counted here
   by command monitoring, one request in-process; target at most 1.3x);
 - registration and redemption throughput against the lean transaction's (target 0.7x);
-each with the range of its ratio over the rounds (a round measures both sides minutes apart
-at most), which shows how far the machine's load moved it during the run.
+each with the range of its ratio over the rounds (a round measures both sides back to
+back), which shows how far the machine's load moved it during the run.
 
 `--profile SCENARIO` samples the API's workers with py-spy during one more burst of that
 scenario and prints where their time goes by package (the raw stacks stay in a file for a
@@ -64,6 +65,24 @@ OWNERS = 400  # owner j % OWNERS registers for event j % EVENTS: no pair twice i
 MY_CLUBS = 20
 MY_POSTS = 2_000
 WRITE_TARGET, READ_TARGET, THROUGHPUT_TARGET = 1.15, 1.3, 0.7
+# The order of a round's bursts: each target's sides next to each other (a write, its floor
+# and its lean transaction; the reads around JWT + find_one), since this machine's load
+# moves the CPU a burst costs by a third within minutes.
+BACK_TO_BACK = (
+    "register",
+    "register floor",
+    "lean registration",
+    "redeem",
+    "redeem floor",
+    "lean redemption",
+    "GET /me",
+    "GET /me/points",
+    "jwt+find_one",
+    "GET /events",
+    "GET /feed",
+    "hello",
+    "find_one",
+)
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -475,12 +494,20 @@ def main() -> int:
                 for attempt in attempts.values():
                     burst(100, CLIENTS, attempt)
             for round_ in range(options.rounds):
-                # Alternating which side goes first weighs a drift of the load on both.
-                for processes, attempts in sides(f"r{round_}")[:: 1 if round_ % 2 else -1]:
-                    for name, attempt in attempts.items():
-                        samples.setdefault(name, []).append(
-                            meter.measure(processes, options.requests, attempt)
-                        )
+                bursts = sorted(
+                    (
+                        (processes, name, attempt)
+                        for processes, attempts in sides(f"r{round_}")
+                        for name, attempt in attempts.items()
+                    ),
+                    key=lambda burst: BACK_TO_BACK.index(burst[1]),
+                )
+                # Reversed every other round, so that a drift of the load weighs on both
+                # sides of a target alike.
+                for processes, name, attempt in bursts[:: 1 if round_ % 2 else -1]:
+                    samples.setdefault(name, []).append(
+                        meter.measure(processes, options.requests, attempt)
+                    )
             if options.profile:
                 [(_, api), (_, floor), _] = sides("profile")
                 master = floor_master if options.profile in floor else api_master
@@ -522,8 +549,8 @@ def report(
     rate = {name: median(runs, "rate") for name, runs in samples.items()}
 
     def rounds(name: str, field: str, baseline: str, times: int = 1) -> str:
-        """The ratio in each round, its two sides measured minutes apart at most: how far
-        the machine moved the figure during the run."""
+        """The ratio in each round, its two sides measured back to back: how far the
+        machine moved the figure during the run."""
         ratios = [
             getattr(mine, field) / (getattr(theirs, field) * times)
             for mine, theirs in zip(samples[name], samples[baseline], strict=True)
