@@ -71,9 +71,15 @@ class JSONProvider(DefaultJSONProvider):
 
 
 class ArgumentsParser(FlaskParser):
-    """webargs' Flask parser, reading JSON bodies with `load_json`."""
+    """webargs' Flask parser, reading JSON bodies with `load_json`: the body
+    `request.get_json()` parsed already (an Idempotency-Key's request hash reads it first) is
+    not parsed again."""
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         if not is_json_request(req):
             return core.missing
+        parsed = req.get_json(silent=True)
+        if parsed is not None:
+            return parsed
+        # Not JSON (or `null`): parsed again, so that webargs refuses it as it always has.
         return load_json(req.get_data(cache=True))

@@ -17,9 +17,10 @@ import pytest
 from flask.sessions import SecureCookieSessionInterface
 
 from app import App
+from app.request_bodies import load_json
 from tests.conftest import ROOT, Servers
 from tests.loyalty.conftest import keyed_redemptions
-from tests.support import calls_counted
+from tests.support import calls_counted, make_person
 
 
 @pytest.fixture
@@ -65,6 +66,23 @@ def test_a_request_without_cookies_opens_its_session_without_a_signer(redeem):
         answer = redeem("first")
     assert answer.status_code == 201, answer.json
     assert signers == [0]
+
+
+def test_a_keyed_requests_body_is_parsed_once(redeem):
+    with calls_counted(load_json) as parsed:
+        answer = redeem("first")
+    assert answer.status_code == 201, answer.json
+    assert parsed == [1]
+
+
+def test_a_body_that_is_not_json_is_still_refused_by_the_arguments_parser(client):
+    owner = make_person("SZ")
+    answer = client.post(
+        "/api/v1/redemptions",
+        data=b'{"reward_id": ',
+        headers={**owner.headers, "Content-Type": "application/json", "Idempotency-Key": "k"},
+    )
+    assert (answer.status_code, answer.json["error"]) == (400, "malformed_json")
 
 
 def test_a_session_cookie_is_still_read_and_checked(app):
