@@ -184,6 +184,50 @@ def redemption_for(by: Caller, redemption_id: str) -> Redemption:
     return redemption
 
 
+@dataclass(frozen=True, slots=True)
+class MadeRedemption:
+    """The redemption `redeem` made, taken from the document it wrote (or, for a key used
+    before, the stored one) rather than decoded into a `Redemption`: the answer of a hot
+    write, and that decode was 283 of a keyed redemption's 5,226 Python calls. Its names
+    are the model's, so `RedemptionSchema` dumps it as it dumps the document."""
+
+    id: ObjectId
+    user_id: ObjectId
+    reward_id: ObjectId
+    reward_title: str | None
+    quantity: int
+    points: int
+    fulfillment: str
+    city_code: str | None
+    status: str
+    entry_id: ObjectId | None
+    created_at: datetime
+    fulfilled_at: datetime | None
+    cancelled_at: datetime | None
+
+    @property
+    def pk(self) -> ObjectId:
+        return self.id
+
+    @classmethod
+    def stored(cls, found: dict[str, Any]) -> MadeRedemption:
+        return cls(
+            id=found["_id"],
+            user_id=found["user_id"],
+            reward_id=found["reward_id"],
+            reward_title=found.get("reward_title"),
+            quantity=found["quantity"],
+            points=found["points"],
+            fulfillment=found["fulfillment"],
+            city_code=found.get("city_code"),
+            status=found["status"],
+            entry_id=found.get("entry_id"),
+            created_at=found["created_at"],
+            fulfilled_at=found.get("fulfilled_at"),
+            cancelled_at=found.get("cancelled_at"),
+        )
+
+
 class _KeyUsed(Exception):
     """The client's key already made a redemption (raised out of the transaction)."""
 
@@ -235,7 +279,7 @@ def redeem(
     client_key: str | None = None,
     now: datetime | None = None,
     drop: ThroughDrop | None = None,
-) -> Redemption:
+) -> MadeRedemption:
     """Debit points and stock in one transaction; refusals are 409 with their slug.
 
     Three reads (the reward with its stock buckets, the account with its tier and
@@ -254,7 +298,7 @@ def redeem(
         client_key = f"{owner.pk}:{client_key}" if client_key else None
     preferred = random.randrange(stock.MAX_BUCKETS)
 
-    def unit(session: ClientSession, terms: dict[str, Any] | None) -> Redemption:
+    def unit(session: ClientSession, terms: dict[str, Any] | None) -> MadeRedemption:
         if terms is not None:
             reward = terms
         else:
@@ -345,9 +389,9 @@ def redeem(
             actor_id=owner.pk,
             city_code=owner.city_code,
         )
-        return compat.from_son(Redemption, document)
+        return MadeRedemption.stored(document)
 
-    def run(terms: dict[str, Any] | None) -> Redemption:
+    def run(terms: dict[str, Any] | None) -> MadeRedemption:
         with one_at_a_time(turn(reward_oid, _buckets_seen.get(reward_oid, 1), preferred)):
             return transaction(partial(unit, terms=terms), answers_request=True)
 
@@ -364,7 +408,9 @@ def redeem(
     except _KeyUsed:
         # A retry with the client's key after its idempotency record expired: the
         # redemption it made, not a second one.
-        return Redemption.objects.get(client_key=client_key)
+        made = Redemption._get_collection().find_one({"client_key": client_key})
+        assert made is not None
+        return MadeRedemption.stored(made)
     note(
         "reward_redeemed",
         redemption_id=str(redemption.pk),

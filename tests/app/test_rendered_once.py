@@ -10,6 +10,7 @@ import marshmallow as ma
 from app.auth import load_caller
 from app.web import as_documented, lean_dump
 from loyalty import rewards as redemptions
+from loyalty.models import Redemption
 from loyalty.schemas import RedemptionSchema
 from tests.loyalty.conftest import earn, keyed_redemptions, make_reward
 from tests.support import calls_counted, make_person
@@ -34,10 +35,16 @@ def test_a_keyed_redemption_renders_its_answer_once_and_makes_no_schema(client):
 
 
 def test_a_redemption_s_lean_answer_is_what_its_schema_dumps(app):
-    """tests/events/test_registration.py holds the same of a registration."""
+    """tests/events/test_registration.py holds the same of a registration. `redeem` answers
+    a view of what it wrote (`MadeRedemption`): dumped, the stored document itself, a
+    pickup's city and the times never set (null) included."""
     owner = make_person("SZ")
     earn(owner.id, 1_000)
-    reward = make_reward(cost=10, stock=10)
-    redemption = redemptions.redeem(load_caller(owner.id).user, str(reward.pk))
     schema = RedemptionSchema()
-    assert lean_dump(schema)(redemption) == schema.dump(redemption)
+    for fulfillment in ("digital", "pickup"):
+        reward = make_reward(cost=10, stock=10, fulfillment=fulfillment)
+        redemption = redemptions.redeem(load_caller(owner.id).user, str(reward.pk))
+        assert isinstance(redemption, redemptions.MadeRedemption)
+        stored = Redemption.objects.get(pk=redemption.pk)
+        assert lean_dump(schema)(redemption) == schema.dump(redemption) == schema.dump(stored)
+        assert schema.dump(stored)["city_code"] == ("SZ" if fulfillment == "pickup" else None)

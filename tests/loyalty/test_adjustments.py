@@ -15,7 +15,7 @@ from loyalty import (
     expiry,
     rewards,
 )
-from loyalty.models import LedgerEntry, Lot, PointsAccount
+from loyalty.models import LedgerEntry, Lot, PointsAccount, Redemption
 from notifications.models import Notification
 from tests.loyalty.conftest import T0, assert_invariants, earn, make_reward
 from tests.support import make_person
@@ -145,7 +145,7 @@ def test_only_earns_and_credit_adjustments_are_reversible(app, admin):
     refused = [
         debit["_id"],
         redemption.entry_id,
-        redemption.reload().refund_entry_id,
+        Redemption.objects.get(pk=redemption.pk).refund_entry_id,
         LedgerEntry.objects.get(account_id=owner.user.pk, kind="expire").pk,
         reversal["_id"],
     ]

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from app.idempotency import IdempotencyRecord
 from loyalty import reconciliation
 from loyalty.models import LedgerEntry, Redemption, Reward
 from tests.loyalty.conftest import assert_invariants, earn, make_reward
@@ -85,6 +86,25 @@ def test_same_idempotency_key_100_times_gives_one_entry_and_the_same_response(cl
     assert LedgerEntry.objects(account_id=owner.user.pk, kind="redeem").count() == 1
     assert Redemption.objects.count() == 1
     assert Reward.objects.get(pk=reward.pk).stock == 499
+    assert assert_invariants(owner.id) == 990
+
+
+def test_a_key_retried_after_its_record_expired_answers_the_redemption_it_made(client):
+    """The record gone (as after its expiry), the key still names the redemption on its
+    document (`client_key`): the retry answers that one, byte for byte as the first time,
+    and redeems nothing more."""
+    owner = make_person("SZ")
+    earn(owner.id, 1000)
+    reward = make_reward(cost=10, stock=5)
+    headers = {**owner.headers, "Idempotency-Key": "redeem-late"}
+    body = {"reward_id": str(reward.pk)}
+    first = client.post("/api/v1/redemptions", headers=headers, json=body)
+    assert first.status_code == 201, first.json
+    assert IdempotencyRecord.objects(key="redeem-late").delete() == 1
+    late = client.post("/api/v1/redemptions", headers=headers, json=body)
+    assert late.status_code == 201 and "Idempotent-Replayed" not in late.headers
+    assert late.get_data() == first.get_data()
+    assert Redemption.objects.count() == 1 and Reward.objects.get(pk=reward.pk).stock == 4
     assert assert_invariants(owner.id) == 990
 
 
