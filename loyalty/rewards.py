@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 import structlog
@@ -19,7 +18,9 @@ from app.auth import Caller
 from app.buckets import turn
 from app.clock import utcnow
 from app.db import (
+    StaleCache,
     batch,
+    caches_trusted,
     changes_in_one_transaction,
     get_or_404,
     object_id,
@@ -252,15 +253,12 @@ _buckets_seen: dict[ObjectId, int] = {}
 # of six, and its `$lookup` was an eighth of a redemption's CPU (bench/request_cpu.py).
 # Other processes' edits reach this copy through the reward's `version`, which every edit
 # of its terms increments (`_edited`) and the stock's decrement is conditional on: a stale
-# copy makes the write match nothing, and the redemption runs again from a fresh read. A
-# refusal decided from the copy is decided again from a fresh read too (the copy may be
-# what refused), so a stale copy can neither oversell, nor sell on old terms, nor refuse.
+# copy makes the write match nothing, and the transaction runs again from a fresh read
+# (`app.db.StaleCache`). A refusal decided from the copy is decided again from a fresh read
+# too (the copy may be what refused), so a stale copy can neither oversell, nor sell on old
+# terms, nor refuse.
 _terms_seen: dict[ObjectId, dict[str, Any]] = {}
 _TERMS_KEPT = 1_024  # rewards are few; the whole copy is dropped beyond this
-
-
-class _StaleTerms(Exception):
-    """The reward's terms changed since this process read them, or its stock ran short."""
 
 
 def _edited(reward_id: ObjectId) -> dict[str, Any]:
@@ -282,13 +280,14 @@ def redeem(
 ) -> MadeRedemption:
     """Debit points and stock in one transaction; refusals are 409 with their slug.
 
-    Three reads (the reward with its stock buckets, the account with its tier and
-    per-reward counters, the lots it spends) and one command carrying every write: the
-    stock, the account, the lots, the entry, the redemption and its domain event. The
-    per-owner limit is a counter on the account, not a count of the owner's redemptions.
-    A reward that keeps its stock on itself is usually not read: its terms come from this
-    process's copy (`_terms_seen`), checked by the stock's write. A reward released
-    through a drop is redeemed only by its drop's job (`drop`).
+    Two reads (the reward with its stock buckets, the account with its tier, per-reward
+    counters and first lots) and one command carrying every write: the stock, the account,
+    the lots, the entry, the redemption and its domain event. The per-owner limit is a
+    counter on the account, not a count of the owner's redemptions. A reward that keeps its
+    stock on itself is usually not read: its terms come from this process's copy
+    (`_terms_seen`), checked by the stock's write; and the lots are read only when the ones
+    the account keeps do not hold the points (`loyalty.ledger.spend_kept`). A reward
+    released through a drop is redeemed only by its drop's job (`drop`).
     """
     now = now or utcnow()
     reward_oid = ledger.id_or_404(reward_id)
@@ -298,10 +297,21 @@ def redeem(
         client_key = f"{owner.pk}:{client_key}" if client_key else None
     preferred = random.randrange(stock.MAX_BUCKETS)
 
-    def unit(session: ClientSession, terms: dict[str, Any] | None) -> MadeRedemption:
+    def unit(session: ClientSession) -> MadeRedemption:
+        terms = _terms_seen.get(reward_oid) if drop is None and caches_trusted() else None
+        try:
+            return redeem_on(session, terms)
+        except DomainError:
+            if terms is None:
+                raise
+            # Decided from this process's copy of the terms: decided again from the reward.
+            raise StaleCache() from None
+
+    def redeem_on(session: ClientSession, terms: dict[str, Any] | None) -> MadeRedemption:
         if terms is not None:
             reward = terms
         else:
+            _terms_seen.pop(reward_oid, None)  # kept again below if it still applies
             # By `_id` alone (see `app.auth.load_caller`), `active` checked here.
             found = stock.read_with_stock(session, reward_oid)
             if found is None or not found.get("active"):
@@ -331,7 +341,7 @@ def redeem(
             raise errors.LimitReached()
         writes = batch(session)
         if terms is not None:
-            stock.take_on_terms(session, reward, quantity, _StaleTerms())
+            stock.take_on_terms(session, reward, quantity, StaleCache())
         else:
             if reward["stock_left"] < quantity:
                 raise errors.OutOfStock()
@@ -391,20 +401,9 @@ def redeem(
         )
         return MadeRedemption.stored(document)
 
-    def run(terms: dict[str, Any] | None) -> MadeRedemption:
-        with one_at_a_time(turn(reward_oid, _buckets_seen.get(reward_oid, 1), preferred)):
-            return transaction(partial(unit, terms=terms), answers_request=True)
-
-    terms = _terms_seen.get(reward_oid) if drop is None else None
     try:
-        try:
-            redemption = run(terms)
-        except (_StaleTerms, DomainError):
-            if terms is None:
-                raise
-            # Decided from this process's copy of the terms: decided again from the reward.
-            _terms_seen.pop(reward_oid, None)
-            redemption = run(None)
+        with one_at_a_time(turn(reward_oid, _buckets_seen.get(reward_oid, 1), preferred)):
+            redemption = transaction(unit, answers_request=True)
     except _KeyUsed:
         # A retry with the client's key after its idempotency record expired: the
         # redemption it made, not a second one.
