@@ -56,7 +56,8 @@ def waitlist_counts(event_ids: list[ObjectId]) -> dict[ObjectId, int]:
 @dataclass(frozen=True, slots=True)
 class OwnRegistration:
     """The caller's registration for an event of a list, as the list shows it, taken from
-    the stored document directly (`RegistrationSchema`'s fields)."""
+    the stored document directly (`RegistrationSchema`'s fields); also what `register`
+    answers, from the document it wrote."""
 
     id: ObjectId
     event_id: ObjectId
@@ -69,6 +70,10 @@ class OwnRegistration:
     promoted_at: datetime | None
     cancelled_at: datetime | None
     attended_at: datetime | None
+
+    @property
+    def pk(self) -> ObjectId:
+        return self.id
 
     @classmethod
     def stored(cls, found: dict[str, Any]) -> OwnRegistration:

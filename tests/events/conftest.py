@@ -18,6 +18,7 @@ from app.auth import Caller, load_caller
 from app.clock import utcnow
 from app.outbox import DomainEvent, OutboxEvent
 from events import registration, services
+from events.listings import OwnRegistration
 from events.models import Event, Registration
 from tests.support import Person, make_city, make_person
 
@@ -101,7 +102,7 @@ def deliver(event_type: str) -> None:
             registry.run_handler(handler, event)
 
 
-def register_all(event: Event, people: list[Person]) -> list[Registration]:
+def register_all(event: Event, people: list[Person]) -> list[OwnRegistration]:
     return [registration.register(as_caller(person), str(event.pk)) for person in people]
 
 
