@@ -172,7 +172,12 @@ def answering(answer: Answer) -> Iterator[None]:
         _answer.reset(token)
 
 
-def transaction(work: Callable[[ClientSession], T], *, answers_request: bool = False) -> T:
+def transaction(
+    work: Callable[[ClientSession], T],
+    *,
+    answers_request: bool = False,
+    reads_nothing: bool = False,
+) -> T:
     """Run `work(session)` in one MongoDB transaction and return its result.
 
     The writes `work` queued in `batch(session)` are sent in one command after it returns,
@@ -181,12 +186,17 @@ def transaction(work: Callable[[ClientSession], T], *, answers_request: bool = F
     stores its answer in this same transaction, so the key is used exactly when the change
     is made. A unit that finds a cached figure stale (`StaleCache`) runs once more, trusting
     no cache.
+
+    `reads_nothing=True` says the unit decides from copies alone while caches are trusted:
+    its transaction then starts with its writes, without the snapshot read concern that a
+    `bulkWrite` may not carry (a transaction reading nothing needs none), instead of with a
+    read of its own; run again after a `StaleCache`, it reads, in a snapshot.
     """
     declared = _hold_one_transaction(answers_request)
     answer = _answer.get() if answers_request else None
 
     def unit(session: ClientSession) -> T:
-        writes = Writes(session)
+        writes = Writes(session, opens_with_a_read=not (reads_nothing and caches_trusted()))
         running = _running.set(writes)
         try:
             result = work(session)
@@ -202,7 +212,9 @@ def transaction(work: Callable[[ClientSession], T], *, answers_request: bool = F
         def run() -> T:
             return session.with_transaction(
                 unit,
-                read_concern=ReadConcern("snapshot"),
+                read_concern=ReadConcern()
+                if reads_nothing and caches_trusted()
+                else ReadConcern("snapshot"),
                 write_concern=WriteConcern("majority"),
             )
 
@@ -240,6 +252,9 @@ class Writes:
     """
 
     session: ClientSession
+    # Whether the transaction's first command must be a read (it carries the snapshot read
+    # concern, which a `bulkWrite` may not): see `transaction(..., reads_nothing=True)`.
+    opens_with_a_read: bool = True
     _models: list[InsertOne | UpdateOne | DeleteOne] = field(default_factory=list)
     _checks: list[_Check] = field(default_factory=list)
 
@@ -286,7 +301,7 @@ class Writes:
             return
         models, checks = self._models, self._checks
         self._models, self._checks = [], []
-        if compat.transaction_opening(self.session):
+        if self.opens_with_a_read and compat.transaction_opening(self.session):
             # The first command of a transaction carries its read concern, which SecantusDB
             # refuses on a bulkWrite: a unit that only writes opens it with a read.
             checks[0].collection.find_one({"_id": None}, {"_id": 1}, session=self.session)

@@ -77,6 +77,31 @@ def take_seat(
     return next(iter(taken), None)
 
 
+# What a registration decides from, as the event stores it: a copy of them (with the
+# event's id) stands for a read of the event when a seat is taken on them.
+TERMS = (
+    "_id",
+    "city_code",
+    "status",
+    "starts_at",
+    "registration_closes_at",
+    "verified_owners_only",
+    "drop_id",
+)
+
+
+def take_seat_on_terms(session: ClientSession, terms: dict[str, Any], refusal: Exception) -> None:
+    """Queue the claim of one seat of an event that keeps its seats on itself, on condition
+    that one is free and that its `TERMS` are still those of `terms` (each as stored; None
+    matches one never set)."""
+    batch(session).update(
+        Event._get_collection(),
+        {**terms, "seats_left": {"$gte": 1}},
+        {"$inc": {"seats_left": -1}},
+        refusal=refusal,
+    )
+
+
 def give_back(session: ClientSession, event_id: ObjectId, buckets: int, bucket: int) -> None:
     """A seat free again, in `bucket` (of `buckets`; the event's own when 1), with nobody
     waiting for it. A split event's document is written too, so that a registration being

@@ -17,6 +17,10 @@ API = "/api/v1"
 # reads, fails on the key's record, and reads the answer stored there.
 REGISTRATION = WRITE_BUDGET - 1
 REPLAY = REGISTRATION + 1
+# An event this process registered someone for, with seats left, is not read: its terms come
+# from the process's copy, which the seat's claim checks (events/registration.py,
+# `_terms_seen`), and the transaction opens with its writes.
+REGISTRATION_AGAIN = REGISTRATION - 1
 # The caller, the page of events (seats and waitlist lengths are on them), the caller's
 # registrations among them in one query.
 EVENT_LIST = READ_BUDGET
@@ -36,6 +40,18 @@ def test_registering_with_a_key_seated_or_waitlisted(client, make_event):
         with within_budget(REPLAY):
             replay = client.post(f"{API}/events/{event.pk}/registrations", headers=headers)
         assert replay.get_data() == answer.get_data()
+
+
+def test_registering_for_an_event_registered_for_before(client, make_event):
+    event = make_event(capacity=5)
+    first, second = many_owners(2)
+    registration.register(as_caller(first), str(event.pk))
+    with within_budget(REGISTRATION_AGAIN):
+        answer = client.post(
+            f"{API}/events/{event.pk}/registrations",
+            headers={**second.headers, "Idempotency-Key": "register-again"},
+        )
+    assert (answer.status_code, answer.json["status"]) == (201, "confirmed")
 
 
 def test_the_event_list_costs_the_same_for_any_events(client, make_event):
