@@ -122,11 +122,16 @@ def lean_dump(schema: ma.Schema) -> Callable[[Any], Any]:
 
     def dump(obj: Any) -> dict[str, Any]:
         data: dict[str, Any] = {}
+        # A plain dict (a list's item as its service describes it) is read with `get`: the
+        # accessor's checks were a fifth of a list page's Python calls.
+        plain = type(obj) is dict
         for key, attribute, field, lean in steps:
             if lean is None:
                 formatted = field.serialize(attribute, obj)
             else:
-                value = _value_of(obj, attribute)
+                value = obj.get(attribute, ma.missing) if plain else ma.missing
+                if value is ma.missing:
+                    value = _value_of(obj, attribute)
                 if value is ma.missing:
                     default = field.dump_default
                     value = default() if callable(default) else default

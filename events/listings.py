@@ -6,7 +6,7 @@ owner's registrations. Their lifecycle is `events.services`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -138,24 +138,27 @@ class ListedEvent:
     completed_at: datetime | None
     city_partner_id: ObjectId | None
     drop_id: ObjectId | None
+    # The fields above but `pk`, by name, as `stored` took them: what `field_values` hands
+    # out without reading each attribute again.
+    values: dict[str, Any] = field(repr=False, compare=False)
 
     @classmethod
     def stored(cls, found: dict[str, Any]) -> ListedEvent:
         """From the stored document, with the model's defaults for what it lacks."""
-        return cls(
-            pk=found["_id"],
-            **{name: found.get(name, default) for name, default in _LISTED_DEFAULTS},
-            created_at=found.get("created_at") or utcnow(),
-        )
+        values = {name: found.get(name, default) for name, default in _LISTED_DEFAULTS}
+        values["created_at"] = found.get("created_at") or utcnow()
+        return cls(pk=found["_id"], values=values, **values)
 
     def field_values(self) -> dict[str, Any]:
         """Its fields by name, as `compat.field_values` gives a document's (with `id`)."""
-        return {"id": self.pk, **{name: getattr(self, name) for name in _LISTED_PROJECTION}}
+        return {"id": self.pk, **self.values}
 
 
 # What `ListedEvent.stored` takes from the document as stored (the model's fields of the
 # same names), and the model's defaults for those a document may lack.
-_LISTED_FIELDS = [f.name for f in fields(ListedEvent) if f.name not in {"pk", "created_at"}]
+_LISTED_FIELDS = [
+    f.name for f in fields(ListedEvent) if f.name not in {"pk", "created_at", "values"}
+]
 _EVENT_DEFAULTS = {
     "description": "",
     "waitlisted": 0,

@@ -14,7 +14,7 @@ from bson import ObjectId
 from marshmallow import fields
 
 from app.fields import Rfc3339DateTime
-from app.web import Schema, lean_dump, page_of, sometimes_absent
+from app.web import Schema, _value_of, lean_dump, page_of, sometimes_absent
 from tests.support import calls_counted
 
 
@@ -97,3 +97,17 @@ def test_plain_values_are_formatted_without_the_field_s_serialize(app):
     with app.app_context(), calls_counted(fields.Field.serialize) as serialized:
         lean_dump(Outer())(THINGS[0])
     assert serialized == [3]  # `share`, `computed`, `count_text`: kinds left to marshmallow
+
+
+def test_a_dict_is_read_with_get_and_its_absent_keys_as_marshmallow_reads_them(app):
+    # THINGS[4] lacks `inner` and `extra`: only those go through the accessor.
+    with app.app_context(), calls_counted(_value_of) as accessed:
+        lean_dump(Outer())(THINGS[4])
+    assert accessed == [2]
+
+    class Named(Schema):
+        values = fields.String()  # absent from the dict: marshmallow finds `dict.values`
+
+    empty: dict[str, Any] = {}
+    with app.app_context():
+        assert lean_dump(Named())(empty) == Named().dump(empty)
