@@ -38,7 +38,7 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from app import compat
-from app.errors import NotFound
+from app.errors import DomainError, NotFound
 
 T = TypeVar("T")
 D = TypeVar("D", bound=mongoengine.Document)
@@ -154,6 +154,39 @@ def _hold_one_transaction(answers_request: bool) -> list[Any] | None:
             f"{declared[0]} is declared changes_in_one_transaction but runs another transaction"
         )
     return declared
+
+
+class KeptCopies:
+    """What this process last read of some documents (a reward's or an event's terms), by id,
+    so that a unit may decide without reading them again; bounded: the whole copy is dropped
+    beyond `limit` documents. The unit's writes are conditioned on what it decided from, and
+    `decided_from` turns a refusal the copy decided into a `StaleCache`."""
+
+    def __init__(self, limit: int = 1_024) -> None:
+        self._copies: dict[Any, dict[str, Any]] = {}
+        self._limit = limit
+
+    def get(self, key: Any) -> dict[str, Any] | None:
+        return self._copies.get(key)
+
+    def keep(self, key: Any, copy: dict[str, Any]) -> None:
+        if len(self._copies) >= self._limit:
+            self._copies.clear()
+        self._copies[key] = copy
+
+    def forget(self, key: Any) -> None:
+        self._copies.pop(key, None)
+
+
+def decided_from(copy: dict[str, Any] | None, decide: Callable[[], T]) -> T:
+    """`decide()`, where a refusal decided from `copy` (None: from a read) is decided again
+    from a read: it raises `StaleCache` instead, since the copy may be what refused."""
+    try:
+        return decide()
+    except DomainError:
+        if copy is None:
+            raise
+        raise StaleCache() from None
 
 
 def caches_trusted() -> bool:

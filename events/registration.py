@@ -33,15 +33,17 @@ from app.auth import Caller
 from app.buckets import turn
 from app.clock import utcnow
 from app.db import (
+    KeptCopies,
     StaleCache,
     batch,
     caches_trusted,
     changes_in_one_transaction,
+    decided_from,
     object_id,
     one_at_a_time,
     transaction,
 )
-from app.errors import DomainError, NotFound
+from app.errors import NotFound
 from app.observability import note
 from app.outbox import record_event
 from events import errors, seats
@@ -94,13 +96,7 @@ def register(caller: Caller, event_id: str, *, drop: ThroughDrop | None = None) 
         session: ClientSession, replacing: ObjectId | None, terms: dict[str, Any] | None
     ) -> OwnRegistration:
         copy = terms if caches_trusted() else None
-        try:
-            return register_on(session, replacing, copy)
-        except DomainError:
-            if copy is None:
-                raise
-            # Decided from this process's copy of the terms: decided again from the event.
-            raise StaleCache() from None
+        return decided_from(copy, partial(register_on, session, replacing, copy))
 
     def register_on(
         session: ClientSession, replacing: ObjectId | None, terms: dict[str, Any] | None
@@ -220,8 +216,7 @@ _seen: dict[ObjectId, tuple[int, bool]] = {}
 # which waitlists when the event is full; a refusal decided from the copy is decided again
 # from a read too. An event read with its last seat free is not copied: the next
 # registration would find it full.
-_terms_seen: dict[ObjectId, dict[str, Any]] = {}
-_TERMS_KEPT = 1_024  # the whole copy is dropped beyond this
+_terms_seen = KeptCopies()
 
 
 def _keep_terms(event_id: ObjectId | None, found: dict[str, Any] | None) -> None:
@@ -229,14 +224,12 @@ def _keep_terms(event_id: ObjectId | None, found: dict[str, Any] | None) -> None
     its terms while more than one seat on itself was free."""
     if event_id is None:
         return
-    _terms_seen.pop(event_id, None)
+    _terms_seen.forget(event_id)
     if found is None:
         return
     _seen[event_id] = (seats.bucket_count(found), found["free_seats"] <= 0)
     if seats.bucket_count(found) == 1 and found["free_seats"] > 1:
-        if len(_terms_seen) >= _TERMS_KEPT:
-            _terms_seen.clear()
-        _terms_seen[event_id] = {name: found.get(name) for name in seats.TERMS}
+        _terms_seen.keep(event_id, {name: found.get(name) for name in seats.TERMS})
 
 
 def _turn(event_id: ObjectId | None, preferred: int) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -18,17 +19,19 @@ from app.auth import Caller
 from app.buckets import turn
 from app.clock import utcnow
 from app.db import (
+    KeptCopies,
     StaleCache,
     batch,
     caches_trusted,
     changes_in_one_transaction,
+    decided_from,
     get_or_404,
     object_id,
     one_at_a_time,
     transaction,
     update_and_read,
 )
-from app.errors import DomainError, NotFound
+from app.errors import NotFound
 from app.observability import note
 from app.outbox import record_event
 from app.web import paginate
@@ -257,14 +260,13 @@ _buckets_seen: dict[ObjectId, int] = {}
 # (`app.db.StaleCache`). A refusal decided from the copy is decided again from a fresh read
 # too (the copy may be what refused), so a stale copy can neither oversell, nor sell on old
 # terms, nor refuse.
-_terms_seen: dict[ObjectId, dict[str, Any]] = {}
-_TERMS_KEPT = 1_024  # rewards are few; the whole copy is dropped beyond this
+_terms_seen = KeptCopies()
 
 
 def _edited(reward_id: ObjectId) -> dict[str, Any]:
     """The update that marks an edit of the reward's terms (redemptions' copies of them
     stop matching), and this process's copy forgotten at once."""
-    _terms_seen.pop(reward_id, None)
+    _terms_seen.forget(reward_id)
     return {"$inc": {"version": 1}}
 
 
@@ -299,19 +301,13 @@ def redeem(
 
     def unit(session: ClientSession) -> MadeRedemption:
         terms = _terms_seen.get(reward_oid) if drop is None and caches_trusted() else None
-        try:
-            return redeem_on(session, terms)
-        except DomainError:
-            if terms is None:
-                raise
-            # Decided from this process's copy of the terms: decided again from the reward.
-            raise StaleCache() from None
+        return decided_from(terms, partial(redeem_on, session, terms))
 
     def redeem_on(session: ClientSession, terms: dict[str, Any] | None) -> MadeRedemption:
         if terms is not None:
             reward = terms
         else:
-            _terms_seen.pop(reward_oid, None)  # kept again below if it still applies
+            _terms_seen.forget(reward_oid)  # kept again below if it still applies
             # By `_id` alone (see `app.auth.load_caller`), `active` checked here.
             found = stock.read_with_stock(session, reward_oid)
             if found is None or not found.get("active"):
@@ -319,11 +315,10 @@ def redeem(
             reward = found
             _buckets_seen[reward_oid] = stock.bucket_count(reward)
             if stock.bucket_count(reward) == 1:
-                if len(_terms_seen) >= _TERMS_KEPT:
-                    _terms_seen.clear()
-                _terms_seen[reward_oid] = {
-                    name: value for name, value in found.items() if name not in _STOCK_FIELDS
-                }
+                _terms_seen.keep(
+                    reward_oid,
+                    {name: value for name, value in found.items() if name not in _STOCK_FIELDS},
+                )
         if reward.get("drop_id") and (drop is None or drop.drop_id != reward["drop_id"]):
             raise errors.DropOnly(drop_id=str(reward["drop_id"]))
         if reward.get("city_codes") and owner.city_code not in reward["city_codes"]:
